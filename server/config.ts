@@ -1,0 +1,262 @@
+/**
+ * Server configuration: one schema, four layers.
+ *   defaults < config file (JSON, --config or /etc/forge/forge.json) < FORGE_* env < flags
+ * A key `dhcp_mode` is `--dhcp-mode` on the command line and `FORGE_DHCP_MODE`
+ * in the environment. Parsing happens once, at the edge (the `serve` command);
+ * the result is a plain value the rest of the server reads.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ForgeError } from './errors.js';
+
+export type DhcpMode = 'off' | 'proxy' | 'managed';
+export type UnknownPolicy = 'ignore' | 'default';
+export type UnknownBoot = 'local' | 'menu';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface ForgeConfig {
+  data_dir: string;
+  /** HTTP listen address. */
+  listen: string;
+  http_port: number;
+  /** Host (or host:port) that installers and agents use to reach forge's HTTP; '' = derive. */
+  server: string;
+  templates_dir: string;
+  snippets_dir: string;
+  pxe_just_once: boolean;
+
+  dhcp_mode: DhcpMode;
+  /** CIDRs this server is authoritative for (managed mode). */
+  dhcp_subnet: string[];
+  /** Dynamic pools, each `first,last`. Empty: reservations only. */
+  dhcp_range: string[];
+  dhcp_router: string;
+  dhcp_dns: string[];
+  dhcp_domain: string;
+  /** Seconds. */
+  dhcp_lease_time: number;
+  dhcp_port: number;
+  /** proxyDHCP boot-server port (PXE spec: 4011). 0 disables. */
+  dhcp_proxy_port: number;
+  /** Address the DHCP socket binds (must be 0.0.0.0 to see broadcasts). */
+  dhcp_listen: string;
+  /** Start managed mode even when another DHCP server answers the probe. */
+  dhcp_force: boolean;
+  /** Seconds to listen for another DHCP server before answering in managed mode. 0 skips. */
+  dhcp_probe_seconds: number;
+  /** What to do with MACs no system has. */
+  dhcp_unknown: UnknownPolicy;
+  /** Profile served to unknown MACs when dhcp_unknown is `default`. */
+  default_profile: string;
+  /** Address handed out as siaddr / TFTP server ('' = server host). */
+  next_server: string;
+
+  tftp_enabled: boolean;
+  tftp_listen: string;
+  tftp_port: number;
+  /** Extra directory of files served as they are. */
+  tftp_root: string;
+  tftp_max_transfers: number;
+
+  /** Override loader paths, e.g. {"undionly.kpxe": "/opt/ipxe/undionly.kpxe"}. */
+  loaders: Record<string, string>;
+  /** Boot loader chain for BIOS clients: ipxe (undionly.kpxe) or pxelinux. */
+  bios_loader: 'ipxe' | 'pxelinux';
+  /** Boot loader for x64 UEFI clients: ipxe (ipxe.efi) or grub. */
+  uefi_loader: 'ipxe' | 'grub';
+  /** Unknown machine with no `default` system: local boot or a profile menu. */
+  unknown_boot: UnknownBoot;
+  /** Minutes in one install stage before `forge status` says stalled. */
+  stall_minutes: number;
+  log_level: LogLevel;
+}
+
+type Kind = 'string' | 'int' | 'bool' | 'list' | 'map' | { oneOf: readonly string[] };
+
+interface KeySpec {
+  kind: Kind;
+  doc: string;
+}
+
+export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
+  data_dir: { kind: 'string', doc: 'database, token and caches (default /var/lib/forge as root, else ~/.local/share/forge)' },
+  listen: { kind: 'string', doc: 'HTTP listen address' },
+  http_port: { kind: 'int', doc: 'HTTP port (API, boot files, autoinstall)' },
+  server: { kind: 'string', doc: 'host[:port] installers use to reach forge (default: first non-loopback IPv4)' },
+  templates_dir: { kind: 'string', doc: 'site templates that shadow the shipped ones' },
+  snippets_dir: { kind: 'string', doc: 'site snippets that shadow the shipped ones' },
+  pxe_just_once: { kind: 'bool', doc: 'install done disables netboot' },
+  dhcp_mode: { kind: { oneOf: ['off', 'proxy', 'managed'] }, doc: 'off (default), proxy (PXE only, beside another DHCP server) or managed' },
+  dhcp_subnet: { kind: 'list', doc: 'CIDR(s) served in managed mode' },
+  dhcp_range: { kind: 'list', doc: 'dynamic pool(s) as first,last' },
+  dhcp_router: { kind: 'string', doc: 'option 3 router' },
+  dhcp_dns: { kind: 'list', doc: 'option 6 DNS servers' },
+  dhcp_domain: { kind: 'string', doc: 'option 15 domain name' },
+  dhcp_lease_time: { kind: 'int', doc: 'lease time in seconds' },
+  dhcp_port: { kind: 'int', doc: 'DHCP server port' },
+  dhcp_proxy_port: { kind: 'int', doc: 'proxyDHCP boot-server port (0 disables)' },
+  dhcp_listen: { kind: 'string', doc: 'DHCP bind address (0.0.0.0 to receive broadcasts)' },
+  dhcp_force: { kind: 'bool', doc: 'answer even if another DHCP server is seen' },
+  dhcp_probe_seconds: { kind: 'int', doc: 'seconds spent probing for another DHCP server (0 skips)' },
+  dhcp_unknown: { kind: { oneOf: ['ignore', 'default'] }, doc: 'unknown MACs: ignore, or serve default_profile' },
+  default_profile: { kind: 'string', doc: 'profile for unknown MACs when dhcp_unknown=default' },
+  next_server: { kind: 'string', doc: 'TFTP server address given to clients' },
+  tftp_enabled: { kind: 'bool', doc: 'run the TFTP server' },
+  tftp_listen: { kind: 'string', doc: 'TFTP bind address' },
+  tftp_port: { kind: 'int', doc: 'TFTP port' },
+  tftp_root: { kind: 'string', doc: 'extra directory served read-only over TFTP' },
+  tftp_max_transfers: { kind: 'int', doc: 'concurrent TFTP transfers' },
+  loaders: { kind: 'map', doc: 'loader file name -> path overrides' },
+  bios_loader: { kind: { oneOf: ['ipxe', 'pxelinux'] }, doc: 'BIOS loader: ipxe or pxelinux' },
+  uefi_loader: { kind: { oneOf: ['ipxe', 'grub'] }, doc: 'x64 UEFI loader: ipxe or grub' },
+  unknown_boot: { kind: { oneOf: ['local', 'menu'] }, doc: 'unknown machine without a default system' },
+  stall_minutes: { kind: 'int', doc: 'minutes in a stage before status says stalled' },
+  log_level: { kind: { oneOf: ['debug', 'info', 'warn', 'error'] }, doc: 'log verbosity' },
+};
+
+export function defaultDataDir(): string {
+  if (process.getuid?.() === 0) return '/var/lib/forge';
+  return join(homedir(), '.local', 'share', 'forge');
+}
+
+export function defaults(): ForgeConfig {
+  return {
+    data_dir: defaultDataDir(),
+    listen: '0.0.0.0',
+    http_port: 8080,
+    server: '',
+    templates_dir: '/etc/forge/templates',
+    snippets_dir: '/etc/forge/snippets',
+    pxe_just_once: true,
+    dhcp_mode: 'off',
+    dhcp_subnet: [],
+    dhcp_range: [],
+    dhcp_router: '',
+    dhcp_dns: [],
+    dhcp_domain: '',
+    dhcp_lease_time: 3600,
+    dhcp_port: 67,
+    dhcp_proxy_port: 4011,
+    dhcp_listen: '0.0.0.0',
+    dhcp_force: false,
+    dhcp_probe_seconds: 3,
+    dhcp_unknown: 'ignore',
+    default_profile: '',
+    next_server: '',
+    tftp_enabled: true,
+    tftp_listen: '0.0.0.0',
+    tftp_port: 69,
+    tftp_root: '',
+    tftp_max_transfers: 64,
+    loaders: {},
+    bios_loader: 'ipxe',
+    uefi_loader: 'ipxe',
+    unknown_boot: 'local',
+    stall_minutes: 60,
+    log_level: 'info',
+  };
+}
+
+export const flagName = (key: string): string => key.replace(/_/g, '-');
+export const envName = (key: string): string => `FORGE_${key.toUpperCase()}`;
+
+function coerce(key: string, spec: KeySpec, raw: unknown, origin: string): unknown {
+  const bad = (rule: string): ForgeError =>
+    new ForgeError('CONFIG_INVALID', `${key} (${origin}): ${rule}`, { field: key });
+  const k = spec.kind;
+  if (k === 'string') {
+    if (typeof raw !== 'string') throw bad('must be a string');
+    return raw;
+  }
+  if (k === 'int') {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n) || n < 0) throw bad('must be a whole number >= 0');
+    return n;
+  }
+  if (k === 'bool') {
+    if (typeof raw === 'boolean') return raw;
+    if (typeof raw === 'string') {
+      const v = raw.trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+      if (['0', 'false', 'no', 'off'].includes(v)) return false;
+    }
+    throw bad('must be true or false');
+  }
+  if (k === 'list') {
+    if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) return raw;
+    // From env/flags: space or semicolon separated (commas are used inside dhcp_range items).
+    if (typeof raw === 'string') return raw.split(/[\s;]+/).filter((s) => s !== '');
+    throw bad('must be a list of strings');
+  }
+  if (k === 'map') {
+    if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+      const out: Record<string, string> = {};
+      for (const [mk, mv] of Object.entries(raw)) {
+        if (typeof mv !== 'string') throw bad(`value of ${mk} must be a string`);
+        out[mk] = mv;
+      }
+      return out;
+    }
+    if (typeof raw === 'string') {
+      const out: Record<string, string> = {};
+      for (const part of raw.split(/[\s;]+/).filter((s) => s !== '')) {
+        const eq = part.indexOf('=');
+        if (eq <= 0) throw bad(`expected name=path, got "${part}"`);
+        out[part.slice(0, eq)] = part.slice(eq + 1);
+      }
+      return out;
+    }
+    throw bad('must be an object of strings');
+  }
+  if (typeof raw !== 'string' || !k.oneOf.includes(raw)) throw bad(`must be one of ${k.oneOf.join(', ')}`);
+  return raw;
+}
+
+export interface ConfigSources {
+  /** Path of a JSON config file; when absent /etc/forge/forge.json is read if it exists. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Flag values keyed by config key (snake_case), as strings, string lists or booleans. */
+  flags?: Partial<Record<keyof ForgeConfig, unknown>>;
+}
+
+const DEFAULT_CONFIG_FILE = '/etc/forge/forge.json';
+
+export function loadConfig(src: ConfigSources = {}): ForgeConfig {
+  const cfg = defaults() as unknown as Record<string, unknown>;
+  const keys = Object.keys(CONFIG_SCHEMA) as (keyof ForgeConfig)[];
+  const apply = (key: keyof ForgeConfig, raw: unknown, origin: string): void => {
+    const spec = CONFIG_SCHEMA[key];
+    cfg[key] = coerce(key, spec, raw, origin);
+  };
+
+  const file = src.file ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  if (file !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new ForgeError('CONFIG_INVALID', `config file ${file}: ${(e as Error).message}`, { field: 'config' });
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new ForgeError('CONFIG_INVALID', `config file ${file}: must hold a JSON object`, { field: 'config' });
+    }
+    for (const [k, v] of Object.entries(parsed)) {
+      if (!(k in CONFIG_SCHEMA)) {
+        throw new ForgeError('CONFIG_INVALID', `config file ${file}: unknown key "${k}"`, { field: k });
+      }
+      apply(k as keyof ForgeConfig, v, file);
+    }
+  }
+  const env = src.env ?? {};
+  for (const key of keys) {
+    const v = env[envName(key)];
+    if (v !== undefined && v !== '') apply(key, v, envName(key));
+  }
+  for (const key of keys) {
+    const v = src.flags?.[key];
+    if (v !== undefined) apply(key, v, `--${flagName(key)}`);
+  }
+  return cfg as unknown as ForgeConfig;
+}

@@ -1,0 +1,77 @@
+/**
+ * The storage port. Async so that a networked backend (PostgreSQL for
+ * multi-server sites) can implement it later; the embedded default is
+ * SQLite (store/sqlite.ts). Every mutating call is one transaction: it either
+ * happens whole or throws a ForgeError and changes nothing.
+ *
+ * Implementations validate referential rules (unique names per kind, unique
+ * MACs and IPs across systems, references exist, no parent cycles) because
+ * only they can check them atomically. Field-level validation happens before,
+ * at the edge (core/validate.ts).
+ */
+import type { ForgeEvent, EventType, KindMap, Lease, ObjectKind } from '../core/model.js';
+
+export interface ListFilter {
+  /** Exact-match or glob (`*`, `?`) on top-level fields, or `mac_address`/`ip_address` of any interface. */
+  [field: string]: string;
+}
+
+export interface RemoveOptions {
+  /** Also remove what references the object (profiles, sub-profiles, systems). */
+  recursive?: boolean;
+}
+
+export interface NewEvent {
+  system: string;
+  type: EventType;
+  source: string;
+  detail?: Record<string, unknown>;
+  /** Defaults to now. */
+  time?: string;
+}
+
+export interface ExportDocument {
+  forge_export: 1;
+  exported: string;
+  distros: KindMap['distro'][];
+  profiles: KindMap['profile'][];
+  systems: KindMap['system'][];
+}
+
+export interface Store {
+  list<K extends ObjectKind>(kind: K, filter?: ListFilter): Promise<KindMap[K][]>;
+  get<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K] | undefined>;
+  /** Throws NOT_FOUND. */
+  mustGet<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K]>;
+  /** `obj` is complete (defaults already applied); ctime/mtime are set here. */
+  create<K extends ObjectKind>(kind: K, obj: KindMap[K]): Promise<KindMap[K]>;
+  /** All or nothing: either every object is created or none. */
+  bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][]): Promise<number>;
+  /** Replace the stored object with `obj` (same name). */
+  replace<K extends ObjectKind>(kind: K, obj: KindMap[K]): Promise<KindMap[K]>;
+  /** Renaming updates references (profiles -> distro/parent, systems -> profile, events). */
+  rename(kind: ObjectKind, from: string, to: string): Promise<void>;
+  remove(kind: ObjectKind, name: string, opts?: RemoveOptions): Promise<string[]>;
+
+  findSystemByMac(mac: string): Promise<KindMap['system'] | undefined>;
+  findSystemByIp(ip: string): Promise<KindMap['system'] | undefined>;
+  /** All MACs in use (for --mac=random collision checks). */
+  macInUse(mac: string): Promise<boolean>;
+
+  addEvent(ev: NewEvent): Promise<ForgeEvent>;
+  listEvents(system: string, opts?: { since?: string; limit?: number }): Promise<ForgeEvent[]>;
+  /** Latest event per system (for `forge status`). */
+  latestEvents(): Promise<ForgeEvent[]>;
+
+  getLease(mac: string): Promise<Lease | undefined>;
+  getLeaseByIp(ip: string): Promise<Lease | undefined>;
+  putLease(lease: Lease): Promise<void>;
+  listLeases(): Promise<Lease[]>;
+
+  exportAll(): Promise<ExportDocument>;
+  /** Replaces nothing: objects whose names exist are a DUPLICATE_NAME error unless `replace`. All or nothing. */
+  importAll(doc: ExportDocument, opts?: { replace?: boolean }): Promise<{ distros: number; profiles: number; systems: number }>;
+
+  integrityCheck(): Promise<string>;
+  close(): Promise<void>;
+}
