@@ -1,0 +1,50 @@
+/**
+ * The CLI command contract. Every `forge` command is a CommandSpec in one of
+ * server/cli/commands/*.ts; server/cli/main.ts parses argv (node:util
+ * parseArgs, strict), prints --help from the spec, runs it and maps a thrown
+ * ForgeError to its exit code. Commands talk to the server only through
+ * `io.api` (the HTTP API), except `serve` which starts it.
+ */
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  short?: string;
+  /** Shown in --help. */
+  description: string;
+  /** Metavariable for --help, e.g. MAC. */
+  arg?: string;
+}
+
+export interface ParsedArgs {
+  values: Record<string, string | boolean | string[] | boolean[] | undefined>;
+  positionals: string[];
+}
+
+export interface CliIO {
+  out(line: string): void;
+  err(line: string): void;
+  env: NodeJS.ProcessEnv;
+  /**
+   * Call the forge HTTP API: path is relative to the server root
+   * (e.g. `/api/v1/systems`). Sends the token; throws ForgeError on any
+   * non-2xx answer (rebuilt from the JSON error body) or when the server
+   * cannot be reached (SERVER_UNAVAILABLE). Returns parsed JSON, or the text
+   * body when the answer is not JSON.
+   */
+  api<T = unknown>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T>;
+  /** Base URL of the server in use. */
+  server: string;
+}
+
+export interface CommandSpec {
+  /** Words that select the command: ['system', 'add'], ['serve']. */
+  path: string[];
+  summary: string;
+  /** Extra --help text after the generated option list (examples). */
+  help?: string;
+  options: Record<string, OptionSpec>;
+  /** Allow positional arguments (default: none). */
+  positionals?: boolean;
+  /** Returns the exit code. Throw ForgeError for failures. */
+  run(args: ParsedArgs, io: CliIO): Promise<number>;
+}

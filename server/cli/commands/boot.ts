@@ -1,0 +1,4 @@
+import type { CommandSpec } from '../command.js';
+
+/** `forge` commands of the boot area. */
+export const commands: CommandSpec[] = [];
