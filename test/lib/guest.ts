@@ -1,0 +1,193 @@
+/**
+ * Guest images for the VM tests: a real Debian kernel and small initramfs
+ * images built from Debian's busybox-static, so a VM test boots real Linux in
+ * seconds under software emulation.
+ *
+ * The kernel comes from Debian's linux-image package, extracted (not
+ * installed) into a cache: `apt-get download` + `dpkg -x`. It ships no
+ * modules.dep, so module dependencies are resolved here with `modinfo`.
+ */
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
+
+export const CACHE_DIR = process.env['FORGE_TEST_CACHE'] ?? '/var/cache/forge-test';
+
+export interface GuestKernel {
+  vmlinuz: string;
+  version: string;
+  modulesDir: string;
+}
+
+/** Modules every guest loads: virtio and e1000 NICs, virtio disk. */
+export const DEFAULT_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk', 'e1000'];
+
+let kernelMemo: GuestKernel | undefined;
+
+/**
+ * The guest kernel: $FORGE_TEST_KERNEL_DIR (an extracted linux-image package),
+ * else the cache, else downloaded from Debian's archive into the cache.
+ */
+export function guestKernel(): GuestKernel {
+  if (kernelMemo !== undefined) return kernelMemo;
+  const root = process.env['FORGE_TEST_KERNEL_DIR'] ?? join(CACHE_DIR, 'kernel');
+  if (!existsSync(join(root, 'boot'))) fetchKernelPackage(root);
+  const vm = readdirSync(join(root, 'boot')).find((f) => f.startsWith('vmlinuz-'));
+  if (vm === undefined) throw new Error(`no vmlinuz-* under ${root}/boot`);
+  const version = vm.slice('vmlinuz-'.length);
+  kernelMemo = { vmlinuz: join(root, 'boot', vm), version, modulesDir: join(root, 'lib', 'modules', version) };
+  return kernelMemo;
+}
+
+function fetchKernelPackage(root: string): void {
+  const pkgDir = join(CACHE_DIR, 'kpkg');
+  mkdirSync(pkgDir, { recursive: true });
+  const deps = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
+  const m = /Depends: (linux-image-[0-9][^\s]*)/.exec(deps);
+  if (m === null || m[1] === undefined) throw new Error('apt-cache: linux-image-amd64 has no linux-image-* dependency (run apt-get update)');
+  const pkg = m[1];
+  execFileSync('apt-get', ['download', '-q', pkg], { cwd: pkgDir, stdio: 'ignore' });
+  const deb = readdirSync(pkgDir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
+  if (deb === undefined) throw new Error(`apt-get download ${pkg} produced no .deb in ${pkgDir}`);
+  const tmp = `${root}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  execFileSync('dpkg', ['-x', join(pkgDir, deb), tmp]);
+  rmSync(root, { recursive: true, force: true });
+  renameSync(tmp, root);
+}
+
+function findModule(modulesDir: string, name: string): string {
+  const out = execFileSync('find', [modulesDir, '-name', `${name}.ko*`], { encoding: 'utf8' }).trim().split('\n')[0];
+  const alt = name.includes('_') ? name.replace(/_/g, '-') : name.replace(/-/g, '_');
+  if (out !== undefined && out !== '') return out;
+  const out2 = execFileSync('find', [modulesDir, '-name', `${alt}.ko*`], { encoding: 'utf8' }).trim().split('\n')[0];
+  if (out2 !== undefined && out2 !== '') return out2;
+  throw new Error(`kernel module ${name} not found under ${modulesDir}`);
+}
+
+/** Module files in load order (dependencies first). */
+export function moduleClosure(kernel: GuestKernel, names: string[]): string[] {
+  const order: string[] = [];
+  const seen = new Set<string>();
+  const visit = (name: string): void => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    const file = findModule(kernel.modulesDir, name);
+    const deps = execFileSync('modinfo', ['-F', 'depends', file], { encoding: 'utf8' }).trim();
+    for (const d of deps.split(',').filter((s) => s !== '')) visit(d);
+    order.push(file);
+  };
+  for (const n of names) visit(n);
+  return order;
+}
+
+/**
+ * Shell prelude of every guest init: busybox applets, /proc /sys /dev,
+ * modules, and helpers:
+ *   arg NAME        value of NAME= on the kernel command line
+ *   net_up          DHCP on the first ethernet interface (udhcpc)
+ *   say MSG         a line on the serial console, prefixed `forge-guest:`
+ *   halt_now        sync and power off (the VM exits)
+ */
+export const INIT_PRELUDE = `#!/bin/busybox sh
+/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin /proc /sys /dev /tmp /run /mnt
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+say() { echo "forge-guest: $*" > /dev/console; }
+halt_now() { sync; say "powering off"; poweroff -f; sleep 30; }
+arg() { for w in $(cat /proc/cmdline); do case "$w" in "$1="*) echo "\${w#*=}"; return 0;; esac; done; return 1; }
+for m in $(cat /etc/modules-order); do insmod "/lib/modules/$m" 2>/dev/null; done
+net_up() {
+  ip link set lo up
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    dev=$(ls /sys/class/net | grep -v '^lo$' | head -n 1)
+    [ -n "$dev" ] && break
+    sleep 1
+  done
+  [ -n "$dev" ] || { say "no network interface"; return 1; }
+  ip link set "$dev" up
+  udhcpc -i "$dev" -s /etc/udhcpc.script -q -t 10 -T 2 -n || { say "dhcp failed on $dev"; return 1; }
+  say "network up on $dev: $(ip -4 -o addr show dev $dev | awk '{print $4}')"
+}
+say "init started, kernel $(uname -r)"
+`;
+
+const UDHCPC_SCRIPT = `#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/\${mask:-24}" dev "$interface"
+    [ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface"
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    ;;
+esac
+exit 0
+`;
+
+export interface InitramfsOptions {
+  /** Shell run after INIT_PRELUDE as /init (PID 1). Should end in halt_now or a wait. */
+  init: string;
+  /** Extra files: path inside the image -> content. */
+  files?: Record<string, string | Buffer>;
+  /** Kernel modules to load (with their dependencies). Default DEFAULT_MODULES. */
+  modules?: string[];
+}
+
+/**
+ * Build (or reuse from the cache) a gzip'd newc cpio initramfs holding
+ * busybox-static, the modules and /init. Returns its path.
+ */
+export function buildInitramfs(opts: InitramfsOptions): string {
+  const kernel = guestKernel();
+  const modules = moduleClosure(kernel, opts.modules ?? DEFAULT_MODULES);
+  const h = createHash('sha256');
+  h.update(kernel.version).update(INIT_PRELUDE).update(opts.init).update(modules.join('\n'));
+  for (const [k, v] of Object.entries(opts.files ?? {}).sort(([a], [b]) => a.localeCompare(b))) h.update(k).update(v);
+  const out = join(CACHE_DIR, 'initramfs', `${h.digest('hex').slice(0, 16)}.cpio.gz`);
+  if (existsSync(out)) return out;
+
+  const dir = join(tmpdir(), `forge-initramfs-${process.pid}-${Date.now()}`);
+  try {
+    mkdirSync(join(dir, 'bin'), { recursive: true });
+    mkdirSync(join(dir, 'etc'), { recursive: true });
+    mkdirSync(join(dir, 'lib', 'modules'), { recursive: true });
+    copyFileSync('/bin/busybox', join(dir, 'bin', 'busybox'));
+    chmodSync(join(dir, 'bin', 'busybox'), 0o755);
+    const names: string[] = [];
+    for (const m of modules) {
+      let base = m.split('/').pop() ?? m;
+      const dest = join(dir, 'lib', 'modules', base);
+      if (m.endsWith('.xz')) {
+        base = base.slice(0, -3);
+        writeFileSync(join(dir, 'lib', 'modules', base), execFileSync('xz', ['-dc', m], { maxBuffer: 64 << 20 }));
+      } else if (m.endsWith('.zst')) {
+        base = base.slice(0, -4);
+        writeFileSync(join(dir, 'lib', 'modules', base), execFileSync('zstd', ['-dc', m], { maxBuffer: 64 << 20 }));
+      } else {
+        copyFileSync(m, dest);
+      }
+      names.push(base);
+    }
+    writeFileSync(join(dir, 'etc', 'modules-order'), names.join('\n') + '\n');
+    writeFileSync(join(dir, 'etc', 'udhcpc.script'), UDHCPC_SCRIPT, { mode: 0o755 });
+    writeFileSync(join(dir, 'init'), INIT_PRELUDE + opts.init + '\n', { mode: 0o755 });
+    for (const [p, content] of Object.entries(opts.files ?? {})) {
+      const dest = join(dir, p.replace(/^\/+/, ''));
+      mkdirSync(dirname(dest), { recursive: true });
+      writeFileSync(dest, content, { mode: 0o755 });
+    }
+    mkdirSync(dirname(out), { recursive: true });
+    const tmpOut = `${out}.tmp-${process.pid}`;
+    execFileSync('sh', ['-c', `cd "${dir}" && find . | cpio -o -H newc --quiet | gzip -1 > "${tmpOut}"`]);
+    renameSync(tmpOut, out);
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

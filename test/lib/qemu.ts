@@ -1,0 +1,137 @@
+/**
+ * qemu VMs for tests, under software emulation (TCG: nested KVM does not work
+ * here). The serial console goes to a file the test can wait on.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Host } from './netns.js';
+
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+
+export interface QemuOptions {
+  /** Run inside this namespace (e.g. a Lan); required with `tap`. */
+  host?: Host;
+  /** Tap device (from lan.addTap()) for the NIC; no NIC when absent. */
+  tap?: string;
+  mac?: string;
+  nic?: 'virtio-net-pci' | 'e1000';
+  firmware?: 'bios' | 'uefi';
+  /** Network boot first (NIC bootindex=1). Default true when tap is set and no kernel is given. */
+  netboot?: boolean;
+  /** Disk image (qcow2 or raw, by extension) attached as virtio, bootindex 2. */
+  disk?: string;
+  /** Direct kernel boot. */
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  memoryMiB?: number;
+  /** Exit instead of rebooting (default true). */
+  noReboot?: boolean;
+  extraArgs?: string[];
+}
+
+export interface Vm {
+  proc: ChildProcess;
+  serialPath: string;
+  /** Serial console output so far. */
+  serial(): string;
+  /** Resolve with the serial text when it matches re; reject on timeout or VM exit without a match. */
+  waitForSerial(re: RegExp, timeoutMs: number): Promise<string>;
+  /** Resolves when qemu exits (with its exit code). */
+  exited: Promise<number | null>;
+  kill(): Promise<void>;
+}
+
+export function qemuArgs(o: QemuOptions, serialPath: string, varsPath: string | undefined): string[] {
+  const firmware = o.firmware ?? 'bios';
+  const args = [
+    '-accel', 'tcg',
+    '-machine', firmware === 'uefi' ? 'q35' : 'pc',
+    '-m', String(o.memoryMiB ?? 384),
+    '-smp', '1',
+    '-display', 'none',
+    '-vga', 'none',
+    '-monitor', 'none',
+    '-chardev', `file,id=ser0,path=${serialPath}`,
+    '-serial', 'chardev:ser0',
+  ];
+  if (o.noReboot ?? true) args.push('-no-reboot');
+  if (firmware === 'uefi') {
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`);
+    args.push('-drive', `if=pflash,format=raw,unit=1,file=${varsPath ?? ''}`);
+  }
+  const netboot = o.netboot ?? (o.tap !== undefined && o.kernel === undefined);
+  if (o.tap !== undefined) {
+    args.push('-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`);
+    let dev = `${o.nic ?? 'virtio-net-pci'},netdev=n0`;
+    if (o.mac !== undefined) dev += `,mac=${o.mac}`;
+    if (netboot) dev += ',bootindex=1';
+    args.push('-device', dev);
+  } else {
+    args.push('-nic', 'none');
+  }
+  if (o.disk !== undefined) {
+    const fmt = o.disk.endsWith('.qcow2') ? 'qcow2' : 'raw';
+    args.push('-drive', `if=none,id=d0,format=${fmt},file=${o.disk}`);
+    args.push('-device', 'virtio-blk-pci,drive=d0,bootindex=2');
+  }
+  if (o.kernel !== undefined) {
+    args.push('-kernel', o.kernel);
+    if (o.initrd !== undefined) args.push('-initrd', o.initrd);
+    args.push('-append', o.append ?? 'console=ttyS0');
+  }
+  args.push(...(o.extraArgs ?? []));
+  return args;
+}
+
+export function startQemu(o: QemuOptions): Vm {
+  const dir = mkdtempSync(join(tmpdir(), 'forge-vm-'));
+  const serialPath = join(dir, 'serial.log');
+  let varsPath: string | undefined;
+  if ((o.firmware ?? 'bios') === 'uefi') {
+    varsPath = join(dir, 'OVMF_VARS.fd');
+    copyFileSync(OVMF_VARS, varsPath);
+  }
+  const args = qemuArgs(o, serialPath, varsPath);
+  const proc =
+    o.host !== undefined
+      ? o.host.spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+  let done = false;
+  void exited.then(() => (done = true));
+  const serial = (): string => (existsSync(serialPath) ? readFileSync(serialPath, 'latin1') : '');
+
+  return {
+    proc,
+    serialPath,
+    serial,
+    exited,
+    waitForSerial(re, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const start = Date.now();
+        const tick = (): void => {
+          const s = serial();
+          if (re.test(s)) return resolve(s);
+          if (done) return reject(new Error(`VM exited before ${re} appeared.\nqemu stderr: ${stderr}\nserial tail:\n${s.slice(-3000)}`));
+          if (Date.now() - start > timeoutMs)
+            return reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}.\nserial tail:\n${s.slice(-3000)}`));
+          setTimeout(tick, 250);
+        };
+        tick();
+      });
+    },
+    async kill() {
+      if (!done) {
+        proc.kill('SIGKILL');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
