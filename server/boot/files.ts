@@ -5,6 +5,9 @@
  * Debian packages or config overrides. Owned by the boot-flow work.
  */
 import type { ServerContext } from '../context.js';
+import { loaderPath } from './loaders.js';
+import { bootService, type Rendered } from './provider.js';
+import { parseBootPath } from './target.js';
 
 export type BootFile =
   | { kind: 'buffer'; data: Buffer; /** for event recording */ system?: string }
@@ -26,7 +29,64 @@ export interface BootFileProvider {
   resolve(path: string, client: BootClient): Promise<BootFile | undefined>;
 }
 
-/** Placeholder until the boot-flow module lands: serves nothing. */
-export function createBootFiles(_ctx: ServerContext): BootFileProvider {
-  return { resolve: async () => undefined };
+/**
+ * The provider TFTP uses (HTTP has its own routes over the same BootService).
+ * Records loader_fetched / boot_config_served / kernel_fetched /
+ * initrd_fetched for known systems: per-MAC file names name the machine;
+ * for loaders and kernels the client address is looked up in the lease table.
+ */
+export function createBootFiles(ctx: ServerContext): BootFileProvider {
+  const boot = bootService(ctx);
+  const log = ctx.log.child('boot');
+
+  const config = (rendered: Rendered, file: string, client: BootClient): BootFile => {
+    const { decision } = rendered;
+    const system = decision.matched === 'mac' ? decision.target.kind === 'menu' ? undefined : decision.target.system : undefined;
+    boot.record(system, 'boot_config_served', client.via, { file, client: client.address, boot: decision.target.kind });
+    const out: BootFile = { kind: 'buffer', data: Buffer.from(rendered.text, 'utf8') };
+    if (system !== undefined) out.system = system;
+    return out;
+  };
+
+  return {
+    async resolve(path, client) {
+      const req = parseBootPath(path);
+      if (req === undefined) return undefined;
+      const file = path.replace(/^\/+/, '');
+      try {
+        switch (req.kind) {
+          case 'loader': {
+            const l = loaderPath(req.name, ctx.config.loaders);
+            if (l === undefined) return undefined;
+            const system = await boot.systemByAddress(client.address);
+            boot.record(system, 'loader_fetched', client.via, { file: req.name, client: client.address });
+            return { kind: 'file', path: l.path, size: l.size, ...(system !== undefined ? { system } : {}) };
+          }
+          case 'pxelinux':
+            return config(await boot.pxelinux(req.mac), file, client);
+          case 'grub':
+            return config(await boot.grub(req.mac), file, client);
+          case 'grub-root':
+            return { kind: 'buffer', data: Buffer.from(boot.grubRoot(), 'utf8') };
+          case 'ipxe':
+            return config(await boot.ipxe(req.mac), file, client);
+          case 'distro': {
+            const f = await boot.distroFile(req.distro, req.file);
+            const system = await boot.systemByAddress(client.address);
+            boot.record(system, req.file === 'kernel' ? 'kernel_fetched' : 'initrd_fetched', client.via, {
+              file,
+              distro: req.distro,
+              size: f.size,
+              client: client.address,
+            });
+            return { kind: 'file', path: f.path, size: f.size, ...(system !== undefined ? { system } : {}) };
+          }
+        }
+      } catch (e) {
+        // A broken reference or a missing file is this request's failure, never the server's.
+        log.warn('boot file not served', { file, client: client.address, error: e });
+        return undefined;
+      }
+    },
+  };
 }

@@ -1,7 +1,285 @@
-import { Router } from 'express';
+/**
+ * HTTP boot routes: per-MAC iPXE scripts and GRUB configs, loaders, distro
+ * kernels and initrds, install trees, and the boot-area API endpoints
+ * (distro file digests for forge-agent, loaders, status).
+ *
+ * Serving rules (boot-protocol-facts.md, "HTTP boot"): HTTP/1.1 status line;
+ * header names in canonical case, written by hand through writeHead (GRUB
+ * matches `Content-Length:` case-sensitively); HEAD with the real length
+ * (EDK II asks HEAD first); single Range incl. `bytes=N-` -> 206, a range
+ * outside the file -> 416; never a redirect on a boot path (GRUB and EDK II
+ * fail on 3xx); files streamed from disk, never read whole into memory.
+ */
+import { createReadStream, realpathSync, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join, relative, sep, isAbsolute } from 'node:path';
+import { Router, type Request, type Response } from 'express';
 import type { ServerContext } from '../../context.js';
+import { ForgeError } from '../../errors.js';
+import { findLoaders, loaderPath } from '../../boot/loaders.js';
+import { stageInfo, type StageInfo } from '../../boot/lifecycle.js';
+import { bootService, type Rendered } from '../../boot/provider.js';
+import { sha256Of } from '../../boot/distfiles.js';
+import { parseRange } from '../../boot/range.js';
+import { normaliseMac, parseBootPath } from '../../boot/target.js';
 
-/** HTTP boot routes (/boot/..., /tree/...): loaders, per-MAC configs, kernels, initrds. (Placeholder.) */
-export function bootRouter(_ctx: ServerContext): Router {
-  return Router();
+const TEXT = 'text/plain; charset=utf-8';
+
+function contentType(name: string): string {
+  if (/\.(efi|0|kpxe|c32|img|gz|xz|zst|bin|iso)$/i.test(name) || /(^|\/)(kernel|initrd|linux|vmlinuz)$/.test(name)) {
+    return 'application/octet-stream';
+  }
+  if (/\.(cfg|txt|ipxe|seed|ks|treeinfo)$/i.test(name)) return TEXT;
+  if (/\.xml$/i.test(name)) return 'application/xml';
+  return 'application/octet-stream';
+}
+
+/** An error on a boot path: plain text (firmware shows it), canonical headers, no redirect. */
+function sendError(res: ServerResponse, status: number, message: string, extra: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(message + '\n', 'utf8');
+  res.writeHead(status, { 'Content-Type': TEXT, 'Content-Length': String(body.length), 'Cache-Control': 'no-store', ...extra });
+  res.end(body);
+}
+
+function sendText(req: IncomingMessage, res: ServerResponse, text: string, type = TEXT): void {
+  const body = Buffer.from(text, 'utf8');
+  res.writeHead(200, { 'Content-Type': type, 'Content-Length': String(body.length), 'Cache-Control': 'no-store' });
+  if (req.method === 'HEAD') res.end();
+  else res.end(body);
+}
+
+export interface Served {
+  status: 200 | 206 | 416;
+  start: number;
+  end: number;
+}
+
+/**
+ * Stream a file with HEAD and single-Range support. Returns what was sent
+ * (for event recording), after the headers are written.
+ */
+export function sendFile(req: IncomingMessage, res: ServerResponse, path: string, size: number, name: string): Served {
+  const range = parseRange(typeof req.headers.range === 'string' ? req.headers.range : undefined, size);
+  const base: Record<string, string> = {
+    'Content-Type': contentType(name),
+    'Accept-Ranges': 'bytes',
+    'Cache-Control': 'no-cache',
+  };
+  if (range.kind === 'unsatisfiable') {
+    sendError(res, 416, `range not satisfiable: ${req.headers.range ?? ''}`, { 'Content-Range': `bytes */${size}`, 'Accept-Ranges': 'bytes' });
+    return { status: 416, start: 0, end: -1 };
+  }
+  const start = range.kind === 'partial' ? range.start : 0;
+  const end = range.kind === 'partial' ? range.end : size - 1;
+  const length = Math.max(0, end - start + 1);
+  const headers: Record<string, string> = { ...base, 'Content-Length': String(length) };
+  const status = range.kind === 'partial' ? 206 : 200;
+  if (status === 206) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
+  if (req.method === 'HEAD' || length === 0) {
+    res.writeHead(status, headers);
+    res.end();
+    return { status, start, end };
+  }
+  const stream = createReadStream(path, { start, end, highWaterMark: 256 * 1024 });
+  stream.once('open', () => {
+    res.writeHead(status, headers);
+    stream.pipe(res);
+  });
+  stream.once('error', (e) => {
+    if (!res.headersSent) sendError(res, 404, `cannot read ${name}: ${e.message}`);
+    else res.destroy(e);
+  });
+  res.once('close', () => stream.destroy());
+  return { status, start, end };
+}
+
+function errorToResponse(res: ServerResponse, e: unknown): void {
+  if (e instanceof ForgeError) sendError(res, e.status, `${e.code}: ${e.message}`);
+  else sendError(res, 500, `INTERNAL: ${(e as Error).message}`);
+}
+
+function jsonError(res: Response, e: unknown): void {
+  const err = e instanceof ForgeError ? e : new ForgeError('INTERNAL', (e as Error).message);
+  res.status(err.status).json(err.toBody());
+}
+
+/** The first path parameter as a string (express 5 wildcards are arrays of segments). */
+function param(req: Request, name: string): string {
+  const v = (req.params as Record<string, unknown>)[name];
+  if (Array.isArray(v)) return v.join('/');
+  return typeof v === 'string' ? v : '';
+}
+
+function query(req: Request, name: string): string | undefined {
+  const v = (req.query as Record<string, unknown>)[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** HTTP boot routes (/boot/..., /tree/...) and boot-area API endpoints. */
+export function bootRouter(ctx: ServerContext): Router {
+  const r = Router();
+  const boot = bootService(ctx);
+  const log = ctx.log.child('http.boot');
+  const clientOf = (req: Request): string => (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+
+  const serveConfig = async (req: Request, res: Response, file: string, make: () => Promise<Rendered>): Promise<void> => {
+    try {
+      const rendered = await make();
+      const { decision } = rendered;
+      const system = decision.matched === 'mac' && decision.target.kind !== 'menu' ? decision.target.system : undefined;
+      if (req.method === 'GET') boot.record(system, 'boot_config_served', 'http', { file, client: clientOf(req), boot: decision.target.kind });
+      sendText(req, res, rendered.text);
+    } catch (e) {
+      log.warn('boot config failed', { file, error: e });
+      errorToResponse(res, e);
+    }
+  };
+
+  // iPXE script per MAC (aa:bb:.. or aa-bb-..), or for a machine that did not say.
+  r.get('/boot/ipxe/:mac', async (req, res) => {
+    const raw = param(req, 'mac').replace(/\.ipxe$/, '');
+    if (raw === 'default') return serveConfig(req, res, 'ipxe/default', () => boot.ipxe(undefined));
+    const mac = normaliseMac(raw);
+    if (mac === undefined) return sendError(res, 400, `not a MAC address: ${raw}`);
+    return serveConfig(req, res, `ipxe/${mac}`, () => boot.ipxe(mac));
+  });
+
+  // GRUB configs by the same names as over TFTP: grub/grub.cfg, grub/grub.cfg-01-<mac>, grub/system/<mac>.
+  r.get('/boot/grub/*rest', async (req, res) => {
+    const rest = param(req, 'rest');
+    const parsed = parseBootPath(`grub/${rest}`);
+    if (parsed?.kind === 'grub-root') return sendText(req, res, boot.grubRoot());
+    if (parsed?.kind !== 'grub') return sendError(res, 404, `no such GRUB config: ${rest}`);
+    return serveConfig(req, res, `grub/${rest}`, () => boot.grub(parsed.mac));
+  });
+
+  r.get('/boot/pxelinux.cfg/:name', async (req, res) => {
+    const parsed = parseBootPath(`pxelinux.cfg/${param(req, 'name')}`);
+    if (parsed?.kind !== 'pxelinux') return sendError(res, 404, 'no such pxelinux config');
+    return serveConfig(req, res, `pxelinux.cfg/${param(req, 'name')}`, () => boot.pxelinux(parsed.mac));
+  });
+
+  r.get('/boot/loaders/:file', async (req, res) => {
+    const name = param(req, 'file');
+    const l = loaderPath(name, ctx.config.loaders);
+    if (l === undefined) {
+      const known = findLoaders(ctx.config.loaders).find((x) => x.name === name);
+      const why = known !== undefined ? `not installed (Debian package ${known.package})` : 'unknown loader';
+      return sendError(res, 404, `LOADER_MISSING: ${name}: ${why}`);
+    }
+    const served = sendFile(req, res, l.path, l.size, name);
+    if (req.method === 'GET' && served.status !== 416 && served.start === 0) {
+      boot.record(await boot.systemByAddress(clientOf(req)), 'loader_fetched', 'http', { file: name, client: clientOf(req) });
+    }
+  });
+
+  r.get('/boot/distro/:name/:which', async (req, res) => {
+    const name = param(req, 'name');
+    const which = param(req, 'which');
+    if (which !== 'kernel' && which !== 'initrd') return sendError(res, 404, `no such distro file: ${which}`);
+    try {
+      const f = await boot.distroFile(name, which);
+      const served = sendFile(req, res, f.path, f.size, which);
+      // One event per fetch: a resumed download (Range not at 0) or a HEAD is not a new fetch.
+      if (req.method === 'GET' && served.status !== 416 && served.start === 0) {
+        const macq = query(req, 'mac');
+        const mac = macq !== undefined ? normaliseMac(macq) : undefined;
+        const system = (await boot.systemByMac(mac)) ?? (await boot.systemByAddress(clientOf(req)));
+        boot.record(system, which === 'kernel' ? 'kernel_fetched' : 'initrd_fetched', 'http', {
+          file: `distro/${name}/${which}`,
+          distro: name,
+          size: f.size,
+          client: clientOf(req),
+        });
+      }
+    } catch (e) {
+      errorToResponse(res, e);
+    }
+  });
+
+  // Install trees, confined to the distro's tree directory (symlinks included).
+  r.get('/tree/:distro/*rest', async (req, res) => treeFile(req, res, param(req, 'distro'), param(req, 'rest')));
+  r.get('/tree/:distro', async (req, res) => treeFile(req, res, param(req, 'distro'), ''));
+
+  const treeFile = async (req: Request, res: Response, distroName: string, rel: string): Promise<void> => {
+    try {
+      const d = await ctx.store.get('distro', distroName);
+      if (d === undefined || d.tree === '') return sendError(res, 404, `no install tree for distro ${distroName}`);
+      if (rel.split('/').some((seg) => seg === '..') || rel.includes('\0') || rel.includes('\\')) {
+        return sendError(res, 404, 'no such file in the tree');
+      }
+      const root = realpathSync(d.tree);
+      let real: string;
+      try {
+        real = realpathSync(join(root, rel));
+      } catch {
+        return sendError(res, 404, `no such file in the tree: ${rel}`);
+      }
+      const within = relative(root, real);
+      if (within.startsWith('..') || isAbsolute(within) || (within !== '' && within.split(sep)[0] === '..')) {
+        return sendError(res, 404, 'no such file in the tree');
+      }
+      const st = statSync(real);
+      if (!st.isFile()) return sendError(res, 404, `not a file: ${rel || '/'}`);
+      sendFile(req, res, real, st.size, rel);
+    } catch (e) {
+      errorToResponse(res, e);
+    }
+  };
+
+  // --- API of the boot area (JSON; the same error bodies as the core API)
+
+  r.get('/api/v1/distros/:name/files', async (req, res) => {
+    try {
+      const name = param(req, 'name');
+      const out: Record<string, { url: string; size: number; sha256: string }> = {};
+      for (const which of ['kernel', 'initrd'] as const) {
+        const f = await boot.distroFile(name, which);
+        out[which] = {
+          url: `${ctx.baseUrl}/boot/distro/${encodeURIComponent(name)}/${which}`,
+          size: f.size,
+          sha256: await sha256Of(f),
+        };
+      }
+      res.json(out);
+    } catch (e) {
+      jsonError(res, e);
+    }
+  });
+
+  r.get('/api/v1/loaders', (_req, res) => {
+    res.json(findLoaders(ctx.config.loaders));
+  });
+
+  r.get('/api/v1/boot/info', (_req, res) => {
+    res.json({
+      base_url: ctx.baseUrl,
+      bios_loader: ctx.config.bios_loader,
+      uefi_loader: ctx.config.uefi_loader,
+      unknown_boot: ctx.config.unknown_boot,
+      stall_minutes: ctx.config.stall_minutes,
+      pxe_just_once: ctx.config.pxe_just_once,
+    });
+  });
+
+  r.get('/api/v1/status', async (_req, res) => {
+    try {
+      const now = Date.now();
+      const systems = await ctx.store.list('system');
+      const out: (StageInfo & { name: string; profile: string; netboot_enabled: boolean })[] = [];
+      for (const s of systems) {
+        const events = await ctx.store.listEvents(s.name, { limit: 200 });
+        out.push({ name: s.name, profile: s.profile, netboot_enabled: s.netboot_enabled, ...stageInfo(events, now, ctx.config.stall_minutes) });
+      }
+      res.json({ time: new Date(now).toISOString(), stall_minutes: ctx.config.stall_minutes, systems: out });
+    } catch (e) {
+      jsonError(res, e);
+    }
+  });
+
+  return r;
 }

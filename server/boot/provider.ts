@@ -1,0 +1,190 @@
+/**
+ * The boot service: gathers facts from the store at request time, asks
+ * target.ts for the decision, renders it with configs.ts, and records the
+ * lifecycle events. Shared by the TFTP provider (files.ts) and the HTTP boot
+ * routes (services/http/boot.ts), so both transports answer the same thing.
+ */
+import type { ServerContext } from '../context.js';
+import { blendProfile, blendSystem, type Vars } from '../core/blend.js';
+import type { Distro, EventType, Profile, System } from '../core/model.js';
+import { ForgeError } from '../errors.js';
+import { grubConfig, grubRootConfig, ipxeScript, pxelinuxConfig, type InstallEntry, type Locator } from './configs.js';
+import { localFile, type LocalFile } from './distfiles.js';
+import { decideBoot, type Decision, type SystemFacts } from './target.js';
+
+/** Profiles shown in a menu at most (a menu of thousands helps nobody). */
+const MENU_LIMIT = 200;
+/** PXE ROMs fetch a file twice (tsize probe, then the transfer): one event per window. */
+const EVENT_DEDUPE_MS = 10_000;
+
+export interface Rendered {
+  text: string;
+  decision: Decision;
+}
+
+export class BootService {
+  private readonly recent = new Map<string, number>();
+
+  constructor(readonly ctx: ServerContext) {}
+
+  /** Profile chain nearest first, and its distro. Throws REFERENCE_MISSING / PARENT_CYCLE. */
+  async chain(profileName: string): Promise<{ chain: Profile[]; distro: Distro }> {
+    const chain: Profile[] = [];
+    let name = profileName;
+    for (let depth = 0; depth < 64; depth++) {
+      const p = await this.ctx.store.get('profile', name);
+      if (p === undefined) throw new ForgeError('REFERENCE_MISSING', `profile ${name} does not exist`, { field: 'profile' });
+      chain.push(p);
+      if (p.distro !== '') {
+        const d = await this.ctx.store.get('distro', p.distro);
+        if (d === undefined) throw new ForgeError('REFERENCE_MISSING', `distro ${p.distro} does not exist`, { field: 'distro' });
+        return { chain, distro: d };
+      }
+      name = p.parent;
+    }
+    throw new ForgeError('PARENT_CYCLE', `profile ${profileName}: parent chain too deep or cyclic`);
+  }
+
+  async systemVars(s: System): Promise<{ vars: Vars; distro: Distro }> {
+    const { chain, distro } = await this.chain(s.profile);
+    return { vars: blendSystem(s, chain, distro, this.ctx.settings), distro };
+  }
+
+  async profileVars(name: string): Promise<{ vars: Vars; distro: Distro }> {
+    const { chain, distro } = await this.chain(name);
+    return { vars: blendProfile(chain, distro, this.ctx.settings), distro };
+  }
+
+  private async systemFacts(s: System): Promise<SystemFacts> {
+    const { vars, distro } = await this.systemVars(s);
+    return {
+      name: s.name,
+      netboot_enabled: s.netboot_enabled,
+      profile: s.profile,
+      distro: distro.name,
+      cmdline: typeof vars['kernel_cmdline'] === 'string' ? vars['kernel_cmdline'] : '',
+    };
+  }
+
+  private async menuEntries(): Promise<InstallEntry[]> {
+    const out: InstallEntry[] = [];
+    const profiles = await this.ctx.store.list('profile');
+    for (const p of profiles.slice(0, MENU_LIMIT)) {
+      try {
+        const { vars, distro } = await this.profileVars(p.name);
+        if (vars['enable_menu'] === false) continue;
+        out.push({ label: p.name, distro: distro.name, cmdline: typeof vars['kernel_cmdline'] === 'string' ? vars['kernel_cmdline'] : '' });
+      } catch (e) {
+        this.ctx.log.warn('profile left out of the boot menu', { profile: p.name, error: e });
+      }
+    }
+    return out;
+  }
+
+  /** The boot decision for a MAC (undefined: the machine did not say, e.g. pxelinux.cfg/default). */
+  async decide(mac: string | undefined): Promise<Decision> {
+    const system = mac !== undefined ? await this.ctx.store.findSystemByMac(mac) : undefined;
+    const dflt = system === undefined ? await this.ctx.store.get('system', 'default') : undefined;
+    const needMenu = system === undefined && dflt === undefined && this.ctx.config.unknown_boot === 'menu';
+    return decideBoot({
+      system: system !== undefined ? await this.systemFacts(system) : undefined,
+      defaultSystem: dflt !== undefined ? await this.systemFacts(dflt) : undefined,
+      menu: needMenu ? await this.menuEntries() : [],
+      unknownBoot: this.ctx.config.unknown_boot,
+    });
+  }
+
+  /** Kernel/initrd over HTTP; the MAC in the query lets the HTTP side record events without a lease. */
+  httpLocator(mac: string | undefined): Locator {
+    const q = mac !== undefined ? `?mac=${mac}` : '';
+    const base = `${this.ctx.baseUrl}/boot/distro`;
+    return {
+      kernel: (d) => `${base}/${encodeURIComponent(d)}/kernel${q}`,
+      initrd: (d) => `${base}/${encodeURIComponent(d)}/initrd${q}`,
+    };
+  }
+
+  /** Kernel/initrd over TFTP, relative to the TFTP root (PXELINUX, GRUB). */
+  readonly tftpLocator: Locator = {
+    kernel: (d) => `/distro/${d}/kernel`,
+    initrd: (d) => `/distro/${d}/initrd`,
+  };
+
+  async ipxe(mac: string | undefined): Promise<Rendered> {
+    const decision = await this.decide(mac);
+    return { text: ipxeScript(decision.target, this.httpLocator(decision.matched === 'mac' ? mac : undefined)), decision };
+  }
+
+  async pxelinux(mac: string | undefined): Promise<Rendered> {
+    const decision = await this.decide(mac);
+    // pxelinux.0 resolves relative names against its own directory: give it root-relative ones.
+    const loc: Locator = { kernel: (d) => this.tftpLocator.kernel(d).slice(1), initrd: (d) => this.tftpLocator.initrd(d).slice(1) };
+    return { text: pxelinuxConfig(decision.target, loc), decision };
+  }
+
+  async grub(mac: string | undefined): Promise<Rendered> {
+    const decision = await this.decide(mac);
+    return { text: grubConfig(decision.target, this.tftpLocator), decision };
+  }
+
+  grubRoot(): string {
+    return grubRootConfig();
+  }
+
+  /** Local file for a distro's kernel or initrd (URLs fetched into the cache). */
+  async distroFile(name: string, which: 'kernel' | 'initrd'): Promise<LocalFile> {
+    const d = await this.ctx.store.get('distro', name);
+    if (d === undefined) throw new ForgeError('NOT_FOUND', `distro ${name} does not exist`);
+    const loc = d[which];
+    if (loc === '') throw new ForgeError('NOT_FOUND', `distro ${name} has no ${which}`);
+    return localFile(loc, this.ctx.config.data_dir);
+  }
+
+  /** The system behind a client address, via forge's DHCP lease table. */
+  async systemByAddress(address: string): Promise<string | undefined> {
+    const ip = address.replace(/^::ffff:/, '');
+    try {
+      const lease = await this.ctx.store.getLeaseByIp(ip);
+      if (lease !== undefined) {
+        if (lease.system !== '') return lease.system;
+        return (await this.ctx.store.findSystemByMac(lease.mac))?.name;
+      }
+      return (await this.ctx.store.findSystemByIp(ip))?.name;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async systemByMac(mac: string | undefined): Promise<string | undefined> {
+    if (mac === undefined) return undefined;
+    try {
+      return (await this.ctx.store.findSystemByMac(mac))?.name;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Record an event, once per (system, type, file) per window. */
+  record(system: string | undefined, type: EventType, source: string, detail: Record<string, unknown>): void {
+    if (system === undefined) return;
+    const key = `${system}\0${type}\0${String(detail['file'] ?? '')}`;
+    const now = Date.now();
+    const last = this.recent.get(key);
+    if (last !== undefined && now - last < EVENT_DEDUPE_MS) return;
+    if (this.recent.size > 10_000) this.recent.clear();
+    this.recent.set(key, now);
+    this.ctx.record({ system, type, source, detail });
+  }
+}
+
+const services = new WeakMap<ServerContext, BootService>();
+
+/** One BootService per server context (TFTP and HTTP share its event de-duplication). */
+export function bootService(ctx: ServerContext): BootService {
+  let s = services.get(ctx);
+  if (s === undefined) {
+    s = new BootService(ctx);
+    services.set(ctx, s);
+  }
+  return s;
+}
