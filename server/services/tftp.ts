@@ -1,8 +1,45 @@
+/**
+ * TFTP service adapter: config -> TftpServer, with the boot-file provider
+ * first and `tftp_root` second, and completed boot-file transfers recorded
+ * as lifecycle events. The engine lives in ./tftp/ and the codec in
+ * ../protocol/tftp/. Path policy (a leading `/` is stripped, `..`,
+ * backslashes, NUL and symlinks out of the root are refused) is documented
+ * in ./tftp/paths.ts.
+ */
 import type { BootFileProvider } from '../boot/files.js';
 import type { ServerContext } from '../context.js';
 import type { Service } from './service.js';
+import { TftpServer } from './tftp/server.js';
 
-/** Starts the TFTP service unless disabled; undefined when tftp_enabled is false. (Placeholder.) */
-export async function startTftp(_ctx: ServerContext, _files: BootFileProvider): Promise<Service | undefined> {
-  return undefined;
+/** Starts the TFTP service unless disabled; undefined when tftp_enabled is false. */
+export async function startTftp(ctx: ServerContext, files: BootFileProvider): Promise<Service | undefined> {
+  const c = ctx.config;
+  if (!c.tftp_enabled) return undefined;
+  const log = ctx.log.child('tftp');
+  const server = new TftpServer({
+    port: c.tftp_port,
+    address: c.tftp_listen,
+    root: c.tftp_root,
+    provider: files,
+    maxTransfers: c.tftp_max_transfers,
+    log,
+    onComplete: (t) => {
+      if (t.system === undefined) return;
+      // Generated configs come as buffers, loaders (and anything else) as files.
+      ctx.record({
+        system: t.system,
+        type: t.kind === 'buffer' ? 'boot_config_served' : 'loader_fetched',
+        source: 'tftp',
+        detail: { file: t.file, client: t.client, bytes: t.bytes, ms: t.ms },
+      });
+    },
+  });
+  await server.start();
+  const endpoint = `udp ${c.tftp_listen}:${server.port}`;
+  log.info('listening', { endpoint, root: c.tftp_root === '' ? '(none)' : c.tftp_root, max_transfers: c.tftp_max_transfers });
+  return {
+    name: 'tftp',
+    endpoints: [endpoint],
+    close: () => server.close(),
+  };
 }
