@@ -1,0 +1,189 @@
+/**
+ * The two-phase install, step by step (Koan's flow, done the way virt-install
+ * does it):
+ *   1. blended record -> plan (pure, agent/plan.ts)
+ *   2. kernel + initrd into the cache (checked against the server's digests)
+ *   3. the disk
+ *   4. persistent domain defined (boots from disk); installer started as a
+ *      transient domain of the same name and UUID with kernel, initrd,
+ *      command line and on_reboot=destroy
+ *   5. --vm-poll: poll the domain state every second (the binding has no
+ *      lifecycle events) until the installer ends, then start the persistent
+ *      domain from its disk
+ * Every step is reported to the server as an event on the system. Side effects
+ * go through FlowDeps so the sequencing is unit-tested with fakes.
+ */
+import { ForgeError } from '../server/errors.js';
+import type { AgentEvent, ForgeApi, RemoteFile } from './api.js';
+import { buildDomainXml, installerCmdline, type DiskSpec, type DomainSpec, type NicSpec } from './domxml.js';
+import { diskActions, diskSpec } from './disk.js';
+import type { FetchResult } from './download.js';
+import type { VirtHost } from './libvirt.js';
+import type { AgentOptions } from './options.js';
+import { judgeInstaller, parseBlended, planInstall, type DiskTarget, type InstallPlan } from './plan.js';
+import type { VirtTypeDecision } from './virttype.js';
+
+export interface FlowDeps {
+  api: ForgeApi;
+  connectVirt(): Promise<VirtHost>;
+  fetchFile(f: RemoteFile, label: string): Promise<FetchResult>;
+  prepareDisk(t: DiskTarget, spec: DiskSpec, sizeGiB: number, force: boolean, virsh: (args: string[]) => Promise<string>): Promise<DiskSpec>;
+  resolveVirtType(requested: 'kvm' | 'qemu' | 'auto', kernel: string | undefined, virsh: (args: string[]) => Promise<string>): Promise<VirtTypeDecision>;
+  /** The last `bytes` of a file, '' when it cannot be read. */
+  readTail(path: string, bytes: number): string;
+  out(line: string): void;
+  err(line: string): void;
+  sleep(ms: number): Promise<void>;
+  now(): number;
+  uuid(): string;
+  randomMac(): string;
+  /** Poll interval; 1 s in production. */
+  pollMs: number;
+}
+
+export interface FlowResult {
+  domain: string;
+  virtType: 'kvm' | 'qemu';
+  outcome: 'displayed' | 'installer_started' | 'disk_booted';
+}
+
+function domainSpec(plan: InstallPlan, nics: NicSpec[], disk: DiskSpec, type: 'kvm' | 'qemu', uuid: string): Omit<DomainSpec, 'boot' | 'installer' | 'consoleLog'> {
+  return { name: plan.domain, uuid, type, memoryMiB: plan.memoryMiB, vcpus: plan.vcpus, disk, nics, graphics: plan.graphics };
+}
+
+export function persistentXml(plan: InstallPlan, base: Omit<DomainSpec, 'boot' | 'installer' | 'consoleLog'>): string {
+  return buildDomainXml({ ...base, boot: plan.pxeBoot ? { kind: 'network' } : { kind: 'disk' }, installer: false, consoleLog: plan.consoleLog });
+}
+
+export function installerXml(plan: InstallPlan, base: Omit<DomainSpec, 'boot' | 'installer' | 'consoleLog'>, kernel: string, initrd: string): string {
+  return buildDomainXml({
+    ...base,
+    boot: { kind: 'kernel', kernel, initrd, cmdline: installerCmdline(plan.cmdline, plan.graphics) },
+    installer: true,
+    consoleLog: plan.installLog,
+  });
+}
+
+const TAIL_BYTES = 4096;
+
+export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<FlowResult> {
+  if (opts.target === undefined) throw new ForgeError('USAGE', 'no --system or --profile');
+  const rec = parseBlended(await deps.api.blended(opts.target.kind, opts.target.name));
+  const plan = planInstall(opts, rec);
+  const nics: NicSpec[] = plan.nics.map((n) => ({ ...n, mac: n.mac === 'random' ? deps.randomMac() : n.mac }));
+  const disk0 = diskSpec(plan.disk, plan.domain, plan.diskFormat, plan.diskBus);
+  // Events belong to a system record; a profile install has none to report to.
+  const reportTo = plan.targetKind === 'system' ? plan.system : undefined;
+  const report = async (type: AgentEvent, detail: Record<string, unknown>): Promise<void> => {
+    if (reportTo !== undefined) await deps.api.event(reportTo, type, { domain: plan.domain, ...detail });
+  };
+
+  if (opts.display) {
+    let kernel = `${opts.cacheDir}/<sha256 of ${plan.kernelUrl}>`;
+    let initrd = `${opts.cacheDir}/<sha256 of ${plan.initrdUrl}>`;
+    if (!plan.pxeBoot) {
+      try {
+        const files = await deps.api.distroFiles(plan.distro);
+        kernel = `${opts.cacheDir}/${files.kernel.sha256}`;
+        initrd = `${opts.cacheDir}/${files.initrd.sha256}`;
+      } catch {
+        // display stays useful without the digests
+      }
+    }
+    const type = plan.virtType === 'auto' ? 'qemu' : plan.virtType;
+    const base = domainSpec(plan, nics, disk0, type, '00000000-0000-0000-0000-000000000000');
+    const actions = [
+      `domain ${plan.domain}: ${opts.force ? 'replace if it exists (--force)' : 'fail if it exists'}`,
+      ...(plan.pxeBoot ? [] : [`download ${plan.kernelUrl} -> ${kernel}`, `download ${plan.initrdUrl} -> ${initrd}`]),
+      plan.virtType === 'auto' ? 'virt type: auto (kvm if libvirt offers it and a kvm probe boots, else qemu; XML below shows qemu)' : `virt type: ${plan.virtType}`,
+      ...diskActions(plan.disk, disk0, plan.diskGiB, opts.force),
+      `define persistent domain ${plan.domain} (${plan.pxeBoot ? 'network boot, then disk' : 'boots from disk'})`,
+      plan.pxeBoot ? `start ${plan.domain} (installs over PXE)` : `start installer as a transient domain (on_reboot=destroy), console log ${plan.installLog}`,
+      ...(plan.autoBoot ? [`virsh autostart ${plan.domain}`] : []),
+      plan.poll && !plan.pxeBoot ? `poll every second until the installer ends (timeout ${plan.timeoutSec} s), then start ${plan.domain} from disk` : 'return without waiting',
+    ];
+    deps.out('# actions (--display: nothing is changed)');
+    for (const a of actions) deps.out(`- ${a}`);
+    deps.out(`# persistent domain`);
+    deps.out(persistentXml(plan, base));
+    if (!plan.pxeBoot) {
+      deps.out(`# installer domain (transient)`);
+      deps.out(installerXml(plan, base, kernel, initrd));
+    }
+    return { domain: plan.domain, virtType: type, outcome: 'displayed' };
+  }
+
+  const virt = await deps.connectVirt();
+  let started = false;
+  try {
+    started = true;
+    await report('agent_start', { virt_type: plan.virtType, pxe: plan.pxeBoot, poll: plan.poll });
+    const existing = await virt.state(plan.domain);
+    if (existing !== undefined) {
+      if (!opts.force) throw new ForgeError('VIRT_EXISTS', `domain ${plan.domain} is already defined; use --force to replace it`, { field: 'virt-name' });
+      deps.err(`replacing existing domain ${plan.domain} (--force)`);
+      await virt.destroy(plan.domain);
+      await virt.undefine(plan.domain);
+    }
+
+    let kernel: string | undefined;
+    let initrd: string | undefined;
+    if (!plan.pxeBoot) {
+      const files = await deps.api.distroFiles(plan.distro);
+      kernel = (await deps.fetchFile(files.kernel, 'kernel')).path;
+      initrd = (await deps.fetchFile(files.initrd, 'initrd')).path;
+    }
+    const decision = await deps.resolveVirtType(plan.virtType, kernel, (a) => virt.virsh(a));
+    if (decision.warning !== undefined) deps.err(decision.warning);
+
+    const disk = await deps.prepareDisk(plan.disk, disk0, plan.diskGiB, opts.force, (a) => virt.virsh(a));
+    const base = domainSpec(plan, nics, disk, decision.type, deps.uuid());
+    await virt.define(persistentXml(plan, base));
+    if (plan.autoBoot) await virt.autostart(plan.domain, true);
+
+    const t0 = deps.now();
+    if (plan.pxeBoot || kernel === undefined || initrd === undefined) {
+      await virt.start(plan.domain);
+      await report('installer_running', { mode: 'pxe', virt_type: decision.type, macs: nics.map((n) => n.mac) });
+      deps.out(`domain ${plan.domain} started from the network (PXE); forge's pxe_just_once sends it to its disk after the install`);
+      return { domain: plan.domain, virtType: decision.type, outcome: 'installer_started' };
+    }
+    await virt.createTransient(installerXml(plan, base, kernel, initrd));
+    await report('installer_running', { mode: 'kernel', virt_type: decision.type, macs: nics.map((n) => n.mac), console_log: plan.installLog });
+    deps.err(`installer for ${plan.domain} running (${decision.type}); console: virsh console ${plan.domain}, log ${plan.installLog}`);
+    if (!plan.poll) {
+      deps.out(`installer started; after it powers off, boot the disk with: virsh start ${plan.domain}`);
+      return { domain: plan.domain, virtType: decision.type, outcome: 'installer_started' };
+    }
+
+    for (;;) {
+      const state = await virt.state(plan.domain);
+      const elapsed = deps.now() - t0;
+      const verdict = judgeInstaller(state, elapsed, plan.timeoutSec * 1000, deps.readTail(plan.installLog, TAIL_BYTES));
+      if (verdict.kind === 'finished') break;
+      if (verdict.kind === 'failed') {
+        await virt.destroy(plan.domain);
+        const tail = deps.readTail(plan.installLog, TAIL_BYTES);
+        throw new ForgeError('INSTALL_FAILED', `${plan.domain}: ${verdict.message}`, {
+          details: { reason: verdict.reason, console_log: plan.installLog, console_tail: tail },
+        });
+      }
+      await deps.sleep(deps.pollMs);
+    }
+    const seconds = Math.round((deps.now() - t0) / 100) / 10;
+    await report('installer_finished', { seconds });
+    await virt.start(plan.domain);
+    await report('disk_boot_started', { console_log: plan.consoleLog });
+    deps.out(`${plan.domain}: installer finished after ${seconds} s; booting from disk (virsh console ${plan.domain})`);
+    return { domain: plan.domain, virtType: decision.type, outcome: 'disk_booted' };
+  } catch (e) {
+    if (started) {
+      const fe = e instanceof ForgeError ? e : new ForgeError('INTERNAL', (e as Error).message ?? String(e));
+      const d = fe.details as { reason?: unknown; console_tail?: unknown } | undefined;
+      await report('agent_failed', { code: fe.code, message: fe.message, ...(d?.console_tail !== undefined ? { reason: d.reason, console_tail: d.console_tail } : {}) });
+    }
+    throw e;
+  } finally {
+    await virt.close();
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * From a blended record (GET /api/v1/{systems|profiles}/NAME/blended) and the
+ * command line to an install plan: every decision of forge-agent as a value,
+ * made by pure functions, so the flow only carries it out.
+ */
+import { ForgeError } from '../server/errors.js';
+import type { DiskBus, Graphics, NetModel, AgentOptions } from './options.js';
+
+const INHERIT = '<<inherit>>';
+
+/** The part of a blended record forge-agent uses, validated once here. */
+export interface BlendedRecord {
+  name: string;
+  distroName: string;
+  breed: string;
+  kernelUrl: string;
+  initrdUrl: string;
+  kernelCmdline: string;
+  /** Interface name -> MAC ('' when unknown), in name order. */
+  macs: { ifname: string; mac: string }[];
+  virtType: string | undefined;
+  virtCpus: number | undefined;
+  virtRam: number | undefined;
+  virtFileSize: number | undefined;
+  virtPath: string | undefined;
+  virtBridge: string | undefined;
+  virtDiskDriver: 'raw' | 'qcow2' | undefined;
+  virtAutoBoot: boolean | undefined;
+  virtPxeBoot: boolean | undefined;
+}
+
+function field(o: Record<string, unknown>, k: string): unknown {
+  const v = o[k];
+  return v === INHERIT ? undefined : v;
+}
+
+/** A blended field, else the settings default Cobbler would fall back to. */
+function pick(o: Record<string, unknown>, k: string): unknown {
+  const v = field(o, k);
+  if (v !== undefined && v !== '' && v !== null) return v;
+  const d = field(o, `default_${k}`);
+  return d === '' || d === null ? undefined : d;
+}
+
+function str(o: Record<string, unknown>, k: string, required: boolean): string {
+  const v = field(o, k);
+  if (typeof v === 'string' && (v !== '' || !required)) return v;
+  if (v === undefined && !required) return '';
+  throw new ForgeError('SERVER_UNAVAILABLE', `blended record: '${k}' is missing or not a string`, { field: k });
+}
+
+function num(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v;
+  if (typeof v === 'string' && /^\d+(\.\d+)?$/.test(v)) return Number(v);
+  return undefined;
+}
+
+function bool(v: unknown): boolean | undefined {
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === 'yes' || v === '1') return true;
+  if (v === 'false' || v === 'no' || v === '0') return false;
+  return undefined;
+}
+
+function optStr(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+export function parseBlended(body: unknown): BlendedRecord {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ForgeError('SERVER_UNAVAILABLE', 'blended record is not a JSON object');
+  }
+  const o = body as Record<string, unknown>;
+  const macs: { ifname: string; mac: string }[] = [];
+  const ifs = o['interfaces'];
+  if (typeof ifs === 'object' && ifs !== null && !Array.isArray(ifs)) {
+    for (const [ifname, i] of Object.entries(ifs as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }))) {
+      if (typeof i !== 'object' || i === null) continue;
+      const rec = i as Record<string, unknown>;
+      // Bond/bridge masters have no NIC of their own; their slaves do.
+      if (rec['interface_type'] === 'bond' || rec['interface_type'] === 'bridge') continue;
+      const mac = typeof rec['mac_address'] === 'string' ? rec['mac_address'].toLowerCase() : '';
+      macs.push({ ifname, mac });
+    }
+  }
+  const driver = pick(o, 'virt_disk_driver');
+  return {
+    name: str(o, 'name', true),
+    distroName: str(o, 'distro_name', true),
+    breed: str(o, 'breed', false),
+    kernelUrl: str(o, 'kernel_url', true),
+    initrdUrl: str(o, 'initrd_url', true),
+    kernelCmdline: str(o, 'kernel_cmdline', false),
+    macs,
+    virtType: optStr(pick(o, 'virt_type')),
+    virtCpus: num(pick(o, 'virt_cpus')),
+    virtRam: num(pick(o, 'virt_ram')),
+    virtFileSize: num(pick(o, 'virt_file_size')),
+    virtPath: optStr(pick(o, 'virt_path')),
+    virtBridge: optStr(pick(o, 'virt_bridge')),
+    virtDiskDriver: driver === 'raw' || driver === 'qcow2' ? driver : undefined,
+    virtAutoBoot: bool(pick(o, 'virt_auto_boot')),
+    virtPxeBoot: bool(field(o, 'virt_pxe_boot')),
+  };
+}
+
+/** Where the disk goes, from the syntax of --virt-path alone (Koan's rules, plus pool:). */
+export type DiskTarget =
+  | { kind: 'dir'; dir: string }
+  | { kind: 'file'; path: string }
+  | { kind: 'lvm'; vg: string; lv: string }
+  | { kind: 'device'; path: string }
+  | { kind: 'pool'; pool: string; volume: string };
+
+export function diskTarget(virtPath: string, domain: string): DiskTarget {
+  const p = virtPath.trim();
+  if (p.startsWith('pool:')) {
+    const pool = p.slice(5);
+    if (!/^[A-Za-z0-9_.-]+$/.test(pool)) throw new ForgeError('USAGE', `--virt-path pool:NAME: bad pool name '${pool}'`, { field: 'virt-path' });
+    return { kind: 'pool', pool, volume: `${domain}-disk01.qcow2` };
+  }
+  if (p.startsWith('/dev/')) {
+    // /dev/VG (a volume group directory) is an LVM group, /dev/VG/LV or /dev/sdX an existing device.
+    const parts = p.split('/').filter((s) => s !== '');
+    if (parts.length === 2 && /^[A-Za-z0-9+_.-]+$/.test(parts[1] as string) && !/^(sd|vd|hd|xvd|nvme|mapper|md|loop|dm-)/.test(parts[1] as string)) {
+      return { kind: 'lvm', vg: parts[1] as string, lv: `${domain}-disk01` };
+    }
+    return { kind: 'device', path: p };
+  }
+  if (p.startsWith('/')) {
+    if (/\.(qcow2|img|raw)$/.test(p)) return { kind: 'file', path: p };
+    return { kind: 'dir', dir: p.replace(/\/+$/, '') || '/' };
+  }
+  // A bare name is an LVM volume group (Koan: `VG` or `VG:LV`).
+  const [vg, lv] = p.split(':');
+  if (vg === undefined || !/^[A-Za-z0-9+_.-]+$/.test(vg) || (lv !== undefined && !/^[A-Za-z0-9+_.-]+$/.test(lv))) {
+    throw new ForgeError('USAGE', `--virt-path '${virtPath}' is not a directory, /dev path, VG[:LV] or pool:NAME`, { field: 'virt-path' });
+  }
+  return { kind: 'lvm', vg, lv: lv ?? `${domain}-disk01` };
+}
+
+export interface InstallPlan {
+  domain: string;
+  system: string;
+  targetKind: 'system' | 'profile';
+  distro: string;
+  virtType: 'kvm' | 'qemu' | 'auto';
+  memoryMiB: number;
+  vcpus: number;
+  diskGiB: number;
+  disk: DiskTarget;
+  diskFormat: 'qcow2' | 'raw';
+  diskBus: DiskBus;
+  nics: { mac: string | 'random'; source: { bridge: string } | { network: string }; model: NetModel }[];
+  graphics: Graphics;
+  pxeBoot: boolean;
+  autoBoot: boolean;
+  kernelUrl: string;
+  initrdUrl: string;
+  cmdline: string;
+  installLog: string;
+  consoleLog: string;
+  poll: boolean;
+  timeoutSec: number;
+  force: boolean;
+}
+
+/** Defaults when neither the command line nor the record says (Cobbler's settings defaults). */
+export const DEFAULTS = { ramMiB: 512, cpus: 1, fileSizeGiB: 5, path: '/var/lib/libvirt/images', network: 'default' } as const;
+
+export function planInstall(opts: AgentOptions, rec: BlendedRecord): InstallPlan {
+  if (opts.target === undefined) throw new ForgeError('USAGE', 'no --system or --profile');
+  const domain = opts.virtName ?? rec.name;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(domain)) {
+    throw new ForgeError('USAGE', `domain name '${domain}' is not usable; give --virt-name`, { field: 'virt-name' });
+  }
+  const recType = rec.virtType === 'kvm' || rec.virtType === 'qemu' ? rec.virtType : undefined;
+  const virtType = opts.virtType ?? recType ?? 'auto';
+  const source: { bridge: string } | { network: string } =
+    opts.virtNetwork !== undefined
+      ? { network: opts.virtNetwork }
+      : opts.virtBridge !== undefined
+        ? { bridge: opts.virtBridge }
+        : rec.virtBridge !== undefined
+          ? { bridge: rec.virtBridge }
+          : { network: DEFAULTS.network };
+  // A system's NICs keep its MACs, so the server knows the VM when it PXE-boots and calls back;
+  // a profile install (or an interface without a MAC) gets one from libvirt's range.
+  const macs = opts.target.kind === 'system' ? rec.macs.map((m) => m.mac) : [];
+  const nics = (macs.length > 0 ? macs : ['random']).map((mac) => ({
+    mac: mac === '' ? 'random' : mac,
+    source,
+    model: opts.netModel,
+  }));
+  const disk = diskTarget(opts.virtPath ?? rec.virtPath ?? DEFAULTS.path, domain);
+  return {
+    domain,
+    system: rec.name,
+    targetKind: opts.target.kind,
+    distro: rec.distroName,
+    virtType,
+    memoryMiB: Math.round(rec.virtRam ?? DEFAULTS.ramMiB),
+    vcpus: Math.max(1, Math.round(rec.virtCpus ?? DEFAULTS.cpus)),
+    diskGiB: opts.virtFileSize ?? rec.virtFileSize ?? DEFAULTS.fileSizeGiB,
+    disk,
+    // An LV or device is used raw; files and pool volumes are qcow2 unless the record says raw.
+    diskFormat: disk.kind === 'lvm' || disk.kind === 'device' ? 'raw' : rec.virtDiskDriver ?? 'qcow2',
+    diskBus: opts.diskBus,
+    nics,
+    graphics: opts.graphics,
+    pxeBoot: opts.pxeBoot ?? rec.virtPxeBoot ?? false,
+    autoBoot: opts.autoBoot ?? rec.virtAutoBoot ?? false,
+    kernelUrl: rec.kernelUrl,
+    initrdUrl: rec.initrdUrl,
+    cmdline: rec.kernelCmdline,
+    installLog: `${opts.logDir}/${domain}-install.log`,
+    consoleLog: `${opts.logDir}/${domain}-console.log`,
+    poll: opts.poll,
+    timeoutSec: opts.timeout,
+    force: opts.force,
+  };
+}
+
+/** A locally administered unicast MAC in QEMU/KVM's 52:54:00 range (what virt-install picks). */
+export function randomMac(rand: (n: number) => number): string {
+  const b = [0x52, 0x54, 0x00, rand(256), rand(256), rand(256)];
+  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+export type InstallerVerdict =
+  | { kind: 'wait' }
+  | { kind: 'finished' }
+  | { kind: 'failed'; reason: 'crashed' | 'timeout' | 'panic' | 'vanished'; message: string };
+
+/** Domain states as libvirt numbers them (virDomainState). */
+export const STATE = { nostate: 0, running: 1, blocked: 2, paused: 3, shutdown: 4, shutoff: 5, crashed: 6, pmsuspended: 7 } as const;
+
+/**
+ * One poll of the installer domain. `state` is undefined when the domain no
+ * longer exists (a transient-only domain that ended). A guest without a
+ * pvpanic driver reboots on panic (panic=N) and on_reboot=destroy ends it like
+ * a clean finish, so the console tail is checked for the kernel's panic line.
+ */
+export function judgeInstaller(state: number | undefined, elapsedMs: number, timeoutMs: number, consoleTail: string): InstallerVerdict {
+  if (state === STATE.crashed) return { kind: 'failed', reason: 'crashed', message: 'the installer domain crashed' };
+  // A panicked kernel without panic=N hangs forever: no need to wait for the timeout.
+  const m = /Kernel panic - not syncing:[^\n]*/.exec(consoleTail);
+  if (m !== null) return { kind: 'failed', reason: 'panic', message: `the installer kernel panicked: ${m[0].trim()}` };
+  if (state === undefined || state === STATE.shutoff) return { kind: 'finished' };
+  if (elapsedMs >= timeoutMs) return { kind: 'failed', reason: 'timeout', message: `the installer did not finish within ${Math.round(timeoutMs / 1000)} s` };
+  return { kind: 'wait' };
+}
