@@ -1,4 +1,201 @@
-import type { CommandSpec } from '../command.js';
+/**
+ * `forge` commands of the boot area: loaders, import, system events, status.
+ * Each talks to the server through io.api only, except that `import` reads
+ * the tree on this host (like `cobbler import`, it runs where the server
+ * serves the files from) and `loaders` falls back to this host's packages
+ * when no server answers.
+ */
+import type { CliIO, CommandSpec, ParsedArgs } from '../command.js';
+import type { Arch, Breed, ForgeEvent } from '../../core/model.js';
+import { ARCHES, BREEDS } from '../../core/model.js';
+import { ForgeError } from '../../errors.js';
+import { findLoaders, type LoaderStatus } from '../../boot/loaders.js';
+import { detectTree } from '../../boot/importer.js';
+import { formatDuration, type StageInfo } from '../../boot/lifecycle.js';
+import { loadConfig } from '../../config.js';
+
+const str = (a: ParsedArgs, k: string): string | undefined => {
+  const v = a.values[k];
+  return typeof v === 'string' ? v : undefined;
+};
+const flag = (a: ParsedArgs, k: string): boolean => a.values[k] === true;
+
+function required(a: ParsedArgs, k: string): string {
+  const v = str(a, k);
+  if (v === undefined || v === '') throw new ForgeError('USAGE', `--${k} is required`, { field: k });
+  return v;
+}
+
+/** Left-aligned columns; the last column is not padded. */
+export function table(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+function detailText(d: Record<string, unknown>): string {
+  return Object.entries(d)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+}
+
+const loaders: CommandSpec = {
+  path: ['loaders'],
+  summary: 'list boot loaders forge serves, and the Debian package of each missing one',
+  options: {
+    json: { type: 'boolean', description: 'print JSON' },
+    local: { type: 'boolean', description: 'look on this host (with its config) instead of asking the server' },
+  },
+  async run(args, io) {
+    let list: LoaderStatus[];
+    let origin = 'server';
+    if (flag(args, 'local')) {
+      list = findLoaders(loadConfig({ env: io.env }).loaders);
+      origin = 'this host';
+    } else {
+      try {
+        list = await io.api<LoaderStatus[]>('GET', '/api/v1/loaders');
+      } catch (e) {
+        if (!(e instanceof ForgeError) || e.code !== 'SERVER_UNAVAILABLE') throw e;
+        io.err(`forge: server ${io.server} not reachable; checking this host`);
+        list = findLoaders(loadConfig({ env: io.env }).loaders);
+        origin = 'this host';
+      }
+    }
+    if (flag(args, 'json')) {
+      io.out(JSON.stringify(list, null, 2));
+    } else {
+      const rows = [['LOADER', 'FIRMWARE', 'STATUS', 'PATH / PACKAGE']];
+      for (const l of list) {
+        rows.push([l.name, l.firmware, l.origin === 'missing' ? 'MISSING' : 'ok', l.origin === 'missing' ? `apt-get install ${l.package}` : l.path]);
+      }
+      for (const line of table(rows)) io.out(line);
+      const missing = list.filter((l) => l.origin === 'missing');
+      if (missing.length > 0) {
+        const pkgs = [...new Set(missing.map((l) => l.package))].filter((p) => !p.startsWith('('));
+        io.out(`${missing.length} missing on ${origin}${pkgs.length > 0 ? `; install: apt-get install ${pkgs.join(' ')}` : ''}`);
+      }
+    }
+    return 0;
+  },
+};
+
+const importCmd: CommandSpec = {
+  path: ['import'],
+  summary: 'import an install or netboot tree: create a distro and a default profile',
+  help: [
+    'Examples:',
+    '  forge import --path /usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64 --name deb12',
+    '  forge import --path /srv/mirror/rocky9 --name rocky9 --breed redhat',
+    'Recognised: Debian/Ubuntu netboot (linux + initrd.gz), Red Hat (.treeinfo + images/pxeboot),',
+    'SUSE (boot/ARCH/loader). The tree is served as http://SERVER/tree/NAME/.',
+  ].join('\n'),
+  options: {
+    path: { type: 'string', description: 'directory holding the tree', arg: 'DIR' },
+    name: { type: 'string', description: 'name of the distro (and of its default profile)', arg: 'NAME' },
+    arch: { type: 'string', description: `override the detected arch (${ARCHES.join(', ')})`, arg: 'ARCH' },
+    breed: { type: 'string', description: `override the detected breed (${BREEDS.join(', ')})`, arg: 'BREED' },
+    'no-profile': { type: 'boolean', description: 'create only the distro' },
+  },
+  async run(args, io) {
+    const path = required(args, 'path');
+    const name = required(args, 'name');
+    const t = detectTree(path);
+    const arch = str(args, 'arch');
+    const breed = str(args, 'breed');
+    if (arch !== undefined && !(ARCHES as readonly string[]).includes(arch)) {
+      throw new ForgeError('INVALID_FIELD', `arch: must be one of ${ARCHES.join(', ')}`, { field: 'arch' });
+    }
+    if (breed !== undefined && !(BREEDS as readonly string[]).includes(breed)) {
+      throw new ForgeError('INVALID_FIELD', `breed: must be one of ${BREEDS.join(', ')}`, { field: 'breed' });
+    }
+    const info = await io.api<{ base_url: string }>('GET', '/api/v1/boot/info');
+    const treeUrl = `${info.base_url}/tree/${encodeURIComponent(name)}`;
+    await io.api('POST', '/api/v1/distros', {
+      name,
+      arch: (arch as Arch | undefined) ?? t.arch,
+      breed: (breed as Breed | undefined) ?? t.breed,
+      os_version: t.os_version,
+      kernel: t.kernel,
+      initrd: t.initrd,
+      tree: t.tree,
+      // Installers read the tree URL (inst.repo=, install=) from the `tree` variable.
+      autoinstall_meta: { tree: treeUrl },
+      comment: `imported from ${t.tree} (${t.layout})`,
+    });
+    io.out(`distro ${name}: ${t.layout}, breed ${breed ?? t.breed}, arch ${arch ?? t.arch}${t.os_version !== '' ? `, version ${t.os_version}` : ''}`);
+    io.out(`  kernel ${t.kernel}`);
+    io.out(`  initrd ${t.initrd}`);
+    io.out(`  tree   ${t.tree} -> ${treeUrl}/`);
+    if (!flag(args, 'no-profile')) {
+      await io.api('POST', '/api/v1/profiles', { name, distro: name });
+      io.out(`profile ${name} (distro ${name})`);
+    }
+    return 0;
+  },
+};
+
+const systemEvents: CommandSpec = {
+  path: ['system', 'events'],
+  summary: "show a system's boot and install timeline",
+  options: {
+    name: { type: 'string', description: 'system name', arg: 'NAME' },
+    json: { type: 'boolean', description: 'print JSON' },
+  },
+  async run(args, io) {
+    const name = required(args, 'name');
+    const events = await io.api<ForgeEvent[]>('GET', `/api/v1/systems/${encodeURIComponent(name)}/events`);
+    const sorted = [...events].sort((a, b) => a.time.localeCompare(b.time) || a.id - b.id);
+    if (flag(args, 'json')) {
+      io.out(JSON.stringify(sorted, null, 2));
+      return 0;
+    }
+    if (sorted.length === 0) {
+      io.out(`no events for ${name}`);
+      return 0;
+    }
+    const rows = [['TIME', 'SOURCE', 'TYPE', 'DETAIL']];
+    for (const e of sorted) rows.push([e.time, e.source, e.type, detailText(e.detail)]);
+    for (const line of table(rows)) io.out(line);
+    return 0;
+  },
+};
+
+interface StatusRow extends StageInfo {
+  name: string;
+  profile: string;
+  netboot_enabled: boolean;
+}
+
+/** `installing 12m`, `stalled (installing 75m)`, `new`. */
+export function stageText(s: StageInfo): string {
+  if (s.stage === 'new') return 'new';
+  const t = `${s.stage} ${formatDuration(s.minutes)}`;
+  return s.stalled ? `stalled (${t})` : t;
+}
+
+const status: CommandSpec = {
+  path: ['status'],
+  summary: 'systems with their install stage and how long they have been in it',
+  options: {
+    json: { type: 'boolean', description: 'print JSON' },
+  },
+  async run(args, io) {
+    const res = await io.api<{ systems: StatusRow[]; stall_minutes: number }>('GET', '/api/v1/status');
+    if (flag(args, 'json')) {
+      io.out(JSON.stringify(res, null, 2));
+      return 0;
+    }
+    const rows = [['NAME', 'PROFILE', 'NETBOOT', 'STAGE', 'LAST EVENT']];
+    for (const s of res.systems) rows.push([s.name, s.profile, s.netboot_enabled ? 'on' : 'off', stageText(s), s.last_event]);
+    for (const line of table(rows)) io.out(line);
+    const stalled = res.systems.filter((s) => s.stalled).length;
+    if (stalled > 0) io.out(`${stalled} stalled (no progress for ${res.stall_minutes}m or more)`);
+    return 0;
+  },
+};
 
 /** `forge` commands of the boot area. */
-export const commands: CommandSpec[] = [];
+export const commands: CommandSpec[] = [loaders, importCmd, systemEvents, status];
+
+export type { CliIO };

@@ -1,0 +1,125 @@
+/**
+ * Boot decisions and the configs generated from them: table-driven, pure.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { grubConfig, grubWord, ipxeScript, pxelinuxConfig, pxelinuxMenu, type BootTarget, type Locator } from '../../server/boot/configs.js';
+import { decideBoot, normaliseMac, parseBootPath, type SystemFacts } from '../../server/boot/target.js';
+
+const http: Locator = {
+  kernel: (d) => `http://10.98.0.1:8080/boot/distro/${d}/kernel`,
+  initrd: (d) => `http://10.98.0.1:8080/boot/distro/${d}/initrd`,
+};
+const tftp: Locator = { kernel: (d) => `/distro/${d}/kernel`, initrd: (d) => `/distro/${d}/initrd` };
+
+const install: BootTarget = {
+  kind: 'install',
+  system: 'vm9',
+  profile: 'deb12',
+  label: 'vm9',
+  distro: 'deb12',
+  cmdline: 'auto=true priority=critical url=http://10.98.0.1:8080/autoinstall/system/vm9',
+};
+const local: BootTarget = { kind: 'local', system: 'vm9', reason: 'netboot_disabled' };
+
+test('iPXE install script: kernel with initrd=initrd and the command line, named initrd, boot', () => {
+  const s = ipxeScript(install, http);
+  assert.ok(s.startsWith('#!ipxe\n'));
+  assert.match(s, /^kernel http:\/\/10\.98\.0\.1:8080\/boot\/distro\/deb12\/kernel initrd=initrd auto=true priority=critical url=http:\/\/10\.98\.0\.1:8080\/autoinstall\/system\/vm9 \|\| goto failed$/m);
+  assert.match(s, /^initrd --name initrd http:\/\/10\.98\.0\.1:8080\/boot\/distro\/deb12\/initrd \|\| goto failed$/m);
+  assert.match(s, /^boot \|\| goto failed$/m);
+  // The only exit is the failure path, after the boot attempt.
+  assert.ok(s.indexOf('\nexit') > s.indexOf('\nboot '));
+});
+
+test('iPXE local boot is `exit` (back to the firmware, next boot device)', () => {
+  const s = ipxeScript(local, http);
+  assert.match(s, /^exit$/m);
+  assert.doesNotMatch(s, /^kernel /m);
+});
+
+test('iPXE menu: one item per profile, default local, labels safe', () => {
+  const s = ipxeScript({ kind: 'menu', entries: [{ label: 'deb12', distro: 'deb12', cmdline: 'a=1' }, { label: 'rocky9', distro: 'r9', cmdline: '' }] }, http);
+  assert.match(s, /^item p0 deb12$/m);
+  assert.match(s, /^item p1 rocky9$/m);
+  assert.match(s, /^choose --default local --timeout \d+ target && goto \$\{target\} \|\| goto local$/m);
+  assert.match(s, /^:p1\nkernel http:\/\/10\.98\.0\.1:8080\/boot\/distro\/r9\/kernel initrd=initrd \|\| goto local$/m);
+  assert.match(s, /^:local\nexit$/m);
+});
+
+test('a newline in a command line cannot inject an iPXE command', () => {
+  const s = ipxeScript({ ...install, cmdline: 'a=1\nshell' }, http);
+  assert.doesNotMatch(s, /^shell$/m);
+});
+
+test('pxelinux per-MAC: KERNEL/APPEND initrd=, no prompt; local is LOCALBOOT 0', () => {
+  const s = pxelinuxConfig(install, { kernel: (d) => `distro/${d}/kernel`, initrd: (d) => `distro/${d}/initrd` });
+  assert.match(s, /^DEFAULT forge$/m);
+  assert.match(s, /^PROMPT 0$/m);
+  assert.match(s, /^  KERNEL distro\/deb12\/kernel$/m);
+  assert.match(s, /^  APPEND initrd=distro\/deb12\/initrd auto=true priority=critical url=\S+$/m);
+  const l = pxelinuxConfig(local, tftp);
+  assert.match(l, /^DEFAULT local$/m);
+  assert.match(l, /^  LOCALBOOT 0$/m);
+});
+
+test('pxelinux default menu: menu.c32, local is default and on timeout', () => {
+  const s = pxelinuxMenu([{ label: 'deb12', distro: 'deb12', cmdline: 'x=1' }], tftp);
+  assert.match(s, /^UI menu\.c32$/m);
+  assert.match(s, /^ONTIMEOUT local$/m);
+  assert.match(s, /^LABEL local\n  MENU LABEL .*\n  MENU DEFAULT\n  LOCALBOOT 0$/m);
+  assert.match(s, /^LABEL p0\n  MENU LABEL deb12\n  KERNEL \/distro\/deb12\/kernel\n  APPEND initrd=\/distro\/deb12\/initrd x=1$/m);
+});
+
+test('GRUB: linux/initrd (never linuxefi), quoted words, local = exit', () => {
+  const s = grubConfig({ ...install, cmdline: 'a=1 b=x;y' }, tftp);
+  assert.match(s, /^  linux \/distro\/deb12\/kernel a=1 'b=x;y'$/m);
+  assert.match(s, /^  initrd \/distro\/deb12\/initrd$/m);
+  assert.doesNotMatch(s, /linuxefi|initrdefi/);
+  assert.match(s, /^set timeout=0$/m);
+  const l = grubConfig(local, tftp);
+  assert.match(l, /^set default=local$/m);
+  assert.match(l, /^  exit$/m);
+  assert.equal(grubWord("it's"), `'it'\\''s'`);
+  assert.equal(grubWord('url=http://h:8080/a'), 'url=http://h:8080/a');
+});
+
+const sys = (over: Partial<SystemFacts> = {}): SystemFacts => ({
+  name: 'vm9', netboot_enabled: true, profile: 'p', distro: 'd', cmdline: 'c=1', ...over,
+});
+
+test('boot decision table', () => {
+  const cases: { name: string; facts: Parameters<typeof decideBoot>[0]; kind: string; matched: string; system?: string }[] = [
+    { name: 'known, netboot on', facts: { system: sys(), defaultSystem: undefined, menu: [], unknownBoot: 'local' }, kind: 'install', matched: 'mac', system: 'vm9' },
+    { name: 'known, netboot off', facts: { system: sys({ netboot_enabled: false }), defaultSystem: sys({ name: 'default' }), menu: [], unknownBoot: 'menu' }, kind: 'local', matched: 'mac', system: 'vm9' },
+    { name: 'unknown, default system', facts: { system: undefined, defaultSystem: sys({ name: 'default' }), menu: [], unknownBoot: 'local' }, kind: 'install', matched: 'default', system: 'default' },
+    { name: 'unknown, menu', facts: { system: undefined, defaultSystem: undefined, menu: [{ label: 'p', distro: 'd', cmdline: '' }], unknownBoot: 'menu' }, kind: 'menu', matched: 'none' },
+    { name: 'unknown, menu but no profiles', facts: { system: undefined, defaultSystem: undefined, menu: [], unknownBoot: 'menu' }, kind: 'local', matched: 'none' },
+    { name: 'unknown, local', facts: { system: undefined, defaultSystem: undefined, menu: [{ label: 'p', distro: 'd', cmdline: '' }], unknownBoot: 'local' }, kind: 'local', matched: 'none' },
+  ];
+  for (const c of cases) {
+    const d = decideBoot(c.facts);
+    assert.equal(d.target.kind, c.kind, c.name);
+    assert.equal(d.matched, c.matched, c.name);
+    if (c.system !== undefined && d.target.kind !== 'menu') assert.equal(d.target.system, c.system, c.name);
+  }
+});
+
+test('MAC normalisation and boot path grammar', () => {
+  assert.equal(normaliseMac('52-54-00-AA-bb-01'), '52:54:00:aa:bb:01');
+  assert.equal(normaliseMac('525400aabb01'), '52:54:00:aa:bb:01');
+  assert.equal(normaliseMac('52:54:00:aa:bb'), undefined);
+  assert.equal(normaliseMac('52:54-00aabb01'), undefined);
+  assert.deepEqual(parseBootPath('pxelinux.cfg/01-52-54-00-aa-bb-01'), { kind: 'pxelinux', mac: '52:54:00:aa:bb:01' });
+  assert.deepEqual(parseBootPath('/pxelinux.cfg/default'), { kind: 'pxelinux', mac: undefined });
+  assert.equal(parseBootPath('pxelinux.cfg/C0A80001'), undefined);
+  assert.deepEqual(parseBootPath('grub/grub.cfg-01-52-54-00-aa-bb-01'), { kind: 'grub', mac: '52:54:00:aa:bb:01' });
+  assert.deepEqual(parseBootPath('grub/system/52:54:00:aa:bb:01'), { kind: 'grub', mac: '52:54:00:aa:bb:01' });
+  assert.deepEqual(parseBootPath('grub/grub.cfg'), { kind: 'grub-root' });
+  assert.deepEqual(parseBootPath('distro/deb12/kernel'), { kind: 'distro', distro: 'deb12', file: 'kernel' });
+  assert.deepEqual(parseBootPath('undionly.kpxe'), { kind: 'loader', name: 'undionly.kpxe' });
+  assert.deepEqual(parseBootPath('loaders/ipxe.efi'), { kind: 'loader', name: 'ipxe.efi' });
+  for (const bad of ['../etc/passwd', 'distro/../kernel', 'a\\b', 'x\0y', 'distro/a/../../kernel', '.hidden', 'grub/x86_64-efi/normal.mod']) {
+    assert.equal(parseBootPath(bad), undefined, bad);
+  }
+});
