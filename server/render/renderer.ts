@@ -1,0 +1,467 @@
+/**
+ * The autoinstall renderer: nunjucks, strict.
+ *
+ * - Strict: `throwOnUndefined` (outputting an undefined or null value is an
+ *   error), syntax errors, a missing snippet or template, an exception in a
+ *   filter: every failure is a ForgeError (TEMPLATE_ERROR, TEMPLATE_NOT_FOUND
+ *   or TEMPLATE_PATH) whose message and details carry the file, line and
+ *   column where it happened. Rendering is synchronous and all-or-nothing:
+ *   the caller gets the whole text or an error, never half a file (Cobbler
+ *   serves a comment inside the file instead; the install then fails far from
+ *   the cause, #2570 #2679).
+ * - Snippets: `{% include "snippets/NAME" %}` looks NAME up in Cobbler's
+ *   order: per_system/NAME/<system>, per_profile/NAME/<profile> (the
+ *   profile, then its parents), per_distro/NAME/<distro>, then NAME; each
+ *   level in the site snippets dir first, then the shipped one. Any other
+ *   include/import/extends name is a template name (site templates dir, then
+ *   shipped templates/).
+ * - Cache: compiled templates are kept per real file path and reused while
+ *   the file's mtime, size and inode are unchanged (one stat per file per
+ *   render), so an edit is live at the next request without a restart.
+ */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import nunjucks from 'nunjucks';
+import { ForgeError } from '../errors.js';
+import { checkName, locate, safeSegment, type Located, type Origin, type RenderRoots } from './roots.js';
+import { bootInterface, netmaskToPrefix, optionsToString } from '../core/cmdline.js';
+
+function ipv4(v: unknown): number | undefined {
+  const parts = String(v).split('.');
+  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) return undefined;
+  return parts.reduce((acc, p) => ((acc << 8) | Number(p)) >>> 0, 0);
+}
+
+function urlPart(v: unknown, part: 'host' | 'path' | 'scheme'): string {
+  let u: URL;
+  try {
+    u = new URL(String(v));
+  } catch {
+    throw new Error(`not a URL: "${String(v)}"`);
+  }
+  if (part === 'host') return u.host;
+  if (part === 'scheme') return u.protocol.replace(/:$/, '');
+  return u.pathname.replace(/\/+$/, '') || '/';
+}
+
+export interface RenderTarget {
+  kind: 'system' | 'profile';
+  /** Name of the system or profile rendered. */
+  name: string;
+  /** System name, '' for a profile render. */
+  system: string;
+  /** The profile chain, nearest first (sub-profile, then its parents). */
+  profiles: string[];
+  distro: string;
+}
+
+export type Level = 'template' | 'per_system' | 'per_profile' | 'per_distro' | 'shared';
+
+export interface FileUse {
+  /** Template or snippet name as written (`kickstart/default.ks`, `kickstart/network`). */
+  name: string;
+  /** Real path of the file in effect. */
+  file: string;
+  origin: Origin;
+  level: Level;
+  /** For per_* levels: the system/profile/distro the override is for. */
+  for?: string;
+}
+
+export interface RenderResult {
+  text: string;
+  template: FileUse;
+  /** Snippets included during this render, in first-use order (deduplicated). */
+  snippets: FileUse[];
+}
+
+export interface ErrorDetails {
+  file: string;
+  line?: number;
+  column?: number;
+  /** The top-level template being rendered. */
+  template?: string;
+}
+
+const SNIPPET_PREFIX = 'snippets/';
+
+interface CacheEntry {
+  mtimeMs: number;
+  size: number;
+  ino: number;
+  tmpl: nunjucks.Template;
+}
+
+interface RenderState {
+  target: RenderTarget;
+  used: FileUse[];
+  top: string;
+}
+
+/** Split on newlines, `;` or `,` outside of values that need them (keys, package lists). */
+function splitList(x: unknown): string[] {
+  if (Array.isArray(x)) return x.map((v) => String(v)).filter((s) => s.trim() !== '');
+  if (typeof x !== 'string') return [];
+  return x
+    .split(/[\n;]+/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+function words(x: unknown): string[] {
+  if (Array.isArray(x)) return x.map((v) => String(v)).filter((s) => s !== '');
+  if (typeof x !== 'string') return [];
+  return x.split(/[\s,]+/).filter((s) => s !== '');
+}
+
+const XML_ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+
+export class Renderer {
+  private readonly env: nunjucks.Environment;
+  private readonly cache = new Map<string, CacheEntry>();
+  private state: RenderState | undefined;
+
+  constructor(readonly roots: RenderRoots) {
+    this.env = new nunjucks.Environment(null, {
+      autoescape: false,
+      throwOnUndefined: true,
+      trimBlocks: true,
+      lstripBlocks: true,
+      // dev keeps nunjucks' TemplateError (with lineno/colno) instead of a bare Error.
+      dev: true,
+    });
+    this.addFilters();
+    // `{{ fail("why") }}`: a template refuses to produce a file that cannot work.
+    this.env.addGlobal('fail', (why: unknown) => {
+      throw new Error(String(why));
+    });
+    // Every include/import/extends goes through our resolver (confinement,
+    // snippet override order, mtime cache) instead of nunjucks' loaders.
+    type Cb = (err: unknown, tmpl?: nunjucks.Template) => void;
+    const self = this;
+    const getTemplate = function (name: unknown, eager?: unknown, parentName?: unknown, _ignoreMissing?: unknown, cb?: unknown): nunjucks.Template | undefined {
+      let callback: Cb | undefined;
+      for (const a of [eager, parentName, cb]) if (typeof a === 'function') callback = a as Cb;
+      const parent = typeof parentName === 'string' ? parentName : undefined;
+      let tmpl: nunjucks.Template;
+      try {
+        tmpl = name instanceof nunjucks.Template ? name : self.resolveInclude(String(name), parent);
+      } catch (e) {
+        if (callback !== undefined) {
+          callback(e);
+          return undefined;
+        }
+        throw e;
+      }
+      if (callback !== undefined) {
+        callback(null, tmpl);
+        return undefined;
+      }
+      return tmpl;
+    };
+    (this.env as unknown as { getTemplate: typeof getTemplate }).getTemplate = getTemplate;
+  }
+
+  private addFilters(): void {
+    const env = this.env;
+    // Shell single-quoting: the value is one word whatever it holds.
+    env.addFilter('shquote', (v: unknown) => `'${String(v).replace(/'/g, `'\\''`)}'`);
+    env.addFilter('xml', (v: unknown) => String(v).replace(/[&<>"']/g, (c) => XML_ESC[c] ?? c));
+    env.addFilter('prefix', (v: unknown) => {
+      const p = netmaskToPrefix(String(v));
+      if (p === undefined) throw new Error(`not a netmask: "${String(v)}"`);
+      return p;
+    });
+    env.addFilter('splitlist', splitList);
+    env.addFilter('words', words);
+    env.addFilter('hostpart', (v: unknown) => String(v).split('.')[0] ?? '');
+    env.addFilter('domainpart', (v: unknown) => {
+      const s = String(v);
+      const i = s.indexOf('.');
+      return i > 0 ? s.slice(i + 1) : '';
+    });
+    // A value that must stay on one line (preseed answers, kickstart options).
+    env.addFilter('oneline', (v: unknown) => {
+      const s = String(v);
+      if (/[\r\n]/.test(s)) throw new Error(`value must be a single line: ${JSON.stringify(s.slice(0, 60))}`);
+      return s;
+    });
+    // An OptionDict (kernel_options_post, ...) as kernel arguments.
+    env.addFilter('kopts', (v: unknown) => {
+      if (typeof v !== 'object' || v === null) return '';
+      const d: Record<string, string | null> = {};
+      for (const [k, x] of Object.entries(v)) d[k] = x === null ? null : String(x);
+      return optionsToString(d);
+    });
+    env.addFilter('urlhost', (v: unknown) => urlPart(v, 'host'));
+    env.addFilter('urlpath', (v: unknown) => urlPart(v, 'path'));
+    env.addFilter('urlscheme', (v: unknown) => urlPart(v, 'scheme'));
+    // Interface names whose interface_master is the given one (bond/bridge members).
+    env.addFilter('slavesof', (ifaces: unknown, master: unknown) => {
+      if (typeof ifaces !== 'object' || ifaces === null) return [];
+      return Object.entries(ifaces as Record<string, { interface_master?: unknown }>)
+        .filter(([, i]) => typeof i === 'object' && i !== null && i.interface_master === master)
+        .map(([n]) => n)
+        .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    });
+    // `gw | insubnet(ip, netmask)`: is an address inside an interface's subnet?
+    env.addFilter('insubnet', (addr: unknown, ip: unknown, mask: unknown) => {
+      const a = ipv4(addr);
+      const i = ipv4(ip);
+      const p = netmaskToPrefix(String(mask));
+      if (a === undefined || i === undefined || p === undefined) return false;
+      const m = p === 0 ? 0 : (~0 << (32 - p)) >>> 0;
+      return ((a & m) >>> 0) === ((i & m) >>> 0);
+    });
+    // Name of the interface the installer boots from (core/cmdline.ts rule), or ''.
+    env.addFilter('bootiface', (ifaces: unknown) => bootInterface({ interfaces: ifaces })?.name ?? '');
+    // The interface_type values present (e.g. to add ifenslave when a bond exists).
+    env.addFilter('iftypes', (ifaces: unknown) =>
+      typeof ifaces === 'object' && ifaces !== null
+        ? [...new Set(Object.values(ifaces as Record<string, { interface_type?: unknown }>).map((i) => String(i?.interface_type ?? '')))]
+        : [],
+    );
+    env.addFilter('sortkeys', (v: unknown) =>
+      typeof v === 'object' && v !== null ? Object.keys(v).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })) : [],
+    );
+    // Treat "true/yes/1/on" strings (autoinstall_meta values are strings) as booleans.
+    env.addFilter('truthy', (v: unknown) =>
+      typeof v === 'boolean' ? v : typeof v === 'string' ? /^(1|true|yes|on)$/i.test(v.trim()) : typeof v === 'number' ? v !== 0 : false,
+    );
+  }
+
+  // ----- resolution
+
+  /** The template file in effect for a name (site shadows shipped). */
+  resolveTemplate(name: string): FileUse {
+    const segs = checkName(name, 'template');
+    for (const root of this.roots.templates) {
+      const hit = locate(root, segs, name);
+      if (hit !== undefined) return { name, file: hit.file, origin: hit.root.origin, level: 'template' };
+    }
+    throw new ForgeError('TEMPLATE_NOT_FOUND', `template "${name}" not found in ${this.roots.templates.map((r) => r.dir).join(', ')}`, {
+      field: 'autoinstall',
+      details: { name },
+    });
+  }
+
+  /** Candidate snippet locations in lookup order (for `forge template show`). */
+  snippetCandidates(name: string, target: RenderTarget): { level: Level; for?: string; segs: string[] }[] {
+    const segs = checkName(name, 'snippet');
+    const out: { level: Level; for?: string; segs: string[] }[] = [];
+    if (target.system !== '' && safeSegment(target.system)) out.push({ level: 'per_system', for: target.system, segs: ['per_system', ...segs, target.system] });
+    for (const p of target.profiles) if (safeSegment(p)) out.push({ level: 'per_profile', for: p, segs: ['per_profile', ...segs, p] });
+    if (target.distro !== '' && safeSegment(target.distro)) out.push({ level: 'per_distro', for: target.distro, segs: ['per_distro', ...segs, target.distro] });
+    out.push({ level: 'shared', segs });
+    return out;
+  }
+
+  /** The snippet file in effect for a name and target, or undefined. */
+  findSnippet(name: string, target: RenderTarget): FileUse | undefined {
+    for (const c of this.snippetCandidates(name, target)) {
+      for (const root of this.roots.snippets) {
+        const hit: Located | undefined = locate(root, c.segs, `${SNIPPET_PREFIX}${name}`);
+        if (hit !== undefined) {
+          const use: FileUse = { name, file: hit.file, origin: hit.root.origin, level: c.level };
+          if (c.for !== undefined) use.for = c.for;
+          return use;
+        }
+      }
+    }
+    return undefined;
+  }
+
+  private resolveInclude(name: string, parent: string | undefined): nunjucks.Template {
+    const st = this.state;
+    if (name.startsWith(SNIPPET_PREFIX)) {
+      const snip = name.slice(SNIPPET_PREFIX.length);
+      if (st === undefined) throw new ForgeError('INTERNAL', 'snippet include outside a render');
+      const use = this.findSnippet(snip, st.target);
+      if (use === undefined) {
+        const where = parent !== undefined ? this.lineOf(parent, name) : undefined;
+        const loc = parent !== undefined ? `${parent}${where !== undefined ? `:${where}` : ''}: ` : '';
+        const details: ErrorDetails = { file: parent ?? '', template: st.top };
+        if (where !== undefined) details.line = where;
+        throw new ForgeError(
+          'TEMPLATE_NOT_FOUND',
+          `${loc}snippet "${snip}" not found (looked in per_system, per_profile, per_distro and shared under ${this.roots.snippets.map((r) => r.dir).join(', ')})`,
+          { field: 'autoinstall', details },
+        );
+      }
+      if (!st.used.some((u) => u.file === use.file && u.name === use.name)) st.used.push(use);
+      return this.load(use.file);
+    }
+    const use = this.resolveTemplate(name);
+    return this.load(use.file);
+  }
+
+  /** Line (1-based) where `needle` first appears in a cached file, for errors. */
+  private lineOf(file: string, needle: string): number | undefined {
+    const src = this.sources.get(file);
+    if (src === undefined) return undefined;
+    const idx = src.indexOf(needle);
+    if (idx === -1) return undefined;
+    return src.slice(0, idx).split('\n').length;
+  }
+
+  /** Compile (or reuse) the template at a real path. */
+  private load(file: string): nunjucks.Template {
+    const s = statSync(file);
+    const hit = this.cache.get(file);
+    if (hit !== undefined && hit.mtimeMs === s.mtimeMs && hit.size === s.size && hit.ino === s.ino) return hit.tmpl;
+    const src = readFileSync(file, 'utf8');
+    // Keep the source apart from the compiled form so errors can quote it.
+    this.sources.set(file, src);
+    let tmpl: nunjucks.Template;
+    try {
+      tmpl = new nunjucks.Template(src, this.env, file, true);
+    } catch (e) {
+      this.cache.delete(file);
+      throw this.toForgeError(e, file);
+    }
+    this.cache.set(file, { mtimeMs: s.mtimeMs, size: s.size, ino: s.ino, tmpl });
+    return tmpl;
+  }
+
+  private readonly sources = new Map<string, string>();
+
+  // ----- rendering
+
+  render(templateName: string, vars: Record<string, unknown>, target: RenderTarget): RenderResult {
+    const template = this.resolveTemplate(templateName);
+    this.state = { target, used: [], top: template.file };
+    try {
+      const tmpl = this.load(template.file);
+      const text = tmpl.render(vars);
+      return { text, template, snippets: this.state.used };
+    } catch (e) {
+      throw this.toForgeError(e, template.file);
+    } finally {
+      this.state = undefined;
+    }
+  }
+
+  /** Render and report only what was used (for `forge template show`), errors included. */
+  explain(templateName: string, vars: Record<string, unknown>, target: RenderTarget): { template?: FileUse; snippets: FileUse[]; error?: ForgeError } {
+    let template: FileUse | undefined;
+    try {
+      template = this.resolveTemplate(templateName);
+      const r = this.render(templateName, vars, target);
+      return { template: r.template, snippets: r.snippets };
+    } catch (e) {
+      const err = e instanceof ForgeError ? e : this.toForgeError(e, template?.file ?? templateName);
+      const out: { template?: FileUse; snippets: FileUse[]; error?: ForgeError } = { snippets: [], error: err };
+      if (template !== undefined) out.template = template;
+      return out;
+    }
+  }
+
+  /**
+   * Turn whatever nunjucks threw into one ForgeError with file:line:col.
+   * nunjucks wraps errors once per template level; the innermost
+   * "(path) [Line L, Column C]" is where it happened. A ForgeError of ours
+   * (missing snippet, path refused, syntax error of an included file) travels
+   * as the `cause` and is returned as it is.
+   */
+  toForgeError(e: unknown, topFile: string): ForgeError {
+    for (let c: unknown = e, i = 0; c !== undefined && c !== null && i < 10; i++) {
+      if (c instanceof ForgeError) {
+        if (c.code === 'INTERNAL') break;
+        return c;
+      }
+      c = (c as { cause?: unknown }).cause;
+    }
+    const err = e as { message?: unknown; lineno?: unknown; colno?: unknown };
+    const raw = typeof err.message === 'string' ? err.message : String(e);
+    // The innermost location carries [Line, Column]; outer levels only "(path)".
+    const m = /\(([^()\n]*)\) \[Line (\d+)(?:, Column (\d+))?\]/.exec(raw);
+    let file = topFile;
+    let line = typeof err.lineno === 'number' ? err.lineno : undefined;
+    let column = typeof err.colno === 'number' ? err.colno : undefined;
+    if (m !== null) {
+      file = m[1] !== undefined && m[1] !== 'unknown path' ? m[1] : topFile;
+      line = Number(m[2]);
+      column = m[3] !== undefined ? Number(m[3]) : undefined;
+    }
+    // The message proper is the last line (after the "(path)" prefixes).
+    let msg = raw
+      .split('\n')
+      .map((s) => s.trim())
+      .filter((s) => s !== '' && !/^\([^()]*\)( \[Line \d+(, Column \d+)?\])?$/.test(s))
+      .join(' ')
+      .replace(/^(Template render error: )+/, '')
+      .replace(/^\([^()]*\)( \[Line \d+(, Column \d+)?\])?\s*/, '')
+      .replace(/^(Template render error: )+/, '')
+      .replace(/^Error: /, '');
+    if (/attempted to output null or undefined value/.test(msg)) {
+      const expr = line !== undefined && column !== undefined ? this.exprAt(file, line, column) : undefined;
+      msg = `undefined variable or value${expr !== undefined ? ` in ${expr}` : ''} (define it, e.g. in autoinstall_meta, or guard it with "is defined" / "| default(...)")`;
+    }
+    const details: ErrorDetails = { file, template: topFile };
+    if (line !== undefined) details.line = line;
+    if (column !== undefined) details.column = column;
+    const where = `${file}${line !== undefined ? `:${line}` : ''}${column !== undefined ? `:${column}` : ''}`;
+    return new ForgeError('TEMPLATE_ERROR', `${where}: ${msg}`, { field: 'autoinstall', details, cause: e });
+  }
+
+  /** The `{{ ... }}` expression around line/column of a file, for undefined-value errors. */
+  private exprAt(file: string, line: number, column: number): string | undefined {
+    const src = this.sources.get(file);
+    if (src === undefined) return undefined;
+    const l = src.split('\n')[line - 1];
+    if (l === undefined) return undefined;
+    const start = l.lastIndexOf('{{', Math.max(0, column));
+    const end = l.indexOf('}}', Math.max(start, 0));
+    if (start === -1 || end === -1) return undefined;
+    return l.slice(start, end + 2);
+  }
+
+  // ----- listing
+
+  /** Every template name under the roots, with the file in effect and what it shadows. */
+  listTemplates(): { name: string; file: string; origin: Origin; shadows: string[] }[] {
+    return this.listTree(this.roots.templates, () => true);
+  }
+
+  /** Every snippet file (shared and per_* overrides). */
+  listSnippets(): { name: string; file: string; origin: Origin; shadows: string[] }[] {
+    return this.listTree(this.roots.snippets, () => true);
+  }
+
+  private listTree(roots: RenderRoots['templates'], keep: (name: string) => boolean): { name: string; file: string; origin: Origin; shadows: string[] }[] {
+    const byName = new Map<string, { name: string; file: string; origin: Origin; shadows: string[] }>();
+    for (const root of roots) {
+      for (const rel of walk(root.dir)) {
+        if (!keep(rel)) continue;
+        const file = join(root.dir, rel);
+        const prev = byName.get(rel);
+        if (prev === undefined) byName.set(rel, { name: rel, file, origin: root.origin, shadows: [] });
+        else prev.shadows.push(file);
+      }
+    }
+    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Number of compiled templates held (for tests of the cache). */
+  get cacheSize(): number {
+    return this.cache.size;
+  }
+}
+
+function walk(dir: string, base = dir, depth = 0): string[] {
+  if (depth > 8) return [];
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...walk(p, base, depth + 1));
+    else if (e.isFile() || e.isSymbolicLink()) out.push(relative(base, p).split('\\').join('/'));
+  }
+  return out;
+}

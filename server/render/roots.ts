@@ -1,0 +1,129 @@
+/**
+ * Where templates and snippets live, and the confinement rules for names.
+ *
+ * Two roots per kind, searched in order: the site directory from config
+ * (templates_dir / snippets_dir, default under /etc/forge) shadows the
+ * shipped templates/ and snippets/ of the package, so a site never edits
+ * shipped files. A name is always relative to a root; it may not be absolute,
+ * contain `..`, `.`, empty segments, backslashes or NUL, and the real path of
+ * the file it names (after following symlinks) must stay inside the real path
+ * of its root. Anything else is TEMPLATE_PATH, never a silent fallback.
+ */
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ForgeError } from '../errors.js';
+
+export type Origin = 'site' | 'shipped';
+
+export interface Root {
+  dir: string;
+  origin: Origin;
+}
+
+export interface RenderRoots {
+  /** Site first, then shipped. */
+  templates: Root[];
+  snippets: Root[];
+}
+
+/**
+ * The package root: the nearest ancestor of this module holding package.json
+ * and templates/. Works from the sources and from dist/ (dist/server/render/
+ * -> the repository root, not dist/).
+ */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'templates'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new ForgeError('INTERNAL', 'cannot find the forge package root (templates/ next to package.json)');
+    dir = up;
+  }
+}
+
+export function shippedRoots(): RenderRoots {
+  const pkg = packageRoot();
+  return {
+    templates: [{ dir: join(pkg, 'templates'), origin: 'shipped' }],
+    snippets: [{ dir: join(pkg, 'snippets'), origin: 'shipped' }],
+  };
+}
+
+/** Site dirs (when set) shadow the shipped ones. */
+export function rootsFor(cfg: { templates_dir: string; snippets_dir: string }): RenderRoots {
+  const shipped = shippedRoots();
+  const site = (dir: string): Root[] => (dir === '' ? [] : [{ dir, origin: 'site' }]);
+  return {
+    templates: [...site(cfg.templates_dir), ...shipped.templates],
+    snippets: [...site(cfg.snippets_dir), ...shipped.snippets],
+  };
+}
+
+/** Split a root-relative name into checked segments, or throw TEMPLATE_PATH. */
+export function checkName(name: string, what = 'template'): string[] {
+  const refuse = (why: string): ForgeError =>
+    new ForgeError('TEMPLATE_PATH', `${what} name "${name.replace(/\0/g, '\\0')}" refused: ${why}`, { field: 'autoinstall' });
+  if (name === '') throw refuse('empty');
+  if (name.includes('\0')) throw refuse('contains NUL');
+  if (name.includes('\\')) throw refuse('contains a backslash');
+  // Control characters have no business in a file name served to installers.
+  if (/[\x00-\x1f\x7f]/.test(name)) throw refuse('contains control characters');
+  if (name.startsWith('/')) throw refuse('absolute paths are not allowed');
+  const segs = name.split('/');
+  for (const s of segs) {
+    if (s === '..') throw refuse('".." leaves the template root');
+    if (s === '' || s === '.') throw refuse('empty or "." path segment');
+  }
+  return segs;
+}
+
+/** A path segment built from an object name (system/profile/distro) is safe to join. */
+export function safeSegment(s: string): boolean {
+  return s !== '' && s !== '.' && s !== '..' && !/[/\\\0\x00-\x1f\x7f]/.test(s);
+}
+
+const realRoots = new Map<string, string>();
+
+function realRoot(dir: string): string | undefined {
+  const hit = realRoots.get(dir);
+  if (hit !== undefined) return hit;
+  if (!existsSync(dir)) return undefined;
+  const real = realpathSync(dir);
+  realRoots.set(dir, real);
+  return real;
+}
+
+export interface Located {
+  /** Real path of the file. */
+  file: string;
+  root: Root;
+}
+
+/**
+ * Find `segs` under `root`: undefined when absent (or when the root does not
+ * exist), the real path when present and confined, TEMPLATE_PATH when a
+ * symlink leads out of the root.
+ */
+export function locate(root: Root, segs: string[], display: string): Located | undefined {
+  const rr = realRoot(root.dir);
+  if (rr === undefined) return undefined;
+  const candidate = join(root.dir, ...segs);
+  let real: string;
+  try {
+    real = realpathSync(candidate);
+  } catch {
+    return undefined;
+  }
+  if (!real.startsWith(rr + sep)) {
+    throw new ForgeError('TEMPLATE_PATH', `"${display}" resolves to ${real}, outside its root ${root.dir}`, {
+      field: 'autoinstall',
+    });
+  }
+  try {
+    if (!statSync(real).isFile()) return undefined;
+  } catch {
+    return undefined;
+  }
+  return { file: real, root };
+}

@@ -1,0 +1,36 @@
+/**
+ * The template context: the blended variables (core/blend.ts, what
+ * `forge system dumpvars` prints) plus the few values only the renderer
+ * knows. Pure.
+ *
+ * Added (never overriding a blended value of the same name):
+ *  - install_start_url, install_done_url, firstboot_url: forge's install
+ *    callbacks for a system ('' when rendering a profile: no system to mark);
+ *  - serial_console: `ttyS0,115200` taken from kernel_options `console=ttyS..`
+ *    when autoinstall_meta does not set it ('' when there is none).
+ */
+export type Vars = Record<string, unknown>;
+
+const str = (x: unknown): string => (typeof x === 'string' ? x : '');
+
+export function callbackUrls(baseUrl: string, system: string): { start: string; done: string; firstboot: string } {
+  if (system === '') return { start: '', done: '', firstboot: '' };
+  const base = `${baseUrl}/api/v1/systems/${encodeURIComponent(system)}`;
+  return { start: `${base}/install/start`, done: `${base}/install/done`, firstboot: `${base}/firstboot` };
+}
+
+export function serialFromKernelOptions(ko: unknown): string {
+  if (typeof ko !== 'object' || ko === null) return '';
+  const c = (ko as Record<string, unknown>)['console'];
+  return typeof c === 'string' && /^ttyS\d+/.test(c) ? c : '';
+}
+
+export function templateContext(vars: Vars): Vars {
+  const ctx: Vars = { ...vars };
+  const urls = callbackUrls(str(vars['base_url']), str(vars['system_name']));
+  if (ctx['install_start_url'] === undefined) ctx['install_start_url'] = urls.start;
+  if (ctx['install_done_url'] === undefined) ctx['install_done_url'] = urls.done;
+  if (ctx['firstboot_url'] === undefined) ctx['firstboot_url'] = urls.firstboot;
+  if (ctx['serial_console'] === undefined) ctx['serial_console'] = serialFromKernelOptions(vars['kernel_options']);
+  return ctx;
+}

@@ -1,0 +1,134 @@
+/**
+ * Hand-built blended variables for render tests (the shape core/blend.ts
+ * produces), so the renderer, templates and golden files are tested without
+ * a store. Built through core's blendSystem/blendProfile so the shape cannot
+ * drift from what the server renders.
+ */
+import { blendProfile, blendSystem } from '../../server/core/blend.js';
+import type { Distro, NetInterface, Profile, Settings, System } from '../../server/core/model.js';
+import type { RenderTarget } from '../../server/render/renderer.js';
+
+const T = '2026-01-01T00:00:00.000Z';
+
+export const settings: Settings = {
+  server: '10.98.0.1',
+  http_port: 8080,
+  next_server: '10.98.0.1',
+  pxe_just_once: true,
+  default_name_servers: ['10.98.0.1'],
+  default_name_servers_search: ['lab.example'],
+  default_virt_type: 'kvm',
+  default_virt_cpus: 1,
+  default_virt_ram: 1024,
+  default_virt_file_size: 8,
+  default_virt_path: '',
+  default_virt_bridge: '',
+  default_virt_disk_driver: 'qcow2',
+  kernel_options: {},
+  autoinstall_meta: {},
+};
+
+export function distro(name: string, breed: Distro['breed'], os_version: string, tree: string): Distro {
+  return {
+    name, comment: '', ctime: T, mtime: T, arch: 'x86_64', breed, os_version,
+    kernel: `/srv/${name}/linux`, initrd: `/srv/${name}/initrd`,
+    kernel_options: {}, kernel_options_post: {}, autoinstall_meta: {}, boot_loaders: [], tree,
+  };
+}
+
+export function profile(name: string, p: Partial<Profile>): Profile {
+  return {
+    name, comment: '', ctime: T, mtime: T, distro: '', parent: '',
+    autoinstall: '<<inherit>>', autoinstall_meta: {}, kernel_options: {}, kernel_options_post: {},
+    name_servers: [], name_servers_search: [], enable_ipxe: '<<inherit>>', enable_menu: '<<inherit>>', boot_loaders: [],
+    virt_type: '<<inherit>>', virt_cpus: '<<inherit>>', virt_ram: '<<inherit>>', virt_file_size: '<<inherit>>',
+    virt_path: '<<inherit>>', virt_bridge: '<<inherit>>', virt_disk_driver: '<<inherit>>', virt_auto_boot: '<<inherit>>',
+    ...p,
+  };
+}
+
+export function nic(p: Partial<NetInterface>): NetInterface {
+  return {
+    mac_address: '', ip_address: '', netmask: '', if_gateway: '', static: false, dns_name: '', mtu: 0,
+    interface_type: 'na', interface_master: '', bonding_opts: '', static_routes: [], ...p,
+  };
+}
+
+export function system(name: string, profileName: string, p: Partial<System>): System {
+  return {
+    name, comment: '', ctime: T, mtime: T, profile: profileName, hostname: '', gateway: '',
+    name_servers: [], name_servers_search: [], netboot_enabled: true, status: 'production',
+    autoinstall: '<<inherit>>', autoinstall_meta: {}, kernel_options: {}, kernel_options_post: {}, virt_pxe_boot: false,
+    boot_loaders: [], interfaces: {},
+    virt_type: '<<inherit>>', virt_cpus: '<<inherit>>', virt_ram: '<<inherit>>', virt_file_size: '<<inherit>>',
+    virt_path: '<<inherit>>', virt_bridge: '<<inherit>>', virt_disk_driver: '<<inherit>>', virt_auto_boot: '<<inherit>>',
+    ...p,
+  };
+}
+
+export type Format = 'kickstart' | 'preseed' | 'autoyast';
+
+export const FORMATS: { format: Format; template: string; distro: Distro }[] = [
+  { format: 'kickstart', template: 'kickstart/default.ks', distro: distro('rocky9', 'redhat', 'rhel9', 'http://10.98.0.1:8080/tree/rocky9') },
+  { format: 'preseed', template: 'preseed/default.seed', distro: distro('deb12', 'debian', 'bookworm', 'http://deb.debian.org/debian') },
+  { format: 'autoyast', template: 'autoyast/default.xml', distro: distro('sles15', 'suse', 'sles15sp5', 'http://10.98.0.1:8080/tree/sles15') },
+];
+
+const KEY1 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE8Mk3LtvtmeD7gV2zWkL4pLR0yYy9bqj6cM1oV5i9Qy ops@forge';
+const KEY2 = 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDf0rge ci@forge';
+const HASH = '$6$rounds=4096$forgesalt$0mY1o4wAUZ0XoQH7s0dH3c8rQw5Q0cBq0C1mG6m7m1eX6oU5b3aZl0rT1oYbq1z8S9x3Uo4j1v0g2eE1cQ.';
+
+export interface Case {
+  id: string;
+  vars: Record<string, unknown>;
+  target: RenderTarget;
+}
+
+/**
+ * The four representative cases, per format: single NIC DHCP, static
+ * multi-NIC (with a bond where the format has one), a sub-profile override,
+ * and a per-system snippet override (the snippet itself is written by the test).
+ */
+export function cases(f: (typeof FORMATS)[number]): Case[] {
+  const d = f.distro;
+  const base = profile(`${d.name}-base`, {
+    distro: d.name, autoinstall: f.template,
+    autoinstall_meta: { root_password_hash: HASH, ssh_authorized_keys: `${KEY1};${KEY2}`, timezone: 'Europe/Paris' },
+    kernel_options: { console: 'ttyS0,115200' },
+  });
+  const sub = profile(`${d.name}-web`, {
+    parent: base.name,
+    autoinstall_meta: { timezone: 'America/New_York', packages: 'nginx rsync', '!ssh_authorized_keys': null, disk: 'vdb' },
+    kernel_options: { '!console': null, quiet: null },
+    kernel_options_post: { 'net.ifnames': '0' },
+  });
+  const dhcp = system('web1', base.name, {
+    hostname: 'web1.lab.example',
+    interfaces: { eth0: nic({ mac_address: '52:54:00:aa:00:01' }) },
+  });
+  const multi = system('db1', base.name, {
+    hostname: 'db1.lab.example', gateway: '10.98.0.1', name_servers: ['10.98.0.2', '10.98.0.3'],
+    interfaces: {
+      eth0: nic({ mac_address: '52:54:00:aa:00:02', ip_address: '10.98.0.12', netmask: '255.255.255.0', static: true }),
+      eth1: nic({ mac_address: '52:54:00:aa:00:03', interface_type: 'bond_slave', interface_master: 'bond0' }),
+      eth2: nic({ mac_address: '52:54:00:aa:00:04', interface_type: 'bond_slave', interface_master: 'bond0' }),
+      bond0: nic({ ip_address: '192.168.50.12', netmask: '255.255.255.0', static: true, interface_type: 'bond', bonding_opts: 'mode=active-backup miimon=100', mtu: 9000 }),
+    },
+  });
+  const subSys = system('web2', sub.name, {
+    hostname: 'web2.lab.example',
+    interfaces: { eth0: nic({ mac_address: '52:54:00:aa:00:05' }) },
+  });
+  const override = system('odd1', base.name, {
+    hostname: 'odd1.lab.example',
+    interfaces: { eth0: nic({ mac_address: '52:54:00:aa:00:06' }) },
+  });
+  const t = (s: System, chain: Profile[]): RenderTarget => ({ kind: 'system', name: s.name, system: s.name, profiles: chain.map((p) => p.name), distro: d.name });
+  return [
+    { id: 'single-nic-dhcp', vars: blendSystem(dhcp, [base], d, settings), target: t(dhcp, [base]) },
+    { id: 'static-multi-nic', vars: blendSystem(multi, [base], d, settings), target: t(multi, [base]) },
+    { id: 'sub-profile', vars: blendSystem(subSys, [sub, base], d, settings), target: t(subSys, [sub, base]) },
+    { id: 'per-system-snippet', vars: blendSystem(override, [base], d, settings), target: t(override, [base]) },
+    { id: 'profile', vars: blendProfile([base], d, settings), target: { kind: 'profile', name: base.name, system: '', profiles: [base.name], distro: d.name } },
+  ];
+}
