@@ -30,6 +30,16 @@ export interface NewEvent {
   time?: string;
 }
 
+/**
+ * Options of the object-writing calls. System interfaces whose mac_address
+ * is `random` get a free MAC chosen inside the same transaction as the write,
+ * with the OUI given here (per system name when a record, else one for all;
+ * default 52:54:00). The caller picks the OUI from the blended virt_type.
+ */
+export interface WriteOptions {
+  randomOui?: string | Record<string, string>;
+}
+
 export interface ExportDocument {
   forge_export: 1;
   exported: string;
@@ -44,11 +54,11 @@ export interface Store {
   /** Throws NOT_FOUND. */
   mustGet<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K]>;
   /** `obj` is complete (defaults already applied); ctime/mtime are set here. */
-  create<K extends ObjectKind>(kind: K, obj: KindMap[K]): Promise<KindMap[K]>;
+  create<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]>;
   /** All or nothing: either every object is created or none. */
-  bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][]): Promise<number>;
+  bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions): Promise<number>;
   /** Replace the stored object with `obj` (same name). */
-  replace<K extends ObjectKind>(kind: K, obj: KindMap[K]): Promise<KindMap[K]>;
+  replace<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]>;
   /** Renaming updates references (profiles -> distro/parent, systems -> profile, events). */
   rename(kind: ObjectKind, from: string, to: string): Promise<void>;
   remove(kind: ObjectKind, name: string, opts?: RemoveOptions): Promise<string[]>;

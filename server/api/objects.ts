@@ -1,0 +1,145 @@
+/**
+ * /api/v1/{distros,profiles,systems}: list, get, create, partial update,
+ * rename, copy, delete, bulk create and the blended view. Input is validated
+ * here, once (core/validate.ts); referential rules are the store's, inside
+ * its transaction.
+ */
+import { Router } from 'express';
+import type { Request, RequestHandler } from 'express';
+import type { ServerContext } from '../context.js';
+import { ouiFor } from '../core/mac.js';
+import type { KindMap, ObjectKind, System } from '../core/model.js';
+import { FIELDS, INTERFACE_FIELDS, RANDOM_MAC, isName, validateNew, validatePatch } from '../core/validate.js';
+import { normalizeMac } from '../core/mac.js';
+import { ForgeError, invalid } from '../errors.js';
+import type { ListFilter, WriteOptions } from '../store/store.js';
+import { blendedProfile, blendedSystem, effectiveVirtType } from './blended.js';
+
+export const PLURAL: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems' };
+
+function hasRandomMac(s: System): boolean {
+  return Object.values(s.interfaces).some((i) => i.mac_address === RANDOM_MAC);
+}
+
+/** OUIs for systems that ask for random MACs, from their blended virt_type. */
+async function writeOptions(ctx: ServerContext, kind: ObjectKind, objs: readonly KindMap[ObjectKind][]): Promise<WriteOptions> {
+  if (kind !== 'system') return {};
+  const map: Record<string, string> = {};
+  for (const o of objs as readonly System[]) {
+    if (hasRandomMac(o)) map[o.name] = ouiFor(await effectiveVirtType(ctx.store, ctx.settings, o));
+  }
+  return Object.keys(map).length === 0 ? {} : { randomOui: map };
+}
+
+export function parseFilter(kind: ObjectKind, query: Request['query']): ListFilter {
+  const filter: ListFilter = {};
+  for (const [k, v] of Object.entries(query)) {
+    const known = k in FIELDS[kind] || (kind === 'system' && k in INTERFACE_FIELDS);
+    if (!known) throw new ForgeError('UNKNOWN_FIELD', `${k}: not a ${kind} field to filter on`, { field: k });
+    if (typeof v !== 'string') throw invalid(k, 'give the filter once, as a string or glob');
+    let val = v;
+    if (k === 'mac_address') val = normalizeMac(v) ?? v.toLowerCase();
+    filter[k] = val;
+  }
+  return filter;
+}
+
+function newName(body: unknown): string {
+  const nn = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['new_name'] : undefined;
+  if (typeof nn !== 'string' || nn === '') throw new ForgeError('MISSING_FIELD', 'new_name: required', { field: 'new_name' });
+  if (!isName(nn)) throw invalid('new_name', `"${nn}" is not a valid name (letters, digits, . _ -)`);
+  return nn;
+}
+
+function param(req: Request, key: string): string {
+  const v = req.params[key];
+  if (typeof v !== 'string') throw new ForgeError('ROUTE_NOT_FOUND', `missing :${key}`);
+  return v;
+}
+
+export function objectsRouter(ctx: ServerContext, auth: RequestHandler): Router {
+  const r = Router();
+  for (const kind of ['distro', 'profile', 'system'] as const) {
+    const base = `/${PLURAL[kind]}`;
+
+    r.get(base, async (req, res) => {
+      res.json(await ctx.store.list(kind, parseFilter(kind, req.query)));
+    });
+
+    r.post(`${base}/bulk`, auth, async (req, res) => {
+      const body: unknown = req.body;
+      if (!Array.isArray(body)) throw invalid('body', 'bulk create needs a JSON array of objects');
+      const objs = body.map((o: unknown, i: number) => {
+        try {
+          return validateNew(kind, o);
+        } catch (e) {
+          if (e instanceof ForgeError) {
+            throw new ForgeError(e.code, `item ${i}: ${e.message}`, {
+              ...(e.field === undefined ? {} : { field: e.field }),
+              details: { index: i },
+            });
+          }
+          throw e;
+        }
+      });
+      const n = await ctx.store.bulkCreate(kind, objs, await writeOptions(ctx, kind, objs));
+      res.status(201).json({ created: n });
+    });
+
+    r.post(base, auth, async (req, res) => {
+      const obj = validateNew(kind, req.body);
+      const created = await ctx.store.create(kind, obj, await writeOptions(ctx, kind, [obj]));
+      res.status(201).json(created);
+    });
+
+    r.get(`${base}/:name`, async (req, res) => {
+      res.json(await ctx.store.mustGet(kind, param(req, 'name')));
+    });
+
+    r.patch(`${base}/:name`, auth, async (req, res) => {
+      const existing = await ctx.store.mustGet(kind, param(req, 'name'));
+      const updated = validatePatch(kind, existing, req.body);
+      res.json(await ctx.store.replace(kind, updated, await writeOptions(ctx, kind, [updated])));
+    });
+
+    r.delete(`${base}/:name`, auth, async (req, res) => {
+      const recursive = req.query['recursive'];
+      const removed = await ctx.store.remove(kind, param(req, 'name'), {
+        recursive: recursive === 'true' || recursive === '1' || recursive === 'yes',
+      });
+      res.json({ removed });
+    });
+
+    r.post(`${base}/:name/rename`, auth, async (req, res) => {
+      const to = newName(req.body);
+      await ctx.store.rename(kind, param(req, 'name'), to);
+      res.json(await ctx.store.mustGet(kind, to));
+    });
+
+    r.post(`${base}/:name/copy`, auth, async (req, res) => {
+      const to = newName(req.body);
+      const src = structuredClone(await ctx.store.mustGet(kind, param(req, 'name')));
+      src.name = to;
+      if (kind === 'system') {
+        // MACs and IPs are unique across systems: a copy starts without them.
+        for (const i of Object.values((src as System).interfaces)) {
+          i.mac_address = '';
+          i.ip_address = '';
+        }
+      }
+      res.status(201).json(await ctx.store.create(kind, src));
+    });
+
+    if (kind !== 'distro') {
+      r.get(`${base}/:name/blended`, async (req, res) => {
+        const name = param(req, 'name');
+        res.json(
+          kind === 'system'
+            ? await blendedSystem(ctx.store, ctx.settings, name)
+            : await blendedProfile(ctx.store, ctx.settings, name),
+        );
+      });
+    }
+  }
+  return r;
+}

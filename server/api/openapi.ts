@@ -1,0 +1,121 @@
+/**
+ * The OpenAPI 3.1 document served at /api/v1/openapi.json, generated from
+ * the same field tables the validator uses, so it cannot drift from them.
+ */
+import { CATALOGUE } from '../errors.js';
+import { FIELDS, INTERFACE_FIELDS } from '../core/validate.js';
+import type { FieldSpec } from '../core/validate.js';
+import { INHERIT } from '../core/model.js';
+import type { ObjectKind } from '../core/model.js';
+
+type Schema = Record<string, unknown>;
+
+function fieldSchema(s: FieldSpec): Schema {
+  let sch: Schema;
+  switch (s.type) {
+    case 'int':
+      sch = { type: 'integer', ...(s.min !== undefined ? { minimum: s.min } : {}), ...(s.max !== undefined ? { maximum: s.max } : {}) };
+      break;
+    case 'number':
+      sch = { type: 'number', ...(s.min !== undefined ? { minimum: s.min } : {}) };
+      break;
+    case 'bool':
+      sch = { type: 'boolean' };
+      break;
+    case 'enum':
+      sch = { type: 'string', enum: [...(s.values ?? [])] };
+      break;
+    case 'dict':
+      sch = { type: 'object', additionalProperties: { type: ['string', 'null'] } };
+      break;
+    case 'list':
+      sch = { type: 'array', items: { type: 'string' } };
+      break;
+    case 'name':
+      sch = { type: 'string', pattern: '^[A-Za-z0-9._-]+$', maxLength: 128 };
+      break;
+    case 'mac':
+      sch = { type: 'string', pattern: '^([0-9a-f]{2}(:[0-9a-f]{2}){5}|random|)$' };
+      break;
+    default:
+      sch = { type: 'string' };
+  }
+  if (s.inherit === true) sch = { anyOf: [sch, { const: INHERIT }] };
+  return { ...sch, description: s.doc, ...(s.readonly === true ? { readOnly: true } : {}) };
+}
+
+function objectSchema(kind: ObjectKind): Schema {
+  const props: Record<string, Schema> = {};
+  for (const [k, s] of Object.entries(FIELDS[kind])) props[k] = fieldSchema(s);
+  if (kind === 'system') {
+    props['interfaces'] = {
+      type: 'object',
+      description: 'keyed by interface name; in PATCH a null value deletes the interface',
+      additionalProperties: { $ref: '#/components/schemas/Interface' },
+    };
+  }
+  const required = Object.entries(FIELDS[kind]).filter(([, s]) => s.required === true).map(([k]) => k);
+  return { type: 'object', properties: props, required, additionalProperties: false };
+}
+
+export function openapiDocument(version: string): Schema {
+  const paths: Record<string, Schema> = {};
+  const err = { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+  const sec = [{ bearer: [] }];
+  for (const [kind, plural] of [['distro', 'distros'], ['profile', 'profiles'], ['system', 'systems']] as const) {
+    const ref = { $ref: `#/components/schemas/${kind[0]!.toUpperCase()}${kind.slice(1)}` };
+    const one = { content: { 'application/json': { schema: ref } } };
+    const name = { name: 'name', in: 'path', required: true, schema: { type: 'string' } };
+    const newName = { content: { 'application/json': { schema: { type: 'object', properties: { new_name: { type: 'string' } }, required: ['new_name'] } } } };
+    paths[`/api/v1/${plural}`] = {
+      get: { summary: `list ${plural}; query parameters filter by field (globs * ?)`, responses: { 200: { description: 'objects', content: { 'application/json': { schema: { type: 'array', items: ref } } } }, 400: err } },
+      post: { summary: `create a ${kind}`, security: sec, requestBody: one, responses: { 201: { description: 'created', ...one }, 400: err, 401: err, 403: err, 409: err } },
+    };
+    paths[`/api/v1/${plural}/bulk`] = {
+      post: { summary: `create many ${plural}, all or nothing`, security: sec, requestBody: { content: { 'application/json': { schema: { type: 'array', items: ref } } } }, responses: { 201: { description: '{created: n}' }, 400: err, 409: err } },
+    };
+    paths[`/api/v1/${plural}/{name}`] = {
+      parameters: [name],
+      get: { summary: `get a ${kind}`, responses: { 200: { description: 'object', ...one }, 404: err } },
+      patch: { summary: `partial update of a ${kind}`, security: sec, requestBody: one, responses: { 200: { description: 'updated', ...one }, 400: err, 404: err, 409: err } },
+      delete: { summary: `remove a ${kind} (recursive=true also removes what references it)`, security: sec, parameters: [{ name: 'recursive', in: 'query', schema: { type: 'boolean' } }], responses: { 200: { description: '{removed: [..]}' }, 404: err, 409: err } },
+    };
+    paths[`/api/v1/${plural}/{name}/rename`] = { parameters: [name], post: { summary: 'rename, updating references', security: sec, requestBody: newName, responses: { 200: { description: 'renamed', ...one }, 409: err } } };
+    paths[`/api/v1/${plural}/{name}/copy`] = { parameters: [name], post: { summary: 'copy (systems lose MACs and IPs)', security: sec, requestBody: newName, responses: { 201: { description: 'copy', ...one }, 409: err } } };
+    if (kind !== 'distro') {
+      paths[`/api/v1/${plural}/{name}/blended`] = { parameters: [name], get: { summary: 'blended variables (dumpvars)', responses: { 200: { description: 'variables', content: { 'application/json': { schema: { type: 'object' } } } }, 404: err } } };
+    }
+  }
+  paths['/api/v1/systems/{name}/events'] = {
+    parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+    get: { summary: 'event timeline of a system', responses: { 200: { description: 'events' }, 404: err } },
+    post: { summary: 'record an event', security: sec, responses: { 201: { description: 'event' }, 400: err } },
+  };
+  paths['/api/v1/events/latest'] = { get: { summary: 'latest event of every system', responses: { 200: { description: 'events' } } } };
+  paths['/api/v1/export'] = { get: { summary: 'every object as one JSON document', security: sec, responses: { 200: { description: 'export document' } } } };
+  paths['/api/v1/import'] = { post: { summary: 'import an export document, all or nothing (replace=true overwrites)', security: sec, responses: { 200: { description: 'counts' }, 400: err, 409: err } } };
+  paths['/api/v1/check'] = { get: { summary: 'configuration problems', responses: { 200: { description: '{problems: [...]}' } } } };
+  paths['/api/v1/health'] = { get: { summary: 'liveness and version', responses: { 200: { description: 'ok' } } } };
+
+  const ifaceProps: Record<string, Schema> = {};
+  for (const [k, s] of Object.entries(INTERFACE_FIELDS)) ifaceProps[k] = fieldSchema(s);
+  return {
+    openapi: '3.1.0',
+    info: { title: 'forge', version, description: 'Network install server API. Writes need Authorization: Bearer TOKEN.' },
+    paths,
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Distro: objectSchema('distro'),
+        Profile: objectSchema('profile'),
+        System: objectSchema('system'),
+        Interface: { type: 'object', properties: ifaceProps, additionalProperties: false },
+        Error: {
+          type: 'object',
+          properties: { code: { type: 'string', enum: Object.keys(CATALOGUE) }, message: { type: 'string' }, field: { type: 'string' }, details: {} },
+          required: ['code', 'message'],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,25 @@
+/** The /api/v1 router: every API route in one table. */
+import { Router } from 'express';
+import type { ServerContext } from '../context.js';
+import { requireToken } from './auth.js';
+import { dataRouter } from './data.js';
+import { eventsRouter } from './events.js';
+import { objectsRouter } from './objects.js';
+import { openapiDocument } from './openapi.js';
+
+export const VERSION = '0.1.0';
+
+export function apiRouter(ctx: ServerContext): Router {
+  const auth = requireToken(() => ctx.token);
+  const r = Router();
+  r.get('/health', (_req, res) => {
+    res.json({ ok: true, name: 'forge', version: VERSION, base_url: ctx.baseUrl });
+  });
+  r.get('/openapi.json', (_req, res) => {
+    res.json(openapiDocument(VERSION));
+  });
+  r.use(eventsRouter(ctx, auth));
+  r.use(dataRouter(ctx, auth));
+  r.use(objectsRouter(ctx, auth));
+  return r;
+}

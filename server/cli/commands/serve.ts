@@ -1,0 +1,75 @@
+/**
+ * `forge serve`: every key of server/config.ts is a flag (`dhcp_mode` ->
+ * `--dhcp-mode`); list keys repeat (`--dhcp-range a,b --dhcp-range c,d`).
+ * Prints `forge ready: URL` once every service listens (the actual port when
+ * `--http-port 0` was asked), then runs until SIGTERM/SIGINT.
+ */
+import { CONFIG_SCHEMA, flagName, loadConfig } from '../../config.js';
+import type { ForgeConfig } from '../../config.js';
+import { createLogger } from '../../log.js';
+import { startServer } from '../../main.js';
+import type { CommandSpec, OptionSpec } from '../command.js';
+
+function serveOptions(): Record<string, OptionSpec> {
+  const o: Record<string, OptionSpec> = {
+    config: { type: 'string', description: 'JSON config file (default /etc/forge/forge.json if it exists)', arg: 'FILE' },
+  };
+  for (const [key, spec] of Object.entries(CONFIG_SCHEMA)) {
+    const k = spec.kind;
+    const multiple = k === 'list' || k === 'map';
+    const arg = k === 'int' ? 'N' : k === 'bool' ? 'true|false' : typeof k === 'object' ? k.oneOf.join('|') : k === 'map' ? 'NAME=PATH' : 'VALUE';
+    o[flagName(key)] = { type: 'string', description: spec.doc, arg, ...(multiple ? { multiple: true } : {}) };
+  }
+  return o;
+}
+
+export const serve: CommandSpec = {
+  path: ['serve'],
+  summary: 'run the forge server (HTTP API, boot files, autoinstall, DHCP, TFTP)',
+  help: [
+    'Layers: defaults < config file < FORGE_* environment (FORGE_HTTP_PORT=8080) < flags.',
+    'examples:',
+    '  forge serve --data-dir /var/lib/forge --http-port 8080',
+    '  forge serve --dhcp-mode managed --dhcp-subnet 10.98.0.0/24 --dhcp-range 10.98.0.100,10.98.0.200 \\',
+    '      --dhcp-router 10.98.0.1 --next-server 10.98.0.1 --tftp-port 69',
+  ].join('\n'),
+  options: serveOptions(),
+  async run(args, io) {
+    const flags: Partial<Record<keyof ForgeConfig, unknown>> = {};
+    for (const [key, spec] of Object.entries(CONFIG_SCHEMA)) {
+      const v = args.values[flagName(key)];
+      if (v === undefined) continue;
+      if (spec.kind === 'map' && Array.isArray(v)) flags[key as keyof ForgeConfig] = v.join(' ');
+      else flags[key as keyof ForgeConfig] = v;
+    }
+    const file = args.values['config'];
+    const config = loadConfig({ ...(typeof file === 'string' ? { file } : {}), env: io.env, flags });
+    const log = createLogger(config.log_level);
+    const srv = await startServer(config, log, io.env);
+    const host = config.listen === '0.0.0.0' || config.listen === '::' ? '127.0.0.1' : config.listen;
+    io.out(`forge 0.1.0 serving (data ${config.data_dir}/forge.db)`);
+    for (const s of srv.services) io.out(`  ${s.name.padEnd(6)}${s.endpoints.join(', ')}`);
+    if (!srv.services.some((s) => s.name === 'dhcp')) io.out(`  dhcp  ${config.dhcp_mode === 'off' ? 'off' : 'not started'}`);
+    io.out(`  base URL for installers: ${srv.ctx.baseUrl}`);
+    io.out(`forge ready: http://${host.includes(':') ? `[${host}]` : host}:${srv.httpPort}`);
+
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string): void => {
+        log.info('shutting down', { signal: sig });
+        process.off('SIGTERM', onTerm);
+        process.off('SIGINT', onInt);
+        resolve();
+      };
+      const onTerm = (): void => stop('SIGTERM');
+      const onInt = (): void => stop('SIGINT');
+      process.on('SIGTERM', onTerm);
+      process.on('SIGINT', onInt);
+    });
+    await srv.close();
+    // A service that leaves a handle open must not keep a stopped server alive.
+    setTimeout(() => process.exit(0), 3000).unref();
+    return 0;
+  },
+};
+
+export const commands: CommandSpec[] = [serve];

@@ -1,0 +1,151 @@
+/**
+ * Blending: the variables of a system or profile after inheritance, with
+ * Cobbler's semantics (cobbler/utils.py blender/__consolidate):
+ *
+ *   settings  <  distro  <  root profile  <  ...  <  profile  <  system
+ *
+ * - a field holding `<<inherit>>` defers to what the chain above says;
+ * - dicts (kernel_options, autoinstall_meta, ...) merge, the child winning;
+ *   a `!key` entry in a child deletes `key` inherited from above;
+ * - lists extend and de-duplicate (order kept, first occurrence wins);
+ * - other scalars are overwritten by the child;
+ * - autoinstall_meta keys are promoted to top-level variables (so templates
+ *   say `tree`, not `autoinstall_meta.tree`).
+ * The result is what `forge ... dumpvars` prints and what templates see.
+ * Pure: the caller loads the chain.
+ */
+import { kernelCommandLine } from './cmdline.js';
+import { INHERIT } from './model.js';
+import type { Distro, NetInterface, Profile, Settings, System } from './model.js';
+import { baseUrlOf } from './settings.js';
+
+export type Vars = Record<string, unknown>;
+
+/** Fields that name an object or its links rather than carry a value to inherit. */
+const NOT_BLENDED = new Set(['name', 'comment', 'ctime', 'mtime', 'distro', 'parent', 'profile', 'interfaces']);
+
+function isDict(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Merge one dict layer into `into` (mutated): child wins, `!key` deletes. */
+export function mergeDict(into: Record<string, unknown>, layer: Record<string, unknown>): Record<string, unknown> {
+  for (const [k, v] of Object.entries(layer)) {
+    if (k.startsWith('!')) delete into[k.slice(1)];
+    else into[k] = v;
+  }
+  return into;
+}
+
+function dedupe(xs: unknown[]): unknown[] {
+  const seen = new Set<string>();
+  const out: unknown[] = [];
+  for (const x of xs) {
+    const key = JSON.stringify(x);
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(x);
+    }
+  }
+  return out;
+}
+
+/** Apply one layer of the chain onto the accumulated variables (mutated). */
+export function applyLayer(vars: Vars, layer: object): Vars {
+  for (const [k, v] of Object.entries(layer)) {
+    if (NOT_BLENDED.has(k) || v === INHERIT || v === undefined) continue;
+    if (isDict(v)) {
+      const cur = vars[k];
+      vars[k] = mergeDict(isDict(cur) ? { ...cur } : {}, v);
+    } else if (Array.isArray(v)) {
+      const cur = vars[k];
+      vars[k] = dedupe([...(Array.isArray(cur) ? cur : []), ...v]);
+    } else {
+      vars[k] = v;
+    }
+  }
+  return vars;
+}
+
+function settingsLayer(settings: Settings): Vars {
+  return {
+    ...structuredClone(settings),
+    virt_type: settings.default_virt_type,
+    virt_cpus: settings.default_virt_cpus,
+    virt_ram: settings.default_virt_ram,
+    virt_file_size: settings.default_virt_file_size,
+    virt_path: settings.default_virt_path,
+    virt_bridge: settings.default_virt_bridge,
+    virt_disk_driver: settings.default_virt_disk_driver,
+    virt_auto_boot: false,
+    autoinstall: '',
+    enable_ipxe: true,
+    enable_menu: true,
+    kernel_options: { ...settings.kernel_options },
+    kernel_options_post: {},
+    autoinstall_meta: { ...settings.autoinstall_meta },
+    boot_loaders: [],
+    name_servers: [],
+    name_servers_search: [],
+  };
+}
+
+/**
+ * `chain` is the profile and its parents, nearest first:
+ * [profile, parent, grandparent, ...]; the last one names the distro.
+ */
+function blendChain(chain: readonly Profile[], distro: Distro, settings: Settings): Vars {
+  const vars = settingsLayer(settings);
+  applyLayer(vars, distro);
+  for (let i = chain.length - 1; i >= 0; i--) applyLayer(vars, chain[i]!);
+  return vars;
+}
+
+function finish(vars: Vars, settings: Settings, distro: Distro, autoinstallPath: string): Vars {
+  // Settings' name servers are a fallback, not a prefix of every list.
+  if ((vars['name_servers'] as unknown[]).length === 0) vars['name_servers'] = [...settings.default_name_servers];
+  if ((vars['name_servers_search'] as unknown[]).length === 0) {
+    vars['name_servers_search'] = [...settings.default_name_servers_search];
+  }
+  const meta = vars['autoinstall_meta'];
+  if (isDict(meta)) for (const [k, v] of Object.entries(meta)) vars[k] = v;
+
+  const baseUrl = baseUrlOf(settings);
+  vars['base_url'] = baseUrl;
+  vars['http_server'] = baseUrl.replace(/^http:\/\//, '');
+  vars['distro_name'] = distro.name;
+  vars['autoinstall_url'] = `${baseUrl}/autoinstall/${autoinstallPath}`;
+  vars['kernel_url'] = `${baseUrl}/boot/distro/${encodeURIComponent(distro.name)}/kernel`;
+  vars['initrd_url'] = `${baseUrl}/boot/distro/${encodeURIComponent(distro.name)}/initrd`;
+  vars['kernel_cmdline'] = kernelCommandLine({ vars, autoinstallUrl: vars['autoinstall_url'] as string });
+  return vars;
+}
+
+export function blendProfile(chain: readonly Profile[], distro: Distro, settings: Settings): Vars {
+  const profile = chain[0];
+  if (profile === undefined) throw new RangeError('blendProfile needs at least one profile');
+  const vars = blendChain(chain, distro, settings);
+  vars['name'] = profile.name;
+  vars['profile_name'] = profile.name;
+  vars['system_name'] = '';
+  vars['hostname'] = '';
+  vars['interfaces'] = {};
+  return finish(vars, settings, distro, `profile/${encodeURIComponent(profile.name)}`);
+}
+
+export function blendSystem(system: System, chain: readonly Profile[], distro: Distro, settings: Settings): Vars {
+  const vars = blendChain(chain, distro, settings);
+  applyLayer(vars, system);
+  vars['name'] = system.name;
+  vars['system_name'] = system.name;
+  vars['profile_name'] = system.profile;
+  const ifaces: Record<string, NetInterface> = structuredClone(system.interfaces);
+  vars['interfaces'] = ifaces;
+  // Cobbler also exposes per-interface values as `mac_address_eth0`, ...
+  for (const [ifname, i] of Object.entries(ifaces)) {
+    for (const [k, v] of Object.entries(i)) vars[`${k}_${ifname}`] = v;
+  }
+  const firstDns = Object.values(ifaces).find((i) => i.dns_name !== '')?.dns_name;
+  vars['hostname'] = system.hostname !== '' ? system.hostname : firstDns ?? system.name;
+  return finish(vars, settings, distro, `system/${encodeURIComponent(system.name)}`);
+}

@@ -1,0 +1,53 @@
+/**
+ * Settings: the last link of the blending chain, derived from the server
+ * configuration. Reads the host's interface list (no other I/O) to find the
+ * address installers should use when `server` is not configured.
+ */
+import { networkInterfaces } from 'node:os';
+import type { ForgeConfig } from '../config.js';
+import type { Settings } from './model.js';
+
+type IfaceTable = ReturnType<typeof networkInterfaces>;
+
+/** First non-internal IPv4 address of the host, or 127.0.0.1. */
+export function firstHostIPv4(table: IfaceTable = networkInterfaces()): string {
+  for (const addrs of Object.values(table)) {
+    for (const a of addrs ?? []) {
+      if (a.family === 'IPv4' && !a.internal && !a.address.startsWith('127.')) return a.address;
+    }
+  }
+  return '127.0.0.1';
+}
+
+export function settingsFromConfig(config: ForgeConfig, table?: IfaceTable): Settings {
+  const server = config.server !== '' ? config.server : firstHostIPv4(table);
+  return {
+    server,
+    http_port: config.http_port,
+    next_server: config.next_server !== '' ? config.next_server : server.replace(/:\d+$/, ''),
+    pxe_just_once: config.pxe_just_once,
+    default_name_servers: config.dhcp_dns,
+    default_name_servers_search: config.dhcp_domain !== '' ? [config.dhcp_domain] : [],
+    default_virt_type: 'kvm',
+    default_virt_cpus: 1,
+    default_virt_ram: 1024,
+    default_virt_file_size: 8,
+    default_virt_path: '',
+    default_virt_bridge: '',
+    default_virt_disk_driver: 'qcow2',
+    kernel_options: {},
+    autoinstall_meta: {},
+  };
+}
+
+/**
+ * `http://HOST:PORT` installers use; `server` may already carry a port
+ * (`forge.example:80`), then http_port is not added.
+ */
+export function baseUrlOf(settings: Pick<Settings, 'server' | 'http_port'>): string {
+  const s = settings.server;
+  const hasPort = /^\[.*\]:\d+$/.test(s) || (/:\d+$/.test(s) && s.split(':').length === 2);
+  if (hasPort) return `http://${s}`;
+  const host = s.includes(':') && !s.startsWith('[') ? `[${s}]` : s;
+  return `http://${host}:${settings.http_port}`;
+}

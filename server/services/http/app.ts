@@ -1,0 +1,57 @@
+/**
+ * The HTTP application: API, autoinstall and boot routes, one JSON 404 and
+ * one error handler that turns a ForgeError into `{code, message, field?}`
+ * with the catalogue's status. `buildApp` does not listen (tests and main do).
+ */
+import express from 'express';
+import type { ErrorRequestHandler, Express } from 'express';
+import type { ServerContext } from '../../context.js';
+import { apiRouter } from '../../api/routes.js';
+import { autoinstallRouter } from '../../render/routes.js';
+import { ForgeError } from '../../errors.js';
+import { bootRouter } from './boot.js';
+
+export function buildApp(ctx: ServerContext): Express {
+  const app = express();
+  const log = ctx.log.child('http');
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  // Large enough for a bulk create of 100k systems in one request.
+  app.use(express.json({ limit: '256mb', type: ['application/json', 'application/*+json'] }));
+
+  app.use(autoinstallRouter(ctx));
+  app.use(bootRouter(ctx));
+  app.use('/api/v1', apiRouter(ctx));
+
+  app.use((req, _res, next) => {
+    next(new ForgeError('ROUTE_NOT_FOUND', `no endpoint ${req.method} ${req.path}`));
+  });
+
+  const onError: ErrorRequestHandler = (err: unknown, req, res, next) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    let fe: ForgeError;
+    if (err instanceof ForgeError) {
+      fe = err;
+    } else {
+      const e = err as { type?: unknown; status?: unknown; message?: unknown };
+      if (e.type === 'entity.parse.failed') {
+        fe = new ForgeError('BAD_JSON', `request body is not valid JSON: ${String(e.message)}`, { field: 'body' });
+      } else if (e.type === 'entity.too.large') {
+        fe = new ForgeError('PAYLOAD_TOO_LARGE', 'request body too large', { field: 'body' });
+      } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+        fe = new ForgeError('BAD_JSON', `bad request body: ${String(e.message)}`, { field: 'body' });
+      } else {
+        log.error('internal error', { method: req.method, path: req.path, err: err instanceof Error ? err.stack ?? err.message : String(err) });
+        fe = new ForgeError('INTERNAL', 'internal error (see the server log)');
+      }
+    }
+    if (fe.status >= 500) log.warn('request failed', { method: req.method, path: req.path, code: fe.code, msg: fe.message });
+    res.status(fe.status).json(fe.toBody());
+  };
+  app.use(onError);
+  return app;
+}

@@ -1,0 +1,172 @@
+/**
+ * Starts a REAL `forge serve` process (node dist/server/cli/main.js serve)
+ * with a temporary data directory and an ephemeral HTTP port, waits until it
+ * prints `forge ready: URL`, and returns handles to drive and stop it.
+ *
+ *   const srv = await startForge();            // TFTP off unless asked
+ *   const r = await srv.cli(['system', 'list']);   // runs the real `forge` CLI
+ *   await srv.stop();                          // SIGTERM, then SIGKILL after 5 s
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** dist/server/cli/main.js (this file is dist/test/lib/server.js once built). */
+export const FORGE_BIN = fileURLToPath(new URL('../../server/cli/main.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ForgeServer {
+  /** e.g. http://127.0.0.1:40123 */
+  url: string;
+  port: number;
+  token: string;
+  dataDir: string;
+  proc: ChildProcess;
+  /** Everything the server printed so far (stdout + stderr). */
+  output(): string;
+  /** Run `forge ARGS` against this server (FORGE_SERVER and FORGE_TOKEN set). */
+  cli(args: string[], env?: NodeJS.ProcessEnv, opts?: { input?: string; timeoutMs?: number }): Promise<CliResult>;
+  /** fetch() relative to url with the bearer token (unless auth: false). */
+  api(method: string, path: string, body?: unknown, opts?: { auth?: boolean | string; raw?: string }): Promise<{ status: number; body: unknown }>;
+  /** SIGTERM and wait; removes the data dir unless keepData. */
+  stop(opts?: { keepData?: boolean }): Promise<void>;
+  /** SIGKILL and wait (data dir kept: restart with the same dataDir). */
+  kill(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Extra `forge serve` flags. */
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Reuse a data directory (e.g. restart after kill). */
+  dataDir?: string;
+  /** Start the TFTP service (default: off, `--tftp-enabled false`). */
+  tftp?: boolean;
+  /** ms to wait for readiness (default 20 s). */
+  timeoutMs?: number;
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv, opts: { input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [FORGE_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`forge ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 30_000);
+    p.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    p.stdin.end(opts.input ?? '');
+  });
+}
+
+export async function startForge(opts: StartOptions = {}): Promise<ForgeServer> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'forge-test-'));
+  const args = [
+    FORGE_BIN,
+    'serve',
+    '--data-dir',
+    dataDir,
+    '--listen',
+    '127.0.0.1',
+    '--http-port',
+    '0',
+    '--server',
+    '127.0.0.1',
+    '--log-level',
+    'warn',
+  ];
+  if (opts.tftp !== true) args.push('--tftp-enabled', 'false');
+  args.push(...(opts.args ?? []));
+  // Keep the host's FORGE_* settings out of the test server.
+  const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
+  const proc = spawn(process.execPath, args, { env: { ...baseEnv, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let exited = false;
+  const exitP = new Promise<void>((resolve) => proc.on('exit', () => {
+    exited = true;
+    resolve();
+  }));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`forge serve did not become ready in time:\n${out}`));
+    }, opts.timeoutMs ?? 20_000);
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      const m = /forge ready: http:\/\/[^\s]+:(\d+)/.exec(out);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.on('exit', (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`forge serve exited (${code ?? sig}) before it was ready:\n${out}`));
+    });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const token = readFileSync(join(dataDir, 'token'), 'utf8').trim();
+
+  const waitExit = async (sig: NodeJS.Signals, graceMs: number): Promise<void> => {
+    if (exited) return;
+    proc.kill(sig);
+    const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+    await exitP;
+    clearTimeout(t);
+  };
+
+  return {
+    url,
+    port,
+    token,
+    dataDir,
+    proc,
+    output: () => out,
+    cli: (cliArgs, env = {}, o = {}) =>
+      runCli(cliArgs, { ...baseEnv, FORGE_SERVER: url, FORGE_TOKEN: token, FORGE_DATA_DIR: dataDir, ...env }, o),
+    async api(method, path, body, o = {}) {
+      const headers: Record<string, string> = {};
+      const auth = o.auth ?? true;
+      if (auth !== false) headers['authorization'] = `Bearer ${typeof auth === 'string' ? auth : token}`;
+      let payload: string | undefined = o.raw;
+      if (body !== undefined) payload = JSON.stringify(body);
+      if (payload !== undefined) headers['content-type'] = 'application/json';
+      const res = await fetch(url + path, { method, headers, ...(payload === undefined ? {} : { body: payload }) });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        /* not JSON */
+      }
+      return { status: res.status, body: parsed };
+    },
+    async stop(o = {}) {
+      await waitExit('SIGTERM', 5000);
+      if (o.keepData !== true && opts.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+    },
+    async kill() {
+      await waitExit('SIGKILL', 5000);
+    },
+  };
+}
