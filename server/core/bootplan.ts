@@ -1,0 +1,147 @@
+/**
+ * The network-boot decision for one DHCP client, as a value computed by a pure
+ * function (pixiecore's Booter.BootSpec, matchbox's selector). The DHCP
+ * service translates a BootPlan into packet fields; this module knows nothing
+ * of packets or sockets.
+ *
+ * Firmware is recognised from RFC 4578 option 93 (client system architecture),
+ * the PXE vendor class (option 60, `PXEClient:Arch:xxxxx:...` carries the same
+ * number when option 93 is missing) and iPXE's user class (option 77 "iPXE")
+ * or its encapsulated option 175.
+ */
+
+/** Loader names as stored in boot_loaders (Cobbler's values; `pxe` is Cobbler's name for pxelinux). */
+export type LoaderName = 'ipxe' | 'pxelinux' | 'grub';
+export type Firmware = 'bios' | 'uefi';
+
+export interface BootClient {
+  /** Lower-case aa:bb:cc:dd:ee:ff. */
+  mac: string;
+  /** Option 93, first entry; undefined when absent. */
+  arch: number | undefined;
+  /** Option 77 classes (RFC 3004 list or one bare string). */
+  userClasses: readonly string[];
+  /** Option 60. */
+  vendorClass: string | undefined;
+  /** Option 175 present (only iPXE sends it). */
+  ipxeOption: boolean;
+}
+
+/** What the decision needs of a system; boot_loaders already blended (system -> profiles -> distro). */
+export interface BootSystem {
+  name: string;
+  netboot_enabled: boolean;
+  boot_loaders: readonly string[];
+  /** The system's profile, for event detail. */
+  profile?: string;
+}
+
+export interface BootConfig {
+  /** e.g. http://10.98.0.1:8080, no trailing slash. */
+  baseUrl: string;
+  /** siaddr / TFTP server address. */
+  nextServer: string;
+  bios_loader: 'ipxe' | 'pxelinux';
+  uefi_loader: 'ipxe' | 'grub';
+  dhcp_unknown: 'ignore' | 'default';
+  default_profile: string;
+}
+
+export type BootPlan =
+  /** No reply at all (unknown machine and policy `ignore`). */
+  | { kind: 'ignore'; reason: string }
+  /** Known client, but no network boot: address only (managed) / no reply (proxy). */
+  | { kind: 'local'; reason: string }
+  /** A loader over TFTP. */
+  | { kind: 'tftp'; file: string; nextServer: string; loader: LoaderName; firmware: Firmware }
+  /** iPXE already running: hand it its HTTP script, never a loader again (no chain-load loop). */
+  | { kind: 'ipxe'; url: string }
+  /** UEFI HTTP boot: a full URL, and option 60 "HTTPClient" echoed (UEFI spec 2.5+, s24.7). */
+  | { kind: 'http'; url: string; vendorClass: 'HTTPClient'; loader: LoaderName };
+
+/** RFC 4578 s2.1 / IANA "Processor Architecture Types". */
+export const ARCH = {
+  BIOS: 0,
+  IA32_EFI: 6,
+  X64_EFI: 7,
+  EBC: 9,
+  X86_HTTP: 15,
+  X64_HTTP: 16,
+} as const;
+
+export const LOADER_FILES: Record<Firmware, Partial<Record<LoaderName, string>>> = {
+  bios: { ipxe: 'undionly.kpxe', pxelinux: 'pxelinux.0' },
+  uefi: { ipxe: 'ipxe.efi', grub: 'grubx64.efi' },
+};
+
+/** Architecture from option 93, else from a PXE vendor class `PXEClient:Arch:00007:...`. */
+export function clientArch(c: Pick<BootClient, 'arch' | 'vendorClass'>): number | undefined {
+  if (c.arch !== undefined) return c.arch;
+  const m = /^(?:PXEClient|HTTPClient):Arch:(\d{5})/.exec(c.vendorClass ?? '');
+  return m?.[1] !== undefined ? Number(m[1]) : undefined;
+}
+
+export function isPxeVendorClass(vc: string | undefined): boolean {
+  return vc !== undefined && (vc.startsWith('PXEClient') || vc.startsWith('HTTPClient'));
+}
+
+export function isIpxe(c: Pick<BootClient, 'userClasses' | 'ipxeOption'>): boolean {
+  return c.ipxeOption || c.userClasses.includes('iPXE');
+}
+
+function normaliseLoader(v: string): LoaderName | undefined {
+  const s = v.trim().toLowerCase();
+  if (s === 'ipxe') return 'ipxe';
+  if (s === 'pxelinux' || s === 'pxe') return 'pxelinux';
+  if (s === 'grub') return 'grub';
+  return undefined;
+}
+
+/**
+ * The loader for a firmware: the first blended boot_loaders entry that this
+ * firmware can run (grub is UEFI-only here, pxelinux BIOS-only), else the
+ * configured default.
+ */
+export function chooseLoader(firmware: Firmware, loaders: readonly string[], cfg: Pick<BootConfig, 'bios_loader' | 'uefi_loader'>): LoaderName {
+  for (const l of loaders) {
+    const n = normaliseLoader(l);
+    if (n !== undefined && LOADER_FILES[firmware][n] !== undefined) return n;
+  }
+  return firmware === 'bios' ? cfg.bios_loader : cfg.uefi_loader;
+}
+
+export function bootPlan(client: BootClient, system: BootSystem | undefined, cfg: BootConfig): BootPlan {
+  if (system === undefined && (cfg.dhcp_unknown === 'ignore' || cfg.default_profile === '')) {
+    return { kind: 'ignore', reason: 'unknown MAC' };
+  }
+  if (system !== undefined && !system.netboot_enabled) return { kind: 'local', reason: 'netboot disabled' };
+
+  const arch = clientArch(client);
+  const ipxe = isIpxe(client);
+  const httpBoot = client.vendorClass?.startsWith('HTTPClient') === true || arch === ARCH.X64_HTTP || arch === ARCH.X86_HTTP;
+  if (!ipxe && !httpBoot && !isPxeVendorClass(client.vendorClass) && client.arch === undefined) {
+    return { kind: 'local', reason: 'not a network boot client' };
+  }
+  const loaders = system?.boot_loaders ?? [];
+
+  let firmware: Firmware;
+  if (arch === undefined || arch === ARCH.BIOS) firmware = 'bios';
+  else if (arch === ARCH.X64_EFI || arch === ARCH.EBC || arch === ARCH.X64_HTTP) firmware = 'uefi';
+  else if (ipxe) firmware = 'bios'; // iPXE on another platform still runs an HTTP script
+  else return { kind: 'local', reason: `unsupported client architecture ${arch}` };
+
+  const loader = chooseLoader(firmware, loaders, cfg);
+  const macPath = client.mac.toLowerCase();
+
+  // iPXE is already the loader: give it the script. A pxelinux or GRUB choice still gets its
+  // TFTP loader (neither is iPXE, so the chain cannot loop back here).
+  if (ipxe && loader === 'ipxe') return { kind: 'ipxe', url: `${cfg.baseUrl}/boot/ipxe/${macPath}` };
+
+  if (httpBoot) {
+    const file = loader === 'grub' ? 'grubx64.efi' : 'ipxe.efi';
+    return { kind: 'http', url: `${cfg.baseUrl}/boot/loaders/${file}`, vendorClass: 'HTTPClient', loader: loader === 'grub' ? 'grub' : 'ipxe' };
+  }
+  const file = LOADER_FILES[firmware][loader];
+  if (file === undefined) return { kind: 'local', reason: `no ${loader} loader for ${firmware}` };
+  return { kind: 'tftp', file, nextServer: cfg.nextServer, loader, firmware };
+}

@@ -1,0 +1,301 @@
+/**
+ * DHCP options (RFC 2132), kept raw: an ordered list of (code, bytes) with
+ * typed getters, the way pixiecore's dhcp4.Options does it. Decoding merges
+ * repeated instances of one code by concatenation (RFC 3396 s5, "long
+ * options"), so a getter always sees the whole value; encoding splits values
+ * longer than 255 bytes back into consecutive instances (RFC 3396 s4).
+ */
+
+/** Option codes forge reads or writes. Names follow RFC 2132 / IANA. */
+export const Opt = {
+  Pad: 0,
+  SubnetMask: 1,
+  Router: 3,
+  DomainNameServer: 6,
+  HostName: 12,
+  DomainName: 15,
+  RequestedIP: 50,
+  LeaseTime: 51,
+  Overload: 52,
+  MessageType: 53,
+  ServerIdentifier: 54,
+  ParameterRequestList: 55,
+  Message: 56,
+  MaxMessageSize: 57,
+  RenewalTime: 58,
+  RebindingTime: 59,
+  VendorClass: 60,
+  ClientIdentifier: 61,
+  TftpServerName: 66,
+  BootfileName: 67,
+  UserClass: 77,
+  RelayAgentInfo: 82,
+  ClientArch: 93,
+  ClientNdi: 94,
+  ClientUuid: 97,
+  VendorSpecific: 43,
+  IpxeEncap: 175,
+  End: 255,
+} as const;
+
+/** Message types, option 53 (RFC 2132 s9.6). */
+export const MessageType = {
+  DISCOVER: 1,
+  OFFER: 2,
+  REQUEST: 3,
+  DECLINE: 4,
+  ACK: 5,
+  NAK: 6,
+  RELEASE: 7,
+  INFORM: 8,
+} as const;
+export type MessageTypeName = keyof typeof MessageType;
+
+export function messageTypeName(n: number): MessageTypeName | undefined {
+  for (const [k, v] of Object.entries(MessageType)) if (v === n) return k as MessageTypeName;
+  return undefined;
+}
+
+export interface RawOption {
+  readonly code: number;
+  readonly data: Buffer;
+}
+
+export function ipToBytes(ip: string): Buffer {
+  const parts = ip.split('.');
+  if (parts.length !== 4) throw new RangeError(`not an IPv4 address: ${ip}`);
+  const b = Buffer.alloc(4);
+  parts.forEach((p, i) => {
+    const n = /^\d{1,3}$/.test(p) ? Number(p) : NaN;
+    if (!(n >= 0 && n <= 255)) throw new RangeError(`not an IPv4 address: ${ip}`);
+    b[i] = n;
+  });
+  return b;
+}
+
+export function bytesToIp(b: Uint8Array, off = 0): string {
+  return `${b[off] ?? 0}.${b[off + 1] ?? 0}.${b[off + 2] ?? 0}.${b[off + 3] ?? 0}`;
+}
+
+/**
+ * Ordered, code-unique option list. Insertion order is the order on the wire;
+ * `set` of an existing code replaces its value in place.
+ */
+export class Options {
+  private readonly list: { code: number; data: Buffer }[] = [];
+
+  constructor(init?: Iterable<RawOption>) {
+    if (init !== undefined) for (const o of init) this.append(o.code, o.data);
+  }
+
+  /** Adds bytes to a code; a second instance is concatenated (RFC 3396). */
+  append(code: number, data: Uint8Array): this {
+    const cur = this.list.find((o) => o.code === code);
+    if (cur === undefined) this.list.push({ code, data: Buffer.from(data) });
+    else cur.data = Buffer.concat([cur.data, data]);
+    return this;
+  }
+
+  set(code: number, data: Uint8Array): this {
+    const cur = this.list.find((o) => o.code === code);
+    if (cur === undefined) this.list.push({ code, data: Buffer.from(data) });
+    else cur.data = Buffer.from(data);
+    return this;
+  }
+
+  delete(code: number): this {
+    const i = this.list.findIndex((o) => o.code === code);
+    if (i >= 0) this.list.splice(i, 1);
+    return this;
+  }
+
+  has(code: number): boolean {
+    return this.list.some((o) => o.code === code);
+  }
+
+  get(code: number): Buffer | undefined {
+    return this.list.find((o) => o.code === code)?.data;
+  }
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  /** The options in wire order (copies: the list cannot be changed through them). */
+  entries(): RawOption[] {
+    return this.list.map((o) => ({ code: o.code, data: Buffer.from(o.data) }));
+  }
+
+  clone(): Options {
+    return new Options(this.entries());
+  }
+
+  // ---- typed setters
+  setUint8(code: number, v: number): this {
+    return this.set(code, Buffer.of(v & 0xff));
+  }
+  setUint16(code: number, v: number): this {
+    const b = Buffer.alloc(2);
+    b.writeUInt16BE(v & 0xffff);
+    return this.set(code, b);
+  }
+  setUint32(code: number, v: number): this {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(v >>> 0);
+    return this.set(code, b);
+  }
+  setString(code: number, s: string): this {
+    return this.set(code, Buffer.from(s, 'latin1'));
+  }
+  setIp(code: number, ip: string): this {
+    return this.set(code, ipToBytes(ip));
+  }
+  setIps(code: number, ips: readonly string[]): this {
+    return this.set(code, Buffer.concat(ips.map(ipToBytes)));
+  }
+
+  // ---- typed getters: undefined when absent or of the wrong length
+  uint8(code: number): number | undefined {
+    const d = this.get(code);
+    return d !== undefined && d.length === 1 ? d[0] : undefined;
+  }
+  uint16(code: number): number | undefined {
+    const d = this.get(code);
+    return d !== undefined && d.length === 2 ? d.readUInt16BE(0) : undefined;
+  }
+  uint32(code: number): number | undefined {
+    const d = this.get(code);
+    return d !== undefined && d.length === 4 ? d.readUInt32BE(0) : undefined;
+  }
+  string(code: number): string | undefined {
+    const d = this.get(code);
+    if (d === undefined) return undefined;
+    // Some clients NUL-terminate strings (RFC 2132 s2 says they should not).
+    const nul = d.indexOf(0);
+    return (nul >= 0 ? d.subarray(0, nul) : d).toString('latin1');
+  }
+  ip(code: number): string | undefined {
+    const d = this.get(code);
+    return d !== undefined && d.length === 4 ? bytesToIp(d) : undefined;
+  }
+  ips(code: number): string[] | undefined {
+    const d = this.get(code);
+    if (d === undefined || d.length === 0 || d.length % 4 !== 0) return undefined;
+    const out: string[] = [];
+    for (let i = 0; i < d.length; i += 4) out.push(bytesToIp(d, i));
+    return out;
+  }
+
+  /** Option 53 (RFC 2132 s9.6). */
+  messageType(): number | undefined {
+    return this.uint8(Opt.MessageType);
+  }
+
+  /** Option 55 (RFC 2132 s9.8): the codes the client asks for. */
+  parameterRequestList(): number[] {
+    return [...(this.get(Opt.ParameterRequestList) ?? [])];
+  }
+
+  /** Option 57 (RFC 2132 s9.10); undefined when absent or below the RFC minimum of 576. */
+  maxMessageSize(): number | undefined {
+    const v = this.uint16(Opt.MaxMessageSize);
+    return v !== undefined && v >= 576 ? v : undefined;
+  }
+
+  /** Option 60 vendor class identifier, e.g. `PXEClient:Arch:00000:UNDI:002001`. */
+  vendorClass(): string | undefined {
+    return this.string(Opt.VendorClass);
+  }
+
+  /**
+   * Option 93 client system architectures (RFC 4578 s2.1): a list of 16-bit
+   * types; the first is the one the client booted with.
+   */
+  clientArches(): number[] | undefined {
+    const d = this.get(Opt.ClientArch);
+    if (d === undefined || d.length === 0 || d.length % 2 !== 0) return undefined;
+    const out: number[] = [];
+    for (let i = 0; i < d.length; i += 2) out.push(d.readUInt16BE(i));
+    return out;
+  }
+
+  clientArch(): number | undefined {
+    return this.clientArches()?.[0];
+  }
+
+  /** Option 94 client network interface identifier (RFC 4578 s2.2): type, major, minor. */
+  clientNdi(): { type: number; major: number; minor: number } | undefined {
+    const d = this.get(Opt.ClientNdi);
+    if (d === undefined || d.length !== 3) return undefined;
+    return { type: d[0] ?? 0, major: d[1] ?? 0, minor: d[2] ?? 0 };
+  }
+
+  /**
+   * Option 97 client machine identifier (RFC 4578 s2.3): type 0 + 16-byte GUID,
+   * returned in the usual text form (the first three fields little-endian,
+   * as PXE firmware writes them).
+   */
+  clientUuid(): string | undefined {
+    const d = this.get(Opt.ClientUuid);
+    if (d === undefined || d.length !== 17 || d[0] !== 0) return undefined;
+    const g = d.subarray(1);
+    const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+    const rev = (b: Uint8Array): string => hex(Uint8Array.from(b).reverse());
+    return `${rev(g.subarray(0, 4))}-${rev(g.subarray(4, 6))}-${rev(g.subarray(6, 8))}-${hex(g.subarray(8, 10))}-${hex(g.subarray(10, 16))}`;
+  }
+
+  /**
+   * Option 77 user classes. RFC 3004 s4 encodes a list of length-prefixed
+   * strings, but iPXE and ISC dhclient send one bare string ("iPXE"): when
+   * the bytes do not parse as an RFC 3004 list, the whole value is one class.
+   */
+  userClasses(): string[] | undefined {
+    const d = this.get(Opt.UserClass);
+    if (d === undefined || d.length === 0) return undefined;
+    const out: string[] = [];
+    let i = 0;
+    while (i < d.length) {
+      const len = d[i] ?? 0;
+      if (len === 0 || i + 1 + len > d.length) return [d.toString('latin1')];
+      out.push(d.subarray(i + 1, i + 1 + len).toString('latin1'));
+      i += 1 + len;
+    }
+    return out;
+  }
+
+  /** Option 61 client identifier (RFC 2132 s9.14), raw. */
+  clientId(): Buffer | undefined {
+    const d = this.get(Opt.ClientIdentifier);
+    return d !== undefined && d.length >= 2 ? d : undefined;
+  }
+
+  /** Option 82 relay agent information (RFC 3046), raw: servers echo it unchanged (s2.2). */
+  relayAgentInfo(): Buffer | undefined {
+    return this.get(Opt.RelayAgentInfo);
+  }
+
+  /** Sub-options of an encapsulated option (82, 43, 175): code/length/value, undefined if malformed. */
+  subOptions(code: number): RawOption[] | undefined {
+    const d = this.get(code);
+    if (d === undefined) return undefined;
+    return parseSubOptions(d);
+  }
+}
+
+export function parseSubOptions(d: Buffer): RawOption[] | undefined {
+  const out: RawOption[] = [];
+  let i = 0;
+  while (i < d.length) {
+    const c = d[i] ?? 0;
+    if (c === 0) {
+      i++;
+      continue;
+    }
+    if (c === 255) break;
+    const len = d[i + 1];
+    if (len === undefined || i + 2 + len > d.length) return undefined;
+    out.push({ code: c, data: d.subarray(i + 2, i + 2 + len) });
+    i += 2 + len;
+  }
+  return out;
+}

@@ -1,0 +1,173 @@
+/**
+ * The in-memory lease index of managed mode: the hot path reads and writes
+ * only these maps; the store is written behind, coalesced per MAC, so a reply
+ * never waits for the database. OFFERs are held in memory only (RFC 2131
+ * s4.3.1 lets a server reserve an offered address without recording it).
+ */
+import type { Lease, LeaseState } from '../../core/model.js';
+import type { Logger } from '../../log.js';
+import type { Store } from '../../store/store.js';
+import { intToIp, ipToInt, type Pool } from './net.js';
+
+export interface LeaseEntry {
+  mac: string;
+  ip: number;
+  state: LeaseState;
+  /** Unix ms. */
+  expires: number;
+  hostname: string;
+  system: string;
+}
+
+/** How long a declined address stays out of the pool (RFC 2131 s4.3.3: the server must mark it unavailable). */
+const DECLINE_HOLD_MS = 10 * 60_000;
+
+export class LeaseTable {
+  private readonly byMac = new Map<string, LeaseEntry>();
+  private readonly byIp = new Map<number, LeaseEntry>();
+  private readonly cursor = new Map<Pool, number>();
+  private readonly dirty = new Map<string, LeaseEntry>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  persistErrors = 0;
+
+  constructor(
+    private readonly store: Store | undefined,
+    private readonly log: Logger,
+    private readonly flushMs = 100,
+  ) {}
+
+  /** Loads persisted leases (bound/declined ones still valid) at start. */
+  async load(now: number): Promise<number> {
+    if (this.store === undefined) return 0;
+    let n = 0;
+    for (const l of await this.store.listLeases()) {
+      const ip = ipToInt(l.ip);
+      if (ip === undefined || l.expires <= now || l.state === 'released' || l.state === 'offered') continue;
+      this.index({ mac: l.mac, ip, state: l.state, expires: l.expires, hostname: l.hostname, system: l.system });
+      n++;
+    }
+    return n;
+  }
+
+  private index(e: LeaseEntry): void {
+    const old = this.byMac.get(e.mac);
+    if (old !== undefined && this.byIp.get(old.ip) === old) this.byIp.delete(old.ip);
+    const holder = this.byIp.get(e.ip);
+    if (holder !== undefined && holder.mac !== e.mac && this.byMac.get(holder.mac) === holder) this.byMac.delete(holder.mac);
+    this.byMac.set(e.mac, e);
+    this.byIp.set(e.ip, e);
+  }
+
+  byMacAddr(mac: string): LeaseEntry | undefined {
+    return this.byMac.get(mac);
+  }
+
+  byAddress(ip: number): LeaseEntry | undefined {
+    return this.byIp.get(ip);
+  }
+
+  /** Whether `ip` may be given to `mac`: nobody else holds it (an expired or released lease does not count). */
+  availableFor(ip: number, mac: string, now: number): boolean {
+    const e = this.byIp.get(ip);
+    if (e === undefined || e.mac === mac && e.state !== 'declined') return true;
+    if (e.state === 'released') return true;
+    return e.expires <= now;
+  }
+
+  /** Next free address of the pool for `mac` (round robin from the last hand-out), or undefined when exhausted. */
+  allocate(pool: Pool, mac: string, now: number, reserved: (ip: number) => boolean): number | undefined {
+    const size = pool.last - pool.first + 1;
+    let start = this.cursor.get(pool) ?? pool.first;
+    if (start < pool.first || start > pool.last) start = pool.first;
+    for (let i = 0; i < size; i++) {
+      const ip = pool.first + ((start - pool.first + i) % size);
+      if (this.availableFor(ip, mac, now) && !reserved(ip)) {
+        this.cursor.set(pool, ip === pool.last ? pool.first : ip + 1);
+        return ip;
+      }
+    }
+    return undefined;
+  }
+
+  offer(mac: string, ip: number, now: number, holdMs: number, system: string, hostname: string): void {
+    const cur = this.byMac.get(mac);
+    // An offer never shortens a bound lease of the same address (INIT-REBOOT after reboot).
+    if (cur !== undefined && cur.ip === ip && cur.state === 'bound' && cur.expires > now) return;
+    this.index({ mac, ip, state: 'offered', expires: now + holdMs, hostname, system });
+  }
+
+  bind(mac: string, ip: number, now: number, leaseMs: number, system: string, hostname: string): LeaseEntry {
+    const e: LeaseEntry = { mac, ip, state: 'bound', expires: now + leaseMs, hostname, system };
+    this.index(e);
+    this.persist(e);
+    return e;
+  }
+
+  release(mac: string, ip: number, now: number): boolean {
+    const e = this.byMac.get(mac);
+    if (e === undefined || e.ip !== ip || e.state === 'declined') return false;
+    const r: LeaseEntry = { ...e, state: 'released', expires: now };
+    this.index(r);
+    this.persist(r);
+    return true;
+  }
+
+  /** The client found `ip` in use (ARP): keep it out of the pool for a while, bound to nobody. */
+  decline(mac: string, ip: number, now: number): void {
+    const e: LeaseEntry = { mac: `declined:${intToIp(ip)}`, ip, state: 'declined', expires: now + DECLINE_HOLD_MS, hostname: '', system: '' };
+    const cur = this.byMac.get(mac);
+    if (cur !== undefined && cur.ip === ip) this.byMac.delete(mac);
+    this.index(e);
+    this.persist({ ...e, mac });
+  }
+
+  /** Drop an outstanding offer (the client chose another server, RFC 2131 s4.3.2). */
+  forgetOffer(mac: string): void {
+    const e = this.byMac.get(mac);
+    if (e === undefined || e.state !== 'offered') return;
+    this.byMac.delete(mac);
+    if (this.byIp.get(e.ip) === e) this.byIp.delete(e.ip);
+  }
+
+  get size(): number {
+    return this.byMac.size;
+  }
+
+  private persist(e: LeaseEntry): void {
+    if (this.store === undefined) return;
+    this.dirty.set(e.mac, e);
+    if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flushing = this.flushing.then(() => this.flushNow());
+      }, this.flushMs);
+      this.flushTimer.unref();
+    }
+  }
+
+  private async flushNow(): Promise<void> {
+    if (this.store === undefined) return;
+    const batch = [...this.dirty.values()];
+    this.dirty.clear();
+    for (const e of batch) {
+      const lease: Lease = { mac: e.mac, ip: intToIp(e.ip), state: e.state, expires: e.expires, hostname: e.hostname, system: e.system };
+      try {
+        await this.store.putLease(lease);
+      } catch (err) {
+        this.persistErrors++;
+        if (this.persistErrors <= 5 || this.persistErrors % 1000 === 0) this.log.warn('could not persist lease', { mac: e.mac, err });
+      }
+    }
+  }
+
+  /** Writes everything pending (on close). */
+  async flush(): Promise<void> {
+    if (this.flushTimer !== undefined) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    this.flushing = this.flushing.then(() => this.flushNow());
+    await this.flushing;
+  }
+}
