@@ -1,0 +1,135 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { applyLayer, blendProfile, blendSystem, mergeDict } from '../../server/core/blend.js';
+import { defaultDistro, defaultInterface, defaultProfile, defaultSystem } from '../../server/core/defaults.js';
+import { INHERIT } from '../../server/core/model.js';
+import type { Distro, Profile, Settings, System } from '../../server/core/model.js';
+import { baseUrlOf } from '../../server/core/settings.js';
+
+const settings: Settings = {
+  server: '10.0.0.1',
+  http_port: 8080,
+  next_server: '10.0.0.1',
+  pxe_just_once: true,
+  default_name_servers: ['10.0.0.53'],
+  default_name_servers_search: ['example.org'],
+  default_virt_type: 'kvm',
+  default_virt_cpus: 1,
+  default_virt_ram: 1024,
+  default_virt_file_size: 8,
+  default_virt_path: '/var/lib/libvirt/images',
+  default_virt_bridge: 'br0',
+  default_virt_disk_driver: 'qcow2',
+  kernel_options: { quiet: null },
+  autoinstall_meta: { site: 'lab' },
+};
+
+function distro(over: Partial<Distro> = {}): Distro {
+  return { ...defaultDistro('deb12'), breed: 'debian', kernel: '/srv/linux', initrd: '/srv/initrd.gz', tree: 'http://mirror/debian', ...over };
+}
+function profile(name: string, over: Partial<Profile> = {}): Profile {
+  return { ...defaultProfile(name), ...over };
+}
+function system(over: Partial<System> = {}): System {
+  return { ...defaultSystem('vm9'), profile: 'web', ...over };
+}
+
+test('mergeDict: child wins, !key deletes', () => {
+  const cases: [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>][] = [
+    [{ a: '1' }, { b: '2' }, { a: '1', b: '2' }],
+    [{ a: '1' }, { a: '2' }, { a: '2' }],
+    [{ a: '1', b: '2' }, { '!a': null }, { b: '2' }],
+    [{ a: '1' }, { '!zz': null }, { a: '1' }],
+    [{}, { flag: null }, { flag: null }],
+  ];
+  for (const [into, layer, want] of cases) assert.deepEqual(mergeDict({ ...into }, layer), want, JSON.stringify([into, layer]));
+});
+
+test('applyLayer: inherit defers, lists extend and dedupe, scalars overwrite', () => {
+  const cases: { name: string; vars: Record<string, unknown>; layer: Record<string, unknown>; want: Record<string, unknown> }[] = [
+    { name: 'inherit keeps parent', vars: { virt_ram: 2048 }, layer: { virt_ram: INHERIT }, want: { virt_ram: 2048 } },
+    { name: 'scalar overwrites', vars: { virt_ram: 2048 }, layer: { virt_ram: 4096 }, want: { virt_ram: 4096 } },
+    { name: 'empty string overwrites', vars: { virt_path: '/a' }, layer: { virt_path: '' }, want: { virt_path: '' } },
+    { name: 'list extends', vars: { boot_loaders: ['ipxe'] }, layer: { boot_loaders: ['grub'] }, want: { boot_loaders: ['ipxe', 'grub'] } },
+    { name: 'list dedupes', vars: { boot_loaders: ['ipxe', 'grub'] }, layer: { boot_loaders: ['grub', 'pxe'] }, want: { boot_loaders: ['ipxe', 'grub', 'pxe'] } },
+    { name: 'dict merges', vars: { kernel_options: { a: '1' } }, layer: { kernel_options: { b: null } }, want: { kernel_options: { a: '1', b: null } } },
+    { name: 'links are not blended', vars: {}, layer: { name: 'x', parent: 'p', distro: 'd', profile: 'q', comment: 'c' }, want: {} },
+  ];
+  for (const c of cases) assert.deepEqual(applyLayer(structuredClone(c.vars), c.layer), c.want, c.name);
+});
+
+test('applyLayer does not mutate the parent dict', () => {
+  const parent = { kernel_options: { a: '1' } };
+  applyLayer(parent, { kernel_options: { b: '2' } });
+  const first = parent.kernel_options;
+  const next = applyLayer({ ...parent }, { kernel_options: { '!a': null } });
+  assert.deepEqual(first, { a: '1', b: '2' });
+  assert.deepEqual(next['kernel_options'], { b: '2' });
+});
+
+test('blendProfile: multi-level parents, nearest wins, !key across levels', () => {
+  const root = profile('web', {
+    distro: 'deb12',
+    autoinstall: 'preseed/default.seed',
+    virt_ram: 2048,
+    virt_cpus: 2,
+    kernel_options: { console: 'ttyS0,115200', nomodeset: null },
+    autoinstall_meta: { tree: 'http://other/debian', role: 'web' },
+  });
+  const mid = profile('web-big', { parent: 'web', virt_ram: 4096, kernel_options: { '!nomodeset': null } });
+  const leaf = profile('web-big-2', { parent: 'web-big', virt_cpus: INHERIT, autoinstall_meta: { role: 'api' } });
+  const v = blendProfile([leaf, mid, root], distro({ kernel_options: { 'vga': '0' } }), settings);
+  assert.equal(v['virt_ram'], 4096);
+  assert.equal(v['virt_cpus'], 2);
+  assert.equal(v['virt_type'], 'kvm', 'settings default when everyone inherits');
+  assert.equal(v['virt_bridge'], 'br0');
+  assert.equal(v['autoinstall'], 'preseed/default.seed');
+  assert.deepEqual(v['kernel_options'], { quiet: null, vga: '0', console: 'ttyS0,115200' });
+  // autoinstall_meta promoted to top level, child wins
+  assert.equal(v['role'], 'api');
+  assert.equal(v['tree'], 'http://other/debian', 'meta tree overrides the distro tree');
+  assert.equal(v['site'], 'lab');
+  assert.equal(v['profile_name'], 'web-big-2');
+  assert.equal(v['distro_name'], 'deb12');
+  assert.equal(v['breed'], 'debian');
+  assert.equal(v['autoinstall_url'], 'http://10.0.0.1:8080/autoinstall/profile/web-big-2');
+  assert.equal(v['kernel_url'], 'http://10.0.0.1:8080/boot/distro/deb12/kernel');
+  assert.equal(v['initrd_url'], 'http://10.0.0.1:8080/boot/distro/deb12/initrd');
+  assert.equal(typeof v['kernel_cmdline'], 'string');
+  assert.deepEqual(v['name_servers'], ['10.0.0.53'], 'settings name servers are the fallback');
+});
+
+test('blendSystem: system overrides profile, interfaces exposed, hostname fallback', () => {
+  const root = profile('web', { distro: 'deb12', virt_type: 'qemu', name_servers: ['1.1.1.1'], kernel_options: { a: '1', b: '2' } });
+  const s = system({
+    virt_type: INHERIT,
+    virt_ram: 512,
+    name_servers: ['8.8.8.8', '1.1.1.1'],
+    kernel_options: { '!a': null, c: null },
+    interfaces: { eth0: { ...defaultInterface(), mac_address: '52:54:00:00:00:01', dns_name: 'vm9.example.org' } },
+  });
+  const v = blendSystem(s, [root], distro(), settings);
+  assert.equal(v['virt_type'], 'qemu');
+  assert.equal(v['virt_ram'], 512);
+  assert.deepEqual(v['name_servers'], ['1.1.1.1', '8.8.8.8'], 'lists extend without duplicates');
+  assert.deepEqual(v['kernel_options'], { quiet: null, b: '2', c: null });
+  assert.equal(v['system_name'], 'vm9');
+  assert.equal(v['profile_name'], 'web');
+  assert.equal(v['mac_address_eth0'], '52:54:00:00:00:01');
+  assert.equal(v['hostname'], 'vm9.example.org');
+  assert.equal(v['autoinstall_url'], 'http://10.0.0.1:8080/autoinstall/system/vm9');
+  assert.equal(v['tree'], 'http://mirror/debian');
+  assert.equal(blendSystem(system({ hostname: 'h1' }), [root], distro(), settings)['hostname'], 'h1');
+  assert.equal(blendSystem(system(), [root], distro(), settings)['hostname'], 'vm9');
+});
+
+test('blend never leaves <<inherit>> in the result', () => {
+  const v = blendSystem(system(), [profile('web', { distro: 'deb12' })], distro(), settings);
+  for (const [k, x] of Object.entries(v)) assert.notEqual(x, INHERIT, k);
+});
+
+test('baseUrlOf: adds http_port unless server carries one', () => {
+  assert.equal(baseUrlOf({ server: '10.0.0.1', http_port: 8080 }), 'http://10.0.0.1:8080');
+  assert.equal(baseUrlOf({ server: 'forge.example:80', http_port: 8080 }), 'http://forge.example:80');
+  assert.equal(baseUrlOf({ server: 'fd00::1', http_port: 8080 }), 'http://[fd00::1]:8080');
+});
