@@ -43,9 +43,8 @@ export function createBootFiles(ctx: ServerContext): BootFileProvider {
     const { decision } = rendered;
     const system = decision.matched === 'mac' ? decision.target.kind === 'menu' ? undefined : decision.target.system : undefined;
     boot.record(system, 'boot_config_served', client.via, { file, client: client.address, boot: decision.target.kind });
-    const out: BootFile = { kind: 'buffer', data: Buffer.from(rendered.text, 'utf8') };
-    if (system !== undefined) out.system = system;
-    return out;
+    // No `system` on the file: the event is recorded here, once, with its proper type.
+    return { kind: 'buffer', data: Buffer.from(rendered.text, 'utf8') };
   };
 
   return {
@@ -60,7 +59,7 @@ export function createBootFiles(ctx: ServerContext): BootFileProvider {
             if (l === undefined) return undefined;
             const system = await boot.systemByAddress(client.address);
             boot.record(system, 'loader_fetched', client.via, { file: req.name, client: client.address });
-            return { kind: 'file', path: l.path, size: l.size, ...(system !== undefined ? { system } : {}) };
+            return { kind: 'file', path: l.path, size: l.size };
           }
           case 'pxelinux':
             return config(await boot.pxelinux(req.mac), file, client);
@@ -79,7 +78,7 @@ export function createBootFiles(ctx: ServerContext): BootFileProvider {
               size: f.size,
               client: client.address,
             });
-            return { kind: 'file', path: f.path, size: f.size, ...(system !== undefined ? { system } : {}) };
+            return { kind: 'file', path: f.path, size: f.size };
           }
         }
       } catch (e) {
