@@ -371,26 +371,36 @@ export class Renderer {
       }
       c = (c as { cause?: unknown }).cause;
     }
-    const err = e as { message?: unknown; lineno?: unknown; colno?: unknown };
+    const err = e as { message?: unknown; lineno?: unknown; colno?: unknown; cause?: unknown };
     const raw = typeof err.message === 'string' ? err.message : String(e);
-    // The innermost location carries [Line, Column]; outer levels only "(path)".
-    const m = /\(([^()\n]*)\) \[Line (\d+)(?:, Column (\d+))?\]/.exec(raw);
+    // nunjucks prefixes one "(path)" line per template level, outermost
+    // first; the last one is the file where the error happened.
+    const lines = raw.split('\n');
     let file = topFile;
-    let line = typeof err.lineno === 'number' ? err.lineno : undefined;
-    let column = typeof err.colno === 'number' ? err.colno : undefined;
-    if (m !== null) {
-      file = m[1] !== undefined && m[1] !== 'unknown path' ? m[1] : topFile;
-      line = Number(m[2]);
-      column = m[3] !== undefined ? Number(m[3]) : undefined;
+    let i = 0;
+    for (; i < lines.length; i++) {
+      const m = /^\s*\(([^()]*)\)(?: \[Line \d+(?:, Column \d+)?\])?\s*$/.exec(lines[i] ?? '');
+      if (m === null) break;
+      if (m[1] !== undefined && m[1] !== 'unknown path') file = m[1];
     }
-    // The message proper is the last line (after the "(path)" prefixes).
-    let msg = raw
-      .split('\n')
-      .map((s) => s.trim())
-      .filter((s) => s !== '' && !/^\([^()]*\)( \[Line \d+(, Column \d+)?\])?$/.test(s))
+    // Runtime errors wrapped by nunjucks' handleError (a JS error as `cause`)
+    // carry the compiler's 0-based position; its own TemplateErrors
+    // (ensureDefined, the parser) are 1-based.
+    const zeroBased = err.cause instanceof Error;
+    let line = typeof err.lineno === 'number' ? err.lineno + (zeroBased ? 1 : 0) : undefined;
+    let column = typeof err.colno === 'number' ? err.colno + (zeroBased ? 1 : 0) : undefined;
+    if (line === 0) line = undefined;
+    if (column === 0) column = undefined;
+    if (line === undefined && /end of file/.test(raw)) {
+      // An unclosed block: nunjucks knows no position; the end of the file is where it noticed.
+      const src = this.sources.get(file);
+      if (src !== undefined) line = src.replace(/\n$/, '').split('\n').length;
+    }
+    let msg = lines
+      .slice(i)
+      .map((l) => l.trim())
+      .filter((l) => l !== '')
       .join(' ')
-      .replace(/^(Template render error: )+/, '')
-      .replace(/^\([^()]*\)( \[Line \d+(, Column \d+)?\])?\s*/, '')
       .replace(/^(Template render error: )+/, '')
       .replace(/^Error: /, '');
     if (/attempted to output null or undefined value/.test(msg)) {

@@ -1,7 +1,161 @@
+/**
+ * Autoinstall routes and install callbacks.
+ *
+ * Installers (no token: they cannot hold one):
+ *   GET /autoinstall/{system,profile}/NAME             the rendered file, text/plain
+ *   GET /cblr/svc/op/{autoinstall,ks}/{system,profile}/NAME   Cobbler's URLs (koan, old kickstart URLs)
+ *   GET|POST /api/v1/systems/NAME/install/start        event install_start
+ *   GET|POST /api/v1/systems/NAME/install/done         event install_done; pxe_just_once -> netboot off + netboot_disabled
+ *   GET|POST /api/v1/systems/NAME/firstboot            event first_boot
+ *   GET|POST /cblr/svc/op/nopxe/system/NAME            = install/done (Cobbler's autoinstall_done calls it)
+ *   GET|POST /cblr/svc/op/trig/mode/{pre,post,firstboot}/system/NAME  = start / done / firstboot
+ * A render failure answers 500 with the ForgeError body (file:line: message),
+ * never a partial file, and records `autoinstall_failed` on the system.
+ *
+ * Read-only API for the CLI (no events recorded):
+ *   GET /api/v1/{systems,profiles}/NAME/autoinstall    rendered text (forge ... get-autoinstall)
+ *   GET /api/v1/validate                               render everything, list every error
+ *   GET /api/v1/templates                              templates and snippets, with what shadows what
+ *   GET /api/v1/templates/effective?system=N|profile=N files and snippet overrides in effect
+ *   GET /api/v1/templates/file?name=N[&snippet=1]      one template/snippet: file in effect and content
+ */
+import { readFileSync } from 'node:fs';
 import { Router } from 'express';
+import type { Request, Response } from 'express';
 import type { ServerContext } from '../context.js';
+import type { EventType } from '../core/model.js';
+import { ForgeError } from '../errors.js';
+import { Renderer } from './renderer.js';
+import { rootsFor } from './roots.js';
+import { AutoinstallService, type TargetKind } from './service.js';
 
-/** Autoinstall routes (/autoinstall/..., /cblr/svc/op/...) and install callbacks. (Placeholder.) */
-export function autoinstallRouter(_ctx: ServerContext): Router {
-  return Router();
+function kindOf(s: string | undefined): TargetKind {
+  if (s === 'system' || s === 'profile') return s;
+  throw new ForgeError('ROUTE_NOT_FOUND', `no autoinstall for "${String(s)}": use system or profile`);
+}
+
+function param(req: Request, key: string): string {
+  const v = (req.params as Record<string, unknown>)[key];
+  if (typeof v !== 'string' || v === '') throw new ForgeError('MISSING_FIELD', `${key} is required`, { field: key });
+  return v;
+}
+
+function clientOf(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? '';
+}
+
+export function autoinstallRouter(ctx: ServerContext): Router {
+  const router = Router();
+  const renderer = new Renderer(rootsFor(ctx.config));
+  const svc = new AutoinstallService(ctx.store, ctx.settings, renderer);
+  const log = ctx.log.child('render');
+
+  const serve = async (req: Request, res: Response, kind: TargetKind, name: string): Promise<void> => {
+    const client = clientOf(req);
+    let result;
+    try {
+      result = await svc.render(kind, name);
+    } catch (e) {
+      const fe = e instanceof ForgeError ? e : new ForgeError('TEMPLATE_ERROR', e instanceof Error ? e.message : String(e));
+      // Record on the system when there is one (an unknown name is just a 404).
+      if (kind === 'system' && fe.code !== 'NOT_FOUND') {
+        const detail: Record<string, unknown> = { code: fe.code, message: fe.message, client, url: req.originalUrl };
+        if (fe.details !== undefined) detail['where'] = fe.details;
+        ctx.record({ system: name, type: 'autoinstall_failed', source: 'http', detail });
+      }
+      if (fe.code !== 'NOT_FOUND') log.warn('autoinstall failed', { kind, name, code: fe.code, msg: fe.message });
+      throw fe;
+    }
+    if (kind === 'system') {
+      ctx.record({
+        system: name,
+        type: 'autoinstall_served',
+        source: 'http',
+        detail: { template: result.template.file, snippets: result.snippets.length, bytes: Buffer.byteLength(result.text), client, url: req.originalUrl },
+      });
+    }
+    res.status(200).type('text/plain; charset=utf-8').send(result.text);
+  };
+
+  const renderRoute = async (req: Request, res: Response): Promise<void> => {
+    await serve(req, res, kindOf(param(req, 'kind')), param(req, 'name'));
+  };
+  router.get('/autoinstall/:kind/:name', renderRoute);
+  router.get('/cblr/svc/op/autoinstall/:kind/:name', renderRoute);
+  router.get('/cblr/svc/op/ks/:kind/:name', renderRoute);
+
+  // ----- install callbacks
+
+  const event = async (req: Request, res: Response, name: string, type: EventType): Promise<void> => {
+    const sys = await ctx.store.mustGet('system', name);
+    const client = clientOf(req);
+    ctx.record({ system: sys.name, type, source: 'http', detail: { client, url: req.originalUrl } });
+    let netboot = sys.netboot_enabled;
+    if (type === 'install_done' && ctx.settings.pxe_just_once && sys.netboot_enabled) {
+      // Read again right before the write so a concurrent edit is not undone.
+      const fresh = await ctx.store.mustGet('system', name);
+      await ctx.store.replace('system', { ...fresh, netboot_enabled: false });
+      netboot = false;
+      ctx.record({ system: sys.name, type: 'netboot_disabled', source: 'http', detail: { reason: 'pxe_just_once', client } });
+    }
+    res.status(200).json({ system: sys.name, event: type, netboot_enabled: netboot });
+  };
+  const cb = (type: EventType) => async (req: Request, res: Response): Promise<void> => {
+    await event(req, res, param(req, 'name'), type);
+  };
+  router.route('/api/v1/systems/:name/install/start').get(cb('install_start')).post(cb('install_start'));
+  router.route('/api/v1/systems/:name/install/done').get(cb('install_done')).post(cb('install_done'));
+  router.route('/api/v1/systems/:name/firstboot').get(cb('first_boot')).post(cb('first_boot'));
+  router.route('/cblr/svc/op/nopxe/system/:name').get(cb('install_done')).post(cb('install_done'));
+  const trig = async (req: Request, res: Response): Promise<void> => {
+    const mode = param(req, 'mode');
+    const type: EventType | undefined =
+      mode === 'pre' ? 'install_start' : mode === 'post' ? 'install_done' : mode === 'firstboot' ? 'first_boot' : undefined;
+    if (type === undefined) throw new ForgeError('ROUTE_NOT_FOUND', `no trigger mode "${mode}": use pre, post or firstboot`);
+    await event(req, res, param(req, 'name'), type);
+  };
+  router.route('/cblr/svc/op/trig/mode/:mode/system/:name').get(trig).post(trig);
+
+  // ----- read-only API for the CLI
+
+  const preview = (kind: TargetKind) => async (req: Request, res: Response): Promise<void> => {
+    const r = await svc.render(kind, param(req, 'name'));
+    res.status(200).type('text/plain; charset=utf-8').send(r.text);
+  };
+  router.get('/api/v1/systems/:name/autoinstall', preview('system'));
+  router.get('/api/v1/profiles/:name/autoinstall', preview('profile'));
+
+  router.get('/api/v1/validate', async (_req, res) => {
+    res.status(200).json(await svc.validate());
+  });
+
+  router.get('/api/v1/templates', (_req, res) => {
+    res.status(200).json({
+      roots: renderer.roots,
+      templates: renderer.listTemplates(),
+      snippets: renderer.listSnippets(),
+    });
+  });
+
+  router.get('/api/v1/templates/effective', async (req, res) => {
+    const q = req.query as Record<string, unknown>;
+    const sys = typeof q['system'] === 'string' ? q['system'] : '';
+    const prof = typeof q['profile'] === 'string' ? q['profile'] : '';
+    if ((sys === '') === (prof === '')) throw new ForgeError('USAGE', 'give exactly one of system and profile', { field: 'system' });
+    res.status(200).json(await svc.explain(sys !== '' ? 'system' : 'profile', sys !== '' ? sys : prof));
+  });
+
+  router.get('/api/v1/templates/file', (req, res) => {
+    const q = req.query as Record<string, unknown>;
+    const name = typeof q['name'] === 'string' ? q['name'] : '';
+    if (name === '') throw new ForgeError('MISSING_FIELD', 'name is required', { field: 'name' });
+    const snippet = q['snippet'] === '1' || q['snippet'] === 'true';
+    const use = snippet
+      ? renderer.findSnippet(name, { kind: 'profile', name: '', system: '', profiles: [], distro: '' })
+      : renderer.resolveTemplate(name);
+    if (use === undefined) throw new ForgeError('TEMPLATE_NOT_FOUND', `snippet "${name}" not found`, { field: 'name' });
+    res.status(200).json({ ...use, content: readFileSync(use.file, 'utf8') });
+  });
+
+  return router;
 }

@@ -1,4 +1,163 @@
-import type { CommandSpec } from '../command.js';
+/**
+ * `forge` commands of the render area:
+ *   forge system get-autoinstall --name N     the rendered file, as an installer would get it
+ *   forge profile get-autoinstall --name N
+ *   forge validate                            render every profile and system, list every error
+ *   forge template list                       templates and snippets, site vs shipped, shadowing
+ *   forge template show NAME                  the file in effect for a template (or --snippet) and its text
+ *   forge template show --system N | --profile N   template and snippet overrides in effect
+ * All through the HTTP API (server/render/routes.ts).
+ */
+import { ForgeError } from '../../errors.js';
+import type { CommandSpec, OptionSpec, ParsedArgs } from '../command.js';
 
-/** `forge` commands of the render area. */
-export const commands: CommandSpec[] = [];
+const NAME: OptionSpec = { type: 'string', description: 'object name', arg: 'NAME' };
+const JSON_OPT: OptionSpec = { type: 'boolean', description: 'machine-readable JSON output' };
+
+const enc = encodeURIComponent;
+
+function str(args: ParsedArgs, key: string): string {
+  const v = args.values[key];
+  return typeof v === 'string' ? v : '';
+}
+
+function mustName(args: ParsedArgs): string {
+  const n = str(args, 'name');
+  if (n === '') throw new ForgeError('USAGE', '--name is required', { field: 'name' });
+  return n;
+}
+
+interface FileUse {
+  name: string;
+  file: string;
+  origin: string;
+  level: string;
+  for?: string;
+  lookup?: string[];
+}
+
+interface ListEntry {
+  name: string;
+  file: string;
+  origin: string;
+  shadows: string[];
+}
+
+interface ValidateReport {
+  ok: boolean;
+  checked: number;
+  errors: { kind: string; name: string; code: string; message: string }[];
+}
+
+function getAutoinstall(kind: 'system' | 'profile'): CommandSpec {
+  return {
+    path: [kind, 'get-autoinstall'],
+    summary: `print the rendered autoinstall file (kickstart, preseed, AutoYaST) of a ${kind}`,
+    options: { name: NAME },
+    async run(args, io) {
+      const text = await io.api<unknown>('GET', `/api/v1/${kind}s/${enc(mustName(args))}/autoinstall`);
+      const s = typeof text === 'string' ? text : JSON.stringify(text, null, 2);
+      // io.out adds a newline; keep the file byte-exact.
+      io.out(s.endsWith('\n') ? s.slice(0, -1) : s);
+      return 0;
+    },
+  };
+}
+
+const validate: CommandSpec = {
+  path: ['validate'],
+  summary: 'render the autoinstall file of every profile and system and report every error',
+  help: 'exit status: 0 when everything renders, 8 when at least one object fails (each failure is listed).',
+  options: { json: JSON_OPT },
+  async run(args, io) {
+    const r = await io.api<ValidateReport>('GET', '/api/v1/validate');
+    if (args.values['json'] === true) io.out(JSON.stringify(r, null, 2));
+    else {
+      for (const e of r.errors) io.err(`${e.kind} ${e.name}: ${e.code}: ${e.message}`);
+      io.out(`${r.checked} checked, ${r.errors.length} failed`);
+    }
+    if (!r.ok) throw new ForgeError('VALIDATION_FAILED', `${r.errors.length} of ${r.checked} autoinstall files failed to render`);
+    return 0;
+  },
+};
+
+const templateList: CommandSpec = {
+  path: ['template', 'list'],
+  summary: 'list templates and snippets: the file in effect (site or shipped) and what it shadows',
+  options: { json: JSON_OPT },
+  async run(args, io) {
+    const r = await io.api<{ templates: ListEntry[]; snippets: ListEntry[] }>('GET', '/api/v1/templates');
+    if (args.values['json'] === true) {
+      io.out(JSON.stringify(r, null, 2));
+      return 0;
+    }
+    const show = (title: string, xs: ListEntry[]): void => {
+      io.out(`${title}:`);
+      for (const x of xs) {
+        io.out(`  ${x.name.padEnd(40)} ${x.origin.padEnd(8)} ${x.file}`);
+        for (const s of x.shadows) io.out(`  ${''.padEnd(40)} shadows  ${s}`);
+      }
+    };
+    show('templates', r.templates);
+    show('snippets', r.snippets);
+    return 0;
+  },
+};
+
+const templateShow: CommandSpec = {
+  path: ['template', 'show'],
+  summary: 'show which template file and snippet overrides are in effect (for a system/profile), or one template',
+  help: [
+    'examples:',
+    '  forge template show --system vm9        template and each snippet in effect, with the lookup order',
+    '  forge template show kickstart/default.ks   the file in effect and its text',
+    '  forge template show --snippet kickstart/network',
+  ].join('\n'),
+  positionals: true,
+  options: {
+    system: { type: 'string', description: 'system to explain', arg: 'NAME' },
+    profile: { type: 'string', description: 'profile to explain', arg: 'NAME' },
+    snippet: { type: 'boolean', description: 'NAME is a snippet, not a template' },
+    json: JSON_OPT,
+  },
+  async run(args, io) {
+    const system = str(args, 'system');
+    const profile = str(args, 'profile');
+    const name = args.positionals[0] ?? '';
+    if ([system, profile, name].filter((x) => x !== '').length !== 1) {
+      throw new ForgeError('USAGE', 'give exactly one of --system NAME, --profile NAME or a template NAME');
+    }
+    if (name !== '') {
+      const q = `name=${enc(name)}${args.values['snippet'] === true ? '&snippet=1' : ''}`;
+      const r = await io.api<FileUse & { content: string }>('GET', `/api/v1/templates/file?${q}`);
+      if (args.values['json'] === true) io.out(JSON.stringify(r, null, 2));
+      else {
+        io.out(`# ${r.name}: ${r.file} (${r.origin})`);
+        io.out(r.content.endsWith('\n') ? r.content.slice(0, -1) : r.content);
+      }
+      return 0;
+    }
+    const q = system !== '' ? `system=${enc(system)}` : `profile=${enc(profile)}`;
+    const r = await io.api<{ template_name: string; template?: FileUse; snippets: FileUse[]; error?: { code: string; message: string } }>(
+      'GET',
+      `/api/v1/templates/effective?${q}`,
+    );
+    if (args.values['json'] === true) {
+      io.out(JSON.stringify(r, null, 2));
+    } else {
+      io.out(`template ${r.template_name}: ${r.template !== undefined ? `${r.template.file} (${r.template.origin})` : 'NOT FOUND'}`);
+      for (const s of r.snippets) {
+        const lvl = s.level === 'shared' ? 'shared' : `${s.level} ${s.for ?? ''}`.trim();
+        io.out(`  snippet ${s.name.padEnd(32)} ${lvl.padEnd(24)} ${s.origin.padEnd(8)} ${s.file}`);
+      }
+    }
+    if (r.error !== undefined) {
+      io.err(`render error: ${r.error.code}: ${r.error.message}`);
+      return 8;
+    }
+    return 0;
+  },
+};
+
+export const commands: CommandSpec[] = [getAutoinstall('system'), getAutoinstall('profile'), validate, templateList, templateShow];
+

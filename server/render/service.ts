@@ -1,0 +1,129 @@
+/**
+ * Autoinstall rendering against the store: load the object and its chain,
+ * blend (core/blend.ts, the same variables `dumpvars` prints), pick the
+ * template and render it strictly. Shared by the HTTP routes, `forge
+ * validate` and `forge template show`.
+ */
+import { blendProfile, blendSystem } from '../core/blend.js';
+import type { Vars } from '../core/blend.js';
+import type { Breed } from '../core/model.js';
+import { ForgeError } from '../errors.js';
+import type { Settings } from '../core/model.js';
+import type { Store } from '../store/store.js';
+import { loadChain } from '../api/blended.js';
+import { Renderer, type FileUse, type RenderResult, type RenderTarget } from './renderer.js';
+import { templateContext } from './vars.js';
+
+export type TargetKind = 'system' | 'profile';
+
+/** The shipped template for a breed, used when no profile or system names one. */
+export const DEFAULT_TEMPLATES: Record<Breed, string> = {
+  redhat: 'kickstart/default.ks',
+  debian: 'preseed/default.seed',
+  ubuntu: 'preseed/default.seed',
+  suse: 'autoyast/default.xml',
+  generic: 'generic/script.sh',
+};
+
+export interface Prepared {
+  templateName: string;
+  vars: Vars;
+  target: RenderTarget;
+}
+
+export function templateNameFor(vars: Vars): string {
+  const t = vars['autoinstall'];
+  if (typeof t === 'string' && t !== '' && t !== '<<inherit>>') return t;
+  const breed = vars['breed'];
+  const d = typeof breed === 'string' ? DEFAULT_TEMPLATES[breed as Breed] : undefined;
+  if (d === undefined) throw new ForgeError('TEMPLATE_NOT_FOUND', `no autoinstall template set and no default for breed "${String(breed)}"`, { field: 'autoinstall' });
+  return d;
+}
+
+export class AutoinstallService {
+  constructor(
+    private readonly store: Store,
+    private readonly settings: Settings,
+    readonly renderer: Renderer,
+  ) {}
+
+  /** Load and blend; throws NOT_FOUND / REFERENCE_MISSING like the API. */
+  async prepare(kind: TargetKind, name: string): Promise<Prepared> {
+    if (kind === 'system') {
+      const sys = await this.store.mustGet('system', name);
+      const chain = await loadChain(this.store, sys.profile);
+      const vars = blendSystem(sys, chain.profiles, chain.distro, this.settings);
+      return {
+        templateName: templateNameFor(vars),
+        vars: templateContext(vars),
+        target: { kind, name, system: sys.name, profiles: chain.profiles.map((p) => p.name), distro: chain.distro.name },
+      };
+    }
+    await this.store.mustGet('profile', name);
+    const chain = await loadChain(this.store, name);
+    const vars = blendProfile(chain.profiles, chain.distro, this.settings);
+    return {
+      templateName: templateNameFor(vars),
+      vars: templateContext(vars),
+      target: { kind, name, system: '', profiles: chain.profiles.map((p) => p.name), distro: chain.distro.name },
+    };
+  }
+
+  async render(kind: TargetKind, name: string): Promise<RenderResult> {
+    const p = await this.prepare(kind, name);
+    return this.renderer.render(p.templateName, p.vars, p.target);
+  }
+
+  /** What `forge template show --system/--profile` prints: files in effect and lookup order. */
+  async explain(kind: TargetKind, name: string): Promise<ExplainReport> {
+    const p = await this.prepare(kind, name);
+    const r = this.renderer.explain(p.templateName, p.vars, p.target);
+    const report: ExplainReport = {
+      kind,
+      name,
+      template_name: p.templateName,
+      snippets: r.snippets.map((s) => ({
+        ...s,
+        lookup: this.renderer.snippetCandidates(s.name, p.target).map((c) => c.segs.join('/')),
+      })),
+    };
+    if (r.template !== undefined) report.template = r.template;
+    if (r.error !== undefined) report.error = r.error.toBody();
+    return report;
+  }
+
+  /** Render every profile and system; collect every failure (never stops at the first). */
+  async validate(): Promise<ValidateReport> {
+    const errors: ValidateReport['errors'] = [];
+    let checked = 0;
+    const run = async (kind: TargetKind, name: string): Promise<void> => {
+      checked++;
+      try {
+        await this.render(kind, name);
+      } catch (e) {
+        const fe = e instanceof ForgeError ? e : new ForgeError('INTERNAL', e instanceof Error ? e.message : String(e));
+        const item: ValidateReport['errors'][number] = { kind, name, code: fe.code, message: fe.message };
+        if (fe.details !== undefined) item.details = fe.details;
+        errors.push(item);
+      }
+    };
+    for (const p of await this.store.list('profile')) await run('profile', p.name);
+    for (const s of await this.store.list('system')) await run('system', s.name);
+    return { ok: errors.length === 0, checked, errors };
+  }
+}
+
+export interface ExplainReport {
+  kind: TargetKind;
+  name: string;
+  template_name: string;
+  template?: FileUse;
+  snippets: (FileUse & { lookup: string[] })[];
+  error?: ReturnType<ForgeError['toBody']>;
+}
+
+export interface ValidateReport {
+  ok: boolean;
+  checked: number;
+  errors: { kind: TargetKind; name: string; code: string; message: string; details?: unknown }[];
+}
