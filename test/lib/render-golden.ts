@@ -1,0 +1,40 @@
+/**
+ * Renders the representative cases (test/lib/render-fixtures.ts) of every
+ * format with the shipped templates and the site snippet fixtures under
+ * test/golden/render/site-snippets (the per-system override for odd1).
+ * Shared by the golden test, the validation test and the benchmark.
+ */
+import { join } from 'node:path';
+import { Renderer } from '../../server/render/renderer.js';
+import { packageRoot, shippedRoots, type RenderRoots } from '../../server/render/roots.js';
+import { templateContext } from '../../server/render/vars.js';
+import { FORMATS, cases, type Format } from './render-fixtures.js';
+
+export const GOLDEN_DIR = join(packageRoot(), 'test', 'golden', 'render');
+export const EXT: Record<Format, string> = { kickstart: 'ks', preseed: 'seed', autoyast: 'xml' };
+
+export function goldenRoots(): RenderRoots {
+  const shipped = shippedRoots();
+  return {
+    templates: shipped.templates,
+    snippets: [{ dir: join(GOLDEN_DIR, 'site-snippets'), origin: 'site' }, ...shipped.snippets],
+  };
+}
+
+export interface Rendered {
+  format: Format;
+  id: string;
+  text: string;
+  snippets: string[];
+}
+
+export function renderAll(renderer: Renderer = new Renderer(goldenRoots())): Rendered[] {
+  const out: Rendered[] = [];
+  for (const f of FORMATS) {
+    for (const c of cases(f)) {
+      const r = renderer.render(f.template, templateContext(c.vars), c.target);
+      out.push({ format: f.format, id: c.id, text: r.text, snippets: r.snippets.map((s) => `${s.name}:${s.level}:${s.origin}`) });
+    }
+  }
+  return out;
+}
