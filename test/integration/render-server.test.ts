@@ -1,0 +1,201 @@
+/**
+ * Autoinstall rendering through a real `forge serve` process (real SQLite,
+ * real HTTP, the real `forge` CLI): the served file, Cobbler aliases, a
+ * failing template answering 500 with file:line and an autoinstall_failed
+ * event, `forge validate` exit codes, `forge template show` naming the
+ * override in effect, and the install callbacks changing state.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { startForge, type ForgeServer } from '../lib/server.js';
+import { checkKickstart } from '../lib/kickstart-check.js';
+
+let srv: ForgeServer;
+let site: string;
+
+function put(rel: string, text: string): void {
+  const p = join(site, rel);
+  mkdirSync(dirname(p), { recursive: true });
+  writeFileSync(p, text);
+}
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return srv.cli(args);
+}
+
+async function ok(args: string[]): Promise<string> {
+  const r = await cli(args);
+  assert.equal(r.code, 0, `forge ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+async function get(path: string): Promise<{ status: number; type: string; text: string }> {
+  const res = await fetch(srv.url + path);
+  return { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text() };
+}
+
+interface Ev {
+  type: string;
+  detail: Record<string, unknown>;
+}
+
+/** Events are recorded fire-and-forget: poll (bounded) until `type` shows up. */
+async function waitEvent(system: string, type: string, timeoutMs = 5000): Promise<Ev[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await srv.api('GET', `/api/v1/systems/${system}/events`);
+    const evs = (Array.isArray(r.body) ? r.body : ((r.body as { events?: unknown }).events ?? [])) as Ev[];
+    if (evs.some((e) => e.type === type)) return evs;
+    if (Date.now() > deadline) assert.fail(`no ${type} event for ${system}; have ${evs.map((e) => e.type).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+before(async () => {
+  site = mkdtempSync(join(tmpdir(), 'fgrender-site-'));
+  mkdirSync(join(site, 'templates'));
+  mkdirSync(join(site, 'snippets'));
+  srv = await startForge({ args: ['--templates-dir', join(site, 'templates'), '--snippets-dir', join(site, 'snippets')] });
+  await ok(['distro', 'add', '--name', 'rocky9', '--arch', 'x86_64', '--breed', 'redhat', '--os-version', 'rhel9', '--kernel', '/srv/rocky9/vmlinuz', '--initrd', '/srv/rocky9/initrd.img']);
+  await ok(['profile', 'add', '--name', 'rk9', '--distro', 'rocky9', '--autoinstall-meta', 'tree=http://127.0.0.1/tree/rocky9', '--kernel-options', 'console=ttyS0,115200']);
+  await ok(['system', 'add', '--name', 'vm1', '--profile', 'rk9', '--mac', '52:54:00:10:00:01', '--hostname', 'vm1.lab']);
+  await ok(['system', 'add', '--name', 'vm2', '--profile', 'rk9', '--mac', '52:54:00:10:00:02', '--ip-address', '10.0.0.2', '--netmask', '255.255.255.0', '--static', 'true']);
+});
+
+after(async () => {
+  await srv?.stop();
+  rmSync(site, { recursive: true, force: true });
+});
+
+test('GET /autoinstall/system/NAME serves a complete kickstart and records autoinstall_served', async () => {
+  const r = await get('/autoinstall/system/vm1');
+  assert.equal(r.status, 200);
+  assert.match(r.type, /^text\/plain/);
+  assert.deepEqual(checkKickstart(r.text), []);
+  assert.match(r.text, /network --device=52:54:00:10:00:01 --bootproto=dhcp/);
+  assert.match(r.text, new RegExp(`forge_callback '${srv.url.replace(/[.]/g, '\\.')}/api/v1/systems/vm1/install/done'`));
+  const evs = await waitEvent('vm1', 'autoinstall_served');
+  const served = evs.find((e) => e.type === 'autoinstall_served')!;
+  assert.match(String(served.detail['template']), /kickstart\/default\.ks$/);
+});
+
+test('Cobbler aliases serve the same file; profiles render too', async () => {
+  const direct = (await get('/autoinstall/system/vm2')).text;
+  for (const p of ['/cblr/svc/op/autoinstall/system/vm2', '/cblr/svc/op/ks/system/vm2']) {
+    const r = await get(p);
+    assert.equal(r.status, 200, p);
+    assert.equal(r.text, direct, p);
+  }
+  assert.match(direct, /--bootproto=static --ip=10\.0\.0\.2 --netmask=255\.255\.255\.0/);
+  const prof = await get('/cblr/svc/op/autoinstall/profile/rk9');
+  assert.equal(prof.status, 200);
+  assert.deepEqual(checkKickstart(prof.text), []);
+  assert.equal((await get('/autoinstall/system/nosuch')).status, 404);
+});
+
+test('the CLI prints the file and the kernel command line carries inst.ks', async () => {
+  const out = await ok(['system', 'get-autoinstall', '--name', 'vm2']);
+  assert.equal(out, (await get('/autoinstall/system/vm2')).text);
+  const vars = JSON.parse(await ok(['system', 'dumpvars', '--name', 'vm2', '--json'])) as Record<string, unknown>;
+  assert.equal(
+    vars['kernel_cmdline'],
+    `inst.ks=${srv.url}/autoinstall/system/vm2 inst.repo=http://127.0.0.1/tree/rocky9 ip=10.0.0.2:::255.255.255.0:vm2:eth0:none console=ttyS0,115200`,
+  );
+});
+
+test('a per-system site snippet overrides the shipped one, and template show says so', async () => {
+  put('snippets/per_system/kickstart/partitioning/vm2', 'zerombr\nclearpart --all --initlabel\npart / --fstype=xfs --size=1 --grow\n');
+  const r = await get('/autoinstall/system/vm2');
+  assert.match(r.text, /part \/ --fstype=xfs --size=1 --grow/);
+  assert.doesNotMatch(r.text, /autopart/);
+  assert.deepEqual(checkKickstart(r.text), []);
+  const show = await ok(['template', 'show', '--system', 'vm2']);
+  assert.match(show, /snippet kickstart\/partitioning\s+per_system vm2\s+site\s+\S*per_system\/kickstart\/partitioning\/vm2/);
+  assert.match(show, /snippet kickstart\/network\s+shared\s+shipped/);
+  const other = await ok(['template', 'show', '--system', 'vm1']);
+  assert.match(other, /snippet kickstart\/partitioning\s+shared\s+shipped/);
+  const list = await ok(['template', 'list']);
+  assert.match(list, /kickstart\/default\.ks\s+shipped/);
+});
+
+test('a failing template answers 500 with file:line, records autoinstall_failed, and validate exits non-zero', async () => {
+  put('templates/kickstart/broken.ks', 'text\nlang {{ no_such_language }}\n');
+  await ok(['system', 'edit', '--name', 'vm1', '--autoinstall', 'kickstart/broken.ks']);
+  const r = await get('/autoinstall/system/vm1');
+  assert.equal(r.status, 500);
+  const body = JSON.parse(r.text) as { code: string; message: string; details: { file: string; line: number } };
+  assert.equal(body.code, 'TEMPLATE_ERROR');
+  assert.match(body.message, /kickstart\/broken\.ks:2:\d+: undefined variable or value in \{\{ no_such_language \}\}/);
+  assert.equal(body.details.line, 2);
+  assert.doesNotMatch(r.text, /^text\nlang/, 'never a half-rendered file');
+  const evs = await waitEvent('vm1', 'autoinstall_failed');
+  const failed = evs.find((e) => e.type === 'autoinstall_failed')!;
+  assert.equal(failed.detail['code'], 'TEMPLATE_ERROR');
+  assert.match(String(failed.detail['message']), /broken\.ks:2/);
+
+  const v = await cli(['validate']);
+  assert.equal(v.code, 8, `validate exit code: ${v.stdout}${v.stderr}`);
+  assert.match(v.stderr, /system vm1: TEMPLATE_ERROR: .*broken\.ks:2/);
+  assert.doesNotMatch(v.stderr, /vm2/);
+  const g = await cli(['system', 'get-autoinstall', '--name', 'vm1']);
+  assert.equal(g.code, 8);
+  assert.match(g.stderr, /broken\.ks:2/);
+
+  // A missing snippet is TEMPLATE_NOT_FOUND at the include line.
+  put('templates/kickstart/nosnip.ks', 'text\n\n{% include "snippets/kickstart/nope" %}\n');
+  await ok(['system', 'edit', '--name', 'vm1', '--autoinstall', 'kickstart/nosnip.ks']);
+  const m = await get('/autoinstall/system/vm1');
+  assert.equal(m.status, 500);
+  assert.match(m.text, /TEMPLATE_NOT_FOUND.*nosnip\.ks:3: snippet \\"kickstart\/nope\\" not found/);
+
+  // Fixed: validate passes again.
+  await ok(['system', 'edit', '--name', 'vm1', '--autoinstall', 'kickstart/default.ks']);
+  const v2 = await cli(['validate']);
+  assert.equal(v2.code, 0, v2.stderr);
+});
+
+test('template names cannot escape the roots', async () => {
+  const r = await srv.api('GET', '/api/v1/templates/file?name=../../../etc/passwd');
+  assert.equal(r.status, 400);
+  assert.equal((r.body as { code: string }).code, 'TEMPLATE_PATH');
+  const edit = await cli(['system', 'edit', '--name', 'vm2', '--autoinstall', '../../etc/passwd']);
+  if (edit.code === 0) {
+    // Accepted by the store: the renderer must still refuse it.
+    const g = await get('/autoinstall/system/vm2');
+    assert.equal(g.status, 400);
+    assert.match(g.text, /TEMPLATE_PATH/);
+    assert.doesNotMatch(g.text, /root:x:0:0/);
+    await ok(['system', 'edit', '--name', 'vm2', '--autoinstall', '<<inherit>>']);
+  }
+});
+
+test('install callbacks: start, done (netboot off with pxe_just_once), firstboot, Cobbler aliases', async () => {
+  const start = await fetch(`${srv.url}/api/v1/systems/vm2/install/start`, { method: 'POST' });
+  assert.equal(start.status, 200);
+  await waitEvent('vm2', 'install_start');
+  const done = await fetch(`${srv.url}/api/v1/systems/vm2/install/done`, { method: 'POST' });
+  assert.equal(done.status, 200);
+  assert.equal(((await done.json()) as { netboot_enabled: boolean }).netboot_enabled, false);
+  const sys = await srv.api('GET', '/api/v1/systems/vm2');
+  assert.equal((sys.body as { netboot_enabled: boolean }).netboot_enabled, false);
+  const evs = await waitEvent('vm2', 'netboot_disabled');
+  const types = evs.map((e) => e.type);
+  assert.ok(types.indexOf('install_start') < types.indexOf('install_done'), types.join(','));
+  assert.ok(types.includes('install_done'));
+  assert.equal((await fetch(`${srv.url}/api/v1/systems/vm2/firstboot`)).status, 200);
+  await waitEvent('vm2', 'first_boot');
+
+  // Cobbler's nopxe (GET, as autoinstall_done snippets call it) on vm1.
+  assert.equal((await srv.api('GET', '/api/v1/systems/vm1')).body instanceof Object, true);
+  const nopxe = await fetch(`${srv.url}/cblr/svc/op/nopxe/system/vm1`);
+  assert.equal(nopxe.status, 200);
+  assert.equal(((await srv.api('GET', '/api/v1/systems/vm1')).body as { netboot_enabled: boolean }).netboot_enabled, false);
+  await waitEvent('vm1', 'netboot_disabled');
+  assert.equal((await fetch(`${srv.url}/cblr/svc/op/trig/mode/pre/system/vm1`)).status, 200);
+  await waitEvent('vm1', 'install_start');
+  assert.equal((await fetch(`${srv.url}/cblr/svc/op/trig/mode/bogus/system/vm1`)).status, 404);
+  assert.equal((await fetch(`${srv.url}/api/v1/systems/nosuch/install/done`, { method: 'POST' })).status, 404);
+});
