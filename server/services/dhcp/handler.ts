@@ -64,6 +64,8 @@ export interface DhcpStats {
 }
 
 const BROADCAST = '255.255.255.255';
+const LOOKUP_TTL_MS = 1000;
+const LOOKUP_CACHE_MAX = 50_000;
 const ZERO = '0.0.0.0';
 
 export class DhcpHandler {
@@ -83,6 +85,8 @@ export class DhcpHandler {
   private readonly log: Logger;
   private readonly boot: BootConfig;
   private reservedCache = new Set<number>();
+  /** Addresses no system reserves (negative lookups), cleared with reservedCache. */
+  private freeCache = new Set<number>();
   private reservedAt = 0;
 
   constructor(
@@ -157,8 +161,24 @@ export class DhcpHandler {
 
   // ------------------------------------------------------------------ boot decision
 
+  /**
+   * Store lookups are cached for LOOKUP_TTL_MS: a DISCOVER and its REQUEST (and a relay's
+   * retransmissions) cost one lookup, and an edit through the API is live within a second.
+   */
+  private readonly lookups = new Map<string, { at: number; v: Resolved | undefined }>();
+
+  private async lookup(mac: string): Promise<Resolved | undefined> {
+    const now = this.now();
+    const hit = this.lookups.get(mac);
+    if (hit !== undefined && now - hit.at < LOOKUP_TTL_MS) return hit.v;
+    const v = await resolveByMac(this.ctx.store, mac);
+    if (this.lookups.size >= LOOKUP_CACHE_MAX) this.lookups.clear();
+    this.lookups.set(mac, { at: now, v });
+    return v;
+  }
+
   private async resolve(mac: string): Promise<{ resolved: Resolved | undefined; bootSystem: BootSystem | undefined }> {
-    const resolved = await resolveByMac(this.ctx.store, mac);
+    const resolved = await this.lookup(mac);
     if (resolved !== undefined) {
       return {
         resolved,
@@ -256,13 +276,18 @@ export class DhcpHandler {
 
   private async reservedByOther(ip: number, mac: string): Promise<boolean> {
     const now = this.now();
-    if (now - this.reservedAt > 30_000) {
+    if (now - this.reservedAt > LOOKUP_TTL_MS) {
       this.reservedCache = new Set();
+      this.freeCache = new Set();
       this.reservedAt = now;
     }
     if (this.reservedCache.has(ip)) return true;
+    if (this.freeCache.has(ip)) return false;
     const owner = await this.ctx.store.findSystemByIp(intToIp(ip));
-    if (owner === undefined) return false;
+    if (owner === undefined) {
+      this.freeCache.add(ip);
+      return false;
+    }
     if (Object.values(owner.interfaces).some((i) => i.mac_address.toLowerCase() === mac && i.ip_address === intToIp(ip))) return false;
     this.reservedCache.add(ip);
     return true;

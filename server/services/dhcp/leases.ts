@@ -150,15 +150,17 @@ export class LeaseTable {
     if (this.store === undefined) return;
     const batch = [...this.dirty.values()];
     this.dirty.clear();
-    for (const e of batch) {
-      const lease: Lease = { mac: e.mac, ip: intToIp(e.ip), state: e.state, expires: e.expires, hostname: e.hostname, system: e.system };
-      try {
-        await this.store.putLease(lease);
-      } catch (err) {
-        this.persistErrors++;
-        if (this.persistErrors <= 5 || this.persistErrors % 1000 === 0) this.log.warn('could not persist lease', { mac: e.mac, err });
-      }
-    }
+    // Issued together so a store with group commit (store/sqlite.ts) writes the batch in one COMMIT.
+    const results = await Promise.allSettled(
+      batch.map((e) =>
+        this.store!.putLease({ mac: e.mac, ip: intToIp(e.ip), state: e.state, expires: e.expires, hostname: e.hostname, system: e.system } satisfies Lease),
+      ),
+    );
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') return;
+      this.persistErrors++;
+      if (this.persistErrors <= 5 || this.persistErrors % 1000 === 0) this.log.warn('could not persist lease', { mac: batch[i]?.mac, err: r.reason });
+    });
   }
 
   /** Writes everything pending (on close). */
