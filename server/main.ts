@@ -44,7 +44,11 @@ export function ensureToken(dataDir: string): string {
 
 export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
   mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore(config.data_dir, env['FORGE_SQLITE_SYNC'] === 'FULL' ? 'FULL' : 'NORMAL');
+  const store = openSqliteStore(
+    config.data_dir,
+    env['FORGE_SQLITE_SYNC'] === 'FULL' ? 'FULL' : 'NORMAL',
+    env['FORGE_SQLITE_GROUP_COMMIT'] !== '0',
+  );
   const token = ensureToken(config.data_dir);
   const settings = settingsFromConfig(config);
   const evlog = log.child('events');

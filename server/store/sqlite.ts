@@ -81,6 +81,29 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX leases_ip ON leases(ip);
     `,
   },
+  {
+    // A partial index (WHERE mac <> '') is not used for `mac = ?` lookups
+    // (SQLite only uses a partial index when the query's WHERE implies the
+    // index's), so lookups by MAC scanned the table. Unset MACs/IPs are NULL
+    // now, which a plain UNIQUE index allows any number of.
+    version: 2,
+    name: 'interfaces: NULL for unset MAC/IP, full unique indexes',
+    sql: `
+      CREATE TABLE interfaces_v2 (
+        system TEXT NOT NULL REFERENCES systems(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        ifname TEXT NOT NULL,
+        mac TEXT,
+        ip TEXT,
+        PRIMARY KEY (system, ifname)
+      );
+      INSERT INTO interfaces_v2 (system, ifname, mac, ip)
+        SELECT system, ifname, NULLIF(mac, ''), NULLIF(ip, '') FROM interfaces;
+      DROP TABLE interfaces;
+      ALTER TABLE interfaces_v2 RENAME TO interfaces;
+      CREATE UNIQUE INDEX interfaces_mac ON interfaces(mac);
+      CREATE UNIQUE INDEX interfaces_ip ON interfaces(ip);
+    `,
+  },
 ];
 
 const TABLE: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems' };
@@ -107,13 +130,29 @@ export interface SqliteOptions {
   /** full path of the database file */
   file: string;
   synchronous?: 'NORMAL' | 'FULL';
+  /** Share one COMMIT between writes queued in the same event-loop turn (default true). */
+  groupCommit?: boolean;
+}
+
+interface QueuedWrite {
+  run: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
 }
 
 export class SqliteStore implements Store {
   readonly db: DB;
   private readonly st: ReturnType<SqliteStore['prepare']>;
+  /** Writes waiting for the next group commit (see `write`). */
+  private queue: QueuedWrite[] = [];
+  private flushScheduled = false;
+  /** Group commits done and writes they carried (for benchmarks). */
+  readonly commitStats = { commits: 0, writes: 0 };
+
+  private readonly groupCommit: boolean;
 
   constructor(opts: SqliteOptions) {
+    this.groupCommit = opts.groupCommit ?? true;
     this.db = new Database(opts.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
@@ -189,6 +228,80 @@ export class SqliteStore implements Store {
     };
   }
 
+  /** Prepared statements by SQL text (list filters repeat the same few shapes). */
+  private readonly stmtCache = new Map<string, Database.Statement>();
+
+  private cached(sql: string): Database.Statement {
+    let st = this.stmtCache.get(sql);
+    if (st === undefined) {
+      st = this.db.prepare(sql);
+      if (this.stmtCache.size < 256) this.stmtCache.set(sql, st);
+    }
+    return st;
+  }
+
+  // ------------------------------------------------------------------ group commit
+
+  /**
+   * Runs `fn` in a transaction of its own as far as the caller can tell, but
+   * writes queued in the same event-loop turn share one COMMIT: each runs in
+   * a SAVEPOINT (so one failing write rolls back only itself) inside one outer
+   * transaction. Promises resolve only after the COMMIT, so an acknowledged
+   * write is durable. Concurrent API clients and event bursts during mass
+   * boots thus cost one WAL commit per batch instead of one per write.
+   */
+  private write<T>(fn: () => T): Promise<T> {
+    if (!this.groupCommit) {
+      try {
+        return Promise.resolve(this.db.transaction(fn)());
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run: fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    const results: ({ ok: true; v: unknown } | { ok: false; e: unknown })[] = [];
+    try {
+      if (batch.length === 1) {
+        results.push({ ok: true, v: this.db.transaction(batch[0]!.run)() });
+      } else {
+        this.db.transaction(() => {
+          for (const w of batch) {
+            try {
+              // nested transaction() = SAVEPOINT ... RELEASE / ROLLBACK TO
+              results.push({ ok: true, v: this.db.transaction(w.run)() });
+            } catch (e) {
+              results.push({ ok: false, e });
+            }
+          }
+        })();
+      }
+      this.commitStats.commits++;
+      this.commitStats.writes += batch.length;
+    } catch (e) {
+      // The single write failed, or the COMMIT itself did: nothing of this batch is stored.
+      for (const w of batch) w.reject(e);
+      return;
+    }
+    batch.forEach((w, i) => {
+      const r = results[i]!;
+      if (r.ok) w.resolve(r.v);
+      else w.reject(r.e);
+    });
+  }
+
   // ------------------------------------------------------------------ reads
 
   private getSync<K extends ObjectKind>(kind: K, name: string): KindMap[K] | undefined {
@@ -222,7 +335,9 @@ export class SqliteStore implements Store {
         params.push(glob);
       } else if (kind === 'system' && (field === 'mac_address' || field === 'ip_address')) {
         const col = field === 'mac_address' ? 'mac' : 'ip';
-        where.push(`name IN (SELECT system FROM interfaces WHERE ${col} GLOB ?)`);
+        // `=` uses the unique index; GLOB with wildcards scans.
+        const op = /[*?[]/.test(glob) ? 'GLOB' : '=';
+        where.push(`name IN (SELECT system FROM interfaces WHERE ${col} ${op} ?)`);
         params.push(glob);
       } else if (kind === 'system' && ['netmask', 'if_gateway', 'dns_name', 'static', 'mtu', 'interface_type'].includes(field)) {
         ifaceFilters.push([field, globToRegExp(glob)]);
@@ -231,7 +346,7 @@ export class SqliteStore implements Store {
       }
     }
     const sql = `SELECT data FROM ${TABLE[kind]}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY name`;
-    const rows = this.db.prepare(sql).pluck().all(...params) as string[];
+    const rows = this.cached(sql).pluck().all(...params) as string[];
     const out: KindMap[K][] = [];
     for (const r of rows) {
       const o = JSON.parse(r) as Record<string, unknown>;
@@ -339,7 +454,7 @@ export class SqliteStore implements Store {
           );
         }
       }
-      this.st.insIface.run(s.name, ifname, i.mac_address, i.ip_address);
+      this.st.insIface.run(s.name, ifname, i.mac_address === '' ? null : i.mac_address, i.ip_address === '' ? null : i.ip_address);
     }
   }
 
@@ -390,7 +505,7 @@ export class SqliteStore implements Store {
   }
 
   async create<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
-    return this.db.transaction(() => this.createSync(kind, obj, opts, false))();
+    return this.write(() => this.createSync(kind, obj, opts, false));
   }
 
   async bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions): Promise<number> {
@@ -414,7 +529,7 @@ export class SqliteStore implements Store {
   }
 
   async replace<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
-    return this.db.transaction(() => this.replaceSync(kind, obj, opts))();
+    return this.write(() => this.replaceSync(kind, obj, opts));
   }
 
   async rename(kind: ObjectKind, from: string, to: string): Promise<void> {
@@ -487,8 +602,8 @@ export class SqliteStore implements Store {
   async addEvent(ev: NewEvent): Promise<ForgeEvent> {
     const time = ev.time ?? new Date().toISOString();
     const detail = ev.detail ?? {};
-    const r = this.st.insEvent.run(ev.system, ev.type, ev.source, time, JSON.stringify(detail));
-    return { id: Number(r.lastInsertRowid), system: ev.system, type: ev.type, source: ev.source, time, detail };
+    const id = await this.write(() => Number(this.st.insEvent.run(ev.system, ev.type, ev.source, time, JSON.stringify(detail)).lastInsertRowid));
+    return { id, system: ev.system, type: ev.type, source: ev.source, time, detail };
   }
 
   async listEvents(system: string, opts: { since?: string; limit?: number } = {}): Promise<ForgeEvent[]> {
@@ -521,7 +636,7 @@ export class SqliteStore implements Store {
   }
 
   async putLease(lease: Lease): Promise<void> {
-    this.st.putLease.run(lease);
+    await this.write(() => this.st.putLease.run(lease));
   }
 
   async listLeases(): Promise<Lease[]> {
@@ -580,6 +695,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.queue.length > 0) this.flush();
     if (this.db.open) this.db.close();
   }
 }
@@ -623,7 +739,11 @@ export function orderProfiles(ps: readonly Profile[]): Profile[] {
 }
 
 /** Opens (creating if needed) DATA_DIR/forge.db. */
-export function openSqliteStore(dataDir: string, synchronous: 'NORMAL' | 'FULL' = 'NORMAL'): SqliteStore {
+export function openSqliteStore(
+  dataDir: string,
+  synchronous: 'NORMAL' | 'FULL' = 'NORMAL',
+  groupCommit = true,
+): SqliteStore {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return new SqliteStore({ file: join(dataDir, 'forge.db'), synchronous });
+  return new SqliteStore({ file: join(dataDir, 'forge.db'), synchronous, groupCommit });
 }

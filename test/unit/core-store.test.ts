@@ -1,0 +1,136 @@
+/**
+ * SqliteStore on a real SQLite file: migrations, the MAC index, group commit
+ * isolation between writes of one batch.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ForgeError } from '../../server/errors.js';
+import { MIGRATIONS, SqliteStore, globToRegExp, openSqliteStore } from '../../server/store/sqlite.js';
+import { validateNew } from '../../server/core/validate.js';
+
+const dirs: string[] = [];
+const tmp = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'forge-store-'));
+  dirs.push(d);
+  return d;
+};
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function seeded(): Promise<SqliteStore> {
+  const st = openSqliteStore(tmp());
+  await st.create('distro', validateNew('distro', { name: 'd', kernel: '/k', initrd: '/i' }));
+  await st.create('profile', validateNew('profile', { name: 'p', distro: 'd' }));
+  return st;
+}
+
+test('migrations: a version-1 database with data is upgraded in place', async () => {
+  const dir = tmp();
+  const file = join(dir, 'forge.db');
+  const v1 = new Database(file);
+  v1.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)');
+  v1.exec(MIGRATIONS[0]!.sql);
+  v1.prepare('INSERT INTO schema_migrations VALUES (1, ?, ?)').run(MIGRATIONS[0]!.name, new Date().toISOString());
+  v1.prepare('INSERT INTO systems (name, profile, data) VALUES (?, ?, ?)').run('old', 'p', '{"name":"old"}');
+  v1.prepare("INSERT INTO interfaces VALUES ('old', 'eth0', '52:54:00:00:00:01', ''), ('old', 'eth1', '', '')").run();
+  v1.close();
+  const st = new SqliteStore({ file });
+  try {
+    assert.equal(st.schemaVersion, MIGRATIONS[MIGRATIONS.length - 1]!.version);
+    assert.equal((await st.findSystemByMac('52:54:00:00:00:01'))?.name, 'old');
+    const rows = st.db.prepare('SELECT ifname, mac, ip FROM interfaces ORDER BY ifname').all();
+    assert.deepEqual(rows, [
+      { ifname: 'eth0', mac: '52:54:00:00:00:01', ip: null },
+      { ifname: 'eth1', mac: null, ip: null },
+    ]);
+    assert.equal(await st.integrityCheck(), 'ok');
+  } finally {
+    await st.close();
+  }
+  // reopening applies nothing twice
+  const again = new SqliteStore({ file });
+  assert.equal(again.schemaVersion, MIGRATIONS[MIGRATIONS.length - 1]!.version);
+  await again.close();
+});
+
+test('lookups by MAC and IP use the unique indexes', async () => {
+  const st = await seeded();
+  try {
+    const plan = (sql: string): string =>
+      (st.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all('x') as { detail: string }[]).map((r) => r.detail).join('; ');
+    assert.match(plan('SELECT s.data FROM interfaces i JOIN systems s ON s.name = i.system WHERE i.mac = ?'), /USING INDEX interfaces_mac/);
+    assert.match(plan('SELECT s.data FROM interfaces i JOIN systems s ON s.name = i.system WHERE i.ip = ?'), /USING INDEX interfaces_ip/);
+    await st.create('system', validateNew('system', { name: 's', profile: 'p', interfaces: { eth0: { mac_address: '52:54:00:00:00:09', ip_address: '10.0.0.9' }, eth1: {} } }));
+    await st.create('system', validateNew('system', { name: 't', profile: 'p', interfaces: { eth0: {} } }));
+    assert.equal((await st.findSystemByMac('52:54:00:00:00:09'))?.name, 's');
+    assert.equal((await st.findSystemByIp('10.0.0.9'))?.name, 's');
+    assert.equal(await st.findSystemByMac('52:54:00:00:00:08'), undefined);
+    assert.equal(await st.macInUse('52:54:00:00:00:09'), true);
+  } finally {
+    await st.close();
+  }
+});
+
+test('group commit: writes of one batch succeed or fail on their own', async () => {
+  const st = await seeded();
+  try {
+    const mk = (name: string, mac: string) =>
+      st.create('system', validateNew('system', { name, profile: 'p', interfaces: { eth0: { mac_address: mac } } }));
+    const results = await Promise.allSettled([
+      mk('a', '52:54:00:00:01:01'),
+      mk('b', '52:54:00:00:01:01'), // duplicate MAC of a (same batch)
+      mk('c', '52:54:00:00:01:03'),
+      mk('a', '52:54:00:00:01:04'), // duplicate name
+      st.create('system', validateNew('system', { name: 'e', profile: 'missing' })),
+      mk('f', 'random'),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    const codes = results.map((r) => (r.status === 'rejected' && r.reason instanceof ForgeError ? r.reason.code : ''));
+    assert.deepEqual(codes, ['', 'DUPLICATE_MAC', '', 'DUPLICATE_NAME', 'REFERENCE_MISSING', '']);
+    assert.deepEqual((await st.list('system')).map((s) => s.name), ['a', 'c', 'f']);
+    // b's failed interface row did not leak into the index
+    assert.equal((await st.findSystemByMac('52:54:00:00:01:01'))?.name, 'a');
+    assert.equal(await st.findSystemByMac('52:54:00:00:01:04'), undefined);
+    assert.ok(st.commitStats.writes > st.commitStats.commits, 'the writes shared commits');
+  } finally {
+    await st.close();
+  }
+});
+
+test('events and leases', async () => {
+  const st = await seeded();
+  try {
+    await st.create('system', validateNew('system', { name: 's', profile: 'p' }));
+    await Promise.all([
+      st.addEvent({ system: 's', type: 'dhcp_offer', source: 'dhcp' }),
+      st.addEvent({ system: 's', type: 'loader_fetched', source: 'tftp', detail: { file: 'undionly.kpxe' } }),
+    ]);
+    const evs = await st.listEvents('s');
+    assert.deepEqual(evs.map((e) => e.type), ['dhcp_offer', 'loader_fetched']);
+    assert.deepEqual(evs[1]!.detail, { file: 'undionly.kpxe' });
+    assert.deepEqual((await st.listEvents('s', { limit: 1 })).map((e) => e.type), ['loader_fetched']);
+    await st.rename('system', 's', 's2');
+    assert.equal((await st.listEvents('s2')).length, 2, 'events follow a rename');
+    assert.deepEqual((await st.latestEvents()).map((e) => [e.system, e.type]), [['s2', 'loader_fetched']]);
+    await st.putLease({ mac: '52:54:00:00:00:01', ip: '10.0.0.5', state: 'bound', expires: 1, hostname: 'h', system: 's2' });
+    await st.putLease({ mac: '52:54:00:00:00:01', ip: '10.0.0.6', state: 'bound', expires: 2, hostname: 'h', system: 's2' });
+    assert.equal((await st.getLease('52:54:00:00:00:01'))?.ip, '10.0.0.6');
+    assert.equal((await st.getLeaseByIp('10.0.0.6'))?.mac, '52:54:00:00:00:01');
+    assert.equal((await st.listLeases()).length, 1);
+  } finally {
+    await st.close();
+  }
+});
+
+test('globToRegExp', () => {
+  assert.ok(globToRegExp('web*').test('web12'));
+  assert.ok(globToRegExp('52:54:00:*').test('52:54:00:aa:bb:cc'));
+  assert.ok(!globToRegExp('w?b').test('wxxb'));
+  assert.ok(globToRegExp('a.b').test('a.b'));
+  assert.ok(!globToRegExp('a.b').test('axb'));
+});
