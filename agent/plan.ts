@@ -174,8 +174,11 @@ export function planInstall(opts: AgentOptions, rec: BlendedRecord): InstallPlan
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(domain)) {
     throw new ForgeError('USAGE', `domain name '${domain}' is not usable; give --virt-name`, { field: 'virt-name' });
   }
-  const recType = rec.virtType === 'kvm' || rec.virtType === 'qemu' ? rec.virtType : undefined;
-  const virtType = opts.virtType ?? recType ?? 'auto';
+  // The record's virt_type is usually the settings default (kvm, as in Cobbler), not a
+  // decision about this host: 'kvm' there means "kvm when it works" (auto, which warns
+  // loudly when it falls back). Only --virt-type kvm forces kvm.
+  const recType = rec.virtType === 'qemu' ? 'qemu' : 'auto';
+  const virtType = opts.virtType ?? recType;
   const source: { bridge: string } | { network: string } =
     opts.virtNetwork !== undefined
       ? { network: opts.virtNetwork }

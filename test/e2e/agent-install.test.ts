@@ -1,0 +1,325 @@
+/**
+ * forge-agent end to end, with real libvirt (qemu:///system, domain type
+ * qemu), a real `forge serve` and real VMs on an isolated libvirt network:
+ *
+ *  - the happy path: `forge-agent --system T --virt --virt-type qemu
+ *    --vm-poll` downloads the distro kernel and a busybox installer initrd,
+ *    creates the disk, defines the domain and starts the installer
+ *    transiently; the installer fetches forge.autoinstall=URL, whose install
+ *    step (a site snippet) writes a bootable syslinux image to /dev/vda, calls
+ *    install start/done and powers off; the agent then boots the disk, whose
+ *    system reports first boot to forge. The full event timeline and
+ *    netboot_enabled=false are asserted.
+ *  - failure paths: installer kernel panic, installer timeout, domain name
+ *    already defined, disk already present.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { need } from '../lib/env.js';
+import { guestKernel } from '../lib/guest.js';
+import { startForge, type ForgeServer } from '../lib/server.js';
+import {
+  AGENT_BIN, CRASH_INIT, HANG_INIT, INSTALLER_INIT, buildDiskImage, createNetwork, domainState, initrdFor, installSnippet, labDir,
+  removeDomain, udevKvmPermissions, virsh, type LabNetwork,
+} from '../lib/agent-lab.js';
+
+interface Lab {
+  net: LabNetwork;
+  dir: string;
+  srv: ForgeServer;
+  base: string;
+  tag: string;
+  domains: string[];
+}
+
+let lab: Lab | undefined;
+let skipReason: string | undefined;
+
+const REQS = { root: true, commands: ['virsh', 'virt-xml-validate', 'qemu-img', 'qemu-system-x86_64', 'mkfs.vfat', 'syslinux', 'mcopy', 'cpio', 'modinfo', 'dnsmasq'] };
+
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+  if (lab === undefined) throw new Error('no lab');
+  const res = await fetch(lab.base + path, {
+    method,
+    headers: { authorization: `Bearer ${lab.srv.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, body: parsed };
+}
+
+async function create(kind: string, obj: Record<string, unknown>): Promise<void> {
+  const r = await api('POST', `/api/v1/${kind}`, obj);
+  assert.ok(r.status === 200 || r.status === 201, `create ${kind} ${String(obj['name'])}: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+interface Ev {
+  type: string;
+  source: string;
+  detail: Record<string, unknown>;
+  id: number;
+  time: string;
+}
+
+async function events(system: string): Promise<Ev[]> {
+  const r = await api('GET', `/api/v1/systems/${system}/events`);
+  assert.equal(r.status, 200);
+  return [...(r.body as Ev[])].sort((a, b) => a.time.localeCompare(b.time) || a.id - b.id);
+}
+
+async function waitFor<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+interface AgentRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runAgent(args: string[], timeoutMs: number): Promise<AgentRun> {
+  if (lab === undefined) throw new Error('no lab');
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [AGENT_BIN, ...args], {
+      env: { ...env, FORGE_SERVER: lab!.base, FORGE_TOKEN: lab!.srv.token },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`forge-agent ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    p.on('error', reject);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** Common agent flags: software emulation, the test network, the lab's disk and cache dirs. */
+function agentArgs(system: string, extra: string[] = []): string[] {
+  if (lab === undefined) throw new Error('no lab');
+  return [
+    '--system', system, '--virt', '--virt-type', 'qemu', '--vm-poll', '--nogfx',
+    '--virt-network', lab.net.name, '--virt-path', join(lab.dir, 'disks'), '--cache-dir', join(lab.dir, 'cache'),
+    '--timeout', '300', ...extra,
+  ];
+}
+
+function mac(): string {
+  return ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+before(async () => {
+  // need() wants a TestContext; outside a test the check is done by hand and reported by each test.
+  const probe = spawnSync('sh', ['-c', REQS.commands.map((c) => `command -v ${c} >/dev/null`).join(' && ')]);
+  if (process.getuid?.() !== 0 || probe.status !== 0) {
+    skipReason = 'needs root and libvirt/qemu/syslinux tools';
+    return;
+  }
+  if (spawnSync('virsh', ['-c', 'qemu:///system', 'version'], { timeout: 30_000 }).status !== 0) {
+    skipReason = 'libvirtd is not running (start virtlogd -d and libvirtd -d)';
+    return;
+  }
+  udevKvmPermissions();
+  const tag = `fgag${randomBytes(2).toString('hex')}`;
+  const net = createNetwork('fgag');
+  const dir = labDir('fgag');
+  try {
+    const snippets = join(dir, 'snippets');
+    mkdirSync(join(snippets, 'generic'), { recursive: true });
+    writeFileSync(join(snippets, 'generic', 'install'), installSnippet());
+    const tree = join(dir, 'tree');
+    mkdirSync(tree, { recursive: true });
+    const port = 20000 + randomInt(20000);
+    const srv = await startForge({
+      args: ['--listen', net.hostIp, '--server', net.hostIp, '--http-port', String(port), '--snippets-dir', snippets, '--pxe-just-once', 'true'],
+    });
+    lab = { net, dir, srv, base: `http://${net.hostIp}:${srv.port}`, tag, domains: [] };
+
+    const kernel = guestKernel().vmlinuz;
+    const inst = `${tag}-inst`;
+    buildDiskImage(tree, `${lab.base}/api/v1/systems/${inst}/firstboot`);
+    for (const [d, init] of [['good', INSTALLER_INIT], ['crash', CRASH_INIT], ['hang', HANG_INIT]] as const) {
+      await create('distros', { name: `${tag}-${d}`, kernel, initrd: initrdFor(init), breed: 'generic', arch: 'x86_64', tree, kernel_options: { quiet: null } });
+      await create('profiles', { name: `${tag}-${d}`, distro: `${tag}-${d}` });
+    }
+    for (const [sys, prof] of [['inst', 'good'], ['crash', 'crash'], ['hang', 'hang'], ['dup', 'good'], ['disk', 'good']] as const) {
+      const name = `${tag}-${sys}`;
+      lab.domains.push(name);
+      await create('systems', {
+        name,
+        profile: `${tag}-${prof}`,
+        virt_ram: 256,
+        virt_cpus: 1,
+        virt_file_size: 1,
+        netboot_enabled: true,
+        interfaces: { eth0: { mac_address: mac() } },
+      });
+    }
+  } catch (e) {
+    await lab?.srv.stop();
+    net.destroy();
+    rmSync(dir, { recursive: true, force: true });
+    lab = undefined;
+    throw e;
+  }
+});
+
+after(async () => {
+  if (lab === undefined) return;
+  for (const d of lab.domains) {
+    removeDomain(d);
+    // FORGE_AGENT_KEEP_LOGS=1 keeps the serial console logs for a post-mortem.
+    if (process.env['FORGE_AGENT_KEEP_LOGS'] === undefined) {
+      for (const suffix of ['install', 'console']) rmSync(`/var/log/libvirt/qemu/${d}-${suffix}.log`, { force: true });
+    }
+  }
+  await lab.srv.stop();
+  lab.net.destroy();
+  rmSync(lab.dir, { recursive: true, force: true });
+});
+
+function ready(t: import('node:test').TestContext): Lab | undefined {
+  if (need(t, REQS) !== undefined) return undefined;
+  if (skipReason !== undefined) {
+    need(t, { files: [`/nonexistent/${skipReason}`] });
+    return undefined;
+  }
+  assert.ok(lab !== undefined, 'lab setup failed');
+  return lab;
+}
+
+test('forge-agent --vm-poll: installer runs, writes the disk, the VM boots it and reports first boot', { timeout: 600_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const sys = `${l.tag}-inst`;
+  const run = await runAgent(agentArgs(sys), 480_000);
+  assert.equal(run.code, 0, `agent failed:\n${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /installer finished after [\d.]+ s; booting from disk/);
+  assert.match(run.stderr, /installer for .* running \(qemu\)/);
+
+  // The disk's own system reports first boot, then powers itself off.
+  await waitFor('first_boot event', 240_000, async () => ((await events(sys)).some((e) => e.type === 'first_boot') ? true : undefined));
+  await waitFor('the installed VM to power off', 60_000, async () => (domainState(sys) === 'shut off' ? true : undefined));
+
+  const evs = await events(sys);
+  const types = evs.map((e) => e.type);
+  const order = ['agent_start', 'installer_running', 'autoinstall_served', 'install_start', 'install_done', 'netboot_disabled', 'installer_finished', 'disk_boot_started', 'first_boot'];
+  let last = -1;
+  for (const ty of order) {
+    const i = types.indexOf(ty, last + 1);
+    assert.ok(i > last, `event ${ty} missing or out of order in ${types.join(', ')}`);
+    last = i;
+  }
+  assert.ok(!types.includes('agent_failed'), types.join(', '));
+  const agentEvents = evs.filter((e) => e.source === 'agent');
+  assert.deepEqual(agentEvents.map((e) => e.type), ['agent_start', 'installer_running', 'installer_finished', 'disk_boot_started']);
+  assert.equal(agentEvents[1]?.detail['virt_type'], 'qemu');
+
+  const s = await api('GET', `/api/v1/systems/${sys}`);
+  assert.equal((s.body as { netboot_enabled: boolean }).netboot_enabled, false, 'install/done with pxe_just_once disabled netboot');
+
+  // The domain is persistent, boots from its disk, and carries the system's MAC on the test network.
+  const xml = virsh(['dumpxml', '--inactive', sys]);
+  assert.match(xml, /<boot dev='hd'\/>/);
+  assert.doesNotMatch(xml, /<kernel>/);
+  const sysMac = ((s.body as { interfaces: Record<string, { mac_address: string }> }).interfaces['eth0'] as { mac_address: string }).mac_address;
+  assert.match(xml, new RegExp(`<mac address='${sysMac}'/>`));
+  assert.match(xml, new RegExp(`<source network='${l.net.name}'`));
+  // The installer's console went to its log; the disk's first boot to the console log.
+  assert.match(readFileSync(`/var/log/libvirt/qemu/${sys}-install.log`, 'utf8'), /forge-installer: disk written/);
+  assert.match(readFileSync(`/var/log/libvirt/qemu/${sys}-console.log`, 'utf8'), /forge-guest: firstboot reported/);
+  // Kernel and initrd are cached under their sha256.
+  const files = (await api('GET', `/api/v1/distros/${l.tag}-good/files`)).body as { kernel: { sha256: string }; initrd: { sha256: string } };
+  const cached = readdirSync(join(l.dir, 'cache'));
+  assert.ok(cached.includes(files.kernel.sha256) && cached.includes(files.initrd.sha256), cached.join(' '));
+
+  // `forge system events` shows the whole timeline.
+  const cli = await l.srv.cli(['system', 'events', '--name', sys], { FORGE_SERVER: l.base });
+  assert.equal(cli.code, 0, cli.stderr);
+  for (const ty of order) assert.match(cli.stdout, new RegExp(ty));
+});
+
+test('forge-agent: an installer kernel panic fails with INSTALL_FAILED and the console tail', { timeout: 300_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const sys = `${l.tag}-crash`;
+  const run = await runAgent(agentArgs(sys), 240_000);
+  assert.equal(run.code, 9, `${run.stdout}\n${run.stderr}`);
+  assert.match(run.stderr, /INSTALL_FAILED: .*kernel panicked/);
+  assert.match(run.stderr, /tail of the installer console[\s\S]*installer crashing[\s\S]*Kernel panic/);
+  assert.equal(domainState(sys), 'shut off', 'the crashed installer was destroyed');
+  const evs = await events(sys);
+  const failed = evs.find((e) => e.type === 'agent_failed');
+  assert.ok(failed !== undefined, evs.map((e) => e.type).join(', '));
+  assert.equal(failed.detail['code'], 'INSTALL_FAILED');
+  assert.equal(failed.detail['reason'], 'panic');
+  assert.match(String(failed.detail['console_tail']), /Kernel panic/);
+  assert.ok(!evs.some((e) => e.type === 'disk_boot_started'));
+});
+
+test('forge-agent: an installer that never ends fails at --timeout and is destroyed', { timeout: 300_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const sys = `${l.tag}-hang`;
+  const run = await runAgent(agentArgs(sys, ['--timeout', '20']), 240_000);
+  assert.equal(run.code, 9, `${run.stdout}\n${run.stderr}`);
+  assert.match(run.stderr, /INSTALL_FAILED: .*did not finish within 20 s/);
+  assert.equal(domainState(sys), 'shut off');
+  const failed = (await events(sys)).find((e) => e.type === 'agent_failed');
+  assert.equal(failed?.detail['reason'], 'timeout');
+});
+
+test('forge-agent: a defined domain of the same name is never replaced without --force', { timeout: 120_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const sys = `${l.tag}-dup`;
+  const xmlFile = join(l.dir, 'dup.xml');
+  writeFileSync(xmlFile, `<domain type='qemu'><name>${sys}</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>\n`);
+  virsh(['define', xmlFile]);
+  const before = virsh(['domuuid', sys]).trim();
+  const run = await runAgent(agentArgs(sys), 60_000);
+  assert.equal(run.code, 5, `${run.stdout}\n${run.stderr}`);
+  assert.match(run.stderr, /VIRT_EXISTS: domain .* is already defined; use --force/);
+  assert.equal(virsh(['domuuid', sys]).trim(), before, 'the existing domain is untouched');
+  assert.ok(!existsSync(join(l.dir, 'disks', `${sys}-disk01.qcow2`)), 'no disk was created');
+  const failed = (await events(sys)).find((e) => e.type === 'agent_failed');
+  assert.equal(failed?.detail['code'], 'VIRT_EXISTS');
+});
+
+test('forge-agent: an existing disk is never overwritten without --force', { timeout: 120_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const sys = `${l.tag}-disk`;
+  const disk = join(l.dir, 'disks', `${sys}-disk01.qcow2`);
+  mkdirSync(join(l.dir, 'disks'), { recursive: true });
+  writeFileSync(disk, 'precious data');
+  const run = await runAgent(agentArgs(sys), 60_000);
+  assert.equal(run.code, 5, `${run.stdout}\n${run.stderr}`);
+  assert.match(run.stderr, /VIRT_EXISTS: disk .* already exists; use --force/);
+  assert.equal(readFileSync(disk, 'utf8'), 'precious data');
+  assert.equal(domainState(sys), '', 'no domain was defined');
+});
