@@ -57,6 +57,9 @@ interface Iface {
   type: string;
 }
 
+/** eth2 < eth10. */
+const NATURAL = new Intl.Collator('en', { numeric: true }).compare;
+
 const str = (x: unknown): string => (typeof x === 'string' ? x : typeof x === 'number' ? String(x) : '');
 const strList = (x: unknown): string[] =>
   Array.isArray(x) ? x.filter((s): s is string => typeof s === 'string' && s !== '') : typeof x === 'string' && x !== '' ? x.split(/[\s,]+/).filter((s) => s !== '') : [];
@@ -78,7 +81,7 @@ function interfaces(vars: Record<string, unknown>): Iface[] {
       type: str(i['interface_type']),
     });
   }
-  return out.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+  return out.sort((a, b) => NATURAL(a.name, b.name));
 }
 
 /** The interface the installer boots from (see the module comment). */

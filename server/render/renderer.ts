@@ -85,6 +85,9 @@ export interface ErrorDetails {
 
 const SNIPPET_PREFIX = 'snippets/';
 
+/** eth2 < eth10. One collator: String#localeCompare builds one per call. */
+const NATURAL = new Intl.Collator('en', { numeric: true }).compare;
+
 interface CacheEntry {
   mtimeMs: number;
   size: number;
@@ -94,6 +97,8 @@ interface CacheEntry {
 
 interface RenderState {
   target: RenderTarget;
+  /** Existence of per_* override directories, memoised for one render. */
+  dirs: Map<string, boolean>;
   used: FileUse[];
   top: string;
 }
@@ -202,7 +207,7 @@ export class Renderer {
       return Object.entries(ifaces as Record<string, { interface_master?: unknown }>)
         .filter(([, i]) => typeof i === 'object' && i !== null && i.interface_master === master)
         .map(([n]) => n)
-        .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+        .sort(NATURAL);
     });
     // `gw | insubnet(ip, netmask)`: is an address inside an interface's subnet?
     env.addFilter('insubnet', (addr: unknown, ip: unknown, mask: unknown) => {
@@ -222,7 +227,7 @@ export class Renderer {
         : [],
     );
     env.addFilter('sortkeys', (v: unknown) =>
-      typeof v === 'object' && v !== null ? Object.keys(v).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })) : [],
+      typeof v === 'object' && v !== null ? Object.keys(v).sort(NATURAL) : [],
     );
     // Treat "true/yes/1/on" strings (autoinstall_meta values are strings) as booleans.
     env.addFilter('truthy', (v: unknown) =>
@@ -237,7 +242,10 @@ export class Renderer {
     const segs = checkName(name, 'template');
     for (const root of this.roots.templates) {
       const hit = locate(root, segs, name);
-      if (hit !== undefined) return { name, file: hit.file, origin: hit.root.origin, level: 'template' };
+      if (hit !== undefined) {
+        this.lastStat.set(hit.file, hit.stat);
+        return { name, file: hit.file, origin: hit.root.origin, level: 'template' };
+      }
     }
     throw new ForgeError('TEMPLATE_NOT_FOUND', `template "${name}" not found in ${this.roots.templates.map((r) => r.dir).join(', ')}`, {
       field: 'autoinstall',
@@ -257,11 +265,24 @@ export class Renderer {
   }
 
   /** The snippet file in effect for a name and target, or undefined. */
-  findSnippet(name: string, target: RenderTarget): FileUse | undefined {
+  findSnippet(name: string, target: RenderTarget, dirs: Map<string, boolean> = new Map()): FileUse | undefined {
     for (const c of this.snippetCandidates(name, target)) {
       for (const root of this.roots.snippets) {
+        // Skip a whole override level when its directory (per_system, ...) does
+        // not exist in this root: the common case, one stat per render instead
+        // of one per snippet. Memoised per render only, so new dirs are seen.
+        if (c.level !== 'shared') {
+          const d = join(root.dir, c.segs[0]!);
+          let present = dirs.get(d);
+          if (present === undefined) {
+            present = statSync(d, { throwIfNoEntry: false })?.isDirectory() === true;
+            dirs.set(d, present);
+          }
+          if (!present) continue;
+        }
         const hit: Located | undefined = locate(root, c.segs, `${SNIPPET_PREFIX}${name}`);
         if (hit !== undefined) {
+          this.lastStat.set(hit.file, hit.stat);
           const use: FileUse = { name, file: hit.file, origin: hit.root.origin, level: c.level };
           if (c.for !== undefined) use.for = c.for;
           return use;
@@ -276,7 +297,7 @@ export class Renderer {
     if (name.startsWith(SNIPPET_PREFIX)) {
       const snip = name.slice(SNIPPET_PREFIX.length);
       if (st === undefined) throw new ForgeError('INTERNAL', 'snippet include outside a render');
-      const use = this.findSnippet(snip, st.target);
+      const use = this.findSnippet(snip, st.target, st.dirs);
       if (use === undefined) {
         const where = parent !== undefined ? this.lineOf(parent, name) : undefined;
         const loc = parent !== undefined ? `${parent}${where !== undefined ? `:${where}` : ''}: ` : '';
@@ -306,7 +327,9 @@ export class Renderer {
 
   /** Compile (or reuse) the template at a real path. */
   private load(file: string): nunjucks.Template {
-    const s = statSync(file);
+    // locate() just stat'ed the file: reuse that instead of a second syscall.
+    const s = this.lastStat.get(file) ?? statSync(file);
+    this.lastStat.delete(file);
     const hit = this.cache.get(file);
     if (hit !== undefined && hit.mtimeMs === s.mtimeMs && hit.size === s.size && hit.ino === s.ino) return hit.tmpl;
     const src = readFileSync(file, 'utf8');
@@ -324,12 +347,13 @@ export class Renderer {
   }
 
   private readonly sources = new Map<string, string>();
+  private readonly lastStat = new Map<string, import('node:fs').Stats>();
 
   // ----- rendering
 
   render(templateName: string, vars: Record<string, unknown>, target: RenderTarget): RenderResult {
     const template = this.resolveTemplate(templateName);
-    this.state = { target, used: [], top: template.file };
+    this.state = { target, used: [], top: template.file, dirs: new Map() };
     try {
       const tmpl = this.load(template.file);
       const text = tmpl.render(vars);

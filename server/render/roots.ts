@@ -9,7 +9,7 @@
  * the file it names (after following symlinks) must stay inside the real path
  * of its root. Anything else is TEMPLATE_PATH, never a silent fallback.
  */
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ForgeError } from '../errors.js';
@@ -98,6 +98,8 @@ export interface Located {
   /** Real path of the file. */
   file: string;
   root: Root;
+  /** stat of the file (followed symlinks), for the cache check. */
+  stat: Stats;
 }
 
 /**
@@ -109,9 +111,14 @@ export function locate(root: Root, segs: string[], display: string): Located | u
   const rr = realRoot(root.dir);
   if (rr === undefined) return undefined;
   const candidate = join(root.dir, ...segs);
+  // Most candidates (per_system/per_profile/per_distro levels) do not exist:
+  // a non-throwing stat keeps a miss cheap (an ENOENT exception costs ~50 us).
+  const st = statSync(candidate, { throwIfNoEntry: false });
+  if (st === undefined || !st.isFile()) return undefined;
   let real: string;
   try {
-    real = realpathSync(candidate);
+    // native: one realpath(3) call instead of an lstat per path component.
+    real = realpathSync.native(candidate);
   } catch {
     return undefined;
   }
@@ -120,10 +127,5 @@ export function locate(root: Root, segs: string[], display: string): Located | u
       field: 'autoinstall',
     });
   }
-  try {
-    if (!statSync(real).isFile()) return undefined;
-  } catch {
-    return undefined;
-  }
-  return { file: real, root };
+  return { file: real, root, stat: st };
 }
