@@ -194,7 +194,7 @@ after(async () => {
     removeDomain(d);
     // FORGE_AGENT_KEEP_LOGS=1 keeps the serial console logs for a post-mortem.
     if (process.env['FORGE_AGENT_KEEP_LOGS'] === undefined) {
-      for (const suffix of ['install', 'console']) rmSync(`/var/log/libvirt/qemu/${d}-${suffix}.log`, { force: true });
+      for (const suffix of ['-install', '-console', '']) rmSync(`/var/log/libvirt/qemu/${d}${suffix}.log`, { force: true });
     }
   }
   await lab.srv.stop();
