@@ -4,9 +4,7 @@
  */
 import { Router } from 'express';
 import type { RequestHandler } from 'express';
-import { existsSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { join, resolve, sep } from 'node:path';
+import { existsSync } from 'node:fs';
 import type { ServerContext } from '../context.js';
 import type { ObjectKind, System } from '../core/model.js';
 import { validateNew } from '../core/validate.js';
@@ -21,9 +19,6 @@ export interface Problem {
   field?: string;
   message: string;
 }
-
-/** The shipped templates directory (repo root /templates, next to dist/). */
-export const SHIPPED_TEMPLATES = fileURLToPath(new URL('../../../templates/', import.meta.url));
 
 function validateDoc(body: unknown): ExportDocument {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('body', 'must be a forge export JSON object');
@@ -52,20 +47,6 @@ function validateDoc(body: unknown): ExportDocument {
   };
 }
 
-function templateExists(ctx: ServerContext, name: string): boolean {
-  for (const root of [ctx.config.templates_dir, SHIPPED_TEMPLATES]) {
-    if (root === '') continue;
-    const p = resolve(root, name);
-    if (!p.startsWith(resolve(root) + sep)) continue;
-    try {
-      if (statSync(p).isFile()) return true;
-    } catch {
-      /* not in this root */
-    }
-  }
-  return false;
-}
-
 export async function checkConfiguration(ctx: ServerContext): Promise<Problem[]> {
   const out: Problem[] = [];
   const { store } = ctx;
@@ -78,22 +59,11 @@ export async function checkConfiguration(ctx: ServerContext): Promise<Problem[]>
       }
     }
   }
-  const checkTemplate = (obj: string, vars: Record<string, unknown>): void => {
-    const t = vars['autoinstall'];
-    if (typeof t !== 'string' || t === '') {
-      out.push({ severity: 'warning', object: obj, field: 'autoinstall', message: 'no autoinstall template: installs will not be hands-off' });
-    } else if (!templateExists(ctx, t)) {
-      out.push({
-        severity: 'error',
-        object: obj,
-        field: 'autoinstall',
-        message: `template ${t} not found in ${[ctx.config.templates_dir, SHIPPED_TEMPLATES].filter((x) => x !== '').join(' or ')}`,
-      });
-    }
-  };
+  // Templates are checked by rendering them (GET /api/v1/validate, which
+  // `forge check` also asks); here only what blending needs.
   for (const p of await store.list('profile')) {
     try {
-      checkTemplate(`profile ${p.name}`, await blendedProfile(store, ctx.settings, p.name));
+      await blendedProfile(store, ctx.settings, p.name);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       out.push({ severity: 'error', object: `profile ${p.name}`, field: p.parent !== '' ? 'parent' : 'distro', message: `no distro: ${msg}` });
@@ -101,8 +71,7 @@ export async function checkConfiguration(ctx: ServerContext): Promise<Problem[]>
   }
   for (const s of await store.list('system')) {
     try {
-      const vars = await blendedSystem(store, ctx.settings, s);
-      if (s.autoinstall !== '<<inherit>>') checkTemplate(`system ${s.name}`, vars);
+      await blendedSystem(store, ctx.settings, s);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       out.push({ severity: 'error', object: `system ${s.name}`, field: 'profile', message: msg });
@@ -121,9 +90,6 @@ export async function checkConfiguration(ctx: ServerContext): Promise<Problem[]>
   }
   if (ctx.config.dhcp_mode === 'managed' && ctx.config.dhcp_subnet.length === 0) {
     out.push({ severity: 'error', object: 'settings', field: 'dhcp_subnet', message: 'managed DHCP needs --dhcp-subnet' });
-  }
-  if (ctx.config.templates_dir !== '' && !existsSync(ctx.config.templates_dir) && !existsSync(join(SHIPPED_TEMPLATES))) {
-    out.push({ severity: 'warning', object: 'settings', field: 'templates_dir', message: `${ctx.config.templates_dir} does not exist` });
   }
   return out;
 }

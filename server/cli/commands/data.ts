@@ -63,6 +63,16 @@ export const checkCmd: CommandSpec = {
   options: { json: { type: 'boolean', description: 'machine-readable JSON output' } },
   async run(args, io) {
     const r = await io.api<{ problems: Problem[] }>('GET', '/api/v1/check');
+    // Templates: ask the renderer to render everything (missing templates and
+    // snippets, undefined variables, syntax errors).
+    try {
+      const v = await io.api<{ errors: { kind: string; name: string; code: string; message: string }[] }>('GET', '/api/v1/validate');
+      for (const e of v.errors) {
+        r.problems.push({ severity: 'error', object: `${e.kind} ${e.name}`, field: 'autoinstall', message: `${e.code}: ${e.message}` });
+      }
+    } catch (e) {
+      if (!(e instanceof ForgeError) || e.code !== 'ROUTE_NOT_FOUND') throw e;
+    }
     if (args.values['json'] === true) io.out(JSON.stringify(r, null, 2));
     else if (r.problems.length === 0) io.out('No configuration problems found.');
     else {
