@@ -30,7 +30,8 @@ if (files.length === 0) {
 }
 const r = spawnSync(
   process.execPath,
-  ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+  // A per-test ceiling: a hung test fails after 10 minutes instead of eating CI's 90.
+  ['--test', '--test-concurrency=1', '--test-timeout=600000', '--test-reporter=spec', ...files],
   { stdio: 'inherit', env: process.env },
 );
 process.exit(r.status ?? 1);
