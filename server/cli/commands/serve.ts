@@ -66,6 +66,7 @@ export const serve: CommandSpec = {
       process.on('SIGINT', onInt);
     });
     await srv.close();
+    io.out('forge stopped');
     // A service that leaves a handle open must not keep a stopped server alive.
     setTimeout(() => process.exit(0), 3000).unref();
     return 0;
