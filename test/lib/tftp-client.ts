@@ -42,6 +42,11 @@ export class UdpPeer {
     this.sock.send(buf, port, '127.0.0.1');
   }
 
+  /** Resolves once the datagram left (a close right after send() would drop it). */
+  sendAsync(buf: Buffer, port: number): Promise<void> {
+    return new Promise((resolve) => this.sock.send(buf, port, '127.0.0.1', () => resolve()));
+  }
+
   /** Next packet, or undefined after `ms`. */
   async next(ms: number): Promise<Received | undefined> {
     const deadline = Date.now() + ms;
@@ -122,14 +127,14 @@ export async function tftpGet(serverPort: number, file: string, o: FetchOptions 
   let acksSent = 0;
   let acksDropped = 0;
   let ackAttempts = 0;
-  const ack = (abs: number): void => {
+  const ack = async (abs: number): Promise<void> => {
     ackAttempts++;
     if (o.dropAck?.(abs, ackAttempts) === true) {
       acksDropped++;
       return;
     }
     acksSent++;
-    if (tid !== undefined) peer.send(ackPacket(abs & 0xffff), tid);
+    if (tid !== undefined) await peer.sendAsync(ackPacket(abs & 0xffff), tid);
   };
   try {
     const rrq = encode({ op: 'RRQ', filename: file, mode: 'octet', options });
@@ -139,7 +144,7 @@ export async function tftpGet(serverPort: number, file: string, o: FetchOptions 
       const r = await peer.next(idle);
       if (r === undefined) {
         if (tid === undefined) peer.send(rrq, serverPort);
-        else ack(expected - 1); // re-ACK the last good block (RFC 7440 section 4)
+        else await ack(expected - 1); // re-ACK the last good block (RFC 7440 section 4)
         continue;
       }
       if (tid === undefined) {
@@ -156,16 +161,15 @@ export async function tftpGet(serverPort: number, file: string, o: FetchOptions 
             if (x.name === 'windowsize') windowsize = Number(x.value);
           }
         }
-        ack(0);
+        await ack(0);
         continue;
       }
       if (p.op !== 'DATA') continue;
       if (p.block !== (expected & 0xffff)) {
-        // Out of order or a duplicate: acknowledge what we have.
-        if (sinceAck > 0 || p.block !== ((expected - 1) & 0xffff)) {
-          ack(expected - 1);
-          sinceAck = 0;
-        }
+        // A duplicate (our ACK was lost, the server timed out) or a gap:
+        // acknowledge what we have (RFC 1350 section 2; RFC 7440 section 4).
+        await ack(expected - 1);
+        sinceAck = 0;
         continue;
       }
       chunks.push(Buffer.from(p.data));
@@ -174,7 +178,7 @@ export async function tftpGet(serverPort: number, file: string, o: FetchOptions 
       expected++;
       sinceAck++;
       if (last || sinceAck >= windowsize) {
-        ack(expected - 1);
+        await ack(expected - 1);
         sinceAck = 0;
       }
       if (last) return { data: Buffer.concat(chunks), oack, error: undefined, serverPort: tid, acksSent, acksDropped };

@@ -1,0 +1,382 @@
+/**
+ * The TFTP server with real clients on loopback: atftp (blksize, tsize,
+ * windowsize) and curl fetch byte-identical files, including one past the
+ * 16-bit block rollover; traversal and writes are refused; the PXE ROM
+ * abort-then-retry is quiet; foreign TIDs get error 5 while the transfer
+ * completes; a lossy path completes; the transfer cap holds.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync, statSync, openSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TftpServer, type TransferInfo } from '../../server/services/tftp/index.js';
+import { startTftp } from '../../server/services/tftp.js';
+import { memoryLogger } from '../../server/log.js';
+import { defaults } from '../../server/config.js';
+import type { ServerContext } from '../../server/context.js';
+import type { BootFileProvider } from '../../server/boot/files.js';
+import type { NewEvent } from '../../server/store/store.js';
+import { ForgeError } from '../../server/errors.js';
+import { encode } from '../../server/protocol/tftp/index.js';
+import { need } from '../lib/env.js';
+import { UdpPeer, tftpGet } from '../lib/tftp-client.js';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const shaFile = (p: string): string => sha(readFileSync(p));
+
+let dir: string;
+let root: string;
+let out: string;
+const sizes = {
+  'small.bin': 1000,
+  // A multiple of both 512 and 1468 (lcm 187904): the transfer ends with an empty block.
+  'exact.bin': 187904 * 4,
+  'empty.bin': 0,
+  'medium.bin': 200 * 1024,
+  // More than 65535 blocks of 512 bytes: the block number rolls over.
+  'big.bin': 32 * 1024 * 1024 + 1000,
+};
+const hashes: Record<string, string> = {};
+const log = memoryLogger('debug');
+let server: TftpServer;
+const completed: TransferInfo[] = [];
+const provided = Buffer.from('DEFAULT local\nLABEL local\n  LOCALBOOT 0\n');
+
+function run(cmd: string, args: string[], timeoutMs = 60000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, cwd: out }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function writeRandom(path: string, size: number): void {
+  const fd = openSync(path, 'w');
+  const block = 1024 * 1024;
+  for (let off = 0; off < size; off += block) writeSync(fd, randomBytes(Math.min(block, size - off)));
+  closeSync(fd);
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'fgtftp-'));
+  root = join(dir, 'root');
+  out = join(dir, 'out');
+  mkdirSync(root);
+  mkdirSync(out);
+  for (const [name, size] of Object.entries(sizes)) {
+    writeRandom(join(root, name), size);
+    hashes[name] = shaFile(join(root, name));
+  }
+  mkdirSync(join(root, 'sub'));
+  writeFileSync(join(root, 'sub', 'in.cfg'), 'inside\n');
+  writeFileSync(join(dir, 'secret'), 'outside the root\n');
+  symlinkSync(join(dir, 'secret'), join(root, 'link-out'));
+  symlinkSync('/etc', join(root, 'etc-link'));
+  symlinkSync('sub/in.cfg', join(root, 'link-in'));
+  const provider: BootFileProvider = {
+    resolve: async (path) => {
+      if (path === 'pxelinux.cfg/default') return { kind: 'buffer', data: provided, system: 'vm1' };
+      if (path === 'loader.0') return { kind: 'file', path: join(root, 'small.bin'), size: sizes['small.bin'], system: 'vm1' };
+      return undefined;
+    },
+  };
+  server = new TftpServer({ port: 0, address: '127.0.0.1', root, provider, log, maxTransfers: 64, onComplete: (i) => completed.push(i) });
+  await server.start();
+});
+
+after(async () => {
+  await server?.close();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+const atftpVariants: [string, string[]][] = [
+  ['plain', []],
+  ['blksize 1468', ['--option', 'blksize 1468']],
+  ['tsize', ['--option', 'tsize']],
+  ['windowsize 8', ['--option', 'windowsize 8']],
+  ['blksize 1468 + tsize + windowsize 8', ['--option', 'blksize 1468', '--option', 'tsize', '--option', 'windowsize 8']],
+];
+
+test('atftp fetches small, empty and 512/1468-multiple files byte-identical with every option', async (t) => {
+  if (need(t, { commands: ['atftp'] })) return;
+  for (const file of ['small.bin', 'empty.bin', 'exact.bin']) {
+    for (const [label, opts] of atftpVariants) {
+      const local = join(out, `${file}.${label.replace(/\W+/g, '_')}`);
+      const r = await run('atftp', [...opts, '-g', '-r', file, '-l', local, '127.0.0.1', String(server.port)]);
+      assert.equal(r.code, 0, `atftp ${label} ${file}: ${r.stderr}`);
+      assert.equal(shaFile(local), hashes[file], `atftp ${label} ${file}`);
+    }
+  }
+});
+
+test('atftp and curl fetch a file past the block-number rollover (65538 blocks of 512) byte-identical', async (t) => {
+  if (need(t, { commands: ['atftp', 'curl'] })) return;
+  const a = join(out, 'big.atftp');
+  let r = await run('atftp', ['-g', '-r', 'big.bin', '-l', a, '127.0.0.1', String(server.port)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(shaFile(a), hashes['big.bin']);
+  const w = join(out, 'big.atftp-w8');
+  r = await run('atftp', ['--option', 'blksize 1468', '--option', 'tsize', '--option', 'windowsize 8', '-g', '-r', 'big.bin', '-l', w, '127.0.0.1', String(server.port)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(shaFile(w), hashes['big.bin']);
+  const c = join(out, 'big.curl');
+  r = await run('curl', ['-sS', '-o', c, `tftp://127.0.0.1:${server.port}/big.bin`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(shaFile(c), hashes['big.bin']);
+});
+
+test('curl fetches small and exact files (plain and --tftp-blksize 1468)', async (t) => {
+  if (need(t, { commands: ['curl'] })) return;
+  for (const file of ['small.bin', 'exact.bin', 'sub/in.cfg']) {
+    for (const extra of [[], ['--tftp-blksize', '1468']]) {
+      const local = join(out, `curl-${file.replace('/', '_')}-${extra.length}`);
+      const r = await run('curl', ['-sS', ...extra, '-o', local, `tftp://127.0.0.1:${server.port}/${file}`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(shaFile(local), file === 'sub/in.cfg' ? sha(Buffer.from('inside\n')) : hashes[file]);
+    }
+  }
+});
+
+test('files from the boot-file provider come first, and completions carry the system', async (t) => {
+  if (need(t, { commands: ['atftp'] })) return;
+  const local = join(out, 'pxedefault');
+  const r = await run('atftp', ['--option', 'tsize', '-g', '-r', 'pxelinux.cfg/default', '-l', local, '127.0.0.1', String(server.port)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(readFileSync(local), provided);
+  const c = completed.find((i) => i.file === 'pxelinux.cfg/default');
+  assert.equal(c?.system, 'vm1');
+  assert.equal(c?.kind, 'buffer');
+  // A leading slash is normalised (GRUB sends /grub/...); symlinks inside the root are fine.
+  const g = await tftpGet(server.port, '/loader.0');
+  assert.equal(g.error, undefined);
+  assert.equal(sha(g.data), hashes['small.bin']);
+  const l = await tftpGet(server.port, 'link-in');
+  assert.equal(l.data.toString(), 'inside\n');
+});
+
+test('traversal attempts are refused with an access violation and a warn line; the host file is never sent', async (t) => {
+  const before = log.lines.length;
+  for (const name of ['../etc/passwd', 'sub/../../secret', 'a\\..\\b', 'link-out', 'etc-link/passwd', 'C:\\boot.ini']) {
+    const r = await tftpGet(server.port, name, { totalMs: 5000 });
+    assert.equal(r.error?.code, 2, `${name}: ${JSON.stringify(r.error)}`);
+    assert.equal(r.data.length, 0);
+  }
+  // An absolute name is looked up under the root (leading slash normalised): not found, not the host file.
+  const abs = await tftpGet(server.port, '/etc/passwd', { totalMs: 5000 });
+  assert.equal(abs.error?.code, 1);
+  assert.equal(abs.data.length, 0);
+  const warns = log.lines.slice(before).filter((l) => / warn .*access violation/.test(l));
+  assert.equal(warns.length, 6, warns.join('\n'));
+  if (need(t, { commands: ['atftp'] })) return;
+  const local = join(out, 'passwd');
+  const r = await run('atftp', ['-g', '-r', '../etc/passwd', '-l', local, '127.0.0.1', String(server.port)]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /access violation/);
+  assert.ok(!existsSync(local) || statSync(local).size === 0);
+});
+
+test('write requests are refused (error 2, read-only)', async (t) => {
+  const peer = await UdpPeer.open();
+  try {
+    peer.send(encode({ op: 'WRQ', filename: 'new.bin', mode: 'octet', options: [] }), server.port);
+    const r = await peer.next(3000);
+    assert.equal(r?.packet.op, 'ERROR');
+    if (r?.packet.op === 'ERROR') assert.equal(r.packet.code, 2);
+  } finally {
+    peer.close();
+  }
+  assert.ok(!existsSync(join(root, 'new.bin')));
+  if (need(t, { commands: ['atftp'] })) return;
+  writeFileSync(join(out, 'up.bin'), 'x');
+  const r = await run('atftp', ['-p', '-r', 'up.bin', '-l', join(out, 'up.bin'), '127.0.0.1', String(server.port)]);
+  assert.notEqual(r.code, 0);
+  assert.ok(!existsSync(join(root, 'up.bin')));
+});
+
+test('the PXE ROM pattern (RRQ tsize, OACK, ERROR, RRQ again) completes and logs no failure', async () => {
+  const before = log.lines.length;
+  const probesBefore = server.stats.probes;
+  const failedBefore = server.stats.failed;
+  for (const samePort of [true, false]) {
+    const peer = await UdpPeer.open();
+    try {
+      peer.send(encode({ op: 'RRQ', filename: 'exact.bin', mode: 'octet', options: [{ name: 'tsize', value: '0' }] }), server.port);
+      const oack = await peer.next(3000);
+      assert.equal(oack?.packet.op, 'OACK');
+      if (oack?.packet.op === 'OACK') assert.deepEqual(oack.packet.options, [{ name: 'tsize', value: String(sizes['exact.bin']) }]);
+      // The ROM aborts (code 0 as Intel's ROM does; others use 8).
+      peer.send(encode({ op: 'ERROR', code: samePort ? 0 : 8, message: 'tsize probe done' }), oack?.port ?? 0);
+      const full = await tftpGet(server.port, 'exact.bin', { options: { blksize: '1456' }, ...(samePort ? { peer } : {}) });
+      assert.equal(full.error, undefined);
+      assert.equal(sha(full.data), hashes['exact.bin']);
+    } finally {
+      peer.close();
+    }
+  }
+  assert.equal(server.stats.probes - probesBefore, 2);
+  assert.equal(server.stats.failed, failedBefore);
+  const bad = log.lines.slice(before).filter((l) => / (warn|error) /.test(l));
+  assert.deepEqual(bad, [], 'no warn/error lines for the probe pattern');
+});
+
+test('a packet from a foreign TID gets error 5 and the transfer still completes', async () => {
+  const intruder = await UdpPeer.open();
+  try {
+    let replies = 0;
+    let port: number | undefined;
+    const r = await tftpGet(server.port, 'exact.bin', {
+      onServerPort: (p) => {
+        port = p;
+      },
+      onBlock: async (n) => {
+        if (n !== 10 || port === undefined) return;
+        // The intruder ACKs and errors on the transfer's port.
+        intruder.send(encode({ op: 'ACK', block: 10 }), port);
+        intruder.send(encode({ op: 'ERROR', code: 0, message: 'stop' }), port);
+        for (let i = 0; i < 2; i++) {
+          const e = await intruder.next(2000);
+          if (e?.packet.op === 'ERROR' && e.packet.code === 5) replies++;
+        }
+      },
+    });
+    assert.equal(r.error, undefined);
+    assert.equal(sha(r.data), hashes['exact.bin']);
+    assert.equal(replies, 2, 'both foreign packets answered with error 5');
+  } finally {
+    intruder.close();
+  }
+});
+
+test('a lossy path (every 7th ACK dropped, lock-step and windowed) still completes byte-identical', async () => {
+  const lossy = new TftpServer({ port: 0, address: '127.0.0.1', root, log: memoryLogger('info'), timeoutMs: 50, retries: 5 });
+  await lossy.start();
+  try {
+    for (const [options, every] of [
+      [{} as Record<string, string>, 7],
+      [{ blksize: '1468', windowsize: '8' }, 3],
+    ] as const) {
+      const last = Math.floor(sizes['medium.bin'] / Number(options['blksize'] ?? 512)) + 1;
+      const r = await tftpGet(lossy.port, 'medium.bin', {
+        options,
+        idleMs: 300,
+        // Drop every n-th ACK, but not the final one (this client does not dally).
+        dropAck: (block, n) => n % every === 0 && block < last,
+      });
+      assert.equal(r.error, undefined);
+      assert.ok(r.acksDropped >= 3, `dropped ${r.acksDropped}`);
+      assert.equal(sha(r.data), hashes['medium.bin']);
+    }
+    assert.ok(lossy.stats.retransmits > 3, `retransmits ${lossy.stats.retransmits}`);
+    assert.equal(lossy.stats.failed, 0);
+  } finally {
+    await lossy.close();
+  }
+});
+
+test('the concurrent transfer cap answers error 0 "busy" and logs it', async () => {
+  const capLog = memoryLogger('info');
+  const capped = new TftpServer({ port: 0, address: '127.0.0.1', root, log: capLog, maxTransfers: 2, timeoutMs: 2000 });
+  await capped.start();
+  const peers = await Promise.all([UdpPeer.open(), UdpPeer.open(), UdpPeer.open()]);
+  try {
+    const rrq = encode({ op: 'RRQ', filename: 'small.bin', mode: 'octet', options: [] });
+    // Two transfers that never ACK hold both slots.
+    const tids: number[] = [];
+    for (const p of peers.slice(0, 2)) {
+      p.send(rrq, capped.port);
+      const first = await p.next(3000);
+      assert.equal(first?.packet.op, 'DATA');
+      tids.push(first?.port ?? 0);
+    }
+    const third = peers[2] as UdpPeer;
+    third.send(rrq, capped.port);
+    const r = await third.next(3000);
+    assert.equal(r?.packet.op, 'ERROR');
+    if (r?.packet.op === 'ERROR') {
+      assert.equal(r.packet.code, 0);
+      assert.match(r.packet.message, /busy/);
+    }
+    assert.equal(capped.stats.busy, 1);
+    assert.equal(capped.active, 2);
+    assert.ok(capLog.lines.some((l) => / warn .*too many transfers/.test(l)));
+    // A slot frees when a client aborts; then the next request is served.
+    (peers[0] as UdpPeer).send(encode({ op: 'ERROR', code: 0, message: 'bye' }), tids[0] ?? 0);
+    const deadline = Date.now() + 3000;
+    while (capped.active > 1 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+    const ok = await tftpGet(capped.port, 'small.bin', { peer: third });
+    assert.equal(ok.error, undefined);
+    assert.equal(sha(ok.data), hashes['small.bin']);
+  } finally {
+    for (const p of peers) p.close();
+    await capped.close();
+  }
+});
+
+function fakeContext(over: Partial<ReturnType<typeof defaults>>, events: NewEvent[]): ServerContext {
+  const config = { ...defaults(), ...over };
+  return {
+    config,
+    settings: {} as ServerContext['settings'],
+    store: {} as ServerContext['store'],
+    log: memoryLogger('debug'),
+    token: 't',
+    baseUrl: 'http://127.0.0.1:1',
+    record: (ev) => events.push(ev),
+  };
+}
+
+test('startTftp: disabled -> undefined; enabled serves provider files and records events; a taken port is a clear error', async () => {
+  const events: NewEvent[] = [];
+  const provider: BootFileProvider = { resolve: async (p) => (p === 'pxelinux.cfg/default' ? { kind: 'buffer', data: provided, system: 'vm7' } : undefined) };
+  assert.equal(await startTftp(fakeContext({ tftp_enabled: false }, []), provider), undefined);
+  const svc = await startTftp(fakeContext({ tftp_listen: '127.0.0.1', tftp_port: 0, tftp_root: root }, events), provider);
+  assert.ok(svc !== undefined);
+  try {
+    assert.equal(svc.name, 'tftp');
+    const port = Number(/:(\d+)$/.exec(svc.endpoints[0] ?? '')?.[1]);
+    assert.ok(port > 0);
+    const r = await tftpGet(port, 'pxelinux.cfg/default');
+    assert.deepEqual(r.data, provided);
+    const small = await tftpGet(port, 'small.bin');
+    assert.equal(sha(small.data), hashes['small.bin']);
+    await new Promise((res) => setTimeout(res, 50));
+    assert.deepEqual(events.map((e) => [e.system, e.type, e.source, e.detail?.['file']]), [['vm7', 'boot_config_served', 'tftp', 'pxelinux.cfg/default']]);
+    await assert.rejects(
+      startTftp(fakeContext({ tftp_listen: '127.0.0.1', tftp_port: port }, []), provider),
+      (e: unknown) => e instanceof ForgeError && e.code === 'CONFIG_INVALID' && /address in use/.test(e.message),
+    );
+  } finally {
+    await svc.close();
+  }
+});
+
+test('binding port 69 as a non-root user fails with a clear message', async (t) => {
+  if (need(t, { root: true, commands: ['setpriv'] })) return;
+  const engine = fileURLToPath(new URL('../../server/services/tftp/index.js', import.meta.url));
+  const script = `import { TftpServer } from ${JSON.stringify(engine)};
+const s = new TftpServer({ port: 69, address: '127.0.0.1', log: { debug(){}, info(){}, warn(){}, error(){}, child(){ return this; } } });
+try { await s.start(); console.log('BOUND'); await s.close(); } catch (e) { console.log(e.code + ': ' + e.message); }`;
+  const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const code = await new Promise<number | null>((res) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
+    child.on('exit', (c) => {
+      clearTimeout(timer);
+      res(c);
+    });
+  });
+  assert.equal(code, 0);
+  assert.match(stdout, /^CONFIG_INVALID: cannot bind TFTP on udp 127\.0\.0\.1:69: permission denied .*--tftp-port/m);
+});
+
+test('after all of the above, the shared server recorded no failed transfer and no error line', () => {
+  assert.equal(server.stats.failed, 0, JSON.stringify(server.stats));
+  assert.ok(server.stats.completed >= 30, JSON.stringify(server.stats));
+  assert.deepEqual(log.lines.filter((l) => / error /.test(l)), []);
+});
