@@ -1,0 +1,227 @@
+/**
+ * The real thing: bare qemu VMs (TCG, no disk content, Debian's ipxe-qemu ROM
+ * on the NIC) network-boot from a real `forge serve` in a LAN namespace, into
+ * a real Linux kernel and an initramfs that behaves like an installer (it
+ * reads forge.autoinstall= from /proc/cmdline, fetches the file and runs it;
+ * forge's generic script calls install start/done). Asserted from forge's
+ * own event timeline, the VM's serial console and the configs forge served.
+ *
+ *  1. BIOS: forge DHCP (managed) -> iPXE -> HTTP iPXE script -> kernel+initrd over HTTP
+ *  2. UEFI (OVMF): the same through the ROM's EFI iPXE
+ *  3. pxelinux: DHCP -> pxelinux.0, ldlinux.c32, pxelinux.cfg/01-<mac>, kernel over TFTP
+ *  4. proxy mode: dnsmasq (another namespace) hands out addresses, forge only boot info
+ *  5. after install done (pxe_just_once) the VM from (1) boots from its local disk
+ *
+ * Every boot is bounded; the namespace, forge, dnsmasq and qemu die in after().
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { need, inCI } from '../lib/env.js';
+import { guestKernel } from '../lib/guest.js';
+import { createLan, type Lan, type LanClient } from '../lib/netns.js';
+import { startQemu, OVMF_CODE, type Vm } from '../lib/qemu.js';
+import { installerInitramfs, localBootDisk, LOCAL_DISK_MARKER, startForgeIn, type NsForge } from '../lib/boot-lab.js';
+
+const BOOT_MS = 240_000;
+const TEST_MS = 300_000;
+
+interface Ev {
+  id: number;
+  type: string;
+  source: string;
+  time: string;
+  detail: Record<string, unknown>;
+}
+
+let lan: Lan | undefined;
+let forge: NsForge | undefined;
+let dir = '';
+let skipped: string | undefined;
+let disk = '';
+const vms: Vm[] = [];
+const systems: Record<string, string> = {};
+
+const MANAGED = [
+  '--dhcp-mode', 'managed',
+  '--dhcp-subnet', '10.98.0.0/24',
+  '--dhcp-range', '10.98.0.100,10.98.0.150',
+  '--dhcp-router', '10.98.0.1',
+  '--dhcp-probe-seconds', '0',
+  '--tftp-port', '69',
+];
+
+before(async (t) => {
+  // `before` has no skip of its own: remember the reason and let each test skip (or fail in CI).
+  const tc = { skip: (r: string) => (skipped = r) } as unknown as Parameters<typeof need>[0];
+  if (!inCI()) {
+    if (need(tc, { root: true, commands: ['qemu-system-x86_64', 'dnsmasq', 'ip', 'curl', 'cpio', 'modinfo'], files: ['/usr/lib/ipxe/qemu/efi-virtio.rom', OVMF_CODE, '/usr/lib/PXELINUX/pxelinux.0'] }) !== undefined) return;
+  }
+  void t;
+  dir = mkdtempSync(join(tmpdir(), 'fgboot-e2e-'));
+  const kernel = guestKernel();
+  const initrd = installerInitramfs();
+  disk = localBootDisk(dir);
+  lan = await createLan('fgboot');
+  forge = await startForgeIn(lan, join(dir, 'data'), MANAGED);
+  const mk = async (method: string, path: string, body: unknown): Promise<void> => {
+    const r = await forge!.api(method, path, body);
+    assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+  };
+  await mk('POST', '/api/v1/distros', { name: 'guest', kernel: kernel.vmlinuz, initrd, arch: 'x86_64', breed: 'generic', kernel_options: { console: 'ttyS0' } });
+  await mk('POST', '/api/v1/profiles', { name: 'guest', distro: 'guest' });
+  await mk('POST', '/api/v1/profiles', { name: 'guest-pxelinux', parent: 'guest', boot_loaders: ['pxelinux'] });
+  for (const [name, profile] of [['vm-bios', 'guest'], ['vm-uefi', 'guest'], ['vm-pxelinux', 'guest-pxelinux'], ['vm-proxy', 'guest']] as const) {
+    const r = await forge.cli(['system', 'add', '--name', name, '--profile', profile, '--mac=random']);
+    assert.equal(r.code, 0, `system add ${name}: ${r.stdout}${r.stderr}`);
+    const s = await forge.api('GET', `/api/v1/systems/${name}`);
+    const mac = Object.values((s.body as { interfaces: Record<string, { mac_address: string }> }).interfaces)[0]?.mac_address;
+    assert.match(mac ?? '', /^52:54:00(:[0-9a-f]{2}){3}$/);
+    systems[name] = mac!;
+  }
+});
+
+after(async () => {
+  for (const vm of vms) await vm.kill().catch(() => undefined);
+  await forge?.stop().catch(() => undefined);
+  await lan?.destroy();
+  if (dir !== '') rmSync(dir, { recursive: true, force: true });
+});
+
+function ready(t: { skip(msg?: string): void }): boolean {
+  if (skipped !== undefined) {
+    t.skip(skipped);
+    return false;
+  }
+  assert.ok(lan !== undefined && forge !== undefined, 'lab did not start (see before hook)');
+  return true;
+}
+
+async function events(name: string): Promise<Ev[]> {
+  const r = await forge!.api('GET', `/api/v1/systems/${name}/events`);
+  assert.equal(r.status, 200);
+  return [...(r.body as Ev[])].sort((a, b) => a.time.localeCompare(b.time) || a.id - b.id);
+}
+
+const types = (evs: Ev[]): string => evs.map((e) => `${e.source}:${e.type}`).join(' ');
+
+/** Boot a VM with the system's MAC until the installer's marker (or fail with the serial tail and forge's log). */
+async function bootInstaller(name: string, firmware: 'bios' | 'uefi', withDisk = false): Promise<string> {
+  const tap = await lan!.addTap();
+  const vm = startQemu({ host: lan!, tap, mac: systems[name]!, firmware, memoryMiB: 384, ...(withDisk ? { disk } : {}) });
+  vms.push(vm);
+  try {
+    return await vm.waitForSerial(/forge-guest: (INSTALL SCRIPT \w+|AUTOINSTALL FAILED|NETWORK FAILED|NO AUTOINSTALL URL)/, BOOT_MS);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- forge log tail:\n${forge!.output().slice(-3000)}`);
+  } finally {
+    await vm.kill();
+  }
+}
+
+function assertInstalled(serial: string, evs: Ev[], opts: { config: string; kernelVia: string }): void {
+  const tail = `serial tail:\n${serial.slice(-2500)}`;
+  assert.ok(/forge-guest: AUTOINSTALL OK \d+ bytes/.test(serial), tail);
+  assert.ok(/forge-guest: INSTALL SCRIPT OK/.test(serial), tail);
+  const seq = types(evs);
+  const order = [`${opts.config}:boot_config_served`, `${opts.kernelVia}:kernel_fetched`, `${opts.kernelVia}:initrd_fetched`, 'http:autoinstall_served', 'install_start', 'install_done'];
+  let at = -1;
+  for (const want of order) {
+    const i = evs.findIndex((e, idx) => idx > at && `${e.source}:${e.type}`.endsWith(want));
+    assert.ok(i > at, `event ${want} missing or out of order in: ${seq}`);
+    at = i;
+  }
+  assert.ok(evs.some((e) => e.type === 'netboot_disabled'), `pxe_just_once: netboot_disabled expected in ${seq}`);
+}
+
+test('1. BIOS: forge DHCP -> iPXE ROM -> HTTP iPXE script -> kernel + initrd over HTTP -> autoinstall fetched', { timeout: TEST_MS }, async (t) => {
+  if (!ready(t)) return;
+  const serial = await bootInstaller('vm-bios', 'bios', true);
+  const evs = await events('vm-bios');
+  assert.ok(evs.some((e) => e.source === 'dhcp' && (e.type === 'dhcp_offer' || e.type === 'dhcp_ack')), types(evs));
+  assertInstalled(serial, evs, { config: 'http', kernelVia: 'http' });
+  const cfg = evs.find((e) => e.type === 'boot_config_served');
+  assert.equal(cfg?.detail['file'], `ipxe/${systems['vm-bios']}`);
+  const cli = await forge!.cli(['system', 'events', '--name', 'vm-bios']);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /autoinstall_served/);
+  assert.match(cli.stdout, /install_done/);
+});
+
+test('2. UEFI (OVMF): the same through the ROM\'s EFI iPXE', { timeout: TEST_MS }, async (t) => {
+  if (!ready(t)) return;
+  const serial = await bootInstaller('vm-uefi', 'uefi');
+  const evs = await events('vm-uefi');
+  assertInstalled(serial, evs, { config: 'http', kernelVia: 'http' });
+  const offer = evs.find((e) => e.source === 'dhcp');
+  assert.ok(offer !== undefined, types(evs));
+  assert.match(JSON.stringify(offer.detail), /"arch":7|uefi|ipxe/i, `DHCP saw an x64 UEFI client: ${JSON.stringify(offer.detail)}`);
+});
+
+test('3. pxelinux: pxelinux.0, ldlinux.c32 and pxelinux.cfg/01-<mac> over TFTP, kernel over TFTP', { timeout: TEST_MS }, async (t) => {
+  if (!ready(t)) return;
+  const serial = await bootInstaller('vm-pxelinux', 'bios');
+  const evs = await events('vm-pxelinux');
+  assertInstalled(serial, evs, { config: 'tftp', kernelVia: 'tftp' });
+  const loaders = evs.filter((e) => e.type === 'loader_fetched').map((e) => e.detail['file']);
+  assert.ok(loaders.includes('pxelinux.0') && loaders.includes('ldlinux.c32'), `loaders: ${loaders.join(',')} in ${types(evs)}`);
+  const cfg = evs.find((e) => e.type === 'boot_config_served');
+  assert.equal(cfg?.detail['file'], `pxelinux.cfg/01-${systems['vm-pxelinux']!.replace(/:/g, '-')}`);
+});
+
+test('4. proxy mode: dnsmasq in another namespace hands out the address, forge only the boot information', { timeout: TEST_MS }, async (t) => {
+  if (!ready(t)) return;
+  await forge!.stop();
+  // The site's DHCP server: dnsmasq on its own host (namespace) on the same bridge, no boot options.
+  const site: LanClient = await lan!.addClient();
+  await site.must('ip', ['addr', 'add', '10.98.0.2/24', 'dev', 'eth0']);
+  const dns = site.spawn('dnsmasq', [
+    '--keep-in-foreground', '--no-daemon', '--port=0', '--interface=eth0', '--bind-interfaces',
+    '--dhcp-range=10.98.0.200,10.98.0.220,1h', '--no-resolv', '--no-hosts', '--leasefile-ro', '--user=root', '--log-dhcp',
+  ]);
+  let dnsLog = '';
+  dns.stderr?.on('data', (d: Buffer) => (dnsLog += d.toString()));
+  forge = await startForgeIn(lan!, join(dir, 'data'), ['--dhcp-mode', 'proxy', '--dhcp-probe-seconds', '0', '--tftp-port', '69']);
+  let serial: string;
+  try {
+    serial = await bootInstaller('vm-proxy', 'bios');
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- dnsmasq log tail:\n${dnsLog.slice(-2000)}`);
+  }
+  const evs = await events('vm-proxy');
+  assertInstalled(serial, evs, { config: 'http', kernelVia: 'http' });
+  // The address came from dnsmasq's pool, not forge.
+  assert.ok(/forge-guest: network up on \w+: 10\.98\.0\.2(0\d|1\d|20)\/24/.test(serial), serial.slice(-2500));
+  assert.match(dnsLog, new RegExp(`DHCPACK\\(eth0\\) 10\\.98\\.0\\.2\\d\\d ${systems['vm-proxy']}`));
+  const forgeDhcp = evs.filter((e) => e.source === 'dhcp');
+  for (const e of forgeDhcp) assert.ok(e.detail['ip'] === undefined || e.detail['ip'] === '', `forge gave no address in proxy mode: ${JSON.stringify(e.detail)}`);
+  dns.kill('SIGKILL');
+});
+
+test('5. after install done (pxe_just_once) the same VM boots from its local disk', { timeout: TEST_MS }, async (t) => {
+  if (!ready(t)) return;
+  const before = await events('vm-bios');
+  assert.ok(before.some((e) => e.type === 'install_done'), 'needs test 1');
+  const sys = await forge!.api('GET', '/api/v1/systems/vm-bios');
+  assert.equal((sys.body as { netboot_enabled: boolean }).netboot_enabled, false, 'install done turned netboot off');
+  const script = await forge!.text(`/boot/ipxe/${systems['vm-bios']}`);
+  assert.match(script, /^exit$/m);
+  assert.doesNotMatch(script, /^kernel /m);
+  const lastId = Math.max(...before.map((e) => e.id));
+  const tap = await lan!.addTap();
+  const vm = startQemu({ host: lan!, tap, mac: systems['vm-bios']!, firmware: 'bios', memoryMiB: 256, disk });
+  vms.push(vm);
+  try {
+    await vm.waitForSerial(new RegExp(LOCAL_DISK_MARKER), BOOT_MS);
+  } finally {
+    await vm.kill();
+  }
+  const after = (await events('vm-bios')).filter((e) => e.id > lastId);
+  assert.ok(!after.some((e) => e.type === 'kernel_fetched' || e.type === 'initrd_fetched'), `no installer after install done: ${types(after)}`);
+  for (const e of after.filter((x) => x.type === 'boot_config_served')) assert.equal(e.detail['boot'], 'local');
+  const st = await forge!.cli(['status']);
+  assert.equal(st.code, 0, st.stderr);
+  assert.match(st.stdout, /^vm-bios\s+guest\s+off\s+(installed|local) \d+m/m);
+});

@@ -1,0 +1,172 @@
+/**
+ * The boot lab: a real `forge serve` inside a test LAN namespace (so its
+ * DHCP and TFTP see the bridge), driven through the real CLI and curl inside
+ * the namespace, plus the guest pieces the boot tests and bench/boot.ts
+ * share: an "installer" initramfs that behaves like one, and a disk whose
+ * boot sector announces a local boot on the serial console.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ExecResult, Lan } from './netns.js';
+import { FORGE_BIN } from './server.js';
+import { buildInitramfs } from './guest.js';
+
+export interface NsForge {
+  url: string;
+  token: string;
+  dataDir: string;
+  proc: ChildProcess;
+  output(): string;
+  /** `forge ARGS` run inside the namespace against this server. */
+  cli(args: string[]): Promise<ExecResult>;
+  /** JSON API call through curl inside the namespace. */
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
+  /** Raw GET of a URL path (text), inside the namespace. */
+  text(path: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start `forge serve` in the LAN namespace on lan.serverIp:port with the
+ * given extra flags; resolves when it prints `forge ready:`.
+ */
+export async function startForgeIn(lan: Lan, dataDir: string, flags: string[], port = 8080, timeoutMs = 30_000): Promise<NsForge> {
+  const url = `http://${lan.serverIp}:${port}`;
+  const args = [
+    FORGE_BIN, 'serve',
+    '--data-dir', dataDir,
+    '--listen', '0.0.0.0',
+    '--http-port', String(port),
+    '--server', lan.serverIp,
+    '--log-level', 'info',
+    ...flags,
+  ];
+  const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
+  const proc = lan.spawn(process.execPath, args, { env: baseEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const start = Date.now();
+    const tick = (): void => {
+      if (/forge ready: /.test(out)) return resolve();
+      if (proc.exitCode !== null || proc.signalCode !== null) return reject(new Error(`forge serve exited before ready:\n${out}`));
+      if (Date.now() - start > timeoutMs) return reject(new Error(`forge serve not ready after ${timeoutMs} ms:\n${out}`));
+      setTimeout(tick, 100);
+    };
+    tick();
+  });
+  const token = readFileSync(join(dataDir, 'token'), 'utf8').trim();
+  const env = { ...baseEnv, FORGE_SERVER: url, FORGE_TOKEN: token };
+  return {
+    url,
+    token,
+    dataDir,
+    proc,
+    output: () => out,
+    cli: (cliArgs) => lan.exec(process.execPath, [FORGE_BIN, ...cliArgs], { env, timeoutMs: 60_000 }),
+    async api(method, path, body) {
+      const a = ['-s', '-X', method, '-H', `Authorization: Bearer ${token}`, '-w', '\n%{http_code}'];
+      if (body !== undefined) a.push('-H', 'Content-Type: application/json', '--data-binary', JSON.stringify(body));
+      const r = await lan.exec('curl', [...a, url + path], { timeoutMs: 30_000 });
+      const cut = r.stdout.lastIndexOf('\n');
+      const text = r.stdout.slice(0, cut);
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        /* not JSON */
+      }
+      return { status: Number(r.stdout.slice(cut + 1)), body: parsed };
+    },
+    async text(path) {
+      return (await lan.exec('curl', ['-s', url + path], { timeoutMs: 30_000 })).stdout;
+    },
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/**
+ * Debian 12's busybox-static 1.35 wget segfaults when given `-T SECONDS`
+ * (reproduce: `busybox wget -q -T 30 -O /dev/null http://127.0.0.1:1/`),
+ * and its ash runs applets before PATH, so a wget wrapper is never used.
+ * Installer scripts (forge's callback snippet) try curl first: this curl
+ * does what they ask of it (GET/POST a URL, -o FILE) with busybox wget.
+ */
+const CURL_SHIM = `#!/bin/busybox sh
+out=-
+url=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out="$2"; shift 2;;
+    -m|-X|-H|-d|--data|--data-binary|-T|-u|-A|-e|-r|-w) shift 2;;
+    -*) shift;;
+    *) url="$1"; shift;;
+  esac
+done
+[ -n "$url" ] || { echo "curl shim: no URL" >&2; exit 2; }
+exec /bin/busybox wget -q -O "$out" "$url"
+`;
+
+/**
+ * An initramfs that behaves like an installer: network up, read
+ * `forge.autoinstall=` (or d-i's `url=`) from /proc/cmdline, fetch it, run
+ * it (forge's generic script calls install start / done), power off.
+ * Serial markers: `forge-guest: AUTOINSTALL OK N bytes`, `INSTALL SCRIPT OK`.
+ */
+export function installerInitramfs(): string {
+  return buildInitramfs({
+    files: { '/usr/local/bin/curl': CURL_SHIM },
+    init: `export PATH=/usr/local/bin:$PATH
+net_up || { say "NETWORK FAILED"; halt_now; }
+u=$(arg forge.autoinstall) || u=$(arg url) || { say "NO AUTOINSTALL URL"; halt_now; }
+say "fetching autoinstall $u"
+if wget -q -O /tmp/ai "$u"; then
+  say "AUTOINSTALL OK $(wc -c < /tmp/ai) bytes"
+  if sh /tmp/ai; then say "INSTALL SCRIPT OK"; else say "INSTALL SCRIPT FAILED"; fi
+else
+  say "AUTOINSTALL FAILED"
+fi
+halt_now`,
+  });
+}
+
+/** A guest that only announces it started (the benchmark's "installer kernel started" point). */
+export function markerInitramfs(): string {
+  return buildInitramfs({ init: 'say "INSTALLER STARTED"\nhalt_now', modules: [] });
+}
+
+export const LOCAL_DISK_MARKER = 'forge-test: booted from local disk';
+
+/**
+ * A 1 MiB raw disk whose MBR boot code writes LOCAL_DISK_MARKER to COM1 and
+ * halts: proof that the firmware fell through to the local disk.
+ *   xor ax,ax; mov ds,ax; cld; mov si,msg; mov dx,0x3f8
+ *   l: lodsb; test al,al; jz d; out dx,al; jmp l
+ *   d: cli; hlt; jmp d
+ */
+export function localBootDisk(dir: string): string {
+  const code = Buffer.from([
+    0x31, 0xc0, 0x8e, 0xd8, 0xfc, 0xbe, 0x17, 0x7c, 0xba, 0xf8, 0x03,
+    0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8,
+    0xfa, 0xf4, 0xeb, 0xfc,
+  ]);
+  const msg = Buffer.from(`\r\n${LOCAL_DISK_MARKER}\r\n\0`, 'latin1');
+  const img = Buffer.alloc(1024 * 1024);
+  code.copy(img, 0);
+  msg.copy(img, code.length);
+  img[510] = 0x55;
+  img[511] = 0xaa;
+  const p = join(dir, `local-${randomBytes(3).toString('hex')}.img`);
+  writeFileSync(p, img);
+  return p;
+}
