@@ -97,6 +97,41 @@ export function openapiDocument(version: string): Schema {
   paths['/api/v1/check'] = { get: { summary: 'configuration problems', responses: { 200: { description: '{problems: [...]}' } } } };
   paths['/api/v1/health'] = { get: { summary: 'liveness and version', responses: { 200: { description: 'ok' } } } };
 
+  // Routes served by the autoinstall and boot modules (same server, same error bodies).
+  const text = { description: 'text', content: { 'text/plain': { schema: { type: 'string' } } } };
+  const kindName = [
+    { name: 'kind', in: 'path', required: true, schema: { type: 'string', enum: ['system', 'profile'] } },
+    { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+  ];
+  const sysName = [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }];
+  paths['/autoinstall/{kind}/{name}'] = { parameters: kindName, get: { summary: 'rendered kickstart/preseed/AutoYaST (installers fetch this)', responses: { 200: text, 404: err, 500: err } } };
+  paths['/cblr/svc/op/autoinstall/{kind}/{name}'] = { parameters: kindName, get: { summary: 'Cobbler alias of /autoinstall', responses: { 200: text } } };
+  paths['/cblr/svc/op/ks/{kind}/{name}'] = { parameters: kindName, get: { summary: 'Cobbler (koan) alias of /autoinstall', responses: { 200: text } } };
+  for (const cb of ['install/start', 'install/done', 'firstboot']) {
+    paths[`/api/v1/systems/{name}/${cb}`] = {
+      parameters: sysName,
+      get: { summary: `install callback ${cb} (no token: installers cannot hold one)`, responses: { 200: { description: 'recorded' }, 404: err } },
+      post: { summary: `install callback ${cb}`, responses: { 200: { description: 'recorded' }, 404: err } },
+    };
+  }
+  paths['/cblr/svc/op/nopxe/system/{name}'] = { parameters: sysName, get: { summary: 'Cobbler alias of install/done', responses: { 200: { description: 'recorded' } } } };
+  paths['/api/v1/systems/{name}/autoinstall'] = { parameters: sysName, get: { summary: 'rendered autoinstall (preview, no event)', responses: { 200: text, 500: err } } };
+  paths['/api/v1/profiles/{name}/autoinstall'] = { parameters: sysName, get: { summary: 'rendered autoinstall (preview)', responses: { 200: text, 500: err } } };
+  paths['/api/v1/validate'] = { get: { summary: 'render every profile and system, list every error', responses: { 200: { description: '{ok, checked, errors}' } } } };
+  paths['/api/v1/templates'] = { get: { summary: 'templates and snippets with what shadows what', responses: { 200: { description: 'lists' } } } };
+  paths['/api/v1/templates/effective'] = { get: { summary: 'template and snippet files in effect for ?system=N or ?profile=N', responses: { 200: { description: 'report' } } } };
+  paths['/api/v1/templates/file'] = { get: { summary: 'one template or snippet (?name=N[&snippet=1])', responses: { 200: { description: 'file in effect and content' } } } };
+  paths['/boot/ipxe/{mac}'] = { parameters: [{ name: 'mac', in: 'path', required: true, schema: { type: 'string' } }], get: { summary: 'iPXE script for a MAC (aa:bb:.. or aa-bb-..)', responses: { 200: text } } };
+  paths['/boot/ipxe/default'] = { get: { summary: 'iPXE script for unknown machines', responses: { 200: text } } };
+  paths['/boot/loaders/{file}'] = { parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }], get: { summary: 'boot loader file (undionly.kpxe, ipxe.efi, pxelinux.0, ...)', responses: { 200: { description: 'file' }, 404: err } } };
+  paths['/boot/distro/{name}/{which}'] = {
+    parameters: [...sysName, { name: 'which', in: 'path', required: true, schema: { type: 'string', enum: ['kernel', 'initrd'] } }],
+    get: { summary: 'kernel or initrd (HEAD and single Range supported)', responses: { 200: { description: 'file' }, 206: { description: 'range' }, 416: err } },
+  };
+  paths['/api/v1/distros/{name}/files'] = { parameters: sysName, get: { summary: 'kernel/initrd URL, size and sha256', responses: { 200: { description: '{kernel, initrd}' }, 404: err } } };
+  paths['/api/v1/loaders'] = { get: { summary: 'boot loaders found and missing', responses: { 200: { description: 'loaders' } } } };
+  paths['/api/v1/status'] = { get: { summary: 'install stage of every system', responses: { 200: { description: 'stages' } } } };
+
   const ifaceProps: Record<string, Schema> = {};
   for (const [k, s] of Object.entries(INTERFACE_FIELDS)) ifaceProps[k] = fieldSchema(s);
   return {
