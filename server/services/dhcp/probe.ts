@@ -46,7 +46,7 @@ export async function probeForServers(o: ProbeOptions): Promise<ProbeAnswer[]> {
       .set(Opt.ParameterRequestList, Buffer.of(1, 3, 6, 54))
       .setString(Opt.VendorClass, 'forge-probe'),
   };
-  const sock = await bindUdp(o.clientPort, '0.0.0.0');
+  const sock = await bindUdp(o.clientPort, '0.0.0.0', true);
   const answers: ProbeAnswer[] = [];
   sock.on('message', (data, rinfo) => {
     try {

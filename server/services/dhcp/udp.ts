@@ -1,10 +1,14 @@
 /** Small dgram helpers shared by the service and the probe. */
 import { createSocket, type Socket } from 'node:dgram';
 
-export function bindUdp(port: number, address: string): Promise<Socket> {
+/**
+ * reuseAddr only for the probe's client port (a dhclient may hold 68 on the same host).
+ * Server ports never share: another DHCP server on this host must be an EADDRINUSE, not a
+ * silent split of unicast traffic between two sockets.
+ */
+export function bindUdp(port: number, address: string, reuseAddr = false): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    // reuseAddr: a dhclient or a probe may hold the client port on the same host.
-    const s = createSocket({ type: 'udp4', reuseAddr: true });
+    const s = createSocket({ type: 'udp4', reuseAddr });
     const onError = (e: Error): void => reject(e);
     s.once('error', onError);
     s.bind(port, address, () => {
