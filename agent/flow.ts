@@ -66,6 +66,13 @@ export function installerXml(plan: InstallPlan, base: Omit<DomainSpec, 'boot' | 
 
 const TAIL_BYTES = 4096;
 
+export function withMac(url: string, mac: string | undefined): string {
+  if (mac === undefined) return url;
+  const u = new URL(url);
+  u.searchParams.set('mac', mac);
+  return u.toString();
+}
+
 export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<FlowResult> {
   if (opts.target === undefined) throw new ForgeError('USAGE', 'no --system or --profile');
   const rec = parseBlended(await deps.api.blended(opts.target.kind, opts.target.name));
@@ -130,8 +137,10 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
     let initrd: string | undefined;
     if (!plan.pxeBoot) {
       const files = await deps.api.distroFiles(plan.distro);
-      kernel = (await deps.fetchFile(files.kernel, 'kernel')).path;
-      initrd = (await deps.fetchFile(files.initrd, 'initrd')).path;
+      // ?mac= lets forge put kernel_fetched/initrd_fetched on this system's timeline.
+      const mac = nics[0]?.mac;
+      kernel = (await deps.fetchFile({ ...files.kernel, url: withMac(files.kernel.url, mac) }, 'kernel')).path;
+      initrd = (await deps.fetchFile({ ...files.initrd, url: withMac(files.initrd.url, mac) }, 'initrd')).path;
     }
     const decision = await deps.resolveVirtType(plan.virtType, kernel, (a) => virt.virsh(a));
     if (decision.warning !== undefined) deps.err(decision.warning);

@@ -15,7 +15,7 @@ import { runInstall, type FlowDeps } from './flow.js';
 import { LibvirtHost } from './libvirt.js';
 import { helpText, parseOptions, type AgentOptions } from './options.js';
 import { randomMac } from './plan.js';
-import { decideVirtType, libvirtKvm, probeKvm } from './virttype.js';
+import { decideVirtType, libvirtKvm, probeKvmCached } from './virttype.js';
 
 export function readTail(path: string, bytes: number): string {
   try {
@@ -57,7 +57,7 @@ export function productionDeps(opts: AgentOptions, io: { out: (s: string) => voi
         if (kernel === undefined) {
           detail = 'no kernel to probe with (PXE install)';
         } else {
-          const r = await probeKvm(caps.emulator, kernel);
+          const r = await probeKvmCached(opts.cacheDir, caps.emulator, kernel);
           probe = r.ok ? 'ok' : 'failed';
           detail = r.detail;
         }

@@ -8,6 +8,8 @@
  * requires its banner on the serial port.
  */
 import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { release, uptime } from 'node:os';
 
 export interface VirtTypeDecision {
   type: 'kvm' | 'qemu';
@@ -80,4 +82,44 @@ export function probeKvm(emulator: string, kernel: string, timeoutMs = 8000): Pr
     child.on('error', (e) => finish(false, `${emulator}: ${e.message}`));
     child.on('exit', (code) => finish(false, `qemu exited (${code}) before the banner: ${err.trim().split('\n').pop() ?? ''}`));
   });
+}
+
+/**
+ * The probe costs up to its timeout on a host where kvm is broken, so its
+ * verdict is remembered in the cache directory until the host reboots or
+ * qemu/kernel change (the key), which is when the answer could change.
+ */
+export async function probeKvmCached(cacheDir: string, emulator: string, kernel: string, timeoutMs = 8000): Promise<{ ok: boolean; detail: string }> {
+  let emuStamp = '';
+  try {
+    emuStamp = String(statSync(emulator).mtimeMs);
+  } catch {
+    // a bare command name: the probe itself reports whether it exists
+  }
+  const bootMinute = Math.round((Date.now() - uptime() * 1000) / 60_000);
+  const key = `${release()}|${emulator}|${emuStamp}|${bootMinute}|${kvmStamp()}`;
+  const file = `${cacheDir}/kvm-probe.json`;
+  try {
+    const c = JSON.parse(readFileSync(file, 'utf8')) as { key?: unknown; ok?: unknown; detail?: unknown };
+    if (c.key === key && typeof c.ok === 'boolean' && typeof c.detail === 'string') return { ok: c.ok, detail: `${c.detail} (cached probe; delete ${file} to probe again)` };
+  } catch {
+    // no cached verdict
+  }
+  const r = await probeKvm(emulator, kernel, timeoutMs);
+  try {
+    mkdirSync(cacheDir, { recursive: true });
+    writeFileSync(file, JSON.stringify({ key, ok: r.ok, detail: r.detail }) + '\n');
+  } catch {
+    // an unwritable cache only costs the next run another probe
+  }
+  return r;
+}
+
+function kvmStamp(): string {
+  try {
+    const s = statSync('/dev/kvm');
+    return `${s.mode}:${s.ctimeMs}`;
+  } catch {
+    return 'none';
+  }
 }

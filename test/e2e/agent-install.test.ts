@@ -122,7 +122,7 @@ function runAgent(args: string[], timeoutMs: number): Promise<AgentRun> {
 function agentArgs(system: string, extra: string[] = []): string[] {
   if (lab === undefined) throw new Error('no lab');
   return [
-    '--system', system, '--virt', '--virt-type', 'qemu', '--vm-poll', '--nogfx',
+    '--system', system, '--virt', '--virt-type', 'qemu', ...(extra.includes('--no-wait') ? [] : ['--vm-poll']), '--nogfx',
     '--virt-network', lab.net.name, '--virt-path', join(lab.dir, 'disks'), '--cache-dir', join(lab.dir, 'cache'),
     '--timeout', '300', ...extra,
   ];
@@ -166,7 +166,7 @@ before(async () => {
       await create('distros', { name: `${tag}-${d}`, kernel, initrd: initrdFor(init), breed: 'generic', arch: 'x86_64', tree, kernel_options: { quiet: null } });
       await create('profiles', { name: `${tag}-${d}`, distro: `${tag}-${d}` });
     }
-    for (const [sys, prof] of [['inst', 'good'], ['crash', 'crash'], ['hang', 'hang'], ['dup', 'good'], ['disk', 'good']] as const) {
+    for (const [sys, prof] of [['inst', 'good'], ['crash', 'crash'], ['hang', 'hang'], ['dup', 'hang'], ['disk', 'good'], ['pool', 'hang']] as const) {
       const name = `${tag}-${sys}`;
       lab.domains.push(name);
       await create('systems', {
@@ -227,7 +227,7 @@ test('forge-agent --vm-poll: installer runs, writes the disk, the VM boots it an
 
   const evs = await events(sys);
   const types = evs.map((e) => e.type);
-  const order = ['agent_start', 'installer_running', 'autoinstall_served', 'install_start', 'install_done', 'netboot_disabled', 'installer_finished', 'disk_boot_started', 'first_boot'];
+  const order = ['agent_start', 'kernel_fetched', 'initrd_fetched', 'installer_running', 'autoinstall_served', 'install_start', 'install_done', 'netboot_disabled', 'installer_finished', 'disk_boot_started', 'first_boot'];
   let last = -1;
   for (const ty of order) {
     const i = types.indexOf(ty, last + 1);
@@ -267,7 +267,8 @@ test('forge-agent: an installer kernel panic fails with INSTALL_FAILED and the c
   const l = ready(t);
   if (l === undefined) return;
   const sys = `${l.tag}-crash`;
-  const run = await runAgent(agentArgs(sys), 240_000);
+  // --virt-type auto here: libvirt offers kvm on this kind of host, the probe decides.
+  const run = await runAgent(agentArgs(sys, ['--virt-type', 'auto']), 240_000);
   assert.equal(run.code, 9, `${run.stdout}\n${run.stderr}`);
   assert.match(run.stderr, /INSTALL_FAILED: .*kernel panicked/);
   assert.match(run.stderr, /tail of the installer console[\s\S]*installer crashing[\s\S]*Kernel panic/);
@@ -279,6 +280,10 @@ test('forge-agent: an installer kernel panic fails with INSTALL_FAILED and the c
   assert.equal(failed.detail['reason'], 'panic');
   assert.match(String(failed.detail['console_tail']), /Kernel panic/);
   assert.ok(!evs.some((e) => e.type === 'disk_boot_started'));
+  // auto: qemu with a loud warning unless a kvm guest really boots on this host.
+  const running = evs.find((e) => e.type === 'installer_running');
+  const warned = /WARNING: using plain QEMU software emulation/.test(run.stderr);
+  assert.equal(running?.detail['virt_type'], warned ? 'qemu' : 'kvm', run.stderr);
 });
 
 test('forge-agent: an installer that never ends fails at --timeout and is destroyed', { timeout: 300_000 }, async (t) => {
@@ -308,6 +313,39 @@ test('forge-agent: a defined domain of the same name is never replaced without -
   assert.ok(!existsSync(join(l.dir, 'disks', `${sys}-disk01.qcow2`)), 'no disk was created');
   const failed = (await events(sys)).find((e) => e.type === 'agent_failed');
   assert.equal(failed?.detail['code'], 'VIRT_EXISTS');
+
+  // --force replaces it: a new definition (new UUID) whose installer is running.
+  const forced = await runAgent(agentArgs(sys, ['--force', '--no-wait']), 60_000);
+  assert.equal(forced.code, 0, `${forced.stdout}\n${forced.stderr}`);
+  assert.match(forced.stderr, /replacing existing domain/);
+  assert.notEqual(virsh(['domuuid', sys]).trim(), before);
+  assert.equal(domainState(sys), 'running');
+  assert.match(virsh(['dumpxml', sys]), /<kernel>/, 'the running instance is the installer');
+  assert.doesNotMatch(virsh(['dumpxml', '--inactive', sys]), /<kernel>/, 'the persistent definition boots from disk');
+  removeDomain(sys);
+});
+
+test('forge-agent --virt-path pool:NAME creates the disk as a libvirt storage volume', { timeout: 120_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const sys = `${l.tag}-pool`;
+  const pool = `${l.tag}-pool`;
+  mkdirSync(join(l.dir, 'pool'), { recursive: true });
+  virsh(['pool-create-as', pool, 'dir', '--target', join(l.dir, 'pool')]);
+  try {
+    const run = await runAgent(agentArgs(sys, ['--virt-path', `pool:${pool}`, '--no-wait']), 60_000);
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    assert.match(virsh(['vol-list', pool]), new RegExp(`${sys}-disk01\\.qcow2`));
+    assert.match(virsh(['dumpxml', '--inactive', sys]), new RegExp(`<source pool='${pool}' volume='${sys}-disk01.qcow2'/>`));
+    assert.equal(domainState(sys), 'running');
+    removeDomain(sys);
+    const again = await runAgent(agentArgs(sys, ['--virt-path', `pool:${pool}`, '--no-wait']), 60_000);
+    assert.equal(again.code, 5, 'an existing volume is not overwritten without --force');
+    assert.match(again.stderr, /VIRT_EXISTS: volume .* in pool .* already exists/);
+  } finally {
+    removeDomain(sys);
+    virsh(['pool-destroy', pool], { allowFail: true });
+  }
 });
 
 test('forge-agent: an existing disk is never overwritten without --force', { timeout: 120_000 }, async (t) => {
