@@ -249,6 +249,7 @@ export class SqliteStore implements Store {
    * transaction. Promises resolve only after the COMMIT, so an acknowledged
    * write is durable. Concurrent API clients and event bursts during mass
    * boots thus cost one WAL commit per batch instead of one per write.
+   * Every mutation goes through here, so writes apply in call order.
    */
   private write<T>(fn: () => T): Promise<T> {
     if (!this.groupCommit) {
@@ -510,7 +511,7 @@ export class SqliteStore implements Store {
 
   async bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions): Promise<number> {
     const ordered = kind === 'profile' ? orderProfiles(objs as Profile[]) : objs;
-    return this.db.transaction(() => {
+    return this.write(() => {
       for (const [i, o] of ordered.entries()) {
         try {
           this.createSync(kind, o as KindMap[K], opts, false);
@@ -525,7 +526,7 @@ export class SqliteStore implements Store {
         }
       }
       return ordered.length;
-    })();
+    });
   }
 
   async replace<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
@@ -533,7 +534,7 @@ export class SqliteStore implements Store {
   }
 
   async rename(kind: ObjectKind, from: string, to: string): Promise<void> {
-    this.db.transaction(() => {
+    await this.write(() => {
       const obj = this.getSync(kind, from);
       if (obj === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${from} does not exist`, { field: 'name' });
       if (from === to) return;
@@ -561,11 +562,11 @@ export class SqliteStore implements Store {
         this.db.prepare('UPDATE events SET system = ? WHERE system = ?').run(to, from);
         this.db.prepare('UPDATE leases SET system = ? WHERE system = ?').run(to, from);
       }
-    })();
+    });
   }
 
   async remove(kind: ObjectKind, name: string, opts: RemoveOptions = {}): Promise<string[]> {
-    return this.db.transaction(() => {
+    return this.write(() => {
       if (this.st.exists[kind].get(name) === undefined) {
         throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
       }
@@ -594,7 +595,7 @@ export class SqliteStore implements Store {
         if (k === 'system') this.db.prepare('DELETE FROM events WHERE system = ?').run(n);
       }
       return order.map(([k, n]) => `${k} ${n}`);
-    })();
+    });
   }
 
   // ------------------------------------------------------------------ events
@@ -665,7 +666,7 @@ export class SqliteStore implements Store {
     doc: ExportDocument,
     opts: { replace?: boolean } = {},
   ): Promise<{ distros: number; profiles: number; systems: number }> {
-    return this.db.transaction(() => {
+    return this.write(() => {
       const put = <K extends ObjectKind>(k: K, o: KindMap[K]): void => {
         if (opts.replace === true && this.st.exists[k].get(o.name) !== undefined) {
           const t = o.ctime;
@@ -682,7 +683,7 @@ export class SqliteStore implements Store {
       for (const p of orderProfiles(doc.profiles)) put('profile', p);
       for (const s of doc.systems) put('system', s);
       return { distros: doc.distros.length, profiles: doc.profiles.length, systems: doc.systems.length };
-    })();
+    });
   }
 
   private rewriteData<K extends ObjectKind>(kind: K, obj: KindMap[K]): void {
