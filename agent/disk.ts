@@ -132,3 +132,21 @@ export async function prepareDisk(t: DiskTarget, spec: DiskSpec, sizeGiB: number
     }
   }
 }
+
+/** Undo prepareDisk for a disk this run created (an existing device is never touched). */
+export async function removeDisk(t: DiskTarget, spec: DiskSpec, virsh: (args: string[]) => Promise<string>): Promise<void> {
+  switch (t.kind) {
+    case 'dir':
+    case 'file':
+      if (spec.kind !== 'volume') rmSync(spec.path, { force: true });
+      return;
+    case 'lvm':
+      await sh('lvremove', ['-f', `${t.vg}/${t.lv}`]);
+      return;
+    case 'pool':
+      await virsh(['vol-delete', '--pool', t.pool, t.volume]);
+      return;
+    case 'device':
+      return;
+  }
+}

@@ -28,6 +28,8 @@ export interface FlowDeps {
   connectVirt(): Promise<VirtHost>;
   fetchFile(f: RemoteFile, label: string): Promise<FetchResult>;
   prepareDisk(t: DiskTarget, spec: DiskSpec, sizeGiB: number, force: boolean, virsh: (args: string[]) => Promise<string>): Promise<DiskSpec>;
+  /** Remove a disk this run created (never an existing device). */
+  removeDisk(t: DiskTarget, spec: DiskSpec, virsh: (args: string[]) => Promise<string>): Promise<void>;
   resolveVirtType(requested: 'kvm' | 'qemu' | 'auto', kernel: string | undefined, virsh: (args: string[]) => Promise<string>): Promise<VirtTypeDecision>;
   /** The last `bytes` of a file, '' when it cannot be read. */
   readTail(path: string, bytes: number): string;
@@ -122,6 +124,11 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
 
   const virt = await deps.connectVirt();
   let started = false;
+  // What this run made before the installer ran: undone if it never gets that far, so a
+  // plain re-run works (a failed *install* keeps everything for a post-mortem).
+  let createdDisk: DiskSpec | undefined;
+  let definedDomain = false;
+  let installerStarted = false;
   try {
     started = true;
     await report('agent_start', { virt_type: plan.virtType, pxe: plan.pxeBoot, poll: plan.poll });
@@ -146,18 +153,22 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
     if (decision.warning !== undefined) deps.err(decision.warning);
 
     const disk = await deps.prepareDisk(plan.disk, disk0, plan.diskGiB, opts.force, (a) => virt.virsh(a));
+    if (plan.disk.kind !== 'device') createdDisk = disk;
     const base = domainSpec(plan, nics, disk, decision.type, deps.uuid());
     await virt.define(persistentXml(plan, base));
+    definedDomain = true;
     if (plan.autoBoot) await virt.autostart(plan.domain, true);
 
     const t0 = deps.now();
     if (plan.pxeBoot || kernel === undefined || initrd === undefined) {
       await virt.start(plan.domain);
+      installerStarted = true;
       await report('installer_running', { mode: 'pxe', virt_type: decision.type, macs: nics.map((n) => n.mac) });
       deps.out(`domain ${plan.domain} started from the network (PXE); forge's pxe_just_once sends it to its disk after the install`);
       return { domain: plan.domain, virtType: decision.type, outcome: 'installer_started' };
     }
     await virt.createTransient(installerXml(plan, base, kernel, initrd));
+    installerStarted = true;
     await report('installer_running', { mode: 'kernel', virt_type: decision.type, macs: nics.map((n) => n.mac), console_log: plan.installLog });
     deps.err(`installer for ${plan.domain} running (${decision.type}); console: virsh console ${plan.domain}, log ${plan.installLog}`);
     if (!plan.poll) {
@@ -186,6 +197,14 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
     deps.out(`${plan.domain}: installer finished after ${seconds} s; booting from disk (virsh console ${plan.domain})`);
     return { domain: plan.domain, virtType: decision.type, outcome: 'disk_booted' };
   } catch (e) {
+    if (!installerStarted) {
+      try {
+        if (definedDomain) await virt.undefine(plan.domain);
+        if (createdDisk !== undefined) await deps.removeDisk(plan.disk, createdDisk, (a) => virt.virsh(a));
+      } catch (cleanupError) {
+        deps.err(`warning: could not undo the ${definedDomain ? 'domain definition' : 'disk'}: ${(cleanupError as Error).message}`);
+      }
+    }
     if (started) {
       const fe = e instanceof ForgeError ? e : new ForgeError('INTERNAL', (e as Error).message ?? String(e));
       const d = fe.details as { reason?: unknown; console_tail?: unknown } | undefined;

@@ -11,9 +11,6 @@ import { sh } from './disk.js';
 export interface VirtHost {
   /** libvirt's virDomainState number, or undefined when no such domain exists. */
   state(name: string): Promise<number | undefined>;
-  /** true when the domain has a persistent definition. */
-  persistent(name: string): Promise<boolean>;
-  uuid(name: string): Promise<string | undefined>;
   define(xml: string): Promise<void>;
   /** Start a transient domain (virDomainCreateXML). */
   createTransient(xml: string): Promise<void>;
@@ -29,7 +26,6 @@ export interface VirtHost {
 /** The subset of @unraid/libvirt used here, so the rest of the agent never sees `any`. */
 interface NativeDomain {
   getInfo(): Promise<{ state: number }>;
-  getUUIDString(): Promise<string>;
   getXMLDesc(flags?: number): Promise<string>;
   create(): Promise<void>;
   destroy(): Promise<void>;
@@ -107,19 +103,6 @@ export class LibvirtHost implements VirtHost {
       if (notFound(e)) return undefined;
       throw failed(`state of domain ${name}`, e);
     }
-  }
-
-  async persistent(name: string): Promise<boolean> {
-    try {
-      return /^Persistent:\s+yes/m.test(await this.virsh(['dominfo', name]));
-    } catch {
-      return false;
-    }
-  }
-
-  async uuid(name: string): Promise<string | undefined> {
-    const d = await this.lookup(name);
-    return d === undefined ? undefined : d.getUUIDString();
   }
 
   async define(xml: string): Promise<void> {

@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { EXIT, ForgeError } from '../server/errors.js';
 import { HttpForgeApi } from './api.js';
-import { prepareDisk } from './disk.js';
+import { prepareDisk, removeDisk } from './disk.js';
 import { fetchCached, progressBar } from './download.js';
 import { runInstall, type FlowDeps } from './flow.js';
 import { LibvirtHost } from './libvirt.js';
@@ -48,6 +48,7 @@ export function productionDeps(opts: AgentOptions, io: { out: (s: string) => voi
       }
     },
     prepareDisk,
+    removeDisk,
     resolveVirtType: async (requested, kernel, virsh) => {
       if (requested === 'qemu') return decideVirtType('qemu', { libvirtOffersKvm: false, probe: 'skipped', detail: '' });
       const caps = await libvirtKvm(virsh);

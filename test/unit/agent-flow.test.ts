@@ -39,10 +39,12 @@ interface World {
   existing: number | undefined;
   tail: string;
   connected: boolean;
+  /** createTransient throws (e.g. libvirt rejects the network). */
+  failCreate: boolean;
 }
 
 function world(over: Partial<World> = {}): World {
-  return { calls: [], events: [], out: [], err: [], states: [STATE.running, STATE.running, STATE.shutoff], existing: undefined, tail: '', connected: false, ...over };
+  return { calls: [], events: [], out: [], err: [], states: [STATE.running, STATE.running, STATE.shutoff], existing: undefined, tail: '', connected: false, failCreate: false, ...over };
 }
 
 function deps(w: World): FlowDeps {
@@ -67,10 +69,9 @@ function deps(w: World): FlowDeps {
       w.calls.push(`state ${name} -> ${String(s)}`);
       return s;
     },
-    persistent: async () => true,
-    uuid: async () => undefined,
     define: async (xml) => void w.calls.push(`define ${/<kernel>/.test(xml) ? 'with-kernel' : 'disk-boot'}`),
     createTransient: async (xml) => {
+      if (w.failCreate) throw new ForgeError('VIRT_FAILED', 'start installer domain: network not found');
       installing = true;
       w.calls.push(`createTransient ${/<on_reboot>destroy/.test(xml) && /<kernel>\/cache\/aaaa/.test(xml) ? 'installer-ok' : 'installer-BAD'}`);
     },
@@ -95,6 +96,7 @@ function deps(w: World): FlowDeps {
       w.calls.push('disk');
       return spec;
     },
+    removeDisk: async () => void w.calls.push('removeDisk'),
     resolveVirtType: async (req) => ({ type: req === 'kvm' ? 'kvm' : 'qemu', warning: req === 'auto' ? 'WARNING: slow' : undefined, reason: '' }),
     readTail: () => w.tail,
     out: (s) => void w.out.push(s),
@@ -203,4 +205,15 @@ test('flow: a profile install reports no events (no system record) and gets a ra
   assert.equal(w.calls[0], 'blended profile web');
   assert.match(w.out.join('\n'), /<name>scratch1<\/name>[\s\S]*<mac address='52:54:00:99:99:99'\/>/);
   assert.deepEqual(w.events, []);
+});
+
+test('flow: a failure before the installer starts undoes the definition and the new disk', async () => {
+  const w = world({ failCreate: true });
+  await assert.rejects(runInstall(opts(['--vm-poll']), deps(w)), (e: unknown) => e instanceof ForgeError && e.code === 'VIRT_FAILED');
+  assert.deepEqual(w.calls.slice(-4), ['define disk-boot', 'undefine vm9', 'removeDisk', 'close']);
+  assert.equal(w.events.at(-1)?.type, 'agent_failed');
+  // a failed *install* keeps domain and disk for a post-mortem
+  const t = world({ states: [STATE.running] });
+  await assert.rejects(runInstall(opts(['--vm-poll', '--timeout', '2']), deps(t)));
+  assert.ok(!t.calls.includes('undefine vm9') && !t.calls.includes('removeDisk'), t.calls.join(', '));
 });
