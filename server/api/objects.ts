@@ -97,9 +97,13 @@ export function objectsRouter(ctx: ServerContext, auth: RequestHandler): Router 
     });
 
     r.patch(`${base}/:name`, auth, async (req, res) => {
-      const existing = await ctx.store.mustGet(kind, param(req, 'name'));
-      const updated = validatePatch(kind, existing, req.body);
-      res.json(await ctx.store.replace(kind, updated, await writeOptions(ctx, kind, [updated])));
+      const name = param(req, 'name');
+      // Validate against the current object first (clear errors, OUI for
+      // random MACs), then apply the patch again inside the store's
+      // transaction so concurrent edits of one object never lose each other.
+      const preview = validatePatch(kind, await ctx.store.mustGet(kind, name), req.body);
+      const opts = await writeOptions(ctx, kind, [preview]);
+      res.json(await ctx.store.update(kind, name, (cur) => validatePatch(kind, cur, req.body), opts));
     });
 
     r.delete(`${base}/:name`, auth, async (req, res) => {

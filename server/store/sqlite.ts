@@ -533,6 +533,21 @@ export class SqliteStore implements Store {
     return this.write(() => this.replaceSync(kind, obj, opts));
   }
 
+  async update<K extends ObjectKind>(
+    kind: K,
+    name: string,
+    fn: (current: KindMap[K]) => KindMap[K],
+    opts?: WriteOptions,
+  ): Promise<KindMap[K]> {
+    return this.write(() => {
+      const cur = this.getSync(kind, name);
+      if (cur === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
+      const next = fn(cur);
+      if (next.name !== name) throw new ForgeError('INVALID_FIELD', 'name: cannot be changed by an update; use rename', { field: 'name' });
+      return this.replaceSync(kind, next, opts);
+    });
+  }
+
   async rename(kind: ObjectKind, from: string, to: string): Promise<void> {
     await this.write(() => {
       const obj = this.getSync(kind, from);

@@ -59,6 +59,13 @@ export interface Store {
   bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions): Promise<number>;
   /** Replace the stored object with `obj` (same name). */
   replace<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]>;
+  /**
+   * Read-modify-write in one transaction: `fn` gets the stored object and
+   * returns the new one (same name), or throws to change nothing. Throws
+   * NOT_FOUND. Concurrent partial updates of one object cannot lose each
+   * other's changes.
+   */
+  update<K extends ObjectKind>(kind: K, name: string, fn: (current: KindMap[K]) => KindMap[K], opts?: WriteOptions): Promise<KindMap[K]>;
   /** Renaming updates references (profiles -> distro/parent, systems -> profile, events). */
   rename(kind: ObjectKind, from: string, to: string): Promise<void>;
   remove(kind: ObjectKind, name: string, opts?: RemoveOptions): Promise<string[]>;

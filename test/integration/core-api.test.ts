@@ -278,3 +278,17 @@ test('blended view and events', async () => {
   assert.deepEqual(evs[0]!['detail'], { n: 1 });
   assert.equal((await srv.api('GET', '/api/v1/systems/nobody/events')).status, 404);
 });
+
+test('concurrent partial updates of one system lose nothing', async () => {
+  await seed('m');
+  await srv.api('POST', '/api/v1/systems', { name: 'm-s', profile: 'm-p' });
+  const n = 24;
+  const rs = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      srv.api('PATCH', '/api/v1/systems/m-s', { interfaces: { [`eth${i}`]: { mac_address: `52:54:00:66:00:${i.toString(16).padStart(2, '0')}` } } }),
+    ),
+  );
+  assert.deepEqual(rs.map((r) => r.status), Array.from({ length: n }, () => 200));
+  const s = body(await srv.api('GET', '/api/v1/systems/m-s'));
+  assert.equal(Object.keys(s['interfaces'] as Obj).length, n, 'every concurrent edit kept');
+});
