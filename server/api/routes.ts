@@ -7,7 +7,9 @@ import { eventsRouter } from './events.js';
 import { objectsRouter } from './objects.js';
 import { openapiDocument } from './openapi.js';
 
-export const VERSION = '0.1.0';
+import { VERSION } from '../core/version.js';
+
+export { VERSION };
 
 export function apiRouter(ctx: ServerContext): Router {
   const auth = requireToken(() => ctx.token);

@@ -9,6 +9,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { VERSION } from '../core/version.js';
 import { EXIT, ForgeError } from '../errors.js';
 import type { CliIO, CommandSpec, OptionSpec, ParsedArgs } from './command.js';
 import { DEFAULT_SERVER, findToken, makeApi } from './client.js';
@@ -75,7 +76,7 @@ export function globalHelp(registry: CommandSpec[]): string {
   for (const [p, s] of rows) lines.push(`  ${p.padEnd(w)}${s}`);
   lines.push(
     '',
-    'global options: --server URL (FORGE_SERVER), --help',
+    'global options: --server URL (FORGE_SERVER), --help; forge --version',
     'token: FORGE_TOKEN, else DATA_DIR/token (FORGE_DATA_DIR, default /var/lib/forge or ~/.local/share/forge)',
     'exit codes: ' + Object.entries(EXIT).map(([k, v]) => `${v} ${k}`).join(', '),
   );
@@ -105,6 +106,10 @@ export async function runCli(argv: string[], opts: RunOptions = {}): Promise<num
   const env = opts.env ?? process.env;
   const registry = opts.registry ?? REGISTRY;
 
+  if (argv[0] === '--version' || argv[0] === 'version') {
+    out(`forge ${VERSION}`);
+    return EXIT.ok;
+  }
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     out(globalHelp(registry));
     return argv.length === 0 ? EXIT.usage : EXIT.ok;

@@ -7,7 +7,7 @@
 import { CONFIG_SCHEMA, flagName, loadConfig } from '../../config.js';
 import type { ForgeConfig } from '../../config.js';
 import { createLogger } from '../../log.js';
-import { startServer } from '../../main.js';
+import { VERSION } from '../../core/version.js';
 import type { CommandSpec, OptionSpec } from '../command.js';
 
 function serveOptions(): Record<string, OptionSpec> {
@@ -45,9 +45,11 @@ export const serve: CommandSpec = {
     const file = args.values['config'];
     const config = loadConfig({ ...(typeof file === 'string' ? { file } : {}), env: io.env, flags });
     const log = createLogger(config.log_level);
+    // Loaded here so that other commands do not pay for express and SQLite at startup.
+    const { startServer } = await import('../../main.js');
     const srv = await startServer(config, log, io.env);
     const host = config.listen === '0.0.0.0' || config.listen === '::' ? '127.0.0.1' : config.listen;
-    io.out(`forge 0.1.0 serving (data ${config.data_dir}/forge.db)`);
+    io.out(`forge ${VERSION} serving (data ${config.data_dir}/forge.db)`);
     for (const s of srv.services) io.out(`  ${s.name.padEnd(6)}${s.endpoints.join(', ')}`);
     if (!srv.services.some((s) => s.name === 'dhcp')) io.out(`  dhcp  ${config.dhcp_mode === 'off' ? 'off' : 'not started'}`);
     io.out(`  base URL for installers: ${srv.ctx.baseUrl}`);
