@@ -125,6 +125,7 @@ export class Renderer {
   private readonly env: nunjucks.Environment;
   private readonly cache = new Map<string, CacheEntry>();
   private state: RenderState | undefined;
+  private lastUsed: FileUse[] = [];
 
   constructor(readonly roots: RenderRoots) {
     this.env = new nunjucks.Environment(null, {
@@ -359,6 +360,7 @@ export class Renderer {
       const text = tmpl.render(vars);
       return { text, template, snippets: this.state.used };
     } catch (e) {
+      this.lastUsed = this.state.used;
       throw this.toForgeError(e, template.file);
     } finally {
       this.state = undefined;
@@ -368,13 +370,15 @@ export class Renderer {
   /** Render and report only what was used (for `forge template show`), errors included. */
   explain(templateName: string, vars: Record<string, unknown>, target: RenderTarget): { template?: FileUse; snippets: FileUse[]; error?: ForgeError } {
     let template: FileUse | undefined;
+    this.lastUsed = [];
     try {
       template = this.resolveTemplate(templateName);
       const r = this.render(templateName, vars, target);
       return { template: r.template, snippets: r.snippets };
     } catch (e) {
       const err = e instanceof ForgeError ? e : this.toForgeError(e, template?.file ?? templateName);
-      const out: { template?: FileUse; snippets: FileUse[]; error?: ForgeError } = { snippets: [], error: err };
+      // The snippets resolved before the failure are still worth showing.
+      const out: { template?: FileUse; snippets: FileUse[]; error?: ForgeError } = { snippets: this.lastUsed, error: err };
       if (template !== undefined) out.template = template;
       return out;
     }
