@@ -4,9 +4,10 @@
  * `virt-xml-validate FILE domain` checks them against libvirt's schema).
  *
  * Two documents per install, as virt-install does it:
- *  - the persistent definition boots from disk (or network first for PXE);
+ *  - the persistent definition boots from disk;
  *  - the installer is started transiently with the same name and UUID, the
- *    distro kernel/initrd/command line, and on_reboot=destroy, so the
+ *    distro kernel/initrd/command line (or network boot for --virt-pxe-boot),
+ *    and on_reboot=destroy, so the
  *    installer's final reboot ends it instead of re-running the installer.
  * Reference: https://libvirt.org/formatdomain.html (os, events, devices).
  */
@@ -30,7 +31,7 @@ export interface NicSpec {
 
 export type BootSpec =
   | { kind: 'disk' }
-  /** Network first, then disk: after pxe_just_once the server sends the client to local boot. */
+  /** Network first, then disk (the PXE installer; forge answers "local boot" once netboot is off). */
   | { kind: 'network' }
   | { kind: 'kernel'; kernel: string; initrd: string; cmdline: string };
 

@@ -54,13 +54,21 @@ function domainSpec(plan: InstallPlan, nics: NicSpec[], disk: DiskSpec, type: 'k
 }
 
 export function persistentXml(plan: InstallPlan, base: Omit<DomainSpec, 'boot' | 'installer' | 'consoleLog'>): string {
-  return buildDomainXml({ ...base, boot: plan.pxeBoot ? { kind: 'network' } : { kind: 'disk' }, installer: false, consoleLog: plan.consoleLog });
+  return buildDomainXml({ ...base, boot: { kind: 'disk' }, installer: false, consoleLog: plan.consoleLog });
 }
 
-export function installerXml(plan: InstallPlan, base: Omit<DomainSpec, 'boot' | 'installer' | 'consoleLog'>, kernel: string, initrd: string): string {
+/**
+ * The installer phase: kernel + initrd + command line, or with --virt-pxe-boot
+ * the network (forge's DHCP/TFTP/iPXE decide what it boots). Either way a
+ * transient domain with on_reboot=destroy, as virt-install does for --pxe too.
+ */
+export function installerXml(plan: InstallPlan, base: Omit<DomainSpec, 'boot' | 'installer' | 'consoleLog'>, kernel: string | undefined, initrd: string | undefined): string {
   return buildDomainXml({
     ...base,
-    boot: { kind: 'kernel', kernel, initrd, cmdline: installerCmdline(plan.cmdline, plan.graphics) },
+    boot:
+      plan.pxeBoot || kernel === undefined || initrd === undefined
+        ? { kind: 'network' }
+        : { kind: 'kernel', kernel, initrd, cmdline: installerCmdline(plan.cmdline, plan.graphics) },
     installer: true,
     consoleLog: plan.installLog,
   });
@@ -106,19 +114,17 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
       ...(plan.pxeBoot ? [] : [`download ${plan.kernelUrl} -> ${kernel}`, `download ${plan.initrdUrl} -> ${initrd}`]),
       plan.virtType === 'auto' ? 'virt type: auto (kvm if libvirt offers it and a kvm probe boots, else qemu; XML below shows qemu)' : `virt type: ${plan.virtType}`,
       ...diskActions(plan.disk, disk0, plan.diskGiB, opts.force),
-      `define persistent domain ${plan.domain} (${plan.pxeBoot ? 'network boot, then disk' : 'boots from disk'})`,
-      plan.pxeBoot ? `start ${plan.domain} (installs over PXE)` : `start installer as a transient domain (on_reboot=destroy), console log ${plan.installLog}`,
+      `define persistent domain ${plan.domain} (boots from disk)`,
+      `start installer as a transient domain (${plan.pxeBoot ? 'network boot: PXE' : 'kernel + initrd'}, on_reboot=destroy), console log ${plan.installLog}`,
       ...(plan.autoBoot ? [`virsh autostart ${plan.domain}`] : []),
-      plan.poll && !plan.pxeBoot ? `poll every second until the installer ends (timeout ${plan.timeoutSec} s), then start ${plan.domain} from disk` : 'return without waiting',
+      plan.poll ? `poll every second until the installer ends (timeout ${plan.timeoutSec} s), then start ${plan.domain} from disk` : 'return without waiting',
     ];
     deps.out('# actions (--display: nothing is changed)');
     for (const a of actions) deps.out(`- ${a}`);
     deps.out(`# persistent domain`);
     deps.out(persistentXml(plan, base));
-    if (!plan.pxeBoot) {
-      deps.out(`# installer domain (transient)`);
-      deps.out(installerXml(plan, base, kernel, initrd));
-    }
+    deps.out(`# installer domain (transient)`);
+    deps.out(installerXml(plan, base, plan.pxeBoot ? undefined : kernel, plan.pxeBoot ? undefined : initrd));
     return { domain: plan.domain, virtType: type, outcome: 'displayed' };
   }
 
@@ -160,16 +166,9 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
     if (plan.autoBoot) await virt.autostart(plan.domain, true);
 
     const t0 = deps.now();
-    if (plan.pxeBoot || kernel === undefined || initrd === undefined) {
-      await virt.start(plan.domain);
-      installerStarted = true;
-      await report('installer_running', { mode: 'pxe', virt_type: decision.type, macs: nics.map((n) => n.mac) });
-      deps.out(`domain ${plan.domain} started from the network (PXE); forge's pxe_just_once sends it to its disk after the install`);
-      return { domain: plan.domain, virtType: decision.type, outcome: 'installer_started' };
-    }
     await virt.createTransient(installerXml(plan, base, kernel, initrd));
     installerStarted = true;
-    await report('installer_running', { mode: 'kernel', virt_type: decision.type, macs: nics.map((n) => n.mac), console_log: plan.installLog });
+    await report('installer_running', { mode: plan.pxeBoot ? 'pxe' : 'kernel', virt_type: decision.type, macs: nics.map((n) => n.mac), console_log: plan.installLog });
     deps.err(`installer for ${plan.domain} running (${decision.type}); console: virsh console ${plan.domain}, log ${plan.installLog}`);
     if (!plan.poll) {
       deps.out(`installer started; after it powers off, boot the disk with: virsh start ${plan.domain}`);

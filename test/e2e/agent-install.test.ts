@@ -145,7 +145,10 @@ before(async () => {
   }
   udevKvmPermissions();
   const tag = `fgag${randomBytes(2).toString('hex')}`;
-  const net = createNetwork('fgag');
+  const port = 20000 + randomInt(20000);
+  // The PXE system's NIC gets forge's per-MAC iPXE script as its DHCP boot file.
+  const pxeMac = mac();
+  const net = createNetwork('fgag', (ip) => `http://${ip}:${port}/boot/ipxe/${pxeMac}`);
   const dir = labDir('fgag');
   try {
     const snippets = join(dir, 'snippets');
@@ -153,20 +156,18 @@ before(async () => {
     writeFileSync(join(snippets, 'generic', 'install'), installSnippet());
     const tree = join(dir, 'tree');
     mkdirSync(tree, { recursive: true });
-    const port = 20000 + randomInt(20000);
     const srv = await startForge({
       args: ['--listen', net.hostIp, '--server', net.hostIp, '--http-port', String(port), '--snippets-dir', snippets, '--pxe-just-once', 'true'],
     });
     lab = { net, dir, srv, base: `http://${net.hostIp}:${srv.port}`, tag, domains: [] };
 
     const kernel = guestKernel().vmlinuz;
-    const inst = `${tag}-inst`;
-    buildDiskImage(tree, `${lab.base}/api/v1/systems/${inst}/firstboot`);
+    for (const sys of ['inst', 'pxe']) buildDiskImage(tree, `${tag}-${sys}`, `${lab.base}/api/v1/systems/${tag}-${sys}/firstboot`);
     for (const [d, init] of [['good', INSTALLER_INIT], ['crash', CRASH_INIT], ['hang', HANG_INIT]] as const) {
       await create('distros', { name: `${tag}-${d}`, kernel, initrd: initrdFor(init), breed: 'generic', arch: 'x86_64', tree, kernel_options: { quiet: null } });
       await create('profiles', { name: `${tag}-${d}`, distro: `${tag}-${d}` });
     }
-    for (const [sys, prof] of [['inst', 'good'], ['crash', 'crash'], ['hang', 'hang'], ['dup', 'hang'], ['disk', 'good'], ['pool', 'hang']] as const) {
+    for (const [sys, prof] of [['inst', 'good'], ['crash', 'crash'], ['hang', 'hang'], ['dup', 'hang'], ['disk', 'good'], ['pool', 'hang'], ['pxe', 'good']] as const) {
       const name = `${tag}-${sys}`;
       lab.domains.push(name);
       await create('systems', {
@@ -176,7 +177,7 @@ before(async () => {
         virt_cpus: 1,
         virt_file_size: 1,
         netboot_enabled: true,
-        interfaces: { eth0: { mac_address: mac() } },
+        interfaces: { eth0: { mac_address: sys === 'pxe' ? pxeMac : mac() } },
       });
     }
   } catch (e) {
@@ -261,6 +262,31 @@ test('forge-agent --vm-poll: installer runs, writes the disk, the VM boots it an
   const cli = await l.srv.cli(['system', 'events', '--name', sys], { FORGE_SERVER: l.base });
   assert.equal(cli.code, 0, cli.stderr);
   for (const ty of order) assert.match(cli.stdout, new RegExp(ty));
+});
+
+test('forge-agent --virt-pxe-boot: the installer boots over the network (iPXE -> forge), then the disk', { timeout: 600_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const sys = `${l.tag}-pxe`;
+  const run = await runAgent(agentArgs(sys, ['--virt-pxe-boot']), 480_000);
+  assert.equal(run.code, 0, `agent failed:\n${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /installer finished after [\d.]+ s; booting from disk/);
+  await waitFor('first_boot event', 240_000, async () => ((await events(sys)).some((e) => e.type === 'first_boot') ? true : undefined));
+  await waitFor('the installed VM to power off', 60_000, async () => (domainState(sys) === 'shut off' ? true : undefined));
+  const evs = await events(sys);
+  const types = evs.map((e) => e.type);
+  // The network boot is forge's: iPXE script for this MAC, kernel and initrd over HTTP, then the install.
+  const order = ['agent_start', 'installer_running', 'boot_config_served', 'kernel_fetched', 'initrd_fetched', 'autoinstall_served', 'install_start', 'install_done', 'netboot_disabled', 'installer_finished', 'disk_boot_started', 'first_boot'];
+  let last = -1;
+  for (const ty of order) {
+    const i = types.indexOf(ty, last + 1);
+    assert.ok(i > last, `event ${ty} missing or out of order in ${types.join(', ')}`);
+    last = i;
+  }
+  assert.equal(evs.find((e) => e.type === 'installer_running')?.detail['mode'], 'pxe');
+  const s = await api('GET', `/api/v1/systems/${sys}`);
+  assert.equal((s.body as { netboot_enabled: boolean }).netboot_enabled, false);
+  assert.doesNotMatch(virsh(['dumpxml', '--inactive', sys]), /<boot dev='network'/, 'the installed domain boots from its disk');
 });
 
 test('forge-agent: an installer kernel panic fails with INSTALL_FAILED and the console tail', { timeout: 300_000 }, async (t) => {

@@ -43,8 +43,12 @@ export interface LabNetwork {
   destroy(): void;
 }
 
-/** A transient, isolated libvirt network with DHCP (libvirt's dnsmasq) on a random /24. */
-export function createNetwork(prefix: string): LabNetwork {
+/**
+ * A transient, isolated libvirt network with DHCP (libvirt's dnsmasq) on a
+ * random /24. `bootp(hostIp)` sets the DHCP boot file name (RFC 2132 option
+ * 67 / BOOTP file): an http:// URL is fetched directly by the NIC's iPXE ROM.
+ */
+export function createNetwork(prefix: string, bootp?: (hostIp: string) => string): LabNetwork {
   for (let attempt = 0; attempt < 5; attempt++) {
     const rand = randomBytes(2).toString('hex');
     const name = `${prefix}-${rand}`;
@@ -55,7 +59,7 @@ export function createNetwork(prefix: string): LabNetwork {
   <name>${name}</name>
   <bridge name='${bridge}' stp='off'/>
   <ip address='${net}.1' netmask='255.255.255.0'>
-    <dhcp><range start='${net}.100' end='${net}.200'/></dhcp>
+    <dhcp><range start='${net}.100' end='${net}.200'/>${bootp === undefined ? '' : `<bootp file='${bootp(`${net}.1`)}'/>`}</dhcp>
   </ip>
 </network>
 `;
@@ -114,8 +118,9 @@ halt_now`;
 /** The install step the site snippet dir puts into forge's generic script: write the image to the disk. */
 export function installSnippet(): string {
   return `# forge-agent e2e: write the prepared bootable image to the first disk
-echo "forge-installer: writing disk from $FORGE_URL/tree/{{ distro_name }}/disk.img" > /dev/console
-wget -q -O - "$FORGE_URL/tree/{{ distro_name }}/disk.img" | dd of=/dev/vda bs=1M conv=fsync 2>/dev/null
+img="$FORGE_URL/tree/{{ distro_name }}/{{ system_name }}.img"
+echo "forge-installer: writing disk from $img" > /dev/console
+wget -q -O - "$img" | dd of=/dev/vda bs=1M conv=fsync 2>/dev/null
 sync
 echo "forge-installer: disk written" > /dev/console
 `;
@@ -151,15 +156,15 @@ export function initrdFor(init: string): string {
  * A bootable disk image: FAT without a partition table (a "superfloppy"),
  * syslinux's boot sector and ldlinux, the kernel and the firstboot initramfs.
  */
-export function buildDiskImage(dir: string, firstbootUrl: string): string {
+export function buildDiskImage(dir: string, system: string, firstbootUrl: string): string {
   const kernel = guestKernel();
   const fb = initrdFor(FIRSTBOOT_INIT);
-  const img = join(dir, 'disk.img');
+  const img = join(dir, `${system}.img`);
   rmSync(img, { force: true });
   execFileSync('truncate', ['-s', '32M', img]);
   execFileSync('mkfs.vfat', ['-n', 'FORGEVM', img], { stdio: 'ignore' });
   execFileSync('syslinux', ['--install', img]);
-  const cfg = join(dir, 'syslinux.cfg');
+  const cfg = join(dir, `${system}.syslinux.cfg`);
   writeFileSync(cfg, `DEFAULT forge\nPROMPT 0\nTIMEOUT 0\nLABEL forge\n  KERNEL vmlinuz\n  INITRD fb.gz\n  APPEND console=ttyS0 quiet forge.firstboot=${firstbootUrl}\n`);
   execFileSync('mcopy', ['-i', img, kernel.vmlinuz, '::vmlinuz']);
   execFileSync('mcopy', ['-i', img, fb, '::fb.gz']);

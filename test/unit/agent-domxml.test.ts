@@ -71,7 +71,7 @@ function xmlsFor(args: string[]): { name: string; xml: string }[] {
     graphics: plan.graphics,
   };
   const out = [{ name: 'persistent', xml: persistentXml(plan, base) }];
-  if (!plan.pxeBoot) out.push({ name: 'installer', xml: installerXml(plan, base, '/var/cache/forge-agent/KERNELSHA', '/var/cache/forge-agent/INITRDSHA') });
+  out.push({ name: 'installer', xml: installerXml(plan, base, '/var/cache/forge-agent/KERNELSHA', '/var/cache/forge-agent/INITRDSHA') });
   return out;
 }
 
@@ -120,8 +120,11 @@ test('domain XML: the facts each option must produce', () => {
   assert.match(pool!.xml, /<controller type='scsi' index='0' model='virtio-scsi'\/>/);
   assert.match(pool!.xml, /<source pool='fast' volume='vm9-disk01.qcow2'\/>/);
   const pxe = xmlsFor(['--virt-pxe-boot']);
-  assert.equal(pxe.length, 1, 'no transient installer with --virt-pxe-boot');
-  assert.match(pxe[0]!.xml, /<boot dev='network'\/>\s*<boot dev='hd'\/>/);
+  assert.match(pxe[0]!.xml, /<boot dev='hd'\/>/, 'the persistent domain boots from disk');
+  assert.doesNotMatch(pxe[0]!.xml, /<boot dev='network'/);
+  assert.match(pxe[1]!.xml, /<boot dev='network'\/>\s*<boot dev='hd'\/>/, 'the PXE installer boots from the network');
+  assert.doesNotMatch(pxe[1]!.xml, /<kernel>/);
+  assert.match(pxe[1]!.xml, /<on_reboot>destroy<\/on_reboot>/);
 });
 
 test('domain XML: escaping and the installer console', () => {
