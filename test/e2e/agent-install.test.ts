@@ -17,7 +17,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { need } from '../lib/env.js';
 import { guestKernel } from '../lib/guest.js';
@@ -167,7 +167,7 @@ before(async () => {
       await create('distros', { name: `${tag}-${d}`, kernel, initrd: initrdFor(init), breed: 'generic', arch: 'x86_64', tree, kernel_options: { quiet: null } });
       await create('profiles', { name: `${tag}-${d}`, distro: `${tag}-${d}` });
     }
-    for (const [sys, prof] of [['inst', 'good'], ['crash', 'crash'], ['hang', 'hang'], ['dup', 'hang'], ['disk', 'good'], ['pool', 'hang'], ['pxe', 'good']] as const) {
+    for (const [sys, prof] of [['inst', 'good'], ['crash', 'crash'], ['hang', 'hang'], ['dup', 'hang'], ['disk', 'good'], ['pool', 'hang'], ['pxe', 'good'], ['dev', 'hang']] as const) {
       const name = `${tag}-${sys}`;
       lab.domains.push(name);
       await create('systems', {
@@ -386,4 +386,46 @@ test('forge-agent: an existing disk is never overwritten without --force', { tim
   assert.match(run.stderr, /VIRT_EXISTS: disk .* already exists; use --force/);
   assert.equal(readFileSync(disk, 'utf8'), 'precious data');
   assert.equal(domainState(sys), '', 'no domain was defined');
+});
+
+test('forge-agent --virt-path /dev/...: an existing block device is used, but not when it holds data', { timeout: 120_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined || need(t, { commands: ['losetup'] }) !== undefined) return;
+  const sys = `${l.tag}-dev`;
+  const backing = join(l.dir, 'loop.img');
+  writeFileSync(backing, Buffer.alloc(0));
+  spawnSync('truncate', ['-s', '64M', backing]);
+  const lo = spawnSync('losetup', ['-f', '--show', backing], { encoding: 'utf8' });
+  if (lo.status !== 0) {
+    // Some containers have no loop devices: only CI must have them.
+    need(t, { files: ['/dev/loop-control (losetup -f failed)'] });
+    return;
+  }
+  const dev = lo.stdout.trim();
+  try {
+    const fd = openSync(dev, 'r+');
+    writeSync(fd, Buffer.from('precious data'), 0, 13, 0);
+    closeSync(fd);
+    const refused = await runAgent(agentArgs(sys, ['--virt-path', dev, '--no-wait']), 60_000);
+    assert.equal(refused.code, 5, `${refused.stdout}\n${refused.stderr}`);
+    assert.match(refused.stderr, new RegExp(`VIRT_EXISTS: data on ${dev} already exists`));
+    assert.equal(domainState(sys), '', 'nothing was defined');
+    const head = Buffer.alloc(13);
+    const rfd = openSync(dev, 'r');
+    readSync(rfd, head, 0, 13, 0);
+    closeSync(rfd);
+    assert.equal(head.toString(), 'precious data');
+
+    const zero = openSync(dev, 'r+');
+    writeSync(zero, Buffer.alloc(1 << 20), 0, 1 << 20, 0);
+    closeSync(zero);
+    const used = await runAgent(agentArgs(sys, ['--virt-path', dev, '--no-wait']), 60_000);
+    assert.equal(used.code, 0, `${used.stdout}\n${used.stderr}`);
+    const xml = virsh(['dumpxml', '--inactive', sys]);
+    assert.match(xml, new RegExp(`<disk type='block' device='disk'>[\\s\\S]*<driver name='qemu' type='raw'/>[\\s\\S]*<source dev='${dev}'/>`));
+    assert.equal(domainState(sys), 'running');
+  } finally {
+    removeDomain(sys);
+    spawnSync('losetup', ['-d', dev]);
+  }
 });
