@@ -13,11 +13,13 @@ import type { Socket } from 'node:dgram';
 import type { ServerContext } from '../context.js';
 import { ForgeError } from '../errors.js';
 import type { Service } from './service.js';
-import { DhcpHandler, type Inbound } from './dhcp/handler.js';
+import { DhcpHandler, type Inbound, type Outbound } from './dhcp/handler.js';
 import { LeaseTable } from './dhcp/leases.js';
 import { probeForServers } from './dhcp/probe.js';
 import { dhcpSettings } from './dhcp/settings.js';
 import { bindUdp, closeUdp, sendWithFallback } from './dhcp/udp.js';
+
+const BROADCAST = '255.255.255.255';
 
 export interface DhcpService extends Service {
   readonly handler: DhcpHandler;
@@ -55,10 +57,53 @@ export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undef
   }
 
   const sockets: Socket[] = [];
+  /** Sockets bound to our own addresses on dhcp_port: they send limited broadcasts per interface. */
+  const bcast = new Map<string, Socket>();
   const pending = new Set<Promise<void>>();
-  const listen = async (port: number): Promise<void> => {
-    const sock = await bindUdp(port, ctx.config.dhcp_listen);
-    sockets.push(sock);
+  const bindBroadcasters = async (): Promise<void> => {
+    if (ctx.config.dhcp_listen !== '0.0.0.0') return;
+    const mine = s.mode === 'managed' ? [...new Set(s.serverIdBySubnet.values())] : s.localAddrs;
+    for (const ip of mine) {
+      if (bcast.has(ip)) continue;
+      // Unicast to this address now arrives here (the more specific binding): serve it too.
+      const sock = await bindUdp(s.port, ip, true);
+      sockets.push(sock);
+      bcast.set(ip, sock);
+      serve(sock, s.port);
+      log.info('sending broadcasts from', { address: ip });
+    }
+  };
+  // Interfaces without carrier are invisible to os.networkInterfaces() (a bridge whose only port
+  // is a tap of a VM not started yet): look again, at most every 2 s, when a broadcast has no socket.
+  let lastScan = Date.now();
+  const rescan = async (): Promise<void> => {
+    lastScan = Date.now();
+    const fresh = dhcpSettings(ctx.config, ctx.settings.next_server);
+    for (const [k, v] of fresh.serverIdBySubnet) s.serverIdBySubnet.set(k, v);
+    s.localAddrs.splice(0, s.localAddrs.length, ...fresh.localAddrs);
+    s.localBroadcasts.splice(0, s.localBroadcasts.length, ...fresh.localBroadcasts);
+    s.localSubnet ??= fresh.localSubnet;
+    await bindBroadcasters();
+  };
+  const deliver = async (sock: Socket, out: Outbound): Promise<void> => {
+    if (out.address === BROADCAST) {
+      const missing = out.via !== undefined ? !bcast.has(out.via) : bcast.size === 0;
+      if (missing && Date.now() - lastScan > 2000) {
+        await rescan().catch((e: unknown) => log.warn('interface rescan failed', { err: e }));
+        if (out.via === undefined && s.mode === 'managed') {
+          const subnetVia = [...s.serverIdBySubnet.values()][0];
+          if (subnetVia !== undefined && s.serverIdBySubnet.size === 1) out.via = subnetVia;
+        }
+      }
+    }
+    if (out.address === BROADCAST && bcast.size > 0) {
+      const via = out.via !== undefined ? bcast.get(out.via) : undefined;
+      for (const b of via !== undefined ? [via] : [...bcast.values()]) await sendWithFallback(b, out.data, out.port, out.address, out.fallback);
+      return;
+    }
+    await sendWithFallback(sock, out.data, out.port, out.address, out.fallback);
+  };
+  const serve = (sock: Socket, port: number): void => {
     sock.on('error', (e) => log.error('socket error', { port, err: e }));
     sock.on('message', (data, rinfo) => {
       const msg: Inbound = { data, address: rinfo.address, port: rinfo.port, localPort: port };
@@ -66,7 +111,7 @@ export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undef
         .handle(msg)
         .then(async (out) => {
           if (out === undefined) return;
-          await sendWithFallback(sock, out.data, out.port, out.address, out.fallback);
+          await deliver(sock, out);
         })
         .catch((e: unknown) => {
           handler.stats.errors++;
@@ -76,16 +121,22 @@ export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undef
       pending.add(job);
     });
   };
+  const listen = async (port: number): Promise<void> => {
+    const sock = await bindUdp(port, ctx.config.dhcp_listen, true);
+    sockets.push(sock);
+    serve(sock, port);
+  };
   try {
     await listen(s.port);
     if (s.mode === 'proxy' && s.proxyPort !== 0 && s.proxyPort !== s.port) await listen(s.proxyPort);
+    await bindBroadcasters();
   } catch (e) {
     for (const x of sockets) await closeUdp(x);
     const code = (e as NodeJS.ErrnoException).code ?? '';
     throw new ForgeError('CONFIG_INVALID', `cannot bind DHCP port: ${(e as Error).message}`, { field: code === 'EACCES' ? 'dhcp_port' : 'dhcp_listen', cause: e });
   }
-  const endpoints = sockets.map((x) => `udp ${ctx.config.dhcp_listen}:${x.address().port} (dhcp ${s.mode})`);
-  log.info('DHCP service started', { mode: s.mode, endpoints: endpoints.join(', '), subnets: s.subnets.map((n) => n.cidr).join(' '), next_server: s.nextServer });
+  const endpoints = sockets.filter((x) => ![...bcast.values()].includes(x)).map((x) => `udp ${ctx.config.dhcp_listen}:${x.address().port} (dhcp ${s.mode})`);
+  log.info('DHCP service started', { mode: s.mode, endpoints: endpoints.join(', '), broadcast_from: [...bcast.keys()].join(' '), subnets: s.subnets.map((n) => n.cidr).join(' '), next_server: s.nextServer });
   return {
     name: 'dhcp',
     endpoints,

@@ -47,6 +47,12 @@ export interface Outbound {
    * it (ENETUNREACH, e.g. a namespace without a default route): directed broadcasts.
    */
   fallback?: string[];
+  /**
+   * For 255.255.255.255: our address on the client's segment. A socket bound to it sends the
+   * limited broadcast out of that interface (Linux picks the device owning the bound source
+   * address), with no route needed; UEFI PXE (EDK II) accepts only limited broadcasts.
+   */
+  via?: string;
 }
 
 export interface DhcpStats {
@@ -357,7 +363,10 @@ export class DhcpHandler {
     if (req.giaddr !== ZERO) return { data, address: req.giaddr, port: this.settings.port };
     if (!nak && req.ciaddr !== ZERO) return { data, address: req.ciaddr, port: this.settings.clientPort };
     const subnet = this.subnetOf(req);
-    return { data, address: BROADCAST, port: this.settings.clientPort, fallback: subnet !== undefined ? [intToIp(subnet.broadcast)] : this.settings.localBroadcasts };
+    const out: Outbound = { data, address: BROADCAST, port: this.settings.clientPort, fallback: subnet !== undefined ? [intToIp(subnet.broadcast)] : this.settings.localBroadcasts };
+    const via = subnet !== undefined ? this.settings.serverIdBySubnet.get(subnet.cidr) : undefined;
+    if (via !== undefined) out.via = via;
+    return out;
   }
 
   private record(type: 'dhcp_offer' | 'dhcp_ack', p: Packet, resolved: Resolved | undefined, ip: string, boot: string | undefined, plan: BootPlan): void {
@@ -394,6 +403,7 @@ export class DhcpHandler {
     const boot = this.applyPlan(p, r, plan);
     this.stats.offers++;
     this.record('dhcp_offer', p, resolved, r.yiaddr, boot, plan);
+    this.log.debug('OFFER', { mac, ip: r.yiaddr, boot: boot ?? '', relay: p.giaddr });
     return this.send(p, r);
   }
 
@@ -446,6 +456,7 @@ export class DhcpHandler {
     const boot = this.applyPlan(p, r, plan);
     this.stats.acks++;
     this.record('dhcp_ack', p, resolved, r.yiaddr, boot, plan);
+    this.log.debug('ACK', { mac, ip: r.yiaddr, boot: boot ?? '', relay: p.giaddr });
     return this.send(p, r);
   }
 

@@ -28,6 +28,8 @@ export interface DhcpSettings {
   port: number;
   proxyPort: number;
   clientPort: number;
+  /** Our non-loopback IPv4 addresses. */
+  localAddrs: string[];
   /** Directed broadcast addresses of our interfaces (fallback when 255.255.255.255 has no route). */
   localBroadcasts: string[];
   /** Seconds an OFFER holds its address before it may go to another client. */
@@ -124,6 +126,7 @@ export function dhcpSettings(
     port: config.dhcp_port,
     proxyPort: config.dhcp_proxy_port,
     clientPort: 68,
+    localAddrs: locals,
     localBroadcasts: localBroadcasts(table),
     offerHoldSeconds: 30,
   };

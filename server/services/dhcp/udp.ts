@@ -2,9 +2,9 @@
 import { createSocket, type Socket } from 'node:dgram';
 
 /**
- * reuseAddr only for the probe's client port (a dhclient may hold 68 on the same host).
- * Server ports never share: another DHCP server on this host must be an EADDRINUSE, not a
- * silent split of unicast traffic between two sockets.
+ * reuseAddr: the probe shares the client port 68 with a local dhclient, and the service binds
+ * its port twice (0.0.0.0 to receive broadcasts, each of our addresses to send limited
+ * broadcasts out of the right interface).
  */
 export function bindUdp(port: number, address: string, reuseAddr = false): Promise<Socket> {
   return new Promise((resolve, reject) => {

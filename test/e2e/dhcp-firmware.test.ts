@@ -1,0 +1,115 @@
+/**
+ * Real firmware against forge's managed DHCP in a network namespace WITHOUT a
+ * default route (so 255.255.255.255 has no route and forge must send limited
+ * broadcasts from a socket bound to its bridge address), and with the bridge
+ * still without carrier when forge starts (the VM's tap is down until qemu
+ * runs, so forge has to find its address later):
+ *   - OVMF with its own EDK II PXE code (NIC ROM disabled): accepts only
+ *     limited broadcasts; gets its fixed address and ipxe.efi, fetches it over TFTP;
+ *   - SeaBIOS with Debian's iPXE NIC ROM: gets its fixed address and, being
+ *     iPXE, the HTTP script URL instead of a loader.
+ * One VM at a time, software emulation, bounded waits.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { need } from '../lib/env.js';
+import { createLan, type Lan } from '../lib/netns.js';
+import { FORGE_BIN } from '../lib/server.js';
+import { SqliteStore } from '../../server/store/sqlite.js';
+import { defaultDistro, defaultInterface, defaultProfile, defaultSystem } from '../../server/core/defaults.js';
+import type { ForgeEvent } from '../../server/core/model.js';
+
+const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+const WAIT_MS = 240_000;
+
+async function eventsOf(dbFile: string, system: string): Promise<ForgeEvent[]> {
+  const store = new SqliteStore({ file: dbFile });
+  try {
+    return await store.listEvents(system);
+  } finally {
+    await store.close();
+  }
+}
+
+async function waitForEvent(dbFile: string, system: string, pred: (e: ForgeEvent) => boolean, ms: number, log: () => string): Promise<ForgeEvent> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const hit = (await eventsOf(dbFile, system)).find(pred);
+    if (hit !== undefined) return hit;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`no matching event for ${system} in ${ms} ms; forge log tail:\n${log().slice(-3000)}`);
+}
+
+test('real firmware: OVMF EDK II PXE and the iPXE ROM get their fixed addresses and boot files from managed mode', { timeout: 2 * WAIT_MS + 60_000 }, async (t) => {
+  if (need(t, { root: true, commands: ['ip', 'qemu-system-x86_64'], files: [OVMF_CODE, OVMF_VARS, '/usr/lib/ipxe/qemu/efi-virtio.rom', '/usr/lib/ipxe/ipxe.efi'] }) !== undefined) return;
+  const dir = mkdtempSync(join(tmpdir(), 'fgdhcp-fw-'));
+  const db = join(dir, 'forge.db');
+  let lan: Lan | undefined;
+  let forge: ChildProcess | undefined;
+  let out = '';
+  try {
+    const store = new SqliteStore({ file: db });
+    await store.create('distro', { ...defaultDistro('deb12'), kernel: '/k', initrd: '/i' });
+    await store.create('profile', { ...defaultProfile('base'), distro: 'deb12' });
+    for (const [name, mac, ip] of [['edk', '52:54:00:f0:9e:03', '10.98.0.33'], ['ipxe', '52:54:00:f0:9e:01', '10.98.0.31']] as const) {
+      await store.create('system', { ...defaultSystem(name), profile: 'base', interfaces: { eth0: { ...defaultInterface(), mac_address: mac, ip_address: ip } } });
+    }
+    await store.close();
+
+    lan = await createLan('fgdhcp');
+    const tap = await lan.addTap();
+    forge = lan.spawn(process.execPath, [
+      FORGE_BIN, 'serve', '--data-dir', dir, '--listen', lan.serverIp, '--http-port', '0', '--server', lan.serverIp,
+      '--log-level', 'debug', '--dhcp-mode', 'managed', '--dhcp-subnet', '10.98.0.0/24', '--dhcp-probe-seconds', '0', '--tftp-port', '69',
+    ]);
+    forge.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    forge.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    for (let i = 0; i < 200 && !/forge ready/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(out, /forge ready/, out);
+    const routes = await lan.must('ip', ['-4', 'route', 'show']);
+    assert.doesNotMatch(routes, /default/, 'the namespace has no default route');
+
+    const boot = async (name: string, args: string[], pred: (e: ForgeEvent) => boolean): Promise<ForgeEvent> => {
+      const vm = lan!.spawn('qemu-system-x86_64', [
+        '-accel', 'tcg', '-m', '256', '-smp', '1', '-display', 'none', '-vga', 'none', '-monitor', 'none', '-serial', 'null',
+        '-no-reboot', '-boot', 'n', '-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`, ...args,
+      ]);
+      try {
+        return await waitForEvent(db, name, pred, WAIT_MS, () => out);
+      } finally {
+        vm.kill('SIGKILL');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    };
+
+    copyFileSync(OVMF_VARS, join(dir, 'vars.fd'));
+    const edk = await boot('edk', [
+      '-machine', 'q35', '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
+      '-drive', `if=pflash,format=raw,unit=1,file=${join(dir, 'vars.fd')}`,
+      '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:f0:9e:03,romfile=',
+    ], (e) => e.type === 'dhcp_ack');
+    assert.equal(edk.detail['ip'], '10.98.0.33');
+    assert.equal(edk.detail['arch'], 7);
+    assert.equal(edk.detail['boot_file'], 'ipxe.efi');
+    // It accepted the ACK: it fetches the loader from forge's TFTP next.
+    for (let i = 0; i < 60 && !/sent file client=10\.98\.0\.33:\d+ file=ipxe\.efi/.test(out); i++) await new Promise((r) => setTimeout(r, 1000));
+    assert.match(out, /sent file client=10\.98\.0\.33:\d+ file=ipxe\.efi/);
+    assert.match(out, /sending broadcasts from address=10\.98\.0\.1/);
+
+    const ipxe = await boot('ipxe', ['-machine', 'pc', '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:f0:9e:01'], (e) => e.type === 'dhcp_ack');
+    assert.equal(ipxe.detail['ip'], '10.98.0.31');
+    assert.equal(ipxe.detail['arch'], 0);
+    assert.match(String(ipxe.detail['boot_file']), /^http:\/\/10\.98\.0\.1:\d+\/boot\/ipxe\/52:54:00:f0:9e:01$/);
+  } finally {
+    if (forge !== undefined && forge.exitCode === null) forge.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 1000));
+    await lan?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
