@@ -7,7 +7,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+
+const execFileSyncQuiet = (cmd: string, args: string[]): void => {
+  execFileSync(cmd, args, { stdio: 'ignore', timeout: 10000 });
+};
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync, statSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +41,7 @@ const sizes = {
   'exact.bin': 187904 * 4,
   'empty.bin': 0,
   'medium.bin': 200 * 1024,
+  'lossy.bin': 60000,
   // More than 65535 blocks of 512 bytes: the block number rolls over.
   'big.bin': 32 * 1024 * 1024 + 1000,
 };
@@ -252,6 +257,42 @@ test('a packet from a foreign TID gets error 5 and the transfer still completes'
   }
 });
 
+test('a duplicate ACK never triggers DATA (Sorcerer\'s Apprentice); only the timer retransmits, a bounded number of times', async () => {
+  const slog = memoryLogger('info');
+  const s = new TftpServer({ port: 0, address: '127.0.0.1', root, log: slog, timeoutMs: 400, retries: 2 });
+  await s.start();
+  const peer = await UdpPeer.open();
+  try {
+    peer.send(encode({ op: 'RRQ', filename: 'medium.bin', mode: 'octet', options: [] }), s.port);
+    const d1 = await peer.next(2000);
+    assert.equal(d1?.packet.op, 'DATA');
+    const tid = d1?.port ?? 0;
+    peer.send(encode({ op: 'ACK', block: 1 }), tid);
+    const d2 = await peer.next(2000);
+    assert.ok(d2?.packet.op === 'DATA' && d2.packet.block === 2);
+    // Duplicate ACK 1, three times: no DATA may follow before the 400 ms timer.
+    for (let i = 0; i < 3; i++) peer.send(encode({ op: 'ACK', block: 1 }), tid);
+    assert.equal(await peer.next(250), undefined, 'no DATA in answer to a duplicate ACK');
+    // Now stop answering: DATA 2 comes back by timer (400 ms, then 800 ms: backoff),
+    // exactly `retries` times, then the transfer ends.
+    const resent: number[] = [];
+    for (;;) {
+      const r = await peer.next(1500);
+      if (r === undefined) break;
+      if (r.packet.op === 'DATA') resent.push(r.packet.block);
+    }
+    assert.deepEqual(resent, [2, 2]);
+    const deadline = Date.now() + 3000;
+    while (s.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(s.active, 0);
+    assert.equal(s.stats.failed, 1);
+    assert.ok(slog.lines.some((l) => / warn .*client stopped answering/.test(l)));
+  } finally {
+    peer.close();
+    await s.close();
+  }
+});
+
 test('a lossy path (every 7th ACK dropped, lock-step and windowed) still completes byte-identical', async () => {
   const lossy = new TftpServer({ port: 0, address: '127.0.0.1', root, log: memoryLogger('info'), timeoutMs: 50, retries: 5 });
   await lossy.start();
@@ -275,6 +316,54 @@ test('a lossy path (every 7th ACK dropped, lock-step and windowed) still complet
     assert.equal(lossy.stats.failed, 0);
   } finally {
     await lossy.close();
+  }
+});
+
+// The kernel here has no sch_netem, so random loss comes from iptables' statistic match.
+test('atftp over a lossy path (5% of UDP packets dropped both ways, in a namespace) still gets byte-identical files', async (t) => {
+  if (need(t, { root: true, commands: ['ip', 'iptables', 'atftp'] })) return;
+  const ns = `fgtftp-${randomBytes(3).toString('hex')}`;
+  const engine = fileURLToPath(new URL('../../server/services/tftp/index.js', import.meta.url));
+  const logmod = fileURLToPath(new URL('../../server/log.js', import.meta.url));
+  const script = `import { TftpServer } from ${JSON.stringify(engine)};
+import { createLogger } from ${JSON.stringify(logmod)};
+const s = new TftpServer({ port: 0, address: '127.0.0.1', root: ${JSON.stringify(root)}, log: createLogger('warn', 'lossy'), timeoutMs: 300, retries: 10 });
+await s.start();
+console.log('PORT ' + s.port);
+process.on('SIGTERM', async () => { console.log('STATS ' + JSON.stringify(s.stats)); await s.close(); process.exit(0); });`;
+  let child: ReturnType<typeof spawn> | undefined;
+  try {
+    execFileSyncQuiet('ip', ['netns', 'add', ns]);
+    execFileSyncQuiet('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    execFileSyncQuiet('ip', ['netns', 'exec', ns, 'iptables', '-A', 'OUTPUT', '-p', 'udp', '-m', 'statistic', '--mode', 'random', '--probability', '0.05', '-j', 'DROP']);
+    child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    const deadline = Date.now() + 10000;
+    while (!/PORT (\d+)/.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const port = /PORT (\d+)/.exec(stdout)?.[1];
+    assert.ok(port !== undefined, 'server in the namespace started');
+    for (const opts of [['--option', 'tsize'], ['--option', 'blksize 1468', '--option', 'windowsize 8']]) {
+      const local = join(out, `lossy-${opts.length}`);
+      const t0 = Date.now();
+      const r = await run('ip', ['netns', 'exec', ns, 'atftp', '--tftp-timeout', '1', ...opts, '-g', '-r', 'lossy.bin', '-l', local, '127.0.0.1', port], 120000);
+      t.diagnostic(`atftp ${opts.join(' ')}: ${Date.now() - t0} ms`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(shaFile(local), hashes['lossy.bin']);
+    }
+    child.kill('SIGTERM');
+    const end = Date.now() + 5000;
+    while (!/STATS/.test(stdout) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    const stats = JSON.parse(/STATS (.*)/.exec(stdout)?.[1] ?? '{}') as { completed?: number; retransmits?: number };
+    assert.ok((stats.completed ?? 0) >= 1, stdout);
+    t.diagnostic(`lossy-path stats: ${JSON.stringify(stats)}`);
+  } finally {
+    child?.kill('SIGKILL');
+    try {
+      execFileSyncQuiet('ip', ['netns', 'del', ns]);
+    } catch {
+      // not created
+    }
   }
 });
 

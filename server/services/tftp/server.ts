@@ -398,7 +398,9 @@ export class Transfer {
   private readonly timeoutMs: number;
   private tries = 0;
   private waiting = false;
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout;
+  /** Current retransmission wait: the base, doubled per consecutive timeout. */
+  private wait: number;
   private readonly started = Date.now();
   private readonly oack: Buffer | undefined;
 
@@ -418,7 +420,8 @@ export class Transfer {
     // A file of exactly k*blksize bytes ends with an empty block k+1 (RFC 1350 section 6).
     this.lastBlock = Math.floor(src.size / this.blksize) + 1;
     this.oack = neg.oack.length > 0 ? encode({ op: 'OACK', options: neg.oack }) : undefined;
-    this.timer = setTimeout(() => this.onTimeout(), this.timeoutMs);
+    this.wait = this.timeoutMs;
+    this.timer = setTimeout(() => this.onTimeout(), this.wait);
     sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     sock.on('error', (e) => {
       this.server.log.warn('transfer socket error', { client: this.info.client, file: this.info.file, error: e.message });
@@ -431,7 +434,7 @@ export class Transfer {
       // RFC 2347: the OACK is acknowledged with ACK 0 before DATA 1.
       this.state = 'oack';
       this.sock.send(this.oack, this.peer.port, this.peer.address);
-      this.timer.refresh();
+      this.rearm(this.timeoutMs);
     } else {
       this.state = 'data';
       this.sendWindow();
@@ -513,7 +516,18 @@ export class Transfer {
     }
     for (let n = from; n <= end; n++) this.sendBlock(n);
     if (end > this.sentUpTo) this.sentUpTo = end;
-    this.timer.refresh();
+    this.rearm(this.timeoutMs);
+  }
+
+  /** (Re)starts the retransmission timer; refresh() is cheap when the wait is unchanged. */
+  private rearm(ms: number): void {
+    if (ms === this.wait) {
+      this.timer.refresh();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.wait = ms;
+    this.timer = setTimeout(() => this.onTimeout(), ms);
   }
 
   private sendBlock(n: number): void {
@@ -525,7 +539,7 @@ export class Transfer {
   private onTimeout(): void {
     if (this.state === 'done') return;
     if (this.waiting) {
-      this.timer.refresh();
+      this.rearm(this.wait);
       return;
     }
     this.tries++;
@@ -547,7 +561,10 @@ export class Transfer {
       // Resend the whole unacknowledged window (RFC 7440 section 4).
       for (let n = this.base + 1; n <= this.sentUpTo; n++) this.sendBlock(n);
     }
-    this.timer.refresh();
+    // Exponential backoff (RFC 1123 section 4.2.3.2: adaptive timeouts), capped
+    // at 8x the base. It also leaves a quiet gap in which a client that
+    // re-ACKs only on its own timer (atftp, after one extra ACK) gets to speak.
+    this.rearm(Math.min(this.wait * 2, this.timeoutMs * 8));
   }
 
   private onClientError(code: number, message: string): void {
