@@ -305,3 +305,24 @@ test('malformed packets are dropped, counted and logged as DHCP_DECODE; settings
     }
   }
 });
+
+test('managed: bound leases survive a restart (persisted, reloaded) and stay with their client', async () => {
+  const f = await fixture({ dhcp_range: ['10.98.0.100,10.98.0.101'] });
+  try {
+    const h1 = await createDhcpHandler(f.ctx);
+    const a = '02:00:00:00:00:0a';
+    const o = await ask(h1, { type: MessageType.DISCOVER, mac: a });
+    assert.equal(o?.p.yiaddr, '10.98.0.100');
+    await ask(h1, { type: MessageType.REQUEST, mac: a, requested: '10.98.0.100', serverId: '10.98.0.1' });
+    await h1.leases.flush();
+    // A new handler (a restarted server) over the same database.
+    const h2 = await createDhcpHandler(f.ctx);
+    assert.equal(h2.leases.size, 1);
+    assert.equal((await ask(h2, { type: MessageType.DISCOVER, mac: '02:00:00:00:00:0b' }))?.p.yiaddr, '10.98.0.101');
+    assert.equal((await ask(h2, { type: MessageType.DISCOVER, mac: a }))?.p.yiaddr, '10.98.0.100');
+    // A third client finds the pool full.
+    assert.equal(await ask(h2, { type: MessageType.DISCOVER, mac: '02:00:00:00:00:0c' }), undefined);
+  } finally {
+    await f.cleanup();
+  }
+});
