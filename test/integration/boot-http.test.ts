@@ -274,3 +274,42 @@ test('forge loaders lists each loader with its package', async () => {
   const nope = await raw(srv.port, get('/boot/loaders/..%2f..%2fetc%2fpasswd'));
   assert.match(nope.statusLine, /^HTTP\/1\.1 404 /);
 });
+
+test('unknown machine: the system named `default` is served when it exists', async () => {
+  const add = await srv.cli(['system', 'add', '--name', 'default', '--profile', 'deb12']);
+  assert.equal(add.code, 0, add.stderr + add.stdout);
+  try {
+    const s = (await raw(srv.port, get('/boot/ipxe/02:00:00:00:00:09'))).body.toString();
+    assert.match(s, /^# system default profile deb12 distro deb12$/m);
+    assert.match(s, /url=\S+\/autoinstall\/system\/default/);
+    // No events for a machine forge does not know by MAC.
+    const ev = (await srv.api('GET', '/api/v1/systems/default/events')).body as unknown[];
+    assert.equal(ev.length, 0);
+  } finally {
+    await srv.api('DELETE', '/api/v1/systems/default');
+  }
+  assert.match((await raw(srv.port, get('/boot/ipxe/02:00:00:00:00:09'))).body.toString(), /^exit$/m);
+});
+
+test('unknown_boot=menu: iPXE and pxelinux menus of profiles, GRUB menu, default entry = local disk', async () => {
+  const m = await startForge({ args: ['--unknown-boot', 'menu'] });
+  try {
+    await m.api('POST', '/api/v1/distros', { name: 'd1', kernel: join(dir, 'tree', 'debian-installer', 'amd64', 'linux'), initrd: join(dir, 'tree', 'debian-installer', 'amd64', 'initrd.gz'), arch: 'x86_64', breed: 'debian' });
+    await m.api('POST', '/api/v1/profiles', { name: 'web', distro: 'd1' });
+    await m.api('POST', '/api/v1/profiles', { name: 'db', distro: 'd1' });
+    const ipxe = await (await fetch(`${m.url}/boot/ipxe/default`)).text();
+    assert.match(ipxe, /^menu /m);
+    assert.match(ipxe, /^item p\d web$/m);
+    assert.match(ipxe, /^item p\d db$/m);
+    assert.match(ipxe, /--default local/);
+    const pxl = await (await fetch(`${m.url}/boot/pxelinux.cfg/default`)).text();
+    assert.match(pxl, /^UI menu\.c32$/m);
+    assert.match(pxl, /^  MENU LABEL web$/m);
+    assert.match(pxl, /url=\S+\/autoinstall\/profile\/db/);
+    const grub = await (await fetch(`${m.url}/boot/grub/grub.cfg-01-02-00-00-00-00-0a`)).text();
+    assert.match(grub, /^set default=local$/m);
+    assert.match(grub, /^menuentry web --id p\d \{$/m);
+  } finally {
+    await m.stop();
+  }
+});
