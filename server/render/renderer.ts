@@ -180,11 +180,26 @@ export class Renderer {
     });
     env.addFilter('splitlist', splitList);
     env.addFilter('words', words);
+    // Package names (and @group, @^environment, -exclusion): anything else would
+    // let a value such as "%end" close the %packages section early.
+    env.addFilter('pkgnames', (v: unknown) =>
+      words(v).map((p) => {
+        if (!/^(-|@\^?)?[A-Za-z0-9_][A-Za-z0-9_.+:*~-]*$/.test(p)) throw new Error(`not a package name: ${JSON.stringify(p)}`);
+        return p;
+      }),
+    );
     env.addFilter('hostpart', (v: unknown) => String(v).split('.')[0] ?? '');
     env.addFilter('domainpart', (v: unknown) => {
       const s = String(v);
       const i = s.indexOf('.');
       return i > 0 ? s.slice(i + 1) : '';
+    });
+    // One kickstart (pykickstart shlex) word: bare when safe, else double-quoted with \ and " escaped.
+    env.addFilter('ksarg', (v: unknown) => {
+      const s = String(v);
+      if (/[\r\n]/.test(s)) throw new Error(`value must be a single line: ${JSON.stringify(s.slice(0, 60))}`);
+      if (s !== '' && /^[A-Za-z0-9_.,:/@+=%$-]+$/.test(s)) return s;
+      return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
     });
     // A value that must stay on one line (preseed answers, kickstart options).
     env.addFilter('oneline', (v: unknown) => {
