@@ -34,6 +34,7 @@ async function writeOptions(ctx: ServerContext, kind: ObjectKind, objs: readonly
 export function parseFilter(kind: ObjectKind, query: Request['query']): ListFilter {
   const filter: ListFilter = {};
   for (const [k, v] of Object.entries(query)) {
+    if (k === 'fields') continue;
     const known = k in FIELDS[kind] || (kind === 'system' && k in INTERFACE_FIELDS);
     if (!known) throw new ForgeError('UNKNOWN_FIELD', `${k}: not a ${kind} field to filter on`, { field: k });
     if (typeof v !== 'string') throw invalid(k, 'give the filter once, as a string or glob');
@@ -42,6 +43,19 @@ export function parseFilter(kind: ObjectKind, query: Request['query']): ListFilt
     filter[k] = val;
   }
   return filter;
+}
+
+/** `?fields=name,profile`: answer only those fields (lists of 100k systems stay small). */
+function parseFields(kind: ObjectKind, raw: unknown): string[] | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || raw === '') throw invalid('fields', 'give a comma-separated list of field names');
+  const fields = raw.split(',').map((f) => f.trim());
+  for (const f of fields) {
+    if (!(f in FIELDS[kind]) && !(kind === 'system' && f === 'interfaces')) {
+      throw new ForgeError('UNKNOWN_FIELD', `fields: ${f} is not a ${kind} field`, { field: 'fields' });
+    }
+  }
+  return fields;
 }
 
 function newName(body: unknown): string {
@@ -63,7 +77,23 @@ export function objectsRouter(ctx: ServerContext, auth: RequestHandler): Router 
     const base = `/${PLURAL[kind]}`;
 
     r.get(base, async (req, res) => {
-      res.json(await ctx.store.list(kind, parseFilter(kind, req.query)));
+      const filter = parseFilter(kind, req.query);
+      const fields = parseFields(kind, req.query['fields']);
+      if (fields !== undefined && fields.length === 1 && fields[0] === 'name') {
+        res.json((await ctx.store.listNames(kind, filter)).map((name) => ({ name })));
+        return;
+      }
+      const objs = await ctx.store.list(kind, filter);
+      if (fields === undefined) {
+        res.json(objs);
+        return;
+      }
+      res.json(
+        objs.map((o) => {
+          const src = o as unknown as Record<string, unknown>;
+          return Object.fromEntries(fields.map((f) => [f, src[f]]));
+        }),
+      );
     });
 
     r.post(`${base}/bulk`, auth, async (req, res) => {

@@ -320,7 +320,13 @@ export class SqliteStore implements Store {
     return o;
   }
 
-  async list<K extends ObjectKind>(kind: K, filter: ListFilter = {}): Promise<KindMap[K][]> {
+  /** Splits a filter into SQL conditions and the part checked in JS on the parsed object. */
+  private compileFilter(kind: ObjectKind, filter: ListFilter): {
+    where: string[];
+    params: string[];
+    jsFilters: [string, RegExp][];
+    ifaceFilters: [string, RegExp][];
+  } {
     const where: string[] = [];
     const params: string[] = [];
     const jsFilters: [string, RegExp][] = [];
@@ -331,13 +337,13 @@ export class SqliteStore implements Store {
       system: ['name', 'profile'],
     };
     for (const [field, glob] of Object.entries(filter)) {
+      const op = /[*?[]/.test(glob) ? 'GLOB' : '=';
       if (columns[kind].includes(field)) {
-        where.push(`${field} GLOB ?`);
+        where.push(`${field} ${op} ?`);
         params.push(glob);
       } else if (kind === 'system' && (field === 'mac_address' || field === 'ip_address')) {
         const col = field === 'mac_address' ? 'mac' : 'ip';
         // `=` uses the unique index; GLOB with wildcards scans.
-        const op = /[*?[]/.test(glob) ? 'GLOB' : '=';
         where.push(`name IN (SELECT system FROM interfaces WHERE ${col} ${op} ?)`);
         params.push(glob);
       } else if (kind === 'system' && ['netmask', 'if_gateway', 'dns_name', 'static', 'mtu', 'interface_type'].includes(field)) {
@@ -346,19 +352,35 @@ export class SqliteStore implements Store {
         jsFilters.push([field, globToRegExp(glob)]);
       }
     }
+    return { where, params, jsFilters, ifaceFilters };
+  }
+
+  private matches(o: Record<string, unknown>, jsFilters: [string, RegExp][], ifaceFilters: [string, RegExp][]): boolean {
+    if (!jsFilters.every(([f, re]) => re.test(fieldString(o[f])))) return false;
+    if (ifaceFilters.length > 0) {
+      const ifs = Object.values((o as unknown as System).interfaces) as unknown as Record<string, unknown>[];
+      if (!ifaceFilters.every(([f, re]) => ifs.some((i) => re.test(fieldString(i[f]))))) return false;
+    }
+    return true;
+  }
+
+  async list<K extends ObjectKind>(kind: K, filter: ListFilter = {}): Promise<KindMap[K][]> {
+    const { where, params, jsFilters, ifaceFilters } = this.compileFilter(kind, filter);
     const sql = `SELECT data FROM ${TABLE[kind]}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY name`;
     const rows = this.cached(sql).pluck().all(...params) as string[];
     const out: KindMap[K][] = [];
     for (const r of rows) {
       const o = JSON.parse(r) as Record<string, unknown>;
-      if (!jsFilters.every(([f, re]) => re.test(fieldString(o[f])))) continue;
-      if (ifaceFilters.length > 0) {
-        const ifs = Object.values((o as unknown as System).interfaces) as unknown as Record<string, unknown>[];
-        if (!ifaceFilters.every(([f, re]) => ifs.some((i) => re.test(fieldString(i[f]))))) continue;
-      }
-      out.push(o as unknown as KindMap[K]);
+      if (this.matches(o, jsFilters, ifaceFilters)) out.push(o as unknown as KindMap[K]);
     }
     return out;
+  }
+
+  async listNames(kind: ObjectKind, filter: ListFilter = {}): Promise<string[]> {
+    const { where, params, jsFilters, ifaceFilters } = this.compileFilter(kind, filter);
+    if (jsFilters.length > 0 || ifaceFilters.length > 0) return (await this.list(kind, filter)).map((o) => o.name);
+    const sql = `SELECT name FROM ${TABLE[kind]}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY name`;
+    return this.cached(sql).pluck().all(...params) as string[];
   }
 
   async findSystemByMac(mac: string): Promise<System | undefined> {
@@ -606,8 +628,8 @@ export class SqliteStore implements Store {
         });
       }
       for (const [k, n] of order) {
-        this.db.prepare(`DELETE FROM ${TABLE[k]} WHERE name = ?`).run(n);
-        if (k === 'system') this.db.prepare('DELETE FROM events WHERE system = ?').run(n);
+        this.cached(`DELETE FROM ${TABLE[k]} WHERE name = ?`).run(n);
+        if (k === 'system') this.cached('DELETE FROM events WHERE system = ?').run(n);
       }
       return order.map(([k, n]) => `${k} ${n}`);
     });

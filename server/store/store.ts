@@ -50,6 +50,8 @@ export interface ExportDocument {
 
 export interface Store {
   list<K extends ObjectKind>(kind: K, filter?: ListFilter): Promise<KindMap[K][]>;
+  /** Names only, same filter semantics as list (cheap at 100k objects). */
+  listNames(kind: ObjectKind, filter?: ListFilter): Promise<string[]>;
   get<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K] | undefined>;
   /** Throws NOT_FOUND. */
   mustGet<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K]>;

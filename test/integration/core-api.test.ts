@@ -292,3 +292,17 @@ test('concurrent partial updates of one system lose nothing', async () => {
   const s = body(await srv.api('GET', '/api/v1/systems/m-s'));
   assert.equal(Object.keys(s['interfaces'] as Obj).length, n, 'every concurrent edit kept');
 });
+
+test('?fields= answers only the fields asked for', async () => {
+  await seed('n');
+  await srv.api('POST', '/api/v1/systems', { name: 'n-s', profile: 'n-p', hostname: 'h' });
+  const r = await srv.api('GET', '/api/v1/systems?name=n-*&fields=name,profile', undefined, { auth: false });
+  assert.deepEqual(r.body, [{ name: 'n-s', profile: 'n-p' }]);
+  const names = await srv.api('GET', '/api/v1/systems?name=n-*&fields=name', undefined, { auth: false });
+  assert.deepEqual(names.body, [{ name: 'n-s' }]);
+  const byHost = await srv.api('GET', '/api/v1/systems?hostname=h&fields=name', undefined, { auth: false });
+  assert.deepEqual(byHost.body, [{ name: 'n-s' }], 'a filter on a non-column field still applies');
+  const bad = await srv.api('GET', '/api/v1/systems?fields=name,colour', undefined, { auth: false });
+  assert.equal(bad.status, 400);
+  assert.equal(body(bad)['code'], 'UNKNOWN_FIELD');
+});

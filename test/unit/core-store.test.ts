@@ -71,6 +71,12 @@ test('lookups by MAC and IP use the unique indexes', async () => {
     assert.equal((await st.findSystemByIp('10.0.0.9'))?.name, 's');
     assert.equal(await st.findSystemByMac('52:54:00:00:00:08'), undefined);
     assert.equal(await st.macInUse('52:54:00:00:00:09'), true);
+    assert.deepEqual(await st.listNames('system'), ['s', 't']);
+    assert.deepEqual(await st.listNames('system', { mac_address: '52:54:00:00:00:09' }), ['s']);
+    assert.deepEqual(await st.listNames('system', { mac_address: '52:54:00:*' }), ['s']);
+    assert.deepEqual(await st.listNames('system', { name: '[t]' }), ['t']);
+    assert.deepEqual(await st.listNames('system', { ip_address: '10.0.0.9', name: 's' }), ['s']);
+    assert.deepEqual(await st.listNames('system', { netboot_enabled: 'true', name: 't*' }), ['t'], 'JS-side filter');
   } finally {
     await st.close();
   }

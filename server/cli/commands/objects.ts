@@ -263,9 +263,12 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
     summary: `list ${plural}`,
     options: { json: JSON_OPT },
     async run(args, io) {
-      const objs = await io.api<ForgeObject[]>('GET', base);
-      if (args.values['json'] === true) printJson(io, objs);
-      else for (const o of objs) io.out(`   ${o.name}`);
+      if (args.values['json'] === true) {
+        printJson(io, await io.api<ForgeObject[]>('GET', base));
+        return 0;
+      }
+      const objs = await io.api<{ name: string }[]>('GET', `${base}?fields=name`);
+      if (objs.length > 0) io.out(objs.map((o) => `   ${o.name}`).join('\n'));
       return 0;
     },
   };
@@ -307,9 +310,10 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
         q.set(flag === 'mac' ? 'mac_address' : flag.replace(/-/g, '_'), v);
       }
       if ([...q.keys()].length === 0) throw new ForgeError('USAGE', 'give at least one field to match');
-      const objs = await io.api<ForgeObject[]>('GET', `${base}?${q.toString()}`);
+      q.set('fields', 'name');
+      const objs = await io.api<{ name: string }[]>('GET', `${base}?${q.toString()}`);
       if (args.values['json'] === true) printJson(io, objs.map((o) => o.name));
-      else for (const o of objs) io.out(o.name);
+      else if (objs.length > 0) io.out(objs.map((o) => o.name).join('\n'));
       return 0;
     },
   };
