@@ -511,7 +511,8 @@ function walk(dir: string, base = dir, depth = 0): string[] {
   }
   const out: string[] = [];
   for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
+    // Dot files and the README documenting a root are not templates.
+    if (e.name.startsWith('.') || (depth === 0 && e.name === 'README.md')) continue;
     const p = join(dir, e.name);
     if (e.isDirectory()) out.push(...walk(p, base, depth + 1));
     else if (e.isFile() || e.isSymbolicLink()) out.push(relative(base, p).split('\\').join('/'));
