@@ -117,6 +117,11 @@ test('a per-system site snippet overrides the shipped one, and template show say
   assert.match(show, /snippet kickstart\/network\s+shared\s+shipped/);
   const other = await ok(['template', 'show', '--system', 'vm1']);
   assert.match(other, /snippet kickstart\/partitioning\s+shared\s+shipped/);
+  const prof = await ok(['template', 'show', '--profile', 'rk9']);
+  assert.match(prof, /template kickstart\/default\.ks: \S+templates\/kickstart\/default\.ks \(shipped\)/);
+  assert.match(prof, /snippet kickstart\/partitioning\s+shared\s+shipped/);
+  const pfile = await ok(['profile', 'get-autoinstall', '--name', 'rk9']);
+  assert.equal(pfile, (await get('/autoinstall/profile/rk9')).text);
   const list = await ok(['template', 'list']);
   assert.match(list, /kickstart\/default\.ks\s+shipped/);
 });
