@@ -11,6 +11,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startForge, type ForgeServer } from '../lib/server.js';
+import { need } from '../lib/env.js';
+import { spawnSync } from 'node:child_process';
+import { symlinkSync } from 'node:fs';
 import { checkKickstart } from '../lib/kickstart-check.js';
 
 let srv: ForgeServer;
@@ -203,4 +206,28 @@ test('install callbacks: start, done (netboot off with pxe_just_once), firstboot
   await waitEvent('vm1', 'install_start');
   assert.equal((await fetch(`${srv.url}/cblr/svc/op/trig/mode/bogus/system/vm1`)).status, 404);
   assert.equal((await fetch(`${srv.url}/api/v1/systems/nosuch/install/done`, { method: 'POST' })).status, 404);
+});
+
+test('the generic script, run by busybox sh with only busybox wget, reports start and done', async (t) => {
+  if (need(t, { commands: ['busybox'] }) !== undefined) return;
+  await ok(['distro', 'add', '--name', 'gen', '--arch', 'x86_64', '--breed', 'generic', '--kernel', '/srv/gen/k', '--initrd', '/srv/gen/i']);
+  await ok(['profile', 'add', '--name', 'genp', '--distro', 'gen']);
+  await ok(['system', 'add', '--name', 'g1', '--profile', 'genp', '--mac', '52:54:00:10:00:09']);
+  const script = await get('/autoinstall/system/g1');
+  assert.equal(script.status, 200);
+  assert.ok(script.text.startsWith('#!/bin/sh\n'));
+  // An installer-like environment: busybox applets only (no curl).
+  const bin = join(site, 'bin');
+  mkdirSync(bin, { recursive: true });
+  const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+  for (const applet of ['sh', 'wget', 'echo', 'true', 'cat']) symlinkSync(busybox, join(bin, applet));
+  const file = join(site, 'script.sh');
+  writeFileSync(file, script.text);
+  const r = spawnSync(join(bin, 'sh'), [file], { encoding: 'utf8', env: { PATH: bin }, timeout: 30_000 });
+  assert.equal(r.status, 0, `script failed: ${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /failed/);
+  const evs = await waitEvent('g1', 'netboot_disabled');
+  const types = evs.map((e) => e.type);
+  assert.ok(types.indexOf('install_start') < types.indexOf('install_done'), types.join(','));
+  assert.equal(((await srv.api('GET', '/api/v1/systems/g1')).body as { netboot_enabled: boolean }).netboot_enabled, false);
 });
