@@ -41,6 +41,8 @@ export interface FlowDeps {
   randomMac(): string;
   /** Poll interval; 1 s in production. */
   pollMs: number;
+  /** Step timings (FORGE_AGENT_TRACE=1 prints them; the benchmark reads them). */
+  trace?(step: string, ms: number): void;
 }
 
 export interface FlowResult {
@@ -85,7 +87,14 @@ export function withMac(url: string, mac: string | undefined): string {
 
 export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<FlowResult> {
   if (opts.target === undefined) throw new ForgeError('USAGE', 'no --system or --profile');
+  let lap = deps.now();
+  const step = (name: string): void => {
+    const now = deps.now();
+    deps.trace?.(name, now - lap);
+    lap = now;
+  };
   const rec = parseBlended(await deps.api.blended(opts.target.kind, opts.target.name));
+  step('blended');
   const plan = planInstall(opts, rec);
   const nics: NicSpec[] = plan.nics.map((n) => ({ ...n, mac: n.mac === 'random' ? deps.randomMac() : n.mac }));
   const disk0 = diskSpec(plan.disk, plan.domain, plan.diskFormat, plan.diskBus);
@@ -129,6 +138,7 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
   }
 
   const virt = await deps.connectVirt();
+  step('connect');
   let started = false;
   // What this run made before the installer ran: undone if it never gets that far, so a
   // plain re-run works (a failed *install* keeps everything for a post-mortem).
@@ -155,19 +165,24 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
       kernel = (await deps.fetchFile({ ...files.kernel, url: withMac(files.kernel.url, mac) }, 'kernel')).path;
       initrd = (await deps.fetchFile({ ...files.initrd, url: withMac(files.initrd.url, mac) }, 'initrd')).path;
     }
+    step('downloads');
     const decision = await deps.resolveVirtType(plan.virtType, kernel, (a) => virt.virsh(a));
+    step('virt_type');
     if (decision.warning !== undefined) deps.err(decision.warning);
 
     const disk = await deps.prepareDisk(plan.disk, disk0, plan.diskGiB, opts.force, (a) => virt.virsh(a));
+    step('disk');
     if (plan.disk.kind !== 'device') createdDisk = disk;
     const base = domainSpec(plan, nics, disk, decision.type, deps.uuid());
     await virt.define(persistentXml(plan, base));
     definedDomain = true;
+    step('define');
     if (plan.autoBoot) await virt.autostart(plan.domain, true);
 
     const t0 = deps.now();
     await virt.createTransient(installerXml(plan, base, kernel, initrd));
     installerStarted = true;
+    step('installer_start');
     await report('installer_running', { mode: plan.pxeBoot ? 'pxe' : 'kernel', virt_type: decision.type, macs: nics.map((n) => n.mac), console_log: plan.installLog });
     deps.err(`installer for ${plan.domain} running (${decision.type}); console: virsh console ${plan.domain}, log ${plan.installLog}`);
     if (!plan.poll) {

@@ -73,6 +73,7 @@ export function productionDeps(opts: AgentOptions, io: { out: (s: string) => voi
     uuid: () => randomUUID(),
     randomMac: () => randomMac((n) => randomInt(n)),
     pollMs: 1000,
+    ...(process.env['FORGE_AGENT_TRACE'] === '1' ? { trace: (step: string, ms: number) => io.err(`trace: ${step} ${ms} ms`) } : {}),
   };
 }
 

@@ -55,6 +55,7 @@ export async function run(): Promise<string> {
   const cold: number[] = [];
   const warm: number[] = [];
   const ref: number[] = [];
+  const steps = new Map<string, number[]>();
   let auto: { seconds: number; warning: boolean; cachedSeconds: number } | undefined;
   try {
     const mk = async (kind: string, body: unknown): Promise<void> => {
@@ -64,26 +65,27 @@ export async function run(): Promise<string> {
     await mk('distros', { name: 'bench', kernel, initrd, breed: 'generic' });
     await mk('profiles', { name: 'bench', distro: 'bench' });
     await mk('systems', { name, profile: 'bench', virt_ram: 256, virt_file_size: 1, interfaces: { eth0: { mac_address: 'random' } } });
-    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_'))), FORGE_SERVER: srv.url, FORGE_TOKEN: srv.token };
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_'))), FORGE_SERVER: srv.url, FORGE_TOKEN: srv.token, FORGE_AGENT_TRACE: '1' };
     const agentRun = (cache: string, extra: string[] = ['-T', 'qemu']): { seconds: number; stderr: string } => {
       removeDomain(name);
       rmSync(join(dir, 'disks'), { recursive: true, force: true });
       const r = timed(process.execPath, [AGENT_BIN, '-y', name, '--virt', '--no-wait', '--nogfx', '--virt-network', net.name, '--virt-path', join(dir, 'disks'), '--cache-dir', cache, ...extra], env);
       const state = virsh(['domstate', name]).trim();
       if (state !== 'running') throw new Error(`installer not running after forge-agent: ${state}`);
+      removeDomain(name); // one VM at a time: the next measurement must not compete with this guest
       return r;
     };
+    // Interleaved, so that forge-agent and virt-install see the same load on this shared machine.
     for (let i = 0; i < RUNS; i++) {
       const cache = join(dir, `cache-cold-${i}`);
       cold.push(agentRun(cache).seconds);
-      warm.push(agentRun(cache).seconds);
-    }
-    const a = agentRun(join(dir, 'cache-cold-0'), ['-T', 'auto']);
-    const a2 = agentRun(join(dir, 'cache-cold-0'), ['-T', 'auto']);
-    auto = { seconds: a.seconds, warning: /WARNING: using plain QEMU/.test(a.stderr), cachedSeconds: a2.seconds };
-    removeDomain(name);
-
-    for (let i = 0; i < RUNS; i++) {
+      const w = agentRun(cache);
+      warm.push(w.seconds);
+      for (const m of w.stderr.matchAll(/^trace: (\w+) (\d+) ms$/gm)) {
+        const list = steps.get(m[1] as string) ?? [];
+        list.push(Number(m[2]));
+        steps.set(m[1] as string, list);
+      }
       const ref1 = `${name}-vi`;
       removeDomain(ref1);
       rmSync(join(dir, 'vi'), { recursive: true, force: true });
@@ -99,6 +101,9 @@ export async function run(): Promise<string> {
       if (virsh(['domstate', ref1]).trim() !== 'running') throw new Error('virt-install: domain not running');
       removeDomain(ref1);
     }
+    const a = agentRun(join(dir, 'cache-cold-0'), ['-T', 'auto']);
+    const a2 = agentRun(join(dir, 'cache-cold-0'), ['-T', 'auto']);
+    auto = { seconds: a.seconds, warning: /WARNING: using plain QEMU/.test(a.stderr), cachedSeconds: a2.seconds };
   } finally {
     // virt-install defines a storage pool for the disk's directory: remove the ones under ours.
     for (const pool of virsh(['pool-list', '--all', '--name'], { allowFail: true }).split('\n').map((x) => x.trim()).filter((x) => x !== '')) {
@@ -129,6 +134,8 @@ export async function run(): Promise<string> {
     `| forge-agent, cold cache (download + sha256 check) | ${fmt(cold)} |`,
     `| forge-agent, warm cache (sha256 re-check, no download) | ${fmt(warm)} |`,
     `| virt-install --install kernel=,initrd= (reference) | ${fmt(ref)} |`,
+    '',
+    `Where a warm run's time goes (median ms per step, inside the process; the rest is Node start-up and exit): ${[...steps.entries()].map(([k, v]) => `${k} ${median(v)}`).join(', ')}.`,
     '',
     auto === undefined
       ? ''
