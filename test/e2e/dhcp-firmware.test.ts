@@ -113,3 +113,59 @@ test('real firmware: OVMF EDK II PXE and the iPXE ROM get their fixed addresses 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('real firmware: OVMF EDK II PXE in proxy mode beside dnsmasq gets the address from dnsmasq and ipxe.efi from forge', { timeout: WAIT_MS + 60_000 }, async (t) => {
+  if (need(t, { root: true, commands: ['ip', 'qemu-system-x86_64', 'dnsmasq'], files: [OVMF_CODE, OVMF_VARS, '/usr/lib/ipxe/ipxe.efi'] }) !== undefined) return;
+  const dir = mkdtempSync(join(tmpdir(), 'fgdhcp-fw-'));
+  const db = join(dir, 'forge.db');
+  let lan: Lan | undefined;
+  let out = '';
+  let dnsLog = '';
+  try {
+    const store = new SqliteStore({ file: db });
+    await store.create('distro', { ...defaultDistro('deb12'), kernel: '/k', initrd: '/i' });
+    await store.create('profile', { ...defaultProfile('base'), distro: 'deb12' });
+    await store.create('system', { ...defaultSystem('edk'), profile: 'base', interfaces: { eth0: { ...defaultInterface(), mac_address: '52:54:00:f0:9e:03' } } });
+    await store.close();
+    lan = await createLan('fgdhcp');
+    const tap = await lan.addTap();
+    const site = await lan.addClient();
+    await site.must('ip', ['addr', 'add', '10.98.0.2/24', 'dev', 'eth0']);
+    const dns = site.spawn('dnsmasq', [
+      '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=eth0', '--bind-interfaces',
+      '--dhcp-range=10.98.0.200,10.98.0.220,1h', '--leasefile-ro', '--log-dhcp', '--no-ping',
+    ]);
+    dns.stderr?.on('data', (d: Buffer) => (dnsLog += d.toString()));
+    const forge = lan.spawn(process.execPath, [
+      FORGE_BIN, 'serve', '--data-dir', dir, '--listen', lan.serverIp, '--http-port', '0', '--server', lan.serverIp,
+      '--log-level', 'debug', '--dhcp-mode', 'proxy', '--tftp-port', '69',
+    ]);
+    forge.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    forge.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    for (let i = 0; i < 200 && !/forge ready/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(out, /forge ready/, out);
+    copyFileSync(OVMF_VARS, join(dir, 'vars.fd'));
+    const vm = lan.spawn('qemu-system-x86_64', [
+      '-accel', 'tcg', '-m', '256', '-smp', '1', '-display', 'none', '-vga', 'none', '-monitor', 'none', '-serial', 'null',
+      '-no-reboot', '-boot', 'n', '-machine', 'q35', '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
+      '-drive', `if=pflash,format=raw,unit=1,file=${join(dir, 'vars.fd')}`,
+      '-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:f0:9e:03,romfile=',
+    ]);
+    try {
+      const sent = /sent file client=(10\.98\.0\.2\d\d):\d+ file=ipxe\.efi/;
+      for (let i = 0; i < WAIT_MS / 1000 && !sent.test(out); i++) await new Promise((r) => setTimeout(r, 1000));
+      const m = sent.exec(out);
+      assert.ok(m, `EDK II fetched ipxe.efi from forge with a dnsmasq address; forge:\n${out.slice(-3000)}\ndnsmasq:\n${dnsLog.slice(-2000)}`);
+      assert.match(dnsLog, new RegExp(`DHCPACK\\(eth0\\) ${m[1]!.replace(/\./g, '\\.')} 52:54:00:f0:9e:03`));
+      const evs = await eventsOf(db, 'edk');
+      const offer = evs.find((e) => e.type === 'dhcp_offer');
+      assert.equal(offer?.detail['boot_file'], 'ipxe.efi');
+      assert.equal(offer?.detail['ip'], '', 'proxy mode gives no address');
+    } finally {
+      vm.kill('SIGKILL');
+    }
+  } finally {
+    await lan?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
