@@ -135,7 +135,7 @@ test('forge-agent --list and --display as real processes', () => {
   assert.equal(list.stdout, 'dlvm\n');
   const profiles = agent(['-s', srv.url, '-l', 'profiles']);
   assert.equal(profiles.stdout, 'dl\n');
-  const disp = agent(['-s', srv.url, '-y', 'dlvm', '-v', '-D', '-T', 'qemu', '--virt-path', join(dir, 'vms')]);
+  const disp = agent(['-s', srv.url, '-y', 'dlvm', '-v', '-D', '-T', 'qemu', '--virt-path', join(dir, 'vms'), '--cache-dir', '/var/cache/forge-agent']);
   assert.equal(disp.code, 0, disp.stderr);
   assert.match(disp.stdout, /qemu-img create -f qcow2 .*\/vms\/dlvm-disk01\.qcow2 8G/);
   assert.match(disp.stdout, new RegExp(`<kernel>/var/cache/forge-agent/${sha(kernel)}</kernel>`));
