@@ -26,6 +26,8 @@ import { normaliseMac, parseBootPath } from '../../boot/target.js';
 const TEXT = 'text/plain; charset=utf-8';
 
 function contentType(name: string): string {
+  // EDK II HTTP boot picks the image type from Content-Type (application/efi) or the .efi extension.
+  if (/\.efi$/i.test(name)) return 'application/efi';
   if (/\.(efi|0|kpxe|c32|img|gz|xz|zst|bin|iso)$/i.test(name) || /(^|\/)(kernel|initrd|linux|vmlinuz)$/.test(name)) {
     return 'application/octet-stream';
   }
