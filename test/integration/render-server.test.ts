@@ -125,6 +125,11 @@ test('a per-system site snippet overrides the shipped one, and template show say
   assert.match(prof, /snippet kickstart\/partitioning\s+shared\s+shipped/);
   const pfile = await ok(['profile', 'get-autoinstall', '--name', 'rk9']);
   assert.equal(pfile, (await get('/autoinstall/profile/rk9')).text);
+  const one = await ok(['template', 'show', 'kickstart/default.ks']);
+  assert.match(one, /^# kickstart\/default\.ks: \S+ \(shipped\)\n/);
+  assert.match(one, /\{% include "snippets\/kickstart\/network" %\}/);
+  const snip = await ok(['template', 'show', '--snippet', 'kickstart/partitioning']);
+  assert.match(snip, /autopart/);
   const list = await ok(['template', 'list']);
   assert.match(list, /kickstart\/default\.ks\s+shipped/);
 });
