@@ -41,7 +41,14 @@ export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undef
   const s = handler.settings;
 
   if (s.mode === 'managed' && ctx.config.dhcp_probe_seconds > 0) {
-    const found = await probeForServers({ serverPort: s.port, clientPort: s.clientPort, seconds: ctx.config.dhcp_probe_seconds, fallback: s.localBroadcasts });
+    const found = await probeForServers({ serverPort: s.port, clientPort: s.clientPort, seconds: ctx.config.dhcp_probe_seconds, fallback: s.localBroadcasts }).catch(
+      (e: unknown) => {
+        throw new ForgeError('CONFIG_INVALID', `cannot probe for other DHCP servers (client port ${s.clientPort}): ${(e as Error).message}; --dhcp-probe-seconds 0 skips the probe`, {
+          field: 'dhcp_probe_seconds',
+          cause: e,
+        });
+      },
+    );
     if (found.length > 0) {
       const who = found.map((f) => `${f.serverId ?? f.from} (offered ${f.yiaddr})`).join(', ');
       if (!ctx.config.dhcp_force) {

@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { DecodeError, Opt, decode, encode, type Packet } from '../../server/protocol/dhcp4/index.js';
 import { createDhcpHandler } from '../../server/services/dhcp.js';
 import type { DhcpHandler } from '../../server/services/dhcp/handler.js';
-import { MessageType, clientPacket, fixture, type Fixture } from './dhcp-fixtures.js';
+import { clientPacket, fixture, type Fixture } from './dhcp-fixtures.js';
 
 const RUNS = Number(process.env['FUZZ_RUNS'] ?? 100_000);
 const GOLDEN = fileURLToPath(new URL('../../../test/golden/dhcp/', import.meta.url));
@@ -182,5 +182,3 @@ test('no unhandled rejection during fuzzing', async () => {
   await new Promise((r) => setImmediate(r));
   assert.equal(unhandled, 0);
 });
-
-void MessageType;

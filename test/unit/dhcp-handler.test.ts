@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createDhcpHandler } from '../../server/services/dhcp.js';
 import type { DhcpHandler, Outbound } from '../../server/services/dhcp/handler.js';
-import { FLAG_BROADCAST, MessageType, Opt, decode, encode, macToChaddr, type Packet } from '../../server/protocol/dhcp4/index.js';
+import { FLAG_BROADCAST, MessageType, Opt, decode, type Packet } from '../../server/protocol/dhcp4/index.js';
 import { ForgeError } from '../../server/errors.js';
 import { PXE_BIOS, PXE_UEFI, fixture, wire, type ClientOpts } from './dhcp-fixtures.js';
 
@@ -291,8 +291,6 @@ test('malformed packets are dropped, counted and logged as DHCP_DECODE; settings
     const reply = wire({ type: MessageType.DISCOVER, mac: MAC });
     reply[0] = 2;
     assert.equal(await h.handle({ data: reply, ...from }), undefined);
-    void encode;
-    void macToChaddr;
   } finally {
     await f.cleanup();
   }
@@ -322,6 +320,19 @@ test('managed: bound leases survive a restart (persisted, reloaded) and stay wit
     assert.equal((await ask(h2, { type: MessageType.DISCOVER, mac: a }))?.p.yiaddr, '10.98.0.100');
     // A third client finds the pool full.
     assert.equal(await ask(h2, { type: MessageType.DISCOVER, mac: '02:00:00:00:00:0c' }), undefined);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+test('mode off (the default) starts nothing: no socket, no answer', async () => {
+  const f = await fixture({ dhcp_mode: 'off' });
+  try {
+    const { startDhcp } = await import('../../server/services/dhcp.js');
+    const { defaults } = await import('../../server/config.js');
+    assert.equal(defaults().dhcp_mode, 'off');
+    assert.equal(await startDhcp(f.ctx), undefined);
+    await assert.rejects(createDhcpHandler(f.ctx), (e: unknown) => e instanceof ForgeError && e.code === 'CONFIG_INVALID');
   } finally {
     await f.cleanup();
   }
