@@ -98,7 +98,7 @@ export function cases(f: (typeof FORMATS)[number]): Case[] {
   });
   const sub = profile(`${d.name}-web`, {
     parent: base.name,
-    autoinstall_meta: { timezone: 'America/New_York', packages: 'nginx rsync', '!ssh_authorized_keys': null, disk: 'vdb' },
+    autoinstall_meta: { timezone: 'America/New_York', packages: 'nginx rsync', '!ssh_authorized_keys': null, disk: 'vdb', repos: 'extras=http://10.98.0.1:8080/repo/extras;tools=http://10.98.0.1:8080/repo/tools' },
     kernel_options: { '!console': null, quiet: null },
     kernel_options_post: { 'net.ifnames': '0' },
   });
