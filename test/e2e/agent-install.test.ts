@@ -359,8 +359,9 @@ test('forge-agent --virt-path pool:NAME creates the disk as a libvirt storage vo
   mkdirSync(join(l.dir, 'pool'), { recursive: true });
   virsh(['pool-create-as', pool, 'dir', '--target', join(l.dir, 'pool')]);
   try {
-    const run = await runAgent(agentArgs(sys, ['--virt-path', `pool:${pool}`, '--no-wait']), 60_000);
+    const run = await runAgent(agentArgs(sys, ['--virt-path', `pool:${pool}`, '--no-wait', '--virt-auto-boot']), 60_000);
     assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    assert.match(virsh(['dominfo', sys]), /Autostart:\s+enable/, '--virt-auto-boot');
     assert.match(virsh(['vol-list', pool]), new RegExp(`${sys}-disk01\\.qcow2`));
     assert.match(virsh(['dumpxml', '--inactive', sys]), new RegExp(`<source pool='${pool}' volume='${sys}-disk01.qcow2'/>`));
     assert.equal(domainState(sys), 'running');
@@ -428,4 +429,19 @@ test('forge-agent --virt-path /dev/...: an existing block device is used, but no
     removeDomain(sys);
     spawnSync('losetup', ['-d', dev]);
   }
+});
+
+test('forge-agent --profile P --virt-name N: a VM from a profile, with a random MAC', { timeout: 120_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const name = `${l.tag}-scratch`;
+  l.domains.push(name);
+  const run = await runAgent(['--profile', `${l.tag}-hang`, '--virt', '--virt-name', name, '-T', 'qemu', '--no-wait', '--nogfx',
+    '--virt-network', l.net.name, '--virt-path', join(l.dir, 'disks'), '--cache-dir', join(l.dir, 'cache')], 60_000);
+  assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+  assert.equal(domainState(name), 'running');
+  const xml = virsh(['dumpxml', '--inactive', name]);
+  assert.match(xml, /<mac address='52:54:00:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}'\/>/);
+  assert.match(xml, new RegExp(`<source file='${join(l.dir, 'disks', `${name}-disk01.qcow2`)}'/>`));
+  removeDomain(name);
 });

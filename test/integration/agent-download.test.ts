@@ -144,6 +144,10 @@ test('forge-agent --list and --display as real processes', () => {
   const missing = agent(['-s', srv.url, '-y', 'nope', '-v', '-D']);
   assert.equal(missing.code, 4);
   assert.match(missing.stderr, /forge-agent: NOT_FOUND: /);
+  // libvirt unreachable (a socket that does not exist): VIRT_UNAVAILABLE, exit 9, nothing reported.
+  const novirt = agent(['-s', srv.url, '-y', 'dlvm', '-v', '-T', 'qemu', '--no-wait', '--connect', `qemu+unix:///system?socket=${join(dir, 'no-such-socket')}`]);
+  assert.equal(novirt.code, 9, novirt.stderr);
+  assert.match(novirt.stderr, /VIRT_UNAVAILABLE: cannot connect to libvirt/);
   const down = agent(['-s', 'http://127.0.0.1:1', '-l', 'systems']);
   assert.equal(down.code, 7);
   assert.match(down.stderr, /SERVER_UNAVAILABLE: cannot reach forge/);
