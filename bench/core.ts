@@ -8,8 +8,12 @@
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateNew } from '../server/core/validate.js';
 import { SqliteStore } from '../server/store/sqlite.js';
 import { startForge } from '../test/lib/server.js';
 import type { ForgeServer } from '../test/lib/server.js';
@@ -156,11 +160,40 @@ function versions(): string {
   return `Node ${process.version}, express ${pkg('express')}, better-sqlite3 ${pkg('better-sqlite3')} (SQLite ${sqlite}, WAL, synchronous=NORMAL)`;
 }
 
+/** The store alone, in process (no HTTP): validate + create, one transaction per add or grouped. */
+async function storeOnly(count: number, concurrent: boolean): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'forge-bench-store-'));
+  const st = new SqliteStore({ file: join(dir, 'forge.db') });
+  try {
+    await st.create('distro', validateNew('distro', { name: 'd', kernel: '/k', initrd: '/i' }));
+    await st.create('profile', validateNew('profile', { name: 'p', distro: 'd' }));
+    const t0 = performance.now();
+    if (concurrent) {
+      const batch = 64;
+      for (let i = 0; i < count; i += batch) {
+        await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, k) => st.create('system', validateNew('system', system(i + k)))));
+      }
+    } else {
+      for (let i = 0; i < count; i++) await st.create('system', validateNew('system', system(i)));
+    }
+    return count / ((performance.now() - t0) / 1000);
+  } finally {
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function run(): Promise<string> {
+  const load0 = loadavg()[0]!;
   const rows: string[] = [];
   const look: string[] = [];
   const SAMPLES = 2000;
   const CONC = 16;
+
+  const so1 = await storeOnly(10_000, false);
+  const so64 = await storeOnly(10_000, true);
+  rows.push(`| 0 -> 10,000 | store only, in process, one at a time | ${so1.toFixed(0)} | | |`);
+  rows.push(`| 0 -> 10,000 | store only, in process, 64 in flight (group commit) | ${so64.toFixed(0)} | | |`);
 
   for (const scale of [10_000, 100_000]) {
     // Bulk into an empty server.
@@ -208,6 +241,7 @@ export async function run(): Promise<string> {
     '## core: object store and API',
     '',
     `Real \`forge serve\` process on loopback, real SQLite file; ${cpus().length} cores shared by client and server. ${versions()}.`,
+    `Load average of the (shared) machine: ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end: figures scale with what else runs.`,
     'Each system has one interface with a MAC and a static IP (both unique-indexed). Latencies are per request as the client saw them.',
     '',
     '| systems in store | how | adds/s | p50 | p99 |',
