@@ -15,7 +15,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createLogger } from '../server/log.js';
@@ -33,6 +33,34 @@ interface Target {
   port: number;
   /** Prefix for running the client (e.g. `ip netns exec NS`). */
   wrap: string[];
+  /** CPU milliseconds the server has used so far (itself and reaped children). */
+  cpu: () => number;
+}
+
+const TICK_MS = (() => {
+  try {
+    return 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  } catch {
+    return 10;
+  }
+})();
+
+/** utime + stime + cutime + cstime of a process (tftpd-hpa forks a child per transfer and reaps it). */
+function procCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14-17 of proc(5), counted after the command name: indexes 11-14 here.
+    return [11, 12, 13, 14].reduce((a, i) => a + Number(fields[i]), 0) * TICK_MS;
+  } catch {
+    return NaN;
+  }
+}
+
+function selfCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 function sha256File(p: string): string {
@@ -107,6 +135,7 @@ export async function run(): Promise<string> {
   const children: ChildProcess[] = [];
   let ns: string | undefined;
   const lines: string[] = [];
+  const loadStart = loadavg()[0] ?? NaN;
   const forge = new TftpServer({
     port: 0,
     address: '127.0.0.1',
@@ -121,12 +150,13 @@ export async function run(): Promise<string> {
     const sharedSha = sha256File(join(root, 'shared.bin'));
 
     await forge.start();
-    const targets: Target[] = [{ name: 'forge', port: forge.port, wrap: [] }];
+    // forge runs in this process, so its CPU figure includes the benchmark's own (small) share.
+    const targets: Target[] = [{ name: 'forge', port: forge.port, wrap: [], cpu: selfCpuMs }];
 
     const hpaPort = await freeUdpPort();
     const hpa = spawn('in.tftpd', ['--foreground', '--listen', '--address', `127.0.0.1:${hpaPort}`, '--secure', root], { stdio: 'ignore' });
     children.push(hpa);
-    targets.push({ name: 'tftpd-hpa', port: hpaPort, wrap: [] });
+    targets.push({ name: 'tftpd-hpa', port: hpaPort, wrap: [], cpu: () => procCpuMs(hpa.pid) });
 
     let dnsmasqNote = '';
     if (process.getuid?.() === 0) {
@@ -141,7 +171,8 @@ export async function run(): Promise<string> {
         { stdio: 'ignore' },
       );
       children.push(dm);
-      targets.push({ name: 'dnsmasq', port: 69, wrap: ['ip', 'netns', 'exec', ns] });
+      // `ip netns exec` execs dnsmasq in place, so the pid is dnsmasq's.
+      targets.push({ name: 'dnsmasq', port: 69, wrap: ['ip', 'netns', 'exec', ns], cpu: () => procCpuMs(dm.pid) });
     } else {
       dnsmasqNote = 'dnsmasq skipped: its TFTP port is fixed at 69, and the namespace that isolates it needs root.';
     }
@@ -151,14 +182,18 @@ export async function run(): Promise<string> {
     readFileSync(join(root, 'big.bin'));
 
     const results = new Map<string, number[]>();
+    const cpuResults = new Map<string, number[]>();
     for (let rep = 0; rep < REPEATS; rep++) {
       // Interleave servers within a repeat so background load hits them alike.
       for (const ws of WINDOWS) {
         for (const t of targets) {
           const local = join(outDir, `${t.name}-${ws}.bin`);
+          const cpu0 = t.cpu();
           const ms = await fetchOnce(t, ws, 'big.bin', local, bigSha);
+          const cpu = t.cpu() - cpu0;
           const key = `${t.name}|${ws}`;
           results.set(key, [...(results.get(key) ?? []), ms]);
+          cpuResults.set(key, [...(cpuResults.get(key) ?? []), cpu]);
           rmSync(local, { force: true });
         }
       }
@@ -185,7 +220,8 @@ export async function run(): Promise<string> {
     lines.push('## TFTP', '');
     lines.push(
       `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), shared with other work; loopback. ` +
-        `Node ${process.version}; ${version('atftp', ['-V'])} client; ${version('in.tftpd', ['-V'])}; ${version('dnsmasq', ['--version'])}.`,
+        `Node ${process.version}; ${version('atftp', ['-V'])} client; ${version('in.tftpd', ['-V'])}; ${version('dnsmasq', ['--version'])}. ` +
+        `1-minute load average ${loadStart.toFixed(1)} at the start and ${(loadavg()[0] ?? NaN).toFixed(1)} at the end (other work shares the 2 cores).`,
       '',
     );
     lines.push(
@@ -205,6 +241,12 @@ export async function run(): Promise<string> {
       'All runs byte-identical (sha256). tftpd-hpa 5.2 and dnsmasq 2.90 do not implement RFC 7440, so they ignore `windowsize` and ' +
         'run lock-step in every column; atftp then falls back to lock-step too.',
     );
+    lines.push('');
+    lines.push('Server CPU time per 64 MiB fetch (median, ms; less sensitive to the shared machine than wall time):', '');
+    lines.push('| server | ws 1 | ws 8 | ws 16 |');
+    lines.push('|---|---|---|---|');
+    for (const t of targets) lines.push(`| ${t.name} | ${WINDOWS.map((ws) => median(cpuResults.get(`${t.name}|${ws}`) ?? [NaN]).toFixed(0)).join(' | ')} |`);
+    lines.push('');
     for (const t of targets) lines.push(`- ${t.name} raw (ms): ${WINDOWS.map((ws) => `ws${ws} ${(results.get(`${t.name}|${ws}`) ?? []).map((x) => x.toFixed(0)).join('/')}`).join('; ')}`);
     const hpaWs1 = median(results.get('tftpd-hpa|1') ?? [NaN]);
     const forgeWs = WINDOWS.map((ws) => median(results.get(`forge|${ws}`) ?? [NaN]));

@@ -185,6 +185,29 @@ test('traversal attempts are refused with an access violation and a warn line; t
   assert.ok(!existsSync(local) || statSync(local).size === 0);
 });
 
+test('a flood of refused requests is answered, but the warn lines are rate-limited', async () => {
+  const flog = memoryLogger('info');
+  const s = new TftpServer({ port: 0, address: '127.0.0.1', root, log: flog });
+  await s.start();
+  const peer = await UdpPeer.open();
+  try {
+    for (let i = 0; i < 200; i++) {
+      s.handlePacket(encode({ op: 'RRQ', filename: `../x${i}\x1b`, mode: 'octet', options: [] }), { address: '127.0.0.1', port: peer.port });
+      // Same client port each time: let the previous request finish, or this one is a duplicate.
+      await new Promise((r) => setImmediate(r));
+    }
+    const deadline = Date.now() + 5000;
+    while (s.stats.refused < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(s.stats.refused, 200);
+    const warns = flog.lines.filter((l) => / warn /.test(l));
+    assert.equal(warns.length, 20, 'burst of 20 per 10 s window');
+    assert.ok(warns.every((l) => !l.includes('\x1b')), 'control characters escaped');
+  } finally {
+    peer.close();
+    await s.close();
+  }
+});
+
 test('write requests are refused (error 2, read-only)', async (t) => {
   const peer = await UdpPeer.open();
   try {

@@ -13,6 +13,7 @@ import {
   type TftpPacket,
 } from '../../server/protocol/tftp/index.js';
 import { checkRequestPath } from '../../server/services/tftp/paths.js';
+import { printable } from '../../server/services/tftp/server.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -193,4 +194,9 @@ test('round trip: decode(encode(p)) equals p, and encode(decode(b)) equals b', (
     }),
     { numRuns: 5000 },
   );
+});
+
+test('file names are made printable before they reach a log line', () => {
+  assert.equal(printable('pxelinux.0'), 'pxelinux.0');
+  assert.equal(printable('a\x1b[31mb\nc'), 'a\\x1b[31mb\\x0ac');
 });

@@ -86,6 +86,47 @@ export interface Peer {
   port: number;
 }
 
+/**
+ * Peers are always IP literals taken from rinfo, so skip dgram's default
+ * dns.lookup (one extra process.nextTick per datagram on the hot path).
+ */
+function literalLookup(address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+  cb(null, address, isIPv6(address) ? 6 : 4);
+}
+
+/** File names come from the network: escape control characters before they reach a log line. */
+export function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/**
+ * At most `burst` lines per kind per `windowMs`; the rest are counted and
+ * reported once when the window rolls over, so a flood of bad requests
+ * cannot flood the log.
+ */
+class LogLimiter {
+  private readonly seen = new Map<string, { start: number; count: number; dropped: number }>();
+  constructor(
+    private readonly burst = 20,
+    private readonly windowMs = 10000,
+  ) {}
+  /** True when this line may be written; `flushed` gets the count suppressed in the last window. */
+  allow(kind: string, now: number, flushed: (n: number) => void): boolean {
+    let w = this.seen.get(kind);
+    if (w === undefined || now - w.start >= this.windowMs) {
+      if (w !== undefined && w.dropped > 0) flushed(w.dropped);
+      w = { start: now, count: 0, dropped: 0 };
+      this.seen.set(kind, w);
+    }
+    if (w.count < this.burst) {
+      w.count++;
+      return true;
+    }
+    w.dropped++;
+    return false;
+  }
+}
+
 /** Netascii is translated in memory, so only small files (configs) get it. */
 const NETASCII_MAX = 1024 * 1024;
 
@@ -121,6 +162,7 @@ export class TftpServer {
   private realRoot: string | undefined;
   private boundPort = 0;
   private closing = false;
+  private readonly limiter = new LogLimiter();
 
   constructor(readonly opts: TftpServerOptions) {
     this.log = opts.log;
@@ -197,6 +239,11 @@ export class TftpServer {
     if (sock !== undefined) await new Promise<void>((r) => sock.close(() => r()));
   }
 
+  /** A warn line for things a remote party can trigger at will (rate-limited per kind). */
+  warnLimited(kind: string, msg: string, fields: Record<string, unknown>): void {
+    if (this.limiter.allow(kind, Date.now(), (n) => this.log.warn('suppressed similar log lines', { kind, count: n }))) this.log.warn(msg, fields);
+  }
+
   /** Sends from the listening socket (answers to requests). */
   private reply(peer: Peer, buf: Buffer): void {
     this.socket?.send(buf, peer.port, peer.address);
@@ -218,7 +265,7 @@ export class TftpServer {
     if (p.op === 'WRQ') {
       // Read-only server (RFC 1350 error 2).
       this.stats.writeRefused++;
-      this.log.info('refused write request', { client: `${peer.address}:${peer.port}`, file: p.filename });
+      this.log.info('refused write request', { client: `${peer.address}:${peer.port}`, file: printable(p.filename) });
       this.reply(peer, errorPacket(ErrorCode.ACCESS_VIOLATION, 'read-only server: writes are not allowed'));
       return;
     }
@@ -230,7 +277,7 @@ export class TftpServer {
     }
     this.stats.requests++;
     this.onRequest(p, peer).catch((e: unknown) => {
-      this.log.error('request failed', { client: `${peer.address}:${peer.port}`, file: p.filename, error: e instanceof Error ? e.message : String(e) });
+      this.log.error('request failed', { client: `${peer.address}:${peer.port}`, file: printable(p.filename), error: e instanceof Error ? e.message : String(e) });
     });
   }
 
@@ -243,7 +290,7 @@ export class TftpServer {
       const same = existing.req.filename === req.filename && optionsEqual(existing.req.options, req.options);
       if (same || existing.state === 'data') {
         // A retransmitted RRQ: our answer is in flight or will be retransmitted.
-        this.log.debug('ignored duplicate request', { client, file: req.filename });
+        this.log.debug('ignored duplicate request', { client, file: printable(req.filename) });
         return;
       }
       if (existing.state === 'setup') return;
@@ -253,7 +300,7 @@ export class TftpServer {
     }
     if (this.slots.size >= this.maxTransfers) {
       this.stats.busy++;
-      this.log.warn('refused request: too many transfers', { client, file: req.filename, max: this.maxTransfers });
+      this.warnLimited('busy', 'refused request: too many transfers', { client, file: printable(req.filename), max: this.maxTransfers });
       this.reply(peer, errorPacket(ErrorCode.NOT_DEFINED, 'server busy, try again later'));
       return;
     }
@@ -270,14 +317,14 @@ export class TftpServer {
   /** Resolves the file and starts the transfer; false when it answered with an error. */
   private async setup(req: RequestPacket, peer: Peer, key: string, client: string): Promise<boolean> {
     if (req.mode !== 'octet' && req.mode !== 'netascii') {
-      this.log.info('refused request: unsupported mode', { client, file: req.filename, mode: req.mode });
+      this.log.info('refused request: unsupported mode', { client, file: printable(req.filename), mode: printable(req.mode) });
       this.reply(peer, errorPacket(ErrorCode.ILLEGAL_OPERATION, `unsupported transfer mode ${req.mode}`));
       return false;
     }
     const path = checkRequestPath(req.filename);
     if (!path.ok) {
       this.stats.refused++;
-      this.log.warn('refused request: access violation', { client, file: req.filename, reason: path.reason });
+      this.warnLimited('refused', 'refused request: access violation', { client, file: printable(req.filename), reason: path.reason });
       this.reply(peer, errorPacket(ErrorCode.ACCESS_VIOLATION, 'access violation'));
       return false;
     }
@@ -287,7 +334,7 @@ export class TftpServer {
       try {
         file = await this.opts.provider.resolve(rel, { address: peer.address, via: 'tftp' });
       } catch (e) {
-        this.log.error('boot file provider failed', { client, file: rel, error: e instanceof Error ? e.message : String(e) });
+        this.log.error('boot file provider failed', { client, file: printable(rel), error: e instanceof Error ? e.message : String(e) });
         this.reply(peer, errorPacket(ErrorCode.NOT_DEFINED, 'internal error'));
         return false;
       }
@@ -296,7 +343,7 @@ export class TftpServer {
       const found = await lookupInRoot(this.realRoot, rel);
       if (found.kind === 'refused') {
         this.stats.refused++;
-        this.log.warn('refused request: access violation', { client, file: rel, reason: found.reason });
+        this.warnLimited('refused', 'refused request: access violation', { client, file: printable(rel), reason: found.reason });
         this.reply(peer, errorPacket(ErrorCode.ACCESS_VIOLATION, 'access violation'));
         return false;
       }
@@ -304,7 +351,7 @@ export class TftpServer {
     }
     if (file === undefined) {
       this.stats.notFound++;
-      this.log.info('file not found', { client, file: rel });
+      this.log.info('file not found', { client, file: printable(rel) });
       this.reply(peer, errorPacket(ErrorCode.FILE_NOT_FOUND, 'file not found'));
       return false;
     }
@@ -316,7 +363,7 @@ export class TftpServer {
       if (req.mode === 'netascii') {
         const raw = file.kind === 'buffer' ? file.data : file.size <= NETASCII_MAX ? await readFile(file.path) : undefined;
         if (raw === undefined || raw.length > NETASCII_MAX) {
-          this.log.info('refused request: netascii only for small files', { client, file: rel });
+          this.log.info('refused request: netascii only for small files', { client, file: printable(rel) });
           this.reply(peer, errorPacket(ErrorCode.NOT_DEFINED, 'netascii mode is limited to files up to 1 MiB; use octet'));
           return false;
         }
@@ -331,7 +378,7 @@ export class TftpServer {
         source = await FileSource.open(file.path, file.size, neg.blksize);
       }
     } catch (e) {
-      this.log.error('cannot open file', { client, file: rel, error: e instanceof Error ? e.message : String(e) });
+      this.log.error('cannot open file', { client, file: printable(rel), error: e instanceof Error ? e.message : String(e) });
       this.reply(peer, errorPacket(ErrorCode.NOT_DEFINED, 'cannot read file'));
       return false;
     }
@@ -350,18 +397,18 @@ export class TftpServer {
       sock.close();
       return false;
     }
-    const info = { file: rel, client, kind: file.kind, system: file.system };
+    const info = { file: printable(rel), client, kind: file.kind, system: file.system };
     const t = new Transfer(this, sock, peer, key, req, source, neg, info);
     this.slots.set(key, t);
     this.stats.started++;
-    this.log.debug('transfer started', { client, file: rel, size: source.size, blksize: neg.blksize, windowsize: neg.windowsize });
+    this.log.debug('transfer started', { client, file: printable(rel), size: source.size, blksize: neg.blksize, windowsize: neg.windowsize });
     t.begin();
     return true;
   }
 
   private openTransferSocket(): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const sock = dgram.createSocket({ type: this.family });
+      const sock = dgram.createSocket({ type: this.family, lookup: literalLookup as unknown as dgram.SocketOptions['lookup'] });
       const onError = (e: Error): void => {
         sock.close();
         reject(e);
@@ -543,6 +590,13 @@ export class Transfer {
       return;
     }
     this.tries++;
+    if (this.tries > this.server.retries && this.state === 'oack') {
+      // Never acknowledged the OACK: most often a PXE size probe whose ERROR
+      // was lost, so not worth a warning.
+      this.server.log.info('client never acknowledged the OACK', { client: this.info.client, file: this.info.file });
+      this.fail('timeout');
+      return;
+    }
     if (this.tries > this.server.retries) {
       this.server.log.warn('transfer failed: client stopped answering', {
         client: this.info.client,
@@ -572,10 +626,10 @@ export class Transfer {
       // The PXE ROM pattern: RRQ with tsize, OACK, ERROR, then a new RRQ.
       // Normal, so debug only (boot-protocol-facts.md).
       this.server.stats.probes++;
-      this.server.log.debug('client ended the transfer after the OACK (size probe)', { client: this.info.client, file: this.info.file, code, message });
+      this.server.log.debug('client ended the transfer after the OACK (size probe)', { client: this.info.client, file: this.info.file, code, message: printable(message) });
     } else {
       this.server.stats.aborted++;
-      this.server.log.info('client aborted the transfer', { client: this.info.client, file: this.info.file, code, message, acked: this.base });
+      this.server.log.info('client aborted the transfer', { client: this.info.client, file: this.info.file, code, message: printable(message), acked: this.base });
     }
     this.close();
   }
