@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ForgeError } from '../../server/errors.js';
@@ -151,4 +151,22 @@ test('forge-agent --list and --display as real processes', () => {
   const down = agent(['-s', 'http://127.0.0.1:1', '-l', 'systems']);
   assert.equal(down.code, 7);
   assert.match(down.stderr, /SERVER_UNAVAILABLE: cannot reach forge/);
+});
+
+test('forge-agent without the libvirt binding says what to install (VIRT_UNAVAILABLE)', () => {
+  // A copy of the compiled agent outside the package: no node_modules, so @unraid/libvirt cannot load,
+  // as on a host where libvirt-dev was missing when npm installed the optional dependency.
+  const root = mkdtempSync(join(tmpdir(), 'fgag-nobinding-'));
+  try {
+    const dist = join(AGENT_BIN, '..', '..');
+    cpSync(join(dist, 'agent'), join(root, 'agent'), { recursive: true });
+    cpSync(join(dist, 'server', 'errors.js'), join(root, 'server', 'errors.js'));
+    writeFileSync(join(root, 'package.json'), '{"type":"module"}\n');
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_') && k !== 'NODE_PATH'));
+    const r = spawnSync(process.execPath, [join(root, 'agent', 'main.js'), '-s', srv.url, '-y', 'dlvm', '-v', '-T', 'qemu', '--no-wait'], { env: base, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 9, r.stderr);
+    assert.match(r.stderr, /VIRT_UNAVAILABLE: the libvirt binding @unraid\/libvirt is not installed or did not load .*install libvirt-dev \(Debian\) and then `npm install @unraid\/libvirt`/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
