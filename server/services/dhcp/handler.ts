@@ -423,8 +423,8 @@ export class DhcpHandler {
     const serverId = p.options.ip(Opt.ServerIdentifier);
     const requested = p.options.ip(Opt.RequestedIP);
     if (subnet === undefined) {
-      // A client asking for an address on a network we do not serve: INIT-REBOOT gets a NAK
-      // only when we are sure it is wrong (its address is in none of our subnets is not proof).
+      // A relay from a network we do not serve (or no local subnet): not ours to judge, stay
+      // silent (RFC 2131 s4.3.2: a server without a record of the client must not NAK).
       return this.ignore();
     }
     const mySid = serverIdFor(this.settings, subnet);
