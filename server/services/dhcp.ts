@@ -69,7 +69,9 @@ export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undef
   const pending = new Set<Promise<void>>();
   const bindBroadcasters = async (): Promise<void> => {
     if (ctx.config.dhcp_listen !== '0.0.0.0') return;
-    const mine = s.mode === 'managed' ? [...new Set(s.serverIdBySubnet.values())] : s.localAddrs;
+    // Managed: our address in each served subnet. Proxy: every address, or only those inside
+    // dhcp_subnet when given, so a multi-homed host keeps its proxy offers off other segments.
+    const mine = s.mode === 'managed' || s.subnets.length > 0 ? [...new Set(s.serverIdBySubnet.values())] : s.localAddrs;
     for (const ip of mine) {
       if (bcast.has(ip)) continue;
       // Unicast to this address now arrives here (the more specific binding): serve it too.
