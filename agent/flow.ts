@@ -96,6 +96,7 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
   const rec = parseBlended(await deps.api.blended(opts.target.kind, opts.target.name));
   step('blended');
   const plan = planInstall(opts, rec);
+  for (const w of plan.warnings) deps.err(`WARNING: ${w}`);
   const nics: NicSpec[] = plan.nics.map((n) => ({ ...n, mac: n.mac === 'random' ? deps.randomMac() : n.mac }));
   const disk0 = diskSpec(plan.disk, plan.domain, plan.diskFormat, plan.diskBus);
   // Events belong to a system record; a profile install has none to report to.

@@ -27,6 +27,8 @@ export interface BlendedRecord {
   virtDiskDriver: 'raw' | 'qcow2' | undefined;
   virtAutoBoot: boolean | undefined;
   virtPxeBoot: boolean | undefined;
+  /** Systems only; undefined for profiles. */
+  netbootEnabled: boolean | undefined;
 }
 
 function field(o: Record<string, unknown>, k: string): unknown {
@@ -101,6 +103,7 @@ export function parseBlended(body: unknown): BlendedRecord {
     virtDiskDriver: driver === 'raw' || driver === 'qcow2' ? driver : undefined,
     virtAutoBoot: bool(pick(o, 'virt_auto_boot')),
     virtPxeBoot: bool(field(o, 'virt_pxe_boot')),
+    netbootEnabled: bool(field(o, 'netboot_enabled')),
   };
 }
 
@@ -163,6 +166,8 @@ export interface InstallPlan {
   poll: boolean;
   timeoutSec: number;
   force: boolean;
+  /** Things the operator should know before the install starts. */
+  warnings: string[];
 }
 
 /** Defaults when neither the command line nor the record says (Cobbler's settings defaults). */
@@ -196,6 +201,12 @@ export function planInstall(opts: AgentOptions, rec: BlendedRecord): InstallPlan
     model: opts.netModel,
   }));
   const disk = diskTarget(opts.virtPath ?? rec.virtPath ?? DEFAULTS.path, domain);
+  const pxeBoot = opts.pxeBoot ?? rec.virtPxeBoot ?? false;
+  const warnings: string[] = [];
+  if (pxeBoot && opts.target.kind === 'system' && rec.netbootEnabled === false) {
+    // forge answers "boot from local disk" to this MAC: the new, empty disk. The installer would never end.
+    warnings.push(`netboot is disabled for system ${rec.name}: over PXE forge will send the VM to its empty disk; enable it first (forge system edit --name ${rec.name} --netboot-enabled true)`);
+  }
   return {
     domain,
     system: rec.name,
@@ -211,7 +222,7 @@ export function planInstall(opts: AgentOptions, rec: BlendedRecord): InstallPlan
     diskBus: opts.diskBus,
     nics,
     graphics: opts.graphics,
-    pxeBoot: opts.pxeBoot ?? rec.virtPxeBoot ?? false,
+    pxeBoot,
     autoBoot: opts.autoBoot ?? rec.virtAutoBoot ?? false,
     kernelUrl: rec.kernelUrl,
     initrdUrl: rec.initrdUrl,
@@ -221,6 +232,7 @@ export function planInstall(opts: AgentOptions, rec: BlendedRecord): InstallPlan
     poll: opts.poll,
     timeoutSec: opts.timeout,
     force: opts.force,
+    warnings,
   };
 }
 

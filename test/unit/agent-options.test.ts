@@ -131,6 +131,13 @@ test('plan: the command line wins over the record', () => {
   assert.equal(q.virtType, 'qemu');
 });
 
+test('plan: a PXE install of a system whose netboot is off is warned about', () => {
+  const off = planInstall(parseOptions([...S, '-y', 'vm9', '-v', '--virt-pxe-boot'], ENV), parseBlended({ ...BLENDED, netboot_enabled: false }));
+  assert.match(off.warnings.join('\n'), /netboot is disabled for system vm9.*--netboot-enabled true/);
+  assert.deepEqual(planInstall(parseOptions([...S, '-y', 'vm9', '-v'], ENV), parseBlended({ ...BLENDED, netboot_enabled: false })).warnings, [], 'kernel boot does not need netboot');
+  assert.deepEqual(planInstall(parseOptions([...S, '-y', 'vm9', '-v', '--virt-pxe-boot'], ENV), parseBlended({ ...BLENDED, netboot_enabled: true })).warnings, []);
+});
+
 test('plan: a profile install gets a random MAC and the --virt-name', () => {
   const rec = parseBlended({ ...BLENDED, name: 'deb12-web', interfaces: {} });
   const plan = planInstall(parseOptions([...S, '-p', 'deb12-web', '-v', '-V', 'scratch1'], ENV), rec);
