@@ -90,6 +90,11 @@ export async function main(argv: string[]): Promise<number> {
       for (const n of await deps.api.list(opts.list)) io.out(n);
       return EXIT.ok;
     }
+    // Ctrl-C while following the installer: the VM is libvirt's, not ours; say how to go on.
+    process.once('SIGINT', () => {
+      io.err('forge-agent: interrupted; an installer already started keeps running (virsh list --all). After it has shut down, boot the disk with: virsh start NAME');
+      process.exit(130);
+    });
     await runInstall(opts, deps);
     return EXIT.ok;
   } catch (e) {
