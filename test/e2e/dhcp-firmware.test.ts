@@ -75,13 +75,16 @@ test('real firmware: OVMF EDK II PXE and the iPXE ROM get their fixed addresses 
     const routes = await lan.must('ip', ['-4', 'route', 'show']);
     assert.doesNotMatch(routes, /default/, 'the namespace has no default route');
 
-    const boot = async (name: string, args: string[], pred: (e: ForgeEvent) => boolean): Promise<ForgeEvent> => {
+    /** Boots a VM until forge recorded the event (and, when given, printed `then`), then kills it. */
+    const boot = async (name: string, args: string[], pred: (e: ForgeEvent) => boolean, then?: RegExp): Promise<ForgeEvent> => {
       const vm = lan!.spawn('qemu-system-x86_64', [
         '-accel', 'tcg', '-m', '256', '-smp', '1', '-display', 'none', '-vga', 'none', '-monitor', 'none', '-serial', 'null',
         '-no-reboot', '-boot', 'n', '-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`, ...args,
       ]);
       try {
-        return await waitForEvent(db, name, pred, WAIT_MS, () => out);
+        const ev = await waitForEvent(db, name, pred, WAIT_MS, () => out);
+        for (let i = 0; then !== undefined && i < 120 && !then.test(out); i++) await new Promise((r) => setTimeout(r, 1000));
+        return ev;
       } finally {
         vm.kill('SIGKILL');
         await new Promise((r) => setTimeout(r, 500));
@@ -93,12 +96,11 @@ test('real firmware: OVMF EDK II PXE and the iPXE ROM get their fixed addresses 
       '-machine', 'q35', '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
       '-drive', `if=pflash,format=raw,unit=1,file=${join(dir, 'vars.fd')}`,
       '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:f0:9e:03,romfile=',
-    ], (e) => e.type === 'dhcp_ack');
+    ], (e) => e.type === 'dhcp_ack', /sent file client=10\.98\.0\.33:\d+ file=ipxe\.efi/);
     assert.equal(edk.detail['ip'], '10.98.0.33');
     assert.equal(edk.detail['arch'], 7);
     assert.equal(edk.detail['boot_file'], 'ipxe.efi');
-    // It accepted the ACK: it fetches the loader from forge's TFTP next.
-    for (let i = 0; i < 60 && !/sent file client=10\.98\.0\.33:\d+ file=ipxe\.efi/.test(out); i++) await new Promise((r) => setTimeout(r, 1000));
+    // It accepted the ACK: it fetched the loader from forge's TFTP next.
     assert.match(out, /sent file client=10\.98\.0\.33:\d+ file=ipxe\.efi/);
     assert.match(out, /sending broadcasts from address=10\.98\.0\.1/);
 
