@@ -34,7 +34,7 @@ function stats(samplesMs: number[], wallMs: number): Stats {
 
 const f3 = (x: number): string => x.toFixed(3);
 
-function inProcess(format: (typeof FORMATS)[number]['format'], id: string, n: number): { cold: number; warm: Stats; cpu: Stats; includes: number; bytes: number } {
+function inProcess(format: (typeof FORMATS)[number]['format'], id: string, n: number): { cold: number; warm: Stats; includes: number; bytes: number } {
   const f = FORMATS.find((x) => x.format === format)!;
   const c = cases(f).find((x) => x.id === id)!;
   const ctx = templateContext(c.vars);
@@ -44,18 +44,14 @@ function inProcess(format: (typeof FORMATS)[number]['format'], id: string, n: nu
   const cold = Number(process.hrtime.bigint() - t) / 1e6;
   for (let i = 0; i < 200; i++) r.render(f.template, ctx, c.target);
   const samples: number[] = [];
-  const cpu: number[] = [];
   const wall0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
-    const c0 = process.cpuUsage();
     t = process.hrtime.bigint();
     r.render(f.template, ctx, c.target);
     samples.push(Number(process.hrtime.bigint() - t) / 1e6);
-    const c1 = process.cpuUsage(c0);
-    cpu.push((c1.user + c1.system) / 1000);
   }
   const wall = Number(process.hrtime.bigint() - wall0) / 1e6;
-  return { cold, warm: stats(samples, wall), cpu: stats(cpu, wall), includes: first.snippets.length, bytes: Buffer.byteLength(first.text) };
+  return { cold, warm: stats(samples, wall), includes: first.snippets.length, bytes: Buffer.byteLength(first.text) };
 }
 
 async function overHttp(total: number, concurrency: number): Promise<Stats> {
@@ -93,22 +89,22 @@ async function overHttp(total: number, concurrency: number): Promise<Stats> {
 export async function run(): Promise<string> {
   const rows: string[] = [];
   const ks = inProcess('kickstart', 'static-multi-nic', 5000);
-  rows.push(`| kickstart, static multi-NIC + bond | ${ks.includes} | ${ks.bytes} | ${f3(ks.cold)} | ${Math.round(ks.warm.perSec)} | ${f3(ks.warm.p50)} | ${f3(ks.warm.p99)} | ${f3(ks.warm.max)} | ${f3(ks.cpu.p50)} | ${f3(ks.cpu.p99)} |`);
+  rows.push(`| kickstart, static multi-NIC + bond | ${ks.includes} | ${ks.bytes} | ${f3(ks.cold)} | ${Math.round(ks.warm.perSec)} | ${f3(ks.warm.p50)} | ${f3(ks.warm.p99)} | ${f3(ks.warm.max)} |`);
   for (const [fmt, id] of [['preseed', 'static-multi-nic'], ['autoyast', 'static-multi-nic']] as const) {
     const x = inProcess(fmt, id, 3000);
-    rows.push(`| ${fmt}, static multi-NIC + bond | ${x.includes} | ${x.bytes} | ${f3(x.cold)} | ${Math.round(x.warm.perSec)} | ${f3(x.warm.p50)} | ${f3(x.warm.p99)} | ${f3(x.warm.max)} | ${f3(x.cpu.p50)} | ${f3(x.cpu.p99)} |`);
+    rows.push(`| ${fmt}, static multi-NIC + bond | ${x.includes} | ${x.bytes} | ${f3(x.cold)} | ${Math.round(x.warm.perSec)} | ${f3(x.warm.p50)} | ${f3(x.warm.p99)} | ${f3(x.warm.max)} |`);
   }
   const http1 = await overHttp(1000, 1);
   const http32 = await overHttp(3000, 32);
-  const verdict = ks.warm.p99 < 5 ? 'met' : ks.cpu.p99 < 5 ? 'met in CPU time, not in wall-clock time on this loaded machine' : 'NOT met';
+  const verdict = ks.warm.p99 < 5 ? 'met' : 'NOT met';
   const load = loadavg().map((x) => x.toFixed(1)).join(' / ');
   return [
     '## Autoinstall rendering',
     '',
-    `In-process renders with the production renderer (strict nunjucks, compiled-template cache checked against each file's mtime on every render). Target p99 < 5 ms: **${verdict}** (kickstart p99 ${f3(ks.warm.p99)} ms). The 2-core machine was shared with other jobs (load average ${load} at the end of the run); wall-clock p99 and max include time spent waiting for a CPU; the CPU columns (process CPU time per render, from process.cpuUsage) do not.`,
+    `In-process renders with the production renderer (strict nunjucks, compiled-template cache checked against each file's mtime on every render). Target p99 < 5 ms: **${verdict}** (kickstart p99 ${f3(ks.warm.p99)} ms). The 2-core machine was shared with other jobs (load average ${load} at the end of the run); wall-clock p99 and max include time spent waiting for a CPU and GC pauses; p50 is the render cost. (Per-render CPU time is not reported: getrusage accounting here is tick-granular.)`,
     '',
-    '| file | snippet includes | bytes | cold first render (ms) | renders/s | p50 (ms) | p99 (ms) | max (ms) | CPU p50 (ms) | CPU p99 (ms) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| file | snippet includes | bytes | cold first render (ms) | renders/s | p50 (ms) | p99 (ms) | max (ms) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
     '',
     'Over HTTP from a real `forge serve` (SQLite store, blend, render, an `autoinstall_served` event written per request), kickstart of a static system, Node fetch clients on the same machine:',
