@@ -71,7 +71,15 @@ export function autoinstallRouter(ctx: ServerContext): Router {
         system: name,
         type: 'autoinstall_served',
         source: 'http',
-        detail: { template: result.template.file, snippets: result.snippets.length, bytes: Buffer.byteLength(result.text), client, url: req.originalUrl },
+        detail: {
+          template: result.template.file,
+          snippets: result.snippets.length,
+          // Which overrides shaped this file (per_system/per_profile/per_distro or a site copy).
+          overrides: result.snippets.filter((u) => u.level !== 'shared' || u.origin === 'site').map((u) => `${u.name} ${u.level}${u.for !== undefined ? ` ${u.for}` : ''} (${u.origin})`),
+          bytes: Buffer.byteLength(result.text),
+          client,
+          url: req.originalUrl,
+        },
       });
     }
     res.status(200).type('text/plain; charset=utf-8').send(result.text);

@@ -115,6 +115,10 @@ test('a per-system site snippet overrides the shipped one, and template show say
   assert.match(r.text, /part \/ --fstype=xfs --size=1 --grow/);
   assert.doesNotMatch(r.text, /autopart/);
   assert.deepEqual(checkKickstart(r.text), []);
+  const served = (await waitEvent('vm2', 'autoinstall_served')).filter((e) => e.type === 'autoinstall_served').pop()!;
+  assert.deepEqual(served.detail['overrides'], ['kickstart/partitioning per_system vm2 (site)']);
+  const verbose = await ok(['template', 'show', '--system', 'vm2', '--verbose']);
+  assert.match(verbose, /lookup per_system\/kickstart\/network\/vm2\n\s+lookup per_profile\/kickstart\/network\/rk9\n\s+lookup per_distro\/kickstart\/network\/rocky9\n\s+lookup kickstart\/network\n/);
   const show = await ok(['template', 'show', '--system', 'vm2']);
   assert.match(show, /snippet kickstart\/partitioning\s+per_system vm2\s+site\s+\S*per_system\/kickstart\/partitioning\/vm2/);
   assert.match(show, /snippet kickstart\/network\s+shared\s+shipped/);

@@ -118,6 +118,7 @@ const templateShow: CommandSpec = {
     system: { type: 'string', description: 'system to explain', arg: 'NAME' },
     profile: { type: 'string', description: 'profile to explain', arg: 'NAME' },
     snippet: { type: 'boolean', description: 'NAME is a snippet, not a template' },
+    verbose: { type: 'boolean', description: 'with --system/--profile: also print where each snippet was looked for, in order' },
     json: JSON_OPT,
   },
   async run(args, io) {
@@ -149,6 +150,7 @@ const templateShow: CommandSpec = {
       for (const s of r.snippets) {
         const lvl = s.level === 'shared' ? 'shared' : `${s.level} ${s.for ?? ''}`.trim();
         io.out(`  snippet ${s.name.padEnd(32)} ${lvl.padEnd(24)} ${s.origin.padEnd(8)} ${s.file}`);
+        if (args.values['verbose'] === true) for (const l of s.lookup ?? []) io.out(`      lookup ${l}`);
       }
     }
     if (r.error !== undefined) {
