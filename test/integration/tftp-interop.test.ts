@@ -246,7 +246,18 @@ test('the PXE ROM pattern (RRQ tsize, OACK, ERROR, RRQ again) completes and logs
       peer.close();
     }
   }
-  assert.equal(server.stats.probes - probesBefore, 2);
+  // Variant: the ERROR goes to the listening port instead of the transfer's.
+  const peer = await UdpPeer.open();
+  try {
+    peer.send(encode({ op: 'RRQ', filename: 'small.bin', mode: 'octet', options: [{ name: 'tsize', value: '0' }] }), server.port);
+    assert.equal((await peer.next(3000))?.packet.op, 'OACK');
+    peer.send(encode({ op: 'ERROR', code: 8, message: 'probe' }), server.port);
+    const deadline = Date.now() + 3000;
+    while (server.stats.probes - probesBefore < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    peer.close();
+  }
+  assert.equal(server.stats.probes - probesBefore, 3);
   assert.equal(server.stats.failed, failedBefore);
   const bad = log.lines.slice(before).filter((l) => / (warn|error) /.test(l));
   assert.deepEqual(bad, [], 'no warn/error lines for the probe pattern');

@@ -269,6 +269,15 @@ export class TftpServer {
       this.reply(peer, errorPacket(ErrorCode.ACCESS_VIOLATION, 'read-only server: writes are not allowed'));
       return;
     }
+    if (p.op === 'ERROR') {
+      // Some firmware sends its post-probe ERROR to port 69 instead of the
+      // transfer's port: end that client's unacknowledged OACK quietly.
+      const t = this.slots.get(`${peer.address}|${peer.port}`);
+      if (t instanceof Transfer && t.state === 'oack') {
+        t.endQuietly('client sent ERROR to the listening port after the OACK');
+        return;
+      }
+    }
     if (p.op !== 'RRQ') {
       // DATA/ACK/ERROR/OACK belong on a transfer's port, not here.
       this.stats.malformed++;
