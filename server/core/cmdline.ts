@@ -4,8 +4,8 @@
  *
  * Per breed (see shared notes, cobbler-koan-reference.md):
  *  - redhat:  `inst.ks=URL inst.repo=TREE`; a static boot interface adds the
- *             dracut form `ip=IP::GW:NETMASK:HOST:IFACE:none` and one
- *             `nameserver=DNS` per server (dracut.cmdline(7)).
+ *             dracut form `ip=IP::GW:NETMASK:HOST:IFACE:none`, one
+ *             `nameserver=DNS` per server and `ifname=IFACE:MAC` (dracut.cmdline(7)).
  *  - debian/ubuntu: `auto=true priority=critical url=URL hostname=H domain=D
  *             interface=auto` (d-i "auto" mode, installation-guide B.2.3);
  *             a static boot interface adds the netcfg answers d-i needs
@@ -138,6 +138,10 @@ export function breedArgs(input: CmdlineInput): KernelArgs {
         const fqdn = str(vars['hostname']);
         args.push(['ip', `${boot.ip}::${gateway}:${boot.netmask}:${fqdn}:${boot.name}:none`]);
         for (const d of dns) args.push(['nameserver', d]);
+        // ip= names an interface; the installer kernel's names (ens3, ...) need
+        // not match the record's (eth0), so bind the name to the MAC (dracut
+        // ifname=, which Anaconda carries over to the installed system).
+        if (boot.mac !== '') args.push(['ifname', `${boot.name}:${boot.mac}`]);
       }
       break;
     }

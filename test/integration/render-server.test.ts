@@ -105,7 +105,7 @@ test('the CLI prints the file and the kernel command line carries inst.ks', asyn
   const vars = JSON.parse(await ok(['system', 'dumpvars', '--name', 'vm2', '--json'])) as Record<string, unknown>;
   assert.equal(
     vars['kernel_cmdline'],
-    `inst.ks=${srv.url}/autoinstall/system/vm2 inst.repo=http://127.0.0.1/tree/rocky9 ip=10.0.0.2:::255.255.255.0:vm2:eth0:none console=ttyS0,115200`,
+    `inst.ks=${srv.url}/autoinstall/system/vm2 inst.repo=http://127.0.0.1/tree/rocky9 ip=10.0.0.2:::255.255.255.0:vm2:eth0:none ifname=eth0:52:54:00:10:00:02 console=ttyS0,115200`,
   );
 });
 

@@ -25,12 +25,12 @@ const cases: { name: string; vars: Record<string, unknown>; want: string }[] = [
   {
     name: 'redhat static adds dracut ip= and nameserver= per server',
     vars: { breed: 'redhat', tree: 'http://m/rocky9', interfaces: eth0Static, hostname: 'vm9.lab', gateway: '10.98.0.1', name_servers: ['10.98.0.2', '10.98.0.3'] },
-    want: `inst.ks=${URL} inst.repo=http://m/rocky9 ip=10.98.0.9::10.98.0.1:255.255.255.0:vm9.lab:eth0:none nameserver=10.98.0.2 nameserver=10.98.0.3`,
+    want: `inst.ks=${URL} inst.repo=http://m/rocky9 ip=10.98.0.9::10.98.0.1:255.255.255.0:vm9.lab:eth0:none nameserver=10.98.0.2 nameserver=10.98.0.3 ifname=eth0:52:54:00:00:00:01`,
   },
   {
     name: 'redhat: the boot interface is a NIC with a MAC, not a bond or its member; if_gateway wins',
     vars: { breed: 'redhat', tree: 'http://m/t', interfaces: bonded, hostname: 'h', gateway: '10.9.9.9' },
-    want: `inst.ks=${URL} inst.repo=http://m/t ip=10.0.0.9::10.0.0.1:255.0.0.0:h:eth1:none`,
+    want: `inst.ks=${URL} inst.repo=http://m/t ip=10.0.0.9::10.0.0.1:255.0.0.0:h:eth1:none ifname=eth1:52:54:00:00:00:02`,
   },
   {
     name: 'redhat without a tree leaves inst.repo out',
