@@ -11,8 +11,10 @@
  *  3. UEFI GRUB: DHCP -> Debian's signed grubnetx64 (TFTP) -> grub/grub.cfg -> grub/system/<mac>
  *     -> linux/initrd over TFTP (GRUB 2.06: no linuxefi)
  *  4. pxelinux: DHCP -> pxelinux.0, ldlinux.c32, pxelinux.cfg/01-<mac>, kernel over TFTP
- *  5. proxy mode: dnsmasq (another namespace) hands out addresses, forge only boot info
- *  6. after install done (pxe_just_once) the VM from (1) boots from its local disk
+ *  5. the real Debian 12 installer (debian-installer-12-netboot-amd64) over the same iPXE/HTTP
+ *     path: it configures the network from forge's DHCP and fetches its preseed from forge
+ *  6. proxy mode: dnsmasq (another namespace) hands out addresses, forge only boot info
+ *  7. after install done (pxe_just_once) the VM from (1) boots from its local disk
  *
  * Every boot is bounded; the namespace, forge, dnsmasq and qemu die in after().
  */
@@ -28,6 +30,7 @@ import { startQemu, OVMF_CODE, type Vm } from '../lib/qemu.js';
 import { installerInitramfs, localBootDisk, LOCAL_DISK_MARKER, startForgeIn, type NsForge } from '../lib/boot-lab.js';
 
 const BOOT_MS = 240_000;
+const DI = '/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64';
 const TEST_MS = 300_000;
 
 interface Ev {
@@ -51,6 +54,8 @@ const MANAGED = [
   '--dhcp-subnet', '10.98.0.0/24',
   '--dhcp-range', '10.98.0.100,10.98.0.150',
   '--dhcp-router', '10.98.0.1',
+  // d-i asks for name servers when DHCP gives none (and then waits forever at priority=critical).
+  '--dhcp-dns', '10.98.0.1',
   '--dhcp-probe-seconds', '0',
   '--tftp-port', '69',
 ];
@@ -81,7 +86,14 @@ before(async () => {
   await mk('POST', '/api/v1/profiles', { name: 'guest', distro: 'guest' });
   await mk('POST', '/api/v1/profiles', { name: 'guest-pxelinux', parent: 'guest', boot_loaders: ['pxelinux'] });
   await mk('POST', '/api/v1/profiles', { name: 'guest-grub', parent: 'guest', boot_loaders: ['grub'] });
-  for (const [name, profile] of [['vm-bios', 'guest'], ['vm-uefi', 'guest'], ['vm-grub', 'guest-grub'], ['vm-pxelinux', 'guest-pxelinux'], ['vm-proxy', 'guest']] as const) {
+  if (existsSync(DI)) {
+    const imp = await forge.cli(['import', '--path', DI, '--name', 'deb12']);
+    assert.equal(imp.code, 0, imp.stdout + imp.stderr);
+    await mk('PATCH', '/api/v1/distros/deb12', { kernel_options: { console: 'ttyS0' } });
+  }
+  const all = [['vm-bios', 'guest'], ['vm-uefi', 'guest'], ['vm-grub', 'guest-grub'], ['vm-pxelinux', 'guest-pxelinux'], ['vm-proxy', 'guest']];
+  if (existsSync(DI)) all.push(['vm-di', 'deb12']);
+  for (const [name, profile] of all as [string, string][]) {
     const r = await forge.cli(['system', 'add', '--name', name, '--profile', profile, '--mac=random']);
     assert.equal(r.code, 0, `system add ${name}: ${r.stdout}${r.stderr}`);
     const s = await forge.api('GET', `/api/v1/systems/${name}`);
@@ -192,7 +204,39 @@ test('4. pxelinux: pxelinux.0, ldlinux.c32 and pxelinux.cfg/01-<mac> over TFTP, 
   assert.equal(cfg?.detail['file'], `pxelinux.cfg/01-${systems['vm-pxelinux']!.replace(/:/g, '-')}`);
 });
 
-test('5. proxy mode: dnsmasq in another namespace hands out the address, forge only the boot information', { timeout: TEST_MS }, async (t) => {
+test('5. the real Debian 12 installer boots over iPXE/HTTP, configures its network from forge and fetches its preseed', { timeout: 560_000 }, async (t) => {
+  if (!ready(t)) return;
+  if (!existsSync(DI)) {
+    need(t, { files: [DI] });
+    return;
+  }
+  const tap = await lan!.addTap();
+  // 1 GiB: below ~768 MiB d-i enters low-memory mode and stops at a dialog before the preseed.
+  const vm = startQemu({ host: lan!, tap, mac: systems['vm-di']!, firmware: 'bios', memoryMiB: 1024 });
+  vms.push(vm);
+  const start = Date.now();
+  let evs: Ev[] = [];
+  try {
+    // d-i under TCG: about 3-4 minutes from power-on to the preseed request on a loaded 2-core host.
+    while (Date.now() - start < 500_000) {
+      evs = await events('vm-di');
+      if (evs.some((e) => e.type === 'autoinstall_served' || e.type === 'autoinstall_failed')) break;
+      if (vm.proc.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+  } finally {
+    const serial = vm.serial();
+    await vm.kill();
+    const served = evs.find((e) => e.type === 'autoinstall_served');
+    const plain = serial.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\s+/g, ' ');
+    assert.ok(served !== undefined, `no preseed request after ${Math.round((Date.now() - start) / 1000)} s; events: ${types(evs)}\nscreen tail: ${plain.slice(-1500)}`);
+  }
+  assert.match(types(evs), /http:boot_config_served.*http:kernel_fetched.*http:initrd_fetched.*dhcp:dhcp_ack.*http:autoinstall_served/);
+  const preseed = await forge!.text('/autoinstall/system/vm-di');
+  assert.match(preseed, /^d-i /m, 'the preseed served is a d-i preseed');
+});
+
+test('6. proxy mode: dnsmasq in another namespace hands out the address, forge only the boot information', { timeout: TEST_MS }, async (t) => {
   if (!ready(t)) return;
   await forge!.stop();
   // The site's DHCP server: dnsmasq on its own host (namespace) on the same bridge, no boot options.
@@ -221,7 +265,7 @@ test('5. proxy mode: dnsmasq in another namespace hands out the address, forge o
   dns.kill('SIGKILL');
 });
 
-test('6. after install done (pxe_just_once) the same VM boots from its local disk', { timeout: TEST_MS }, async (t) => {
+test('7. after install done (pxe_just_once) the same VM boots from its local disk', { timeout: TEST_MS }, async (t) => {
   if (!ready(t)) return;
   const before = await events('vm-bios');
   assert.ok(before.some((e) => e.type === 'install_done'), 'needs test 1');
