@@ -13,6 +13,12 @@ export interface OptionSpec {
   description: string;
   /** Metavariable for --help, e.g. MAC. */
   arg?: string;
+  /**
+   * Value taken when a string option is given bare (`--dhcp-force` means
+   * `--dhcp-force true`): it is bare when it ends argv or the next word is
+   * another option. Used by true|false options.
+   */
+  bare?: string;
 }
 
 export interface ParsedArgs {

@@ -45,7 +45,7 @@ export function commandHelp(spec: CommandSpec): string {
   const rows = Object.entries(opts)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([name, o]) => {
-      const flag = `${o.short !== undefined ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}`;
+      const flag = `${o.short !== undefined ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.bare !== undefined ? `[${o.arg ?? 'VALUE'}]` : (o.arg ?? 'VALUE')}` : ''}`;
       return [flag, o.description + (o.multiple === true ? ' (repeatable)' : '')] as const;
     });
   const w = Math.min(36, Math.max(...rows.map(([f]) => f.length)) + 2);
@@ -100,6 +100,30 @@ export interface RunOptions {
 }
 
 /** Runs one command line; returns the exit code (never throws). */
+/**
+ * Gives bare true|false options their value (`--dhcp-force` -> `--dhcp-force
+ * true`) so parseArgs, which needs a value for a string option, accepts them.
+ * An option is bare when it ends argv or the next word is another option;
+ * everything after `--` is left alone.
+ */
+export function fillBareValues(args: readonly string[], options: Record<string, OptionSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    out.push(a);
+    if (a === '--') {
+      out.push(...args.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith('--') || a.includes('=')) continue;
+    const bare = options[a.slice(2)]?.bare;
+    if (bare === undefined) continue;
+    const next = args[i + 1];
+    if (next === undefined || next.startsWith('-')) out.push(bare);
+  }
+  return out;
+}
+
 export async function runCli(argv: string[], opts: RunOptions = {}): Promise<number> {
   const out = opts.out ?? ((l: string) => void process.stdout.write(l + '\n'));
   const err = opts.err ?? ((l: string) => void process.stderr.write(l + '\n'));
@@ -140,7 +164,7 @@ export async function runCli(argv: string[], opts: RunOptions = {}): Promise<num
   let parsed: ParsedArgs;
   try {
     const r = parseArgs({
-      args: argv.slice(spec.path.length),
+      args: fillBareValues(argv.slice(spec.path.length), options),
       options: Object.fromEntries(
         Object.entries(options).map(([k, o]) => [
           k,

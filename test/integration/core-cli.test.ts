@@ -78,6 +78,13 @@ test('edit, in-place dict edits, find, copy, rename, recursive remove', async ()
   assert.deepEqual(after.interfaces, {});
   await ok(['system', 'edit', '--name', 'web1', '--netboot-enabled', 'false']);
   assert.match(await ok(['system', 'report', '--name', 'web1']), /^Netboot Enabled\s+: false$/m);
+  // A bare true|false flag means true, before another flag or at the end.
+  await ok(['system', 'edit', '--netboot-enabled', '--name', 'web1']);
+  assert.match(await ok(['system', 'report', '--name', 'web1']), /^Netboot Enabled\s+: true$/m);
+  await ok(['system', 'edit', '--name', 'web1', '--netboot-enabled=false']);
+  assert.match(await ok(['system', 'report', '--name', 'web1']), /^Netboot Enabled\s+: false$/m);
+  await ok(['system', 'edit', '--name', 'web1', '--netboot-enabled']);
+  assert.match(await ok(['system', 'report', '--name', 'web1']), /^Netboot Enabled\s+: true$/m);
 
   await ok(['profile', 'copy', '--name', 'deb12-web', '--newname', 'deb12-web-copy']);
   await ok(['profile', 'rename', '--name', 'deb12-web-copy', '--newname', 'deb12-db']);

@@ -24,7 +24,12 @@ function fieldOption(key: string, spec: FieldSpec): OptionSpec {
   else if (spec.type === 'int' || spec.type === 'number') arg = 'N';
   else if (spec.type === 'mac') arg = 'MAC|random';
   else if (spec.type === 'ipv4') arg = 'IP';
-  return { type: 'string', description: spec.doc + (spec.inherit === true ? ' (<<inherit>> to inherit)' : ''), arg };
+  return {
+    type: 'string',
+    description: spec.doc + (spec.inherit === true ? ' (<<inherit>> to inherit)' : ''),
+    arg,
+    ...(spec.type === 'bool' ? { bare: 'true' } : {}),
+  };
 }
 
 /** Field flags of a kind (without name), keyed by flag name. */

@@ -18,7 +18,7 @@ function serveOptions(): Record<string, OptionSpec> {
     const k = spec.kind;
     const multiple = k === 'list' || k === 'map';
     const arg = k === 'int' ? 'N' : k === 'bool' ? 'true|false' : typeof k === 'object' ? k.oneOf.join('|') : k === 'map' ? 'NAME=PATH' : 'VALUE';
-    o[flagName(key)] = { type: 'string', description: spec.doc, arg, ...(multiple ? { multiple: true } : {}) };
+    o[flagName(key)] = { type: 'string', description: spec.doc, arg, ...(multiple ? { multiple: true } : {}), ...(k === 'bool' ? { bare: 'true' } : {}) };
   }
   return o;
 }
