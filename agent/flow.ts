@@ -7,8 +7,9 @@
  *   4. persistent domain defined (boots from disk); installer started as a
  *      transient domain of the same name and UUID with kernel, initrd,
  *      command line and on_reboot=destroy
- *   5. --vm-poll: poll the domain state every second (the binding has no
- *      lifecycle events) until the installer ends, then start the persistent
+ *   5. --vm-poll: follow the installer until it ends: libvirt lifecycle
+ *      events (through virsh) wake the loop at once, and the domain state is
+ *      also polled every second as the fallback; then start the persistent
  *      domain from its disk
  * Every step is reported to the server as an event on the system. Side effects
  * go through FlowDeps so the sequencing is unit-tested with fakes.
@@ -18,7 +19,7 @@ import type { AgentEvent, ForgeApi, RemoteFile } from './api.js';
 import { buildDomainXml, installerCmdline, type DiskSpec, type DomainSpec, type NicSpec } from './domxml.js';
 import { diskActions, diskSpec } from './disk.js';
 import type { FetchResult } from './download.js';
-import type { VirtHost } from './libvirt.js';
+import type { LifecycleWatch, VirtHost } from './libvirt.js';
 import type { AgentOptions } from './options.js';
 import { judgeInstaller, parseBlended, planInstall, type DiskTarget, type InstallPlan } from './plan.js';
 import type { VirtTypeDecision } from './virttype.js';
@@ -127,7 +128,7 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
       `define persistent domain ${plan.domain} (boots from disk)`,
       `start installer as a transient domain (${plan.pxeBoot ? 'network boot: PXE' : 'kernel + initrd'}, on_reboot=destroy), console log ${plan.installLog}`,
       ...(plan.autoBoot ? [`virsh autostart ${plan.domain}`] : []),
-      plan.poll ? `poll every second until the installer ends (timeout ${plan.timeoutSec} s), then start ${plan.domain} from disk` : 'return without waiting',
+      plan.poll ? `follow the installer (libvirt lifecycle events, polled every second) until it ends (timeout ${plan.timeoutSec} s), then start ${plan.domain} from disk` : 'return without waiting',
     ];
     deps.out('# actions (--display: nothing is changed)');
     for (const a of actions) deps.out(`- ${a}`);
@@ -146,6 +147,7 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
   let createdDisk: DiskSpec | undefined;
   let definedDomain = false;
   let installerStarted = false;
+  let watch: LifecycleWatch | undefined;
   try {
     started = true;
     await report('agent_start', { virt_type: plan.virtType, pxe: plan.pxeBoot, poll: plan.poll });
@@ -180,6 +182,8 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
     step('define');
     if (plan.autoBoot) await virt.autostart(plan.domain, true);
 
+    // Subscribed before the installer starts, so its stop cannot be missed.
+    watch = plan.poll ? virt.watch?.(plan.domain) : undefined;
     const t0 = deps.now();
     await virt.createTransient(installerXml(plan, base, kernel, initrd));
     installerStarted = true;
@@ -203,10 +207,12 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
           details: { reason: verdict.reason, console_log: plan.installLog, console_tail: tail },
         });
       }
-      await deps.sleep(deps.pollMs);
+      if (watch !== undefined) await watch.wait(deps.pollMs);
+      else await deps.sleep(deps.pollMs);
     }
     const seconds = Math.round((deps.now() - t0) / 100) / 10;
-    await report('installer_finished', { seconds });
+    // lifecycle_events: how many libvirt events arrived (0: found by polling).
+    await report('installer_finished', { seconds, lifecycle_events: watch?.events ?? 0 });
     await virt.start(plan.domain);
     await report('disk_boot_started', { console_log: plan.consoleLog });
     deps.out(`${plan.domain}: installer finished after ${seconds} s; booting from disk (virsh console ${plan.domain})`);
@@ -227,6 +233,7 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
     }
     throw e;
   } finally {
+    watch?.close();
     await virt.close();
   }
 }

@@ -2,11 +2,25 @@
  * The libvirt port of forge-agent and its adapter over @unraid/libvirt (the
  * maintained N-API fork of node-libvirt). The binding covers domains only (no
  * events, capabilities, storage pools or autostart): those go through
- * `virsh`. The binding is imported dynamically so that forge's server installs
+ * `virsh` (lifecycle events through a `virsh event --loop` child). The binding is imported dynamically so that forge's server installs
  * and runs where libvirt-dev is missing; forge-agent then says what to install.
  */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { ForgeError } from '../server/errors.js';
 import { sh } from './disk.js';
+
+/**
+ * Lifecycle events of one domain: `wait` ends at the next event or after
+ * `ms`, whichever comes first, so a caller that polls the state after each
+ * wait reacts at once when events flow and still every `ms` when they do not.
+ */
+export interface LifecycleWatch {
+  wait(ms: number): Promise<'event' | 'timeout'>;
+  /** Events seen so far. */
+  readonly events: number;
+  close(): void;
+}
 
 export interface VirtHost {
   /** libvirt's virDomainState number, or undefined when no such domain exists. */
@@ -20,7 +34,63 @@ export interface VirtHost {
   undefine(name: string): Promise<void>;
   autostart(name: string, on: boolean): Promise<void>;
   virsh(args: string[]): Promise<string>;
+  /** Follow the lifecycle events of a defined domain; undefined when the host cannot. */
+  watch?(name: string): LifecycleWatch;
   close(): Promise<void>;
+}
+
+/** `event 'lifecycle' for domain 'vm9': Stopped Shutdown` (virsh event --loop). */
+export const LIFECYCLE_LINE = /^event 'lifecycle' for domain '([^']*)': (\S+)(?: (\S+))?/;
+
+/**
+ * Runs `virsh event --domain NAME --event lifecycle --loop`: the Node binding
+ * has no event API (virConnectDomainEventRegisterAny), virsh does. When virsh
+ * cannot start or exits, the watch degrades to a plain timer (polling).
+ */
+export function virshLifecycleWatch(uri: string, name: string): LifecycleWatch {
+  let events = 0;
+  let consumed = 0;
+  let wake: (() => void) | undefined;
+  const child = spawn('virsh', ['-q', '-c', uri, 'event', '--domain', name, '--event', 'lifecycle', '--loop'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  child.on('error', () => {
+    /* no virsh: the caller keeps polling */
+  });
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const m = LIFECYCLE_LINE.exec(line);
+    if (m === null || m[1] !== name) return;
+    events++;
+    wake?.();
+  });
+  return {
+    get events() {
+      return events;
+    },
+    wait(ms: number) {
+      // An event that came while the caller was busy (reading the state) ends this wait at once.
+      if (events > consumed) {
+        consumed = events;
+        return Promise.resolve('event' as const);
+      }
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          wake = undefined;
+          resolve('timeout');
+        }, ms);
+        wake = () => {
+          consumed = events;
+          clearTimeout(timer);
+          wake = undefined;
+          resolve('event');
+        };
+      });
+    },
+    close() {
+      wake?.();
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+    },
+  };
 }
 
 /** The subset of @unraid/libvirt used here, so the rest of the agent never sees `any`. */
@@ -157,6 +227,10 @@ export class LibvirtHost implements VirtHost {
 
   virsh(args: string[]): Promise<string> {
     return sh('virsh', ['-q', '-c', this.uri, ...args]);
+  }
+
+  watch(name: string): LifecycleWatch {
+    return virshLifecycleWatch(this.uri, name);
   }
 
   async close(): Promise<void> {

@@ -239,6 +239,8 @@ test('forge-agent --vm-poll: installer runs, writes the disk, the VM boots it an
   const agentEvents = evs.filter((e) => e.source === 'agent');
   assert.deepEqual(agentEvents.map((e) => e.type), ['agent_start', 'installer_running', 'installer_finished', 'disk_boot_started']);
   assert.equal(agentEvents[1]?.detail['virt_type'], 'qemu');
+  // The installer's power-off reached the agent as a libvirt lifecycle event (virsh event), not only by polling.
+  assert.ok(Number(agentEvents[2]?.detail['lifecycle_events']) >= 1, `installer_finished ${JSON.stringify(agentEvents[2]?.detail)}`);
 
   const s = await api('GET', `/api/v1/systems/${sys}`);
   assert.equal((s.body as { netboot_enabled: boolean }).netboot_enabled, false, 'install/done with pxe_just_once disabled netboot');
