@@ -26,4 +26,10 @@ npm run build
 npm link --no-audit --no-fund >/dev/null
 echo
 echo "forge is installed: $(command -v forge), $(command -v forge-agent)"
+if [ -d /run/systemd/system ]; then
+  # The unit with ExecStart pointed at the forge just linked; installed, not started.
+  sed "s#^ExecStart=/usr/bin/forge #ExecStart=$(command -v forge) #" scripts/forge.service >/etc/systemd/system/forge.service
+  systemctl daemon-reload
+  echo "systemd unit installed: systemctl enable --now forge   (logs: journalctl -u forge)"
+fi
 echo "start the server with:  forge serve        (data in /var/lib/forge, HTTP on :8080)"
