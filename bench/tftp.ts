@@ -295,8 +295,9 @@ export async function run(): Promise<string> {
     );
     lines.push(
       '',
-      'Lock-step honestly: forge spends more CPU per block than tftpd-hpa and dnsmasq (table above): libuv wakes from ' +
-        'epoll_wait and reads until EAGAIN, so each ACK costs about four system calls where a blocking C server needs two. ' +
+      'Lock-step honestly: forge spends more CPU per block than tftpd-hpa and dnsmasq (table above): each ACK goes through ' +
+        'libuv and a JavaScript callback where a blocking C server loops on recvfrom/sendto (strace shows the same one receive and ' +
+        'one send per block for forge, so the difference is user-space work, not extra system calls). ' +
         'On a loaded 2-core machine the wall-time spread between runs (see the raw figures) is as large as the difference ' +
         'between the servers, so the lock-step comparison is within noise; from windowsize 8 on, forge is ahead because the others cannot window.',
     );
