@@ -63,8 +63,8 @@ export interface ForgeConfig {
   loaders: Record<string, string>;
   /** Boot loader chain for BIOS clients: ipxe (undionly.kpxe) or pxelinux. */
   bios_loader: 'ipxe' | 'pxelinux';
-  /** Boot loader for x64 UEFI clients: ipxe (ipxe.efi) or grub. */
-  uefi_loader: 'ipxe' | 'grub';
+  /** Boot loader for x64 UEFI clients: ipxe (ipxe.efi), grub, or shim (Secure Boot: shim -> grub). */
+  uefi_loader: 'ipxe' | 'grub' | 'shim';
   /** Unknown machine with no `default` system: local boot or a profile menu. */
   unknown_boot: UnknownBoot;
   /** Minutes in one install stage before `forge status` says stalled. */
@@ -109,7 +109,7 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   tftp_max_transfers: { kind: 'int', doc: 'concurrent TFTP transfers' },
   loaders: { kind: 'map', doc: 'loader file name -> path overrides' },
   bios_loader: { kind: { oneOf: ['ipxe', 'pxelinux'] }, doc: 'BIOS loader: ipxe or pxelinux' },
-  uefi_loader: { kind: { oneOf: ['ipxe', 'grub'] }, doc: 'x64 UEFI loader: ipxe or grub' },
+  uefi_loader: { kind: { oneOf: ['ipxe', 'grub', 'shim'] }, doc: 'x64 UEFI loader: ipxe, grub, or shim (Secure Boot: signed shim -> signed GRUB)' },
   unknown_boot: { kind: { oneOf: ['local', 'menu'] }, doc: 'unknown machine without a default system' },
   stall_minutes: { kind: 'int', doc: 'minutes in a stage before status says stalled' },
   log_level: { kind: { oneOf: ['debug', 'info', 'warn', 'error'] }, doc: 'log verbosity' },

@@ -11,7 +11,7 @@
  */
 
 /** Loader names as stored in boot_loaders (Cobbler's values; `pxe` is Cobbler's name for pxelinux). */
-export type LoaderName = 'ipxe' | 'pxelinux' | 'grub';
+export type LoaderName = 'ipxe' | 'pxelinux' | 'grub' | 'shim';
 export type Firmware = 'bios' | 'uefi';
 
 export interface BootClient {
@@ -42,7 +42,7 @@ export interface BootConfig {
   /** siaddr / TFTP server address. */
   nextServer: string;
   bios_loader: 'ipxe' | 'pxelinux';
-  uefi_loader: 'ipxe' | 'grub';
+  uefi_loader: 'ipxe' | 'grub' | 'shim';
   dhcp_unknown: 'ignore' | 'default';
   default_profile: string;
 }
@@ -71,7 +71,9 @@ export const ARCH = {
 
 export const LOADER_FILES: Record<Firmware, Partial<Record<LoaderName, string>>> = {
   bios: { ipxe: 'undionly.kpxe', pxelinux: 'pxelinux.0' },
-  uefi: { ipxe: 'ipxe.efi', grub: 'grubx64.efi' },
+  // shim (Secure Boot): Microsoft-signed shimx64.efi fetches grubx64.efi from the
+  // same TFTP directory (or HTTP path), which then reads the same grub/ configs.
+  uefi: { ipxe: 'ipxe.efi', grub: 'grubx64.efi', shim: 'shimx64.efi' },
 };
 
 /** Architecture from option 93, else from a PXE vendor class `PXEClient:Arch:00007:...`. */
@@ -94,6 +96,7 @@ function normaliseLoader(v: string): LoaderName | undefined {
   if (s === 'ipxe') return 'ipxe';
   if (s === 'pxelinux' || s === 'pxe') return 'pxelinux';
   if (s === 'grub') return 'grub';
+  if (s === 'shim') return 'shim';
   return undefined;
 }
 
@@ -138,8 +141,8 @@ export function bootPlan(client: BootClient, system: BootSystem | undefined, cfg
   if (ipxe && loader === 'ipxe') return { kind: 'ipxe', url: `${cfg.baseUrl}/boot/ipxe/${macPath}` };
 
   if (httpBoot) {
-    const file = loader === 'grub' ? 'grubx64.efi' : 'ipxe.efi';
-    return { kind: 'http', url: `${cfg.baseUrl}/boot/loaders/${file}`, vendorClass: 'HTTPClient', loader: loader === 'grub' ? 'grub' : 'ipxe' };
+    const l: LoaderName = loader === 'grub' || loader === 'shim' ? loader : 'ipxe';
+    return { kind: 'http', url: `${cfg.baseUrl}/boot/loaders/${LOADER_FILES.uefi[l]!}`, vendorClass: 'HTTPClient', loader: l };
   }
   const file = LOADER_FILES[firmware][loader];
   if (file === undefined) return { kind: 'local', reason: `no ${loader} loader for ${firmware}` };

@@ -87,7 +87,7 @@ export const FIELDS: { [K in ObjectKind]: Record<string, FieldSpec> } = {
     kernel_options: { type: 'dict', doc: 'kernel command line options (a=b c)' },
     kernel_options_post: { type: 'dict', doc: 'kernel options of the installed system' },
     autoinstall_meta: { type: 'dict', doc: 'template variables (a=b c=d)' },
-    boot_loaders: { type: 'list', item: 'name', doc: 'boot loaders (ipxe, pxe, grub)' },
+    boot_loaders: { type: 'list', item: 'name', doc: 'boot loaders (ipxe, pxe, grub, shim)' },
     tree: { type: 'path', doc: 'install tree URL or path' },
   },
   profile: {
@@ -102,7 +102,7 @@ export const FIELDS: { [K in ObjectKind]: Record<string, FieldSpec> } = {
     name_servers_search: { type: 'list', item: 'hostname', doc: 'DNS search domains' },
     enable_ipxe: { type: 'bool', inherit: true, doc: 'boot through iPXE' },
     enable_menu: { type: 'bool', inherit: true, doc: 'show in the PXE menu' },
-    boot_loaders: { type: 'list', item: 'name', doc: 'boot loaders (ipxe, pxe, grub)' },
+    boot_loaders: { type: 'list', item: 'name', doc: 'boot loaders (ipxe, pxe, grub, shim)' },
     ...virt,
   },
   system: {
@@ -119,7 +119,7 @@ export const FIELDS: { [K in ObjectKind]: Record<string, FieldSpec> } = {
     kernel_options: { type: 'dict', doc: 'kernel command line options (a=b c)' },
     kernel_options_post: { type: 'dict', doc: 'kernel options of the installed system' },
     virt_pxe_boot: { type: 'bool', doc: 'install the VM by PXE instead of kernel+initrd' },
-    boot_loaders: { type: 'list', item: 'name', doc: 'boot loaders (ipxe, pxe, grub)' },
+    boot_loaders: { type: 'list', item: 'name', doc: 'boot loaders (ipxe, pxe, grub, shim)' },
     ...virt,
   },
 };

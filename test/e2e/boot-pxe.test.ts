@@ -11,10 +11,12 @@
  *  3. UEFI GRUB: DHCP -> Debian's signed grubnetx64 (TFTP) -> grub/grub.cfg -> grub/system/<mac>
  *     -> linux/initrd over TFTP (GRUB 2.06: no linuxefi)
  *  4. pxelinux: DHCP -> pxelinux.0, ldlinux.c32, pxelinux.cfg/01-<mac>, kernel over TFTP
- *  5. the real Debian 12 installer (debian-installer-12-netboot-amd64) over the same iPXE/HTTP
+ *  5. Secure Boot (OVMF with Microsoft's keys, enforced): DHCP -> Microsoft-signed shim (TFTP)
+ *     -> Debian-signed grubnetx64 -> per-MAC config -> Debian-signed kernel, lockdown on
+ *  6. the real Debian 12 installer (debian-installer-12-netboot-amd64) over the same iPXE/HTTP
  *     path: it configures the network from forge's DHCP and fetches its preseed from forge
- *  6. proxy mode: dnsmasq (another namespace) hands out addresses, forge only boot info
- *  7. after install done (pxe_just_once) the VM from (1) boots from its local disk
+ *  7. proxy mode: dnsmasq (another namespace) hands out addresses, forge only boot info
+ *  8. after install done (pxe_just_once) the VM from (1) boots from its local disk
  *
  * Every boot is bounded; the namespace, forge, dnsmasq and qemu die in after().
  */
@@ -26,7 +28,7 @@ import { join } from 'node:path';
 import { hasCommand, inCI, isRoot, need } from '../lib/env.js';
 import { guestKernel } from '../lib/guest.js';
 import { createLan, type Lan, type LanClient } from '../lib/netns.js';
-import { startQemu, OVMF_CODE, type Vm } from '../lib/qemu.js';
+import { startQemu, OVMF_CODE, OVMF_CODE_SB, OVMF_VARS_MS, type Vm } from '../lib/qemu.js';
 import { installerInitramfs, localBootDisk, LOCAL_DISK_MARKER, startForgeIn, type NsForge } from '../lib/boot-lab.js';
 
 const BOOT_MS = 240_000;
@@ -86,12 +88,13 @@ before(async () => {
   await mk('POST', '/api/v1/profiles', { name: 'guest', distro: 'guest' });
   await mk('POST', '/api/v1/profiles', { name: 'guest-pxelinux', parent: 'guest', boot_loaders: ['pxelinux'] });
   await mk('POST', '/api/v1/profiles', { name: 'guest-grub', parent: 'guest', boot_loaders: ['grub'] });
+  await mk('POST', '/api/v1/profiles', { name: 'guest-shim', parent: 'guest', boot_loaders: ['shim'] });
   if (existsSync(DI)) {
     const imp = await forge.cli(['import', '--path', DI, '--name', 'deb12']);
     assert.equal(imp.code, 0, imp.stdout + imp.stderr);
     await mk('PATCH', '/api/v1/distros/deb12', { kernel_options: { console: 'ttyS0' } });
   }
-  const all = [['vm-bios', 'guest'], ['vm-uefi', 'guest'], ['vm-grub', 'guest-grub'], ['vm-pxelinux', 'guest-pxelinux'], ['vm-proxy', 'guest']];
+  const all = [['vm-bios', 'guest'], ['vm-uefi', 'guest'], ['vm-grub', 'guest-grub'], ['vm-pxelinux', 'guest-pxelinux'], ['vm-proxy', 'guest'], ['vm-shim', 'guest-shim']];
   if (existsSync(DI)) all.push(['vm-di', 'deb12']);
   for (const [name, profile] of all as [string, string][]) {
     const r = await forge.cli(['system', 'add', '--name', name, '--profile', profile, '--mac=random']);
@@ -130,7 +133,7 @@ async function events(name: string): Promise<Ev[]> {
 const types = (evs: Ev[]): string => evs.map((e) => `${e.source}:${e.type}`).join(' ');
 
 /** Boot a VM with the system's MAC until the installer's marker (or fail with the serial tail and forge's log). */
-async function bootInstaller(name: string, firmware: 'bios' | 'uefi', withDisk = false): Promise<string> {
+async function bootInstaller(name: string, firmware: 'bios' | 'uefi' | 'uefi-sb', withDisk = false): Promise<string> {
   const tap = await lan!.addTap();
   const vm = startQemu({ host: lan!, tap, mac: systems[name]!, firmware, memoryMiB: 384, ...(withDisk ? { disk } : {}) });
   vms.push(vm);
@@ -204,7 +207,20 @@ test('4. pxelinux: pxelinux.0, ldlinux.c32 and pxelinux.cfg/01-<mac> over TFTP, 
   assert.equal(cfg?.detail['file'], `pxelinux.cfg/01-${systems['vm-pxelinux']!.replace(/:/g, '-')}`);
 });
 
-test('5. the real Debian 12 installer boots over iPXE/HTTP, configures its network from forge and fetches its preseed', { timeout: 560_000 }, async (t) => {
+test('5. Secure Boot: Microsoft-signed shim -> Debian-signed GRUB -> per-MAC config -> signed kernel, over TFTP', { timeout: TEST_MS }, async (t) => {
+  if (!ready(t)) return;
+  if (need(t, { files: [OVMF_CODE_SB, OVMF_VARS_MS, '/usr/lib/shim/shimx64.efi.signed'] }) !== undefined) return;
+  const serial = await bootInstaller('vm-shim', 'uefi-sb');
+  const evs = await events('vm-shim');
+  assertInstalled(serial, evs, { config: 'tftp', kernelVia: 'tftp' });
+  const loaders = evs.filter((e) => e.type === 'loader_fetched').map((e) => e.detail['file']);
+  assert.ok(loaders.includes('shimx64.efi') && loaders.includes('grubx64.efi'), `loaders: ${loaders.join(',')} in ${types(evs)}`);
+  assert.ok(loaders.indexOf('shimx64.efi') < loaders.indexOf('grubx64.efi'), `shim loads GRUB: ${loaders.join(',')}`);
+  // The kernel saw Secure Boot on (EFI variable SecureBoot=1): the chain was verified, not skipped.
+  assert.match(serial, /[Ss]ecure boot enabled/, `serial tail:\n${serial.slice(-2500)}`);
+});
+
+test('6. the real Debian 12 installer boots over iPXE/HTTP, configures its network from forge and fetches its preseed', { timeout: 560_000 }, async (t) => {
   if (!ready(t)) return;
   if (!existsSync(DI)) {
     need(t, { files: [DI] });
@@ -236,7 +252,7 @@ test('5. the real Debian 12 installer boots over iPXE/HTTP, configures its netwo
   assert.match(preseed, /^d-i /m, 'the preseed served is a d-i preseed');
 });
 
-test('6. proxy mode: dnsmasq in another namespace hands out the address, forge only the boot information', { timeout: TEST_MS }, async (t) => {
+test('7. proxy mode: dnsmasq in another namespace hands out the address, forge only the boot information', { timeout: TEST_MS }, async (t) => {
   if (!ready(t)) return;
   await forge!.stop();
   // The site's DHCP server: dnsmasq on its own host (namespace) on the same bridge, no boot options.
@@ -265,7 +281,7 @@ test('6. proxy mode: dnsmasq in another namespace hands out the address, forge o
   dns.kill('SIGKILL');
 });
 
-test('7. after install done (pxe_just_once) the same VM boots from its local disk', { timeout: TEST_MS }, async (t) => {
+test('8. after install done (pxe_just_once) the same VM boots from its local disk', { timeout: TEST_MS }, async (t) => {
   if (!ready(t)) return;
   const before = await events('vm-bios');
   assert.ok(before.some((e) => e.type === 'install_done'), 'needs test 1');

@@ -10,6 +10,9 @@ import type { Host } from './netns.js';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/** Secure Boot build (needs SMM) and variables with Microsoft's keys enrolled and Secure Boot on. */
+export const OVMF_CODE_SB = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+export const OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 
 export interface QemuOptions {
   /** Run inside this namespace (e.g. a Lan); required with `tap`. */
@@ -18,7 +21,8 @@ export interface QemuOptions {
   tap?: string;
   mac?: string;
   nic?: 'virtio-net-pci' | 'e1000';
-  firmware?: 'bios' | 'uefi';
+  /** uefi-sb: OVMF with Secure Boot enforced (Microsoft keys), as on a stock UEFI server. */
+  firmware?: 'bios' | 'uefi' | 'uefi-sb';
   /** Network boot first (NIC bootindex=1). Default true when tap is set and no kernel is given. */
   netboot?: boolean;
   /** Disk image (qcow2 or raw, by extension) attached as virtio, bootindex 2. */
@@ -49,7 +53,8 @@ export function qemuArgs(o: QemuOptions, serialPath: string, varsPath: string | 
   const firmware = o.firmware ?? 'bios';
   const args = [
     '-accel', 'tcg',
-    '-machine', firmware === 'uefi' ? 'q35' : 'pc',
+    // The Secure Boot OVMF keeps its variables in SMM: q35 with SMM and a secure flash.
+    '-machine', firmware === 'uefi-sb' ? 'q35,smm=on' : firmware === 'uefi' ? 'q35' : 'pc',
     '-m', String(o.memoryMiB ?? 384),
     '-smp', '1',
     '-display', 'none',
@@ -59,8 +64,9 @@ export function qemuArgs(o: QemuOptions, serialPath: string, varsPath: string | 
     '-serial', 'chardev:ser0',
   ];
   if (o.noReboot ?? true) args.push('-no-reboot');
-  if (firmware === 'uefi') {
-    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`);
+  if (firmware === 'uefi' || firmware === 'uefi-sb') {
+    if (firmware === 'uefi-sb') args.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${firmware === 'uefi-sb' ? OVMF_CODE_SB : OVMF_CODE}`);
     args.push('-drive', `if=pflash,format=raw,unit=1,file=${varsPath ?? ''}`);
   }
   const netboot = o.netboot ?? (o.tap !== undefined && o.kernel === undefined);
@@ -68,6 +74,9 @@ export function qemuArgs(o: QemuOptions, serialPath: string, varsPath: string | 
     args.push('-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`);
     let dev = `${o.nic ?? 'virtio-net-pci'},netdev=n0`;
     if (o.mac !== undefined) dev += `,mac=${o.mac}`;
+    // Secure Boot: the firmware's own EDK II PXE, as on a server whose NIC ROM is signed
+    // (Debian's iPXE ROMs are not; OVMF would run them anyway, so take them out).
+    if (firmware === 'uefi-sb') dev += ',romfile=';
     if (netboot) dev += ',bootindex=1';
     args.push('-device', dev);
   } else {
@@ -91,9 +100,9 @@ export function startQemu(o: QemuOptions): Vm {
   const dir = mkdtempSync(join(tmpdir(), 'forge-vm-'));
   const serialPath = join(dir, 'serial.log');
   let varsPath: string | undefined;
-  if ((o.firmware ?? 'bios') === 'uefi') {
+  if (o.firmware === 'uefi' || o.firmware === 'uefi-sb') {
     varsPath = join(dir, 'OVMF_VARS.fd');
-    copyFileSync(OVMF_VARS, varsPath);
+    copyFileSync(o.firmware === 'uefi-sb' ? OVMF_VARS_MS : OVMF_VARS, varsPath);
   }
   const args = qemuArgs(o, serialPath, varsPath);
   const proc =

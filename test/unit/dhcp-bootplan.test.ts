@@ -43,6 +43,10 @@ const table: [string, BootClient, BootSystem | undefined, Partial<BootConfig>, B
   ['iPXE on UEFI, system wants grub -> grubx64.efi', client({ ...PXE_UEFI, userClasses: ['iPXE'] }), sys({ boot_loaders: ['grub'] }), {}, tftp('grubx64.efi', 'grub', 'uefi')],
   ['UEFI HTTP boot (arch 16) -> ipxe.efi URL, HTTPClient echoed', client({ arch: 16, vendorClass: 'HTTPClient:Arch:00016:UNDI:003001' }), sys(), {}, { kind: 'http', url: 'http://10.98.0.1:8080/boot/loaders/ipxe.efi', vendorClass: 'HTTPClient', loader: 'ipxe' }],
   ['UEFI HTTP boot by vendor class only', client({ vendorClass: 'HTTPClient' }), sys(), {}, { kind: 'http', url: 'http://10.98.0.1:8080/boot/loaders/ipxe.efi', vendorClass: 'HTTPClient', loader: 'ipxe' }],
+  ['x64 UEFI, config shim -> shimx64.efi (Secure Boot)', client(PXE_UEFI), sys(), { uefi_loader: 'shim' }, tftp('shimx64.efi', 'shim', 'uefi')],
+  ['x64 UEFI, system [shim] -> shimx64.efi', client(PXE_UEFI), sys({ boot_loaders: ['shim'] }), {}, tftp('shimx64.efi', 'shim', 'uefi')],
+  ['BIOS, system [shim]: shim is UEFI-only, the BIOS default', client(PXE_BIOS), sys({ boot_loaders: ['shim'] }), {}, tftp('undionly.kpxe', 'ipxe', 'bios')],
+  ['UEFI HTTP boot, shim -> shimx64.efi URL', client({ arch: 16, vendorClass: 'HTTPClient' }), sys({ boot_loaders: ['shim'] }), {}, { kind: 'http', url: 'http://10.98.0.1:8080/boot/loaders/shimx64.efi', vendorClass: 'HTTPClient', loader: 'shim' }],
   ['UEFI HTTP boot, grub -> grubx64.efi URL', client({ arch: 16, vendorClass: 'HTTPClient' }), sys({ boot_loaders: ['grub'] }), {}, { kind: 'http', url: 'http://10.98.0.1:8080/boot/loaders/grubx64.efi', vendorClass: 'HTTPClient', loader: 'grub' }],
   ['ARM64 UEFI (11): no loader -> local', client({ arch: 11, vendorClass: 'PXEClient:Arch:00011:UNDI:003000' }), sys(), {}, 'local'],
 ];
