@@ -20,28 +20,14 @@ export interface ServerContext {
   /** Record a lifecycle event; fire-and-forget, never throws (failures are logged). */
   record(ev: NewEvent): void;
   /**
-   * Addresses DHCP acknowledged in the last moments (ip -> system and when):
-   * the lease table reaches the store in batches, and UEFI firmware asks TFTP
-   * for its loader within milliseconds of the ACK.
+   * The running DHCP server's in-memory lease index (managed mode; set when it
+   * starts). It is ahead of the store, which gets leases in batches, and UEFI
+   * firmware asks TFTP for its loader within milliseconds of the ACK.
    */
-  recentLeases?: Map<string, { system: string; at: number }>;
+  liveLeases?: LiveLeases;
 }
 
-/** How long a recentLeases entry stands in for the stored lease (well past a lease flush). */
-export const RECENT_LEASE_MS = 60_000;
-
-export function noteRecentLease(ctx: ServerContext, ip: string, system: string, now = Date.now()): void {
-  const m = ctx.recentLeases;
-  if (m === undefined || ip === '') return;
-  m.delete(ip); // re-insert: the Map stays in age order, so the oldest go first
-  m.set(ip, { system, at: now });
-  for (const [k, v] of m) {
-    if (m.size <= 10_000 && now - v.at < RECENT_LEASE_MS) break;
-    m.delete(k);
-  }
-}
-
-export function recentLeaseSystem(ctx: ServerContext, ip: string, now = Date.now()): string | undefined {
-  const e = ctx.recentLeases?.get(ip);
-  return e !== undefined && now - e.at < RECENT_LEASE_MS ? e.system : undefined;
+/** A lease as the boot events need it: who holds an address. */
+export interface LiveLeases {
+  byAddress(ip: string): { mac: string; system: string } | undefined;
 }

@@ -62,7 +62,6 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     record(ev: NewEvent): void {
       store.addEvent(ev).catch((e: unknown) => evlog.warn('could not record event', { system: ev.system, type: ev.type, err: e }));
     },
-    recentLeases: new Map(),
   };
 
   const services: Service[] = [];

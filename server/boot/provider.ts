@@ -4,7 +4,7 @@
  * lifecycle events. Shared by the TFTP provider (files.ts) and the HTTP boot
  * routes (services/http/boot.ts), so both transports answer the same thing.
  */
-import { recentLeaseSystem, type ServerContext } from '../context.js';
+import type { ServerContext } from '../context.js';
 import { blendProfile, blendSystem, type Vars } from '../core/blend.js';
 import type { Distro, EventType, Profile, System } from '../core/model.js';
 import { ForgeError } from '../errors.js';
@@ -143,10 +143,8 @@ export class BootService {
   /** The system behind a client address, via forge's DHCP lease table. */
   async systemByAddress(address: string): Promise<string | undefined> {
     const ip = address.replace(/^::ffff:/, '');
-    const recent = recentLeaseSystem(this.ctx, ip);
-    if (recent !== undefined) return recent;
     try {
-      const lease = await this.ctx.store.getLeaseByIp(ip);
+      const lease = this.ctx.liveLeases?.byAddress(ip) ?? (await this.ctx.store.getLeaseByIp(ip));
       if (lease !== undefined) {
         if (lease.system !== '') return lease.system;
         return (await this.ctx.store.findSystemByMac(lease.mac))?.name;

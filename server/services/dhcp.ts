@@ -14,7 +14,7 @@ import type { ServerContext } from '../context.js';
 import { ForgeError } from '../errors.js';
 import type { Service } from './service.js';
 import { DhcpHandler, type Inbound, type Outbound } from './dhcp/handler.js';
-import { LeaseTable } from './dhcp/leases.js';
+import { LeaseTable, liveLeases } from './dhcp/leases.js';
 import { probeForServers } from './dhcp/probe.js';
 import { dhcpSettings } from './dhcp/settings.js';
 import { bindUdp, closeUdp, sendWithFallback } from './dhcp/udp.js';
@@ -29,7 +29,10 @@ export interface DhcpService extends Service {
 export async function createDhcpHandler(ctx: ServerContext, now: () => number = Date.now): Promise<DhcpHandler> {
   const settings = dhcpSettings(ctx.config, ctx.settings.next_server);
   const leases = new LeaseTable(settings.mode === 'managed' ? ctx.store : undefined, ctx.log.child('dhcp'));
-  if (settings.mode === 'managed') await leases.load(now());
+  if (settings.mode === 'managed') {
+    await leases.load(now());
+    ctx.liveLeases = liveLeases(leases);
+  }
   return new DhcpHandler(ctx, settings, leases, now);
 }
 

@@ -21,7 +21,7 @@ import {
   type Packet,
 } from '../../protocol/dhcp4/index.js';
 import { bootPlan, clientArch, isPxeVendorClass, type BootConfig, type BootPlan, type BootSystem } from '../../core/bootplan.js';
-import { noteRecentLease, type ServerContext } from '../../context.js';
+import type { ServerContext } from '../../context.js';
 import type { Logger } from '../../log.js';
 import { ForgeError } from '../../errors.js';
 import { LeaseTable } from './leases.js';
@@ -377,7 +377,6 @@ export class DhcpHandler {
     if (boot !== undefined) detail['boot_file'] = boot;
     if (p.giaddr !== ZERO) detail['relay'] = p.giaddr;
     this.ctx.record({ system: resolved.system.name, type, source: 'dhcp', detail });
-    if (type === 'dhcp_ack') noteRecentLease(this.ctx, ip, resolved.system.name);
   }
 
   private async discover(p: Packet): Promise<Outbound | undefined> {

@@ -4,6 +4,7 @@
  * never waits for the database. OFFERs are held in memory only (RFC 2131
  * s4.3.1 lets a server reserve an offered address without recording it).
  */
+import type { LiveLeases } from '../../context.js';
 import type { Lease, LeaseState } from '../../core/model.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';
@@ -172,4 +173,18 @@ export class LeaseTable {
     this.flushing = this.flushing.then(() => this.flushNow());
     await this.flushing;
   }
+}
+
+/**
+ * The table as the boot events read it: bound and released leases, the ones
+ * the store will hold once the batch is written (offers never reach it).
+ */
+export function liveLeases(table: LeaseTable): LiveLeases {
+  return {
+    byAddress(ip) {
+      const n = ipToInt(ip);
+      const e = n === undefined ? undefined : table.byAddress(n);
+      return e !== undefined && (e.state === 'bound' || e.state === 'released') ? e : undefined;
+    },
+  };
 }
