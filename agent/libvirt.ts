@@ -2,8 +2,9 @@
  * The libvirt port of forge-agent and its adapter over @unraid/libvirt (the
  * maintained N-API fork of node-libvirt). The binding covers domains only (no
  * events, capabilities, storage pools or autostart): those go through
- * `virsh` (lifecycle events through a `virsh event --loop` child). The binding is imported dynamically so that forge's server installs
- * and runs where libvirt-dev is missing; forge-agent then says what to install.
+ * `virsh` (lifecycle events through a `virsh event --loop` child). The
+ * binding is imported dynamically so that forge's server installs and runs
+ * where libvirt-dev is missing; forge-agent then says what to install.
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';

@@ -99,7 +99,6 @@ export interface RunOptions {
   registry?: CommandSpec[];
 }
 
-/** Runs one command line; returns the exit code (never throws). */
 /**
  * Gives bare true|false options their value (`--dhcp-force` -> `--dhcp-force
  * true`) so parseArgs, which needs a value for a string option, accepts them.
@@ -124,6 +123,7 @@ export function fillBareValues(args: readonly string[], options: Record<string, 
   return out;
 }
 
+/** Runs one command line; returns the exit code (never throws). */
 export async function runCli(argv: string[], opts: RunOptions = {}): Promise<number> {
   const out = opts.out ?? ((l: string) => void process.stdout.write(l + '\n'));
   const err = opts.err ?? ((l: string) => void process.stderr.write(l + '\n'));

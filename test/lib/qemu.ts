@@ -14,6 +14,12 @@ export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 export const OVMF_CODE_SB = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
 export const OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 
+/** The two OVMF setups. The Secure Boot build keeps its variables in SMM: q35 with SMM and a secure flash. */
+const UEFI = {
+  uefi: { code: OVMF_CODE, vars: OVMF_VARS, machine: 'q35' },
+  'uefi-sb': { code: OVMF_CODE_SB, vars: OVMF_VARS_MS, machine: 'q35,smm=on' },
+} as const;
+
 export interface QemuOptions {
   /** Run inside this namespace (e.g. a Lan); required with `tap`. */
   host?: Host;
@@ -53,8 +59,7 @@ export function qemuArgs(o: QemuOptions, serialPath: string, varsPath: string | 
   const firmware = o.firmware ?? 'bios';
   const args = [
     '-accel', 'tcg',
-    // The Secure Boot OVMF keeps its variables in SMM: q35 with SMM and a secure flash.
-    '-machine', firmware === 'uefi-sb' ? 'q35,smm=on' : firmware === 'uefi' ? 'q35' : 'pc',
+    '-machine', firmware === 'bios' ? 'pc' : UEFI[firmware].machine,
     '-m', String(o.memoryMiB ?? 384),
     '-smp', '1',
     '-display', 'none',
@@ -64,9 +69,9 @@ export function qemuArgs(o: QemuOptions, serialPath: string, varsPath: string | 
     '-serial', 'chardev:ser0',
   ];
   if (o.noReboot ?? true) args.push('-no-reboot');
-  if (firmware === 'uefi' || firmware === 'uefi-sb') {
+  if (firmware !== 'bios') {
     if (firmware === 'uefi-sb') args.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
-    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${firmware === 'uefi-sb' ? OVMF_CODE_SB : OVMF_CODE}`);
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${UEFI[firmware].code}`);
     args.push('-drive', `if=pflash,format=raw,unit=1,file=${varsPath ?? ''}`);
   }
   const netboot = o.netboot ?? (o.tap !== undefined && o.kernel === undefined);
@@ -100,9 +105,9 @@ export function startQemu(o: QemuOptions): Vm {
   const dir = mkdtempSync(join(tmpdir(), 'forge-vm-'));
   const serialPath = join(dir, 'serial.log');
   let varsPath: string | undefined;
-  if (o.firmware === 'uefi' || o.firmware === 'uefi-sb') {
+  if (o.firmware !== undefined && o.firmware !== 'bios') {
     varsPath = join(dir, 'OVMF_VARS.fd');
-    copyFileSync(o.firmware === 'uefi-sb' ? OVMF_VARS_MS : OVMF_VARS, varsPath);
+    copyFileSync(UEFI[o.firmware].vars, varsPath);
   }
   const args = qemuArgs(o, serialPath, varsPath);
   const proc =
