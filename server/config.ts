@@ -77,34 +77,67 @@ type Kind = 'string' | 'int' | 'bool' | 'list' | 'map' | { oneOf: readonly strin
 interface KeySpec {
   kind: Kind;
   doc: string;
+  /** The value's shape beyond its kind: returns the rule it breaks, or undefined. */
+  shape?: (v: never) => string | undefined;
 }
+
+/**
+ * Environment variables the clients (the `forge` CLI and forge-agent) read. No serve key may use
+ * one: `FORGE_SERVER` is the CLI's server URL, so serve's `server` key is `FORGE_SERVE_SERVER`.
+ */
+export const CLIENT_ENV = ['FORGE_SERVER', 'FORGE_TOKEN'] as const;
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const isIPv6 = (v: string): boolean => /^[0-9A-Fa-f:.]+$/.test(v) && v.includes(':') && v.split('::').length <= 2;
+const isPort = (v: string): boolean => /^\d{1,5}$/.test(v) && Number(v) >= 1 && Number(v) <= 65535;
+
+/** host or host:port, IPv6 in brackets: what `server` holds (never a URL). */
+function hostPortRule(v: string): string | undefined {
+  if (v === '') return undefined;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) || v.includes('/')) return `must be host or host:port, not a URL (got "${v}"; e.g. 10.96.0.1 or forge.example:8080)`;
+  const br = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
+  if (br !== null) return isIPv6(br[1] ?? '') && (br[2] === undefined || isPort(br[2])) ? undefined : `"${v}" is not [IPv6] or [IPv6]:port`;
+  const colon = v.lastIndexOf(':');
+  if (colon > 0 && v.indexOf(':') === colon) {
+    const host = v.slice(0, colon);
+    const port = v.slice(colon + 1);
+    if (!isPort(port)) return `port in "${v}" must be 1-65535`;
+    return IPV4.test(host) || HOSTNAME.test(host) ? undefined : `"${host}" is not a host name or IPv4 address`;
+  }
+  return IPV4.test(v) || HOSTNAME.test(v) || isIPv6(v) ? undefined : `must be host or host:port (got "${v}")`;
+}
+const ipRule = (v: string): string | undefined => (IPV4.test(v) || isIPv6(v) ? undefined : `must be an IP address, not a host name or URL (got "${v}")`);
+const ipv4OrEmpty = (v: string): string | undefined => (v === '' || IPV4.test(v) ? undefined : `must be an IPv4 address (got "${v}")`);
+const ipv4List = (v: string[]): string | undefined => v.map(ipv4OrEmpty).find((x) => x !== undefined);
+const portRule = (v: number): string | undefined => (v <= 65535 ? undefined : `must be a port number 0-65535 (got ${v})`);
 
 export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   data_dir: { kind: 'string', doc: 'database, token and caches (default /var/lib/forge as root, else ~/.local/share/forge)' },
-  listen: { kind: 'string', doc: 'HTTP listen address' },
-  http_port: { kind: 'int', doc: 'HTTP port (API, boot files, autoinstall)' },
-  server: { kind: 'string', doc: 'host[:port] installers use to reach forge (default: first non-loopback IPv4)' },
+  listen: { kind: 'string', doc: 'HTTP listen address (an address other than 0.0.0.0/:: is also what installers are told)', shape: ipRule },
+  http_port: { kind: 'int', doc: 'HTTP port (API, boot files, autoinstall)', shape: portRule },
+  server: { kind: 'string', doc: 'host[:port] installers use to reach forge (env FORGE_SERVE_SERVER; default: the address each client reached forge on)', shape: hostPortRule },
   templates_dir: { kind: 'string', doc: 'site templates that shadow the shipped ones' },
   snippets_dir: { kind: 'string', doc: 'site snippets that shadow the shipped ones' },
   pxe_just_once: { kind: 'bool', doc: 'install done disables netboot' },
   dhcp_mode: { kind: { oneOf: ['off', 'proxy', 'managed'] }, doc: 'off (default), proxy (PXE only, beside another DHCP server) or managed' },
   dhcp_subnet: { kind: 'list', doc: 'CIDR(s) served in managed mode' },
   dhcp_range: { kind: 'list', doc: 'dynamic pool(s) as first,last' },
-  dhcp_router: { kind: 'string', doc: 'option 3 router' },
-  dhcp_dns: { kind: 'list', doc: 'option 6 DNS servers' },
+  dhcp_router: { kind: 'string', doc: 'option 3 router', shape: ipv4OrEmpty },
+  dhcp_dns: { kind: 'list', doc: 'option 6 DNS servers', shape: ipv4List },
   dhcp_domain: { kind: 'string', doc: 'option 15 domain name' },
   dhcp_lease_time: { kind: 'int', doc: 'lease time in seconds' },
-  dhcp_port: { kind: 'int', doc: 'DHCP server port' },
-  dhcp_proxy_port: { kind: 'int', doc: 'proxyDHCP boot-server port (0 disables)' },
-  dhcp_listen: { kind: 'string', doc: 'DHCP bind address (0.0.0.0 to receive broadcasts)' },
+  dhcp_port: { kind: 'int', doc: 'DHCP server port', shape: portRule },
+  dhcp_proxy_port: { kind: 'int', doc: 'proxyDHCP boot-server port (0 disables)', shape: portRule },
+  dhcp_listen: { kind: 'string', doc: 'DHCP bind address (0.0.0.0 to receive broadcasts)', shape: ipRule },
   dhcp_force: { kind: 'bool', doc: 'answer even if another DHCP server is seen' },
   dhcp_probe_seconds: { kind: 'int', doc: 'seconds spent probing for another DHCP server (0 skips)' },
   dhcp_unknown: { kind: { oneOf: ['ignore', 'default'] }, doc: 'unknown MACs: ignore, or serve default_profile' },
   default_profile: { kind: 'string', doc: 'profile for unknown MACs when dhcp_unknown=default' },
-  next_server: { kind: 'string', doc: 'TFTP server address given to clients' },
+  next_server: { kind: 'string', doc: 'TFTP server address given to clients (default: forge\'s address on the client\'s network)', shape: ipv4OrEmpty },
   tftp_enabled: { kind: 'bool', doc: 'run the TFTP server' },
-  tftp_listen: { kind: 'string', doc: 'TFTP bind address' },
-  tftp_port: { kind: 'int', doc: 'TFTP port' },
+  tftp_listen: { kind: 'string', doc: 'TFTP bind address', shape: ipRule },
+  tftp_port: { kind: 'int', doc: 'TFTP port', shape: portRule },
   tftp_root: { kind: 'string', doc: 'extra directory served read-only over TFTP' },
   tftp_max_transfers: { kind: 'int', doc: 'concurrent TFTP transfers' },
   loaders: { kind: 'map', doc: 'loader file name -> path overrides' },
@@ -159,9 +192,18 @@ export function defaults(): ForgeConfig {
 }
 
 export const flagName = (key: string): string => key.replace(/_/g, '-');
-export const envName = (key: string): string => `FORGE_${key.toUpperCase()}`;
+/** Keys whose FORGE_<KEY> name a client already reads (CLIENT_ENV) get another name. */
+const ENV_OVERRIDE: Partial<Record<string, string>> = { server: 'FORGE_SERVE_SERVER' };
+export const envName = (key: string): string => ENV_OVERRIDE[key] ?? `FORGE_${key.toUpperCase()}`;
 
 function coerce(key: string, spec: KeySpec, raw: unknown, origin: string): unknown {
+  const v = coerceKind(key, spec, raw, origin);
+  const rule = spec.shape?.(v as never);
+  if (rule !== undefined) throw new ForgeError('CONFIG_INVALID', `${key} (${origin}): ${rule}`, { field: key });
+  return v;
+}
+
+function coerceKind(key: string, spec: KeySpec, raw: unknown, origin: string): unknown {
   const bad = (rule: string): ForgeError =>
     new ForgeError('CONFIG_INVALID', `${key} (${origin}): ${rule}`, { field: key });
   const k = spec.kind;

@@ -28,6 +28,7 @@ export const serve: CommandSpec = {
   summary: 'run the forge server (HTTP API, boot files, autoinstall, DHCP, TFTP)',
   help: [
     'Layers: defaults < config file < FORGE_* environment (FORGE_HTTP_PORT=8080) < flags.',
+    'The server key is FORGE_SERVE_SERVER: FORGE_SERVER is the CLI\'s server URL, never read by serve.',
     'examples:',
     '  forge serve --data-dir /var/lib/forge --http-port 8080',
     '  forge serve --dhcp-mode managed --dhcp-subnet 10.98.0.0/24 --dhcp-range 10.98.0.100,10.98.0.200 \\',
