@@ -1,9 +1,13 @@
 /**
  * The embedded store: SQLite through better-sqlite3 (synchronous, in
  * process). WAL journal, versioned migrations, every mutation one
- * transaction. Objects are kept as JSON documents next to indexed columns for
- * what is queried (links between objects; interface MACs and IPs in their own
- * table so that a DHCP lookup by MAC is one index probe).
+ * transaction. This file opens the database and puts the rooms together:
+ *
+ *   sqlite/migrations.ts  the schema, append-only versions
+ *   sqlite/queue.ts       the write queue (call order, group commit)
+ *   sqlite/objects.ts     distros, profiles, systems and their interfaces
+ *   sqlite/events.ts      lifecycle events per system
+ *   sqlite/leases.ts      the durable copy of DHCP leases
  *
  * Durability: synchronous=NORMAL in WAL mode means a committed transaction
  * survives a crash of the process (it is in the WAL file when COMMIT
@@ -12,119 +16,18 @@
  * FORGE_SQLITE_SYNC=FULL to fsync every commit.
  */
 import Database from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ForgeError } from '../errors.js';
-import { randomMac } from '../core/mac.js';
-import type { Distro, ForgeEvent, KindMap, Lease, ObjectKind, Profile, System, EventType, LeaseState } from '../core/model.js';
+import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
 import type { ExportDocument, ListFilter, NewEvent, RemoveOptions, Store, WriteOptions } from './store.js';
+import { EventRows } from './sqlite/events.js';
+import { LeaseRows } from './sqlite/leases.js';
+import { migrate, schemaVersion } from './sqlite/migrations.js';
+import { ObjectRows } from './sqlite/objects.js';
+import { WriteQueue } from './sqlite/queue.js';
 
-type DB = Database.Database;
-
-interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
-
-/** Append only: never edit a released migration, add the next version. */
-export const MIGRATIONS: readonly Migration[] = [
-  {
-    version: 1,
-    name: 'objects, interfaces, events, leases',
-    sql: `
-      CREATE TABLE distros (
-        name TEXT PRIMARY KEY,
-        data TEXT NOT NULL
-      );
-      CREATE TABLE profiles (
-        name TEXT PRIMARY KEY,
-        distro TEXT NOT NULL,
-        parent TEXT NOT NULL,
-        data TEXT NOT NULL
-      );
-      CREATE INDEX profiles_distro ON profiles(distro);
-      CREATE INDEX profiles_parent ON profiles(parent);
-      CREATE TABLE systems (
-        name TEXT PRIMARY KEY,
-        profile TEXT NOT NULL,
-        data TEXT NOT NULL
-      );
-      CREATE INDEX systems_profile ON systems(profile);
-      CREATE TABLE interfaces (
-        system TEXT NOT NULL REFERENCES systems(name) ON DELETE CASCADE ON UPDATE CASCADE,
-        ifname TEXT NOT NULL,
-        mac TEXT NOT NULL,
-        ip TEXT NOT NULL,
-        PRIMARY KEY (system, ifname)
-      );
-      CREATE UNIQUE INDEX interfaces_mac ON interfaces(mac) WHERE mac <> '';
-      CREATE UNIQUE INDEX interfaces_ip ON interfaces(ip) WHERE ip <> '';
-      CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        system TEXT NOT NULL,
-        type TEXT NOT NULL,
-        source TEXT NOT NULL,
-        time TEXT NOT NULL,
-        detail TEXT NOT NULL
-      );
-      CREATE INDEX events_system ON events(system, id);
-      CREATE TABLE leases (
-        mac TEXT PRIMARY KEY,
-        ip TEXT NOT NULL,
-        state TEXT NOT NULL,
-        expires INTEGER NOT NULL,
-        hostname TEXT NOT NULL,
-        system TEXT NOT NULL
-      );
-      CREATE INDEX leases_ip ON leases(ip);
-    `,
-  },
-  {
-    // A partial index (WHERE mac <> '') is not used for `mac = ?` lookups
-    // (SQLite only uses a partial index when the query's WHERE implies the
-    // index's), so lookups by MAC scanned the table. Unset MACs/IPs are NULL
-    // now, which a plain UNIQUE index allows any number of.
-    version: 2,
-    name: 'interfaces: NULL for unset MAC/IP, full unique indexes',
-    sql: `
-      CREATE TABLE interfaces_v2 (
-        system TEXT NOT NULL REFERENCES systems(name) ON DELETE CASCADE ON UPDATE CASCADE,
-        ifname TEXT NOT NULL,
-        mac TEXT,
-        ip TEXT,
-        PRIMARY KEY (system, ifname)
-      );
-      INSERT INTO interfaces_v2 (system, ifname, mac, ip)
-        SELECT system, ifname, NULLIF(mac, ''), NULLIF(ip, '') FROM interfaces;
-      DROP TABLE interfaces;
-      ALTER TABLE interfaces_v2 RENAME TO interfaces;
-      CREATE UNIQUE INDEX interfaces_mac ON interfaces(mac);
-      CREATE UNIQUE INDEX interfaces_ip ON interfaces(ip);
-    `,
-  },
-];
-
-const TABLE: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems' };
-
-/** Convert a shell glob (`*`, `?`) to an anchored RegExp. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (const ch of glob) {
-    if (ch === '*') re += '.*';
-    else if (ch === '?') re += '.';
-    else re += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`, 's');
-}
-
-function fieldString(v: unknown): string {
-  if (typeof v === 'string') return v;
-  if (v === null || v === undefined) return '';
-  if (typeof v === 'object') return JSON.stringify(v);
-  return String(v);
-}
+export { MIGRATIONS } from './sqlite/migrations.js';
+export { globToRegExp, orderProfiles } from './sqlite/objects.js';
 
 export interface SqliteOptions {
   /** full path of the database file */
@@ -134,597 +37,112 @@ export interface SqliteOptions {
   groupCommit?: boolean;
 }
 
-interface QueuedWrite {
-  run: () => unknown;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-}
-
 export class SqliteStore implements Store {
-  readonly db: DB;
-  private readonly st: ReturnType<SqliteStore['prepare']>;
-  /** Writes waiting for the next group commit (see `write`). */
-  private queue: QueuedWrite[] = [];
-  private flushScheduled = false;
-  /** Group commits done and writes they carried (for benchmarks). */
-  readonly commitStats = { commits: 0, writes: 0 };
-
-  private readonly groupCommit: boolean;
+  readonly db: Database.Database;
+  private readonly queue: WriteQueue;
+  private readonly objects: ObjectRows;
+  private readonly events: EventRows;
+  private readonly leases: LeaseRows;
 
   constructor(opts: SqliteOptions) {
-    this.groupCommit = opts.groupCommit ?? true;
     this.db = new Database(opts.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
-    this.migrate();
-    this.st = this.prepare();
+    migrate(this.db);
+    this.queue = new WriteQueue(this.db, opts.groupCommit ?? true);
+    this.events = new EventRows(this.db, this.queue);
+    this.leases = new LeaseRows(this.db, this.queue);
+    this.objects = new ObjectRows(this.db, this.queue, {
+      systemRenamed: (from, to) => {
+        this.events.systemRenamed(from, to);
+        this.leases.systemRenamed(from, to);
+      },
+      systemRemoved: (name) => this.events.systemRemoved(name),
+    });
   }
 
   /** Schema version after migrations. */
   get schemaVersion(): number {
-    const row = this.db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
-    return row.v ?? 0;
+    return schemaVersion(this.db);
   }
 
-  private migrate(): void {
-    this.db.exec(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)',
-    );
-    const done = new Set(
-      (this.db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
-    );
-    for (const m of MIGRATIONS) {
-      if (done.has(m.version)) continue;
-      this.db.transaction(() => {
-        this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)').run(
-          m.version,
-          m.name,
-          new Date().toISOString(),
-        );
-      })();
-    }
+  /** Group commits done and writes they carried (for benchmarks). */
+  get commitStats(): { commits: number; writes: number } {
+    return this.queue.commitStats;
   }
 
-  private prepare() {
-    const d = this.db;
-    return {
-      get: {
-        distro: d.prepare('SELECT data FROM distros WHERE name = ?').pluck(),
-        profile: d.prepare('SELECT data FROM profiles WHERE name = ?').pluck(),
-        system: d.prepare('SELECT data FROM systems WHERE name = ?').pluck(),
-      },
-      exists: {
-        distro: d.prepare('SELECT 1 FROM distros WHERE name = ?').pluck(),
-        profile: d.prepare('SELECT 1 FROM profiles WHERE name = ?').pluck(),
-        system: d.prepare('SELECT 1 FROM systems WHERE name = ?').pluck(),
-      },
-      insDistro: d.prepare('INSERT INTO distros (name, data) VALUES (?, ?)'),
-      insProfile: d.prepare('INSERT INTO profiles (name, distro, parent, data) VALUES (?, ?, ?, ?)'),
-      insSystem: d.prepare('INSERT INTO systems (name, profile, data) VALUES (?, ?, ?)'),
-      updDistro: d.prepare('UPDATE distros SET data = ? WHERE name = ?'),
-      updProfile: d.prepare('UPDATE profiles SET distro = ?, parent = ?, data = ? WHERE name = ?'),
-      updSystem: d.prepare('UPDATE systems SET profile = ?, data = ? WHERE name = ?'),
-      insIface: d.prepare('INSERT INTO interfaces (system, ifname, mac, ip) VALUES (?, ?, ?, ?)'),
-      delIfaces: d.prepare('DELETE FROM interfaces WHERE system = ?'),
-      macOwner: d.prepare('SELECT system, ifname FROM interfaces WHERE mac = ?'),
-      ipOwner: d.prepare('SELECT system, ifname FROM interfaces WHERE ip = ?'),
-      systemByMac: d.prepare('SELECT s.data FROM interfaces i JOIN systems s ON s.name = i.system WHERE i.mac = ?').pluck(),
-      systemByIp: d.prepare('SELECT s.data FROM interfaces i JOIN systems s ON s.name = i.system WHERE i.ip = ?').pluck(),
-      parentOf: d.prepare('SELECT parent FROM profiles WHERE name = ?').pluck(),
-      profilesOfDistro: d.prepare('SELECT name FROM profiles WHERE distro = ?').pluck(),
-      childProfiles: d.prepare('SELECT name FROM profiles WHERE parent = ?').pluck(),
-      systemsOfProfile: d.prepare('SELECT name FROM systems WHERE profile = ?').pluck(),
-      insEvent: d.prepare('INSERT INTO events (system, type, source, time, detail) VALUES (?, ?, ?, ?, ?)'),
-      putLease: d.prepare(
-        `INSERT INTO leases (mac, ip, state, expires, hostname, system) VALUES (@mac, @ip, @state, @expires, @hostname, @system)
-         ON CONFLICT(mac) DO UPDATE SET ip = excluded.ip, state = excluded.state, expires = excluded.expires,
-           hostname = excluded.hostname, system = excluded.system`,
-      ),
-      getLease: d.prepare('SELECT * FROM leases WHERE mac = ?'),
-      getLeaseByIp: d.prepare('SELECT * FROM leases WHERE ip = ? ORDER BY expires DESC LIMIT 1'),
-    };
+  // objects
+  list<K extends ObjectKind>(kind: K, filter?: ListFilter): Promise<KindMap[K][]> {
+    return this.objects.list(kind, filter);
+  }
+  listNames(kind: ObjectKind, filter?: ListFilter): Promise<string[]> {
+    return this.objects.listNames(kind, filter);
+  }
+  get<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K] | undefined> {
+    return this.objects.get(kind, name);
+  }
+  mustGet<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K]> {
+    return this.objects.mustGet(kind, name);
+  }
+  create<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
+    return this.objects.create(kind, obj, opts);
+  }
+  bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions): Promise<number> {
+    return this.objects.bulkCreate(kind, objs, opts);
+  }
+  replace<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
+    return this.objects.replace(kind, obj, opts);
+  }
+  update<K extends ObjectKind>(kind: K, name: string, fn: (current: KindMap[K]) => KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
+    return this.objects.update(kind, name, fn, opts);
+  }
+  rename(kind: ObjectKind, from: string, to: string): Promise<void> {
+    return this.objects.rename(kind, from, to);
+  }
+  remove(kind: ObjectKind, name: string, opts?: RemoveOptions): Promise<string[]> {
+    return this.objects.remove(kind, name, opts);
+  }
+  findSystemByMac(mac: string): Promise<System | undefined> {
+    return this.objects.findSystemByMac(mac);
+  }
+  findSystemByIp(ip: string): Promise<System | undefined> {
+    return this.objects.findSystemByIp(ip);
+  }
+  macInUse(mac: string): Promise<boolean> {
+    return this.objects.macInUse(mac);
+  }
+  exportAll(): Promise<ExportDocument> {
+    return this.objects.exportAll();
+  }
+  importAll(doc: ExportDocument, opts?: { replace?: boolean }): Promise<{ distros: number; profiles: number; systems: number }> {
+    return this.objects.importAll(doc, opts);
   }
 
-  /** Prepared statements by SQL text (list filters repeat the same few shapes). */
-  private readonly stmtCache = new Map<string, Database.Statement>();
-
-  private cached(sql: string): Database.Statement {
-    let st = this.stmtCache.get(sql);
-    if (st === undefined) {
-      st = this.db.prepare(sql);
-      if (this.stmtCache.size < 256) this.stmtCache.set(sql, st);
-    }
-    return st;
+  // events
+  addEvent(ev: NewEvent): Promise<ForgeEvent> {
+    return this.events.add(ev);
   }
-
-  // ------------------------------------------------------------------ group commit
-
-  /**
-   * Runs `fn` in a transaction of its own as far as the caller can tell, but
-   * writes queued in the same event-loop turn share one COMMIT: each runs in
-   * a SAVEPOINT (so one failing write rolls back only itself) inside one outer
-   * transaction. Promises resolve only after the COMMIT, so an acknowledged
-   * write is durable. Concurrent API clients and event bursts during mass
-   * boots thus cost one WAL commit per batch instead of one per write.
-   * Every mutation goes through here, so writes apply in call order.
-   */
-  private write<T>(fn: () => T): Promise<T> {
-    if (!this.groupCommit) {
-      try {
-        return Promise.resolve(this.db.transaction(fn)());
-      } catch (e) {
-        return Promise.reject(e);
-      }
-    }
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run: fn, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
+  async listEvents(system: string, opts?: { since?: string; limit?: number }): Promise<ForgeEvent[]> {
+    return this.events.list(system, opts);
   }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    const results: ({ ok: true; v: unknown } | { ok: false; e: unknown })[] = [];
-    try {
-      if (batch.length === 1) {
-        results.push({ ok: true, v: this.db.transaction(batch[0]!.run)() });
-      } else {
-        this.db.transaction(() => {
-          for (const w of batch) {
-            try {
-              // nested transaction() = SAVEPOINT ... RELEASE / ROLLBACK TO
-              results.push({ ok: true, v: this.db.transaction(w.run)() });
-            } catch (e) {
-              results.push({ ok: false, e });
-            }
-          }
-        })();
-      }
-      this.commitStats.commits++;
-      this.commitStats.writes += batch.length;
-    } catch (e) {
-      // The single write failed, or the COMMIT itself did: nothing of this batch is stored.
-      for (const w of batch) w.reject(e);
-      return;
-    }
-    batch.forEach((w, i) => {
-      const r = results[i]!;
-      if (r.ok) w.resolve(r.v);
-      else w.reject(r.e);
-    });
-  }
-
-  // ------------------------------------------------------------------ reads
-
-  private getSync<K extends ObjectKind>(kind: K, name: string): KindMap[K] | undefined {
-    const data = this.st.get[kind].get(name) as string | undefined;
-    return data === undefined ? undefined : (JSON.parse(data) as KindMap[K]);
-  }
-
-  async get<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K] | undefined> {
-    return this.getSync(kind, name);
-  }
-
-  async mustGet<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K]> {
-    const o = this.getSync(kind, name);
-    if (o === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
-    return o;
-  }
-
-  /** Splits a filter into SQL conditions and the part checked in JS on the parsed object. */
-  private compileFilter(kind: ObjectKind, filter: ListFilter): {
-    where: string[];
-    params: string[];
-    jsFilters: [string, RegExp][];
-    ifaceFilters: [string, RegExp][];
-  } {
-    const where: string[] = [];
-    const params: string[] = [];
-    const jsFilters: [string, RegExp][] = [];
-    const ifaceFilters: [string, RegExp][] = [];
-    const columns: Record<ObjectKind, string[]> = {
-      distro: ['name'],
-      profile: ['name', 'distro', 'parent'],
-      system: ['name', 'profile'],
-    };
-    for (const [field, glob] of Object.entries(filter)) {
-      const op = /[*?[]/.test(glob) ? 'GLOB' : '=';
-      if (columns[kind].includes(field)) {
-        where.push(`${field} ${op} ?`);
-        params.push(glob);
-      } else if (kind === 'system' && (field === 'mac_address' || field === 'ip_address')) {
-        const col = field === 'mac_address' ? 'mac' : 'ip';
-        // `=` uses the unique index; GLOB with wildcards scans.
-        where.push(`name IN (SELECT system FROM interfaces WHERE ${col} ${op} ?)`);
-        params.push(glob);
-      } else if (kind === 'system' && ['netmask', 'if_gateway', 'dns_name', 'static', 'mtu', 'interface_type'].includes(field)) {
-        ifaceFilters.push([field, globToRegExp(glob)]);
-      } else {
-        jsFilters.push([field, globToRegExp(glob)]);
-      }
-    }
-    return { where, params, jsFilters, ifaceFilters };
-  }
-
-  private matches(o: Record<string, unknown>, jsFilters: [string, RegExp][], ifaceFilters: [string, RegExp][]): boolean {
-    if (!jsFilters.every(([f, re]) => re.test(fieldString(o[f])))) return false;
-    if (ifaceFilters.length > 0) {
-      const ifs = Object.values((o as unknown as System).interfaces) as unknown as Record<string, unknown>[];
-      if (!ifaceFilters.every(([f, re]) => ifs.some((i) => re.test(fieldString(i[f]))))) return false;
-    }
-    return true;
-  }
-
-  async list<K extends ObjectKind>(kind: K, filter: ListFilter = {}): Promise<KindMap[K][]> {
-    const { where, params, jsFilters, ifaceFilters } = this.compileFilter(kind, filter);
-    const sql = `SELECT data FROM ${TABLE[kind]}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY name`;
-    const rows = this.cached(sql).pluck().all(...params) as string[];
-    const out: KindMap[K][] = [];
-    for (const r of rows) {
-      const o = JSON.parse(r) as Record<string, unknown>;
-      if (this.matches(o, jsFilters, ifaceFilters)) out.push(o as unknown as KindMap[K]);
-    }
-    return out;
-  }
-
-  async listNames(kind: ObjectKind, filter: ListFilter = {}): Promise<string[]> {
-    const { where, params, jsFilters, ifaceFilters } = this.compileFilter(kind, filter);
-    if (jsFilters.length > 0 || ifaceFilters.length > 0) return (await this.list(kind, filter)).map((o) => o.name);
-    const sql = `SELECT name FROM ${TABLE[kind]}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY name`;
-    return this.cached(sql).pluck().all(...params) as string[];
-  }
-
-  async findSystemByMac(mac: string): Promise<System | undefined> {
-    const data = this.st.systemByMac.get(mac) as string | undefined;
-    return data === undefined ? undefined : (JSON.parse(data) as System);
-  }
-
-  async findSystemByIp(ip: string): Promise<System | undefined> {
-    const data = this.st.systemByIp.get(ip) as string | undefined;
-    return data === undefined ? undefined : (JSON.parse(data) as System);
-  }
-
-  async macInUse(mac: string): Promise<boolean> {
-    return this.st.macOwner.get(mac) !== undefined;
-  }
-
-  // ------------------------------------------------------------------ writes (sync cores, run inside transactions)
-
-  private checkRefs(kind: ObjectKind, obj: Distro | Profile | System): void {
-    if (kind === 'profile') {
-      const p = obj as Profile;
-      if (p.distro !== '' && this.st.exists.distro.get(p.distro) === undefined) {
-        throw new ForgeError('REFERENCE_MISSING', `distro: ${p.distro} does not exist`, { field: 'distro' });
-      }
-      if (p.parent !== '') {
-        if (this.st.exists.profile.get(p.parent) === undefined) {
-          throw new ForgeError('REFERENCE_MISSING', `parent: profile ${p.parent} does not exist`, { field: 'parent' });
-        }
-        // Walk up from the new parent: reaching this profile again is a cycle.
-        const seen = new Set<string>();
-        let cur: string | undefined = p.parent;
-        while (cur !== undefined && cur !== '') {
-          if (cur === p.name) {
-            throw new ForgeError('PARENT_CYCLE', `parent: ${p.parent} descends from ${p.name}; parents would form a cycle`, {
-              field: 'parent',
-            });
-          }
-          if (seen.has(cur)) break;
-          seen.add(cur);
-          cur = this.st.parentOf.get(cur) as string | undefined;
-        }
-      }
-    } else if (kind === 'system') {
-      const s = obj as System;
-      if (this.st.exists.profile.get(s.profile) === undefined) {
-        throw new ForgeError('REFERENCE_MISSING', `profile: ${s.profile} does not exist`, { field: 'profile' });
-      }
-    }
-  }
-
-  private ouiFor(opts: WriteOptions | undefined, name: string): string {
-    const o = opts?.randomOui;
-    if (typeof o === 'string') return o;
-    if (o !== undefined && o[name] !== undefined) return o[name]!;
-    return '52:54:00';
-  }
-
-  /** Writes the interface rows of a system; resolves `random` MACs (mutates s). */
-  private writeInterfaces(s: System, opts: WriteOptions | undefined): void {
-    for (const [ifname, i] of Object.entries(s.interfaces)) {
-      if (i.mac_address === 'random') {
-        const oui = this.ouiFor(opts, s.name);
-        let mac: string | undefined;
-        for (let tries = 0; tries < 64 && mac === undefined; tries++) {
-          const cand = randomMac(oui, randomBytes(3));
-          if (this.st.macOwner.get(cand) === undefined && !Object.values(s.interfaces).some((x) => x.mac_address === cand)) {
-            mac = cand;
-          }
-        }
-        if (mac === undefined) {
-          throw new ForgeError('MAC_EXHAUSTED', `interfaces.${ifname}.mac_address: no free MAC found under ${oui}`, {
-            field: `interfaces.${ifname}.mac_address`,
-          });
-        }
-        i.mac_address = mac;
-      }
-      if (i.mac_address !== '') {
-        const owner = this.st.macOwner.get(i.mac_address) as { system: string; ifname: string } | undefined;
-        if (owner !== undefined) {
-          throw new ForgeError(
-            'DUPLICATE_MAC',
-            `interfaces.${ifname}.mac_address: ${i.mac_address} is already used by system ${owner.system} (${owner.ifname})`,
-            { field: `interfaces.${ifname}.mac_address` },
-          );
-        }
-      }
-      if (i.ip_address !== '') {
-        const owner = this.st.ipOwner.get(i.ip_address) as { system: string; ifname: string } | undefined;
-        if (owner !== undefined) {
-          throw new ForgeError(
-            'DUPLICATE_IP',
-            `interfaces.${ifname}.ip_address: ${i.ip_address} is already used by system ${owner.system} (${owner.ifname})`,
-            { field: `interfaces.${ifname}.ip_address` },
-          );
-        }
-      }
-      this.st.insIface.run(s.name, ifname, i.mac_address === '' ? null : i.mac_address, i.ip_address === '' ? null : i.ip_address);
-    }
-  }
-
-  private createSync<K extends ObjectKind>(kind: K, input: KindMap[K], opts: WriteOptions | undefined, keepTimes: boolean): KindMap[K] {
-    const obj = structuredClone(input);
-    if (this.st.exists[kind].get(obj.name) !== undefined) {
-      throw new ForgeError('DUPLICATE_NAME', `name: a ${kind} named ${obj.name} already exists`, { field: 'name' });
-    }
-    this.checkRefs(kind, obj);
-    const now = new Date().toISOString();
-    if (!keepTimes || obj.ctime === '') obj.ctime = now;
-    if (!keepTimes || obj.mtime === '') obj.mtime = now;
-    if (kind === 'distro') {
-      this.st.insDistro.run(obj.name, JSON.stringify(obj));
-    } else if (kind === 'profile') {
-      const p = obj as Profile;
-      this.st.insProfile.run(p.name, p.distro, p.parent, JSON.stringify(p));
-    } else {
-      const s = obj as System;
-      // Parent row first (interfaces reference it); its data is rewritten
-      // once random MACs are resolved.
-      this.st.insSystem.run(s.name, s.profile, '{}');
-      this.writeInterfaces(s, opts);
-      this.st.updSystem.run(s.profile, JSON.stringify(s), s.name);
-    }
-    return obj;
-  }
-
-  private replaceSync<K extends ObjectKind>(kind: K, input: KindMap[K], opts: WriteOptions | undefined): KindMap[K] {
-    const obj = structuredClone(input);
-    const old = this.getSync(kind, obj.name);
-    if (old === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${obj.name} does not exist`, { field: 'name' });
-    this.checkRefs(kind, obj);
-    obj.ctime = old.ctime;
-    obj.mtime = new Date().toISOString();
-    if (kind === 'distro') {
-      this.st.updDistro.run(JSON.stringify(obj), obj.name);
-    } else if (kind === 'profile') {
-      const p = obj as Profile;
-      this.st.updProfile.run(p.distro, p.parent, JSON.stringify(p), p.name);
-    } else {
-      const s = obj as System;
-      this.st.delIfaces.run(s.name);
-      this.writeInterfaces(s, opts);
-      this.st.updSystem.run(s.profile, JSON.stringify(s), s.name);
-    }
-    return obj;
-  }
-
-  async create<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
-    return this.write(() => this.createSync(kind, obj, opts, false));
-  }
-
-  async bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions): Promise<number> {
-    const ordered = kind === 'profile' ? orderProfiles(objs as Profile[]) : objs;
-    return this.write(() => {
-      for (const [i, o] of ordered.entries()) {
-        try {
-          this.createSync(kind, o as KindMap[K], opts, false);
-        } catch (e) {
-          if (e instanceof ForgeError) {
-            throw new ForgeError(e.code, `item ${i} (${o.name}): ${e.message}`, {
-              ...(e.field === undefined ? {} : { field: e.field }),
-              details: { index: i, name: o.name },
-            });
-          }
-          throw e;
-        }
-      }
-      return ordered.length;
-    });
-  }
-
-  async replace<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
-    return this.write(() => this.replaceSync(kind, obj, opts));
-  }
-
-  async update<K extends ObjectKind>(
-    kind: K,
-    name: string,
-    fn: (current: KindMap[K]) => KindMap[K],
-    opts?: WriteOptions,
-  ): Promise<KindMap[K]> {
-    return this.write(() => {
-      const cur = this.getSync(kind, name);
-      if (cur === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
-      const next = fn(cur);
-      if (next.name !== name) throw new ForgeError('INVALID_FIELD', 'name: cannot be changed by an update; use rename', { field: 'name' });
-      return this.replaceSync(kind, next, opts);
-    });
-  }
-
-  async rename(kind: ObjectKind, from: string, to: string): Promise<void> {
-    await this.write(() => {
-      const obj = this.getSync(kind, from);
-      if (obj === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${from} does not exist`, { field: 'name' });
-      if (from === to) return;
-      if (this.st.exists[kind].get(to) !== undefined) {
-        throw new ForgeError('DUPLICATE_NAME', `new_name: a ${kind} named ${to} already exists`, { field: 'new_name' });
-      }
-      const now = new Date().toISOString();
-      obj.name = to;
-      obj.mtime = now;
-      const t = TABLE[kind];
-      this.db.prepare(`UPDATE ${t} SET name = ?, data = ? WHERE name = ?`).run(to, JSON.stringify(obj), from);
-      if (kind === 'distro') {
-        this.db
-          .prepare(`UPDATE profiles SET distro = ?, data = json_set(data, '$.distro', ?) WHERE distro = ?`)
-          .run(to, to, from);
-      } else if (kind === 'profile') {
-        this.db
-          .prepare(`UPDATE profiles SET parent = ?, data = json_set(data, '$.parent', ?) WHERE parent = ?`)
-          .run(to, to, from);
-        this.db
-          .prepare(`UPDATE systems SET profile = ?, data = json_set(data, '$.profile', ?) WHERE profile = ?`)
-          .run(to, to, from);
-      } else {
-        // interfaces follow through ON UPDATE CASCADE
-        this.db.prepare('UPDATE events SET system = ? WHERE system = ?').run(to, from);
-        this.db.prepare('UPDATE leases SET system = ? WHERE system = ?').run(to, from);
-      }
-    });
-  }
-
-  async remove(kind: ObjectKind, name: string, opts: RemoveOptions = {}): Promise<string[]> {
-    return this.write(() => {
-      if (this.st.exists[kind].get(name) === undefined) {
-        throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
-      }
-      // Collect dependants depth first, children before parents.
-      const order: [ObjectKind, string][] = [];
-      const visit = (k: ObjectKind, n: string): void => {
-        if (k === 'distro') {
-          for (const p of this.st.profilesOfDistro.all(n) as string[]) visit('profile', p);
-        } else if (k === 'profile') {
-          for (const p of this.st.childProfiles.all(n) as string[]) visit('profile', p);
-          for (const s of this.st.systemsOfProfile.all(n) as string[]) visit('system', s);
-        }
-        order.push([k, n]);
-      };
-      visit(kind, name);
-      if (order.length > 1 && opts.recursive !== true) {
-        const deps = order.slice(0, -1).map(([k, n]) => `${k} ${n}`);
-        const shown = deps.slice(0, 10).join(', ') + (deps.length > 10 ? `, ... (${deps.length} in all)` : '');
-        throw new ForgeError('REFERENCED', `${kind} ${name} is referenced by ${shown}; use recursive`, {
-          field: 'name',
-          details: { referenced_by: deps.slice(0, 1000) },
-        });
-      }
-      for (const [k, n] of order) {
-        this.cached(`DELETE FROM ${TABLE[k]} WHERE name = ?`).run(n);
-        if (k === 'system') this.cached('DELETE FROM events WHERE system = ?').run(n);
-      }
-      return order.map(([k, n]) => `${k} ${n}`);
-    });
-  }
-
-  // ------------------------------------------------------------------ events
-
-  async addEvent(ev: NewEvent): Promise<ForgeEvent> {
-    const time = ev.time ?? new Date().toISOString();
-    const detail = ev.detail ?? {};
-    const id = await this.write(() => Number(this.st.insEvent.run(ev.system, ev.type, ev.source, time, JSON.stringify(detail)).lastInsertRowid));
-    return { id, system: ev.system, type: ev.type, source: ev.source, time, detail };
-  }
-
-  async listEvents(system: string, opts: { since?: string; limit?: number } = {}): Promise<ForgeEvent[]> {
-    const limit = opts.limit ?? 1000;
-    const rows = (
-      opts.since === undefined
-        ? this.db.prepare('SELECT * FROM events WHERE system = ? ORDER BY id DESC LIMIT ?').all(system, limit)
-        : this.db
-            .prepare('SELECT * FROM events WHERE system = ? AND time >= ? ORDER BY id DESC LIMIT ?')
-            .all(system, opts.since, limit)
-    ) as EventRow[];
-    return rows.reverse().map(rowToEvent);
-  }
-
   async latestEvents(): Promise<ForgeEvent[]> {
-    const rows = this.db
-      .prepare('SELECT * FROM events WHERE id IN (SELECT max(id) FROM events GROUP BY system) ORDER BY system')
-      .all() as EventRow[];
-    return rows.map(rowToEvent);
+    return this.events.latest();
   }
 
-  // ------------------------------------------------------------------ leases
-
+  // leases
   async getLease(mac: string): Promise<Lease | undefined> {
-    return this.st.getLease.get(mac) as Lease | undefined;
+    return this.leases.get(mac);
   }
-
   async getLeaseByIp(ip: string): Promise<Lease | undefined> {
-    return this.st.getLeaseByIp.get(ip) as Lease | undefined;
+    return this.leases.getByIp(ip);
   }
-
-  async putLease(lease: Lease): Promise<void> {
-    await this.write(() => this.st.putLease.run(lease));
+  putLease(lease: Lease): Promise<void> {
+    return this.leases.put(lease);
   }
-
   async listLeases(): Promise<Lease[]> {
-    return (this.db.prepare('SELECT * FROM leases ORDER BY ip').all() as (Lease & { state: LeaseState })[]).map((l) => ({ ...l }));
-  }
-
-  // ------------------------------------------------------------------ export / import
-
-  async exportAll(): Promise<ExportDocument> {
-    return this.db.transaction(() => {
-      const all = <K extends ObjectKind>(k: K): KindMap[K][] =>
-        (this.db.prepare(`SELECT data FROM ${TABLE[k]} ORDER BY name`).pluck().all() as string[]).map(
-          (d) => JSON.parse(d) as KindMap[K],
-        );
-      return {
-        forge_export: 1 as const,
-        exported: new Date().toISOString(),
-        distros: all('distro'),
-        profiles: all('profile'),
-        systems: all('system'),
-      };
-    })();
-  }
-
-  async importAll(
-    doc: ExportDocument,
-    opts: { replace?: boolean } = {},
-  ): Promise<{ distros: number; profiles: number; systems: number }> {
-    return this.write(() => {
-      const put = <K extends ObjectKind>(k: K, o: KindMap[K]): void => {
-        if (opts.replace === true && this.st.exists[k].get(o.name) !== undefined) {
-          const t = o.ctime;
-          const m = o.mtime;
-          const r = this.replaceSync(k, o, undefined);
-          if (t !== '') r.ctime = t;
-          if (m !== '') r.mtime = m;
-          this.rewriteData(k, r);
-        } else {
-          this.createSync(k, o, undefined, true);
-        }
-      };
-      for (const d of doc.distros) put('distro', d);
-      for (const p of orderProfiles(doc.profiles)) put('profile', p);
-      for (const s of doc.systems) put('system', s);
-      return { distros: doc.distros.length, profiles: doc.profiles.length, systems: doc.systems.length };
-    });
-  }
-
-  private rewriteData<K extends ObjectKind>(kind: K, obj: KindMap[K]): void {
-    this.db.prepare(`UPDATE ${TABLE[kind]} SET data = ? WHERE name = ?`).run(JSON.stringify(obj), obj.name);
+    return this.leases.list();
   }
 
   async integrityCheck(): Promise<string> {
@@ -733,47 +151,9 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.queue.length > 0) this.flush();
+    if (this.queue.pending) this.queue.flush();
     if (this.db.open) this.db.close();
   }
-}
-
-interface EventRow {
-  id: number;
-  system: string;
-  type: string;
-  source: string;
-  time: string;
-  detail: string;
-}
-
-function rowToEvent(r: EventRow): ForgeEvent {
-  return {
-    id: r.id,
-    system: r.system,
-    type: r.type as EventType,
-    source: r.source,
-    time: r.time,
-    detail: JSON.parse(r.detail) as Record<string, unknown>,
-  };
-}
-
-/** Parents before children (stable otherwise), so a batch may hold whole trees. */
-export function orderProfiles(ps: readonly Profile[]): Profile[] {
-  const byName = new Map(ps.map((p) => [p.name, p]));
-  const out: Profile[] = [];
-  const state = new Map<string, 'visiting' | 'done'>();
-  const visit = (p: Profile): void => {
-    const s = state.get(p.name);
-    if (s === 'done' || s === 'visiting') return; // a cycle is reported by the store's check
-    state.set(p.name, 'visiting');
-    const parent = p.parent !== '' ? byName.get(p.parent) : undefined;
-    if (parent !== undefined) visit(parent);
-    state.set(p.name, 'done');
-    out.push(p);
-  };
-  for (const p of ps) visit(p);
-  return out;
 }
 
 /** Opens (creating if needed) DATA_DIR/forge.db. */

@@ -1,0 +1,109 @@
+/**
+ * The schema, as versioned migrations. Append only: never edit a released
+ * migration, add the next version (a new table gets its own migration and
+ * its own module beside objects.ts, events.ts and leases.ts).
+ */
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Append only: never edit a released migration, add the next version. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'objects, interfaces, events, leases',
+    sql: `
+      CREATE TABLE distros (
+        name TEXT PRIMARY KEY,
+        data TEXT NOT NULL
+      );
+      CREATE TABLE profiles (
+        name TEXT PRIMARY KEY,
+        distro TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        data TEXT NOT NULL
+      );
+      CREATE INDEX profiles_distro ON profiles(distro);
+      CREATE INDEX profiles_parent ON profiles(parent);
+      CREATE TABLE systems (
+        name TEXT PRIMARY KEY,
+        profile TEXT NOT NULL,
+        data TEXT NOT NULL
+      );
+      CREATE INDEX systems_profile ON systems(profile);
+      CREATE TABLE interfaces (
+        system TEXT NOT NULL REFERENCES systems(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        ifname TEXT NOT NULL,
+        mac TEXT NOT NULL,
+        ip TEXT NOT NULL,
+        PRIMARY KEY (system, ifname)
+      );
+      CREATE UNIQUE INDEX interfaces_mac ON interfaces(mac) WHERE mac <> '';
+      CREATE UNIQUE INDEX interfaces_ip ON interfaces(ip) WHERE ip <> '';
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        system TEXT NOT NULL,
+        type TEXT NOT NULL,
+        source TEXT NOT NULL,
+        time TEXT NOT NULL,
+        detail TEXT NOT NULL
+      );
+      CREATE INDEX events_system ON events(system, id);
+      CREATE TABLE leases (
+        mac TEXT PRIMARY KEY,
+        ip TEXT NOT NULL,
+        state TEXT NOT NULL,
+        expires INTEGER NOT NULL,
+        hostname TEXT NOT NULL,
+        system TEXT NOT NULL
+      );
+      CREATE INDEX leases_ip ON leases(ip);
+    `,
+  },
+  {
+    // A partial index (WHERE mac <> '') is not used for `mac = ?` lookups
+    // (SQLite only uses a partial index when the query's WHERE implies the
+    // index's), so lookups by MAC scanned the table. Unset MACs/IPs are NULL
+    // now, which a plain UNIQUE index allows any number of.
+    version: 2,
+    name: 'interfaces: NULL for unset MAC/IP, full unique indexes',
+    sql: `
+      CREATE TABLE interfaces_v2 (
+        system TEXT NOT NULL REFERENCES systems(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        ifname TEXT NOT NULL,
+        mac TEXT,
+        ip TEXT,
+        PRIMARY KEY (system, ifname)
+      );
+      INSERT INTO interfaces_v2 (system, ifname, mac, ip)
+        SELECT system, ifname, NULLIF(mac, ''), NULLIF(ip, '') FROM interfaces;
+      DROP TABLE interfaces;
+      ALTER TABLE interfaces_v2 RENAME TO interfaces;
+      CREATE UNIQUE INDEX interfaces_mac ON interfaces(mac);
+      CREATE UNIQUE INDEX interfaces_ip ON interfaces(ip);
+    `,
+  },
+];
+
+/** Applies every migration not yet recorded, each in its own transaction. */
+export function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)');
+  const done = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
+  for (const m of MIGRATIONS) {
+    if (done.has(m.version)) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)').run(m.version, m.name, new Date().toISOString());
+    })();
+  }
+}
+
+/** Schema version after migrations. */
+export function schemaVersion(db: Database.Database): number {
+  const row = db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null };
+  return row.v ?? 0;
+}

@@ -1,0 +1,494 @@
+/**
+ * Distros, profiles and systems: JSON documents next to indexed columns for
+ * what is queried (links between objects; interface MACs and IPs in their own
+ * table so that a DHCP lookup by MAC is one index probe). Referential rules
+ * (unique names, MACs and IPs, references exist, no parent cycles) are
+ * checked here, inside the write's transaction.
+ */
+import type Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { ForgeError } from '../../errors.js';
+import { randomMac } from '../../core/mac.js';
+import type { Distro, KindMap, ObjectKind, Profile, System } from '../../core/model.js';
+import type { ExportDocument, ListFilter, RemoveOptions, WriteOptions } from '../store.js';
+import type { WriteQueue } from './queue.js';
+
+type DB = Database.Database;
+
+const TABLE: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems' };
+
+/** Convert a shell glob (`*`, `?`) to an anchored RegExp. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (const ch of glob) {
+    if (ch === '*') re += '.*';
+    else if (ch === '?') re += '.';
+    else re += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`, 's');
+}
+
+function fieldString(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+/** What other tables do when a system is renamed or removed (called inside the write). */
+export interface SystemHooks {
+  systemRenamed(from: string, to: string): void;
+  systemRemoved(name: string): void;
+}
+
+export class ObjectRows {
+  private readonly st: ReturnType<ObjectRows['prepare']>;
+
+  constructor(
+    private readonly db: DB,
+    private readonly queue: WriteQueue,
+    private readonly hooks: SystemHooks,
+  ) {
+    this.st = this.prepare();
+  }
+
+  private prepare() {
+    const d = this.db;
+    return {
+      get: {
+        distro: d.prepare('SELECT data FROM distros WHERE name = ?').pluck(),
+        profile: d.prepare('SELECT data FROM profiles WHERE name = ?').pluck(),
+        system: d.prepare('SELECT data FROM systems WHERE name = ?').pluck(),
+      },
+      exists: {
+        distro: d.prepare('SELECT 1 FROM distros WHERE name = ?').pluck(),
+        profile: d.prepare('SELECT 1 FROM profiles WHERE name = ?').pluck(),
+        system: d.prepare('SELECT 1 FROM systems WHERE name = ?').pluck(),
+      },
+      insDistro: d.prepare('INSERT INTO distros (name, data) VALUES (?, ?)'),
+      insProfile: d.prepare('INSERT INTO profiles (name, distro, parent, data) VALUES (?, ?, ?, ?)'),
+      insSystem: d.prepare('INSERT INTO systems (name, profile, data) VALUES (?, ?, ?)'),
+      updDistro: d.prepare('UPDATE distros SET data = ? WHERE name = ?'),
+      updProfile: d.prepare('UPDATE profiles SET distro = ?, parent = ?, data = ? WHERE name = ?'),
+      updSystem: d.prepare('UPDATE systems SET profile = ?, data = ? WHERE name = ?'),
+      insIface: d.prepare('INSERT INTO interfaces (system, ifname, mac, ip) VALUES (?, ?, ?, ?)'),
+      delIfaces: d.prepare('DELETE FROM interfaces WHERE system = ?'),
+      macOwner: d.prepare('SELECT system, ifname FROM interfaces WHERE mac = ?'),
+      ipOwner: d.prepare('SELECT system, ifname FROM interfaces WHERE ip = ?'),
+      systemByMac: d.prepare('SELECT s.data FROM interfaces i JOIN systems s ON s.name = i.system WHERE i.mac = ?').pluck(),
+      systemByIp: d.prepare('SELECT s.data FROM interfaces i JOIN systems s ON s.name = i.system WHERE i.ip = ?').pluck(),
+      parentOf: d.prepare('SELECT parent FROM profiles WHERE name = ?').pluck(),
+      profilesOfDistro: d.prepare('SELECT name FROM profiles WHERE distro = ?').pluck(),
+      childProfiles: d.prepare('SELECT name FROM profiles WHERE parent = ?').pluck(),
+      systemsOfProfile: d.prepare('SELECT name FROM systems WHERE profile = ?').pluck(),
+    };
+  }
+
+  /** Prepared statements by SQL text (list filters repeat the same few shapes). */
+  private readonly stmtCache = new Map<string, Database.Statement>();
+
+  private cached(sql: string): Database.Statement {
+    let st = this.stmtCache.get(sql);
+    if (st === undefined) {
+      st = this.db.prepare(sql);
+      if (this.stmtCache.size < 256) this.stmtCache.set(sql, st);
+    }
+    return st;
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  private getSync<K extends ObjectKind>(kind: K, name: string): KindMap[K] | undefined {
+    const data = this.st.get[kind].get(name) as string | undefined;
+    return data === undefined ? undefined : (JSON.parse(data) as KindMap[K]);
+  }
+
+  async get<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K] | undefined> {
+    return this.getSync(kind, name);
+  }
+
+  async mustGet<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K]> {
+    const o = this.getSync(kind, name);
+    if (o === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
+    return o;
+  }
+
+  /** Splits a filter into SQL conditions and the part checked in JS on the parsed object. */
+  private compileFilter(kind: ObjectKind, filter: ListFilter): {
+    where: string[];
+    params: string[];
+    jsFilters: [string, RegExp][];
+    ifaceFilters: [string, RegExp][];
+  } {
+    const where: string[] = [];
+    const params: string[] = [];
+    const jsFilters: [string, RegExp][] = [];
+    const ifaceFilters: [string, RegExp][] = [];
+    const columns: Record<ObjectKind, string[]> = {
+      distro: ['name'],
+      profile: ['name', 'distro', 'parent'],
+      system: ['name', 'profile'],
+    };
+    for (const [field, glob] of Object.entries(filter)) {
+      const op = /[*?[]/.test(glob) ? 'GLOB' : '=';
+      if (columns[kind].includes(field)) {
+        where.push(`${field} ${op} ?`);
+        params.push(glob);
+      } else if (kind === 'system' && (field === 'mac_address' || field === 'ip_address')) {
+        const col = field === 'mac_address' ? 'mac' : 'ip';
+        // `=` uses the unique index; GLOB with wildcards scans.
+        where.push(`name IN (SELECT system FROM interfaces WHERE ${col} ${op} ?)`);
+        params.push(glob);
+      } else if (kind === 'system' && ['netmask', 'if_gateway', 'dns_name', 'static', 'mtu', 'interface_type'].includes(field)) {
+        ifaceFilters.push([field, globToRegExp(glob)]);
+      } else {
+        jsFilters.push([field, globToRegExp(glob)]);
+      }
+    }
+    return { where, params, jsFilters, ifaceFilters };
+  }
+
+  private matches(o: Record<string, unknown>, jsFilters: [string, RegExp][], ifaceFilters: [string, RegExp][]): boolean {
+    if (!jsFilters.every(([f, re]) => re.test(fieldString(o[f])))) return false;
+    if (ifaceFilters.length > 0) {
+      const ifs = Object.values((o as unknown as System).interfaces) as unknown as Record<string, unknown>[];
+      if (!ifaceFilters.every(([f, re]) => ifs.some((i) => re.test(fieldString(i[f]))))) return false;
+    }
+    return true;
+  }
+
+  async list<K extends ObjectKind>(kind: K, filter: ListFilter = {}): Promise<KindMap[K][]> {
+    const { where, params, jsFilters, ifaceFilters } = this.compileFilter(kind, filter);
+    const sql = `SELECT data FROM ${TABLE[kind]}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY name`;
+    const rows = this.cached(sql).pluck().all(...params) as string[];
+    const out: KindMap[K][] = [];
+    for (const r of rows) {
+      const o = JSON.parse(r) as Record<string, unknown>;
+      if (this.matches(o, jsFilters, ifaceFilters)) out.push(o as unknown as KindMap[K]);
+    }
+    return out;
+  }
+
+  async listNames(kind: ObjectKind, filter: ListFilter = {}): Promise<string[]> {
+    const { where, params, jsFilters, ifaceFilters } = this.compileFilter(kind, filter);
+    if (jsFilters.length > 0 || ifaceFilters.length > 0) return (await this.list(kind, filter)).map((o) => o.name);
+    const sql = `SELECT name FROM ${TABLE[kind]}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY name`;
+    return this.cached(sql).pluck().all(...params) as string[];
+  }
+
+  async findSystemByMac(mac: string): Promise<System | undefined> {
+    const data = this.st.systemByMac.get(mac) as string | undefined;
+    return data === undefined ? undefined : (JSON.parse(data) as System);
+  }
+
+  async findSystemByIp(ip: string): Promise<System | undefined> {
+    const data = this.st.systemByIp.get(ip) as string | undefined;
+    return data === undefined ? undefined : (JSON.parse(data) as System);
+  }
+
+  async macInUse(mac: string): Promise<boolean> {
+    return this.st.macOwner.get(mac) !== undefined;
+  }
+
+  // ------------------------------------------------------------------ writes (sync cores, run inside transactions)
+
+  private checkRefs(kind: ObjectKind, obj: Distro | Profile | System): void {
+    if (kind === 'profile') {
+      const p = obj as Profile;
+      if (p.distro !== '' && this.st.exists.distro.get(p.distro) === undefined) {
+        throw new ForgeError('REFERENCE_MISSING', `distro: ${p.distro} does not exist`, { field: 'distro' });
+      }
+      if (p.parent !== '') {
+        if (this.st.exists.profile.get(p.parent) === undefined) {
+          throw new ForgeError('REFERENCE_MISSING', `parent: profile ${p.parent} does not exist`, { field: 'parent' });
+        }
+        // Walk up from the new parent: reaching this profile again is a cycle.
+        const seen = new Set<string>();
+        let cur: string | undefined = p.parent;
+        while (cur !== undefined && cur !== '') {
+          if (cur === p.name) {
+            throw new ForgeError('PARENT_CYCLE', `parent: ${p.parent} descends from ${p.name}; parents would form a cycle`, {
+              field: 'parent',
+            });
+          }
+          if (seen.has(cur)) break;
+          seen.add(cur);
+          cur = this.st.parentOf.get(cur) as string | undefined;
+        }
+      }
+    } else if (kind === 'system') {
+      const s = obj as System;
+      if (this.st.exists.profile.get(s.profile) === undefined) {
+        throw new ForgeError('REFERENCE_MISSING', `profile: ${s.profile} does not exist`, { field: 'profile' });
+      }
+    }
+  }
+
+  private ouiFor(opts: WriteOptions | undefined, name: string): string {
+    const o = opts?.randomOui;
+    if (typeof o === 'string') return o;
+    if (o !== undefined && o[name] !== undefined) return o[name]!;
+    return '52:54:00';
+  }
+
+  /** Writes the interface rows of a system; resolves `random` MACs (mutates s). */
+  private writeInterfaces(s: System, opts: WriteOptions | undefined): void {
+    for (const [ifname, i] of Object.entries(s.interfaces)) {
+      if (i.mac_address === 'random') {
+        const oui = this.ouiFor(opts, s.name);
+        let mac: string | undefined;
+        for (let tries = 0; tries < 64 && mac === undefined; tries++) {
+          const cand = randomMac(oui, randomBytes(3));
+          if (this.st.macOwner.get(cand) === undefined && !Object.values(s.interfaces).some((x) => x.mac_address === cand)) {
+            mac = cand;
+          }
+        }
+        if (mac === undefined) {
+          throw new ForgeError('MAC_EXHAUSTED', `interfaces.${ifname}.mac_address: no free MAC found under ${oui}`, {
+            field: `interfaces.${ifname}.mac_address`,
+          });
+        }
+        i.mac_address = mac;
+      }
+      if (i.mac_address !== '') {
+        const owner = this.st.macOwner.get(i.mac_address) as { system: string; ifname: string } | undefined;
+        if (owner !== undefined) {
+          throw new ForgeError(
+            'DUPLICATE_MAC',
+            `interfaces.${ifname}.mac_address: ${i.mac_address} is already used by system ${owner.system} (${owner.ifname})`,
+            { field: `interfaces.${ifname}.mac_address` },
+          );
+        }
+      }
+      if (i.ip_address !== '') {
+        const owner = this.st.ipOwner.get(i.ip_address) as { system: string; ifname: string } | undefined;
+        if (owner !== undefined) {
+          throw new ForgeError(
+            'DUPLICATE_IP',
+            `interfaces.${ifname}.ip_address: ${i.ip_address} is already used by system ${owner.system} (${owner.ifname})`,
+            { field: `interfaces.${ifname}.ip_address` },
+          );
+        }
+      }
+      this.st.insIface.run(s.name, ifname, i.mac_address === '' ? null : i.mac_address, i.ip_address === '' ? null : i.ip_address);
+    }
+  }
+
+  private createSync<K extends ObjectKind>(kind: K, input: KindMap[K], opts: WriteOptions | undefined, keepTimes: boolean): KindMap[K] {
+    const obj = structuredClone(input);
+    if (this.st.exists[kind].get(obj.name) !== undefined) {
+      throw new ForgeError('DUPLICATE_NAME', `name: a ${kind} named ${obj.name} already exists`, { field: 'name' });
+    }
+    this.checkRefs(kind, obj);
+    const now = new Date().toISOString();
+    if (!keepTimes || obj.ctime === '') obj.ctime = now;
+    if (!keepTimes || obj.mtime === '') obj.mtime = now;
+    if (kind === 'distro') {
+      this.st.insDistro.run(obj.name, JSON.stringify(obj));
+    } else if (kind === 'profile') {
+      const p = obj as Profile;
+      this.st.insProfile.run(p.name, p.distro, p.parent, JSON.stringify(p));
+    } else {
+      const s = obj as System;
+      // Parent row first (interfaces reference it); its data is rewritten
+      // once random MACs are resolved.
+      this.st.insSystem.run(s.name, s.profile, '{}');
+      this.writeInterfaces(s, opts);
+      this.st.updSystem.run(s.profile, JSON.stringify(s), s.name);
+    }
+    return obj;
+  }
+
+  private replaceSync<K extends ObjectKind>(kind: K, input: KindMap[K], opts: WriteOptions | undefined): KindMap[K] {
+    const obj = structuredClone(input);
+    const old = this.getSync(kind, obj.name);
+    if (old === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${obj.name} does not exist`, { field: 'name' });
+    this.checkRefs(kind, obj);
+    obj.ctime = old.ctime;
+    obj.mtime = new Date().toISOString();
+    if (kind === 'distro') {
+      this.st.updDistro.run(JSON.stringify(obj), obj.name);
+    } else if (kind === 'profile') {
+      const p = obj as Profile;
+      this.st.updProfile.run(p.distro, p.parent, JSON.stringify(p), p.name);
+    } else {
+      const s = obj as System;
+      this.st.delIfaces.run(s.name);
+      this.writeInterfaces(s, opts);
+      this.st.updSystem.run(s.profile, JSON.stringify(s), s.name);
+    }
+    return obj;
+  }
+
+  async create<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
+    return this.queue.write(() => this.createSync(kind, obj, opts, false));
+  }
+
+  async bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions): Promise<number> {
+    const ordered = kind === 'profile' ? orderProfiles(objs as Profile[]) : objs;
+    return this.queue.write(() => {
+      for (const [i, o] of ordered.entries()) {
+        try {
+          this.createSync(kind, o as KindMap[K], opts, false);
+        } catch (e) {
+          if (e instanceof ForgeError) {
+            throw new ForgeError(e.code, `item ${i} (${o.name}): ${e.message}`, {
+              ...(e.field === undefined ? {} : { field: e.field }),
+              details: { index: i, name: o.name },
+            });
+          }
+          throw e;
+        }
+      }
+      return ordered.length;
+    });
+  }
+
+  async replace<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
+    return this.queue.write(() => this.replaceSync(kind, obj, opts));
+  }
+
+  async update<K extends ObjectKind>(
+    kind: K,
+    name: string,
+    fn: (current: KindMap[K]) => KindMap[K],
+    opts?: WriteOptions,
+  ): Promise<KindMap[K]> {
+    return this.queue.write(() => {
+      const cur = this.getSync(kind, name);
+      if (cur === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
+      const next = fn(cur);
+      if (next.name !== name) throw new ForgeError('INVALID_FIELD', 'name: cannot be changed by an update; use rename', { field: 'name' });
+      return this.replaceSync(kind, next, opts);
+    });
+  }
+
+  async rename(kind: ObjectKind, from: string, to: string): Promise<void> {
+    await this.queue.write(() => {
+      const obj = this.getSync(kind, from);
+      if (obj === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${from} does not exist`, { field: 'name' });
+      if (from === to) return;
+      if (this.st.exists[kind].get(to) !== undefined) {
+        throw new ForgeError('DUPLICATE_NAME', `new_name: a ${kind} named ${to} already exists`, { field: 'new_name' });
+      }
+      const now = new Date().toISOString();
+      obj.name = to;
+      obj.mtime = now;
+      const t = TABLE[kind];
+      this.db.prepare(`UPDATE ${t} SET name = ?, data = ? WHERE name = ?`).run(to, JSON.stringify(obj), from);
+      if (kind === 'distro') {
+        this.db
+          .prepare(`UPDATE profiles SET distro = ?, data = json_set(data, '$.distro', ?) WHERE distro = ?`)
+          .run(to, to, from);
+      } else if (kind === 'profile') {
+        this.db
+          .prepare(`UPDATE profiles SET parent = ?, data = json_set(data, '$.parent', ?) WHERE parent = ?`)
+          .run(to, to, from);
+        this.db
+          .prepare(`UPDATE systems SET profile = ?, data = json_set(data, '$.profile', ?) WHERE profile = ?`)
+          .run(to, to, from);
+      } else {
+        // interfaces follow through ON UPDATE CASCADE
+        this.hooks.systemRenamed(from, to);
+      }
+    });
+  }
+
+  async remove(kind: ObjectKind, name: string, opts: RemoveOptions = {}): Promise<string[]> {
+    return this.queue.write(() => {
+      if (this.st.exists[kind].get(name) === undefined) {
+        throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
+      }
+      // Collect dependants depth first, children before parents.
+      const order: [ObjectKind, string][] = [];
+      const visit = (k: ObjectKind, n: string): void => {
+        if (k === 'distro') {
+          for (const p of this.st.profilesOfDistro.all(n) as string[]) visit('profile', p);
+        } else if (k === 'profile') {
+          for (const p of this.st.childProfiles.all(n) as string[]) visit('profile', p);
+          for (const s of this.st.systemsOfProfile.all(n) as string[]) visit('system', s);
+        }
+        order.push([k, n]);
+      };
+      visit(kind, name);
+      if (order.length > 1 && opts.recursive !== true) {
+        const deps = order.slice(0, -1).map(([k, n]) => `${k} ${n}`);
+        const shown = deps.slice(0, 10).join(', ') + (deps.length > 10 ? `, ... (${deps.length} in all)` : '');
+        throw new ForgeError('REFERENCED', `${kind} ${name} is referenced by ${shown}; use recursive`, {
+          field: 'name',
+          details: { referenced_by: deps.slice(0, 1000) },
+        });
+      }
+      for (const [k, n] of order) {
+        this.cached(`DELETE FROM ${TABLE[k]} WHERE name = ?`).run(n);
+        if (k === 'system') this.hooks.systemRemoved(n);
+      }
+      return order.map(([k, n]) => `${k} ${n}`);
+    });
+  }
+
+  // ------------------------------------------------------------------ export / import
+
+  async exportAll(): Promise<ExportDocument> {
+    return this.db.transaction(() => {
+      const all = <K extends ObjectKind>(k: K): KindMap[K][] =>
+        (this.db.prepare(`SELECT data FROM ${TABLE[k]} ORDER BY name`).pluck().all() as string[]).map(
+          (d) => JSON.parse(d) as KindMap[K],
+        );
+      return {
+        forge_export: 1 as const,
+        exported: new Date().toISOString(),
+        distros: all('distro'),
+        profiles: all('profile'),
+        systems: all('system'),
+      };
+    })();
+  }
+
+  async importAll(
+    doc: ExportDocument,
+    opts: { replace?: boolean } = {},
+  ): Promise<{ distros: number; profiles: number; systems: number }> {
+    return this.queue.write(() => {
+      const put = <K extends ObjectKind>(k: K, o: KindMap[K]): void => {
+        if (opts.replace === true && this.st.exists[k].get(o.name) !== undefined) {
+          const t = o.ctime;
+          const m = o.mtime;
+          const r = this.replaceSync(k, o, undefined);
+          if (t !== '') r.ctime = t;
+          if (m !== '') r.mtime = m;
+          this.rewriteData(k, r);
+        } else {
+          this.createSync(k, o, undefined, true);
+        }
+      };
+      for (const d of doc.distros) put('distro', d);
+      for (const p of orderProfiles(doc.profiles)) put('profile', p);
+      for (const s of doc.systems) put('system', s);
+      return { distros: doc.distros.length, profiles: doc.profiles.length, systems: doc.systems.length };
+    });
+  }
+
+  private rewriteData<K extends ObjectKind>(kind: K, obj: KindMap[K]): void {
+    this.db.prepare(`UPDATE ${TABLE[kind]} SET data = ? WHERE name = ?`).run(JSON.stringify(obj), obj.name);
+  }
+}
+
+/** Parents before children (stable otherwise), so a batch may hold whole trees. */
+export function orderProfiles(ps: readonly Profile[]): Profile[] {
+  const byName = new Map(ps.map((p) => [p.name, p]));
+  const out: Profile[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (p: Profile): void => {
+    const s = state.get(p.name);
+    if (s === 'done' || s === 'visiting') return; // a cycle is reported by the store's check
+    state.set(p.name, 'visiting');
+    const parent = p.parent !== '' ? byName.get(p.parent) : undefined;
+    if (parent !== undefined) visit(parent);
+    state.set(p.name, 'done');
+    out.push(p);
+  };
+  for (const p of ps) visit(p);
+  return out;
+}
+
