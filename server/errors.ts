@@ -51,6 +51,7 @@ export const CATALOGUE = {
   MISSING_FIELD: { status: 400, exit: EXIT.invalid, summary: 'a required field is missing' },
   NOT_FOUND: { status: 404, exit: EXIT.notFound, summary: 'no such object' },
   ROUTE_NOT_FOUND: { status: 404, exit: EXIT.notFound, summary: 'no such endpoint' },
+  BAD_PATH: { status: 400, exit: EXIT.invalid, summary: 'the request path is not valid percent-encoding' },
   PAYLOAD_TOO_LARGE: { status: 413, exit: EXIT.invalid, summary: 'request body too large' },
   // --- auth
   AUTH_REQUIRED: { status: 401, exit: EXIT.auth, summary: 'a bearer token is required for this endpoint' },

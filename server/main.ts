@@ -16,6 +16,7 @@ import { ForgeError } from './errors.js';
 import type { Logger } from './log.js';
 import { startDhcp } from './services/dhcp.js';
 import { buildApp } from './services/http/app.js';
+import { applyTimeouts } from './services/http/limits.js';
 import type { Service } from './services/service.js';
 import { startTftp } from './services/tftp.js';
 import { openSqliteStore } from './store/sqlite.js';
@@ -67,7 +68,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   const services: Service[] = [];
   const app = buildApp(ctx);
   const http = createServer(app);
-  http.keepAliveTimeout = 65_000;
+  applyTimeouts(http);
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(config.http_port, config.listen, () => {

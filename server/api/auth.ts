@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ForgeError } from '../errors.js';
+import { jsonBody } from '../services/http/limits.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
@@ -14,9 +15,13 @@ export function tokenMatches(expected: string, given: string): boolean {
   return timingSafeEqual(digest(expected), digest(given));
 }
 
+/**
+ * The token check, then (only for a request that passed it) the JSON body
+ * parser with the route's size limit: an anonymous body is never buffered.
+ */
 export function requireToken(token: () => string): RequestHandler {
+  const body = jsonBody();
   return (req: Request, res: Response, next: NextFunction): void => {
-    void res;
     const h = req.get('authorization');
     if (h === undefined || h.trim() === '') {
       next(new ForgeError('AUTH_REQUIRED', 'this endpoint needs Authorization: Bearer TOKEN (see DATA_DIR/token or FORGE_TOKEN)', { field: 'authorization' }));
@@ -27,6 +32,6 @@ export function requireToken(token: () => string): RequestHandler {
       next(new ForgeError('AUTH_INVALID', 'the bearer token is wrong', { field: 'authorization' }));
       return;
     }
-    next();
+    body(req, res, next);
   };
 }

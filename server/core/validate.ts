@@ -58,6 +58,24 @@ export interface FieldSpec {
 export const NAME_RE = /^[A-Za-z0-9._-]+$/;
 export const NAME_MAX = 128;
 
+/**
+ * Length limits of every free-form value (characters). A dict value holds a
+ * password hash or an ssh public key (a 16k-bit RSA key is ~2.8k), a text
+ * field a comment or a path; nothing legitimate comes near these, and with
+ * them one object stays far below the 1 MB body limit's order of magnitude.
+ */
+export const LIMITS = {
+  text: 4096,
+  path: 4096,
+  dictKey: 256,
+  dictValue: 65536,
+  dictEntries: 1024,
+  listItems: 1024,
+  listItem: 4096,
+  interfaces: 64,
+  time: 64,
+} as const;
+
 const base: Record<string, FieldSpec> = {
   name: { type: 'name', doc: 'unique name ([A-Za-z0-9._-], at most 128 characters)', required: true },
   comment: { type: 'text', doc: 'free-form comment' },
@@ -175,7 +193,8 @@ export function normalizeNetmask(s: string): string | undefined {
 const HOSTNAME_RE = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 export function isName(s: string): boolean {
-  return s.length > 0 && s.length <= NAME_MAX && NAME_RE.test(s);
+  // `.` and `..` would name the directory itself or its parent in URLs and TFTP paths.
+  return s.length > 0 && s.length <= NAME_MAX && NAME_RE.test(s) && s !== '.' && s !== '..';
 }
 
 /**
@@ -228,7 +247,10 @@ export function parseList(s: string): string[] {
 function checkValue(field: string, spec: FieldSpec, raw: unknown): unknown {
   if (spec.inherit === true && raw === INHERIT) return INHERIT;
   const str = (): string => {
-    if (typeof raw === 'string') return raw.trim();
+    if (typeof raw === 'string') {
+      if (raw.length > LIMITS.text) throw invalid(field, `at most ${LIMITS.text} characters (got ${raw.length})`);
+      return raw.trim();
+    }
     if (typeof raw === 'number' && Number.isFinite(raw)) return String(raw);
     throw invalid(field, 'must be a string');
   };
@@ -245,10 +267,11 @@ function checkValue(field: string, spec: FieldSpec, raw: unknown): unknown {
     }
     case 'text':
       if (typeof raw !== 'string') throw invalid(field, 'must be a string');
-      if (raw.length > 4096) throw invalid(field, 'at most 4096 characters');
+      if (raw.length > LIMITS.text) throw invalid(field, `at most ${LIMITS.text} characters (got ${raw.length})`);
       return raw;
     case 'time':
       if (typeof raw !== 'string') throw invalid(field, 'must be an ISO-8601 time string');
+      if (raw.length > LIMITS.time) throw invalid(field, `at most ${LIMITS.time} characters`);
       return raw;
     case 'int':
     case 'number': {
@@ -323,6 +346,7 @@ function checkValue(field: string, spec: FieldSpec, raw: unknown): unknown {
 
 function checkDict(field: string, raw: unknown): OptionDict {
   if (typeof raw === 'string') {
+    if (raw.length > LIMITS.dictValue * 4) throw invalid(field, `at most ${LIMITS.dictValue * 4} characters as a string`);
     try {
       return checkDict(field, parseOptionString(raw));
     } catch (e) {
@@ -334,8 +358,14 @@ function checkDict(field: string, raw: unknown): OptionDict {
     throw invalid(field, 'must be an object of key -> string|null, or a string "a=b c"');
   }
   const out: OptionDict = {};
-  for (const [k, v] of Object.entries(raw)) {
+  const entries = Object.entries(raw);
+  if (entries.length > LIMITS.dictEntries) throw invalid(field, `at most ${LIMITS.dictEntries} keys (got ${entries.length})`);
+  for (const [k, v] of entries) {
+    if (k.length > LIMITS.dictKey) throw invalid(`${field}.${k.slice(0, 32)}...`, `key at most ${LIMITS.dictKey} characters`);
     if (k === '' || /\s/.test(k)) throw invalid(`${field}.${k}`, 'key must be non-empty without spaces');
+    if (typeof v === 'string' && v.length > LIMITS.dictValue) {
+      throw invalid(`${field}.${k}`, `value at most ${LIMITS.dictValue} characters (got ${v.length})`);
+    }
     if (v === null) out[k] = null;
     else if (typeof v === 'string') out[k] = v;
     else if (typeof v === 'number' || typeof v === 'boolean') out[k] = String(v);
@@ -347,9 +377,11 @@ function checkDict(field: string, raw: unknown): OptionDict {
 function checkList(field: string, spec: FieldSpec, raw: unknown): string[] {
   const items = typeof raw === 'string' ? parseList(raw) : raw;
   if (!Array.isArray(items)) throw invalid(field, 'must be a list of strings');
+  if (items.length > LIMITS.listItems) throw invalid(field, `at most ${LIMITS.listItems} items (got ${items.length})`);
   const out: string[] = [];
   for (const [i, v] of items.entries()) {
     if (typeof v !== 'string') throw invalid(`${field}[${i}]`, 'must be a string');
+    if (v.length > LIMITS.listItem) throw invalid(`${field}[${i}]`, `at most ${LIMITS.listItem} characters`);
     const s = v.trim();
     if (spec.item === 'ip' && isIP(s) === 0) throw invalid(field, `"${s}" is not an IP address`);
     if (spec.item === 'name' && !isName(s)) throw invalid(field, `"${s}" is not a valid name`);
@@ -387,6 +419,7 @@ function checkInterfaces(
   const rec = asRecord('interfaces', raw);
   // Without `existing` (create/replace) the given map is the whole set.
   const out: Record<string, NetInterface> = existing === undefined ? {} : { ...existing };
+  if (Object.keys(rec).length > LIMITS.interfaces) throw invalid('interfaces', `at most ${LIMITS.interfaces} interfaces`);
   for (const [ifname, v] of Object.entries(rec)) {
     if (!isName(ifname) || ifname.length > 64) {
       throw invalid(`interfaces.${ifname}`, 'interface name must be letters, digits, . _ - (at most 64)');
@@ -400,6 +433,7 @@ function checkInterfaces(
     }
     out[ifname] = checkInterface(ifname, v, out[ifname]);
   }
+  if (Object.keys(out).length > LIMITS.interfaces) throw invalid('interfaces', `at most ${LIMITS.interfaces} interfaces`);
   return out;
 }
 

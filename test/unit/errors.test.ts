@@ -16,6 +16,7 @@ const PINNED: Record<string, [status: number, exit: number]> = {
   MISSING_FIELD: [400, 3],
   NOT_FOUND: [404, 4],
   ROUTE_NOT_FOUND: [404, 4],
+  BAD_PATH: [400, 3],
   PAYLOAD_TOO_LARGE: [413, 3],
   AUTH_REQUIRED: [401, 6],
   AUTH_INVALID: [403, 6],

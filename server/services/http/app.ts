@@ -17,8 +17,8 @@ export function buildApp(ctx: ServerContext): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  // Large enough for a bulk create of 100k systems in one request.
-  app.use(express.json({ limit: '256mb', type: ['application/json', 'application/*+json'] }));
+  // No body parser here: bodies are parsed only after the token check, with
+  // each route's limit (services/http/limits.ts, applied by api/auth.ts).
 
   app.use(autoinstallRouter(ctx));
   app.use(bootRouter(ctx));
@@ -38,10 +38,14 @@ export function buildApp(ctx: ServerContext): Express {
       fe = err;
     } else {
       const e = err as { type?: unknown; status?: unknown; message?: unknown };
-      if (e.type === 'entity.parse.failed') {
+      if (err instanceof URIError || (e.status === 400 && /decode param/i.test(String(e.message)))) {
+        // Express 5 decodes path parameters with decodeURIComponent.
+        fe = new ForgeError('BAD_PATH', `the request path is not valid percent-encoding: ${req.originalUrl.slice(0, 200)}`, { field: 'path' });
+      } else if (e.type === 'entity.parse.failed') {
         fe = new ForgeError('BAD_JSON', `request body is not valid JSON: ${String(e.message)}`, { field: 'body' });
       } else if (e.type === 'entity.too.large') {
-        fe = new ForgeError('PAYLOAD_TOO_LARGE', 'request body too large', { field: 'body' });
+        const limit = typeof (e as { limit?: unknown }).limit === 'number' ? (e as { limit: number }).limit : undefined;
+        fe = new ForgeError('PAYLOAD_TOO_LARGE', `request body too large${limit !== undefined ? ` (this endpoint takes at most ${limit} bytes)` : ''}`, { field: 'body' });
       } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
         fe = new ForgeError('BAD_JSON', `bad request body: ${String(e.message)}`, { field: 'body' });
       } else {
@@ -49,6 +53,8 @@ export function buildApp(ctx: ServerContext): Express {
         fe = new ForgeError('INTERNAL', 'internal error (see the server log)');
       }
     }
+    // A body nobody read (refused before parsing): close instead of draining it.
+    if (!req.complete) res.setHeader('Connection', 'close');
     if (fe.status >= 500) log.warn('request failed', { method: req.method, path: req.path, code: fe.code, msg: fe.message });
     res.status(fe.status).json(fe.toBody());
   };

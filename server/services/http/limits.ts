@@ -1,0 +1,96 @@
+/**
+ * Bounded resources on the HTTP side: which routes take a body and how big,
+ * how deep a JSON document may nest, and the socket timeouts. Policy as
+ * values (one table), applied by `jsonBody` after authentication, so an
+ * anonymous client never gets a byte of its body buffered or parsed.
+ */
+import express from 'express';
+import type { Request, RequestHandler } from 'express';
+import type { Server } from 'node:http';
+import { ForgeError } from '../../errors.js';
+
+/** Default limit for an authenticated write (one object, an event, a rename). */
+export const BODY_LIMIT_DEFAULT = 1024 * 1024;
+/** Bulk create and import-data of a whole site (100k systems fit). */
+export const BODY_LIMIT_BULK = 256 * 1024 * 1024;
+
+/** Routes (under /api/v1) whose bodies may be large: bulk create and import. */
+const BULK_ROUTES: readonly RegExp[] = [/^\/(distros|profiles|systems)\/bulk$/, /^\/import$/];
+
+export function bodyLimitFor(path: string): number {
+  return BULK_ROUTES.some((re) => re.test(path)) ? BODY_LIMIT_BULK : BODY_LIMIT_DEFAULT;
+}
+
+/**
+ * Deepest nesting accepted in a JSON body. forge objects nest three levels
+ * (system -> interfaces -> eth0 -> field); events' `detail` a few more. The
+ * store serialises with JSON.stringify, which is recursive: 20,000 levels
+ * overflow the stack, so depth is refused here with a 400.
+ */
+export const JSON_MAX_DEPTH = 32;
+
+/** Depth of a parsed JSON value, iteratively (no recursion to overflow); stops past `max`. */
+export function jsonDepth(value: unknown, max = JSON_MAX_DEPTH): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    const depth = d + 1;
+    if (depth > deepest) deepest = depth;
+    if (deepest > max) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth]);
+  }
+  return deepest;
+}
+
+const parsers = new Map<number, RequestHandler>();
+function parserFor(limit: number): RequestHandler {
+  let p = parsers.get(limit);
+  if (p === undefined) {
+    p = express.json({ limit, type: ['application/json', 'application/*+json'] });
+    parsers.set(limit, p);
+  }
+  return p;
+}
+
+/**
+ * The JSON body parser for authenticated routes, with the route's limit
+ * (decided from the path below /api/v1) and the depth bound.
+ */
+export function jsonBody(): RequestHandler {
+  return (req: Request, res, next): void => {
+    parserFor(bodyLimitFor(req.path))(req, res, (err?: unknown) => {
+      if (err !== undefined) {
+        next(err);
+        return;
+      }
+      if (req.body !== undefined && jsonDepth(req.body) > JSON_MAX_DEPTH) {
+        next(new ForgeError('BAD_JSON', `request body nests deeper than ${JSON_MAX_DEPTH} levels`, { field: 'body' }));
+        return;
+      }
+      next();
+    });
+  };
+}
+
+/**
+ * Socket timeouts (seconds in the README): headers must arrive within 20 s
+ * (slowloris), a whole request within 10 minutes (a 256 MB import on a slow
+ * link), and an idle keep-alive socket closes after 65 s; a socket with no
+ * traffic at all for 2 minutes is closed even mid-response (a stalled
+ * firmware download keeps no descriptor forever).
+ */
+export const HTTP_TIMEOUTS = {
+  headersMs: 20_000,
+  requestMs: 600_000,
+  keepAliveMs: 65_000,
+  idleSocketMs: 120_000,
+} as const;
+
+export function applyTimeouts(http: Server): void {
+  http.headersTimeout = HTTP_TIMEOUTS.headersMs;
+  http.requestTimeout = HTTP_TIMEOUTS.requestMs;
+  http.keepAliveTimeout = HTTP_TIMEOUTS.keepAliveMs;
+  http.setTimeout(HTTP_TIMEOUTS.idleSocketMs, (socket) => socket.destroy());
+}
