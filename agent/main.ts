@@ -7,6 +7,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { pathToFileURL } from 'node:url';
+import { VERSION } from '../server/core/version.js';
 import { EXIT, ForgeError } from '../server/errors.js';
 import { HttpForgeApi } from './api.js';
 import { prepareDisk, removeDisk } from './disk.js';
@@ -83,6 +84,10 @@ export async function main(argv: string[]): Promise<number> {
     const opts = parseOptions(argv, { env: process.env, isTTY: process.stdout.isTTY === true, isRoot: process.getuid?.() === 0, home: homedir() });
     if (opts.help) {
       io.out(helpText());
+      return EXIT.ok;
+    }
+    if (opts.version) {
+      io.out(`forge-agent ${VERSION}`);
       return EXIT.ok;
     }
     const deps = productionDeps(opts, io);

@@ -12,6 +12,7 @@ export type NetModel = 'virtio' | 'e1000';
 
 export interface AgentOptions {
   help: boolean;
+  version: boolean;
   server: string;
   token: string | undefined;
   /** What to install: a system (its MACs) or a profile (random MACs, --virt-name). */
@@ -81,6 +82,7 @@ const FLAGS: readonly FlagSpec[] = [
   { long: 'cache-dir', value: true, help: 'kernel/initrd cache (default /var/cache/forge-agent as root)' },
   { long: 'log-dir', value: true, help: 'serial console logs (default /var/log/libvirt/qemu)' },
   { long: 'help', short: 'h', value: false, help: 'this help' },
+  { long: 'version', value: false, help: 'print the forge-agent version and exit' },
 ];
 
 export function helpText(): string {
@@ -163,6 +165,7 @@ export function parseOptions(argv: readonly string[], penv: ParseEnv): AgentOpti
   const flag = (k: string): boolean => seen.get(k) === true;
 
   const help = flag('help');
+  const version = flag('version');
   const server = (str('server') ?? penv.env['FORGE_SERVER'] ?? '').replace(/\/+$/, '');
   const token = str('token') ?? penv.env['FORGE_TOKEN'];
   const system = str('system');
@@ -174,7 +177,7 @@ export function parseOptions(argv: readonly string[], penv: ParseEnv): AgentOpti
   const target =
     system !== undefined ? { kind: 'system' as const, name: system } : profile !== undefined ? { kind: 'profile' as const, name: profile } : undefined;
 
-  if (!help) {
+  if (!help && !version) {
     if (server === '') throw usage('no server: give --server URL or set FORGE_SERVER', 'server');
     if (!/^https?:\/\/[^/\s]+/.test(server)) throw usage(`--server must be an http(s) URL, not '${server}'`, 'server');
     if (list === undefined && target === undefined) throw usage('nothing to do: give --list, --system or --profile (see --help)');
@@ -205,6 +208,7 @@ export function parseOptions(argv: readonly string[], penv: ParseEnv): AgentOpti
   const nt = str('qemu-net-type');
   return {
     help,
+    version,
     server,
     token: token === '' ? undefined : token,
     target,

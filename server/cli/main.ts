@@ -13,6 +13,7 @@ import { VERSION } from '../core/version.js';
 import { EXIT, ForgeError } from '../errors.js';
 import type { CliIO, CommandSpec, OptionSpec, ParsedArgs } from './command.js';
 import { DEFAULT_SERVER, findToken, makeApi } from './client.js';
+import { bashCompletion } from './completion.js';
 import { commands as bootCommands } from './commands/boot.js';
 import { commands as dataCommands } from './commands/data.js';
 import { commands as objectCommands } from './commands/objects.js';
@@ -26,6 +27,20 @@ export const REGISTRY: CommandSpec[] = [
   ...renderCommands,
   ...bootCommands,
 ];
+
+REGISTRY.push({
+  path: ['completion'],
+  summary: 'print the bash completion script (source it, or put it in /etc/bash_completion.d/forge)',
+  help: 'example: forge completion bash > /etc/bash_completion.d/forge',
+  options: {},
+  positionals: true,
+  async run(args, io) {
+    const shell = args.positionals[0] ?? 'bash';
+    if (shell !== 'bash') throw new ForgeError('USAGE', `completion: only bash is supported, not ${shell}`, { field: 'shell' });
+    io.out(bashCompletion(REGISTRY).trimEnd());
+    return EXIT.ok;
+  },
+});
 
 const GLOBAL: Record<string, OptionSpec> = {
   help: { type: 'boolean', short: 'h', description: 'show this help' },
@@ -49,7 +64,12 @@ export function commandHelp(spec: CommandSpec): string {
       return [flag, o.description + (o.multiple === true ? ' (repeatable)' : '')] as const;
     });
   const w = Math.min(36, Math.max(...rows.map(([f]) => f.length)) + 2);
-  for (const [f, d] of rows) lines.push(`  ${f.padEnd(w)}${d}`);
+  // A flag wider than the column (a long value list) gets its description on
+  // the next line, indented, instead of running into it.
+  for (const [f, d] of rows) {
+    if (f.length + 2 > w) lines.push(`  ${f}`, `  ${' '.repeat(w)}${d}`);
+    else lines.push(`  ${f.padEnd(w)}${d}`);
+  }
   if (spec.help !== undefined) lines.push('', spec.help.trimEnd());
   return lines.join('\n');
 }

@@ -18,7 +18,7 @@ const unit = readFileSync(join(repo, 'scripts/forge.service'), 'utf8');
 test('setup.sh rewrites the ExecStart the unit has', () => {
   assert.match(unit, /^ExecStart=\/usr\/bin\/forge serve$/m);
   const setup = readFileSync(join(repo, 'scripts/setup.sh'), 'utf8');
-  assert.ok(setup.includes('s#^ExecStart=/usr/bin/forge #ExecStart=$(command -v forge) #'), 'setup.sh sed matches the unit');
+  assert.ok(setup.includes("s#^ExecStart=/usr/bin/forge #ExecStart=$forge_bin #"), 'setup.sh sed matches the unit');
   assert.ok(setup.includes('scripts/forge.service'));
 });
 

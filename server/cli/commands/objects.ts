@@ -177,7 +177,12 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
       'in-place': { type: 'boolean', description: 'merge dict flags into the stored dicts (~key removes a key)' },
       json: JSON_OPT,
     },
-    help: 'example: forge system edit --name vm9 --interface eth1 --mac 52:54:00:12:34:56 --ip-address 10.0.0.9 --netmask 255.255.255.0 --static true',
+    help:
+      kind === 'distro'
+        ? 'example: forge distro edit --name deb12 --kernel /srv/deb12/linux --initrd /srv/deb12/initrd.gz --kernel-options "console=ttyS0,115200"'
+        : kind === 'profile'
+          ? 'example: forge profile edit --name deb12-web --virt-ram 4096 --autoinstall-meta "tree=http://mirror/debian" --in-place'
+          : 'example: forge system edit --name vm9 --interface eth1 --mac 52:54:00:12:34:56 --ip-address 10.0.0.9 --netmask 255.255.255.0 --static true',
     async run(args, io) {
       const name = mustName(args);
       const body = fieldsFromArgs(kind, args);
