@@ -19,6 +19,7 @@ import { commands as dataCommands } from './commands/data.js';
 import { commands as objectCommands } from './commands/objects.js';
 import { commands as renderCommands } from './commands/render.js';
 import { commands as serveCommands } from './commands/serve.js';
+import { commands as cobblerCommands } from './commands/cobbler.js';
 
 export const REGISTRY: CommandSpec[] = [
   ...objectCommands,
@@ -26,6 +27,7 @@ export const REGISTRY: CommandSpec[] = [
   ...serveCommands,
   ...renderCommands,
   ...bootCommands,
+  ...cobblerCommands,
 ];
 
 REGISTRY.push({
