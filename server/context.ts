@@ -6,6 +6,7 @@
 import type { ForgeConfig } from './config.js';
 import type { Settings } from './core/model.js';
 import type { Logger } from './log.js';
+import type { EventHub } from './api/stream.js';
 import type { NewEvent, Store } from './store/store.js';
 
 export interface ServerContext {
@@ -19,6 +20,8 @@ export interface ServerContext {
   baseUrl: string;
   /** Record a lifecycle event; fire-and-forget, never throws (failures are logged). */
   record(ev: NewEvent): void;
+  /** Stored events, published for the live stream (api/stream.ts) and the metrics. */
+  events: EventHub;
   /**
    * The running DHCP server's in-memory lease index (managed mode; set when it
    * starts). It is ahead of the store, which gets leases in batches, and UEFI

@@ -80,6 +80,7 @@ export const CATALOGUE = {
   DHCP_CONFLICT: { status: 500, exit: EXIT.conflict, summary: 'another DHCP server answers on this segment' },
   DHCP_DECODE: { status: 400, exit: EXIT.invalid, summary: 'a DHCP packet could not be decoded' },
   TFTP_DECODE: { status: 400, exit: EXIT.invalid, summary: 'a TFTP packet could not be decoded' },
+  TOO_MANY_STREAMS: { status: 503, exit: EXIT.unavailable, summary: 'too many event streams are open; retry later or send the token' },
   // --- client side
   SERVER_UNAVAILABLE: { status: 503, exit: EXIT.unavailable, summary: 'the forge server could not be reached' },
   // --- agent

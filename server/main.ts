@@ -12,6 +12,7 @@ import { createBootFiles } from './boot/files.js';
 import type { ForgeConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { baseUrlOf, settingsFromConfig } from './core/settings.js';
+import { EventHub } from './api/stream.js';
 import { ForgeError } from './errors.js';
 import type { Logger } from './log.js';
 import { startDhcp } from './services/dhcp.js';
@@ -53,6 +54,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   const token = ensureToken(config.data_dir);
   const settings = settingsFromConfig(config);
   const evlog = log.child('events');
+  const events = new EventHub();
   const ctx: ServerContext = {
     config,
     settings,
@@ -60,8 +62,9 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     log,
     token,
     baseUrl: baseUrlOf(settings),
+    events,
     record(ev: NewEvent): void {
-      store.addEvent(ev).catch((e: unknown) => evlog.warn('could not record event', { system: ev.system, type: ev.type, err: e }));
+      store.addEvent(ev).then((stored) => events.publish(stored)).catch((e: unknown) => evlog.warn('could not record event', { system: ev.system, type: ev.type, err: e }));
     },
   };
 

@@ -45,6 +45,7 @@ export function eventsRouter(ctx: ServerContext, auth: RequestHandler): Router {
       if (!['type', 'source', 'detail'].includes(k)) throw new ForgeError('UNKNOWN_FIELD', `${k}: not an event field`, { field: k });
     }
     const ev = await ctx.store.addEvent({ system: name, type: type as EventType, source, detail: detail as Record<string, unknown> });
+    ctx.events.publish(ev);
     res.status(201).json(ev);
   });
 

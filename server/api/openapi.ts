@@ -91,6 +91,12 @@ export function openapiDocument(version: string): Schema {
     get: { summary: 'event timeline of a system', responses: { 200: { description: 'events' }, 404: err } },
     post: { summary: 'record an event', security: sec, responses: { 201: { description: 'event' }, 400: err } },
   };
+  paths['/api/v1/events/stream'] = {
+    get: {
+      summary: 'live events as server-sent events (text/event-stream); ?system=GLOB&type=a,b*, resume with Last-Event-ID or ?since_id=N',
+      responses: { 200: { description: 'event stream' }, 400: err, 503: err },
+    },
+  };
   paths['/api/v1/events/latest'] = { get: { summary: 'latest event of every system', responses: { 200: { description: 'events' } } } };
   paths['/api/v1/export'] = { get: { summary: 'every object as one JSON document', security: sec, responses: { 200: { description: 'export document' } } } };
   paths['/api/v1/import'] = { post: { summary: 'import an export document, all or nothing (replace=true overwrites)', security: sec, responses: { 200: { description: 'counts' }, 400: err, 409: err } } };

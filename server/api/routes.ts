@@ -4,6 +4,7 @@ import type { ServerContext } from '../context.js';
 import { requireToken } from './auth.js';
 import { dataRouter } from './data.js';
 import { eventsRouter } from './events.js';
+import { streamRouter } from './stream.js';
 import { objectsRouter } from './objects.js';
 import { openapiDocument } from './openapi.js';
 
@@ -20,6 +21,7 @@ export function apiRouter(ctx: ServerContext): Router {
   r.get('/openapi.json', (_req, res) => {
     res.json(openapiDocument(VERSION));
   });
+  r.use(streamRouter(ctx));
   r.use(eventsRouter(ctx, auth));
   r.use(dataRouter(ctx, auth));
   r.use(objectsRouter(ctx, auth));

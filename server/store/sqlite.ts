@@ -130,6 +130,9 @@ export class SqliteStore implements Store {
   async latestEvents(): Promise<ForgeEvent[]> {
     return this.events.latest();
   }
+  async eventsAfter(afterId: number, limit: number): Promise<ForgeEvent[]> {
+    return this.events.after(afterId, limit);
+  }
 
   // leases
   async getLease(mac: string): Promise<Lease | undefined> {

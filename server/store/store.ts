@@ -81,6 +81,8 @@ export interface Store {
   listEvents(system: string, opts?: { since?: string; limit?: number }): Promise<ForgeEvent[]>;
   /** Latest event per system (for `forge status`). */
   latestEvents(): Promise<ForgeEvent[]>;
+  /** Events of every system with id > afterId, oldest first (event stream replay). */
+  eventsAfter(afterId: number, limit: number): Promise<ForgeEvent[]>;
 
   getLease(mac: string): Promise<Lease | undefined>;
   getLeaseByIp(ip: string): Promise<Lease | undefined>;

@@ -5,6 +5,7 @@
  * abort-then-retry is quiet; foreign TIDs get error 5 while the transfer
  * completes; a lossy path completes; the transfer cap holds.
  */
+import { EventHub } from '../../server/api/stream.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
@@ -450,6 +451,7 @@ function fakeContext(over: Partial<ReturnType<typeof defaults>>, events: NewEven
     token: 't',
     baseUrl: 'http://127.0.0.1:1',
     record: (ev) => events.push(ev),
+    events: new EventHub(),
   };
 }
 

@@ -2,6 +2,7 @@
  * Shared fixtures of the DHCP tests: a ServerContext over a real SQLite file
  * in a temp dir, and builders for client packets. Not a test file itself.
  */
+import { EventHub } from '../../server/api/stream.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,7 @@ export async function fixture(over: Partial<ForgeConfig> = {}): Promise<Fixture>
     token: 't',
     baseUrl: 'http://10.98.0.1:8080',
     record: (ev) => void events.push(ev),
+    events: new EventHub(),
   };
   return {
     ctx,

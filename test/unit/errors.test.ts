@@ -40,6 +40,7 @@ const PINNED: Record<string, [status: number, exit: number]> = {
   DHCP_CONFLICT: [500, 5],
   DHCP_DECODE: [400, 3],
   TFTP_DECODE: [400, 3],
+  TOO_MANY_STREAMS: [503, 7],
   SERVER_UNAVAILABLE: [503, 7],
   VIRT_UNAVAILABLE: [500, 9],
   VIRT_EXISTS: [409, 5],

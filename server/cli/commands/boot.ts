@@ -13,6 +13,8 @@ import { findLoaders, type LoaderStatus } from '../../boot/loaders.js';
 import { detectTree } from '../../boot/importer.js';
 import { formatDuration, type StageInfo } from '../../boot/lifecycle.js';
 import { loadConfig } from '../../config.js';
+import { findToken } from '../client.js';
+import { followEvents, stopOnSignal } from '../events-client.js';
 
 const str = (a: ParsedArgs, k: string): string | undefined => {
   const v = a.values[k];
@@ -135,18 +137,49 @@ const importCmd: CommandSpec = {
   },
 };
 
+/** Column widths of `system events` when following (rows arrive one by one). */
+const EVENT_COLS = [24, 6, 18] as const;
+
+function eventRow(e: ForgeEvent): string {
+  return [e.time.padEnd(EVENT_COLS[0]), e.source.padEnd(EVENT_COLS[1]), e.type.padEnd(EVENT_COLS[2]), detailText(e.detail)].join('  ').trimEnd();
+}
+
 const systemEvents: CommandSpec = {
   path: ['system', 'events'],
-  summary: "show a system's boot and install timeline",
+  summary: "show a system's boot and install timeline (--follow: and then live, until Ctrl-C)",
   options: {
     name: { type: 'string', description: 'system name', arg: 'NAME' },
-    json: { type: 'boolean', description: 'print JSON' },
+    json: { type: 'boolean', description: 'print JSON (with --follow: one event per line)' },
+    follow: { type: 'boolean', short: 'f', description: 'keep printing new events as they happen (server-sent events stream)' },
   },
+  help: 'example: forge system events --name vm9 --follow',
   async run(args, io) {
     const name = required(args, 'name');
     const events = await io.api<ForgeEvent[]>('GET', `/api/v1/systems/${encodeURIComponent(name)}/events`);
     const sorted = [...events].sort((a, b) => a.time.localeCompare(b.time) || a.id - b.id);
-    if (flag(args, 'json')) {
+    const json = flag(args, 'json');
+    if (flag(args, 'follow')) {
+      for (const e of sorted) io.out(json ? JSON.stringify(e) : eventRow(e));
+      if (!json && sorted.length === 0) io.out(`no events for ${name} yet; waiting (Ctrl-C to stop)`);
+      const ctl = new AbortController();
+      const stopped = stopOnSignal(ctl);
+      const after = sorted.reduce((m, e) => Math.max(m, e.id), 0);
+      // The system name as a glob that matches only itself.
+      await followEvents({
+        server: io.server,
+        token: findToken(io.env),
+        system: name.replace(/[*?]/g, '?'),
+        after,
+        signal: ctl.signal,
+        onEvent: (e) => {
+          if (e.system === name) io.out(json ? JSON.stringify(e) : eventRow(e));
+        },
+        onDrop: (why) => io.err(`forge: stream interrupted (${why}); reconnecting`),
+      });
+      await stopped;
+      return 0;
+    }
+    if (json) {
       io.out(JSON.stringify(sorted, null, 2));
       return 0;
     }
@@ -174,23 +207,76 @@ export function stageText(s: StageInfo): string {
   return s.stalled ? `stalled (${t})` : t;
 }
 
+interface StatusAnswer {
+  systems: StatusRow[];
+  stall_minutes: number;
+}
+
+function statusLines(res: StatusAnswer): string[] {
+  const rows = [['NAME', 'PROFILE', 'NETBOOT', 'STAGE', 'LAST EVENT']];
+  for (const s of res.systems) rows.push([s.name, s.profile, s.netboot_enabled ? 'on' : 'off', stageText(s), s.last_event]);
+  const out = table(rows);
+  const stalled = res.systems.filter((s) => s.stalled).length;
+  if (stalled > 0) out.push(`${stalled} stalled (no progress for ${res.stall_minutes}m or more)`);
+  return out;
+}
+
+/** --watch redraws at least this often (minutes in a stage and stalls change without events). */
+const WATCH_REFRESH_MS = 30_000;
+/** Events that arrive together (a boot sends several within a second) cause one redraw. */
+const WATCH_DEBOUNCE_MS = 300;
+
 const status: CommandSpec = {
   path: ['status'],
-  summary: 'systems with their install stage and how long they have been in it',
+  summary: 'systems with their install stage and how long they have been in it (--watch: live)',
   options: {
-    json: { type: 'boolean', description: 'print JSON' },
+    json: { type: 'boolean', description: 'print JSON (with --watch: one document per line, each change)' },
+    watch: { type: 'boolean', short: 'w', description: 'redraw on every event (server-sent events stream) until Ctrl-C' },
   },
+  help: 'example: forge status --watch',
   async run(args, io) {
-    const res = await io.api<{ systems: StatusRow[]; stall_minutes: number }>('GET', '/api/v1/status');
-    if (flag(args, 'json')) {
-      io.out(JSON.stringify(res, null, 2));
-      return 0;
-    }
-    const rows = [['NAME', 'PROFILE', 'NETBOOT', 'STAGE', 'LAST EVENT']];
-    for (const s of res.systems) rows.push([s.name, s.profile, s.netboot_enabled ? 'on' : 'off', stageText(s), s.last_event]);
-    for (const line of table(rows)) io.out(line);
-    const stalled = res.systems.filter((s) => s.stalled).length;
-    if (stalled > 0) io.out(`${stalled} stalled (no progress for ${res.stall_minutes}m or more)`);
+    const json = flag(args, 'json');
+    const show = async (first: boolean): Promise<void> => {
+      const res = await io.api<StatusAnswer>('GET', '/api/v1/status');
+      if (json) {
+        io.out(flag(args, 'watch') ? JSON.stringify(res) : JSON.stringify(res, null, 2));
+        return;
+      }
+      const tty = process.stdout.isTTY === true && io.env['FORGE_NO_CLEAR'] === undefined;
+      if (flag(args, 'watch')) {
+        if (tty) io.out('\x1b[H\x1b[2J' + `forge status --watch  ${new Date().toISOString()}  (Ctrl-C to stop)`);
+        else if (!first) io.out(`--- ${new Date().toISOString()}`);
+      }
+      for (const line of statusLines(res)) io.out(line);
+    };
+    await show(true);
+    if (!flag(args, 'watch')) return 0;
+    const ctl = new AbortController();
+    const stopped = stopOnSignal(ctl);
+    let timer: NodeJS.Timeout | undefined;
+    let busy = Promise.resolve();
+    const redraw = (): void => {
+      if (timer !== undefined) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        busy = busy.then(() => show(false)).catch((e: unknown) => io.err(`forge: ${(e as Error).message}`));
+      }, WATCH_DEBOUNCE_MS);
+    };
+    const tick = setInterval(redraw, WATCH_REFRESH_MS);
+    await followEvents({
+      server: io.server,
+      token: findToken(io.env),
+      signal: ctl.signal,
+      // Only new events: the first table is already current.
+      after: undefined,
+      onEvent: redraw,
+      onOpen: redraw,
+      onDrop: (why) => io.err(`forge: stream interrupted (${why}); reconnecting`),
+    });
+    clearInterval(tick);
+    if (timer !== undefined) clearTimeout(timer);
+    await stopped;
+    await busy;
     return 0;
   },
 };

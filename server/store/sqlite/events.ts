@@ -66,6 +66,11 @@ export class EventRows {
     return rows.map(rowToEvent);
   }
 
+  after(afterId: number, limit: number): ForgeEvent[] {
+    const rows = this.db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?').all(afterId, limit) as EventRow[];
+    return rows.map(rowToEvent);
+  }
+
   /** Inside a write: the timeline follows a renamed system. */
   systemRenamed(from: string, to: string): void {
     this.renameSystem.run(to, from);

@@ -1,0 +1,199 @@
+/**
+ * GET /api/v1/events/stream against a real forge serve: a client sees every
+ * event in id order as it happens (install callbacks and boot-config fetches
+ * made over real HTTP, the way installers and iPXE make them); a client
+ * that drops and reconnects with Last-Event-ID gets exactly the events it
+ * missed; filters by system glob and type; bad filters name the field;
+ * anonymous streams are bounded; `forge system events --follow` prints live.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ForgeEvent } from '../../server/core/model.js';
+import { SseParser } from '../../server/protocol/sse/codec.js';
+import { STREAM_LIMITS } from '../../server/api/stream.js';
+import { FORGE_BIN, startForge, type ForgeServer } from '../lib/server.js';
+
+let forge: ForgeServer;
+
+before(async () => {
+  forge = await startForge();
+  const ok = async (m: string, p: string, b: unknown): Promise<void> => {
+    const r = await forge.api(m, p, b);
+    assert.ok(r.status < 300, `${m} ${p}: ${JSON.stringify(r.body)}`);
+  };
+  await ok('POST', '/api/v1/distros', { name: 'd', kernel: '/k', initrd: '/i', breed: 'generic' });
+  await ok('POST', '/api/v1/profiles', { name: 'p', distro: 'd' });
+  for (const [n, mac] of [['web1', '52:54:00:10:00:01'], ['web2', '52:54:00:10:00:02'], ['db1', '52:54:00:10:00:03']]) {
+    await ok('POST', '/api/v1/systems', { name: n, profile: 'p', interfaces: { eth0: { mac_address: mac } } });
+  }
+});
+after(async () => forge?.stop());
+
+interface Stream {
+  events: ForgeEvent[];
+  status: number;
+  close(): void;
+  /** Resolves once `n` events have arrived. */
+  waitFor(n: number, ms?: number): Promise<void>;
+}
+
+async function open(query: string, headers: Record<string, string> = {}): Promise<Stream> {
+  const ctl = new AbortController();
+  const res = await fetch(`${forge.url}/api/v1/events/stream${query}`, { headers, signal: ctl.signal });
+  const events: ForgeEvent[] = [];
+  const waiters: (() => void)[] = [];
+  if (res.ok && res.body !== null) {
+    const parser = new SseParser();
+    const dec = new TextDecoder();
+    void (async () => {
+      try {
+        for await (const chunk of res.body!) {
+          for (const m of parser.push(dec.decode(chunk as Uint8Array, { stream: true }))) {
+            if (m.event === 'hello') continue;
+            const ev = JSON.parse(m.data) as ForgeEvent;
+            assert.equal(m.id, String(ev.id), 'the SSE id is the event id');
+            assert.equal(m.event, ev.type, 'the SSE event name is the event type');
+            events.push(ev);
+            for (const w of waiters.splice(0)) w();
+          }
+        }
+      } catch {
+        /* aborted */
+      }
+    })();
+  } else {
+    await res.text();
+  }
+  return {
+    events,
+    status: res.status,
+    close: () => ctl.abort(),
+    async waitFor(n, ms = 20_000) {
+      const end = Date.now() + ms;
+      while (events.length < n) {
+        if (Date.now() > end) throw new Error(`only ${events.length} of ${n} events arrived: ${events.map((e) => e.type).join(' ')}`);
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 200);
+        });
+      }
+    },
+  };
+}
+
+/** What an iPXE boot and an installer do over HTTP (boot config, autoinstall, callbacks). */
+async function httpBoot(name: string, mac: string): Promise<void> {
+  for (const path of [`/boot/ipxe/${mac}`, `/autoinstall/system/${name}`, `/api/v1/systems/${name}/install/start`, `/api/v1/systems/${name}/install/done`]) {
+    const r = await fetch(forge.url + path);
+    await r.text();
+    assert.ok(r.status < 500, `${path}: ${r.status}`);
+  }
+}
+
+async function stored(name: string): Promise<ForgeEvent[]> {
+  const r = await forge.api('GET', `/api/v1/systems/${name}/events`);
+  return (r.body as ForgeEvent[]).sort((a, b) => a.id - b.id);
+}
+
+test('a live client sees a boot\'s events in order; a reconnect with Last-Event-ID loses none and repeats none', async () => {
+  const live = await open('?system=web1');
+  const dropping = await open('?system=web1');
+  assert.equal(live.status, 200);
+  await httpBoot('web1', '52:54:00:10:00:01');
+  const all = await stored('web1');
+  assert.ok(all.length >= 4, `a boot records events: ${all.map((e) => e.type).join(' ')}`);
+  await live.waitFor(all.length);
+  assert.deepEqual(live.events.map((e) => e.id), all.map((e) => e.id), 'every stored event, in id order');
+  const seq = live.events.map((e) => e.type);
+  for (const [a, b] of [['boot_config_served', 'autoinstall_served'], ['autoinstall_served', 'install_start'], ['install_start', 'install_done']] as const) {
+    assert.ok(seq.indexOf(a) >= 0 && seq.indexOf(a) < seq.indexOf(b), `${a} before ${b}: ${seq.join(' ')}`);
+  }
+  // Drop after the first two, let more happen, resume from the last id seen.
+  await dropping.waitFor(2);
+  dropping.close();
+  const seen = dropping.events.slice(0, 2);
+  await httpBoot('web1', '52:54:00:10:00:01');
+  const resumed = await open('?system=web1', { 'last-event-id': String(seen[1]!.id) });
+  const now = await stored('web1');
+  await resumed.waitFor(now.length - 2);
+  assert.deepEqual([...seen, ...resumed.events].map((e) => e.id), now.map((e) => e.id), 'nothing lost, nothing twice');
+  await live.waitFor(now.length);
+  assert.deepEqual(live.events.map((e) => e.id), now.map((e) => e.id));
+  // ?since_id= is the same for clients that cannot set headers.
+  const since = await open(`?system=web1&since_id=${now.at(-3)!.id}`);
+  await since.waitFor(2);
+  assert.deepEqual(since.events.map((e) => e.id), now.slice(-2).map((e) => e.id));
+  for (const s of [live, resumed, since]) s.close();
+});
+
+test('filters: system glob and type list; bad filters name the field', async () => {
+  const webs = await open('?system=web*&type=install_*');
+  const dbOnly = await open('?system=db1');
+  await httpBoot('web2', '52:54:00:10:00:02');
+  await httpBoot('db1', '52:54:00:10:00:03');
+  await webs.waitFor(2);
+  await dbOnly.waitFor((await stored('db1')).length);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(webs.events.map((e) => `${e.system}:${e.type}`), ['web2:install_start', 'web2:install_done']);
+  assert.ok(dbOnly.events.every((e) => e.system === 'db1'));
+  webs.close();
+  dbOnly.close();
+  const bad = await fetch(`${forge.url}/api/v1/events/stream?type=nonsense`);
+  assert.equal(bad.status, 400);
+  assert.equal(((await bad.json()) as { field: string }).field, 'type');
+  const badId = await fetch(`${forge.url}/api/v1/events/stream`, { headers: { 'last-event-id': 'x' } });
+  assert.equal(badId.status, 400);
+  assert.equal(((await badId.json()) as { field: string }).field, 'last-event-id');
+});
+
+test('anonymous streams are bounded (then 503 TOO_MANY_STREAMS); the token opens more; closed ones free their slot', async () => {
+  const anon: Stream[] = [];
+  for (let i = 0; i < STREAM_LIMITS.anonymous; i++) anon.push(await open(''));
+  assert.ok(anon.every((s) => s.status === 200));
+  const over = await fetch(`${forge.url}/api/v1/events/stream`);
+  assert.equal(over.status, 503);
+  assert.equal(((await over.json()) as { code: string }).code, 'TOO_MANY_STREAMS');
+  assert.equal(over.headers.get('retry-after'), '10');
+  const withToken = await open('', { authorization: `Bearer ${forge.token}` });
+  assert.equal(withToken.status, 200);
+  withToken.close();
+  anon.pop()!.close();
+  let again: Stream | undefined;
+  for (let i = 0; i < 50 && again?.status !== 200; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    again?.close();
+    again = await open('');
+  }
+  assert.equal(again?.status, 200, 'a closed stream frees its slot');
+  again!.close();
+  for (const s of anon) s.close();
+});
+
+test('forge system events --follow prints the history, then new events live', async () => {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
+  const p = spawn(process.execPath, [FORGE_BIN, 'system', 'events', '--name', 'web2', '--follow'], {
+    env: { ...env, FORGE_SERVER: forge.url, FORGE_TOKEN: forge.token },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const until = async (re: RegExp, count: number): Promise<void> => {
+    const end = Date.now() + 20_000;
+    while ((out.match(re) ?? []).length < count) {
+      if (Date.now() > end) throw new Error(`follow output:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  try {
+    await until(/install_done/g, 1);
+    await httpBoot('web2', '52:54:00:10:00:02');
+    await until(/install_done/g, 2);
+    const lines = out.trim().split('\n');
+    assert.equal(lines.length, (await stored('web2')).length, `one line per event:\n${out}`);
+  } finally {
+    p.kill('SIGINT');
+    await new Promise((r) => p.on('close', r));
+  }
+  assert.equal(p.exitCode, 0, 'Ctrl-C ends --follow cleanly');
+});
