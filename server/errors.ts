@@ -70,6 +70,7 @@ export const CATALOGUE = {
   TEMPLATE_NOT_FOUND: { status: 500, exit: EXIT.render, summary: 'an autoinstall template or snippet does not exist' },
   TEMPLATE_ERROR: { status: 500, exit: EXIT.render, summary: 'an autoinstall template failed to render' },
   TEMPLATE_PATH: { status: 400, exit: EXIT.invalid, summary: 'a template or include path escapes the template roots' },
+  AUTOINSTALL_INVALID: { status: 422, exit: EXIT.render, summary: "a rendered file breaks its installer's rules (pykickstart, AutoYaST schema, cloud-init, subiquity, Agama)" },
   VALIDATION_FAILED: { status: 422, exit: EXIT.render, summary: 'one or more objects failed validation' },
   // --- boot / import
   IMPORT_UNRECOGNISED: { status: 400, exit: EXIT.invalid, summary: 'the path holds no install or netboot tree forge recognises' },

@@ -115,9 +115,11 @@ function finish(vars: Vars, settings: Settings, distro: Distro, autoinstallPath:
   vars['http_server'] = baseUrl.replace(/^http:\/\//, '');
   vars['distro_name'] = distro.name;
   vars['autoinstall_url'] = `${baseUrl}/autoinstall/${autoinstallPath}`;
+  // NoCloud seed (cloud-init, Ubuntu autoinstall): a directory URL, so the trailing slash.
+  vars['cloud_init_url'] = `${baseUrl}/cloud-init/${autoinstallPath}/`;
   vars['kernel_url'] = `${baseUrl}/boot/distro/${encodeURIComponent(distro.name)}/kernel`;
   vars['initrd_url'] = `${baseUrl}/boot/distro/${encodeURIComponent(distro.name)}/initrd`;
-  vars['kernel_cmdline'] = kernelCommandLine({ vars, autoinstallUrl: vars['autoinstall_url'] as string });
+  vars['kernel_cmdline'] = kernelCommandLine({ vars, autoinstallUrl: vars['autoinstall_url'] as string, seedUrl: vars['cloud_init_url'] as string });
   return vars;
 }
 

@@ -10,6 +10,17 @@
  *             interface=auto` (d-i "auto" mode, installation-guide B.2.3);
  *             a static boot interface adds the netcfg answers d-i needs
  *             before it can fetch the preseed file at all.
+ *  - ubuntu 20.04+ (subiquity, core/installer.ts): `ip=dhcp` (or the static
+ *             initramfs-tools form `ip=IP::GW:MASK:HOST::none` with
+ *             `BOOTIF=01-MAC` naming the device, nfsroot.txt / initramfs-tools(7)),
+ *             `url=ISO` + `root=/dev/ram0 ramdisk_size=...` when the distro
+ *             has an iso_url (casper loads the live ISO), `cloud-config-url=/dev/null`
+ *             (cloud-init would otherwise also fetch casper's url=),
+ *             `autoinstall ds=nocloud-net;s=SEED/` (cloud-init NoCloud).
+ *             The `;` stays in the one word; GRUB's config writer quotes it
+ *             (boot/configs.ts grubWord), iPXE only splits on a whole `;` token.
+ *  - suse 16+ (Agama): `inst.auto=URL` (+ `inst.install_url=TREE`), static
+ *             boot NICs as the dracut `ip=` form like redhat.
  *  - suse:    `autoyast=URL install=TREE`; a static boot interface adds
  *             linuxrc `ifcfg=IFACE=IP/PREFIX,GW,DNS` and `hostname=`.
  *  - generic: `forge.autoinstall=URL` (forge's own test installers).
@@ -21,6 +32,7 @@
  * dracut brings up only the interfaces named by `ip=` and a DHCP boot NIC
  * would otherwise be left down.
  */
+import { installerFormat } from './installer.js';
 import type { OptionDict } from './model.js';
 
 export interface CmdlineInput {
@@ -28,6 +40,8 @@ export interface CmdlineInput {
   vars: Record<string, unknown>;
   /** Absolute URL of the autoinstall file for this system/profile. */
   autoinstallUrl: string;
+  /** NoCloud seed directory URL (ending in /) for cloud-init based installers; defaults to autoinstallUrl's. */
+  seedUrl?: string;
 }
 
 /** An ordered list of kernel arguments; `null` value = bare flag (`quiet`). */
@@ -130,19 +144,43 @@ export function breedArgs(input: CmdlineInput): KernelArgs {
   const staticBoot = boot !== undefined && boot.static && boot.ip !== '' && boot.netmask !== '';
   const { host, domain } = splitHost(vars);
   const args: KernelArgs = [];
+  const format = installerFormat(breed, str(vars['os_version']));
+  const dracutStatic = (): void => {
+    if (!staticBoot || boot === undefined) return;
+    args.push(['ip', `${boot.ip}::${gateway}:${boot.netmask}:${str(vars['hostname'])}:${boot.name}:none`]);
+    for (const d of dns) args.push(['nameserver', d]);
+    // ip= names an interface; the installer kernel's names (ens3, ...) need
+    // not match the record's (eth0), so bind the name to the MAC (dracut
+    // ifname=, which Anaconda carries over to the installed system).
+    if (boot.mac !== '') args.push(['ifname', `${boot.name}:${boot.mac}`]);
+  };
+  if (format === 'autoinstall') {
+    const seed = input.seedUrl ?? `${url.replace('/autoinstall/', '/cloud-init/')}/`;
+    if (staticBoot && boot !== undefined) {
+      // klibc ipconfig: client::gw:mask:host:device:autoconf; an empty device
+      // plus BOOTIF picks the NIC by MAC (initramfs-tools' configure_networking).
+      args.push(['ip', `${boot.ip}::${gateway}:${boot.netmask}:${host}::none`]);
+      if (boot.mac !== '') args.push(['BOOTIF', `01-${boot.mac.toLowerCase().replace(/:/g, '-')}`]);
+      if (dns.length > 0) args.push(['nameserver', dns[0]!]);
+    } else {
+      args.push(['ip', 'dhcp']);
+    }
+    const iso = str(vars['iso_url']);
+    if (iso !== '') args.push(['root', '/dev/ram0'], ['ramdisk_size', '1500000'], ['url', iso]);
+    args.push(['cloud-config-url', '/dev/null'], ['autoinstall', null], ['ds', `nocloud-net;s=${seed}`]);
+    return args;
+  }
+  if (format === 'agama') {
+    args.push(['inst.auto', url]);
+    if (tree !== '') args.push(['inst.install_url', tree]);
+    dracutStatic();
+    return args;
+  }
   switch (breed) {
     case 'redhat': {
       args.push(['inst.ks', url]);
       if (tree !== '') args.push(['inst.repo', tree]);
-      if (staticBoot && boot !== undefined) {
-        const fqdn = str(vars['hostname']);
-        args.push(['ip', `${boot.ip}::${gateway}:${boot.netmask}:${fqdn}:${boot.name}:none`]);
-        for (const d of dns) args.push(['nameserver', d]);
-        // ip= names an interface; the installer kernel's names (ens3, ...) need
-        // not match the record's (eth0), so bind the name to the MAC (dracut
-        // ifname=, which Anaconda carries over to the installed system).
-        if (boot.mac !== '') args.push(['ifname', `${boot.name}:${boot.mac}`]);
-      }
+      dracutStatic();
       break;
     }
     case 'debian':

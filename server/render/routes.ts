@@ -4,6 +4,7 @@
  * Installers (no token: they cannot hold one):
  *   GET /autoinstall/{system,profile}/NAME             the rendered file, text/plain
  *   GET /cblr/svc/op/{autoinstall,ks}/{system,profile}/NAME   Cobbler's URLs (koan, old kickstart URLs)
+ *   GET /autoinstall/{system,profile}/NAME/repo-key/REPO.asc  an inline armoured repo key (preseed apt-setup)
  *   GET|POST /api/v1/systems/NAME/install/start        event install_start
  *   GET|POST /api/v1/systems/NAME/install/done         event install_done; pxe_just_once -> netboot off + netboot_disabled
  *   GET|POST /api/v1/systems/NAME/firstboot            event first_boot
@@ -90,6 +91,19 @@ export function autoinstallRouter(ctx: ServerContext): Router {
   };
   router.get('/autoinstall/:kind/:name', renderRoute);
   router.get('/cblr/svc/op/autoinstall/:kind/:name', renderRoute);
+  // An armoured repository key given inline in autoinstall_meta repo_key_NAME,
+  // for installers that only take a key URL (debian-installer apt-setup/localN/key).
+  router.get('/autoinstall/:kind/:name/repo-key/:file', async (req, res) => {
+    const file = param(req, 'file');
+    const repo = file.replace(/\.asc$/, '');
+    const p = await svc.prepare(kindOf(param(req, 'kind')), param(req, 'name'));
+    const meta = p.vars['autoinstall_meta'];
+    const key = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>)[`repo_key_${repo}`] : undefined;
+    if (typeof key !== 'string' || !key.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')) {
+      throw new ForgeError('NOT_FOUND', `no inline key repo_key_${repo} on ${p.target.kind} ${p.target.name}`, { field: 'file' });
+    }
+    res.status(200).type('application/pgp-keys').send(key.endsWith('\n') ? key : `${key}\n`);
+  });
   router.get('/cblr/svc/op/ks/:kind/:name', renderRoute);
 
   // ----- install callbacks

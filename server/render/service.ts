@@ -1,7 +1,8 @@
 /**
  * Autoinstall rendering against the store: load the object and its chain,
  * blend (core/blend.ts, the same variables `dumpvars` prints), pick the
- * template and render it strictly. Shared by the HTTP routes, `forge
+ * template and render it strictly. `validate` also runs the installer's own
+ * structural rules on each result (render/checks/). Shared by the HTTP routes, `forge
  * validate` and `forge template show`.
  */
 import { blendProfile, blendSystem } from '../core/blend.js';
@@ -13,6 +14,7 @@ import type { Store } from '../store/store.js';
 import { loadChain } from '../api/blended.js';
 import { Renderer, type FileUse, type RenderResult, type RenderTarget } from './renderer.js';
 import { templateContext } from './vars.js';
+import { checkRendered } from './checks/index.js';
 
 export type TargetKind = 'system' | 'profile';
 
@@ -99,7 +101,17 @@ export class AutoinstallService {
     const run = async (kind: TargetKind, name: string): Promise<void> => {
       checked++;
       try {
-        await this.render(kind, name);
+        const p = await this.prepare(kind, name);
+        const r = this.renderer.render(p.templateName, p.vars, p.target);
+        // The installer's own rules, so a user learns before an install, not after.
+        const c = checkRendered(p.templateName, r.text, p.vars);
+        if (c.problems.length > 0) {
+          errors.push({
+            kind, name, code: 'AUTOINSTALL_INVALID',
+            message: `${r.template.file} (${c.format}): ${c.problems.map((x) => `line ${x.line}: ${x.message}`).join('; ')}`,
+            details: { format: c.format, problems: c.problems },
+          });
+        }
       } catch (e) {
         const fe = e instanceof ForgeError ? e : new ForgeError('INTERNAL', e instanceof Error ? e.message : String(e));
         const item: ValidateReport['errors'][number] = { kind, name, code: fe.code, message: fe.message };

@@ -7,8 +7,13 @@
  *  - install_start_url, install_done_url, firstboot_url: forge's install
  *    callbacks for a system ('' when rendering a profile: no system to mark);
  *  - serial_console: `ttyS0,115200` taken from kernel_options `console=ttyS..`
- *    when autoinstall_meta does not set it ('' when there is none).
+ *    when autoinstall_meta does not set it ('' when there is none);
+ *  - installer_format: kickstart|preseed|autoyast|autoinstall|agama|generic
+ *    (core/installer.ts, from breed and os_version);
+ *  - ks_dns_search: whether this Anaconda's `network` takes --ipv4-dns-search.
  */
+import { installerFormat, kickstartFeatures } from '../core/installer.js';
+
 export type Vars = Record<string, unknown>;
 
 const str = (x: unknown): string => (typeof x === 'string' ? x : '');
@@ -32,5 +37,7 @@ export function templateContext(vars: Vars): Vars {
   if (ctx['install_done_url'] === undefined) ctx['install_done_url'] = urls.done;
   if (ctx['firstboot_url'] === undefined) ctx['firstboot_url'] = urls.firstboot;
   if (ctx['serial_console'] === undefined) ctx['serial_console'] = serialFromKernelOptions(vars['kernel_options']);
+  if (ctx['installer_format'] === undefined) ctx['installer_format'] = installerFormat(str(vars['breed']), str(vars['os_version']));
+  if (ctx['ks_dns_search'] === undefined) ctx['ks_dns_search'] = kickstartFeatures(str(vars['os_version'])).dnsSearch;
   return ctx;
 }

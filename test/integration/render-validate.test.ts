@@ -16,10 +16,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { need } from '../lib/env.js';
-import { checkKickstart } from '../lib/kickstart-check.js';
+import { checkKickstart, ksVersionFor } from '../lib/kickstart-check.js';
 import { renderAll } from '../lib/render-golden.js';
 import { Renderer } from '../../server/render/renderer.js';
-import { shippedRoots } from '../../server/render/roots.js';
+import { packageRoot, shippedRoots } from '../../server/render/roots.js';
+import { checkAutoyast, checkGrubSerial } from '../../server/render/checks/autoyast.js';
 import { templateContext } from '../../server/render/vars.js';
 import { blendSystem } from '../../server/core/blend.js';
 import { distro, nic, profile, settings, system } from '../lib/render-fixtures.js';
@@ -99,8 +100,8 @@ for (const r of all.filter((x) => x.format === 'autoyast')) {
 }
 
 for (const r of all.filter((x) => x.format === 'kickstart')) {
-  test(`kickstart ${r.id} passes the kickstart checker`, () => {
-    assert.deepEqual(checkKickstart(r.text), []);
+  test(`kickstart ${r.dir}/${r.id} passes the kickstart checker (pykickstart ${ksVersionFor(r.os_version)} rules)`, () => {
+    assert.deepEqual(checkKickstart(r.text, ksVersionFor(r.os_version)), []);
     if (r.id !== 'profile') {
       assert.match(r.text, /%pre[^\n]*\n(?:.*\n)*?forge_callback '[^']*\/install\/start'\n(?:.*\n)*?%end/);
       assert.match(r.text, /%post --nochroot[^\n]*\n(?:.*\n)*?forge_callback '[^']*\/install\/done'\n(?:.*\n)*?%end/);
@@ -125,4 +126,61 @@ test('the generic script is valid sh and calls install start and done', () => {
   assert.equal(res.status, 0, res.stderr);
   assert.match(r.text, /FORGE_INSTALL_START_URL='http:\/\/10\.98\.0\.1:8080\/api\/v1\/systems\/t1\/install\/start'/);
   assert.match(r.text, /FORGE_INSTALL_DONE_URL='http:\/\/10\.98\.0\.1:8080\/api\/v1\/systems\/t1\/install\/done'/);
+});
+
+// ----- AutoYaST against the schema's rules (issue 14): the RNG written from
+// yast2-network networking.rnc + yast2-bootloader bootloader.rnc, run by
+// xmllint, and forge's own structural checker (what `forge validate` runs).
+
+const RNG = join(packageRoot(), 'test', 'schemas', 'autoyast-forge.rng');
+
+function relaxng(text: string): { ok: boolean; out: string } {
+  return withFile('a.xml', text, (p) => {
+    const res = spawnSync('xmllint', ['--noout', '--relaxng', RNG, p], { encoding: 'utf8' });
+    return { ok: res.status === 0, out: res.stderr };
+  });
+}
+
+for (const r of all.filter((x) => x.format === 'autoyast')) {
+  test(`autoyast ${r.id} validates against the schema's networking/bootloader rules (xmllint --relaxng) and forge's checker`, (t) => {
+    if (need(t, { commands: ['xmllint'] }) !== undefined) return;
+    const v = relaxng(r.text);
+    assert.ok(v.ok, v.out);
+    assert.deepEqual(checkAutoyast(r.text), []);
+  });
+}
+
+function renderAy(ifaces: Record<string, ReturnType<typeof nic>>, kernel: Record<string, string>): string {
+  const d = distro('sles15', 'suse', 'sles15sp6', 'http://10.98.0.1:8080/tree/sles15');
+  const p = profile('ay-p', { distro: 'sles15', autoinstall: 'autoyast/default.xml', kernel_options: kernel });
+  const s = system('ay1', 'ay-p', { hostname: 'ay1.lab.example', interfaces: ifaces });
+  return new Renderer(shippedRoots()).render('autoyast/default.xml', templateContext(blendSystem(s, [p], d, settings)), {
+    kind: 'system', name: 'ay1', system: 'ay1', profiles: ['ay-p'], distro: 'sles15',
+  }).text;
+}
+
+test('autoyast: static interfaces without MACs give no empty net-udev; the schema and the checker reject an empty one', (t) => {
+  if (need(t, { commands: ['xmllint'] }) !== undefined) return;
+  const text = renderAy({ eth0: nic({ ip_address: '10.98.0.30', netmask: '255.255.255.0', static: true }) }, {});
+  assert.doesNotMatch(text, /net-udev/);
+  assert.ok(relaxng(text).ok);
+  assert.deepEqual(checkAutoyast(text), []);
+  const broken = text.replace('  </networking>', '    <net-udev config:type="list">\n    </net-udev>\n  </networking>');
+  assert.equal(relaxng(broken).ok, false, 'xmllint must reject an empty net-udev');
+  assert.ok(checkAutoyast(broken).some((p) => /net-udev" incomplete/.test(p.message)));
+});
+
+test('autoyast: the serial console is GRUB 2 serial syntax; the checker rejects the old --speed=115200n8 form', () => {
+  const text = renderAy({ eth0: nic({ mac_address: '52:54:00:aa:00:31' }) }, { console: 'ttyS1,57600e7' });
+  assert.match(text, /<serial>serial --unit=1 --speed=57600 --word=7 --parity=even --stop=1<\/serial>/);
+  assert.deepEqual(checkAutoyast(text), []);
+  const old = text.replace(/<serial>[^<]*<\/serial>/, '<serial>serial --unit=1 --speed=57600e7</serial>');
+  assert.ok(checkAutoyast(old).some((p) => /--speed=57600e7 is not valid/.test(p.message)));
+  assert.deepEqual(checkGrubSerial('serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1'), []);
+});
+
+test('autoyast: the checker rejects elements the schema does not allow and routes without a destination', () => {
+  const text = renderAy({ eth0: nic({ mac_address: '52:54:00:aa:00:32' }) }, {});
+  assert.ok(checkAutoyast(text.replace('<bootproto>dhcp</bootproto>', '<bootproto>dhcp</bootproto><bogus>x</bogus>')).some((p) => /"bogus" not allowed/.test(p.message)));
+  assert.ok(checkAutoyast(text.replace('<profile ', '<profil ')).some((p) => /not well-formed/.test(p.message)));
 });

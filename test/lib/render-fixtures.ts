@@ -68,6 +68,17 @@ export function system(name: string, profileName: string, p: Partial<System>): S
 
 export type Format = 'kickstart' | 'preseed' | 'autoyast';
 
+/**
+ * Every installer version a format's rules differ by (kickstart: pykickstart
+ * handlers RHEL 8, RHEL 9, RHEL 10, Fedora): the cases are rendered for each,
+ * golden files under <format>-<variant>/ (the primary distro above: <format>/).
+ */
+export const VARIANTS: { variant: string; format: Format; distro: Distro }[] = [
+  { variant: 'kickstart-rhel8', format: 'kickstart', distro: distro('alma8', 'redhat', 'rhel8', 'http://10.98.0.1:8080/tree/alma8') },
+  { variant: 'kickstart-rhel10', format: 'kickstart', distro: distro('rhel10', 'redhat', 'rhel10', 'http://10.98.0.1:8080/tree/rhel10') },
+  { variant: 'kickstart-fedora42', format: 'kickstart', distro: distro('f42', 'redhat', 'fedora42', 'http://10.98.0.1:8080/tree/f42') },
+];
+
 export const FORMATS: { format: Format; template: string; distro: Distro }[] = [
   { format: 'kickstart', template: 'kickstart/default.ks', distro: distro('rocky9', 'redhat', 'rhel9', 'http://10.98.0.1:8080/tree/rocky9') },
   { format: 'preseed', template: 'preseed/default.seed', distro: distro('deb12', 'debian', 'bookworm', 'http://deb.debian.org/debian') },
@@ -98,7 +109,12 @@ export function cases(f: (typeof FORMATS)[number]): Case[] {
   });
   const sub = profile(`${d.name}-web`, {
     parent: base.name,
-    autoinstall_meta: { timezone: 'America/New_York', packages: 'nginx rsync', '!ssh_authorized_keys': null, disk: 'vdb', repos: 'extras=http://10.98.0.1:8080/repo/extras;tools=http://10.98.0.1:8080/repo/tools' },
+    autoinstall_meta: {
+      timezone: 'America/New_York', packages: 'nginx rsync', '!ssh_authorized_keys': null, disk: 'vdb',
+      repos: 'extras=http://10.98.0.1:8080/repo/extras;tools=http://10.98.0.1:8080/repo/tools',
+      // preseed: a repository needs a key or an explicit trust (snippets/preseed/mirror).
+      repo_key_extras: 'http://10.98.0.1:8080/repo/extras/key.asc', repo_trusted_tools: 'true',
+    },
     kernel_options: { '!console': null, quiet: null },
     kernel_options_post: { 'net.ifnames': '0' },
   });
@@ -123,12 +139,27 @@ export function cases(f: (typeof FORMATS)[number]): Case[] {
     hostname: 'odd1.lab.example',
     interfaces: { eth0: nic({ mac_address: '52:54:00:aa:00:06' }) },
   });
+  // No interfaces at all (a profile-like system, or one added by name only).
+  const bare = system('bare1', base.name, { hostname: 'bare1.lab.example' });
+  // A bridge over two NICs and a VLAN on a third, all static.
+  const bridged = system('br1', base.name, {
+    hostname: 'br1.lab.example', gateway: '10.98.0.1',
+    interfaces: {
+      eth0: nic({ mac_address: '52:54:00:aa:00:07', interface_type: 'bridge_slave', interface_master: 'br0' }),
+      eth1: nic({ mac_address: '52:54:00:aa:00:08', interface_type: 'bridge_slave', interface_master: 'br0' }),
+      br0: nic({ ip_address: '10.98.0.21', netmask: '255.255.255.0', static: true, interface_type: 'bridge' }),
+      eth2: nic({ mac_address: '52:54:00:aa:00:09' }),
+      'eth2.100': nic({ ip_address: '172.16.100.21', netmask: '255.255.255.0', static: true }),
+    },
+  });
   const t = (s: System, chain: Profile[]): RenderTarget => ({ kind: 'system', name: s.name, system: s.name, profiles: chain.map((p) => p.name), distro: d.name });
   return [
     { id: 'single-nic-dhcp', vars: blendSystem(dhcp, [base], d, settings), target: t(dhcp, [base]) },
     { id: 'static-multi-nic', vars: blendSystem(multi, [base], d, settings), target: t(multi, [base]) },
     { id: 'sub-profile', vars: blendSystem(subSys, [sub, base], d, settings), target: t(subSys, [sub, base]) },
     { id: 'per-system-snippet', vars: blendSystem(override, [base], d, settings), target: t(override, [base]) },
+    { id: 'no-interface', vars: blendSystem(bare, [base], d, settings), target: t(bare, [base]) },
+    { id: 'bridge-vlan', vars: blendSystem(bridged, [base], d, settings), target: t(bridged, [base]) },
     { id: 'profile', vars: blendProfile([base], d, settings), target: { kind: 'profile', name: base.name, system: '', profiles: [base.name], distro: d.name } },
   ];
 }

@@ -14,10 +14,10 @@ import { EXT, GOLDEN_DIR, renderAll } from '../lib/render-golden.js';
 const update = process.env['UPDATE_GOLDEN'] === '1';
 
 for (const r of renderAll()) {
-  test(`golden ${r.format}/${r.id}`, () => {
-    const file = join(GOLDEN_DIR, r.format, `${r.id}.${EXT[r.format]}`);
+  test(`golden ${r.dir}/${r.id}`, () => {
+    const file = join(GOLDEN_DIR, r.dir, `${r.id}.${EXT[r.format]}`);
     if (update) {
-      mkdirSync(join(GOLDEN_DIR, r.format), { recursive: true });
+      mkdirSync(join(GOLDEN_DIR, r.dir), { recursive: true });
       writeFileSync(file, r.text);
     }
     assert.ok(existsSync(file), `${file} is missing: run UPDATE_GOLDEN=1 to create it`);

@@ -66,8 +66,8 @@ function getAutoinstall(kind: 'system' | 'profile'): CommandSpec {
 
 const validate: CommandSpec = {
   path: ['validate'],
-  summary: 'render the autoinstall file of every profile and system and report every error',
-  help: 'exit status: 0 when everything renders, 8 when at least one object fails (each failure is listed).',
+  summary: 'render the autoinstall file of every profile and system, check it with its installer\'s rules, report every error',
+  help: 'Each file is also checked the way its installer would read it (kickstart: pykickstart\'s duplicate and option rules for the os_version; AutoYaST: the schema\'s required content; user-data: cloud-config and the subiquity autoinstall schema; Agama: its profile schema). exit status: 0 when everything renders and passes, 8 when at least one object fails (each failure is listed).',
   options: { json: JSON_OPT },
   async run(args, io) {
     const r = await io.api<ValidateReport>('GET', '/api/v1/validate');
@@ -76,7 +76,7 @@ const validate: CommandSpec = {
       for (const e of r.errors) io.err(`${e.kind} ${e.name}: ${e.code}: ${e.message}`);
       io.out(`${r.checked} checked, ${r.errors.length} failed`);
     }
-    if (!r.ok) throw new ForgeError('VALIDATION_FAILED', `${r.errors.length} of ${r.checked} autoinstall files failed to render`);
+    if (!r.ok) throw new ForgeError('VALIDATION_FAILED', `${r.errors.length} of ${r.checked} autoinstall files failed to render or to pass their installer's checks`);
     return 0;
   },
 };
