@@ -10,6 +10,7 @@ import { apiRouter } from '../../api/routes.js';
 import { autoinstallRouter } from '../../render/routes.js';
 import { ForgeError } from '../../errors.js';
 import { bootRouter } from './boot.js';
+import { cobblerApiRouter } from '../../cobbler/xmlrpc.js';
 
 export function buildApp(ctx: ServerContext): Express {
   const app = express();
@@ -20,6 +21,8 @@ export function buildApp(ctx: ServerContext): Express {
   // No body parser here: bodies are parsed only after the token check, with
   // each route's limit (services/http/limits.ts, applied by api/auth.ts).
 
+  // Cobbler's XML-RPC API for koan and Ansible (anonymous reads, token writes; own body bound).
+  app.use(cobblerApiRouter(ctx));
   app.use(autoinstallRouter(ctx));
   app.use(bootRouter(ctx));
   app.use('/api/v1', apiRouter(ctx));
