@@ -1,5 +1,5 @@
 /**
- * Composition root: config -> store -> context -> HTTP, DHCP, TFTP. The only
+ * Composition root: config -> store -> HTTP, DHCP, TFTP. The only
  * place that wires modules together. `startServer` resolves once every
  * service listens and returns a handle that closes them in reverse order.
  */
@@ -8,14 +8,23 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { apiRouter } from './api/routes.js';
 import { createBootFiles } from './boot/files.js';
+import { BootService } from './boot/provider.js';
+import { cobblerApiRouter } from './cobbler/xmlrpc.js';
 import type { ForgeConfig } from './config.js';
-import type { ServerContext } from './context.js';
 import { baseUrlOf, settingsFromConfig } from './core/settings.js';
 import { EventHub } from './api/stream.js';
+import type { BaseUrl, RecordEvent } from './deps.js';
 import { ForgeError } from './errors.js';
 import type { Logger } from './log.js';
-import { startDhcp } from './services/dhcp.js';
+import { Renderer } from './render/renderer.js';
+import { rootsFor } from './render/roots.js';
+import { autoinstallRouter } from './render/routes.js';
+import { AutoinstallService } from './render/service.js';
+import { createLeaseTable, startDhcp } from './services/dhcp.js';
+import { liveLeases } from './services/dhcp/leases.js';
+import { bootRouter } from './services/http/boot.js';
 import { buildApp } from './services/http/app.js';
 import { applyTimeouts } from './services/http/limits.js';
 import type { Service } from './services/service.js';
@@ -24,9 +33,10 @@ import { openSqliteStore } from './store/sqlite.js';
 import type { NewEvent } from './store/store.js';
 
 export interface RunningServer {
-  ctx: ServerContext;
   /** The HTTP port actually bound (differs from config when 0 was asked). */
   httpPort: number;
+  /** Base URL installers and agents use. */
+  baseUrl: string;
   services: Service[];
   close(): Promise<void>;
 }
@@ -44,6 +54,13 @@ export function ensureToken(dataDir: string): string {
   return token;
 }
 
+/**
+ * Builds every service once, each with what it uses. HTTP binds first, so
+ * the real port (config 0 asks for any) is known before anything that puts
+ * it in a URL is built; nothing is changed after construction. The request
+ * handler is attached in the same turn as the bind completes, so no request
+ * can arrive before it.
+ */
 export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
   mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
   const store = openSqliteStore(
@@ -52,25 +69,16 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     env['FORGE_SQLITE_GROUP_COMMIT'] !== '0',
   );
   const token = ensureToken(config.data_dir);
-  const settings = settingsFromConfig(config);
   const evlog = log.child('events');
   const events = new EventHub();
-  const ctx: ServerContext = {
-    config,
-    settings,
-    store,
-    log,
-    token,
-    baseUrl: baseUrlOf(settings),
-    events,
-    record(ev: NewEvent): void {
-      store.addEvent(ev).then((stored) => events.publish(stored)).catch((e: unknown) => evlog.warn('could not record event', { system: ev.system, type: ev.type, err: e }));
-    },
+  const record: RecordEvent = (ev: NewEvent): void => {
+    store
+      .addEvent(ev)
+      .then((stored) => events.publish(stored))
+      .catch((e: unknown) => evlog.warn('could not record event', { system: ev.system, type: ev.type, err: e }));
   };
 
-  const services: Service[] = [];
-  const app = buildApp(ctx);
-  const http = createServer(app);
+  const http = createServer();
   applyTimeouts(http);
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -85,11 +93,34 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     });
   });
   const httpPort = (http.address() as AddressInfo).port;
-  if (config.http_port === 0) {
-    // Installers need the real port in their URLs.
-    settings.http_port = httpPort;
-    ctx.baseUrl = baseUrlOf(settings);
-  }
+  // Installers need the real port in their URLs.
+  const settings = settingsFromConfig({ ...config, http_port: httpPort });
+  const url = baseUrlOf(settings);
+  const baseUrl: BaseUrl = () => url;
+
+  // Managed DHCP's lease table, read by the boot events before the batched write reaches the store.
+  const leases = config.dhcp_mode === 'managed' ? createLeaseTable({ store, log }, 'managed') : undefined;
+  const boot = new BootService({ store, settings, config, log, record, baseUrl, ...(leases !== undefined ? { liveLeases: liveLeases(leases) } : {}) });
+  const renderer = new Renderer(rootsFor(config));
+  const app = buildApp(
+    {
+      cobbler: cobblerApiRouter({ store, settings, token, log }),
+      autoinstall: autoinstallRouter({
+        autoinstall: new AutoinstallService(store, settings, renderer),
+        renderer,
+        store,
+        pxeJustOnce: settings.pxe_just_once,
+        log,
+        record,
+      }),
+      boot: bootRouter({ boot, store, config, log, baseUrl }),
+      api: apiRouter({ store, settings, config, token, baseUrl, events, log }),
+    },
+    log,
+  );
+  http.on('request', app);
+
+  const services: Service[] = [];
   services.push({
     name: 'http',
     endpoints: [`tcp ${config.listen}:${httpPort}`],
@@ -112,14 +143,14 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   };
 
   try {
-    const dhcp = await startDhcp(ctx);
+    const dhcp = await startDhcp({ store, settings, config, log, record, baseUrl }, leases);
     if (dhcp !== undefined) services.push(dhcp);
-    const tftp = config.tftp_enabled ? await startTftp(ctx, createBootFiles(ctx)) : undefined;
+    const tftp = config.tftp_enabled ? await startTftp({ config, log, record }, createBootFiles(boot, config.loaders, log)) : undefined;
     if (tftp !== undefined) services.push(tftp);
   } catch (e) {
     await close();
     throw e;
   }
 
-  return { ctx, httpPort, services, close };
+  return { httpPort, baseUrl: url, services, close };
 }

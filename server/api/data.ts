@@ -5,11 +5,11 @@
 import { Router } from 'express';
 import type { RequestHandler } from 'express';
 import { existsSync } from 'node:fs';
-import type { ServerContext } from '../context.js';
-import type { ObjectKind, System } from '../core/model.js';
+import type { ForgeConfig } from '../config.js';
+import type { ObjectKind, Settings, System } from '../core/model.js';
 import { validateNew } from '../core/validate.js';
 import { ForgeError, invalid } from '../errors.js';
-import type { ExportDocument } from '../store/store.js';
+import type { ExportDocument, Store } from '../store/store.js';
 import { blendedProfile } from './blended.js';
 
 export interface Problem {
@@ -47,7 +47,14 @@ function validateDoc(body: unknown): ExportDocument {
   };
 }
 
-export async function checkConfiguration(ctx: ServerContext): Promise<Problem[]> {
+/** What export/import and check use. */
+export interface DataDeps {
+  store: Store;
+  settings: Settings;
+  config: Pick<ForgeConfig, 'dhcp_mode' | 'dhcp_subnet'>;
+}
+
+export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
   const out: Problem[] = [];
   const { store } = ctx;
   for (const d of await store.list('distro')) {
@@ -103,7 +110,7 @@ export async function checkConfiguration(ctx: ServerContext): Promise<Problem[]>
   return out;
 }
 
-export function dataRouter(ctx: ServerContext, auth: RequestHandler): Router {
+export function dataRouter(ctx: DataDeps, auth: RequestHandler): Router {
   const r = Router();
   // Export carries autoinstall_meta (password hashes, keys): token only.
   r.get('/export', auth, async (_req, res) => {

@@ -5,12 +5,13 @@
  */
 import { Router } from 'express';
 import type { RequestHandler } from 'express';
-import type { ServerContext } from '../context.js';
 import { EVENT_TYPES } from '../core/model.js';
 import type { EventType } from '../core/model.js';
 import { ForgeError, invalid } from '../errors.js';
+import type { Store } from '../store/store.js';
+import type { EventHub } from './stream.js';
 
-export function eventsRouter(ctx: ServerContext, auth: RequestHandler): Router {
+export function eventsRouter(ctx: { store: Store; events: EventHub }, auth: RequestHandler): Router {
   const r = Router();
 
   r.get('/systems/:name/events', async (req, res) => {

@@ -6,13 +6,12 @@
  */
 import { Router } from 'express';
 import type { Request, RequestHandler } from 'express';
-import type { ServerContext } from '../context.js';
 import { ouiFor } from '../core/mac.js';
-import type { KindMap, ObjectKind, System } from '../core/model.js';
+import type { KindMap, ObjectKind, Settings, System } from '../core/model.js';
 import { FIELDS, INTERFACE_FIELDS, RANDOM_MAC, isName, validateNew, validatePatch } from '../core/validate.js';
 import { normalizeMac } from '../core/mac.js';
 import { ForgeError, invalid } from '../errors.js';
-import type { ListFilter, WriteOptions } from '../store/store.js';
+import type { ListFilter, Store, WriteOptions } from '../store/store.js';
 import { blendedProfile, blendedSystem, effectiveVirtType } from './blended.js';
 
 export const PLURAL: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems' };
@@ -22,7 +21,12 @@ function hasRandomMac(s: System): boolean {
 }
 
 /** OUIs for systems that ask for random MACs, from their blended virt_type. */
-async function writeOptions(ctx: ServerContext, kind: ObjectKind, objs: readonly KindMap[ObjectKind][]): Promise<WriteOptions> {
+export interface ObjectsDeps {
+  store: Store;
+  settings: Settings;
+}
+
+async function writeOptions(ctx: ObjectsDeps, kind: ObjectKind, objs: readonly KindMap[ObjectKind][]): Promise<WriteOptions> {
   if (kind !== 'system') return {};
   const map: Record<string, string> = {};
   for (const o of objs as readonly System[]) {
@@ -71,7 +75,7 @@ function param(req: Request, key: string): string {
   return v;
 }
 
-export function objectsRouter(ctx: ServerContext, auth: RequestHandler): Router {
+export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
   const r = Router();
   for (const kind of ['distro', 'profile', 'system'] as const) {
     const base = `/${PLURAL[kind]}`;

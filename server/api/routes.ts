@@ -1,10 +1,11 @@
 /** The /api/v1 router: every API route in one table. */
 import { Router } from 'express';
-import type { ServerContext } from '../context.js';
+import type { BaseUrl } from '../deps.js';
+import type { Logger } from '../log.js';
 import { requireToken } from './auth.js';
-import { dataRouter } from './data.js';
+import { dataRouter, type DataDeps } from './data.js';
 import { eventsRouter } from './events.js';
-import { streamRouter } from './stream.js';
+import { streamRouter, type EventHub } from './stream.js';
 import { objectsRouter } from './objects.js';
 import { openapiDocument } from './openapi.js';
 
@@ -12,11 +13,21 @@ import { VERSION } from '../core/version.js';
 
 export { VERSION };
 
-export function apiRouter(ctx: ServerContext): Router {
+/** What the /api/v1 routes use. */
+export interface ApiDeps extends DataDeps {
+  /** Bearer token required by write endpoints. */
+  token: string;
+  baseUrl: BaseUrl;
+  /** Stored events, published for the live stream. */
+  events: EventHub;
+  log: Logger;
+}
+
+export function apiRouter(ctx: ApiDeps): Router {
   const auth = requireToken(() => ctx.token);
   const r = Router();
   r.get('/health', (_req, res) => {
-    res.json({ ok: true, name: 'forge', version: VERSION, base_url: ctx.baseUrl });
+    res.json({ ok: true, name: 'forge', version: VERSION, base_url: ctx.baseUrl() });
   });
   r.get('/openapi.json', (_req, res) => {
     res.json(openapiDocument(VERSION));

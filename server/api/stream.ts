@@ -14,7 +14,8 @@
  */
 import { Router } from 'express';
 import type { Request, Response } from 'express';
-import type { ServerContext } from '../context.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
 import { EVENT_TYPES } from '../core/model.js';
 import type { ForgeEvent } from '../core/model.js';
 import { ForgeError, invalid } from '../errors.js';
@@ -86,7 +87,15 @@ function hasToken(req: Request, token: string): boolean {
   return m !== null && tokenMatches(token, m[1]!);
 }
 
-export function streamRouter(ctx: ServerContext): Router {
+/** What the live stream uses. */
+export interface StreamDeps {
+  store: Store;
+  events: EventHub;
+  token: string;
+  log: Logger;
+}
+
+export function streamRouter(ctx: StreamDeps): Router {
   const r = Router();
   let anonymous = 0;
   let total = 0;

@@ -4,9 +4,10 @@
  * from the store at request time, so there is no sync step; loaders come from
  * Debian packages or config overrides. Owned by the boot-flow work.
  */
-import type { ServerContext } from '../context.js';
+import type { ForgeConfig } from '../config.js';
+import type { Logger } from '../log.js';
 import { loaderPath } from './loaders.js';
-import { bootService, type Rendered } from './provider.js';
+import type { BootService, Rendered } from './provider.js';
 import { parseBootPath } from './target.js';
 
 export type BootFile =
@@ -35,9 +36,8 @@ export interface BootFileProvider {
  * initrd_fetched for known systems: per-MAC file names name the machine;
  * for loaders and kernels the client address is looked up in the lease table.
  */
-export function createBootFiles(ctx: ServerContext): BootFileProvider {
-  const boot = bootService(ctx);
-  const log = ctx.log.child('boot');
+export function createBootFiles(boot: BootService, loaders: ForgeConfig['loaders'], logger: Logger): BootFileProvider {
+  const log = logger.child('boot');
 
   const config = (rendered: Rendered, file: string, client: BootClient): BootFile => {
     const { decision } = rendered;
@@ -55,7 +55,7 @@ export function createBootFiles(ctx: ServerContext): BootFileProvider {
       try {
         switch (req.kind) {
           case 'loader': {
-            const l = loaderPath(req.name, ctx.config.loaders);
+            const l = loaderPath(req.name, loaders);
             if (l === undefined) return undefined;
             const system = await boot.systemByAddress(client.address);
             boot.record(system, 'loader_fetched', client.via, { file: req.name, client: client.address });

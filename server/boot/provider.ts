@@ -4,9 +4,12 @@
  * lifecycle events. Shared by the TFTP provider (files.ts) and the HTTP boot
  * routes (services/http/boot.ts), so both transports answer the same thing.
  */
-import type { ServerContext } from '../context.js';
+import type { ForgeConfig } from '../config.js';
+import type { BaseUrl, LiveLeases, RecordEvent } from '../deps.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
 import { blendProfile, blendSystem, type Vars } from '../core/blend.js';
-import type { Distro, EventType, Profile, System } from '../core/model.js';
+import type { Distro, EventType, Profile, Settings, System } from '../core/model.js';
 import { ForgeError } from '../errors.js';
 import { grubConfig, grubRootConfig, ipxeScript, pxelinuxConfig, type InstallEntry, type Locator } from './configs.js';
 import { localFile, type LocalFile } from './distfiles.js';
@@ -22,21 +25,37 @@ export interface Rendered {
   decision: Decision;
 }
 
+/** What the boot service uses; main.ts builds it once and TFTP and HTTP share it. */
+export interface BootDeps {
+  store: Store;
+  settings: Settings;
+  config: Pick<ForgeConfig, 'unknown_boot' | 'data_dir'>;
+  log: Logger;
+  record: RecordEvent;
+  baseUrl: BaseUrl;
+  /**
+   * The running DHCP server's in-memory lease index (managed mode). It is
+   * ahead of the store, which gets leases in batches, and UEFI firmware asks
+   * TFTP for its loader within milliseconds of the ACK.
+   */
+  liveLeases?: LiveLeases;
+}
+
 export class BootService {
   private readonly recent = new Map<string, number>();
 
-  constructor(readonly ctx: ServerContext) {}
+  constructor(private readonly deps: BootDeps) {}
 
   /** Profile chain nearest first, and its distro. Throws REFERENCE_MISSING / PARENT_CYCLE. */
   async chain(profileName: string): Promise<{ chain: Profile[]; distro: Distro }> {
     const chain: Profile[] = [];
     let name = profileName;
     for (let depth = 0; depth < 64; depth++) {
-      const p = await this.ctx.store.get('profile', name);
+      const p = await this.deps.store.get('profile', name);
       if (p === undefined) throw new ForgeError('REFERENCE_MISSING', `profile ${name} does not exist`, { field: 'profile' });
       chain.push(p);
       if (p.distro !== '') {
-        const d = await this.ctx.store.get('distro', p.distro);
+        const d = await this.deps.store.get('distro', p.distro);
         if (d === undefined) throw new ForgeError('REFERENCE_MISSING', `distro ${p.distro} does not exist`, { field: 'distro' });
         return { chain, distro: d };
       }
@@ -47,12 +66,12 @@ export class BootService {
 
   async systemVars(s: System): Promise<{ vars: Vars; distro: Distro }> {
     const { chain, distro } = await this.chain(s.profile);
-    return { vars: blendSystem(s, chain, distro, this.ctx.settings), distro };
+    return { vars: blendSystem(s, chain, distro, this.deps.settings), distro };
   }
 
   async profileVars(name: string): Promise<{ vars: Vars; distro: Distro }> {
     const { chain, distro } = await this.chain(name);
-    return { vars: blendProfile(chain, distro, this.ctx.settings), distro };
+    return { vars: blendProfile(chain, distro, this.deps.settings), distro };
   }
 
   private async systemFacts(s: System): Promise<SystemFacts> {
@@ -68,14 +87,14 @@ export class BootService {
 
   private async menuEntries(): Promise<InstallEntry[]> {
     const out: InstallEntry[] = [];
-    const profiles = await this.ctx.store.list('profile');
+    const profiles = await this.deps.store.list('profile');
     for (const p of profiles.slice(0, MENU_LIMIT)) {
       try {
         const { vars, distro } = await this.profileVars(p.name);
         if (vars['enable_menu'] === false) continue;
         out.push({ label: p.name, distro: distro.name, cmdline: typeof vars['kernel_cmdline'] === 'string' ? vars['kernel_cmdline'] : '' });
       } catch (e) {
-        this.ctx.log.warn('profile left out of the boot menu', { profile: p.name, error: e });
+        this.deps.log.warn('profile left out of the boot menu', { profile: p.name, error: e });
       }
     }
     return out;
@@ -83,21 +102,21 @@ export class BootService {
 
   /** The boot decision for a MAC (undefined: the machine did not say, e.g. pxelinux.cfg/default). */
   async decide(mac: string | undefined): Promise<Decision> {
-    const system = mac !== undefined ? await this.ctx.store.findSystemByMac(mac) : undefined;
-    const dflt = system === undefined ? await this.ctx.store.get('system', 'default') : undefined;
-    const needMenu = system === undefined && dflt === undefined && this.ctx.config.unknown_boot === 'menu';
+    const system = mac !== undefined ? await this.deps.store.findSystemByMac(mac) : undefined;
+    const dflt = system === undefined ? await this.deps.store.get('system', 'default') : undefined;
+    const needMenu = system === undefined && dflt === undefined && this.deps.config.unknown_boot === 'menu';
     return decideBoot({
       system: system !== undefined ? await this.systemFacts(system) : undefined,
       defaultSystem: dflt !== undefined ? await this.systemFacts(dflt) : undefined,
       menu: needMenu ? await this.menuEntries() : [],
-      unknownBoot: this.ctx.config.unknown_boot,
+      unknownBoot: this.deps.config.unknown_boot,
     });
   }
 
   /** Kernel/initrd over HTTP; the MAC in the query lets the HTTP side record events without a lease. */
   httpLocator(mac: string | undefined): Locator {
     const q = mac !== undefined ? `?mac=${mac}` : '';
-    const base = `${this.ctx.baseUrl}/boot/distro`;
+    const base = `${this.deps.baseUrl()}/boot/distro`;
     return {
       kernel: (d) => `${base}/${encodeURIComponent(d)}/kernel${q}`,
       initrd: (d) => `${base}/${encodeURIComponent(d)}/initrd${q}`,
@@ -133,23 +152,23 @@ export class BootService {
 
   /** Local file for a distro's kernel or initrd (URLs fetched into the cache). */
   async distroFile(name: string, which: 'kernel' | 'initrd'): Promise<LocalFile> {
-    const d = await this.ctx.store.get('distro', name);
+    const d = await this.deps.store.get('distro', name);
     if (d === undefined) throw new ForgeError('NOT_FOUND', `distro ${name} does not exist`);
     const loc = d[which];
     if (loc === '') throw new ForgeError('NOT_FOUND', `distro ${name} has no ${which}`);
-    return localFile(loc, this.ctx.config.data_dir);
+    return localFile(loc, this.deps.config.data_dir);
   }
 
   /** The system behind a client address, via forge's DHCP lease table. */
   async systemByAddress(address: string): Promise<string | undefined> {
     const ip = address.replace(/^::ffff:/, '');
     try {
-      const lease = this.ctx.liveLeases?.byAddress(ip) ?? (await this.ctx.store.getLeaseByIp(ip));
+      const lease = this.deps.liveLeases?.byAddress(ip) ?? (await this.deps.store.getLeaseByIp(ip));
       if (lease !== undefined) {
         if (lease.system !== '') return lease.system;
-        return (await this.ctx.store.findSystemByMac(lease.mac))?.name;
+        return (await this.deps.store.findSystemByMac(lease.mac))?.name;
       }
-      return (await this.ctx.store.findSystemByIp(ip))?.name;
+      return (await this.deps.store.findSystemByIp(ip))?.name;
     } catch {
       return undefined;
     }
@@ -158,7 +177,7 @@ export class BootService {
   async systemByMac(mac: string | undefined): Promise<string | undefined> {
     if (mac === undefined) return undefined;
     try {
-      return (await this.ctx.store.findSystemByMac(mac))?.name;
+      return (await this.deps.store.findSystemByMac(mac))?.name;
     } catch {
       return undefined;
     }
@@ -173,18 +192,6 @@ export class BootService {
     if (last !== undefined && now - last < EVENT_DEDUPE_MS) return;
     if (this.recent.size > 10_000) this.recent.clear();
     this.recent.set(key, now);
-    this.ctx.record({ system, type, source, detail });
+    this.deps.record({ system, type, source, detail });
   }
-}
-
-const services = new WeakMap<ServerContext, BootService>();
-
-/** One BootService per server context (TFTP and HTTP share its event de-duplication). */
-export function bootService(ctx: ServerContext): BootService {
-  let s = services.get(ctx);
-  if (s === undefined) {
-    s = new BootService(ctx);
-    services.set(ctx, s);
-  }
-  return s;
 }

@@ -25,7 +25,9 @@
 import { randomBytes } from 'node:crypto';
 import { Router, text } from 'express';
 import type { Request, Response } from 'express';
-import type { ServerContext } from '../context.js';
+import type { Settings } from '../core/model.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
 import { blendProfile, blendSystem } from '../core/blend.js';
 import type { Vars } from '../core/blend.js';
 import type { ForgeObject, KindMap, ObjectKind, Profile, System } from '../core/model.js';
@@ -106,9 +108,18 @@ export function readView(rec: CobblerRecord, _authenticated: boolean): CobblerRe
   return rec;
 }
 
+/** What the XML-RPC API uses. */
+export interface CobblerApiDeps {
+  store: Store;
+  settings: Settings;
+  /** login's password and the write token. */
+  token: string;
+  log: Logger;
+}
+
 export class CobblerApi {
   private readonly pending = new Map<string, Pending>();
-  constructor(private readonly ctx: ServerContext) {}
+  constructor(private readonly ctx: CobblerApiDeps) {}
 
   private authed(token: unknown): boolean {
     return typeof token === 'string' && token !== '' && tokenMatches(this.ctx.token, token);
@@ -422,7 +433,7 @@ export class CobblerApi {
 }
 
 /** POST /cobbler_api: decode, call, encode; every failure is an XML-RPC fault, never a crash. */
-export function cobblerApiRouter(ctx: ServerContext): Router {
+export function cobblerApiRouter(ctx: CobblerApiDeps): Router {
   const api = new CobblerApi(ctx);
   const log = ctx.log.child('xmlrpc');
   const r = Router();

@@ -23,12 +23,13 @@
 import { readFileSync } from 'node:fs';
 import { Router } from 'express';
 import type { Request, Response } from 'express';
-import type { ServerContext } from '../context.js';
+import type { RecordEvent } from '../deps.js';
 import type { EventType } from '../core/model.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
 import { ForgeError } from '../errors.js';
-import { Renderer } from './renderer.js';
-import { rootsFor } from './roots.js';
-import { AutoinstallService, type TargetKind } from './service.js';
+import type { Renderer } from './renderer.js';
+import type { AutoinstallService, TargetKind } from './service.js';
 
 function kindOf(s: string | undefined): TargetKind {
   if (s === 'system' || s === 'profile') return s;
@@ -45,10 +46,20 @@ function clientOf(req: Request): string {
   return req.ip ?? req.socket.remoteAddress ?? '';
 }
 
-export function autoinstallRouter(ctx: ServerContext): Router {
+/** What the autoinstall routes use; main.ts builds the renderer and the service once. */
+export interface AutoinstallDeps {
+  autoinstall: AutoinstallService;
+  renderer: Renderer;
+  store: Store;
+  /** pxe_just_once: install/done turns netboot off. */
+  pxeJustOnce: boolean;
+  log: Logger;
+  record: RecordEvent;
+}
+
+export function autoinstallRouter(ctx: AutoinstallDeps): Router {
   const router = Router();
-  const renderer = new Renderer(rootsFor(ctx.config));
-  const svc = new AutoinstallService(ctx.store, ctx.settings, renderer);
+  const { renderer, autoinstall: svc } = ctx;
   const log = ctx.log.child('render');
 
   const serve = async (req: Request, res: Response, kind: TargetKind, name: string): Promise<void> => {
@@ -113,7 +124,7 @@ export function autoinstallRouter(ctx: ServerContext): Router {
     const client = clientOf(req);
     ctx.record({ system: sys.name, type, source: 'http', detail: { client, url: req.originalUrl } });
     let netboot = sys.netboot_enabled;
-    if (type === 'install_done' && ctx.settings.pxe_just_once && sys.netboot_enabled) {
+    if (type === 'install_done' && ctx.pxeJustOnce && sys.netboot_enabled) {
       // Read again right before the write so a concurrent edit is not undone.
       const fresh = await ctx.store.mustGet('system', name);
       await ctx.store.replace('system', { ...fresh, netboot_enabled: false });

@@ -10,11 +10,12 @@
  * one L2 segment, plus any number of subnets behind relays (giaddr).
  */
 import type { Socket } from 'node:dgram';
-import type { ServerContext } from '../context.js';
+import type { ForgeConfig } from '../config.js';
+import type { Settings } from '../core/model.js';
 import { ForgeError } from '../errors.js';
 import type { Service } from './service.js';
-import { DhcpHandler, type Inbound, type Outbound } from './dhcp/handler.js';
-import { LeaseTable, liveLeases } from './dhcp/leases.js';
+import { DhcpHandler, type DhcpHandlerDeps, type Inbound, type Outbound } from './dhcp/handler.js';
+import { LeaseTable } from './dhcp/leases.js';
 import { probeForServers } from './dhcp/probe.js';
 import { dhcpSettings } from './dhcp/settings.js';
 import { bindUdp, closeUdp, sendWithFallback } from './dhcp/udp.js';
@@ -25,26 +26,39 @@ export interface DhcpService extends Service {
   readonly handler: DhcpHandler;
 }
 
-/** Builds the handler without sockets (tests, fuzzing). */
-export async function createDhcpHandler(ctx: ServerContext, now: () => number = Date.now): Promise<DhcpHandler> {
-  const settings = dhcpSettings(ctx.config, ctx.settings.next_server);
-  const leases = new LeaseTable(settings.mode === 'managed' ? ctx.store : undefined, ctx.log.child('dhcp'));
-  if (settings.mode === 'managed') {
-    await leases.load(now());
-    ctx.liveLeases = liveLeases(leases);
-  }
-  return new DhcpHandler(ctx, settings, leases, now);
+export interface DhcpDeps extends DhcpHandlerDeps {
+  config: ForgeConfig;
+  settings: Pick<Settings, 'next_server'>;
 }
 
-/** Starts the DHCP service for ctx.config.dhcp_mode; undefined when mode is off. */
-export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undefined> {
-  if (ctx.config.dhcp_mode === 'off') return undefined;
-  const log = ctx.log.child('dhcp');
-  const handler = await createDhcpHandler(ctx);
+/** The lease table managed DHCP keeps (and the boot service reads); proxy mode keeps one without a store. */
+export function createLeaseTable(deps: Pick<DhcpDeps, 'store' | 'log'>, mode: ForgeConfig['dhcp_mode']): LeaseTable {
+  return new LeaseTable(mode === 'managed' ? deps.store : undefined, deps.log.child('dhcp'));
+}
+
+/**
+ * Builds the handler without sockets (tests, fuzzing). `leases` is the table
+ * main.ts also hands to the boot service; loaded from the store here.
+ */
+export async function createDhcpHandler(
+  deps: DhcpDeps,
+  now: () => number = Date.now,
+  leases: LeaseTable = createLeaseTable(deps, deps.config.dhcp_mode),
+): Promise<DhcpHandler> {
+  const settings = dhcpSettings(deps.config, deps.settings.next_server);
+  if (settings.mode === 'managed') await leases.load(now());
+  return new DhcpHandler(deps, settings, leases, now);
+}
+
+/** Starts the DHCP service for config.dhcp_mode; undefined when mode is off. */
+export async function startDhcp(deps: DhcpDeps, leases?: LeaseTable): Promise<DhcpService | undefined> {
+  if (deps.config.dhcp_mode === 'off') return undefined;
+  const log = deps.log.child('dhcp');
+  const handler = await createDhcpHandler(deps, Date.now, leases);
   const s = handler.settings;
 
-  if (s.mode === 'managed' && ctx.config.dhcp_probe_seconds > 0) {
-    const found = await probeForServers({ serverPort: s.port, clientPort: s.clientPort, seconds: ctx.config.dhcp_probe_seconds, fallback: s.localBroadcasts }).catch(
+  if (s.mode === 'managed' && deps.config.dhcp_probe_seconds > 0) {
+    const found = await probeForServers({ serverPort: s.port, clientPort: s.clientPort, seconds: deps.config.dhcp_probe_seconds, fallback: s.localBroadcasts }).catch(
       (e: unknown) => {
         throw new ForgeError('CONFIG_INVALID', `cannot probe for other DHCP servers (client port ${s.clientPort}): ${(e as Error).message}; --dhcp-probe-seconds 0 skips the probe`, {
           field: 'dhcp_probe_seconds',
@@ -54,7 +68,7 @@ export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undef
     );
     if (found.length > 0) {
       const who = found.map((f) => `${f.serverId ?? f.from} (offered ${f.yiaddr})`).join(', ');
-      if (!ctx.config.dhcp_force) {
+      if (!deps.config.dhcp_force) {
         throw new ForgeError('DHCP_CONFLICT', `another DHCP server answers on this segment: ${who}; refusing to start managed DHCP (use --dhcp-force to override)`, {
           field: 'dhcp_mode',
           details: found,
@@ -62,7 +76,7 @@ export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undef
       }
       log.warn('another DHCP server answers on this segment; starting anyway (dhcp_force)', { servers: who });
     } else {
-      log.info('probe: no other DHCP server answered', { seconds: ctx.config.dhcp_probe_seconds });
+      log.info('probe: no other DHCP server answered', { seconds: deps.config.dhcp_probe_seconds });
     }
   }
 
@@ -71,7 +85,7 @@ export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undef
   const bcast = new Map<string, Socket>();
   const pending = new Set<Promise<void>>();
   const bindBroadcasters = async (): Promise<void> => {
-    if (ctx.config.dhcp_listen !== '0.0.0.0') return;
+    if (deps.config.dhcp_listen !== '0.0.0.0') return;
     // Managed: our address in each served subnet. Proxy: every address, or only those inside
     // dhcp_subnet when given, so a multi-homed host keeps its proxy offers off other segments.
     const mine = s.mode === 'managed' || s.subnets.length > 0 ? [...new Set(s.serverIdBySubnet.values())] : s.localAddrs;
@@ -90,7 +104,7 @@ export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undef
   let lastScan = Date.now();
   const rescan = async (): Promise<void> => {
     lastScan = Date.now();
-    const fresh = dhcpSettings(ctx.config, ctx.settings.next_server);
+    const fresh = dhcpSettings(deps.config, deps.settings.next_server);
     for (const [k, v] of fresh.serverIdBySubnet) s.serverIdBySubnet.set(k, v);
     s.localAddrs.splice(0, s.localAddrs.length, ...fresh.localAddrs);
     s.localBroadcasts.splice(0, s.localBroadcasts.length, ...fresh.localBroadcasts);
@@ -134,7 +148,7 @@ export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undef
     });
   };
   const listen = async (port: number): Promise<void> => {
-    const sock = await bindUdp(port, ctx.config.dhcp_listen, true);
+    const sock = await bindUdp(port, deps.config.dhcp_listen, true);
     sockets.push(sock);
     serve(sock, port);
   };
@@ -147,7 +161,7 @@ export async function startDhcp(ctx: ServerContext): Promise<DhcpService | undef
     const code = (e as NodeJS.ErrnoException).code ?? '';
     throw new ForgeError('CONFIG_INVALID', `cannot bind DHCP port: ${(e as Error).message}`, { field: code === 'EACCES' ? 'dhcp_port' : 'dhcp_listen', cause: e });
   }
-  const endpoints = sockets.filter((x) => ![...bcast.values()].includes(x)).map((x) => `udp ${ctx.config.dhcp_listen}:${x.address().port} (dhcp ${s.mode})`);
+  const endpoints = sockets.filter((x) => ![...bcast.values()].includes(x)).map((x) => `udp ${deps.config.dhcp_listen}:${x.address().port} (dhcp ${s.mode})`);
   log.info('DHCP service started', { mode: s.mode, endpoints: endpoints.join(', '), broadcast_from: [...bcast.keys()].join(' '), subnets: s.subnets.map((n) => n.cidr).join(' '), next_server: s.nextServer });
   return {
     name: 'dhcp',

@@ -7,15 +7,23 @@
  * in ./tftp/paths.ts.
  */
 import type { BootFileProvider } from '../boot/files.js';
-import type { ServerContext } from '../context.js';
+import type { ForgeConfig } from '../config.js';
+import type { RecordEvent } from '../deps.js';
+import type { Logger } from '../log.js';
 import type { Service } from './service.js';
 import { TftpServer } from './tftp/server.js';
 
+export interface TftpDeps {
+  config: Pick<ForgeConfig, 'tftp_enabled' | 'tftp_port' | 'tftp_listen' | 'tftp_root' | 'tftp_max_transfers'>;
+  log: Logger;
+  record: RecordEvent;
+}
+
 /** Starts the TFTP service unless disabled; undefined when tftp_enabled is false. */
-export async function startTftp(ctx: ServerContext, files: BootFileProvider): Promise<Service | undefined> {
-  const c = ctx.config;
+export async function startTftp(deps: TftpDeps, files: BootFileProvider): Promise<Service | undefined> {
+  const c = deps.config;
   if (!c.tftp_enabled) return undefined;
-  const log = ctx.log.child('tftp');
+  const log = deps.log.child('tftp');
   const server = new TftpServer({
     port: c.tftp_port,
     address: c.tftp_listen,
@@ -26,7 +34,7 @@ export async function startTftp(ctx: ServerContext, files: BootFileProvider): Pr
     onComplete: (t) => {
       if (t.system === undefined) return;
       // Generated configs come as buffers, loaders (and anything else) as files.
-      ctx.record({
+      deps.record({
         system: t.system,
         type: t.kind === 'buffer' ? 'boot_config_served' : 'loader_fetched',
         source: 'tftp',

@@ -5,7 +5,6 @@
  * abort-then-retry is quiet; foreign TIDs get error 5 while the transfer
  * completes; a lossy path completes; the transfer cap holds.
  */
-import { EventHub } from '../../server/api/stream.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
@@ -19,10 +18,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TftpServer, type TransferInfo } from '../../server/services/tftp/index.js';
-import { startTftp } from '../../server/services/tftp.js';
+import { startTftp, type TftpDeps } from '../../server/services/tftp.js';
 import { memoryLogger } from '../../server/log.js';
 import { defaults } from '../../server/config.js';
-import type { ServerContext } from '../../server/context.js';
 import type { BootFileProvider } from '../../server/boot/files.js';
 import type { NewEvent } from '../../server/store/store.js';
 import { ForgeError } from '../../server/errors.js';
@@ -441,17 +439,12 @@ test('the concurrent transfer cap answers error 0 "busy" and logs it', async () 
   }
 });
 
-function fakeContext(over: Partial<ReturnType<typeof defaults>>, events: NewEvent[]): ServerContext {
+function fakeContext(over: Partial<ReturnType<typeof defaults>>, events: NewEvent[]): TftpDeps {
   const config = { ...defaults(), ...over };
   return {
     config,
-    settings: {} as ServerContext['settings'],
-    store: {} as ServerContext['store'],
     log: memoryLogger('debug'),
-    token: 't',
-    baseUrl: 'http://127.0.0.1:1',
     record: (ev) => events.push(ev),
-    events: new EventHub(),
   };
 }
 

@@ -9,8 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BootService } from '../../server/boot/provider.js';
-import type { ServerContext } from '../../server/context.js';
+import { BootService, type BootDeps } from '../../server/boot/provider.js';
 import { memoryLogger } from '../../server/log.js';
 import { LeaseTable, liveLeases } from '../../server/services/dhcp/leases.js';
 import { ipToInt } from '../../server/services/dhcp/net.js';
@@ -26,10 +25,10 @@ test('a lease bound a moment ago names its system before the store has it; offer
     table.offer('52:54:00:00:00:02', ip('10.98.0.101'), Date.now(), 30_000, 'vm2', 'vm2');
     assert.equal(await store.getLeaseByIp('10.98.0.100'), undefined, 'the store does not have the lease yet');
 
-    const withoutLive = new BootService({ store } as unknown as ServerContext);
+    const withoutLive = new BootService({ store } as unknown as BootDeps);
     assert.equal(await withoutLive.systemByAddress('10.98.0.100'), undefined);
 
-    const boot = new BootService({ store, liveLeases: liveLeases(table) } as unknown as ServerContext);
+    const boot = new BootService({ store, liveLeases: liveLeases(table) } as unknown as BootDeps);
     assert.equal(await boot.systemByAddress('10.98.0.100'), 'vm1');
     assert.equal(await boot.systemByAddress('::ffff:10.98.0.100'), 'vm1', 'IPv4-mapped address from a dual-stack socket');
     assert.equal(await boot.systemByAddress('10.98.0.101'), undefined, 'an offer is not a lease');

@@ -1,23 +1,22 @@
 /**
- * Shared fixtures of the DHCP tests: a ServerContext over a real SQLite file
+ * Shared fixtures of the DHCP tests: the DHCP service's dependencies over a real SQLite file
  * in a temp dir, and builders for client packets. Not a test file itself.
  */
-import { EventHub } from '../../server/api/stream.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaults, type ForgeConfig } from '../../server/config.js';
-import type { ServerContext } from '../../server/context.js';
 import { defaultDistro, defaultInterface, defaultProfile, defaultSystem } from '../../server/core/defaults.js';
 import type { NetInterface, System } from '../../server/core/model.js';
 import { settingsFromConfig } from '../../server/core/settings.js';
+import type { DhcpDeps } from '../../server/services/dhcp.js';
 import { memoryLogger } from '../../server/log.js';
 import type { NewEvent } from '../../server/store/store.js';
 import { SqliteStore } from '../../server/store/sqlite.js';
 import { BOOTREQUEST, MessageType, Opt, Options, encode, macToChaddr, type Packet } from '../../server/protocol/dhcp4/index.js';
 
 export interface Fixture {
-  ctx: ServerContext;
+  ctx: DhcpDeps;
   store: SqliteStore;
   events: NewEvent[];
   lines: string[];
@@ -47,15 +46,13 @@ export async function fixture(over: Partial<ForgeConfig> = {}): Promise<Fixture>
   await store.create('distro', { ...defaultDistro('deb12'), kernel: '/k', initrd: '/i' });
   await store.create('profile', { ...defaultProfile('deb12-base'), distro: 'deb12' });
   await store.create('profile', { ...defaultProfile('deb12-grub'), parent: 'deb12-base', boot_loaders: ['grub'] });
-  const ctx: ServerContext = {
+  const ctx: DhcpDeps = {
     config,
     settings: settingsFromConfig(config),
     store,
     log,
-    token: 't',
-    baseUrl: 'http://10.98.0.1:8080',
+    baseUrl: () => 'http://10.98.0.1:8080',
     record: (ev) => void events.push(ev),
-    events: new EventHub(),
   };
   return {
     ctx,

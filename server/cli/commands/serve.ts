@@ -50,13 +50,9 @@ export const serve: CommandSpec = {
     const { startServer } = await import('../../main.js');
     const srv = await startServer(config, log, io.env);
     const host = config.listen === '0.0.0.0' || config.listen === '::' ? '127.0.0.1' : config.listen;
-    io.out(`forge ${VERSION} serving (data ${config.data_dir}/forge.db)`);
-    for (const s of srv.services) io.out(`  ${s.name.padEnd(6)}${s.endpoints.join(', ')}`);
-    if (!srv.services.some((s) => s.name === 'dhcp')) io.out(`  dhcp  ${config.dhcp_mode === 'off' ? 'off' : 'not started'}`);
-    io.out(`  base URL for installers: ${srv.ctx.baseUrl}`);
-    io.out(`forge ready: http://${host.includes(':') ? `[${host}]` : host}:${srv.httpPort}`);
-
-    await new Promise<void>((resolve) => {
+    // Handlers first, then the ready line: a SIGTERM sent as soon as a supervisor (or a test)
+    // reads `forge ready` must find them installed, or the default action kills the process.
+    const stopped = new Promise<void>((resolve) => {
       const stop = (sig: string): void => {
         log.info('shutting down', { signal: sig });
         process.off('SIGTERM', onTerm);
@@ -68,6 +64,13 @@ export const serve: CommandSpec = {
       process.on('SIGTERM', onTerm);
       process.on('SIGINT', onInt);
     });
+    io.out(`forge ${VERSION} serving (data ${config.data_dir}/forge.db)`);
+    for (const s of srv.services) io.out(`  ${s.name.padEnd(6)}${s.endpoints.join(', ')}`);
+    if (!srv.services.some((s) => s.name === 'dhcp')) io.out(`  dhcp  ${config.dhcp_mode === 'off' ? 'off' : 'not started'}`);
+    io.out(`  base URL for installers: ${srv.baseUrl}`);
+    io.out(`forge ready: http://${host.includes(':') ? `[${host}]` : host}:${srv.httpPort}`);
+
+    await stopped;
     await srv.close();
     io.out('forge stopped');
     // A service that leaves a handle open must not keep a stopped server alive.

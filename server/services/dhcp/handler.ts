@@ -21,7 +21,9 @@ import {
   type Packet,
 } from '../../protocol/dhcp4/index.js';
 import { bootPlan, clientArch, isPxeVendorClass, type BootConfig, type BootPlan, type BootSystem } from '../../core/bootplan.js';
-import type { ServerContext } from '../../context.js';
+import type { ForgeConfig } from '../../config.js';
+import type { BaseUrl, RecordEvent } from '../../deps.js';
+import type { Store } from '../../store/store.js';
 import type { Logger } from '../../log.js';
 import { ForgeError } from '../../errors.js';
 import { LeaseTable } from './leases.js';
@@ -74,6 +76,15 @@ const LOOKUP_TTL_MS = 1000;
 const LOOKUP_CACHE_MAX = 50_000;
 const ZERO = '0.0.0.0';
 
+/** What the handler uses (main.ts passes them; tests build them over a real store). */
+export interface DhcpHandlerDeps {
+  store: Store;
+  log: Logger;
+  record: RecordEvent;
+  baseUrl: BaseUrl;
+  config: Pick<ForgeConfig, 'bios_loader' | 'uefi_loader' | 'dhcp_unknown' | 'default_profile'>;
+}
+
 export class DhcpHandler {
   readonly stats: DhcpStats = {
     received: 0,
@@ -89,26 +100,30 @@ export class DhcpHandler {
     errors: 0,
   };
   private readonly log: Logger;
-  private readonly boot: BootConfig;
   private reservedCache = new Set<number>();
   /** Addresses no system reserves (negative lookups), cleared with reservedCache. */
   private freeCache = new Set<number>();
   private reservedAt = 0;
 
   constructor(
-    private readonly ctx: ServerContext,
+    private readonly ctx: DhcpHandlerDeps,
     readonly settings: DhcpSettings,
     readonly leases: LeaseTable,
     private readonly now: () => number = Date.now,
   ) {
     this.log = ctx.log.child('dhcp');
-    this.boot = {
-      baseUrl: ctx.baseUrl,
-      nextServer: settings.nextServer,
-      bios_loader: ctx.config.bios_loader,
-      uefi_loader: ctx.config.uefi_loader,
-      dhcp_unknown: ctx.config.dhcp_unknown,
-      default_profile: ctx.config.default_profile,
+  }
+
+  /** Read per packet: the base URL is a provider, not a value copied at construction. */
+  private get boot(): BootConfig {
+    const c = this.ctx.config;
+    return {
+      baseUrl: this.ctx.baseUrl(),
+      nextServer: this.settings.nextServer,
+      bios_loader: c.bios_loader,
+      uefi_loader: c.uefi_loader,
+      dhcp_unknown: c.dhcp_unknown,
+      default_profile: c.default_profile,
     };
   }
 

@@ -4,7 +4,7 @@
  * never waits for the database. OFFERs are held in memory only (RFC 2131
  * s4.3.1 lets a server reserve an offered address without recording it).
  */
-import type { LiveLeases } from '../../context.js';
+import type { LiveLeases } from '../../deps.js';
 import type { Lease, LeaseState } from '../../core/model.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';

@@ -4,17 +4,23 @@
  * with the catalogue's status. `buildApp` does not listen (tests and main do).
  */
 import express from 'express';
-import type { ErrorRequestHandler, Express } from 'express';
-import type { ServerContext } from '../../context.js';
-import { apiRouter } from '../../api/routes.js';
-import { autoinstallRouter } from '../../render/routes.js';
+import type { ErrorRequestHandler, Express, Router } from 'express';
 import { ForgeError } from '../../errors.js';
-import { bootRouter } from './boot.js';
-import { cobblerApiRouter } from '../../cobbler/xmlrpc.js';
+import type { Logger } from '../../log.js';
 
-export function buildApp(ctx: ServerContext): Express {
+/** The routers main.ts built, in the order they are tried. */
+export interface AppRouters {
+  /** Cobbler's XML-RPC at /cobbler_api. */
+  cobbler: Router;
+  autoinstall: Router;
+  boot: Router;
+  /** Mounted at /api/v1. */
+  api: Router;
+}
+
+export function buildApp(routers: AppRouters, logger: Logger): Express {
   const app = express();
-  const log = ctx.log.child('http');
+  const log = logger.child('http');
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
@@ -22,10 +28,10 @@ export function buildApp(ctx: ServerContext): Express {
   // each route's limit (services/http/limits.ts, applied by api/auth.ts).
 
   // Cobbler's XML-RPC API for koan and Ansible (anonymous reads, token writes; own body bound).
-  app.use(cobblerApiRouter(ctx));
-  app.use(autoinstallRouter(ctx));
-  app.use(bootRouter(ctx));
-  app.use('/api/v1', apiRouter(ctx));
+  app.use(routers.cobbler);
+  app.use(routers.autoinstall);
+  app.use(routers.boot);
+  app.use('/api/v1', routers.api);
 
   app.use((req, _res, next) => {
     next(new ForgeError('ROUTE_NOT_FOUND', `no endpoint ${req.method} ${req.path}`));

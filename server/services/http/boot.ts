@@ -14,11 +14,14 @@ import { createReadStream, realpathSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, relative, sep, isAbsolute } from 'node:path';
 import { Router, type Request, type Response } from 'express';
-import type { ServerContext } from '../../context.js';
+import type { ForgeConfig } from '../../config.js';
+import type { BaseUrl } from '../../deps.js';
+import type { Logger } from '../../log.js';
+import type { Store } from '../../store/store.js';
 import { ForgeError } from '../../errors.js';
 import { findLoaders, loaderPath } from '../../boot/loaders.js';
 import { stageInfo, type StageInfo } from '../../boot/lifecycle.js';
-import { bootService, type Rendered } from '../../boot/provider.js';
+import type { BootService, Rendered } from '../../boot/provider.js';
 import { sha256Of } from '../../boot/distfiles.js';
 import { parseRange } from '../../boot/range.js';
 import { normaliseMac, parseBootPath } from '../../boot/target.js';
@@ -122,10 +125,18 @@ function query(req: Request, name: string): string | undefined {
 }
 
 /** HTTP boot routes (/boot/..., /tree/...) and boot-area API endpoints. */
-export function bootRouter(ctx: ServerContext): Router {
+export interface BootRouteDeps {
+  boot: BootService;
+  store: Store;
+  config: Pick<ForgeConfig, 'loaders' | 'bios_loader' | 'uefi_loader' | 'unknown_boot' | 'stall_minutes' | 'pxe_just_once'>;
+  log: Logger;
+  baseUrl: BaseUrl;
+}
+
+export function bootRouter(deps: BootRouteDeps): Router {
   const r = Router();
-  const boot = bootService(ctx);
-  const log = ctx.log.child('http.boot');
+  const { boot, store, config } = deps;
+  const log = deps.log.child('http.boot');
   const clientOf = (req: Request): string => (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
 
   const serveConfig = async (req: Request, res: Response, file: string, make: () => Promise<Rendered>): Promise<void> => {
@@ -167,9 +178,9 @@ export function bootRouter(ctx: ServerContext): Router {
 
   r.get('/boot/loaders/:file', async (req, res) => {
     const name = param(req, 'file');
-    const l = loaderPath(name, ctx.config.loaders);
+    const l = loaderPath(name, config.loaders);
     if (l === undefined) {
-      const known = findLoaders(ctx.config.loaders).find((x) => x.name === name);
+      const known = findLoaders(config.loaders).find((x) => x.name === name);
       const why = known !== undefined ? `not installed (Debian package ${known.package})` : 'unknown loader';
       return sendError(res, 404, `LOADER_MISSING: ${name}: ${why}`);
     }
@@ -209,7 +220,7 @@ export function bootRouter(ctx: ServerContext): Router {
 
   const treeFile = async (req: Request, res: Response, distroName: string, rel: string): Promise<void> => {
     try {
-      const d = await ctx.store.get('distro', distroName);
+      const d = await store.get('distro', distroName);
       if (d === undefined || d.tree === '') return sendError(res, 404, `no install tree for distro ${distroName}`);
       if (rel.split('/').some((seg) => seg === '..') || rel.includes('\0') || rel.includes('\\')) {
         return sendError(res, 404, 'no such file in the tree');
@@ -242,7 +253,7 @@ export function bootRouter(ctx: ServerContext): Router {
       for (const which of ['kernel', 'initrd'] as const) {
         const f = await boot.distroFile(name, which);
         out[which] = {
-          url: `${ctx.baseUrl}/boot/distro/${encodeURIComponent(name)}/${which}`,
+          url: `${deps.baseUrl()}/boot/distro/${encodeURIComponent(name)}/${which}`,
           size: f.size,
           sha256: await sha256Of(f),
         };
@@ -254,30 +265,30 @@ export function bootRouter(ctx: ServerContext): Router {
   });
 
   r.get('/api/v1/loaders', (_req, res) => {
-    res.json(findLoaders(ctx.config.loaders));
+    res.json(findLoaders(config.loaders));
   });
 
   r.get('/api/v1/boot/info', (_req, res) => {
     res.json({
-      base_url: ctx.baseUrl,
-      bios_loader: ctx.config.bios_loader,
-      uefi_loader: ctx.config.uefi_loader,
-      unknown_boot: ctx.config.unknown_boot,
-      stall_minutes: ctx.config.stall_minutes,
-      pxe_just_once: ctx.config.pxe_just_once,
+      base_url: deps.baseUrl(),
+      bios_loader: config.bios_loader,
+      uefi_loader: config.uefi_loader,
+      unknown_boot: config.unknown_boot,
+      stall_minutes: config.stall_minutes,
+      pxe_just_once: config.pxe_just_once,
     });
   });
 
   r.get('/api/v1/status', async (_req, res) => {
     try {
       const now = Date.now();
-      const systems = await ctx.store.list('system');
+      const systems = await store.list('system');
       const out: (StageInfo & { name: string; profile: string; netboot_enabled: boolean })[] = [];
       for (const s of systems) {
-        const events = await ctx.store.listEvents(s.name, { limit: 200 });
-        out.push({ name: s.name, profile: s.profile, netboot_enabled: s.netboot_enabled, ...stageInfo(events, now, ctx.config.stall_minutes) });
+        const events = await store.listEvents(s.name, { limit: 200 });
+        out.push({ name: s.name, profile: s.profile, netboot_enabled: s.netboot_enabled, ...stageInfo(events, now, config.stall_minutes) });
       }
-      res.json({ time: new Date(now).toISOString(), stall_minutes: ctx.config.stall_minutes, systems: out });
+      res.json({ time: new Date(now).toISOString(), stall_minutes: config.stall_minutes, systems: out });
     } catch (e) {
       jsonError(res, e);
     }

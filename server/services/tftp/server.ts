@@ -1,7 +1,7 @@
 /**
  * The TFTP engine: read-only, one ephemeral socket per transfer (RFC 1350
  * section 4: a new transfer ID), options per RFC 2347/2348/2349 and windows
- * per RFC 7440. Usable without a ServerContext (tests, benchmarks):
+ * per RFC 7440. Usable without the rest of the server (tests, benchmarks):
  *
  *   const s = new TftpServer({ port: 0, address: '127.0.0.1', root, log });
  *   await s.start(); ... s.port ...; await s.close();

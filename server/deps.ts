@@ -1,0 +1,22 @@
+/**
+ * Small function types the composition root (server/main.ts) hands to the
+ * services that need them. There is no shared context object: each service
+ * declares the dependencies it uses (BootDeps, DhcpDeps, TftpDeps, ApiDeps,
+ * AutoinstallDeps, BootRouteDeps) and main.ts builds each service once.
+ */
+import type { NewEvent } from './store/store.js';
+
+/** Record a lifecycle event; fire-and-forget, never throws (failures are logged). */
+export type RecordEvent = (ev: NewEvent) => void;
+
+/**
+ * The base URL installers and agents use, e.g. `http://10.98.0.1:8080` (no
+ * trailing slash). A function, not a value: the port is known only once HTTP
+ * listens, and the address may depend on where a request arrived.
+ */
+export type BaseUrl = () => string;
+
+/** A lease as the boot events need it: who holds an address. */
+export interface LiveLeases {
+  byAddress(ip: string): { mac: string; system: string } | undefined;
+}
