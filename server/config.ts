@@ -14,6 +14,7 @@ export type DhcpMode = 'off' | 'proxy' | 'managed';
 export type UnknownPolicy = 'ignore' | 'default';
 export type UnknownBoot = 'local' | 'menu';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFormat = 'text' | 'json';
 
 export interface ForgeConfig {
   data_dir: string;
@@ -70,6 +71,8 @@ export interface ForgeConfig {
   /** Minutes in one install stage before `forge status` says stalled. */
   stall_minutes: number;
   log_level: LogLevel;
+  log_format: LogFormat;
+  access_log: boolean;
 }
 
 type Kind = 'string' | 'int' | 'bool' | 'list' | 'map' | { oneOf: readonly string[] };
@@ -146,6 +149,8 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   unknown_boot: { kind: { oneOf: ['local', 'menu'] }, doc: 'unknown machine without a default system' },
   stall_minutes: { kind: 'int', doc: 'minutes in a stage before status says stalled' },
   log_level: { kind: { oneOf: ['debug', 'info', 'warn', 'error'] }, doc: 'log verbosity' },
+  log_format: { kind: { oneOf: ['text', 'json'] }, doc: 'log lines as text (key=value) or JSON, same fields' },
+  access_log: { kind: 'bool', doc: 'one log line per HTTP request (component http.access)' },
 };
 
 export function defaultDataDir(): string {
@@ -188,6 +193,8 @@ export function defaults(): ForgeConfig {
     unknown_boot: 'local',
     stall_minutes: 60,
     log_level: 'info',
+    log_format: 'text',
+    access_log: true,
   };
 }
 

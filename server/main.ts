@@ -15,6 +15,7 @@ import { cobblerApiRouter } from './cobbler/xmlrpc.js';
 import type { ForgeConfig } from './config.js';
 import { baseUrlOf, settingsFromConfig } from './core/settings.js';
 import { EventHub } from './api/stream.js';
+import { Metrics, timedStore } from './metrics.js';
 import type { BaseUrl, RecordEvent } from './deps.js';
 import { ForgeError } from './errors.js';
 import type { Logger } from './log.js';
@@ -63,14 +64,18 @@ export function ensureToken(dataDir: string): string {
  */
 export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
   mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore(
+  const rawStore = openSqliteStore(
     config.data_dir,
     env['FORGE_SQLITE_SYNC'] === 'FULL' ? 'FULL' : 'NORMAL',
     env['FORGE_SQLITE_GROUP_COMMIT'] !== '0',
   );
+  const metrics = new Metrics({ store: rawStore, stallMinutes: config.stall_minutes });
+  // Every store call timed (forge_store_operation_duration_seconds).
+  const store = timedStore(rawStore, metrics.storeDuration);
   const token = ensureToken(config.data_dir);
   const evlog = log.child('events');
   const events = new EventHub();
+  events.subscribe((ev) => metrics.countEvent(ev));
   const record: RecordEvent = (ev: NewEvent): void => {
     store
       .addEvent(ev)
@@ -117,6 +122,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
       api: apiRouter({ store, settings, config, token, baseUrl, events, log }),
     },
     log,
+    { metrics, accessLog: config.access_log },
   );
   http.on('request', app);
 
@@ -144,8 +150,11 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
 
   try {
     const dhcp = await startDhcp({ store, settings, config, log, record, baseUrl }, leases);
-    if (dhcp !== undefined) services.push(dhcp);
-    const tftp = config.tftp_enabled ? await startTftp({ config, log, record }, createBootFiles(boot, config.loaders, log)) : undefined;
+    if (dhcp !== undefined) {
+      services.push(dhcp);
+      metrics.watchDhcp(dhcp.handler);
+    }
+    const tftp = config.tftp_enabled ? await startTftp({ config, log, record, metrics }, createBootFiles(boot, config.loaders, log)) : undefined;
     if (tftp !== undefined) services.push(tftp);
   } catch (e) {
     await close();

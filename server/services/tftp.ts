@@ -10,6 +10,7 @@ import type { BootFileProvider } from '../boot/files.js';
 import type { ForgeConfig } from '../config.js';
 import type { RecordEvent } from '../deps.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { Service } from './service.js';
 import { TftpServer } from './tftp/server.js';
 
@@ -17,6 +18,8 @@ export interface TftpDeps {
   config: Pick<ForgeConfig, 'tftp_enabled' | 'tftp_port' | 'tftp_listen' | 'tftp_root' | 'tftp_max_transfers'>;
   log: Logger;
   record: RecordEvent;
+  /** Where the transfer counters are exposed (GET /metrics). */
+  metrics?: Pick<Metrics, 'tftpBytes' | 'watchTftp'>;
 }
 
 /** Starts the TFTP service unless disabled; undefined when tftp_enabled is false. */
@@ -32,6 +35,7 @@ export async function startTftp(deps: TftpDeps, files: BootFileProvider): Promis
     maxTransfers: c.tftp_max_transfers,
     log,
     onComplete: (t) => {
+      deps.metrics?.tftpBytes.inc(t.bytes);
       if (t.system === undefined) return;
       // Generated configs come as buffers, loaders (and anything else) as files.
       deps.record({
@@ -43,6 +47,7 @@ export async function startTftp(deps: TftpDeps, files: BootFileProvider): Promis
     },
   });
   await server.start();
+  deps.metrics?.watchTftp(server.stats);
   const endpoint = `udp ${c.tftp_listen}:${server.port}`;
   log.info('listening', { endpoint, root: c.tftp_root === '' ? '(none)' : c.tftp_root, max_transfers: c.tftp_max_transfers });
   return {

@@ -45,7 +45,7 @@ export const serve: CommandSpec = {
     }
     const file = args.values['config'];
     const config = loadConfig({ ...(typeof file === 'string' ? { file } : {}), env: io.env, flags });
-    const log = createLogger(config.log_level);
+    const log = createLogger(config.log_level, 'forge', undefined, config.log_format);
     // Loaded here so that other commands do not pay for express and SQLite at startup.
     const { startServer } = await import('../../main.js');
     const srv = await startServer(config, log, io.env);

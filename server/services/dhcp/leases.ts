@@ -60,6 +60,11 @@ export class LeaseTable {
     this.byIp.set(e.ip, e);
   }
 
+  /** Leases held at `now` (offered or bound, not expired): the metrics count them per pool. */
+  *held(now: number): IterableIterator<LeaseEntry> {
+    for (const e of this.byIp.values()) if ((e.state === 'bound' || e.state === 'offered') && e.expires > now) yield e;
+  }
+
   byMacAddr(mac: string): LeaseEntry | undefined {
     return this.byMac.get(mac);
   }

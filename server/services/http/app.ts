@@ -7,6 +7,8 @@ import express from 'express';
 import type { ErrorRequestHandler, Express, Router } from 'express';
 import { ForgeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics.js';
+import { markMount, observe } from './observe.js';
 
 /** The routers main.ts built, in the order they are tried. */
 export interface AppRouters {
@@ -18,7 +20,13 @@ export interface AppRouters {
   api: Router;
 }
 
-export function buildApp(routers: AppRouters, logger: Logger): Express {
+/** Per-request observation (services/http/observe.ts) and GET /metrics. */
+export interface AppObservation {
+  metrics: Metrics;
+  accessLog: boolean;
+}
+
+export function buildApp(routers: AppRouters, logger: Logger, obs?: AppObservation): Express {
   const app = express();
   const log = logger.child('http');
   app.disable('x-powered-by');
@@ -27,11 +35,19 @@ export function buildApp(routers: AppRouters, logger: Logger): Express {
   // No body parser here: bodies are parsed only after the token check, with
   // each route's limit (services/http/limits.ts, applied by api/auth.ts).
 
+  if (obs !== undefined) {
+    const metrics = obs.metrics;
+    app.use(observe({ log: logger.child('http.access'), accessLog: obs.accessLog, metrics }));
+    app.get('/metrics', async (_req, res) => {
+      res.setHeader('Content-Type', metrics.contentType);
+      res.send(await metrics.text());
+    });
+  }
   // Cobbler's XML-RPC API for koan and Ansible (anonymous reads, token writes; own body bound).
   app.use(routers.cobbler);
   app.use(routers.autoinstall);
   app.use(routers.boot);
-  app.use('/api/v1', routers.api);
+  app.use('/api/v1', markMount, routers.api);
 
   app.use((req, _res, next) => {
     next(new ForgeError('ROUTE_NOT_FOUND', `no endpoint ${req.method} ${req.path}`));

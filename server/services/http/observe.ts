@@ -1,0 +1,75 @@
+/**
+ * Per-request observation, attached first in the app: when the response
+ * finishes (or the client goes away), one access-log line and the HTTP
+ * metrics, labelled by the matched route pattern (`/api/v1/systems/:name`,
+ * never the raw path, so label cardinality stays bounded; no match is
+ * `unmatched`). The path is logged without its query string. Status 499
+ * (nginx's convention) is a client that left before the response ended,
+ * as every event stream does.
+ */
+import type { Request, RequestHandler, Response } from 'express';
+import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics.js';
+
+/** The route pattern that handled the request (read inside the router chain). */
+const ROUTE = Symbol('forge.route');
+const MOUNT = Symbol('forge.mount');
+type Tagged = Request & { [ROUTE]?: string; [MOUNT]?: string };
+
+/**
+ * Put before a router mounted under a prefix: an error answered after the
+ * request left the router has lost req.baseUrl, not the prefix noted here.
+ */
+export const markMount: RequestHandler = (req, _res, next) => {
+  (req as Tagged)[MOUNT] = req.baseUrl;
+  next();
+};
+
+export function observe(opts: { log: Logger; accessLog: boolean; metrics: Metrics }): RequestHandler {
+  return (req, res, next) => {
+    const t0 = process.hrtime.bigint();
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const r = (req as Tagged)[ROUTE] ?? routeOf(req);
+      const status = res.writableFinished ? res.statusCode : 499;
+      const labels = { method: req.method, route: r, status: String(status) };
+      opts.metrics.httpRequests.inc(labels);
+      opts.metrics.httpDuration.observe(labels, seconds);
+      if (opts.accessLog) {
+        const len = res.getHeader('content-length');
+        opts.log.info('request', {
+          client: req.socket.remoteAddress ?? '',
+          method: req.method,
+          path: pathOf(req.originalUrl),
+          route: r,
+          status,
+          bytes: typeof len === 'string' ? Number(len) : typeof len === 'number' ? len : 0,
+          ms: Math.round(seconds * 1e4) / 10,
+        });
+      }
+    };
+    res.once('finish', finish);
+    res.once('close', finish);
+    // Express resets req.baseUrl as a request leaves a router: catch the pattern while inside.
+    const orig = res.writeHead.bind(res) as (...a: unknown[]) => Response;
+    (res as unknown as { writeHead: (...a: unknown[]) => Response }).writeHead = (...a: unknown[]) => {
+      (req as Tagged)[ROUTE] ??= routeOf(req);
+      return orig(...a);
+    };
+    next();
+  };
+}
+
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+function routeOf(req: Request): string {
+  const route = (req as { route?: { path?: unknown } }).route;
+  if (route === undefined || typeof route.path !== 'string') return 'unmatched';
+  return `${(req as Tagged)[MOUNT] ?? req.baseUrl}${route.path}`;
+}
