@@ -160,7 +160,8 @@ test('forge-agent without the libvirt binding says what to install (VIRT_UNAVAIL
   try {
     const dist = join(AGENT_BIN, '..', '..');
     cpSync(join(dist, 'agent'), join(root, 'agent'), { recursive: true });
-    cpSync(join(dist, 'server', 'errors.js'), join(root, 'server', 'errors.js'));
+    // The agent imports shared server modules (errors, version, the API client): copy them all.
+    cpSync(join(dist, 'server'), join(root, 'server'), { recursive: true });
     writeFileSync(join(root, 'package.json'), '{"type":"module"}\n');
     const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_') && k !== 'NODE_PATH'));
     const r = spawnSync(process.execPath, [join(root, 'agent', 'main.js'), '-s', srv.url, '-y', 'dlvm', '-v', '-T', 'qemu', '--no-wait'], { env: base, encoding: 'utf8', timeout: 60_000 });
