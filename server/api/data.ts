@@ -10,7 +10,7 @@ import type { ObjectKind, Settings, System } from '../core/model.js';
 import { validateNew } from '../core/validate.js';
 import { ForgeError, invalid } from '../errors.js';
 import type { ExportDocument, Store } from '../store/store.js';
-import { blendedProfile } from './blended.js';
+import { blendedProfile } from '../catalog.js';
 
 export interface Problem {
   severity: 'error' | 'warning';

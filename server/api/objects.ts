@@ -12,7 +12,7 @@ import { FIELDS, INTERFACE_FIELDS, RANDOM_MAC, isName, validateNew, validatePatc
 import { normalizeMac } from '../core/mac.js';
 import { ForgeError, invalid } from '../errors.js';
 import type { ListFilter, Store, WriteOptions } from '../store/store.js';
-import { blendedProfile, blendedSystem, effectiveVirtType } from './blended.js';
+import { blendedProfile, blendedSystem, effectiveVirtType } from '../catalog.js';
 
 export const PLURAL: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems' };
 

@@ -8,12 +8,13 @@ import type { ForgeConfig } from '../config.js';
 import type { BaseUrl, LiveLeases, RecordEvent } from '../deps.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
-import { blendProfile, blendSystem, type Vars } from '../core/blend.js';
-import type { Distro, EventType, Profile, Settings, System } from '../core/model.js';
+import { profileVars, systemVars } from '../catalog.js';
+import type { Vars } from '../core/blend.js';
+import type { Distro, EventType, Settings, System } from '../core/model.js';
 import { ForgeError } from '../errors.js';
-import { grubConfig, grubRootConfig, ipxeScript, pxelinuxConfig, type InstallEntry, type Locator } from './configs.js';
+import { decideBoot, needsMenu, unknownPolicy, type Decision, type InstallEntry, type SystemFacts } from '../core/bootplan.js';
+import { grubConfig, grubRootConfig, ipxeScript, pxelinuxConfig, type Locator } from './configs.js';
 import { localFile, type LocalFile } from './distfiles.js';
-import { decideBoot, type Decision, type SystemFacts } from './target.js';
 
 /** Profiles shown in a menu at most (a menu of thousands helps nobody). */
 const MENU_LIMIT = 200;
@@ -29,7 +30,7 @@ export interface Rendered {
 export interface BootDeps {
   store: Store;
   settings: Settings;
-  config: Pick<ForgeConfig, 'unknown_boot' | 'data_dir'>;
+  config: Pick<ForgeConfig, 'unknown_boot' | 'dhcp_unknown' | 'default_profile' | 'data_dir'>;
   log: Logger;
   record: RecordEvent;
   baseUrl: BaseUrl;
@@ -46,32 +47,12 @@ export class BootService {
 
   constructor(private readonly deps: BootDeps) {}
 
-  /** Profile chain nearest first, and its distro. Throws REFERENCE_MISSING / PARENT_CYCLE. */
-  async chain(profileName: string): Promise<{ chain: Profile[]; distro: Distro }> {
-    const chain: Profile[] = [];
-    let name = profileName;
-    for (let depth = 0; depth < 64; depth++) {
-      const p = await this.deps.store.get('profile', name);
-      if (p === undefined) throw new ForgeError('REFERENCE_MISSING', `profile ${name} does not exist`, { field: 'profile' });
-      chain.push(p);
-      if (p.distro !== '') {
-        const d = await this.deps.store.get('distro', p.distro);
-        if (d === undefined) throw new ForgeError('REFERENCE_MISSING', `distro ${p.distro} does not exist`, { field: 'distro' });
-        return { chain, distro: d };
-      }
-      name = p.parent;
-    }
-    throw new ForgeError('PARENT_CYCLE', `profile ${profileName}: parent chain too deep or cyclic`);
-  }
-
   async systemVars(s: System): Promise<{ vars: Vars; distro: Distro }> {
-    const { chain, distro } = await this.chain(s.profile);
-    return { vars: blendSystem(s, chain, distro, this.deps.settings), distro };
+    return systemVars(this.deps.store, this.deps.settings, s);
   }
 
   async profileVars(name: string): Promise<{ vars: Vars; distro: Distro }> {
-    const { chain, distro } = await this.chain(name);
-    return { vars: blendProfile(chain, distro, this.deps.settings), distro };
+    return profileVars(this.deps.store, this.deps.settings, name);
   }
 
   private async systemFacts(s: System): Promise<SystemFacts> {
@@ -104,13 +85,12 @@ export class BootService {
   async decide(mac: string | undefined): Promise<Decision> {
     const system = mac !== undefined ? await this.deps.store.findSystemByMac(mac) : undefined;
     const dflt = system === undefined ? await this.deps.store.get('system', 'default') : undefined;
-    const needMenu = system === undefined && dflt === undefined && this.deps.config.unknown_boot === 'menu';
-    return decideBoot({
+    const facts = {
       system: system !== undefined ? await this.systemFacts(system) : undefined,
       defaultSystem: dflt !== undefined ? await this.systemFacts(dflt) : undefined,
-      menu: needMenu ? await this.menuEntries() : [],
-      unknownBoot: this.deps.config.unknown_boot,
-    });
+      unknownBoot: unknownPolicy(this.deps.config).config,
+    };
+    return decideBoot({ ...facts, menu: needsMenu(facts) ? await this.menuEntries() : [] });
   }
 
   /** Kernel/initrd over HTTP; the MAC in the query lets the HTTP side record events without a lease. */

@@ -1,49 +1,7 @@
 /**
- * The boot decision for one machine, as a value: install (kernel, initrd,
- * command line), local disk, or a menu. Pure: the provider gathers the facts
- * from the store, this decides, the generators in configs.ts render.
+ * Boot-file names: the grammar TFTP names and HTTP paths below /boot/ share.
+ * (The boot decisions themselves are in core/bootplan.ts.)
  */
-import type { BootTarget, InstallEntry } from './configs.js';
-
-export interface SystemFacts {
-  name: string;
-  netboot_enabled: boolean;
-  profile: string;
-  distro: string;
-  cmdline: string;
-}
-
-export interface TargetFacts {
-  /** The system owning the client's MAC, if any. */
-  system: SystemFacts | undefined;
-  /** The system named `default`, if any (served to unknown machines). */
-  defaultSystem: SystemFacts | undefined;
-  /** Profiles for the menu (only gathered when needed). */
-  menu: InstallEntry[];
-  unknownBoot: 'local' | 'menu';
-}
-
-export interface Decision {
-  target: BootTarget;
-  /** How the machine was matched: events are recorded only for `mac`. */
-  matched: 'mac' | 'default' | 'none';
-}
-
-function fromSystem(s: SystemFacts): BootTarget {
-  if (!s.netboot_enabled) return { kind: 'local', system: s.name, reason: 'netboot_disabled' };
-  return { kind: 'install', system: s.name, profile: s.profile, label: s.name, distro: s.distro, cmdline: s.cmdline };
-}
-
-export function decideBoot(f: TargetFacts): Decision {
-  if (f.system !== undefined) return { target: fromSystem(f.system), matched: 'mac' };
-  if (f.defaultSystem !== undefined) return { target: fromSystem(f.defaultSystem), matched: 'default' };
-  if (f.unknownBoot === 'menu') {
-    if (f.menu.length === 0) return { target: { kind: 'local', system: undefined, reason: 'no_profiles' }, matched: 'none' };
-    return { target: { kind: 'menu', entries: f.menu }, matched: 'none' };
-  }
-  return { target: { kind: 'local', system: undefined, reason: 'unknown_machine' }, matched: 'none' };
-}
-
 /** Normalise aa:bb:.., aa-bb-.., AABBCC.. to lower-case colon form; undefined if not a MAC. */
 export function normaliseMac(s: string): string | undefined {
   const hex = s.replace(/[:-]/g, '').toLowerCase();

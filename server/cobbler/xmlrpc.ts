@@ -35,7 +35,7 @@ import { OBJECT_KINDS } from '../core/model.js';
 import { FIELDS, INTERFACE_FIELDS, validateNew, validatePatch } from '../core/validate.js';
 import { VERSION } from '../core/version.js';
 import { ForgeError } from '../errors.js';
-import { loadChain } from '../api/blended.js';
+import { chainOf } from '../catalog.js';
 import { tokenMatches } from '../api/auth.js';
 import { decodeCall, encodeFault, encodeResponse, XmlRpcDecodeError } from '../protocol/xmlrpc/codec.js';
 import type { XmlRpcValue } from '../protocol/xmlrpc/codec.js';
@@ -174,7 +174,7 @@ export class CobblerApi {
   private async blendBoth(kind: 'system' | 'profile', obj: ForgeObject): Promise<{ vars: Vars; plain: Vars }> {
     const { settings, store } = this.ctx;
     const profileName = kind === 'system' ? (obj as System).profile : obj.name;
-    const chain = await loadChain(store, profileName);
+    const chain = await chainOf(store, profileName);
     const noMeta = <T extends { autoinstall_meta: unknown }>(x: T): T => ({ ...x, autoinstall_meta: {} });
     const plainSettings = { ...settings, autoinstall_meta: {} };
     if (kind === 'system') {

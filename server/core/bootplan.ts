@@ -1,8 +1,15 @@
 /**
- * The network-boot decision for one DHCP client, as a value computed by a pure
- * function (pixiecore's Booter.BootSpec, matchbox's selector). The DHCP
- * service translates a BootPlan into packet fields; this module knows nothing
- * of packets or sockets.
+ * The two boot decisions, side by side, as values computed by pure functions
+ * (pixiecore's Booter.BootSpec, matchbox's selector):
+ *
+ *   1. DHCP stage (`bootPlan`): which loader, from where, for one DHCP client.
+ *      The DHCP service translates a BootPlan into packet fields.
+ *   2. Boot-config stage (`decideBoot`): what the per-MAC iPXE script, GRUB or
+ *      pxelinux config says: install, local disk, or a menu. boot/configs.ts
+ *      renders it.
+ *
+ * Both read one policy for machines forge has no system for (`unknownPolicy`).
+ * This module knows nothing of packets, sockets or the store.
  *
  * Firmware is recognised from RFC 4578 option 93 (client system architecture),
  * the PXE vendor class (option 60, `PXEClient:Arch:xxxxx:...` carries the same
@@ -113,8 +120,27 @@ export function chooseLoader(firmware: Firmware, loaders: readonly string[], cfg
   return firmware === 'bios' ? cfg.bios_loader : cfg.uefi_loader;
 }
 
+// ---------------------------------------------------------------- unknown machines
+
+/** What the configuration says about machines forge has no system for. */
+export interface UnknownPolicy {
+  /** DHCP stage: the profile whose boot_loaders an unknown PXE client is booted with; undefined: no answer. */
+  dhcpProfile: string | undefined;
+  /** Boot-config stage, when no system named `default` exists: a menu of profiles, or the local disk. */
+  config: 'menu' | 'local';
+}
+
+export function unknownPolicy(cfg: { dhcp_unknown: 'ignore' | 'default'; default_profile: string; unknown_boot?: 'local' | 'menu' }): UnknownPolicy {
+  return {
+    dhcpProfile: cfg.dhcp_unknown === 'default' && cfg.default_profile !== '' ? cfg.default_profile : undefined,
+    config: cfg.unknown_boot ?? 'local',
+  };
+}
+
+// ---------------------------------------------------------------- 1. DHCP stage
+
 export function bootPlan(client: BootClient, system: BootSystem | undefined, cfg: BootConfig): BootPlan {
-  if (system === undefined && (cfg.dhcp_unknown === 'ignore' || cfg.default_profile === '')) {
+  if (system === undefined && unknownPolicy(cfg).dhcpProfile === undefined) {
     return { kind: 'ignore', reason: 'unknown MAC' };
   }
   if (system !== undefined && !system.netboot_enabled) return { kind: 'local', reason: 'netboot disabled' };
@@ -147,4 +173,64 @@ export function bootPlan(client: BootClient, system: BootSystem | undefined, cfg
   const file = LOADER_FILES[firmware][loader];
   if (file === undefined) return { kind: 'local', reason: `no ${loader} loader for ${firmware}` };
   return { kind: 'tftp', file, nextServer: cfg.nextServer, loader, firmware };
+}
+
+// ---------------------------------------------------------------- 2. boot-config stage
+
+export interface InstallEntry {
+  /** Menu label / id: the system or profile name. */
+  label: string;
+  distro: string;
+  /** Full kernel command line (from core/cmdline.ts), without initrd=. */
+  cmdline: string;
+}
+
+/** What a generated boot config does: install, boot the local disk, or offer a menu. */
+export type BootTarget =
+  | ({ kind: 'install'; system: string | undefined; profile: string } & InstallEntry)
+  | { kind: 'local'; system: string | undefined; reason: 'netboot_disabled' | 'unknown_machine' | 'no_profiles' }
+  | { kind: 'menu'; entries: InstallEntry[] };
+
+export interface SystemFacts {
+  name: string;
+  netboot_enabled: boolean;
+  profile: string;
+  distro: string;
+  cmdline: string;
+}
+
+export interface TargetFacts {
+  /** The system owning the client's MAC, if any. */
+  system: SystemFacts | undefined;
+  /** The system named `default`, if any (served to unknown machines). */
+  defaultSystem: SystemFacts | undefined;
+  /** Profiles for the menu (only gathered when needed: see needsMenu). */
+  menu: InstallEntry[];
+  unknownBoot: UnknownPolicy['config'];
+}
+
+export interface Decision {
+  target: BootTarget;
+  /** How the machine was matched: events are recorded only for `mac`. */
+  matched: 'mac' | 'default' | 'none';
+}
+
+function fromSystem(s: SystemFacts): BootTarget {
+  if (!s.netboot_enabled) return { kind: 'local', system: s.name, reason: 'netboot_disabled' };
+  return { kind: 'install', system: s.name, profile: s.profile, label: s.name, distro: s.distro, cmdline: s.cmdline };
+}
+
+/** Whether decideBoot will want the menu entries (gathering them reads every profile). */
+export function needsMenu(f: Pick<TargetFacts, 'system' | 'defaultSystem' | 'unknownBoot'>): boolean {
+  return f.system === undefined && f.defaultSystem === undefined && f.unknownBoot === 'menu';
+}
+
+export function decideBoot(f: TargetFacts): Decision {
+  if (f.system !== undefined) return { target: fromSystem(f.system), matched: 'mac' };
+  if (f.defaultSystem !== undefined) return { target: fromSystem(f.defaultSystem), matched: 'default' };
+  if (f.unknownBoot === 'menu') {
+    if (f.menu.length === 0) return { target: { kind: 'local', system: undefined, reason: 'no_profiles' }, matched: 'none' };
+    return { target: { kind: 'menu', entries: f.menu }, matched: 'none' };
+  }
+  return { target: { kind: 'local', system: undefined, reason: 'unknown_machine' }, matched: 'none' };
 }

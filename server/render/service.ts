@@ -11,7 +11,7 @@ import type { Breed } from '../core/model.js';
 import { ForgeError } from '../errors.js';
 import type { Settings } from '../core/model.js';
 import type { Store } from '../store/store.js';
-import { loadChain } from '../api/blended.js';
+import { chainOf } from '../catalog.js';
 import { Renderer, type FileUse, type RenderResult, type RenderTarget } from './renderer.js';
 import { templateContext } from './vars.js';
 import { checkRendered } from './checks/index.js';
@@ -53,7 +53,7 @@ export class AutoinstallService {
   async prepare(kind: TargetKind, name: string): Promise<Prepared> {
     if (kind === 'system') {
       const sys = await this.store.mustGet('system', name);
-      const chain = await loadChain(this.store, sys.profile);
+      const chain = await chainOf(this.store, sys.profile);
       const vars = blendSystem(sys, chain.profiles, chain.distro, this.settings);
       return {
         templateName: templateNameFor(vars),
@@ -62,7 +62,7 @@ export class AutoinstallService {
       };
     }
     await this.store.mustGet('profile', name);
-    const chain = await loadChain(this.store, name);
+    const chain = await chainOf(this.store, name);
     const vars = blendProfile(chain.profiles, chain.distro, this.settings);
     return {
       templateName: templateNameFor(vars),

@@ -3,8 +3,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { grubConfig, grubWord, ipxeScript, pxelinuxConfig, pxelinuxMenu, type BootTarget, type Locator } from '../../server/boot/configs.js';
-import { decideBoot, normaliseMac, parseBootPath, type SystemFacts } from '../../server/boot/target.js';
+import { grubConfig, grubWord, ipxeScript, pxelinuxConfig, pxelinuxMenu, type Locator } from '../../server/boot/configs.js';
+import { normaliseMac, parseBootPath } from '../../server/boot/target.js';
+import { decideBoot, type BootTarget, type SystemFacts } from '../../server/core/bootplan.js';
 
 const http: Locator = {
   kernel: (d) => `http://10.98.0.1:8080/boot/distro/${d}/kernel`,

@@ -20,7 +20,7 @@ import {
   tryDecode,
   type Packet,
 } from '../../protocol/dhcp4/index.js';
-import { bootPlan, clientArch, isPxeVendorClass, type BootConfig, type BootPlan, type BootSystem } from '../../core/bootplan.js';
+import { bootPlan, clientArch, isPxeVendorClass, unknownPolicy, type BootConfig, type BootPlan, type BootSystem } from '../../core/bootplan.js';
 import type { ForgeConfig } from '../../config.js';
 import type { BaseUrl, RecordEvent } from '../../deps.js';
 import type { Store } from '../../store/store.js';
@@ -29,7 +29,7 @@ import { ForgeError } from '../../errors.js';
 import { LeaseTable } from './leases.js';
 import { inSubnet, intToIp, ipToInt, type Pool, type Subnet } from './net.js';
 import { serverIdFor, type DhcpSettings } from './settings.js';
-import { profileLoaders, resolveByMac, type Resolved } from './systems.js';
+import { bootLoadersOf, resolveByMac, type Resolved } from '../../catalog.js';
 
 export interface Inbound {
   data: Buffer;
@@ -211,11 +211,11 @@ export class DhcpHandler {
         },
       };
     }
-    const cfg = this.ctx.config;
-    if (cfg.dhcp_unknown === 'default' && cfg.default_profile !== '') {
+    const profile = unknownPolicy(this.ctx.config).dhcpProfile;
+    if (profile !== undefined) {
       return {
         resolved: undefined,
-        bootSystem: { name: '', netboot_enabled: true, boot_loaders: await profileLoaders(this.ctx.store, cfg.default_profile), profile: cfg.default_profile },
+        bootSystem: { name: '', netboot_enabled: true, boot_loaders: await bootLoadersOf(this.ctx.store, profile), profile },
       };
     }
     return { resolved: undefined, bootSystem: undefined };
