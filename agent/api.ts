@@ -15,7 +15,7 @@ export interface DistroFiles {
   initrd: RemoteFile;
 }
 
-export type AgentEvent = 'agent_start' | 'installer_running' | 'installer_finished' | 'disk_boot_started' | 'agent_failed';
+export type AgentEvent = 'agent_start' | 'installer_running' | 'installer_finished' | 'disk_boot_started' | 'agent_failed' | 'vm_action';
 
 export interface ForgeApi {
   blended(kind: 'system' | 'profile', name: string): Promise<unknown>;
@@ -23,6 +23,10 @@ export interface ForgeApi {
   list(kind: 'systems' | 'profiles'): Promise<string[]>;
   /** Records an event on the system; resolves false (and never throws) when it could not. */
   event(system: string, type: AgentEvent, detail: Record<string, unknown>): Promise<boolean>;
+  /** The stored system record (GET /api/v1/systems/NAME), undefined when there is none. */
+  system?(name: string): Promise<Record<string, unknown> | undefined>;
+  /** Copies a system record (POST .../copy: MACs and IPs cleared), then sets the MAC of each named interface. */
+  copySystem?(from: string, to: string, macs: Record<string, string>): Promise<void>;
 }
 
 function parseRemoteFile(v: unknown, which: string, base: string): RemoteFile {
@@ -90,6 +94,22 @@ export class HttpForgeApi implements ForgeApi {
     const arr = Array.isArray(body) ? body : typeof body === 'object' && body !== null && Array.isArray((body as Record<string, unknown>)['items']) ? ((body as Record<string, unknown>)['items'] as unknown[]) : undefined;
     if (arr === undefined) throw new ForgeError('SERVER_UNAVAILABLE', `GET /api/v1/${kind}: not a list`);
     return arr.map((o) => (typeof o === 'string' ? o : typeof o === 'object' && o !== null ? String((o as Record<string, unknown>)['name']) : String(o))).sort();
+  }
+
+  async system(name: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      const body = await this.request('GET', `/api/v1/systems/${encodeURIComponent(name)}`);
+      return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
+    } catch (e) {
+      if (e instanceof ForgeError && e.code === 'NOT_FOUND') return undefined;
+      throw e;
+    }
+  }
+
+  async copySystem(from: string, to: string, macs: Record<string, string>): Promise<void> {
+    await this.request('POST', `/api/v1/systems/${encodeURIComponent(from)}/copy`, { new_name: to });
+    const interfaces = Object.fromEntries(Object.entries(macs).map(([ifname, mac]) => [ifname, { mac_address: mac }]));
+    if (Object.keys(interfaces).length > 0) await this.request('PATCH', `/api/v1/systems/${encodeURIComponent(to)}`, { interfaces });
   }
 
   async event(system: string, type: AgentEvent, detail: Record<string, unknown>): Promise<boolean> {

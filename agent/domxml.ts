@@ -49,7 +49,12 @@ export interface DomainSpec {
   boot: BootSpec;
   /** The installer phase: every reset ends the domain (on_reboot=destroy). */
   installer: boolean;
+  /** The forge system record this VM is (none for a profile install): `forge-agent vm` reports its actions there. */
+  system?: string;
 }
+
+/** The metadata namespace that marks a domain as forge-made (`forge-agent vm` manages only these). */
+export const FORGE_NS = 'https://forge.invalid/xmlns/agent/1';
 
 /** XML text/attribute escaping (the five predefined entities). */
 export function esc(s: string): string {
@@ -80,7 +85,8 @@ export function buildDomainXml(spec: DomainSpec): string {
   p(2, `<name>${esc(spec.name)}</name>`);
   p(2, `<uuid>${esc(spec.uuid)}</uuid>`);
   p(2, `<metadata>`);
-  p(4, `<forge:agent xmlns:forge='https://forge.invalid/xmlns/agent/1'>${spec.installer ? 'installer' : 'persistent'}</forge:agent>`);
+  const sys = spec.system === undefined ? '' : ` system='${esc(spec.system)}'`;
+  p(4, `<forge:agent xmlns:forge='${FORGE_NS}'${sys}>${spec.installer ? 'installer' : 'persistent'}</forge:agent>`);
   p(2, `</metadata>`);
   p(2, `<memory unit='MiB'>${spec.memoryMiB}</memory>`);
   p(2, `<currentMemory unit='MiB'>${spec.memoryMiB}</currentMemory>`);

@@ -53,7 +53,10 @@ export interface FlowResult {
 }
 
 function domainSpec(plan: InstallPlan, nics: NicSpec[], disk: DiskSpec, type: 'kvm' | 'qemu', uuid: string): Omit<DomainSpec, 'boot' | 'installer' | 'consoleLog'> {
-  return { name: plan.domain, uuid, type, memoryMiB: plan.memoryMiB, vcpus: plan.vcpus, disk, nics, graphics: plan.graphics };
+  return {
+    name: plan.domain, uuid, type, memoryMiB: plan.memoryMiB, vcpus: plan.vcpus, disk, nics, graphics: plan.graphics,
+    ...(plan.targetKind === 'system' ? { system: plan.system } : {}),
+  };
 }
 
 export function persistentXml(plan: InstallPlan, base: Omit<DomainSpec, 'boot' | 'installer' | 'consoleLog'>): string {

@@ -15,6 +15,8 @@ import { fetchCached, progressBar } from './download.js';
 import { runInstall, type FlowDeps } from './flow.js';
 import { LibvirtHost } from './libvirt.js';
 import { helpText, parseOptions, type AgentOptions } from './options.js';
+import { parseSub, subHelp, subSummary, SUB_WORDS } from './subcommands.js';
+import { runSub, vmContext } from './vm.js';
 import { randomMac } from './plan.js';
 import { decideVirtType, libvirtKvm, probeKvmCached } from './virttype.js';
 
@@ -81,9 +83,17 @@ export function productionDeps(opts: AgentOptions, io: { out: (s: string) => voi
 export async function main(argv: string[]): Promise<number> {
   const io = { out: (s: string) => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`), err: (s: string) => void process.stderr.write(`${s}\n`) };
   try {
+    if (argv[0] !== undefined && SUB_WORDS.has(argv[0])) {
+      const sub = parseSub(argv);
+      if (sub.help) {
+        io.out(subHelp(sub.spec));
+        return EXIT.ok;
+      }
+      return await runSub(sub, vmContext(sub, process.env, io));
+    }
     const opts = parseOptions(argv, { env: process.env, isTTY: process.stdout.isTTY === true, isRoot: process.getuid?.() === 0, home: homedir() });
     if (opts.help) {
-      io.out(helpText());
+      io.out(helpText() + subSummary());
       return EXIT.ok;
     }
     if (opts.version) {

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 
 const root = new URL('../', import.meta.url).pathname;
 const { REGISTRY, commandHelp, globalHelp } = await import(`${root}dist/server/cli/main.js`);
+const { SUBCOMMANDS, subHelp } = await import(`${root}dist/agent/subcommands.js`);
 
 export function cliReference() {
   const out = ['## CLI reference', '', 'Generated from the commands\' own `--help` by `node scripts/cli-reference.mjs`.', ''];
@@ -18,6 +19,7 @@ export function cliReference() {
   }
   const agentHelp = execFileSync(process.execPath, [`${root}dist/agent/main.js`, '--help'], { encoding: 'utf8' });
   out.push('### forge-agent', '', '```', agentHelp.trimEnd(), '```', '');
+  for (const spec of SUBCOMMANDS) out.push(`#### forge-agent ${spec.path.join(' ')}`, '', '```', subHelp(spec).trimEnd(), '```', '');
   return out.join('\n');
 }
 

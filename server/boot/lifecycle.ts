@@ -28,7 +28,11 @@ const STAGE_OF: Record<EventType, Stage> = {
   disk_boot_started: 'installed',
   agent_failed: 'failed',
   edited: 'configured',
+  vm_action: 'configured',
 };
+
+/** Events that say something was done to a system, not where its install is: they never move the stage. */
+const NEUTRAL: ReadonlySet<EventType> = new Set<EventType>(['edited', 'vm_action']);
 
 /** Stages that should end on their own; sitting in one too long is a stall. */
 export const ACTIVE_STAGES: ReadonlySet<Stage> = new Set(['booting', 'installing']);
@@ -52,11 +56,11 @@ export interface StageInfo {
 /**
  * `events` in any order. The stage is the latest event's; it was entered at
  * the earliest event of the unbroken run of events with that stage.
- * `edited` events do not move the stage once a system has a history.
+ * `edited` and `vm_action` events do not move the stage once a system has a history.
  */
 export function stageInfo(events: readonly ForgeEvent[], now: number, stallMinutes: number): StageInfo {
   const evs = [...events].sort((x, y) => x.time.localeCompare(y.time) || x.id - y.id);
-  const meaningful = evs.filter((e) => e.type !== 'edited');
+  const meaningful = evs.filter((e) => !NEUTRAL.has(e.type));
   const list = meaningful.length > 0 ? meaningful : evs;
   const last = list[list.length - 1];
   if (last === undefined) return { stage: 'new', since: '', stalled: false, minutes: 0, last_event: '' };

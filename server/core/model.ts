@@ -177,6 +177,8 @@ export const EVENT_TYPES = [
   'disk_boot_started',
   'agent_failed',
   'edited',
+  /** forge-agent managed the VM (detail.action: start, stop, kill, destroy, snapshot_*, clone, console, ssh_key_put, job). */
+  'vm_action',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

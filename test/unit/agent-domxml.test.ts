@@ -69,6 +69,7 @@ function xmlsFor(args: string[]): { name: string; xml: string }[] {
     disk,
     nics: plan.nics.map((n) => ({ ...n, mac: n.mac === 'random' ? '52:54:00:00:00:01' : n.mac })),
     graphics: plan.graphics,
+    system: plan.system,
   };
   const out = [{ name: 'persistent', xml: persistentXml(plan, base) }];
   out.push({ name: 'installer', xml: installerXml(plan, base, '/var/cache/forge-agent/KERNELSHA', '/var/cache/forge-agent/INITRDSHA') });

@@ -1,0 +1,212 @@
+/**
+ * The forge-agent subcommands that manage VMs after they exist (seeds 002
+ * VMK and 004 VM for ALT): one table of specs, one small parser, --help for
+ * every entry. Pure: the handlers live in agent/vm.ts.
+ */
+import { ForgeError } from '../server/errors.js';
+
+export interface SubFlag {
+  long: string;
+  value: boolean;
+  help: string;
+}
+
+export interface SubSpec {
+  path: string[];
+  /** Positional arguments; a trailing `?` marks an optional one, `...` the rest. */
+  args: string[];
+  flags: SubFlag[];
+  summary: string;
+  /** Lines after the usage: what it does, what it refuses. */
+  details: string[];
+}
+
+export interface ParsedSub {
+  spec: SubSpec;
+  args: string[];
+  flags: Map<string, string | true>;
+  help: boolean;
+}
+
+const COMMON: SubFlag[] = [
+  { long: 'connect', value: true, help: 'libvirt URI (default qemu:///system, env LIBVIRT_DEFAULT_URI)' },
+  { long: 'server', value: true, help: 'forge server URL for events and records (env FORGE_SERVER)' },
+  { long: 'token', value: true, help: 'API token (env FORGE_TOKEN)' },
+  { long: 'help', value: false, help: 'this help' },
+];
+const FORCE: SubFlag = { long: 'force', value: false, help: 'go ahead although data would be lost' };
+
+export const SUBCOMMANDS: readonly SubSpec[] = [
+  {
+    path: ['vm', 'list'],
+    args: [],
+    flags: [],
+    summary: 'the forge-made domains on this host: state, system record, disks, MACs, console, VNC/SPICE',
+    details: ['Only domains forge-agent created (marked in their <metadata>) are listed.'],
+  },
+  {
+    path: ['vm', 'info'],
+    args: ['NAME'],
+    flags: [],
+    summary: 'one forge VM in detail: state, system, firmware, machine, disks, MACs, console log, graphics, snapshots',
+    details: [],
+  },
+  {
+    path: ['vm', 'start'],
+    args: ['NAME'],
+    flags: [],
+    summary: 'start a forge VM',
+    details: ['When a disk file is missing and the VM has snapshots, LAST is restored first (and said so).'],
+  },
+  {
+    path: ['vm', 'stop'],
+    args: ['NAME'],
+    flags: [{ long: 'timeout', value: true, help: 'seconds to wait for the guest to power off (default 120)' }],
+    summary: 'ask the guest to shut down (ACPI) and wait until it is off',
+    details: [],
+  },
+  {
+    path: ['vm', 'kill'],
+    args: ['NAME'],
+    flags: [FORCE],
+    summary: 'power a running VM off at once (pulls the plug: needs --force)',
+    details: [],
+  },
+  {
+    path: ['vm', 'destroy'],
+    args: ['NAME'],
+    flags: [{ long: 'remove-disks', value: false, help: "also delete the VM's disk files and snapshots" }, FORCE],
+    summary: 'remove the domain definition (and with --remove-disks its disks and snapshots); needs --force',
+    details: [
+      "A running VM is powered off first. --remove-disks never deletes a file another domain uses (as its disk",
+      'or as the backing file of one).',
+    ],
+  },
+  {
+    path: ['snapshot', 'create'],
+    args: ['NAME', 'SNAP?'],
+    flags: [
+      { long: 'comment', value: true, help: 'a short description kept with the snapshot' },
+      { long: 'live', value: false, help: 'snapshot a running VM with its memory (it pauses while the disks are copied, then resumes)' },
+    ],
+    summary: 'snapshot the disks of a stopped VM (names S0, S1, ...; LAST points at the newest)',
+    details: ['Copies are reflinks on btrfs/XFS and sparse copies elsewhere, kept in DIR/NAME.snapshots beside the first disk.'],
+  },
+  {
+    path: ['snapshot', 'list'],
+    args: ['NAME'],
+    flags: [],
+    summary: 'the snapshots of a VM: name, time, comment, size (LAST marked)',
+    details: [],
+  },
+  {
+    path: ['snapshot', 'restore'],
+    args: ['NAME', 'SNAP?'],
+    flags: [FORCE],
+    summary: "put a snapshot's disks back (default LAST); the current disks are lost, so --force (unless they are missing)",
+    details: ['A live snapshot resumes the guest where it was.'],
+  },
+  {
+    path: ['snapshot', 'delete'],
+    args: ['NAME', 'SNAP'],
+    flags: [FORCE],
+    summary: 'delete a snapshot (needs --force); LAST moves to the newest remaining one',
+    details: [],
+  },
+  {
+    path: ['snap', 'run'],
+    args: ['NAME'],
+    flags: [],
+    summary: 'run a throwaway copy of a stopped VM on a qcow2 overlay of its disks, discarded when the guest shuts down',
+    details: ['The copy is the transient domain NAME-snap with new MACs; its console log is NAME-snap-console.log.'],
+  },
+  {
+    path: ['clone'],
+    args: ['NAME', 'NEWNAME'],
+    flags: [],
+    summary: 'copy a stopped VM: disks (reflink or sparse copy), new MACs (52:54:00), new domain, new system record',
+    details: ['The forge record is copied to NEWNAME with the new MACs and no IPs (POST /api/v1/systems/NAME/copy).'],
+  },
+  {
+    path: ['console'],
+    args: ['NAME'],
+    flags: [{ long: 'log', value: false, help: 'print the kept serial console log of the last boot instead of attaching' }],
+    summary: 'attach to the serial console of a running VM (Ctrl-] leaves)',
+    details: [],
+  },
+];
+
+function usage(msg: string, field?: string): ForgeError {
+  return new ForgeError('USAGE', msg, field === undefined ? {} : { field });
+}
+
+/** The spec whose path starts argv, longest first; undefined when argv is not a subcommand. */
+export function findSub(argv: readonly string[]): SubSpec | undefined {
+  const hits = SUBCOMMANDS.filter((s) => s.path.every((w, i) => argv[i] === w)).sort((a, b) => b.path.length - a.path.length);
+  return hits[0];
+}
+
+/** The first words that make argv a subcommand (`vm`, `snapshot`, ...). */
+export const SUB_WORDS: ReadonlySet<string> = new Set(SUBCOMMANDS.map((s) => s.path[0] as string));
+
+export function parseSub(argv: readonly string[]): ParsedSub {
+  const spec = findSub(argv);
+  if (spec === undefined) {
+    const group = SUBCOMMANDS.filter((s) => s.path[0] === argv[0]).map((s) => s.path.join(' '));
+    const wantsHelp = argv.includes('--help') || argv.includes('-h');
+    throw usage(`${wantsHelp ? '' : `unknown command '${argv.slice(0, 2).join(' ')}'; `}commands: ${group.join(', ')}`);
+  }
+  const flagsAll = [...spec.flags, ...COMMON];
+  const flags = new Map<string, string | true>();
+  const args: string[] = [];
+  for (let i = spec.path.length; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '-h') {
+      flags.set('help', true);
+      continue;
+    }
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
+      const f = flagsAll.find((x) => x.long === name);
+      if (f === undefined) throw usage(`${spec.path.join(' ')}: unknown option --${name} (see --help)`, name);
+      if (f.value) {
+        const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+        if (v === undefined) throw usage(`--${name} needs a value`, name);
+        flags.set(name, v);
+      } else {
+        if (eq >= 0) throw usage(`--${name} takes no value`, name);
+        flags.set(name, true);
+      }
+      continue;
+    }
+    args.push(a);
+  }
+  const help = flags.get('help') === true;
+  if (!help) {
+    const required = spec.args.filter((x) => !x.endsWith('?') && !x.endsWith('...'));
+    const rest = spec.args.some((x) => x.endsWith('...'));
+    if (args.length < required.length) throw usage(`${spec.path.join(' ')}: missing ${required.slice(args.length).join(' ')} (see --help)`, required[args.length]);
+    if (!rest && args.length > spec.args.length) throw usage(`${spec.path.join(' ')}: unexpected argument '${args[spec.args.length] as string}'`);
+  }
+  return { spec, args, flags, help };
+}
+
+export function subHelp(spec: SubSpec): string {
+  const argText = spec.args.map((a) => (a.endsWith('?') ? `[${a.slice(0, -1)}]` : a.endsWith('...') ? `[${a}]` : a)).join(' ');
+  const lines = [`usage: forge-agent ${spec.path.join(' ')}${argText === '' ? '' : ` ${argText}`} [options]`, '', spec.summary];
+  if (spec.details.length > 0) lines.push(...spec.details);
+  lines.push('');
+  for (const f of [...spec.flags, ...COMMON]) lines.push(`  ${`--${f.long}${f.value ? ' V' : ''}`.padEnd(22)} ${f.help}`);
+  return lines.join('\n') + '\n';
+}
+
+/** The subcommand list for `forge-agent --help`. */
+export function subSummary(): string {
+  const lines = ['', 'VM management (forge-made domains only; `forge-agent COMMAND --help` for each):'];
+  for (const s of SUBCOMMANDS) {
+    const argText = s.args.map((a) => (a.endsWith('?') ? `[${a.slice(0, -1)}]` : a.endsWith('...') ? `[${a}]` : a)).join(' ');
+    lines.push(`  ${`${s.path.join(' ')} ${argText}`.padEnd(30)} ${s.summary}`);
+  }
+  return lines.join('\n') + '\n';
+}

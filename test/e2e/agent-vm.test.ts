@@ -1,0 +1,404 @@
+/**
+ * forge-agent's VM management (issue 16; seeds 002 VMK, 004 VM for ALT) on
+ * real libvirt (qemu:///system, TCG) with a real `forge serve`, on one shared
+ * fixture to keep CI time modest: a forge-made domain whose tiny guest
+ * (Debian kernel + busybox initramfs) keeps a boot counter in the first
+ * bytes of its disk, prints it on the serial console and then offers a shell
+ * there. Each boot is read back from the console log.
+ *
+ * Steps, in order (each depends on the one before): list/info only see
+ * forge's domains; kill needs --force; snapshot S0, boot (counter moves on),
+ * restore (needs --force), boot (counter back); S1, a named snapshot, LAST,
+ * comments, sizes, delete; a deleted disk is restored from LAST at start;
+ * the console under a pty; snap run leaves the disk alone; clone runs beside
+ * its source with its own MAC and forge record; destroy --remove-disks keeps
+ * a file another domain uses; every action is a vm_action event.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildDomainXml } from '../../agent/domxml.js';
+import { need } from '../lib/env.js';
+import { buildInitramfs, guestKernel } from '../lib/guest.js';
+import { startForge, type ForgeServer } from '../lib/server.js';
+import { AGENT_BIN, createNetwork, domainState, labDir, removeDomain, udevKvmPermissions, virsh, type LabNetwork } from '../lib/agent-lab.js';
+
+const REQS = { root: true, commands: ['virsh', 'qemu-img', 'qemu-system-x86_64', 'cpio', 'modinfo', 'dnsmasq', 'script'] };
+
+/** The guest: bump the counter in the disk's first 32 bytes, say it, then a shell on the console. */
+export const COUNTER_INIT = `n=$(dd if=/dev/vda bs=32 count=1 2>/dev/null | tr -dc '0-9')
+[ -n "$n" ] || n=0
+n=$((n+1))
+printf '%-32s' "$n" | dd of=/dev/vda bs=32 count=1 conv=notrunc,fsync 2>/dev/null
+sync
+say "boot counter $n"
+export PS1='forge-vm# '
+while true; do sh -i </dev/console >/dev/console 2>&1; done`;
+
+interface Lab {
+  net: LabNetwork;
+  dir: string;
+  srv: ForgeServer;
+  tag: string;
+  domains: string[];
+  kernel: string;
+  initrd: string;
+}
+
+let lab: Lab | undefined;
+let skipReason: string | undefined;
+
+const LOGDIR = '/var/log/libvirt/qemu';
+
+function mac(): string {
+  return ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function agent(args: string[], timeoutMs = 300_000): Promise<Run> {
+  if (lab === undefined) throw new Error('no lab');
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [AGENT_BIN, ...args], { env: { ...env, FORGE_SERVER: lab!.srv.url, FORGE_TOKEN: lab!.srv.token }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`forge-agent ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    p.on('error', reject);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+async function ok(args: string[]): Promise<Run> {
+  const r = await agent(args);
+  assert.equal(r.code, 0, `forge-agent ${args.join(' ')}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+async function waitFor<T>(what: string, ms: number, f: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Boot NAME with forge-agent and return the counter its console printed. */
+async function bootCounter(name: string): Promise<number> {
+  const log = join(LOGDIR, `${name}-console.log`);
+  await waitFor(`${name} to be started`, 60_000, () => (domainState(name) === 'running' ? true : undefined));
+  const m = await waitFor(`the boot counter of ${name}`, 240_000, () => {
+    const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
+    const hit = /boot counter (\d+)/.exec(text);
+    return hit === null ? undefined : hit;
+  });
+  // The counter is on the disk (dd conv=fsync) before it is printed: the VM may now be powered off.
+  return Number(m[1]);
+}
+
+async function killVm(name: string): Promise<void> {
+  await ok(['vm', 'kill', name, '--force']);
+  await waitFor(`${name} off`, 60_000, () => (domainState(name) === 'shut off' ? true : undefined));
+}
+
+function defineVm(name: string, disk: string, system: string | undefined, macAddr: string, marked = true): void {
+  if (lab === undefined) throw new Error('no lab');
+  let xml = buildDomainXml({
+    name, uuid: randomUUID(), type: 'qemu', memoryMiB: 192, vcpus: 1,
+    disk: { kind: 'file', path: disk, format: 'qcow2', bus: 'virtio' },
+    nics: [{ mac: macAddr, source: { network: lab.net.name }, model: 'virtio' }],
+    graphics: 'vnc', consoleLog: join(LOGDIR, `${name}-console.log`),
+    boot: { kind: 'kernel', kernel: lab.kernel, initrd: lab.initrd, cmdline: 'console=ttyS0 quiet' }, installer: false,
+    ...(system === undefined ? {} : { system }),
+  });
+  if (!marked) xml = xml.replace(/\s*<metadata>[\s\S]*<\/metadata>/, '');
+  const f = join(lab.dir, `${name}.xml`);
+  writeFileSync(f, xml);
+  virsh(['define', f]);
+  lab.domains.push(name);
+}
+
+async function events(system: string): Promise<{ type: string; detail: Record<string, unknown> }[]> {
+  const r = await lab!.srv.api('GET', `/api/v1/systems/${system}/events`);
+  assert.equal(r.status, 200);
+  return (r.body as { type: string; detail: Record<string, unknown>; id: number }[]).sort((a, b) => a.id - b.id);
+}
+
+before(async () => {
+  const probe = spawnSync('sh', ['-c', REQS.commands.map((c) => `command -v ${c} >/dev/null`).join(' && ')]);
+  if (process.getuid?.() !== 0 || probe.status !== 0) {
+    skipReason = 'needs root, libvirt and qemu';
+    return;
+  }
+  if (spawnSync('virsh', ['-c', 'qemu:///system', 'version'], { timeout: 30_000 }).status !== 0) {
+    skipReason = 'libvirtd is not running (start virtlogd -d and libvirtd -d)';
+    return;
+  }
+  udevKvmPermissions();
+  const tag = `fgvm${randomBytes(2).toString('hex')}`;
+  const net = createNetwork('fgvm');
+  const dir = labDir('fgvm');
+  try {
+    const srv = await startForge();
+    lab = { net, dir, srv, tag, domains: [], kernel: guestKernel().vmlinuz, initrd: buildInitramfs({ init: COUNTER_INIT }) };
+    const distro = await srv.api('POST', '/api/v1/distros', { name: `${tag}-d`, kernel: lab.kernel, initrd: lab.initrd, breed: 'generic', arch: 'x86_64' });
+    assert.equal(distro.status, 201, JSON.stringify(distro.body));
+    assert.equal((await srv.api('POST', '/api/v1/profiles', { name: `${tag}-p`, distro: `${tag}-d` })).status, 201);
+  } catch (e) {
+    await lab?.srv.stop();
+    net.destroy();
+    rmSync(dir, { recursive: true, force: true });
+    lab = undefined;
+    throw e;
+  }
+});
+
+after(async () => {
+  if (lab === undefined) return;
+  for (const d of [...lab.domains, ...lab.domains.map((d) => `${d}-snap`)]) {
+    removeDomain(d);
+    if (process.env['FORGE_AGENT_KEEP_LOGS'] === undefined) for (const s of ['-console', '']) rmSync(join(LOGDIR, `${d}${s}.log`), { force: true });
+  }
+  await lab.srv.stop();
+  lab.net.destroy();
+  rmSync(lab.dir, { recursive: true, force: true });
+});
+
+function ready(t: import('node:test').TestContext): Lab | undefined {
+  if (need(t, REQS) !== undefined) return undefined;
+  if (skipReason !== undefined) {
+    need(t, { files: [`/nonexistent/${skipReason}`] });
+    return undefined;
+  }
+  assert.ok(lab !== undefined, 'lab setup failed');
+  return lab;
+}
+
+/** Drive `forge-agent console NAME` under a pty (script(1)): expect the prompt, run a command, leave with Ctrl-]. */
+async function consoleSession(name: string): Promise<string> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
+  const p = spawn('script', ['-qfec', `${process.execPath} ${AGENT_BIN} console ${name}`, '/dev/null'], {
+    env: { ...env, FORGE_SERVER: lab!.srv.url, FORGE_TOKEN: lab!.srv.token },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  p.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const closed = new Promise<number>((resolve) => p.on('close', (c) => resolve(c ?? -1)));
+  try {
+    await waitFor('the console to connect', 60_000, () => (/Ctrl-\] leaves/.test(out) ? true : undefined));
+    // The prompt was printed before we attached: ask for a new one.
+    const promptSeen = await waitFor('the guest prompt', 60_000, () => {
+      if (/forge-vm# /.test(out.slice(out.indexOf('Ctrl-] leaves')))) return true;
+      p.stdin.write('\r');
+      return undefined;
+    });
+    assert.ok(promptSeen);
+    p.stdin.write('echo forge-$((6*7))-ok\r');
+    await waitFor('the command output', 60_000, () => (/forge-42-ok/.test(out) ? true : undefined));
+    p.stdin.write('\x1d');
+    const code = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-99), 30_000))]);
+    assert.notEqual(code, -99, `Ctrl-] did not end the console session:\n${out}`);
+    return out;
+  } finally {
+    if (p.exitCode === null) p.kill('SIGKILL');
+  }
+}
+
+/** The counter stored on a qcow2 disk, read on the host (qemu-img dd: no guest involved). */
+function diskCounter(disk: string): number {
+  const raw = join(lab!.dir, `peek-${randomBytes(2).toString('hex')}.raw`);
+  execFileSync('qemu-img', ['dd', '-f', 'qcow2', '-O', 'raw', 'bs=32', 'count=1', `if=${disk}`, `of=${raw}`]);
+  const n = Number(readFileSync(raw).subarray(0, 32).toString('latin1').replace(/[^0-9]/g, '') || '0');
+  rmSync(raw, { force: true });
+  return n;
+}
+
+test('forge-agent vm/snapshot/snap run/console/clone/destroy on one forge VM', { timeout: 1_800_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const name = `${l.tag}-vm`;
+  const sys = name;
+  const sysMac = mac();
+  assert.equal((await l.srv.api('POST', '/api/v1/systems', { name: sys, profile: `${l.tag}-p`, interfaces: { eth0: { mac_address: sysMac, ip_address: '' } } })).status, 201);
+  const disk = join(l.dir, `${name}-disk01.qcow2`);
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '16M']);
+  defineVm(name, disk, sys, sysMac);
+  // A domain forge did not make, and a forge domain running on an overlay of our disk.
+  const foreign = `${l.tag}-foreign`;
+  const fdisk = join(l.dir, `${foreign}.qcow2`);
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', fdisk, '16M']);
+  defineVm(foreign, fdisk, undefined, mac(), false);
+  const peer = `${l.tag}-peer`;
+  const pdisk = join(l.dir, `${peer}.qcow2`);
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', disk, '-F', 'qcow2', pdisk]);
+  defineVm(peer, pdisk, undefined, mac());
+
+  await t.test('vm list and info see forge domains only', async () => {
+    const list = await ok(['vm', 'list']);
+    assert.match(list.stdout, new RegExp(`^${name}\\s+shut off\\s+${sys}\\s+vda=${disk}\\s+${sysMac}`, 'm'));
+    assert.match(list.stdout, new RegExp(`^${peer}\\s`, 'm'));
+    assert.doesNotMatch(list.stdout, new RegExp(foreign));
+    const info = await ok(['vm', 'info', name]);
+    assert.match(info.stdout, new RegExp(`system:\\s+${sys}`));
+    assert.match(info.stdout, /firmware:\s+bios\s+machine: pc/);
+    assert.match(info.stdout, new RegExp(`mac:\\s+${sysMac}`));
+    assert.match(info.stdout, /graphics:\s+vnc/);
+    const f = await agent(['vm', 'start', foreign]);
+    assert.equal(f.code, 4, f.stderr);
+    assert.match(f.stderr, /NOT_FORGE_DOMAIN: domain .* was not made by forge-agent/);
+    assert.equal(domainState(foreign), 'shut off');
+  });
+
+  await t.test('start; kill refuses without --force', async () => {
+    await ok(['vm', 'start', name]);
+    assert.equal(await bootCounter(name), 1);
+    const info = await ok(['vm', 'info', name]);
+    assert.match(info.stdout, /graphics:\s+vnc:\/\/127\.0\.0\.1:\d+/, 'a running VM shows its VNC address');
+    assert.match(info.stdout, /console:\s+\/dev\/pts\/\d+/);
+    const r = await agent(['vm', 'kill', name]);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /NEEDS_FORCE: .*--force/);
+    assert.equal(domainState(name), 'running');
+    const s = await agent(['snapshot', 'create', name]);
+    assert.equal(s.code, 5, s.stderr);
+    assert.match(s.stderr, /VM_RUNNING: .*--live/);
+  });
+
+  await t.test('console attaches under a pty: prompt, command, Ctrl-] leaves; --log prints the boot', async () => {
+    const out = await consoleSession(name);
+    assert.match(out, /forge-42-ok/);
+    assert.equal(domainState(name), 'running', 'leaving the console leaves the VM running');
+    const log = await ok(['console', '--log', name]);
+    assert.match(log.stdout, /forge-guest: boot counter 1/);
+    await killVm(name);
+  });
+
+  await t.test('snapshot S0, boot moves the counter, restore brings it back', async () => {
+    const c = await ok(['snapshot', 'create', name, '--comment', 'after first boot']);
+    assert.match(c.stdout, /snapshot S0 created \(LAST -> S0\)/);
+    await ok(['vm', 'start', name]);
+    assert.equal(await bootCounter(name), 2);
+    await killVm(name);
+    const refused = await agent(['snapshot', 'restore', name]);
+    assert.equal(refused.code, 5, refused.stderr);
+    assert.match(refused.stderr, /NEEDS_FORCE/);
+    assert.equal(diskCounter(disk), 2, 'a refused restore changes nothing');
+    const r = await ok(['snapshot', 'restore', name, '--force']);
+    assert.match(r.stdout, /restored snapshot S0/);
+    assert.equal(diskCounter(disk), 1);
+    await ok(['vm', 'start', name]);
+    assert.equal(await bootCounter(name), 2, 'the restored disk boots from counter 1 again');
+    await killVm(name);
+  });
+
+  await t.test('naming S1, a named snapshot, LAST, list, delete', async () => {
+    assert.match((await ok(['snapshot', 'create', name])).stdout, /snapshot S1 created \(LAST -> S1\)/);
+    assert.match((await ok(['snapshot', 'create', name, 'scratch', '--comment', 'to be deleted'])).stdout, /snapshot scratch created \(LAST -> scratch\)/);
+    const dup = await agent(['snapshot', 'create', name, 'S1']);
+    assert.equal(dup.code, 5, dup.stderr);
+    const bad = await agent(['snapshot', 'create', name, 'LAST']);
+    assert.equal(bad.code, 2, bad.stderr);
+    const list = await ok(['snapshot', 'list', name]);
+    const lines = list.stdout.trim().split('\n');
+    assert.match(lines[0] ?? '', /^NAME\s+TIME\s+SIZE\s+COMMENT/);
+    assert.match(lines[1] ?? '', /^S0\s+\d{4}-\d\d-\d\dT\S+\s+\d.*after first boot$/);
+    assert.match(lines[2] ?? '', /^S1\s/);
+    assert.match(lines[3] ?? '', /^scratch \(LAST\)\s.*to be deleted$/);
+    const refused = await agent(['snapshot', 'delete', name, 'scratch']);
+    assert.equal(refused.code, 5, refused.stderr);
+    assert.match((await ok(['snapshot', 'delete', name, 'scratch', '--force'])).stdout, /snapshot scratch deleted \(LAST -> S1\)/);
+    assert.doesNotMatch((await ok(['snapshot', 'list', name])).stdout, /scratch/);
+  });
+
+  await t.test('a missing disk is restored from LAST when the VM starts', async () => {
+    rmSync(disk);
+    assert.match((await ok(['vm', 'info', name])).stdout, /\[MISSING\]/);
+    const r = await ok(['vm', 'start', name]);
+    assert.match(r.stderr, /disk .* missing; restoring snapshot LAST \(S1\) first/);
+    assert.equal(await bootCounter(name), 3, 'S1 held counter 2');
+    await killVm(name);
+  });
+
+  await t.test('snap run boots a throwaway overlay and leaves the disk alone', async () => {
+    const before = diskCounter(disk);
+    const run = agent(['snap', 'run', name], 600_000);
+    const copy = `${name}-snap`;
+    assert.equal(await bootCounter(copy), before + 1);
+    virsh(['destroy', copy]);
+    const r = await run;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /overlay discarded/);
+    assert.equal(diskCounter(disk), before, 'the throwaway boot did not touch the disk');
+    assert.equal(domainState(copy), '', 'the transient copy is gone');
+  });
+
+  const cloneName = `${l.tag}-cl`;
+  await t.test('clone runs beside its source with its own MAC and forge record', async () => {
+    l.domains.push(cloneName);
+    const c = await ok(['clone', name, cloneName]);
+    assert.match(c.stdout, new RegExp(`${cloneName}: cloned from ${name}`));
+    const rec = (await l.srv.api('GET', `/api/v1/systems/${cloneName}`)).body as { profile: string; interfaces: Record<string, { mac_address: string; ip_address: string }> };
+    assert.equal(rec.profile, `${l.tag}-p`);
+    const cmac = rec.interfaces['eth0']?.mac_address ?? '';
+    assert.match(cmac, /^52:54:00:/);
+    assert.notEqual(cmac, sysMac);
+    assert.equal(rec.interfaces['eth0']?.ip_address, '');
+    const xml = virsh(['dumpxml', '--inactive', cloneName]);
+    assert.match(xml, new RegExp(`<mac address=.${cmac}.`));
+    assert.match(xml, new RegExp(`system=.${cloneName}.`));
+    assert.match(xml, new RegExp(`${l.dir}/${cloneName}-disk01.qcow2`));
+    const n = diskCounter(disk);
+    await ok(['vm', 'start', name]);
+    await ok(['vm', 'start', cloneName]);
+    assert.equal(await bootCounter(name), n + 1);
+    assert.equal(await bootCounter(cloneName), n + 1);
+    assert.equal(domainState(name), 'running');
+    assert.equal(domainState(cloneName), 'running');
+    await killVm(name);
+    await killVm(cloneName);
+    const src = (await events(sys)).filter((e) => e.type === 'vm_action');
+    const cl = (await events(cloneName)).filter((e) => e.type === 'vm_action');
+    assert.ok(src.some((e) => e.detail['action'] === 'clone_source' && e.detail['clone'] === cloneName));
+    assert.deepEqual(cl.map((e) => e.detail['action']), ['cloned', 'start', 'kill']);
+    assert.ok(cl.every((e) => e.detail['domain'] === cloneName));
+  });
+
+  await t.test('destroy needs --force and keeps files other domains use', async () => {
+    const r = await agent(['vm', 'destroy', name, '--remove-disks']);
+    assert.equal(r.code, 5, r.stderr);
+    assert.equal(domainState(name), 'shut off');
+    const d = await ok(['vm', 'destroy', name, '--remove-disks', '--force']);
+    assert.match(d.stderr, new RegExp(`kept ${disk} \\(used by another domain\\)`));
+    assert.ok(existsSync(disk), `the backing file of ${peer} stays`);
+    assert.ok(!existsSync(join(l.dir, `${name}.snapshots`)), 'its snapshots are gone');
+    assert.equal(domainState(name), '');
+    await ok(['vm', 'destroy', cloneName, '--remove-disks', '--force']);
+    assert.ok(!existsSync(join(l.dir, `${cloneName}-disk01.qcow2`)));
+    assert.equal(domainState(foreign), 'shut off');
+    assert.ok(existsSync(fdisk));
+  });
+
+  await t.test('every action was a vm_action event on the system', async () => {
+    const acts = (await events(sys)).filter((e) => e.type === 'vm_action').map((e) => e.detail['action']);
+    const want = ['start', 'console', 'kill', 'snapshot_create', 'start', 'kill', 'snapshot_restore', 'start', 'kill', 'snapshot_create', 'snapshot_create', 'snapshot_delete', 'snapshot_restore', 'start', 'kill', 'snap_run', 'clone_source', 'start', 'kill', 'destroy'];
+    assert.deepEqual(acts, want);
+  });
+});
