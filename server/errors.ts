@@ -94,6 +94,9 @@ export const CATALOGUE = {
   NOT_FORGE_DOMAIN: { status: 404, exit: EXIT.notFound, summary: 'no forge-made domain of that name (forge-agent vm manages only its own)' },
   JOB_FAILED: { status: 500, exit: EXIT.virt, summary: 'a rescue-VM job failed or timed out' },
   DOWNLOAD_FAILED: { status: 502, exit: EXIT.unavailable, summary: 'a kernel/initrd download failed or did not match its checksum' },
+  // --- power
+  POWER_FAILED: { status: 502, exit: EXIT.virt, summary: 'the power driver (libvirt, IPMI BMC, Redfish service) refused or did not answer' },
+  POWER_NOT_CONFIGURED: { status: 409, exit: EXIT.conflict, summary: 'the system has power_type none' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

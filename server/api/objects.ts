@@ -8,9 +8,10 @@ import { Router } from 'express';
 import type { Request, RequestHandler } from 'express';
 import { ouiFor } from '../core/mac.js';
 import type { KindMap, ObjectKind, Settings, System } from '../core/model.js';
-import { FIELDS, INTERFACE_FIELDS, RANDOM_MAC, isName, validateNew, validatePatch } from '../core/validate.js';
+import { FIELDS, INTERFACE_FIELDS, RANDOM_MAC, isName, redact, secretFields, validateNew, validatePatch } from '../core/validate.js';
 import { normalizeMac } from '../core/mac.js';
 import { ForgeError, invalid } from '../errors.js';
+import { tokenMatches } from './auth.js';
 import type { ListFilter, Store, WriteOptions } from '../store/store.js';
 import { blendedProfile, blendedSystem, effectiveVirtType } from '../catalog.js';
 
@@ -24,6 +25,8 @@ function hasRandomMac(s: System): boolean {
 export interface ObjectsDeps {
   store: Store;
   settings: Settings;
+  /** The bearer token: reads that carry it see secret fields unmasked. */
+  token: string;
 }
 
 async function writeOptions(ctx: ObjectsDeps, kind: ObjectKind, objs: readonly KindMap[ObjectKind][]): Promise<WriteOptions> {
@@ -75,6 +78,12 @@ function param(req: Request, key: string): string {
   return v;
 }
 
+/** True when the request carries the right bearer token (reads then show secrets). */
+function authorised(ctx: ObjectsDeps, req: Request): boolean {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
+  return m !== null && tokenMatches(ctx.token, m[1]!);
+}
+
 export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
   const r = Router();
   for (const kind of ['distro', 'profile', 'system'] as const) {
@@ -82,12 +91,15 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
 
     r.get(base, async (req, res) => {
       const filter = parseFilter(kind, req.query);
+      // Filtering on a secret would let anyone guess it one request at a time.
+      for (const k of secretFields(kind)) if (k in filter) throw invalid(k, 'a secret field cannot be filtered on');
       const fields = parseFields(kind, req.query['fields']);
+      const show = authorised(ctx, req) ? <T,>(o: T): T => o : <T,>(o: T): T => redact(kind, o);
       if (fields !== undefined && fields.length === 1 && fields[0] === 'name') {
         res.json((await ctx.store.listNames(kind, filter)).map((name) => ({ name })));
         return;
       }
-      const objs = await ctx.store.list(kind, filter);
+      const objs = (await ctx.store.list(kind, filter)).map(show);
       if (fields === undefined) {
         res.json(objs);
         return;
@@ -123,11 +135,12 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
     r.post(base, auth, async (req, res) => {
       const obj = validateNew(kind, req.body);
       const created = await ctx.store.create(kind, obj, await writeOptions(ctx, kind, [obj]));
-      res.status(201).json(created);
+      res.status(201).json(redact(kind, created));
     });
 
     r.get(`${base}/:name`, async (req, res) => {
-      res.json(await ctx.store.mustGet(kind, param(req, 'name')));
+      const obj = await ctx.store.mustGet(kind, param(req, 'name'));
+      res.json(authorised(ctx, req) ? obj : redact(kind, obj));
     });
 
     r.patch(`${base}/:name`, auth, async (req, res) => {
@@ -137,7 +150,7 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
       // transaction so concurrent edits of one object never lose each other.
       const preview = validatePatch(kind, await ctx.store.mustGet(kind, name), req.body);
       const opts = await writeOptions(ctx, kind, [preview]);
-      res.json(await ctx.store.update(kind, name, (cur) => validatePatch(kind, cur, req.body), opts));
+      res.json(redact(kind, await ctx.store.update(kind, name, (cur) => validatePatch(kind, cur, req.body), opts)));
     });
 
     r.delete(`${base}/:name`, auth, async (req, res) => {
@@ -151,7 +164,7 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
     r.post(`${base}/:name/rename`, auth, async (req, res) => {
       const to = newName(req.body);
       await ctx.store.rename(kind, param(req, 'name'), to);
-      res.json(await ctx.store.mustGet(kind, to));
+      res.json(redact(kind, await ctx.store.mustGet(kind, to)));
     });
 
     r.post(`${base}/:name/copy`, auth, async (req, res) => {
@@ -165,7 +178,7 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
           i.ip_address = '';
         }
       }
-      res.status(201).json(await ctx.store.create(kind, src));
+      res.status(201).json(redact(kind, await ctx.store.create(kind, src)));
     });
 
     if (kind !== 'distro') {

@@ -8,6 +8,7 @@ import { eventsRouter } from './events.js';
 import { streamRouter, type EventHub } from './stream.js';
 import { objectsRouter } from './objects.js';
 import { openapiDocument } from './openapi.js';
+import { powerRouter } from './power.js';
 
 import { VERSION } from '../core/version.js';
 
@@ -35,6 +36,7 @@ export function apiRouter(ctx: ApiDeps): Router {
   r.use(streamRouter(ctx));
   r.use(eventsRouter(ctx, auth));
   r.use(dataRouter(ctx, auth));
+  r.use(powerRouter(ctx, auth));
   r.use(objectsRouter(ctx, auth));
   return r;
 }

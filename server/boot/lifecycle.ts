@@ -29,10 +29,25 @@ const STAGE_OF: Record<EventType, Stage> = {
   agent_failed: 'failed',
   edited: 'configured',
   vm_action: 'configured',
+  // Power events are neutral (see NEUTRAL); a reinstall puts the system back to configured.
+  power_on: 'configured',
+  power_off: 'configured',
+  power_reboot: 'configured',
+  power_failed: 'configured',
+  pxe_next_boot: 'configured',
+  reinstall_requested: 'configured',
 };
 
 /** Events that say something was done to a system, not where its install is: they never move the stage. */
-const NEUTRAL: ReadonlySet<EventType> = new Set<EventType>(['edited', 'vm_action']);
+const NEUTRAL: ReadonlySet<EventType> = new Set<EventType>([
+  'edited',
+  'vm_action',
+  'power_on',
+  'power_off',
+  'power_reboot',
+  'power_failed',
+  'pxe_next_boot',
+]);
 
 /** Stages that should end on their own; sitting in one too long is a stall. */
 export const ACTIVE_STAGES: ReadonlySet<Stage> = new Set(['booting', 'installing']);
@@ -56,7 +71,11 @@ export interface StageInfo {
 /**
  * `events` in any order. The stage is the latest event's; it was entered at
  * the earliest event of the unbroken run of events with that stage.
+<<<<<<< HEAD
  * `edited` and `vm_action` events do not move the stage once a system has a history.
+=======
+ * `edited` and power events do not move the stage once a system has a history.
+>>>>>>> cde1149 (power: power_* fields on systems (power_pass secret: masked in anonymous reads, not blended, not filterable), drivers libvirt (virsh), IPMI lanplus (ipmitool, cipher 17 then 3), Redfish (HTTPS verified, power_ca); forge system poweron|poweroff|reboot|powerstatus|reinstall with globs and a concurrency limit, every step on the timeline; tested against ipmi_sim and a Redfish service with ipmitool and redfishtool)
  */
 export function stageInfo(events: readonly ForgeEvent[], now: number, stallMinutes: number): StageInfo {
   const evs = [...events].sort((x, y) => x.time.localeCompare(y.time) || x.id - y.id);

@@ -20,6 +20,7 @@ import { commands as objectCommands } from './commands/objects.js';
 import { commands as renderCommands } from './commands/render.js';
 import { commands as serveCommands } from './commands/serve.js';
 import { commands as cobblerCommands } from './commands/cobbler.js';
+import { commands as powerCommands } from './commands/power.js';
 
 export const REGISTRY: CommandSpec[] = [
   ...objectCommands,
@@ -28,6 +29,7 @@ export const REGISTRY: CommandSpec[] = [
   ...renderCommands,
   ...bootCommands,
   ...cobblerCommands,
+  ...powerCommands,
 ];
 
 REGISTRY.push({

@@ -22,7 +22,8 @@ import { baseUrlOf } from './settings.js';
 export type Vars = Record<string, unknown>;
 
 /** Fields that name an object or its links rather than carry a value to inherit. */
-const NOT_BLENDED = new Set(['name', 'comment', 'ctime', 'mtime', 'distro', 'parent', 'profile', 'interfaces']);
+// power_pass: a BMC credential has no business in a template (rendered files are public).
+const NOT_BLENDED = new Set(['name', 'comment', 'ctime', 'mtime', 'distro', 'parent', 'profile', 'interfaces', 'power_pass']);
 
 function isDict(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -24,6 +24,10 @@ export type Arch = (typeof ARCHES)[number];
 export const VIRT_TYPES = ['kvm', 'qemu', 'xenpv', 'vmware'] as const;
 export type VirtType = (typeof VIRT_TYPES)[number];
 
+/** Power drivers (Cobbler's power_type, reduced to the ones forge drives itself). */
+export const POWER_TYPES = ['none', 'libvirt', 'ipmi', 'redfish'] as const;
+export type PowerType = (typeof POWER_TYPES)[number];
+
 export const STATUSES = ['development', 'testing', 'acceptance', 'production'] as const;
 export type SystemStatus = (typeof STATUSES)[number];
 
@@ -125,6 +129,17 @@ export interface System extends BaseObject, VirtFields {
   boot_loaders: string[];
   /** Keyed by interface name (eth0, ...). */
   interfaces: Record<string, NetInterface>;
+  /** How forge powers the machine (server/power/). */
+  power_type: PowerType;
+  /** libvirt URI, BMC host[:port] or Redfish https:// URL. */
+  power_address: string;
+  power_user: string;
+  /** Secret: never in anonymous reads, blended variables or logs. */
+  power_pass: string;
+  /** libvirt domain name or Redfish system id ('' = the BMC's only system). */
+  power_id: string;
+  /** PEM file on the server to verify a Redfish BMC's certificate with ('' = the system CAs). */
+  power_ca: string;
 }
 
 export type ForgeObject = Distro | Profile | System;
@@ -179,6 +194,13 @@ export const EVENT_TYPES = [
   'edited',
   /** forge-agent managed the VM (detail.action: start, stop, kill, destroy, snapshot_*, clone, console, ssh_key_put, job). */
   'vm_action',
+  /** forge's power drivers (server/power/): detail.driver, detail.address, detail.error. */
+  'power_on',
+  'power_off',
+  'power_reboot',
+  'power_failed',
+  'pxe_next_boot',
+  'reinstall_requested',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -16,6 +16,7 @@ import {
   BREEDS,
   INHERIT,
   INTERFACE_TYPES,
+  POWER_TYPES,
   STATUSES,
   VIRT_TYPES,
 } from './model.js';
@@ -53,6 +54,8 @@ export interface FieldSpec {
   required?: boolean;
   /** Set by the store, ignored on input except import. */
   readonly?: boolean;
+  /** A credential: masked in anonymous reads, left out of blended variables and logs. */
+  secret?: boolean;
 }
 
 export const NAME_RE = /^[A-Za-z0-9._-]+$/;
@@ -138,9 +141,32 @@ export const FIELDS: { [K in ObjectKind]: Record<string, FieldSpec> } = {
     kernel_options_post: { type: 'dict', doc: 'kernel options of the installed system' },
     virt_pxe_boot: { type: 'bool', doc: 'install the VM by PXE instead of kernel+initrd' },
     boot_loaders: { type: 'list', item: 'name', doc: 'boot loaders (ipxe, pxe, grub, shim)' },
+    power_type: { type: 'enum', values: POWER_TYPES, doc: 'power driver: none, libvirt, ipmi or redfish' },
+    power_address: { type: 'text', doc: 'libvirt URI (qemu:///system, qemu+ssh://host/system), BMC host[:port], or Redfish https://host[:port]' },
+    power_user: { type: 'text', doc: 'BMC user name' },
+    power_pass: { type: 'text', secret: true, doc: 'BMC password (secret: masked in anonymous reads)' },
+    power_id: { type: 'text', doc: 'libvirt domain name, or Redfish system id (default: the only system)' },
+    power_ca: { type: 'path', doc: 'PEM CA file to verify a Redfish BMC certificate (default: system CAs)' },
     ...virt,
   },
 };
+
+/** Names of the secret fields of a kind. */
+export function secretFields(kind: ObjectKind): string[] {
+  return Object.entries(FIELDS[kind]).filter(([, s]) => s.secret === true).map(([k]) => k);
+}
+
+/** The value secret fields show in anonymous reads. */
+export const MASK = '********';
+
+/** A copy of the object with every non-empty secret field masked. */
+export function redact<T>(kind: ObjectKind, obj: T): T {
+  const keys = secretFields(kind);
+  if (keys.length === 0) return obj;
+  const out = { ...(obj as Record<string, unknown>) };
+  for (const k of keys) if (typeof out[k] === 'string' && out[k] !== '') out[k] = MASK;
+  return out as T;
+}
 
 export const INTERFACE_FIELDS: Record<keyof NetInterface, FieldSpec> = {
   mac_address: { type: 'mac', doc: 'MAC address, or "random" on create/edit' },
@@ -524,6 +550,7 @@ function finish<K extends ObjectKind>(kind: K, out: Record<string, unknown>, _ex
       throw new ForgeError('PARENT_CYCLE', `parent: profile ${String(out['name'])} cannot be its own parent`, { field: 'parent' });
     }
   }
+  if (kind === 'system') checkPower(out);
   if (kind === 'system') {
     // MACs and IPs within one system must differ too (the store checks across systems).
     const seenMac = new Map<string, string>();
@@ -550,4 +577,38 @@ function finish<K extends ObjectKind>(kind: K, out: Record<string, unknown>, _ex
     }
   }
   return out as unknown as KindMap[K];
+}
+
+/** Power fields must fit their driver (server/power/drivers.ts reads them). */
+function checkPower(out: Record<string, unknown>): void {
+  const type = (out['power_type'] as string | undefined) ?? 'none';
+  const addr = (out['power_address'] as string | undefined) ?? '';
+  const id = (out['power_id'] as string | undefined) ?? '';
+  for (const k of ['power_address', 'power_user', 'power_pass', 'power_id']) {
+    const v = out[k];
+    // Values reach a command line (ipmitool, virsh) as separate argv words; control
+    // characters would still garble logs and the BMC session.
+    if (typeof v === 'string' && /[\u0000-\u001f\u007f]/.test(v)) throw invalid(k, 'must not contain control characters');
+  }
+  if (type === 'none') return;
+  if (addr === '' && type !== 'libvirt') throw new ForgeError('MISSING_FIELD', `power_address: required for power_type ${type}`, { field: 'power_address' });
+  if (type === 'libvirt') {
+    if (addr !== '' && !/^[a-z0-9+]+:\/\/[^\s]*$/.test(addr)) {
+      throw invalid('power_address', `"${addr}" is not a libvirt URI (qemu:///system, qemu+ssh://host/system)`);
+    }
+    if (id === '') throw new ForgeError('MISSING_FIELD', 'power_id: required for power_type libvirt (the domain name)', { field: 'power_id' });
+  }
+  if (type === 'ipmi' && !/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(addr)) {
+    throw invalid('power_address', `"${addr}" is not a BMC host[:port]`);
+  }
+  if (type === 'redfish') {
+    let u: URL;
+    try {
+      u = new URL(/^[a-z]+:\/\//i.test(addr) ? addr : `https://${addr}`);
+    } catch {
+      throw invalid('power_address', `"${addr}" is not a Redfish URL (https://host[:port])`);
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw invalid('power_address', 'a Redfish address is https://host[:port] (or http:// on a trusted network)');
+    if (id !== '' && !/^[A-Za-z0-9._-]+$/.test(id)) throw invalid('power_id', `"${id}" is not a Redfish system id`);
+  }
 }

@@ -60,6 +60,7 @@ export function system(name: string, profileName: string, p: Partial<System>): S
     name_servers: [], name_servers_search: [], netboot_enabled: true, status: 'production',
     autoinstall: '<<inherit>>', autoinstall_meta: {}, kernel_options: {}, kernel_options_post: {}, virt_pxe_boot: false,
     boot_loaders: [], interfaces: {},
+    power_type: 'none', power_address: '', power_user: '', power_pass: '', power_id: '', power_ca: '',
     virt_type: '<<inherit>>', virt_cpus: '<<inherit>>', virt_ram: '<<inherit>>', virt_file_size: '<<inherit>>',
     virt_path: '<<inherit>>', virt_bridge: '<<inherit>>', virt_disk_driver: '<<inherit>>', virt_auto_boot: '<<inherit>>',
     ...p,

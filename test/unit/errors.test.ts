@@ -47,6 +47,8 @@ const PINNED: Record<string, [status: number, exit: number]> = {
   VIRT_FAILED: [500, 9],
   INSTALL_FAILED: [500, 9],
   DOWNLOAD_FAILED: [502, 7],
+  POWER_FAILED: [502, 9],
+  POWER_NOT_CONFIGURED: [409, 5],
 };
 
 const PINNED_EXIT: Record<string, number> = {
