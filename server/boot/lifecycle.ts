@@ -71,11 +71,7 @@ export interface StageInfo {
 /**
  * `events` in any order. The stage is the latest event's; it was entered at
  * the earliest event of the unbroken run of events with that stage.
-<<<<<<< HEAD
- * `edited` and `vm_action` events do not move the stage once a system has a history.
-=======
- * `edited` and power events do not move the stage once a system has a history.
->>>>>>> cde1149 (power: power_* fields on systems (power_pass secret: masked in anonymous reads, not blended, not filterable), drivers libvirt (virsh), IPMI lanplus (ipmitool, cipher 17 then 3), Redfish (HTTPS verified, power_ca); forge system poweron|poweroff|reboot|powerstatus|reinstall with globs and a concurrency limit, every step on the timeline; tested against ipmi_sim and a Redfish service with ipmitool and redfishtool)
+ * `edited`, `vm_action` and power events do not move the stage once a system has a history.
  */
 export function stageInfo(events: readonly ForgeEvent[], now: number, stallMinutes: number): StageInfo {
   const evs = [...events].sort((x, y) => x.time.localeCompare(y.time) || x.id - y.id);
