@@ -14,7 +14,7 @@ export type BootFile =
   | { kind: 'buffer'; data: Buffer; /** for event recording */ system?: string }
   | { kind: 'file'; path: string; size: number; system?: string };
 
-export interface BootClient {
+export interface BootFileClient {
   /** Remote address as seen by the server. */
   address: string;
   /** `tftp` or `http`. */
@@ -27,7 +27,7 @@ export interface BootFileProvider {
    * file; undefined when it is not a boot file (the TFTP server then tries its
    * extra root). Must not throw for unknown paths.
    */
-  resolve(path: string, client: BootClient): Promise<BootFile | undefined>;
+  resolve(path: string, client: BootFileClient): Promise<BootFile | undefined>;
 }
 
 /**
@@ -39,7 +39,7 @@ export interface BootFileProvider {
 export function createBootFiles(boot: BootService, loaders: ForgeConfig['loaders'], logger: Logger): BootFileProvider {
   const log = logger.child('boot');
 
-  const config = (rendered: Rendered, file: string, client: BootClient): BootFile => {
+  const config = (rendered: Rendered, file: string, client: BootFileClient): BootFile => {
     const { decision } = rendered;
     const system = decision.matched === 'mac' ? decision.target.kind === 'menu' ? undefined : decision.target.system : undefined;
     boot.record(system, 'boot_config_served', client.via, { file, client: client.address, boot: decision.target.kind });

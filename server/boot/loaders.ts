@@ -9,52 +9,13 @@
  */
 import { statSync } from 'node:fs';
 
-export type LoaderFirmware = 'bios' | 'uefi';
+import { LOADERS, type Firmware, type LoaderSpec } from '../core/loaders.js';
 
-export interface LoaderSpec {
-  /** The name clients ask for over TFTP / HTTP (/boot/loaders/NAME). */
-  name: string;
-  firmware: LoaderFirmware;
-  /** Debian package that installs it. */
-  package: string;
-  /** Candidate paths, first existing wins. */
-  paths: string[];
-  summary: string;
-}
-
-const SYSLINUX_BIOS = '/usr/lib/syslinux/modules/bios';
-
-/**
- * The loaders forge knows. Names are the TFTP file names of the brief:
- * pxelinux.0 needs ldlinux.c32 next to it (syslinux 5+), menu.c32 needs
- * libutil.c32; grubx64.efi is Debian's signed network GRUB image whose
- * prefix is `/grub` on the TFTP server (so it reads grub/grub.cfg).
- */
-export const LOADERS: readonly LoaderSpec[] = [
-  { name: 'undionly.kpxe', firmware: 'bios', package: 'ipxe', paths: ['/usr/lib/ipxe/undionly.kpxe'], summary: 'iPXE for BIOS PXE ROMs (chains to HTTP)' },
-  { name: 'ipxe.efi', firmware: 'uefi', package: 'ipxe', paths: ['/usr/lib/ipxe/ipxe.efi'], summary: 'iPXE for x64 UEFI' },
-  { name: 'snponly.efi', firmware: 'uefi', package: 'ipxe', paths: ['/usr/lib/ipxe/snponly.efi'], summary: 'iPXE for x64 UEFI using the firmware network driver' },
-  { name: 'pxelinux.0', firmware: 'bios', package: 'pxelinux', paths: ['/usr/lib/PXELINUX/pxelinux.0'], summary: 'PXELINUX (TFTP only)' },
-  { name: 'lpxelinux.0', firmware: 'bios', package: 'pxelinux', paths: ['/usr/lib/PXELINUX/lpxelinux.0'], summary: 'PXELINUX with HTTP support' },
-  { name: 'ldlinux.c32', firmware: 'bios', package: 'syslinux-common', paths: [`${SYSLINUX_BIOS}/ldlinux.c32`], summary: 'PXELINUX core module' },
-  { name: 'menu.c32', firmware: 'bios', package: 'syslinux-common', paths: [`${SYSLINUX_BIOS}/menu.c32`], summary: 'PXELINUX text menu' },
-  { name: 'vesamenu.c32', firmware: 'bios', package: 'syslinux-common', paths: [`${SYSLINUX_BIOS}/vesamenu.c32`], summary: 'PXELINUX graphical menu' },
-  { name: 'libutil.c32', firmware: 'bios', package: 'syslinux-common', paths: [`${SYSLINUX_BIOS}/libutil.c32`], summary: 'library needed by menu.c32' },
-  { name: 'libcom32.c32', firmware: 'bios', package: 'syslinux-common', paths: [`${SYSLINUX_BIOS}/libcom32.c32`], summary: 'library needed by menu.c32 and chain.c32' },
-  { name: 'chain.c32', firmware: 'bios', package: 'syslinux-common', paths: [`${SYSLINUX_BIOS}/chain.c32`], summary: 'PXELINUX chain loader (local disk)' },
-  {
-    name: 'grubx64.efi',
-    firmware: 'uefi',
-    package: 'grub-efi-amd64-signed',
-    paths: ['/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed'],
-    summary: 'signed network GRUB for x64 UEFI (reads grub/grub.cfg)',
-  },
-  { name: 'shimx64.efi', firmware: 'uefi', package: 'shim-signed', paths: ['/usr/lib/shim/shimx64.efi.signed'], summary: 'Secure Boot shim (loads grubx64.efi)' },
-];
+export { LOADERS, type LoaderSpec };
 
 export interface LoaderStatus {
   name: string;
-  firmware: LoaderFirmware;
+  firmware: Firmware;
   package: string;
   summary: string;
   /** The path served, or '' when missing. */

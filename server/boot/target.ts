@@ -2,13 +2,7 @@
  * Boot-file names: the grammar TFTP names and HTTP paths below /boot/ share.
  * (The boot decisions themselves are in core/bootplan.ts.)
  */
-/** Normalise aa:bb:.., aa-bb-.., AABBCC.. to lower-case colon form; undefined if not a MAC. */
-export function normaliseMac(s: string): string | undefined {
-  const hex = s.replace(/[:-]/g, '').toLowerCase();
-  if (!/^[0-9a-f]{12}$/.test(hex)) return undefined;
-  if (/[:-]/.test(s) && !/^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$/.test(s)) return undefined;
-  return hex.match(/../g)!.join(':');
-}
+import { normalizeMac } from '../core/mac.js';
 
 /**
  * What a boot-file name asks for. TFTP names and HTTP paths below /boot/
@@ -33,18 +27,18 @@ export function parseBootPath(path: string): BootRequest | undefined {
   let m: RegExpExecArray | null;
   if (p === 'pxelinux.cfg/default') return { kind: 'pxelinux', mac: undefined };
   if ((m = /^pxelinux\.cfg\/01-([0-9a-fA-F-]{17})$/.exec(p)) !== null) {
-    const mac = normaliseMac(m[1]!);
+    const mac = normalizeMac(m[1]!);
     return mac === undefined ? undefined : { kind: 'pxelinux', mac };
   }
   if (p === 'grub/grub.cfg') return { kind: 'grub-root' };
   if ((m = /^grub\/grub\.cfg-01-([0-9a-fA-F-]{17})$/.exec(p)) !== null || (m = /^grub\/(?:system|mac)\/([0-9a-fA-F:-]{17})$/.exec(p)) !== null) {
-    const mac = normaliseMac(m[1]!);
+    const mac = normalizeMac(m[1]!);
     return mac === undefined ? undefined : { kind: 'grub', mac };
   }
   if (p === 'grub/default') return { kind: 'grub', mac: undefined };
   if (p === 'ipxe/default' || p === 'ipxe/default.ipxe') return { kind: 'ipxe', mac: undefined };
   if ((m = /^ipxe\/([0-9a-fA-F:-]{12,17})$/.exec(p)) !== null) {
-    const mac = normaliseMac(m[1]!);
+    const mac = normalizeMac(m[1]!);
     return mac === undefined ? undefined : { kind: 'ipxe', mac };
   }
   if ((m = /^distro\/([A-Za-z0-9][A-Za-z0-9._+-]*)\/(kernel|initrd)$/.exec(p)) !== null) {

@@ -17,7 +17,6 @@
 import { kernelCommandLine } from './cmdline.js';
 import { INHERIT } from './model.js';
 import type { Distro, NetInterface, Profile, Settings, System } from './model.js';
-import { baseUrlOf } from './settings.js';
 
 export type Vars = Record<string, unknown>;
 
@@ -151,4 +150,16 @@ export function blendSystem(system: System, chain: readonly Profile[], distro: D
   const firstDns = Object.values(ifaces).find((i) => i.dns_name !== '')?.dns_name;
   vars['hostname'] = system.hostname !== '' ? system.hostname : firstDns ?? system.name;
   return finish(vars, settings, distro, `system/${encodeURIComponent(system.name)}`);
+}
+
+/**
+ * `http://HOST:PORT` installers use; `server` may already carry a port
+ * (`forge.example:80`), then http_port is not added.
+ */
+export function baseUrlOf(settings: Pick<Settings, 'server' | 'http_port'>): string {
+  const s = settings.server;
+  const hasPort = /^\[.*\]:\d+$/.test(s) || (/:\d+$/.test(s) && s.split(':').length === 2);
+  if (hasPort) return `http://${s}`;
+  const host = s.includes(':') && !s.startsWith('[') ? `[${s}]` : s;
+  return `http://${host}:${settings.http_port}`;
 }

@@ -17,9 +17,9 @@
  * or its encapsulated option 175.
  */
 
-/** Loader names as stored in boot_loaders (Cobbler's values; `pxe` is Cobbler's name for pxelinux). */
-export type LoaderName = 'ipxe' | 'pxelinux' | 'grub' | 'shim';
-export type Firmware = 'bios' | 'uefi';
+import { LOADER_FILES, type Firmware, type LoaderName } from './loaders.js';
+
+export { LOADER_FILES, type Firmware, type LoaderName };
 
 export interface BootClient {
   /** Lower-case aa:bb:cc:dd:ee:ff. */
@@ -75,13 +75,6 @@ export const ARCH = {
   X86_HTTP: 15,
   X64_HTTP: 16,
 } as const;
-
-export const LOADER_FILES: Record<Firmware, Partial<Record<LoaderName, string>>> = {
-  bios: { ipxe: 'undionly.kpxe', pxelinux: 'pxelinux.0' },
-  // shim (Secure Boot): Microsoft-signed shimx64.efi fetches grubx64.efi from the
-  // same TFTP directory (or HTTP path), which then reads the same grub/ configs.
-  uefi: { ipxe: 'ipxe.efi', grub: 'grubx64.efi', shim: 'shimx64.efi' },
-};
 
 /** Architecture from option 93, else from a PXE vendor class `PXEClient:Arch:00007:...`. */
 export function clientArch(c: Pick<BootClient, 'arch' | 'vendorClass'>): number | undefined {

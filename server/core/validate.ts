@@ -10,6 +10,7 @@
 import { isIP } from 'node:net';
 import { ForgeError, invalid } from '../errors.js';
 import { defaultDistro, defaultInterface, defaultProfile, defaultSystem } from './defaults.js';
+import { intToIp, ipToInt, isIPv4, maskOf } from './ipv4.js';
 import { normalizeMac } from './mac.js';
 import {
   ARCHES,
@@ -187,19 +188,7 @@ export const RANDOM_MAC = 'random';
 
 // ---------------------------------------------------------------- primitives
 
-export function isIPv4(s: string): boolean {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (m === null) return false;
-  return m.slice(1).every((p) => Number(p) <= 255 && (p === '0' || !p.startsWith('0')));
-}
-
-export function ipv4ToInt(s: string): number {
-  return s.split('.').reduce((acc, p) => acc * 256 + Number(p), 0);
-}
-
-function intToIPv4(n: number): string {
-  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
-}
+export { isIPv4 };
 
 /** `255.255.255.0`, `/24` or `24` -> dotted netmask; undefined when not a contiguous mask. */
 export function normalizeNetmask(s: string): string | undefined {
@@ -207,10 +196,10 @@ export function normalizeNetmask(s: string): string | undefined {
   if (pfx !== null) {
     const n = Number(pfx[1]);
     if (n > 32) return undefined;
-    return intToIPv4(n === 0 ? 0 : (2 ** 32 - 2 ** (32 - n)));
+    return intToIp(maskOf(n));
   }
   if (!isIPv4(s)) return undefined;
-  const v = ipv4ToInt(s);
+  const v = ipToInt(s)!;
   const inv = 2 ** 32 - 1 - v;
   // contiguous ones: the inverted mask + 1 is a power of two
   return ((inv + 1) & inv) === 0 || inv === 2 ** 32 - 1 ? s : undefined;

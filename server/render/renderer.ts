@@ -25,12 +25,7 @@ import nunjucks from 'nunjucks';
 import { ForgeError } from '../errors.js';
 import { checkName, locate, safeSegment, type Located, type Origin, type RenderRoots } from './roots.js';
 import { bootInterface, netmaskToPrefix, optionsToString } from '../core/cmdline.js';
-
-function ipv4(v: unknown): number | undefined {
-  const parts = String(v).split('.');
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) return undefined;
-  return parts.reduce((acc, p) => ((acc << 8) | Number(p)) >>> 0, 0);
-}
+import { ipToInt, maskOf } from '../core/ipv4.js';
 
 function urlPart(v: unknown, part: 'host' | 'path' | 'scheme'): string {
   let u: URL;
@@ -227,11 +222,11 @@ export class Renderer {
     });
     // `gw | insubnet(ip, netmask)`: is an address inside an interface's subnet?
     env.addFilter('insubnet', (addr: unknown, ip: unknown, mask: unknown) => {
-      const a = ipv4(addr);
-      const i = ipv4(ip);
+      const a = ipToInt(String(addr));
+      const i = ipToInt(String(ip));
       const p = netmaskToPrefix(String(mask));
       if (a === undefined || i === undefined || p === undefined) return false;
-      const m = p === 0 ? 0 : (~0 << (32 - p)) >>> 0;
+      const m = maskOf(p);
       return ((a & m) >>> 0) === ((i & m) >>> 0);
     });
     // Name of the interface the installer boots from (core/cmdline.ts rule), or ''.

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { grubConfig, grubWord, ipxeScript, pxelinuxConfig, pxelinuxMenu, type Locator } from '../../server/boot/configs.js';
-import { normaliseMac, parseBootPath } from '../../server/boot/target.js';
+import { parseBootPath } from '../../server/boot/target.js';
+import { normalizeMac as normaliseMac } from '../../server/core/mac.js';
 import { decideBoot, type BootTarget, type SystemFacts } from '../../server/core/bootplan.js';
 
 const http: Locator = {

@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyLayer, blendProfile, blendSystem, mergeDict } from '../../server/core/blend.js';
+import { applyLayer, baseUrlOf, blendProfile, blendSystem, mergeDict } from '../../server/core/blend.js';
 import { defaultDistro, defaultInterface, defaultProfile, defaultSystem } from '../../server/core/defaults.js';
 import { INHERIT } from '../../server/core/model.js';
 import type { Distro, Profile, Settings, System } from '../../server/core/model.js';
-import { baseUrlOf } from '../../server/core/settings.js';
 
 const settings: Settings = {
   server: '10.0.0.1',

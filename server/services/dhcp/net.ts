@@ -1,20 +1,7 @@
-/** IPv4 arithmetic for subnets and pools (numbers are unsigned 32-bit). */
+/** Subnets and pools for DHCP (numbers are unsigned 32-bit; the integer helpers are core/ipv4.ts). */
+import { intToIp, ipToInt, maskOf } from '../../core/ipv4.js';
 
-export function ipToInt(ip: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip.trim());
-  if (m === null) return undefined;
-  let n = 0;
-  for (let i = 1; i <= 4; i++) {
-    const o = Number(m[i]);
-    if (o > 255) return undefined;
-    n = n * 256 + o;
-  }
-  return n;
-}
-
-export function intToIp(n: number): string {
-  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
+export { intToIp, ipToInt, maskOf };
 
 export interface Subnet {
   cidr: string;
@@ -22,10 +9,6 @@ export interface Subnet {
   prefix: number;
   mask: number;
   broadcast: number;
-}
-
-export function maskOf(prefix: number): number {
-  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
 }
 
 export function parseCidr(s: string): Subnet | undefined {

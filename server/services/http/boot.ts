@@ -24,7 +24,8 @@ import { stageInfo, type StageInfo } from '../../boot/lifecycle.js';
 import type { BootService, Rendered } from '../../boot/provider.js';
 import { sha256Of } from '../../boot/distfiles.js';
 import { parseRange } from '../../boot/range.js';
-import { normaliseMac, parseBootPath } from '../../boot/target.js';
+import { parseBootPath } from '../../boot/target.js';
+import { normalizeMac } from '../../core/mac.js';
 
 const TEXT = 'text/plain; charset=utf-8';
 
@@ -156,7 +157,7 @@ export function bootRouter(deps: BootRouteDeps): Router {
   r.get('/boot/ipxe/:mac', async (req, res) => {
     const raw = param(req, 'mac').replace(/\.ipxe$/, '');
     if (raw === 'default') return serveConfig(req, res, 'ipxe/default', () => boot.ipxe(undefined));
-    const mac = normaliseMac(raw);
+    const mac = normalizeMac(raw);
     if (mac === undefined) return sendError(res, 400, `not a MAC address: ${raw}`);
     return serveConfig(req, res, `ipxe/${mac}`, () => boot.ipxe(mac));
   });
@@ -200,7 +201,7 @@ export function bootRouter(deps: BootRouteDeps): Router {
       // One event per fetch: a resumed download (Range not at 0) or a HEAD is not a new fetch.
       if (req.method === 'GET' && served.status !== 416 && served.start === 0) {
         const macq = query(req, 'mac');
-        const mac = macq !== undefined ? normaliseMac(macq) : undefined;
+        const mac = macq !== undefined ? normalizeMac(macq) : undefined;
         const system = (await boot.systemByMac(mac)) ?? (await boot.systemByAddress(clientOf(req)));
         boot.record(system, which === 'kernel' ? 'kernel_fetched' : 'initrd_fetched', 'http', {
           file: `distro/${name}/${which}`,

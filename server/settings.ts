@@ -1,11 +1,12 @@
 /**
  * Settings: the last link of the blending chain, derived from the server
  * configuration. Reads the host's interface list (no other I/O) to find the
- * address installers should use when `server` is not configured.
+ * address installers should use when `server` is not configured; outside
+ * core/ for that reason (core/ is pure).
  */
 import { networkInterfaces } from 'node:os';
-import type { ForgeConfig } from '../config.js';
-import type { Settings } from './model.js';
+import type { ForgeConfig } from './config.js';
+import type { Settings } from './core/model.js';
 
 type IfaceTable = ReturnType<typeof networkInterfaces>;
 
@@ -38,16 +39,4 @@ export function settingsFromConfig(config: ForgeConfig, table?: IfaceTable): Set
     kernel_options: {},
     autoinstall_meta: {},
   };
-}
-
-/**
- * `http://HOST:PORT` installers use; `server` may already carry a port
- * (`forge.example:80`), then http_port is not added.
- */
-export function baseUrlOf(settings: Pick<Settings, 'server' | 'http_port'>): string {
-  const s = settings.server;
-  const hasPort = /^\[.*\]:\d+$/.test(s) || (/:\d+$/.test(s) && s.split(':').length === 2);
-  if (hasPort) return `http://${s}`;
-  const host = s.includes(':') && !s.startsWith('[') ? `[${s}]` : s;
-  return `http://${host}:${settings.http_port}`;
 }
