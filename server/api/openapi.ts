@@ -91,6 +91,8 @@ export function openapiDocument(version: string): Schema {
     get: { summary: 'event timeline of a system', responses: { 200: { description: 'events' }, 404: err } },
     post: { summary: 'record an event', security: sec, responses: { 201: { description: 'event' }, 400: err } },
   };
+  paths['/api/v1/whoami'] = { get: { summary: 'the role of the bearer token sent (anonymous without one): what the web UI may show', responses: { 200: { description: 'role' }, 403: err } } };
+  paths['/api/v1/leases'] = { get: { summary: 'DHCP leases as stored', responses: { 200: { description: 'leases' } } } };
   paths['/api/v1/events/stream'] = {
     get: {
       summary: 'live events as server-sent events (text/event-stream); ?system=GLOB&type=a,b*, resume with Last-Event-ID or ?since_id=N',

@@ -5,7 +5,8 @@ import type { Logger } from '../log.js';
 import { requireToken } from './auth.js';
 import { dataRouter, type DataDeps } from './data.js';
 import { eventsRouter } from './events.js';
-import { streamRouter, type EventHub } from './stream.js';
+import { hasToken, streamRouter, type EventHub } from './stream.js';
+import { ForgeError } from '../errors.js';
 import { objectsRouter } from './objects.js';
 import { openapiDocument } from './openapi.js';
 import { powerRouter } from './power.js';
@@ -32,6 +33,16 @@ export function apiRouter(ctx: ApiDeps): Router {
   });
   r.get('/openapi.json', (_req, res) => {
     res.json(openapiDocument(VERSION));
+  });
+  // What the web UI shows: edit controls only for a token that may write.
+  r.get('/whoami', (req, res) => {
+    const given = req.get('authorization') !== undefined;
+    if (given && !hasToken(req, ctx.token)) throw new ForgeError('AUTH_INVALID', 'the bearer token is wrong', { field: 'authorization' });
+    res.json({ role: given ? 'admin' : 'anonymous', can_write: given });
+  });
+  // DHCP leases as stored (the running server writes them in batches).
+  r.get('/leases', async (_req, res) => {
+    res.json(await ctx.store.listLeases());
   });
   r.use(streamRouter(ctx));
   r.use(eventsRouter(ctx, auth));

@@ -82,7 +82,8 @@ function resumeId(req: Request): number | undefined {
   return n;
 }
 
-function hasToken(req: Request, token: string): boolean {
+/** Whether the request carries the (admin) token; the stream limits and GET /whoami use it. */
+export function hasToken(req: Request, token: string): boolean {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
   return m !== null && tokenMatches(token, m[1]!);
 }

@@ -3,12 +3,16 @@
  * one error handler that turns a ForgeError into `{code, message, field?}`
  * with the catalogue's status. `buildApp` does not listen (tests and main do).
  */
+import { fileURLToPath } from 'node:url';
 import express from 'express';
 import type { ErrorRequestHandler, Express, Router } from 'express';
 import { ForgeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import { markMount, observe } from './observe.js';
+
+/** dist/ui, next to dist/server (this file is dist/server/services/http/app.js). */
+const UI_DIR = fileURLToPath(new URL('../../../ui/', import.meta.url));
 
 /** The routers main.ts built, in the order they are tried. */
 export interface AppRouters {
@@ -43,6 +47,13 @@ export function buildApp(routers: AppRouters, logger: Logger, obs?: AppObservati
       res.send(await metrics.text());
     });
   }
+  // The web UI: static files built by `npm run build` (dist/ui), same origin as the API.
+  app.use((req, res, next) => (req.method === 'GET' && req.path === '/ui' && !req.originalUrl.startsWith('/ui/') ? res.redirect(301, '/ui/') : next()));
+  app.use('/ui', (_req, res, next) => {
+    res.setHeader('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'");
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  }, express.static(UI_DIR, { index: 'index.html', fallthrough: true, redirect: false }));
   // Cobbler's XML-RPC API for koan and Ansible (anonymous reads, token writes; own body bound).
   app.use(routers.cobbler);
   app.use(routers.autoinstall);
