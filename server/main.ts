@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import { join } from 'node:path';
 import { apiRouter } from './api/routes.js';
 import { createBootFiles } from './boot/files.js';
@@ -35,6 +36,8 @@ import { openSqliteStore } from './store/sqlite.js';
 import type { NewEvent } from './store/store.js';
 
 export interface RunningServer {
+  /** The HTTP application (its route table is checked against the OpenAPI document). */
+  app: Express;
   /** The HTTP port actually bound (differs from config when 0 was asked). */
   httpPort: number;
   /** Base URL installers and agents use. */
@@ -162,5 +165,5 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     throw e;
   }
 
-  return { httpPort, baseUrl: url, services, close };
+  return { app, httpPort, baseUrl: url, services, close };
 }

@@ -104,6 +104,14 @@ export function openapiDocument(version: string): Schema {
   paths['/api/v1/import'] = { post: { summary: 'import an export document, all or nothing (replace=true overwrites)', security: sec, responses: { 200: { description: 'counts' }, 400: err, 409: err } } };
   paths['/api/v1/check'] = { get: { summary: 'configuration problems', responses: { 200: { description: '{problems: [...]}' } } } };
   paths['/api/v1/health'] = { get: { summary: 'liveness and version', responses: { 200: { description: 'ok' } } } };
+  const sysParam = [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }];
+  paths['/api/v1/systems/{name}/power'] = {
+    parameters: sysParam,
+    get: { summary: 'power state through the system\'s power driver', security: sec, responses: { 200: { description: 'state' }, 404: err, 502: err } },
+    post: { summary: 'power action {"action": "on|off|reboot|status|reinstall"}', security: sec, responses: { 200: { description: 'result' }, 400: err, 404: err, 502: err } },
+  };
+  paths['/api/v1/systems/{name}/reinstall'] = { parameters: sysParam, post: { summary: 'netboot on, PXE next boot, power cycle', security: sec, responses: { 200: { description: 'result' }, 404: err, 502: err } } };
+  paths['/api/v1/power'] = { post: { summary: 'power action on every system matching {"name": GLOB}, one result each', security: sec, responses: { 200: { description: '{results: [...]}' }, 400: err } } };
 
   // Routes served by the autoinstall and boot modules (same server, same error bodies).
   const text = { description: 'text', content: { 'text/plain': { schema: { type: 'string' } } } };
@@ -138,6 +146,7 @@ export function openapiDocument(version: string): Schema {
   };
   paths['/api/v1/distros/{name}/files'] = { parameters: sysName, get: { summary: 'kernel/initrd URL, size and sha256', responses: { 200: { description: '{kernel, initrd}' }, 404: err } } };
   paths['/api/v1/loaders'] = { get: { summary: 'boot loaders found and missing', responses: { 200: { description: 'loaders' } } } };
+  paths['/api/v1/boot/info'] = { get: { summary: 'base URL, loaders, unknown-machine policy and stall threshold', responses: { 200: { description: 'boot settings' } } } };
   paths['/api/v1/status'] = { get: { summary: 'install stage of every system', responses: { 200: { description: 'stages' } } } };
 
   const ifaceProps: Record<string, Schema> = {};
