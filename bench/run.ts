@@ -4,10 +4,13 @@
  * docs/bench/AREA.md and assembles docs/benchmarks.md from every stored
  * section, so running one area refreshes only its own figures. Each area
  * compares forge with the established tool on the same machine, in one run.
+ * Charts (bench/charts.ts, SVG) are drawn from the recorded tables each time;
+ * `node dist/bench/run.js --assemble` redraws them without measuring.
  */
 import { cpus, totalmem } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { withCharts, writeCharts } from './charts.js';
 
 const AREAS = ['core', 'render', 'dhcp', 'tftp', 'boot', 'agent'] as const;
 const root = new URL('../../', import.meta.url).pathname;
@@ -26,7 +29,9 @@ function machine(): string {
 
 async function main(): Promise<void> {
   const asked = process.argv.slice(2);
-  const areas = asked.length > 0 ? asked : [...AREAS];
+  // --assemble: redraw the charts and rebuild docs/benchmarks.md from the recorded sections, run nothing.
+  const assembleOnly = asked.length === 1 && asked[0] === '--assemble';
+  const areas = assembleOnly ? [] : asked.length > 0 ? asked : [...AREAS];
   mkdirSync(sectionDir, { recursive: true });
   let failed = 0;
   for (const area of areas) {
@@ -57,9 +62,10 @@ async function main(): Promise<void> {
     '(2 cores) and shared, so read ratios rather than absolute numbers. Each section says when and where it was measured.',
     '',
   ];
+  const charts = writeCharts(sectionDir);
   for (const area of AREAS) {
     const f = `${sectionDir}/${area}.md`;
-    parts.push(existsSync(f) ? readFileSync(f, 'utf8').trimEnd() : `## ${area}\n\n_Not measured yet._`, '');
+    parts.push(existsSync(f) ? withCharts(readFileSync(f, 'utf8').trimEnd(), charts.get(area)) : `## ${area}\n\n_Not measured yet._`, '');
   }
   writeFileSync(`${root}docs/benchmarks.md`, parts.join('\n'));
   if (failed > 0) process.exitCode = 1;
