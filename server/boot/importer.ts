@@ -53,7 +53,7 @@ export const realFs: TreeFs = {
 };
 
 export interface DetectedTree {
-  layout: 'debian-netboot' | 'debian-media' | 'redhat' | 'suse';
+  layout: 'debian-netboot' | 'debian-media' | 'ubuntu-live' | 'redhat' | 'suse';
   breed: Breed;
   arch: Arch;
   os_version: string;
@@ -61,12 +61,15 @@ export interface DetectedTree {
   initrd: string;
   /** Directory served as /tree/NAME/. */
   tree: string;
+  /** ubuntu-live: a live-server ISO file found in the tree directory (casper's url= must name an ISO). */
+  iso?: string;
 }
 
 /** What import looks for, in the IMPORT_UNRECOGNISED message. */
 export const LOOKED_FOR = [
   'Debian/Ubuntu netboot: linux + initrd.gz (also under debian-installer/ARCH/ or ubuntu-installer/ARCH/)',
   'Debian media: install.amd/vmlinuz + install.amd/initrd.gz',
+  'Ubuntu live server (subiquity): casper/vmlinuz + casper/initrd',
   'Red Hat: .treeinfo + images/pxeboot/vmlinuz + images/pxeboot/initrd.img',
   'SUSE: boot/ARCH/loader/linux + boot/ARCH/loader/initrd',
 ];
@@ -144,6 +147,31 @@ function detectDebian(dir: string, fs: TreeFs): DetectedTree | undefined {
   return undefined;
 }
 
+/**
+ * An Ubuntu live-server tree (the ISO mounted or copied): casper/vmlinuz and
+ * casper/initrd, version from .disk/info ("Ubuntu-Server 24.04.1 LTS ...").
+ * The installer netboots by loading the whole ISO (casper url=ISO), so an
+ * .iso file next to the tree is remembered for the distro's iso_url.
+ */
+function detectUbuntuLive(dir: string, fs: TreeFs): DetectedTree | undefined {
+  const k = join(dir, 'casper', 'vmlinuz');
+  const initrd = ['initrd', 'initrd.gz', 'initrd.lz'].map((n) => join(dir, 'casper', n)).find((p) => fs.isFile(p));
+  if (!fs.isFile(k) || initrd === undefined) return undefined;
+  const info = fs.read(join(dir, '.disk', 'info')) ?? '';
+  const iso = fs.list(dir).find((n) => n.toLowerCase().endsWith('.iso'));
+  const found: DetectedTree = {
+    layout: 'ubuntu-live',
+    breed: 'ubuntu',
+    arch: /arm64|aarch64/i.test(info) ? 'aarch64' : 'x86_64',
+    os_version: /\b(\d{2}\.\d{2})(?:\.\d+)?\b/.exec(info)?.[1] ?? '',
+    kernel: k,
+    initrd,
+    tree: dir,
+  };
+  if (iso !== undefined) found.iso = iso;
+  return found;
+}
+
 function detectRedhat(dir: string, fs: TreeFs): DetectedTree | undefined {
   const k = join(dir, 'images', 'pxeboot', 'vmlinuz');
   const i = join(dir, 'images', 'pxeboot', 'initrd.img');
@@ -179,7 +207,7 @@ function detectSuse(dir: string, fs: TreeFs): DetectedTree | undefined {
 export function detectTree(path: string, fs: TreeFs = realFs): DetectedTree {
   const dir = resolve(path);
   if (!fs.isDir(dir)) throw new ForgeError('IMPORT_UNRECOGNISED', `${dir} is not a directory`, { field: 'path' });
-  const found = detectRedhat(dir, fs) ?? detectSuse(dir, fs) ?? detectDebian(dir, fs);
+  const found = detectRedhat(dir, fs) ?? detectSuse(dir, fs) ?? detectUbuntuLive(dir, fs) ?? detectDebian(dir, fs);
   if (found === undefined) {
     throw new ForgeError('IMPORT_UNRECOGNISED', `no install or netboot tree recognised at ${dir}; looked for:\n  ${LOOKED_FOR.join('\n  ')}`, {
       field: 'path',

@@ -22,6 +22,8 @@ const STAGE_OF: Record<EventType, Stage> = {
   install_done: 'installed',
   netboot_disabled: 'installed',
   first_boot: 'running',
+  install_progress: 'installing',
+  cloud_init_done: 'running',
   agent_start: 'booting',
   installer_running: 'installing',
   installer_finished: 'installed',

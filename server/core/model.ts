@@ -186,6 +186,8 @@ export const EVENT_TYPES = [
   'install_done',
   'netboot_disabled',
   'first_boot',
+  'install_progress',
+  'cloud_init_done',
   'agent_start',
   'installer_running',
   'installer_finished',

@@ -5,6 +5,9 @@
  *   GET /autoinstall/{system,profile}/NAME             the rendered file, text/plain
  *   GET /cblr/svc/op/{autoinstall,ks}/{system,profile}/NAME   Cobbler's URLs (koan, old kickstart URLs)
  *   GET /autoinstall/{system,profile}/NAME/repo-key/REPO.asc  an inline armoured repo key (preseed apt-setup)
+ *   GET /cloud-init/{system,profile}/NAME/{user-data,meta-data,vendor-data,network-config}  NoCloud seed
+ *   POST /api/v1/systems/NAME/install/report           subiquity webhook reporter -> install_progress
+ *   GET|POST /api/v1/systems/NAME/cloud-init/done      cloud-init phone_home -> cloud_init_done
  *   GET|POST /api/v1/systems/NAME/install/start        event install_start
  *   GET|POST /api/v1/systems/NAME/install/done         event install_done; pxe_just_once -> netboot off + netboot_disabled
  *   GET|POST /api/v1/systems/NAME/firstboot            event first_boot
@@ -21,7 +24,7 @@
  *   GET /api/v1/templates/file?name=N[&snippet=1]      one template/snippet: file in effect and content
  */
 import { readFileSync } from 'node:fs';
-import { Router } from 'express';
+import express, { Router } from 'express';
 import type { Request, Response } from 'express';
 import type { RecordEvent } from '../deps.js';
 import type { EventType } from '../core/model.js';
@@ -29,7 +32,8 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { ForgeError } from '../errors.js';
 import type { Renderer } from './renderer.js';
-import type { AutoinstallService, TargetKind } from './service.js';
+import { CLOUD_INIT_FILES, type AutoinstallService, type CloudInitFile, type TargetKind } from './service.js';
+import type { RenderResult } from './renderer.js';
 
 function kindOf(s: string | undefined): TargetKind {
   if (s === 'system' || s === 'profile') return s;
@@ -62,16 +66,23 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
   const { renderer, autoinstall: svc } = ctx;
   const log = ctx.log.child('render');
 
-  const serve = async (req: Request, res: Response, kind: TargetKind, name: string): Promise<void> => {
+  const serve = async (
+    req: Request,
+    res: Response,
+    kind: TargetKind,
+    name: string,
+    render: () => Promise<RenderResult> = () => svc.render(kind, name),
+    extra: Record<string, unknown> = {},
+  ): Promise<void> => {
     const client = clientOf(req);
     let result;
     try {
-      result = await svc.render(kind, name);
+      result = await render();
     } catch (e) {
       const fe = e instanceof ForgeError ? e : new ForgeError('TEMPLATE_ERROR', e instanceof Error ? e.message : String(e));
       // Record on the system when there is one (an unknown name is just a 404).
       if (kind === 'system' && fe.code !== 'NOT_FOUND') {
-        const detail: Record<string, unknown> = { code: fe.code, message: fe.message, client, url: req.originalUrl };
+        const detail: Record<string, unknown> = { code: fe.code, message: fe.message, client, url: req.originalUrl, ...extra };
         if (fe.details !== undefined) detail['where'] = fe.details;
         ctx.record({ system: name, type: 'autoinstall_failed', source: 'http', detail });
       }
@@ -91,6 +102,7 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
           bytes: Buffer.byteLength(result.text),
           client,
           url: req.originalUrl,
+          ...extra,
         },
       });
     }
@@ -117,6 +129,19 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
   });
   router.get('/cblr/svc/op/ks/:kind/:name', renderRoute);
 
+  // NoCloud seed (cloud-init; Ubuntu autoinstall reads user-data from it).
+  // cloud-init asks for SEED/meta-data, SEED/user-data, SEED/vendor-data and
+  // (if present) SEED/network-config; each is rendered now, from the store.
+  router.get('/cloud-init/:kind/:name/:file', async (req, res) => {
+    const kind = kindOf(param(req, 'kind'));
+    const name = param(req, 'name');
+    const file = param(req, 'file');
+    if (!(CLOUD_INIT_FILES as readonly string[]).includes(file)) {
+      throw new ForgeError('ROUTE_NOT_FOUND', `no cloud-init file "${file}": use ${CLOUD_INIT_FILES.join(', ')}`, { field: 'file' });
+    }
+    await serve(req, res, kind, name, () => svc.renderCloudInit(kind, name, file as CloudInitFile), { file });
+  });
+
   // ----- install callbacks
 
   const event = async (req: Request, res: Response, name: string, type: EventType): Promise<void> => {
@@ -133,12 +158,38 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
     }
     res.status(200).json({ system: sys.name, event: type, netboot_enabled: netboot });
   };
+  async function cloudInitDone(req: Request, res: Response): Promise<void> {
+    const sys = await ctx.store.mustGet('system', param(req, 'name'));
+    const body: Record<string, unknown> = typeof req.body === 'object' && req.body !== null ? (req.body as Record<string, unknown>) : {};
+    const detail: Record<string, unknown> = { client: clientOf(req), url: req.originalUrl };
+    for (const k of ['instance_id', 'hostname', 'fqdn']) if (typeof body[k] === 'string') detail[k] = (body[k] as string).slice(0, 255);
+    ctx.record({ system: sys.name, type: 'cloud_init_done', source: 'http', detail });
+    res.status(200).json({ system: sys.name, event: 'cloud_init_done' });
+  }
   const cb = (type: EventType) => async (req: Request, res: Response): Promise<void> => {
     await event(req, res, param(req, 'name'), type);
   };
   router.route('/api/v1/systems/:name/install/start').get(cb('install_start')).post(cb('install_start'));
   router.route('/api/v1/systems/:name/install/done').get(cb('install_done')).post(cb('install_done'));
   router.route('/api/v1/systems/:name/firstboot').get(cb('first_boot')).post(cb('first_boot'));
+  // subiquity's webhook reporter (autoinstall `reporting`): one JSON event per
+  // install step; kept on the timeline as install_progress (a few fields, bounded).
+  router.post('/api/v1/systems/:name/install/report', express.json({ limit: 16 * 1024, type: () => true }), async (req, res) => {
+    const sys = await ctx.store.mustGet('system', param(req, 'name'));
+    const body: Record<string, unknown> = typeof req.body === 'object' && req.body !== null ? (req.body as Record<string, unknown>) : {};
+    const detail: Record<string, unknown> = { client: clientOf(req) };
+    for (const k of ['event_type', 'name', 'result', 'description', 'origin', 'level']) {
+      const v = body[k];
+      if (typeof v === 'string') detail[k] = v.slice(0, 300);
+    }
+    ctx.record({ system: sys.name, type: 'install_progress', source: 'http', detail });
+    res.status(200).json({ system: sys.name, event: 'install_progress' });
+  });
+  // cloud-init's phone_home (user-data from /cloud-init/...): form fields instance_id, hostname, fqdn.
+  router
+    .route('/api/v1/systems/:name/cloud-init/done')
+    .get(cloudInitDone)
+    .post(express.urlencoded({ extended: false, limit: 4 * 1024 }), cloudInitDone);
   router.route('/cblr/svc/op/nopxe/system/:name').get(cb('install_done')).post(cb('install_done'));
   const trig = async (req: Request, res: Response): Promise<void> => {
     const mode = param(req, 'mode');

@@ -7,7 +7,8 @@
  */
 import { blendProfile, blendSystem } from '../core/blend.js';
 import type { Vars } from '../core/blend.js';
-import type { Breed } from '../core/model.js';
+import { BREEDS } from '../core/model.js';
+import { installerFormat, type InstallerFormat } from '../core/installer.js';
 import { ForgeError } from '../errors.js';
 import type { Settings } from '../core/model.js';
 import type { Store } from '../store/store.js';
@@ -18,14 +19,19 @@ import { checkRendered } from './checks/index.js';
 
 export type TargetKind = 'system' | 'profile';
 
-/** The shipped template for a breed, used when no profile or system names one. */
-export const DEFAULT_TEMPLATES: Record<Breed, string> = {
-  redhat: 'kickstart/default.ks',
-  debian: 'preseed/default.seed',
-  ubuntu: 'preseed/default.seed',
-  suse: 'autoyast/default.xml',
+/** The shipped template per installer (core/installer.ts: breed + os_version), used when no profile or system names one. */
+export const DEFAULT_TEMPLATES: Record<InstallerFormat, string> = {
+  kickstart: 'kickstart/default.ks',
+  preseed: 'preseed/default.seed',
+  autoyast: 'autoyast/default.xml',
+  autoinstall: 'subiquity/user-data.yaml',
+  agama: 'agama/profile.json',
   generic: 'generic/script.sh',
 };
+
+/** The NoCloud seed files forge serves under /cloud-init/{system,profile}/NAME/. */
+export const CLOUD_INIT_FILES = ['user-data', 'meta-data', 'vendor-data', 'network-config'] as const;
+export type CloudInitFile = (typeof CLOUD_INIT_FILES)[number];
 
 export interface Prepared {
   templateName: string;
@@ -37,7 +43,9 @@ export function templateNameFor(vars: Vars): string {
   const t = vars['autoinstall'];
   if (typeof t === 'string' && t !== '' && t !== '<<inherit>>') return t;
   const breed = vars['breed'];
-  const d = typeof breed === 'string' ? DEFAULT_TEMPLATES[breed as Breed] : undefined;
+  const d = typeof breed === 'string' && (BREEDS as readonly string[]).includes(breed)
+    ? DEFAULT_TEMPLATES[installerFormat(breed, typeof vars['os_version'] === 'string' ? vars['os_version'] : '')]
+    : undefined;
   if (d === undefined) throw new ForgeError('TEMPLATE_NOT_FOUND', `no autoinstall template set and no default for breed "${String(breed)}"`, { field: 'autoinstall' });
   return d;
 }
@@ -74,6 +82,30 @@ export class AutoinstallService {
   async render(kind: TargetKind, name: string): Promise<RenderResult> {
     const p = await this.prepare(kind, name);
     return this.renderer.render(p.templateName, p.vars, p.target);
+  }
+
+  /**
+   * One NoCloud seed file. user-data is the object's own template when that
+   * is a cloud-init one (subiquity/ or cloud-init/: Ubuntu autoinstall, or a
+   * site's), else the plain cloud-config for images; meta-data, vendor-data
+   * and network-config come from cloud-init/*.yaml (site-overridable like
+   * every template). meta-data's instance-id names the last completed install.
+   */
+  async renderCloudInit(kind: TargetKind, name: string, file: CloudInitFile): Promise<RenderResult & { templateName: string }> {
+    const p = await this.prepare(kind, name);
+    let templateName = `cloud-init/${file}.yaml`;
+    if (file === 'user-data') {
+      const dir = p.templateName.split('/')[0];
+      templateName = dir === 'subiquity' || dir === 'cloud-init' ? p.templateName : 'cloud-init/user-data.yaml';
+    }
+    const vars = { ...p.vars };
+    if (file === 'meta-data') {
+      // The id of the last install_done event: stable across reboots, new after
+      // each completed install (event ids only grow, pruning old events keeps it).
+      const done = kind === 'system' ? (await this.store.listEvents(name)).filter((e) => e.type === 'install_done').pop() : undefined;
+      vars['instance_id'] = `forge-${kind === 'system' ? '' : 'profile-'}${name}-${done?.id ?? 0}`;
+    }
+    return { ...this.renderer.render(templateName, vars, p.target), templateName };
   }
 
   /** What `forge template show --system/--profile` prints: files in effect and lookup order. */

@@ -10,9 +10,17 @@
  *    when autoinstall_meta does not set it ('' when there is none);
  *  - installer_format: kickstart|preseed|autoyast|autoinstall|agama|generic
  *    (core/installer.ts, from breed and os_version);
- *  - ks_dns_search: whether this Anaconda's `network` takes --ipv4-dns-search.
+ *  - ks_dns_search: whether this Anaconda's `network` takes --ipv4-dns-search;
+ *  - network_config: the interfaces as a network config v2 object
+ *    (core/netplan.ts) for cloud-init and subiquity templates, or
+ *    agama_connections (the same as Agama network connections), or
+ *    network_config_error naming the field it cannot express (templates that
+ *    use it fail with that message; other formats never look);
+ *  - instance_id: the NoCloud instance-id (the service sets one that changes
+ *    with every completed install: forge-NAME-<id of the last install_done event>).
  */
 import { installerFormat, kickstartFeatures } from '../core/installer.js';
+import { NetplanError, agamaConnections, networkConfigV2 } from '../core/netplan.js';
 
 export type Vars = Record<string, unknown>;
 
@@ -38,6 +46,19 @@ export function templateContext(vars: Vars): Vars {
   if (ctx['firstboot_url'] === undefined) ctx['firstboot_url'] = urls.firstboot;
   if (ctx['serial_console'] === undefined) ctx['serial_console'] = serialFromKernelOptions(vars['kernel_options']);
   if (ctx['installer_format'] === undefined) ctx['installer_format'] = installerFormat(str(vars['breed']), str(vars['os_version']));
+  if (ctx['network_config'] === undefined) {
+    try {
+      ctx['network_config'] = networkConfigV2(vars);
+      ctx['agama_connections'] = agamaConnections(vars);
+      ctx['network_config_error'] = '';
+    } catch (e) {
+      if (!(e instanceof NetplanError)) throw e;
+      ctx['network_config'] = {};
+      ctx['agama_connections'] = [];
+      ctx['network_config_error'] = e.message;
+    }
+  }
+  if (ctx['instance_id'] === undefined) ctx['instance_id'] = `forge-${str(vars['name'])}`;
   if (ctx['ks_dns_search'] === undefined) ctx['ks_dns_search'] = kickstartFeatures(str(vars['os_version'])).dnsSearch;
   return ctx;
 }

@@ -10,7 +10,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { startForge, type ForgeServer } from '../lib/server.js';
+import { getText, startForge, waitForEvent, type ForgeServer } from '../lib/server.js';
+
+const get = (path: string): ReturnType<typeof getText> => getText(srv, path);
+const waitEvent = (system: string, type: string, n?: number, timeoutMs?: number): ReturnType<typeof waitForEvent> => waitForEvent(srv, system, type, n, timeoutMs);
 import { need } from '../lib/env.js';
 import { spawnSync } from 'node:child_process';
 import { symlinkSync } from 'node:fs';
@@ -33,28 +36,6 @@ async function ok(args: string[]): Promise<string> {
   const r = await cli(args);
   assert.equal(r.code, 0, `forge ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
   return r.stdout;
-}
-
-async function get(path: string): Promise<{ status: number; type: string; text: string }> {
-  const res = await fetch(srv.url + path);
-  return { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text() };
-}
-
-interface Ev {
-  type: string;
-  detail: Record<string, unknown>;
-}
-
-/** Events are recorded fire-and-forget: poll (bounded) until `type` shows up. */
-async function waitEvent(system: string, type: string, timeoutMs = 5000): Promise<Ev[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await srv.api('GET', `/api/v1/systems/${system}/events`);
-    const evs = (Array.isArray(r.body) ? r.body : ((r.body as { events?: unknown }).events ?? [])) as Ev[];
-    if (evs.some((e) => e.type === type)) return evs;
-    if (Date.now() > deadline) assert.fail(`no ${type} event for ${system}; have ${evs.map((e) => e.type).join(', ')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 before(async () => {

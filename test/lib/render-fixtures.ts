@@ -67,7 +67,7 @@ export function system(name: string, profileName: string, p: Partial<System>): S
   };
 }
 
-export type Format = 'kickstart' | 'preseed' | 'autoyast';
+export type Format = 'kickstart' | 'preseed' | 'autoyast' | 'autoinstall' | 'cloud-config' | 'network-config' | 'agama';
 
 /**
  * Every installer version a format's rules differ by (kickstart: pykickstart
@@ -84,7 +84,17 @@ export const FORMATS: { format: Format; template: string; distro: Distro }[] = [
   { format: 'kickstart', template: 'kickstart/default.ks', distro: distro('rocky9', 'redhat', 'rhel9', 'http://10.98.0.1:8080/tree/rocky9') },
   { format: 'preseed', template: 'preseed/default.seed', distro: distro('deb12', 'debian', 'bookworm', 'http://deb.debian.org/debian') },
   { format: 'autoyast', template: 'autoyast/default.xml', distro: distro('sles15', 'suse', 'sles15sp5', 'http://10.98.0.1:8080/tree/sles15') },
+  { format: 'autoinstall', template: 'subiquity/user-data.yaml', distro: distro('ubuntu2404', 'ubuntu', '24.04', '') },
+  { format: 'cloud-config', template: 'cloud-init/user-data.yaml', distro: distro('deb12cloud', 'debian', 'bookworm', '') },
+  { format: 'network-config', template: 'cloud-init/network-config.yaml', distro: distro('deb12cloud', 'debian', 'bookworm', '') },
+  { format: 'agama', template: 'agama/profile.json', distro: distro('sles16', 'suse', '16.0', 'http://10.98.0.1:8080/tree/sles16') },
 ];
+
+/** The snippet each format's per-system override fixture (site-snippets/per_system/.../odd1) replaces. */
+export const OVERRIDDEN_SNIPPET: Record<Format, string> = {
+  kickstart: 'kickstart/partitioning', preseed: 'preseed/partitioning', autoyast: 'autoyast/partitioning',
+  autoinstall: 'subiquity/storage', 'cloud-config': 'cloud-init/packages', 'network-config': '', agama: 'agama/storage',
+};
 
 const KEY1 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE8Mk3LtvtmeD7gV2zWkL4pLR0yYy9bqj6cM1oV5i9Qy ops@forge';
 const KEY2 = 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDf0rge ci@forge';

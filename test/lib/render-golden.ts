@@ -11,7 +11,9 @@ import { templateContext } from '../../server/render/vars.js';
 import { FORMATS, VARIANTS, cases, type Format } from './render-fixtures.js';
 
 export const GOLDEN_DIR = join(packageRoot(), 'test', 'golden', 'render');
-export const EXT: Record<Format, string> = { kickstart: 'ks', preseed: 'seed', autoyast: 'xml' };
+export const EXT: Record<Format, string> = {
+  kickstart: 'ks', preseed: 'seed', autoyast: 'xml', autoinstall: 'yaml', 'cloud-config': 'yaml', 'network-config': 'yaml', agama: 'json',
+};
 
 export function goldenRoots(): RenderRoots {
   const shipped = shippedRoots();

@@ -170,3 +170,26 @@ export async function startForge(opts: StartOptions = {}): Promise<ForgeServer> 
     },
   };
 }
+
+/** GET a path from the server: status, content type and body text. */
+export async function getText(srv: ForgeServer, path: string): Promise<{ status: number; type: string; text: string }> {
+  const res = await fetch(srv.url + path);
+  return { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text() };
+}
+
+export interface TimelineEvent {
+  type: string;
+  detail: Record<string, unknown>;
+}
+
+/** Events are recorded fire-and-forget: poll (bounded) until `n` events of `type` show up; returns the timeline. */
+export async function waitForEvent(srv: ForgeServer, system: string, type: string, n = 1, timeoutMs = 10000): Promise<TimelineEvent[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await srv.api('GET', `/api/v1/systems/${system}/events`);
+    const evs = (Array.isArray(r.body) ? r.body : ((r.body as { events?: unknown }).events ?? [])) as TimelineEvent[];
+    if (evs.filter((e) => e.type === type).length >= n) return evs;
+    if (Date.now() > deadline) throw new Error(`no ${type} event for ${system} within ${timeoutMs} ms; have ${evs.map((e) => e.type).join(', ')}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}

@@ -100,3 +100,22 @@ test('loaders: config overrides win, missing ones name their package, unknown/un
   assert.equal(loaderPath('../../etc/passwd', {}, exists), undefined);
   assert.equal(loaderPath('pxelinux.0', {}, exists), undefined);
 });
+
+test('Ubuntu live-server tree: casper/vmlinuz + casper/initrd, version from .disk/info, an .iso in the tree remembered', () => {
+  const dir = tree(['casper/vmlinuz', 'casper/initrd', 'ubuntu-24.04.1-live-server-amd64.iso']);
+  const bare = tree(['casper/vmlinuz', 'casper/initrd']);
+  try {
+    mkdirSync(join(dir, '.disk'));
+    writeFileSync(join(dir, '.disk', 'info'), 'Ubuntu-Server 24.04.1 LTS "Noble Numbat" - Release amd64 (20240827)');
+    const t = detectTree(dir);
+    assert.deepEqual([t.layout, t.breed, t.arch, t.os_version], ['ubuntu-live', 'ubuntu', 'x86_64', '24.04']);
+    assert.equal(t.kernel, join(dir, 'casper/vmlinuz'));
+    assert.equal(t.initrd, join(dir, 'casper/initrd'));
+    assert.equal(t.iso, 'ubuntu-24.04.1-live-server-amd64.iso');
+    const b = detectTree(bare);
+    assert.equal(b.layout, 'ubuntu-live');
+    assert.equal(b.iso, undefined);
+  } finally {
+    for (const d of [dir, bare]) rmSync(d, { recursive: true });
+  }
+});

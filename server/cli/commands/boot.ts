@@ -90,7 +90,9 @@ const importCmd: CommandSpec = {
     '  forge import --path /usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64 --name deb12',
     '  forge import --path /srv/mirror/rocky9 --name rocky9 --breed redhat',
     'Recognised: Debian/Ubuntu netboot (linux + initrd.gz), Red Hat (.treeinfo + images/pxeboot),',
-    'SUSE (boot/ARCH/loader). The tree is served as http://SERVER/tree/NAME/.',
+    'SUSE (boot/ARCH/loader), Ubuntu live server (casper/vmlinuz + casper/initrd; 20.04+ installs with',
+    'subiquity autoinstall, and its kernel needs the ISO: --iso-url, or an .iso file in the tree).',
+    'The tree is served as http://SERVER/tree/NAME/.',
   ].join('\n'),
   options: {
     path: { type: 'string', description: 'directory holding the tree', arg: 'DIR' },
@@ -98,6 +100,7 @@ const importCmd: CommandSpec = {
     arch: { type: 'string', description: `override the detected arch (${ARCHES.join(', ')})`, arg: 'ARCH' },
     breed: { type: 'string', description: `override the detected breed (${BREEDS.join(', ')})`, arg: 'BREED' },
     'no-profile': { type: 'boolean', description: 'create only the distro' },
+    'iso-url': { type: 'string', description: 'Ubuntu live server: the ISO URL casper loads (url=); default an .iso in the tree', arg: 'URL' },
   },
   async run(args, io) {
     const path = required(args, 'path');
@@ -113,6 +116,7 @@ const importCmd: CommandSpec = {
     }
     const info = await io.api<{ base_url: string }>('GET', '/api/v1/boot/info');
     const treeUrl = `${info.base_url}/tree/${encodeURIComponent(name)}`;
+    const isoUrl = str(args, 'iso-url') ?? (t.iso !== undefined ? `${treeUrl}/${encodeURIComponent(t.iso)}` : undefined);
     await io.api('POST', '/api/v1/distros', {
       name,
       arch: (arch as Arch | undefined) ?? t.arch,
@@ -121,14 +125,17 @@ const importCmd: CommandSpec = {
       kernel: t.kernel,
       initrd: t.initrd,
       tree: t.tree,
-      // Installers read the tree URL (inst.repo=, install=) from the `tree` variable.
-      autoinstall_meta: { tree: treeUrl },
+      // Installers read the tree URL (inst.repo=, install=) from the `tree` variable;
+      // casper (Ubuntu live server) reads the ISO from iso_url (core/cmdline.ts).
+      autoinstall_meta: { tree: treeUrl, ...(isoUrl !== undefined ? { iso_url: isoUrl } : {}) },
       comment: `imported from ${t.tree} (${t.layout})`,
     });
     io.out(`distro ${name}: ${t.layout}, breed ${breed ?? t.breed}, arch ${arch ?? t.arch}${t.os_version !== '' ? `, version ${t.os_version}` : ''}`);
     io.out(`  kernel ${t.kernel}`);
     io.out(`  initrd ${t.initrd}`);
     io.out(`  tree   ${t.tree} -> ${treeUrl}/`);
+    if (isoUrl !== undefined) io.out(`  iso    ${isoUrl}`);
+    else if (t.layout === 'ubuntu-live') io.out('  note: no ISO found; casper needs one (give --iso-url URL or edit the distro\'s autoinstall_meta iso_url)');
     if (!flag(args, 'no-profile')) {
       await io.api('POST', '/api/v1/profiles', { name, distro: name });
       io.out(`profile ${name} (distro ${name})`);

@@ -7,6 +7,8 @@
  */
 import { checkAutoyast } from './autoyast.js';
 import { checkKickstart, ksVersionFor } from './kickstart.js';
+import { checkUserData } from './userdata.js';
+import { checkAgama } from './agama.js';
 
 export interface CheckProblem {
   line: number;
@@ -30,6 +32,8 @@ export type Checker = (text: string, vars: Record<string, unknown>) => CheckProb
 const CHECKERS: Partial<Record<CheckedFormat, Checker>> = {
   kickstart: (text, vars) => checkKickstart(text, ksVersionFor(typeof vars['os_version'] === 'string' ? vars['os_version'] : '')),
   autoyast: (text) => checkAutoyast(text),
+  'user-data': (text) => checkUserData(text),
+  agama: (text) => checkAgama(text),
 };
 
 export function checkRendered(templateName: string, text: string, vars: Record<string, unknown>): { format: CheckedFormat; problems: CheckProblem[] } {
