@@ -64,7 +64,7 @@ const system = (n: number): Record<string, unknown> => ({
 });
 
 async function seed(c: Client): Promise<void> {
-  const d = await c.req('POST', '/api/v1/distros', { name: 'd', kernel: '/srv/linux', initrd: '/srv/initrd', breed: 'debian' });
+  const d = await c.req('POST', '/api/v1/distros', { name: 'd', kernel: '/srv/forge/linux', initrd: '/srv/forge/initrd', breed: 'debian' });
   const p = await c.req('POST', '/api/v1/profiles', { name: 'p', distro: 'd', kernel_options: 'console=ttyS0' });
   if (d.status !== 201 || p.status !== 201) throw new Error(`seed failed: ${d.text} ${p.text}`);
 }
@@ -165,7 +165,7 @@ async function storeOnly(count: number, concurrent: boolean): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'forge-bench-store-'));
   const st = new SqliteStore({ file: join(dir, 'forge.db') });
   try {
-    await st.create('distro', validateNew('distro', { name: 'd', kernel: '/k', initrd: '/i' }));
+    await st.create('distro', validateNew('distro', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i' }));
     await st.create('profile', validateNew('profile', { name: 'p', distro: 'd' }));
     const t0 = performance.now();
     if (concurrent) {

@@ -61,7 +61,7 @@ async function overHttp(total: number, concurrency: number): Promise<Stats> {
       const r = await srv.cli(args);
       if (r.code !== 0) throw new Error(`forge ${args.join(' ')}: ${r.stderr}`);
     };
-    await must(['distro', 'add', '--name', 'rocky9', '--arch', 'x86_64', '--breed', 'redhat', '--os-version', 'rhel9', '--kernel', '/srv/k', '--initrd', '/srv/i']);
+    await must(['distro', 'add', '--name', 'rocky9', '--arch', 'x86_64', '--breed', 'redhat', '--os-version', 'rhel9', '--kernel', '/srv/forge/k', '--initrd', '/srv/forge/i']);
     await must(['profile', 'add', '--name', 'rk9', '--distro', 'rocky9', '--autoinstall-meta', 'tree=http://127.0.0.1/tree', '--kernel-options', 'console=ttyS0,115200']);
     await must(['system', 'add', '--name', 'vm1', '--profile', 'rk9', '--mac', '52:54:00:20:00:01', '--ip-address', '10.0.0.5', '--netmask', '255.255.255.0', '--static', 'true']);
     const url = `${srv.url}/autoinstall/system/vm1`;

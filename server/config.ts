@@ -59,6 +59,8 @@ export interface ForgeConfig {
   /** Extra directory of files served as they are. */
   tftp_root: string;
   tftp_max_transfers: number;
+  /** Directories distro kernels, initrds and trees may be served from ([] = the built-in ones, boot/confine.ts). */
+  boot_roots: string[];
 
   /** Override loader paths, e.g. {"undionly.kpxe": "/opt/ipxe/undionly.kpxe"}. */
   loaders: Record<string, string>;
@@ -143,6 +145,11 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   tftp_port: { kind: 'int', doc: 'TFTP port', shape: portRule },
   tftp_root: { kind: 'string', doc: 'extra directory served read-only over TFTP' },
   tftp_max_transfers: { kind: 'int', doc: 'concurrent TFTP transfers' },
+  boot_roots: {
+    kind: 'list',
+    doc: 'directories distro kernels/initrds/trees may come from (default /srv/forge DATA_DIR/distros /usr/lib/debian-installer and the loader package dirs; never / /etc /root /proc /sys /dev or DATA_DIR)',
+    shape: (v: string[]) => v.map((r) => (r.startsWith('/') ? undefined : `"${r}" must be an absolute path`)).find((x) => x !== undefined),
+  },
   loaders: { kind: 'map', doc: 'loader file name -> path overrides' },
   bios_loader: { kind: { oneOf: ['ipxe', 'pxelinux'] }, doc: 'BIOS loader: ipxe or pxelinux' },
   uefi_loader: { kind: { oneOf: ['ipxe', 'grub', 'shim'] }, doc: 'x64 UEFI loader: ipxe, grub, or shim (Secure Boot: signed shim -> signed GRUB)' },
@@ -187,6 +194,7 @@ export function defaults(): ForgeConfig {
     tftp_port: 69,
     tftp_root: '',
     tftp_max_transfers: 64,
+    boot_roots: [],
     loaders: {},
     bios_loader: 'ipxe',
     uefi_loader: 'ipxe',

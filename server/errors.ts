@@ -74,6 +74,7 @@ export const CATALOGUE = {
   VALIDATION_FAILED: { status: 422, exit: EXIT.render, summary: 'one or more objects failed validation' },
   // --- boot / import
   IMPORT_UNRECOGNISED: { status: 400, exit: EXIT.invalid, summary: 'the path holds no install or netboot tree forge recognises' },
+  PATH_OUTSIDE_ROOTS: { status: 400, exit: EXIT.invalid, summary: 'a file path lies outside the boot roots (or in a place never served)' },
   LOADER_MISSING: { status: 404, exit: EXIT.notFound, summary: 'a boot loader file is not installed' },
   RANGE_NOT_SATISFIABLE: { status: 416, exit: EXIT.invalid, summary: 'the requested byte range is outside the file' },
   // --- network services

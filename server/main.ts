@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { join } from 'node:path';
 import { apiRouter } from './api/routes.js';
+import { checkRootsConfig } from './boot/confine.js';
 import { createBootFiles } from './boot/files.js';
 import { BootService } from './boot/provider.js';
 import { cobblerApiRouter } from './cobbler/xmlrpc.js';
@@ -67,6 +68,7 @@ export function ensureToken(dataDir: string): string {
  * can arrive before it.
  */
 export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
+  checkRootsConfig(config);
   mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
   const rawStore = openSqliteStore(
     config.data_dir,

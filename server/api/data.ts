@@ -11,6 +11,7 @@ import { validateNew } from '../core/validate.js';
 import { ForgeError, invalid } from '../errors.js';
 import type { ExportDocument, Store } from '../store/store.js';
 import { blendedProfile } from '../catalog.js';
+import { DISTRO_PATH_FIELDS, assertDistroConfined, bootRootsOf, whyRefused } from '../boot/confine.js';
 
 export interface Problem {
   severity: 'error' | 'warning';
@@ -51,13 +52,23 @@ function validateDoc(body: unknown): ExportDocument {
 export interface DataDeps {
   store: Store;
   settings: Settings;
-  config: Pick<ForgeConfig, 'dhcp_mode' | 'dhcp_subnet'>;
+  config: Pick<ForgeConfig, 'dhcp_mode' | 'dhcp_subnet' | 'boot_roots' | 'data_dir'>;
 }
 
 export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
   const out: Problem[] = [];
   const { store } = ctx;
+  const roots = bootRootsOf(ctx.config);
   for (const d of await store.list('distro')) {
+    // Left over from before boot_roots (or a root removed since): never served, say so.
+    for (const f of DISTRO_PATH_FIELDS) {
+      const v = d[f];
+      if (v === '' || !v.startsWith('/')) continue;
+      const why = whyRefused(v, roots);
+      if (why !== undefined) {
+        out.push({ severity: 'error', object: `distro ${d.name}`, field: f, message: `${f} ${v} is not served: ${why}; boot_roots: ${roots.roots.join(', ')}` });
+      }
+    }
     for (const f of ['kernel', 'initrd'] as const) {
       const v = d[f];
       if (v === '') out.push({ severity: 'error', object: `distro ${d.name}`, field: f, message: `${f} is not set` });
@@ -118,6 +129,15 @@ export function dataRouter(ctx: DataDeps, auth: RequestHandler): Router {
   });
   r.post('/import', auth, async (req, res) => {
     const doc = validateDoc(req.body);
+    const roots = bootRootsOf(ctx.config);
+    for (const [i, d] of doc.distros.entries()) {
+      try {
+        assertDistroConfined(d, roots);
+      } catch (e) {
+        if (e instanceof ForgeError) throw new ForgeError(e.code, `distros[${i}]: ${e.message}`, e.field === undefined ? {} : { field: e.field });
+        throw e;
+      }
+    }
     const replace = req.query['replace'];
     const counts = await ctx.store.importAll(doc, { replace: replace === 'true' || replace === '1' });
     res.json({ imported: counts });

@@ -7,7 +7,9 @@
 import { Router } from 'express';
 import type { Request, RequestHandler } from 'express';
 import { ouiFor } from '../core/mac.js';
-import type { KindMap, ObjectKind, Settings, System } from '../core/model.js';
+import type { Distro, KindMap, ObjectKind, Settings, System } from '../core/model.js';
+import type { ForgeConfig } from '../config.js';
+import { assertDistroConfined, bootRootsOf } from '../boot/confine.js';
 import { FIELDS, INTERFACE_FIELDS, RANDOM_MAC, isName, redact, secretFields, validateNew, validatePatch } from '../core/validate.js';
 import { normalizeMac } from '../core/mac.js';
 import { ForgeError, invalid } from '../errors.js';
@@ -21,15 +23,32 @@ function hasRandomMac(s: System): boolean {
   return Object.values(s.interfaces).some((i) => i.mac_address === RANDOM_MAC);
 }
 
-/** OUIs for systems that ask for random MACs, from their blended virt_type. */
 export interface ObjectsDeps {
   store: Store;
   settings: Settings;
   /** The bearer token: reads that carry it see secret fields unmasked. */
   token: string;
+  /** boot_roots and data_dir: distro files are confined (boot/confine.ts). */
+  config: Pick<ForgeConfig, 'boot_roots' | 'data_dir'>;
 }
 
+/**
+ * What every create/edit/bulk write goes through before the store: distro
+ * files confined to the boot roots (boot/confine.ts), and OUIs for systems
+ * that ask for random MACs, from their blended virt_type.
+ */
 async function writeOptions(ctx: ObjectsDeps, kind: ObjectKind, objs: readonly KindMap[ObjectKind][]): Promise<WriteOptions> {
+  if (kind === 'distro') {
+    const roots = bootRootsOf(ctx.config);
+    for (const [i, d] of (objs as readonly Distro[]).entries()) {
+      try {
+        assertDistroConfined(d, roots);
+      } catch (e) {
+        if (e instanceof ForgeError && objs.length > 1) throw new ForgeError(e.code, `item ${i}: ${e.message}`, { ...(e.field === undefined ? {} : { field: e.field }), details: { index: i } });
+        throw e;
+      }
+    }
+  }
   if (kind !== 'system') return {};
   const map: Record<string, string> = {};
   for (const o of objs as readonly System[]) {
@@ -178,7 +197,7 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
           i.ip_address = '';
         }
       }
-      res.status(201).json(redact(kind, await ctx.store.create(kind, src)));
+      res.status(201).json(redact(kind, await ctx.store.create(kind, src, await writeOptions(ctx, kind, [src]))));
     });
 
     if (kind !== 'distro') {

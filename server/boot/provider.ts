@@ -14,7 +14,8 @@ import type { Distro, EventType, Settings, System } from '../core/model.js';
 import { ForgeError } from '../errors.js';
 import { decideBoot, needsMenu, unknownPolicy, type Decision, type InstallEntry, type SystemFacts } from '../core/bootplan.js';
 import { grubConfig, grubRootConfig, ipxeScript, pxelinuxConfig, type Locator } from './configs.js';
-import { localFile, type LocalFile } from './distfiles.js';
+import { bootRootsOf, whyRefused } from './confine.js';
+import { isUrl, localFile, type LocalFile } from './distfiles.js';
 
 /** Profiles shown in a menu at most (a menu of thousands helps nobody). */
 const MENU_LIMIT = 200;
@@ -30,7 +31,7 @@ export interface Rendered {
 export interface BootDeps {
   store: Store;
   settings: Settings;
-  config: Pick<ForgeConfig, 'unknown_boot' | 'dhcp_unknown' | 'default_profile' | 'data_dir'>;
+  config: Pick<ForgeConfig, 'unknown_boot' | 'dhcp_unknown' | 'default_profile' | 'data_dir' | 'boot_roots'>;
   log: Logger;
   record: RecordEvent;
   baseUrl: BaseUrl;
@@ -136,6 +137,14 @@ export class BootService {
     if (d === undefined) throw new ForgeError('NOT_FOUND', `distro ${name} does not exist`);
     const loc = d[which];
     if (loc === '') throw new ForgeError('NOT_FOUND', `distro ${name} has no ${which}`);
+    if (!isUrl(loc)) {
+      // Also refused at write time; this catches objects stored before boot_roots (forge check lists them).
+      const why = whyRefused(loc, bootRootsOf(this.deps.config));
+      if (why !== undefined) {
+        this.deps.log.warn('distro file outside the boot roots not served', { distro: name, field: which, path: loc, why });
+        throw new ForgeError('NOT_FOUND', `distro ${name} has no servable ${which} (outside the boot roots; see forge check)`);
+      }
+    }
     return localFile(loc, this.deps.config.data_dir);
   }
 

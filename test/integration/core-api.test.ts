@@ -18,7 +18,7 @@ type Obj = Record<string, unknown>;
 const body = (r: { body: unknown }): Obj => r.body as Obj;
 
 async function seed(prefix: string): Promise<void> {
-  let r = await srv.api('POST', '/api/v1/distros', { name: `${prefix}-d`, breed: 'debian', kernel: '/srv/linux', initrd: '/srv/initrd.gz' });
+  let r = await srv.api('POST', '/api/v1/distros', { name: `${prefix}-d`, breed: 'debian', kernel: '/srv/forge/linux', initrd: '/srv/forge/initrd.gz' });
   assert.equal(r.status, 201, JSON.stringify(r.body));
   r = await srv.api('POST', '/api/v1/profiles', { name: `${prefix}-p`, distro: `${prefix}-d`, kernel_options: 'console=ttyS0,115200 quiet' });
   assert.equal(r.status, 201, JSON.stringify(r.body));
@@ -96,9 +96,9 @@ test('bad input: clear error naming the field, nothing written', async () => {
     ['POST', '/api/v1/profiles', { name: 'c-x', distro: 'nope' }, 400, 'REFERENCE_MISSING', 'distro'],
     ['POST', '/api/v1/profiles', { name: 'c-x', distro: 'c-d', parent: 'c-p' }, 400, 'DISTRO_XOR_PARENT', undefined],
     ['POST', '/api/v1/profiles', { name: 'c-x' }, 400, 'DISTRO_XOR_PARENT', undefined],
-    ['POST', '/api/v1/distros', { name: 'c-x', kernel: 'relative/linux', initrd: '/i' }, 400, 'INVALID_FIELD', 'kernel'],
-    ['POST', '/api/v1/distros', { name: 'c-x', initrd: '/i' }, 400, 'MISSING_FIELD', 'kernel'],
-    ['POST', '/api/v1/distros', { name: 'c-d', kernel: '/k', initrd: '/i' }, 409, 'DUPLICATE_NAME', 'name'],
+    ['POST', '/api/v1/distros', { name: 'c-x', kernel: 'relative/linux', initrd: '/srv/forge/i' }, 400, 'INVALID_FIELD', 'kernel'],
+    ['POST', '/api/v1/distros', { name: 'c-x', initrd: '/srv/forge/i' }, 400, 'MISSING_FIELD', 'kernel'],
+    ['POST', '/api/v1/distros', { name: 'c-d', kernel: '/srv/forge/k', initrd: '/srv/forge/i' }, 409, 'DUPLICATE_NAME', 'name'],
     ['POST', '/api/v1/systems', { name: 'c-x', profile: 'c-p', interfaces: { eth0: { mac_address: '52:54:00:cc:00:01' }, eth1: { mac_address: '52:54:00:cc:00:01' } } }, 409, 'DUPLICATE_MAC', 'interfaces.eth1.mac_address'],
   ];
   for (const [m, p, b, status, code, field] of cases) {
@@ -224,10 +224,10 @@ test('bulk create is all or nothing', async () => {
 });
 
 test('auth: writes need the right bearer token, reads do not', async () => {
-  let r = await srv.api('POST', '/api/v1/distros', { name: 'i-d', kernel: '/k', initrd: '/i' }, { auth: false });
+  let r = await srv.api('POST', '/api/v1/distros', { name: 'i-d', kernel: '/srv/forge/k', initrd: '/srv/forge/i' }, { auth: false });
   assert.equal(r.status, 401);
   assert.equal(body(r)['code'], 'AUTH_REQUIRED');
-  r = await srv.api('POST', '/api/v1/distros', { name: 'i-d', kernel: '/k', initrd: '/i' }, { auth: 'wrong' });
+  r = await srv.api('POST', '/api/v1/distros', { name: 'i-d', kernel: '/srv/forge/k', initrd: '/srv/forge/i' }, { auth: 'wrong' });
   assert.equal(r.status, 403);
   assert.equal(body(r)['code'], 'AUTH_INVALID');
   r = await srv.api('DELETE', '/api/v1/profiles/a-p?recursive=true', undefined, { auth: 'wrong' });

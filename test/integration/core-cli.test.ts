@@ -23,7 +23,7 @@ async function ok(args: string[]): Promise<string> {
 
 test('the issue command sequence works end to end', async () => {
   await ok(['distro', 'add', '--name', 'deb12', '--arch', 'x86_64', '--breed', 'debian', '--os-version', 'bookworm',
-    '--kernel', '/srv/deb12/linux', '--initrd', '/srv/deb12/initrd.gz']);
+    '--kernel', '/srv/forge/deb12/linux', '--initrd', '/srv/forge/deb12/initrd.gz']);
   await ok(['profile', 'add', '--name', 'deb12-web', '--distro', 'deb12', '--autoinstall', 'preseed/default.seed',
     '--kernel-options', 'console=ttyS0,115200', '--autoinstall-meta', 'tree=http://mirror/debian']);
   await ok(['profile', 'add', '--name', 'deb12-web-big', '--parent', 'deb12-web', '--virt-ram', '4096']);
@@ -101,7 +101,7 @@ test('edit, in-place dict edits, find, copy, rename, recursive remove', async ()
 });
 
 test('bad input: clear error naming the field, non-zero exit, nothing written', async () => {
-  await ok(['distro', 'add', '--name', 'd1', '--kernel', '/k', '--initrd', '/i', '--breed', 'redhat']);
+  await ok(['distro', 'add', '--name', 'd1', '--kernel', '/srv/forge/k', '--initrd', '/srv/forge/i', '--breed', 'redhat']);
   await ok(['profile', 'add', '--name', 'p1', '--distro', 'd1']);
   await ok(['profile', 'add', '--name', 'p2', '--parent', 'p1']);
   await ok(['system', 'add', '--name', 's1', '--profile', 'p1', '--mac', '52:54:00:ab:00:01', '--ip-address', '10.2.0.1']);

@@ -14,7 +14,7 @@ test('SIGKILL during a burst of adds loses no acknowledged write', async () => {
   const first = await startForge();
   const dataDir = first.dataDir;
   try {
-    let r = await first.api('POST', '/api/v1/distros', { name: 'd', kernel: '/k', initrd: '/i' });
+    let r = await first.api('POST', '/api/v1/distros', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i' });
     assert.equal(r.status, 201);
     r = await first.api('POST', '/api/v1/profiles', { name: 'p', distro: 'd' });
     assert.equal(r.status, 201);

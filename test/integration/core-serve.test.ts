@@ -20,7 +20,7 @@ test('token file is created with mode 0600 and kept across restarts', async () =
     const b = await startForge({ dataDir });
     assert.equal(b.token, a.token);
     // the CLI finds the token in FORGE_DATA_DIR without FORGE_TOKEN
-    const r = await b.cli(['distro', 'add', '--name', 'd', '--kernel', '/k', '--initrd', '/i'], { FORGE_TOKEN: '' });
+    const r = await b.cli(['distro', 'add', '--name', 'd', '--kernel', '/srv/forge/k', '--initrd', '/srv/forge/i'], { FORGE_TOKEN: '' });
     assert.equal(r.code, 0, r.stderr);
     await b.stop({ keepData: true });
   } finally {
@@ -36,7 +36,7 @@ test('config file < environment < flags', async () => {
     // startForge passes --server 127.0.0.1: the flag beats the file
     const s = await startForge({ args: ['--config', cfg], env: { FORGE_DHCP_DOMAIN: 'lab.example' } });
     try {
-      await s.cli(['distro', 'add', '--name', 'd', '--kernel', '/k', '--initrd', '/i']);
+      await s.cli(['distro', 'add', '--name', 'd', '--kernel', '/srv/forge/k', '--initrd', '/srv/forge/i']);
       await s.cli(['profile', 'add', '--name', 'p', '--distro', 'd']);
       const v = (await s.api('GET', '/api/v1/profiles/p/blended')).body as Record<string, unknown>;
       assert.equal(v['pxe_just_once'], false, 'from the file');

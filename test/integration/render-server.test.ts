@@ -43,7 +43,7 @@ before(async () => {
   mkdirSync(join(site, 'templates'));
   mkdirSync(join(site, 'snippets'));
   srv = await startForge({ args: ['--templates-dir', join(site, 'templates'), '--snippets-dir', join(site, 'snippets')] });
-  await ok(['distro', 'add', '--name', 'rocky9', '--arch', 'x86_64', '--breed', 'redhat', '--os-version', 'rhel9', '--kernel', '/srv/rocky9/vmlinuz', '--initrd', '/srv/rocky9/initrd.img']);
+  await ok(['distro', 'add', '--name', 'rocky9', '--arch', 'x86_64', '--breed', 'redhat', '--os-version', 'rhel9', '--kernel', '/srv/forge/rocky9/vmlinuz', '--initrd', '/srv/forge/rocky9/initrd.img']);
   await ok(['profile', 'add', '--name', 'rk9', '--distro', 'rocky9', '--autoinstall-meta', 'tree=http://127.0.0.1/tree/rocky9', '--kernel-options', 'console=ttyS0,115200']);
   await ok(['system', 'add', '--name', 'vm1', '--profile', 'rk9', '--mac', '52:54:00:10:00:01', '--hostname', 'vm1.lab']);
   await ok(['system', 'add', '--name', 'vm2', '--profile', 'rk9', '--mac', '52:54:00:10:00:02', '--ip-address', '10.0.0.2', '--netmask', '255.255.255.0', '--static', 'true']);
@@ -200,7 +200,7 @@ test('install callbacks: start, done (netboot off with pxe_just_once), firstboot
 
 test('the generic script, run by busybox sh with only busybox wget, reports start and done', async (t) => {
   if (need(t, { commands: ['busybox'] }) !== undefined) return;
-  await ok(['distro', 'add', '--name', 'gen', '--arch', 'x86_64', '--breed', 'generic', '--kernel', '/srv/gen/k', '--initrd', '/srv/gen/i']);
+  await ok(['distro', 'add', '--name', 'gen', '--arch', 'x86_64', '--breed', 'generic', '--kernel', '/srv/forge/gen/k', '--initrd', '/srv/forge/gen/i']);
   await ok(['profile', 'add', '--name', 'genp', '--distro', 'gen']);
   await ok(['system', 'add', '--name', 'g1', '--profile', 'genp', '--mac', '52:54:00:10:00:09']);
   const script = await get('/autoinstall/system/g1');

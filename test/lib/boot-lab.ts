@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecResult, Lan } from './netns.js';
-import { FORGE_BIN } from './server.js';
+import { FORGE_BIN, TEST_BOOT_ROOTS } from './server.js';
 import { buildInitramfs } from './guest.js';
 
 export interface NsForge {
@@ -41,6 +41,8 @@ export async function startForgeIn(lan: Lan, dataDir: string, flags: string[], p
     '--http-port', String(port),
     '--server', lan.serverIp,
     '--log-level', 'info',
+    // Fixtures live in temp dirs and the test cache: configured as boot roots.
+    ...(flags.includes('--boot-roots') ? [] : ['--boot-roots', TEST_BOOT_ROOTS.join(' ')]),
     ...flags,
   ];
   const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));

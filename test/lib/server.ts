@@ -17,6 +17,9 @@ import { fileURLToPath } from 'node:url';
 /** dist/server/cli/main.js (this file is dist/test/lib/server.js once built). */
 export const FORGE_BIN = fileURLToPath(new URL('../../server/cli/main.js', import.meta.url));
 
+/** Boot roots test servers get unless a test passes --boot-roots itself. */
+export const TEST_BOOT_ROOTS = ['/srv/forge', tmpdir(), process.env['FORGE_TEST_CACHE'] ?? '/var/cache/forge-test', ...(process.env['FORGE_TEST_KERNEL_DIR'] !== undefined ? [process.env['FORGE_TEST_KERNEL_DIR']] : [])];
+
 export interface CliResult {
   code: number;
   stdout: string;
@@ -94,6 +97,10 @@ export async function startForge(opts: StartOptions = {}): Promise<ForgeServer> 
     'warn',
   ];
   if (opts.tftp !== true) args.push('--tftp-enabled', 'false');
+  // Test fixtures live in temp dirs and the test cache: configure those as
+  // boot roots (beside the README's /srv/forge) instead of loosening the rule.
+  const extra = opts.args ?? [];
+  if (!extra.includes('--boot-roots')) args.push('--boot-roots', TEST_BOOT_ROOTS.join(' '));
   args.push(...(opts.args ?? []));
   // Keep the host's FORGE_* settings out of the test server.
   const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));

@@ -34,6 +34,7 @@ const PINNED: Record<string, [status: number, exit: number]> = {
   TEMPLATE_PATH: [400, 3],
   VALIDATION_FAILED: [422, 8],
   IMPORT_UNRECOGNISED: [400, 3],
+  PATH_OUTSIDE_ROOTS: [400, 3],
   LOADER_MISSING: [404, 4],
   RANGE_NOT_SATISFIABLE: [416, 3],
   CONFIG_INVALID: [400, 2],

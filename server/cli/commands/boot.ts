@@ -88,7 +88,7 @@ const importCmd: CommandSpec = {
   help: [
     'Examples:',
     '  forge import --path /usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64 --name deb12',
-    '  forge import --path /srv/mirror/rocky9 --name rocky9 --breed redhat',
+    '  forge import --path /srv/forge/rocky9 --name rocky9 --breed redhat',
     'Recognised: Debian/Ubuntu netboot (linux + initrd.gz), Red Hat (.treeinfo + images/pxeboot),',
     'SUSE (boot/ARCH/loader), Ubuntu live server (casper/vmlinuz + casper/initrd; 20.04+ installs with',
     'subiquity autoinstall, and its kernel needs the ISO: --iso-url, or an .iso file in the tree).',

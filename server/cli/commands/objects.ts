@@ -149,7 +149,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
     options: { name: NAME, ...fopts, ...iopts, json: JSON_OPT },
     help:
       kind === 'distro'
-        ? 'example: forge distro add --name deb12 --arch x86_64 --breed debian --os-version bookworm --kernel /srv/deb12/linux --initrd /srv/deb12/initrd.gz'
+        ? 'example: forge distro add --name deb12 --arch x86_64 --breed debian --os-version bookworm --kernel /srv/forge/deb12/linux --initrd /srv/forge/deb12/initrd.gz'
         : kind === 'profile'
           ? 'example: forge profile add --name deb12-web --distro deb12 --autoinstall preseed/default.seed --kernel-options "console=ttyS0,115200"'
           : 'example: forge system add --name vm9 --profile deb12-web --mac=random --virt-type kvm',

@@ -26,6 +26,7 @@ import { sha256Of } from '../../boot/distfiles.js';
 import { parseRange } from '../../boot/range.js';
 import { parseBootPath } from '../../boot/target.js';
 import { normalizeMac } from '../../core/mac.js';
+import { bootRootsOf, whyRefused } from '../../boot/confine.js';
 
 const TEXT = 'text/plain; charset=utf-8';
 
@@ -129,7 +130,7 @@ function query(req: Request, name: string): string | undefined {
 export interface BootRouteDeps {
   boot: BootService;
   store: Store;
-  config: Pick<ForgeConfig, 'loaders' | 'bios_loader' | 'uefi_loader' | 'unknown_boot' | 'stall_minutes' | 'pxe_just_once'>;
+  config: Pick<ForgeConfig, 'loaders' | 'bios_loader' | 'uefi_loader' | 'unknown_boot' | 'stall_minutes' | 'pxe_just_once' | 'boot_roots' | 'data_dir'>;
   log: Logger;
   baseUrl: BaseUrl;
 }
@@ -223,6 +224,10 @@ export function bootRouter(deps: BootRouteDeps): Router {
     try {
       const d = await store.get('distro', distroName);
       if (d === undefined || d.tree === '') return sendError(res, 404, `no install tree for distro ${distroName}`);
+      if (whyRefused(d.tree, bootRootsOf(deps.config)) !== undefined) {
+        log.warn('install tree outside the boot roots not served', { distro: distroName, tree: d.tree });
+        return sendError(res, 404, `no servable install tree for distro ${distroName} (outside the boot roots; see forge check)`);
+      }
       if (rel.split('/').some((seg) => seg === '..') || rel.includes('\0') || rel.includes('\\')) {
         return sendError(res, 404, 'no such file in the tree');
       }
