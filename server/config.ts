@@ -147,7 +147,7 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   tftp_max_transfers: { kind: 'int', doc: 'concurrent TFTP transfers' },
   boot_roots: {
     kind: 'list',
-    doc: 'directories distro kernels/initrds/trees may come from (default /srv/forge DATA_DIR/distros /usr/lib/debian-installer and the loader package dirs; never / /etc /root /proc /sys /dev or DATA_DIR)',
+    doc: 'directories distro kernels/initrds/trees may come from (default /srv/forge DATA_DIR/distros /usr/lib/debian-installer and the loader package dirs, /var/www/cobbler; never / /etc /root /proc /sys /dev or DATA_DIR)',
     shape: (v: string[]) => v.map((r) => (r.startsWith('/') ? undefined : `"${r}" must be an absolute path`)).find((x) => x !== undefined),
   },
   loaders: { kind: 'map', doc: 'loader file name -> path overrides' },

@@ -115,7 +115,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   const renderer = new Renderer(rootsFor(config));
   const app = buildApp(
     {
-      cobbler: cobblerApiRouter({ store, settings, token, log }),
+      cobbler: cobblerApiRouter({ store, settings, token, log, config }),
       autoinstall: autoinstallRouter({
         autoinstall: new AutoinstallService(store, settings, renderer),
         renderer,

@@ -20,8 +20,11 @@ export const distrosDirOf = (dataDir: string): string => join(dataDir, 'distros'
 
 /**
  * The built-in roots: a site directory, DATA_DIR/distros, the Debian
- * installer netboot images (debian-installer-*-netboot-* packages) and the
- * loader packages (ipxe, pxelinux, syslinux-common, grub-efi-*-signed, shim-signed).
+ * installer netboot images (debian-installer-*-netboot-* packages), the
+ * loader packages (ipxe, pxelinux, syslinux-common, grub-efi-*-signed,
+ * shim-signed) and Cobbler's published tree (/var/www/cobbler: its
+ * distro_mirror is where `forge import-cobbler` finds kernels, and Cobbler's
+ * own web server already publishes it).
  */
 export function defaultBootRoots(dataDir: string): string[] {
   return [
@@ -33,6 +36,7 @@ export function defaultBootRoots(dataDir: string): string[] {
     '/usr/lib/syslinux',
     '/usr/lib/grub',
     '/usr/lib/shim',
+    '/var/www/cobbler',
   ];
 }
 

@@ -30,7 +30,9 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { blendProfile, blendSystem } from '../core/blend.js';
 import type { Vars } from '../core/blend.js';
-import type { ForgeObject, KindMap, ObjectKind, Profile, System } from '../core/model.js';
+import type { Distro, ForgeObject, KindMap, ObjectKind, Profile, System } from '../core/model.js';
+import type { ForgeConfig } from '../config.js';
+import { assertDistroConfined, bootRootsOf } from '../boot/confine.js';
 import { OBJECT_KINDS } from '../core/model.js';
 import { FIELDS, INTERFACE_FIELDS, validateNew, validatePatch } from '../core/validate.js';
 import { VERSION } from '../core/version.js';
@@ -115,6 +117,8 @@ export interface CobblerApiDeps {
   /** login's password and the write token. */
   token: string;
   log: Logger;
+  /** boot_roots and data_dir: distro files are confined (boot/confine.ts), as on the REST API. */
+  config: Pick<ForgeConfig, 'boot_roots' | 'data_dir'>;
 }
 
 export class CobblerApi {
@@ -317,10 +321,15 @@ export class CobblerApi {
     try {
       if (p.name === undefined) {
         const obj = validateNew(kind, p.patch) as KindMap[typeof kind];
+        if (kind === 'distro') assertDistroConfined(obj as Distro, bootRootsOf(this.ctx.config));
         await this.ctx.store.create(kind, obj);
       } else {
         const patch = p.patch;
-        await this.ctx.store.update(kind, p.name, (cur) => validatePatch(kind, cur, patch));
+        await this.ctx.store.update(kind, p.name, (cur) => {
+          const next = validatePatch(kind, cur, patch);
+          if (kind === 'distro') assertDistroConfined(next as Distro, bootRootsOf(this.ctx.config));
+          return next;
+        });
       }
     } catch (e) {
       if (e instanceof ForgeError) throw new Fault(`${e.code}: ${e.message}`);

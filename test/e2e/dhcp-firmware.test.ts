@@ -55,7 +55,7 @@ test('real firmware: OVMF EDK II PXE and the iPXE ROM get their fixed addresses 
   let out = '';
   try {
     const store = new SqliteStore({ file: db });
-    await store.create('distro', { ...defaultDistro('deb12'), kernel: '/k', initrd: '/i' });
+    await store.create('distro', { ...defaultDistro('deb12'), kernel: '/srv/forge/k', initrd: '/srv/forge/i' });
     await store.create('profile', { ...defaultProfile('base'), distro: 'deb12' });
     for (const [name, mac, ip] of [['edk', '52:54:00:f0:9e:03', '10.98.0.33'], ['ipxe', '52:54:00:f0:9e:01', '10.98.0.31']] as const) {
       await store.create('system', { ...defaultSystem(name), profile: 'base', interfaces: { eth0: { ...defaultInterface(), mac_address: mac, ip_address: ip } } });
@@ -125,7 +125,7 @@ test('real firmware: OVMF EDK II PXE in proxy mode beside dnsmasq gets the addre
   let dnsLog = '';
   try {
     const store = new SqliteStore({ file: db });
-    await store.create('distro', { ...defaultDistro('deb12'), kernel: '/k', initrd: '/i' });
+    await store.create('distro', { ...defaultDistro('deb12'), kernel: '/srv/forge/k', initrd: '/srv/forge/i' });
     await store.create('profile', { ...defaultProfile('base'), distro: 'deb12' });
     await store.create('system', { ...defaultSystem('edk'), profile: 'base', interfaces: { eth0: { ...defaultInterface(), mac_address: '52:54:00:f0:9e:03' } } });
     await store.close();

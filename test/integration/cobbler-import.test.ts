@@ -76,8 +76,8 @@ function site(dir: string): void {
       distro('deb12', {
         breed: 'debian',
         os_version: 'bookworm',
-        kernel: '/srv/deb12/linux',
-        initrd: '/srv/deb12/initrd.gz',
+        kernel: '/srv/forge/deb12/linux',
+        initrd: '/srv/forge/deb12/initrd.gz',
       }),
       distro('power9', { arch: 'ppc64', breed: 'redhat' }),
       distro('esxi8', { breed: 'vmware', os_version: 'esxi80' }),
@@ -206,7 +206,7 @@ test('import-cobbler: dry run reports and changes nothing; the import maps every
   assert.equal(el9['ctime'], new Date(1700000000250).toISOString(), 'ctime kept from Cobbler');
   assert.equal(el9['mtime'], new Date(1700000100500).toISOString());
   const deb = byName(all.distros, 'deb12');
-  assert.deepEqual([deb['breed'], deb['os_version'], deb['kernel'], deb['boot_loaders']], ['debian', 'bookworm', '/srv/deb12/linux', []]);
+  assert.deepEqual([deb['breed'], deb['os_version'], deb['kernel'], deb['boot_loaders']], ['debian', 'bookworm', '/srv/forge/deb12/linux', []]);
   assert.equal(byName(all.distros, 'esxi8')['breed'], 'generic');
   assert.equal(all.distros.find((d) => d['name'] === 'power9'), undefined, 'ppc64 distro not imported');
 
@@ -325,7 +325,7 @@ test('import-cobbler: a conflicting import changes nothing', async () => {
   assert.ok(before.systems.length > 0, 'the first test imported the site');
   const dir = join(tmp, 'conflict');
   writeCobblerDir(dir, {
-    distros: [distro('brand-new', {}), distro('deb12', { kernel: '/srv/other/linux', initrd: '/srv/other/initrd' })],
+    distros: [distro('brand-new', {}), distro('deb12', { kernel: '/srv/forge/other/linux', initrd: '/srv/forge/other/initrd' })],
     profiles: [profile('new-prof', { distro: 'brand-new' })],
     systems: [system('new-sys', { profile: 'new-prof', interfaces: { eth0: iface({ mac_address: '52:54:00:bb:00:01' }) } })],
   });

@@ -39,7 +39,7 @@ interface Forge {
 async function seed(dataDir: string, systems: { name: string; mac: string; ip: string }[]): Promise<void> {
   const store = new SqliteStore({ file: join(dataDir, 'forge.db') });
   try {
-    await store.create('distro', { ...defaultDistro('deb12'), kernel: '/k', initrd: '/i' });
+    await store.create('distro', { ...defaultDistro('deb12'), kernel: '/srv/forge/k', initrd: '/srv/forge/i' });
     await store.create('profile', { ...defaultProfile('deb12-base'), distro: 'deb12' });
     for (const s of systems) {
       await store.create('system', {

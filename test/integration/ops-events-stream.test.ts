@@ -22,7 +22,7 @@ before(async () => {
     const r = await forge.api(m, p, b);
     assert.ok(r.status < 300, `${m} ${p}: ${JSON.stringify(r.body)}`);
   };
-  await ok('POST', '/api/v1/distros', { name: 'd', kernel: '/k', initrd: '/i', breed: 'generic' });
+  await ok('POST', '/api/v1/distros', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i', breed: 'generic' });
   await ok('POST', '/api/v1/profiles', { name: 'p', distro: 'd' });
   for (const [n, mac] of [['web1', '52:54:00:10:00:01'], ['web2', '52:54:00:10:00:02'], ['db1', '52:54:00:10:00:03']]) {
     await ok('POST', '/api/v1/systems', { name: n, profile: 'p', interfaces: { eth0: { mac_address: mac } } });

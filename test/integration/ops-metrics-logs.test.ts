@@ -93,7 +93,7 @@ test('metrics parse with the Prometheus parser and move with perfdhcp, atftp and
       httpRequests++;
       return forge.text(p);
     };
-    await api('POST', '/api/v1/distros', { name: 'd', kernel: '/k', initrd: '/i', breed: 'generic' });
+    await api('POST', '/api/v1/distros', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i', breed: 'generic' });
     await api('POST', '/api/v1/profiles', { name: 'p', distro: 'd' });
     await api('POST', '/api/v1/systems', { name: 'vm1', profile: 'p', interfaces: { eth0: { mac_address: '52:54:00:aa:00:01' } } });
 

@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecResult, Lan } from './netns.js';
-import { FORGE_BIN, TEST_BOOT_ROOTS } from './server.js';
+import { FORGE_BIN, testBootRoots } from './server.js';
 import { buildInitramfs } from './guest.js';
 
 export interface NsForge {
@@ -42,7 +42,7 @@ export async function startForgeIn(lan: Lan, dataDir: string, flags: string[], p
     '--server', lan.serverIp,
     '--log-level', 'info',
     // Fixtures live in temp dirs and the test cache: configured as boot roots.
-    ...(flags.includes('--boot-roots') ? [] : ['--boot-roots', TEST_BOOT_ROOTS.join(' ')]),
+    ...(flags.includes('--boot-roots') ? [] : testBootRoots(dataDir).flatMap((r) => ['--boot-roots', r])),
     ...flags,
   ];
   const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));

@@ -13,12 +13,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultBootRoots } from '../../server/boot/confine.js';
 
 /** dist/server/cli/main.js (this file is dist/test/lib/server.js once built). */
 export const FORGE_BIN = fileURLToPath(new URL('../../server/cli/main.js', import.meta.url));
 
-/** Boot roots test servers get unless a test passes --boot-roots itself. */
-export const TEST_BOOT_ROOTS = ['/srv/forge', tmpdir(), process.env['FORGE_TEST_CACHE'] ?? '/var/cache/forge-test', ...(process.env['FORGE_TEST_KERNEL_DIR'] !== undefined ? [process.env['FORGE_TEST_KERNEL_DIR']] : [])];
+/** Boot roots test servers get unless a test passes --boot-roots itself: the built-in ones plus the fixtures' places. */
+export const testBootRoots = (dataDir: string): string[] => [...defaultBootRoots(dataDir), ...TEST_BOOT_ROOTS];
+const TEST_BOOT_ROOTS = [tmpdir(), process.env['FORGE_TEST_CACHE'] ?? '/var/cache/forge-test', ...(process.env['FORGE_TEST_KERNEL_DIR'] !== undefined ? [process.env['FORGE_TEST_KERNEL_DIR']] : [])];
 
 export interface CliResult {
   code: number;
@@ -100,7 +102,7 @@ export async function startForge(opts: StartOptions = {}): Promise<ForgeServer> 
   // Test fixtures live in temp dirs and the test cache: configure those as
   // boot roots (beside the README's /srv/forge) instead of loosening the rule.
   const extra = opts.args ?? [];
-  if (!extra.includes('--boot-roots')) args.push('--boot-roots', TEST_BOOT_ROOTS.join(' '));
+  if (!extra.includes('--boot-roots')) for (const r of testBootRoots(dataDir)) args.push('--boot-roots', r);
   args.push(...(opts.args ?? []));
   // Keep the host's FORGE_* settings out of the test server.
   const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
