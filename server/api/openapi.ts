@@ -130,6 +130,23 @@ export function openapiDocument(version: string): Schema {
       post: { summary: `install callback ${cb}`, responses: { 200: { description: 'recorded' }, 404: err } },
     };
   }
+  paths['/api/v1/systems/{name}/install/report'] = {
+    parameters: sysName,
+    post: { summary: 'subiquity webhook reporter (autoinstall reporting): one JSON install event -> install_progress', responses: { 200: { description: 'recorded' }, 404: err, 413: err } },
+  };
+  paths['/api/v1/systems/{name}/cloud-init/done'] = {
+    parameters: sysName,
+    get: { summary: 'cloud-init phone_home -> cloud_init_done (no token)', responses: { 200: { description: 'recorded' }, 404: err } },
+    post: { summary: 'cloud-init phone_home (form: instance_id, hostname, fqdn) -> cloud_init_done', responses: { 200: { description: 'recorded' }, 404: err } },
+  };
+  paths['/cloud-init/{kind}/{name}/{file}'] = {
+    parameters: [...kindName, { name: 'file', in: 'path', required: true, schema: { type: 'string', enum: ['user-data', 'meta-data', 'vendor-data', 'network-config'] } }],
+    get: { summary: 'cloud-init NoCloud seed file, rendered at request time (Ubuntu autoinstall reads user-data here)', responses: { 200: text, 404: err, 500: err } },
+  };
+  paths['/autoinstall/{kind}/{name}/repo-key/{file}'] = {
+    parameters: [...kindName, { name: 'file', in: 'path', required: true, schema: { type: 'string' } }],
+    get: { summary: 'an inline armoured repository key (autoinstall_meta repo_key_NAME) as NAME.asc', responses: { 200: text, 404: err } },
+  };
   paths['/cblr/svc/op/nopxe/system/{name}'] = { parameters: sysName, get: { summary: 'Cobbler alias of install/done', responses: { 200: { description: 'recorded' } } } };
   paths['/api/v1/systems/{name}/autoinstall'] = { parameters: sysName, get: { summary: 'rendered autoinstall (preview, no event)', responses: { 200: text, 500: err } } };
   paths['/api/v1/profiles/{name}/autoinstall'] = { parameters: sysName, get: { summary: 'rendered autoinstall (preview)', responses: { 200: text, 500: err } } };
