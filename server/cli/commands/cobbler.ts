@@ -9,6 +9,10 @@ import { validateNew } from '../../core/validate.js';
 import { planImport } from '../../cobbler/import.js';
 import type { ImportPlan, Unmapped } from '../../cobbler/import.js';
 import { readCobblerDir } from '../../cobbler/read.js';
+import { convertCheetah } from '../../cobbler/cheetah/convert.js';
+import type { Leftover } from '../../cobbler/cheetah/convert.js';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import type { CliIO, CommandSpec } from '../command.js';
 
 const KINDS: { kind: ObjectKind; key: 'distros' | 'profiles' | 'systems' }[] = [
@@ -179,4 +183,67 @@ export const listCmd: CommandSpec = {
   },
 };
 
-export const commands: CommandSpec[] = [importCobblerCmd, syncCmd, validateAutoinstallsCmd, reportCmd, listCmd];
+function walk(dir: string): string[] {
+  return readdirSync(dir)
+    .sort()
+    .flatMap((n) => {
+      const p = join(dir, n);
+      const st = statSync(p);
+      return st.isDirectory() ? walk(p) : st.isFile() ? [p] : [];
+    });
+}
+
+export const templateConvertCmd: CommandSpec = {
+  path: ['template', 'convert'],
+  summary: 'convert Cobbler Cheetah templates and snippets to nunjucks; every part it cannot convert is marked in the output and listed (exit 3)',
+  options: {
+    out: { type: 'string', description: 'where to write: a file for FILE (default stdout), a directory for DIR (required)', arg: 'PATH' },
+    json: { type: 'boolean', description: 'machine-readable JSON report' },
+  },
+  positionals: true,
+  help:
+    'Cobbler snippets go to the site snippets dir (forge serve --snippets-dir), templates to --templates-dir;\n' +
+    '$SNIPPET(\'name\') becomes {% include "snippets/name" %}.\n' +
+    'example: forge template convert /var/lib/cobbler/snippets --out /etc/forge/snippets',
+  async run(args, io) {
+    if (args.positionals.length !== 1) throw new ForgeError('USAGE', 'give one Cheetah file or directory', { field: 'path' });
+    const src = args.positionals[0]!;
+    let st;
+    try {
+      st = statSync(src);
+    } catch (e) {
+      throw new ForgeError('USAGE', `cannot read ${src}: ${(e as Error).message}`, { field: 'path' });
+    }
+    const out = typeof args.values['out'] === 'string' ? args.values['out'] : undefined;
+    const files = st.isDirectory() ? walk(src) : [src];
+    if (st.isDirectory() && out === undefined) throw new ForgeError('USAGE', 'converting a directory needs --out DIR', { field: 'out' });
+    const report: { file: string; leftovers: Leftover[]; notes: { line: number; message: string }[] }[] = [];
+    for (const f of files) {
+      const r = convertCheetah(readFileSync(f, 'utf8'));
+      const rel = st.isDirectory() ? relative(src, f) : f;
+      if (out === undefined) io.out(r.text.replace(/\n$/, ''));
+      else {
+        const dest = st.isDirectory() ? join(out, rel) : out;
+        mkdirSync(dirname(dest), { recursive: true });
+        writeFileSync(dest, r.text);
+      }
+      report.push({ file: rel, leftovers: r.leftovers, notes: r.notes });
+    }
+    const left = report.reduce((n, r) => n + r.leftovers.length, 0);
+    if (args.values['json'] === true) {
+      const doc = JSON.stringify({ files: report, leftovers: left }, null, 2);
+      if (out === undefined) io.err(doc);
+      else io.out(doc);
+    } else {
+      const say = (l: string): void => (out === undefined ? io.err(l) : io.out(l));
+      for (const r of report) {
+        for (const l of r.leftovers) say(`${r.file}:${l.line}: not converted: ${l.reason}${l.source !== '' ? `: ${l.source.trim()}` : ''}`);
+        for (const n of r.notes.filter((x) => x.message.startsWith('warning: '))) say(`${r.file}:${n.line}: ${n.message}`);
+      }
+      say(`${files.length} file(s) converted, ${left} part(s) left for a person (marked "CHEETAH line N" in the output)`);
+    }
+    return left === 0 ? 0 : 3;
+  },
+};
+
+export const commands: CommandSpec[] = [templateConvertCmd, importCobblerCmd, syncCmd, validateAutoinstallsCmd, reportCmd, listCmd];

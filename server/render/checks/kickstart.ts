@@ -171,7 +171,8 @@ export function checkKickstart(text: string, version: KsVersion = 'RHEL9'): KsPr
       seen.set(cmd, (seen.get(cmd) ?? 0) + 1);
       return;
     }
-    if (cmd.startsWith('%')) {
+    // %include / %ksappend are pykickstart directives (KNOWN), not sections.
+    if (cmd.startsWith('%') && !KNOWN.has(cmd)) {
       p(n, `unknown section or directive ${cmd}`);
       return;
     }
