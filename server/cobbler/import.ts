@@ -16,6 +16,8 @@ import { INHERIT } from '../core/model.js';
 import type { Distro, NetInterface, OptionDict, Profile, System } from '../core/model.js';
 import { defaultDistro, defaultInterface, defaultProfile, defaultSystem } from '../core/defaults.js';
 import type { ExportDocument } from '../store/store.js';
+import { validateNew } from '../core/validate.js';
+import { ForgeError } from '../errors.js';
 
 export type Rec = Record<string, unknown>;
 
@@ -83,7 +85,13 @@ const REASONS: Record<string, string> = {
   image: 'forge has no image objects',
   parent: 'forge distros have no parent',
 };
-const POWER_REASON = 'forge has no power management fields yet (issue 18)';
+const POWER_REASON = 'a Cobbler power setting forge does not drive (forge: libvirt, ipmi, redfish)';
+
+/** Cobbler fence-agent names -> forge's power drivers (forge drives IPMI as lanplus). */
+export const POWER_TYPE_MAP: Record<string, System['power_type']> = {
+  ipmilanplus: 'ipmi', ipmilan: 'ipmi', ipmitool: 'ipmi', ipmi: 'ipmi',
+  redfish: 'redfish', virsh: 'libvirt', libvirt: 'libvirt',
+};
 
 function reasonFor(field: string): string {
   if (field.startsWith('power_')) return POWER_REASON;
@@ -381,6 +389,32 @@ function mapInterface(c: Ctx, ifname: string, rec: Rec): NetInterface | undefine
   return i;
 }
 
+/**
+ * Cobbler's power_* -> forge's. Taken only when forge's driver rules accept
+ * them together (core/validate.ts); otherwise reported and left off, so one
+ * incomplete BMC record does not stop the whole import.
+ */
+function mapPower(c: Ctx, rec: Rec, s: System): void {
+  const type = str(rec['power_type']);
+  if (type === '') return;
+  const t = POWER_TYPE_MAP[type];
+  if (t === undefined) {
+    c.lost('power_type', type, `forge drives power with libvirt, ipmi (ipmitool lanplus) and redfish; ${type} not imported`);
+    return;
+  }
+  if (type === 'ipmilan') c.lost('power_type', type, 'forge drives IPMI as lanplus (IPMI 2.0); imported as ipmi');
+  const trial: System = { ...s, power_type: t, power_address: str(rec['power_address']), power_user: str(rec['power_user']), power_pass: str(rec['power_pass']), power_id: str(rec['power_id']) };
+  try {
+    validateNew('system', trial);
+  } catch (e) {
+    if (e instanceof ForgeError && (e.field ?? '').startsWith('power_')) {
+      c.lost(e.field ?? 'power_type', rec[e.field ?? 'power_type'] ?? '', `power settings not imported: ${e.message}`);
+      return;
+    }
+  }
+  Object.assign(s, { power_type: trial.power_type, power_address: trial.power_address, power_user: trial.power_user, power_pass: trial.power_pass, power_id: trial.power_id });
+}
+
 function mapSystem(rec: Rec): { obj?: System; c: Ctx } {
   const name = str(rec['name']);
   const c = new Ctx(`system ${name}`);
@@ -407,6 +441,8 @@ function mapSystem(rec: Rec): { obj?: System; c: Ctx } {
   s.virt_pxe_boot = bool(rec['virt_pxe_boot']) ?? false;
   s.boot_loaders = stringList(rec['boot_loaders']);
   const used = virtFields(c, rec, s);
+  mapPower(c, rec, s);
+  for (const k of ['power_type', 'power_address', 'power_user', 'power_pass', 'power_id']) used.add(k);
   const ifaces = rec['interfaces'];
   if (typeof ifaces === 'object' && ifaces !== null && !Array.isArray(ifaces)) {
     for (const [ifname, raw] of Object.entries(ifaces as Record<string, unknown>)) {

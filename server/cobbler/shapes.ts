@@ -150,17 +150,18 @@ export function rawRecord(kind: ObjectKind, o: ForgeObject): CobblerRecord {
     repos_enabled: false,
     ipv6_autoconfiguration: false,
     ipv6_default_device: '',
-    power_address: '',
-    power_id: '',
-    power_pass: '',
-    power_type: '',
-    power_user: '',
+    power_type: cobblerPowerType(s.power_type),
     power_options: '',
     power_identity_file: '',
     serial_device: -1,
     serial_baud_rate: -1,
     boot_loaders: s.boot_loaders.length === 0 ? INHERIT : s.boot_loaders,
   };
+}
+
+/** forge's power driver under Cobbler's name (what a Cobbler client set and compares against). */
+export function cobblerPowerType(t: System['power_type']): string {
+  return t === 'none' ? '' : t === 'ipmi' ? 'ipmilanplus' : t === 'libvirt' ? 'virsh' : t;
 }
 
 function firstInterface(s: System): string | undefined {
@@ -224,7 +225,11 @@ export function renderedRecord(kind: 'system' | 'profile', vars: Vars, plain: Va
     // blender: every interface field also as FIELD_IFNAME
     for (const k of Object.keys(rec)) if (/_[^_]+$/.test(k) && Object.keys(s.interfaces).some((n) => k.endsWith(`_${n}`))) delete rec[k];
     for (const [n, i] of Object.entries(ifaces)) for (const [k, v] of Object.entries(i)) rec[`${k}_${n}`] = v;
-    for (const k of ['power_address', 'power_id', 'power_pass', 'power_type', 'power_user', 'power_options', 'power_identity_file']) rec[k] = '';
+    // Cobbler's blend carries the power fields (forge's leaves power_pass out: templates are public).
+    for (const k of ['power_address', 'power_id', 'power_pass', 'power_user'] as const) rec[k] = s[k];
+    rec['power_type'] = cobblerPowerType(s.power_type);
+    rec['power_options'] = '';
+    rec['power_identity_file'] = '';
   } else {
     rec['profile_name'] = obj.name;
     delete rec['system_name'];

@@ -34,7 +34,8 @@ import type { Distro, ForgeObject, KindMap, ObjectKind, Profile, System } from '
 import type { ForgeConfig } from '../config.js';
 import { assertDistroConfined, bootRootsOf } from '../boot/confine.js';
 import { OBJECT_KINDS } from '../core/model.js';
-import { FIELDS, INTERFACE_FIELDS, validateNew, validatePatch } from '../core/validate.js';
+import { FIELDS, INTERFACE_FIELDS, redact, validateNew, validatePatch } from '../core/validate.js';
+import { POWER_TYPE_MAP } from './import.js';
 import { VERSION } from '../core/version.js';
 import { ForgeError } from '../errors.js';
 import { chainOf } from '../catalog.js';
@@ -90,7 +91,7 @@ const IFACE_KEYS: Record<string, keyof typeof INTERFACE_FIELDS> = {
 };
 
 function why(field: string): string {
-  if (field.startsWith('power_')) return 'forge has no power management fields yet (issue 18)';
+  if (field.startsWith('power_')) return 'not a power field forge drives (power_type, power_address, power_user, power_pass, power_id)';
   if (field.startsWith('ipv6')) return 'forge configures IPv4 only';
   return 'forge has no such field';
 }
@@ -106,8 +107,8 @@ function str(v: unknown, what: string): string {
  * anonymous reader. Kept as one function so forge's secret rules apply here
  * and in REST alike.
  */
-export function readView(rec: CobblerRecord, _authenticated: boolean): CobblerRecord {
-  return rec;
+export function readView(kind: ObjectKind, rec: CobblerRecord, authenticated: boolean): CobblerRecord {
+  return authenticated ? rec : redact(kind, rec);
 }
 
 /** What the XML-RPC API uses. */
@@ -144,14 +145,14 @@ export class CobblerApi {
     const kind = this.kindOf(what);
     if (kind === 'repo' || kind === 'image' || kind === 'menu') return [];
     const authed = this.authed(token);
-    return (await this.ctx.store.list(kind)).map((o) => readView(stripNone(rawRecord(kind, o)) as CobblerRecord, authed));
+    return (await this.ctx.store.list(kind)).map((o) => readView(kind, stripNone(rawRecord(kind, o)) as CobblerRecord, authed));
   }
 
   async getItem(what: unknown, name: unknown, token?: unknown): Promise<CobblerRecord | string> {
     const kind = this.kindOf(what);
     if (kind === 'repo' || kind === 'image' || kind === 'menu') return '~';
     const o = await this.ctx.store.get(kind, str(name, 'name'));
-    return o === undefined ? '~' : readView(stripNone(rawRecord(kind, o)) as CobblerRecord, this.authed(token));
+    return o === undefined ? '~' : readView(kind, stripNone(rawRecord(kind, o)) as CobblerRecord, this.authed(token));
   }
 
   async findItems(what: unknown, criteria: unknown, expand: unknown, token?: unknown): Promise<(CobblerRecord | string)[]> {
@@ -172,7 +173,7 @@ export class CobblerApi {
     const full = expand !== undefined && expand !== false && expand !== 0 && expand !== '' && expand !== '~';
     if (!full) return (await this.ctx.store.listNames(kind, filter)).sort();
     const authed = this.authed(token) || this.authed(expand);
-    return (await this.ctx.store.list(kind, filter)).map((o) => readView(stripNone(rawRecord(kind, o)) as CobblerRecord, authed));
+    return (await this.ctx.store.list(kind, filter)).map((o) => readView(kind, stripNone(rawRecord(kind, o)) as CobblerRecord, authed));
   }
 
   private async blendBoth(kind: 'system' | 'profile', obj: ForgeObject): Promise<{ vars: Vars; plain: Vars }> {
@@ -198,7 +199,7 @@ export class CobblerApi {
     const o = await this.ctx.store.get(kind, str(name, 'name'));
     if (o === undefined) return {};
     const { vars, plain } = await this.blendBoth(kind, o);
-    return readView(renderedRecord(kind, vars, plain, o), this.authed(token));
+    return readView(kind, renderedRecord(kind, vars, plain, o), this.authed(token));
   }
 
   async blendedData(profile: unknown, system: unknown, token?: unknown): Promise<CobblerRecord> {
@@ -309,6 +310,12 @@ export class CobblerApi {
     if (!(attr in FIELDS[kind]) || FIELDS[kind][attr]?.readonly === true) {
       if (kind === 'system' && attr in INTERFACE_FIELDS) throw new Fault(`${attr}: an interface field: use modify_interface {"${attr.replace(/_/g, '')}-eth0": ...}`);
       throw new Fault(`${kind} ${attr0}: ${why(attr0)}`);
+    }
+    // Cobbler's fence-agent names for power_type (ipmilanplus, virsh, ...) -> forge's drivers.
+    if (attr === 'power_type' && typeof arg === 'string') {
+      const t = arg === '' ? 'none' : POWER_TYPE_MAP[arg] ?? arg;
+      p.patch[attr] = t;
+      return true;
     }
     p.patch[attr] = arg === '~' ? '' : arg;
     return true;

@@ -106,6 +106,15 @@ def ansible(host, port, password, profile, name):
         "eth0_cnames": sysrec["interfaces"]["eth0"]["cnames"],
         "bond0_type": sysrec["interfaces"]["bond0"]["interface_type"],
     }
+    # power fields as Ansible sets them (Cobbler names), then the anonymous and the token view
+    pid = s.get_system_handle(name, token)
+    for key, value in (("power_type", "ipmilanplus"), ("power_address", "192.0.2.250"), ("power_user", "admin"), ("power_pass", "bmc-secret")):
+        s.modify_system(pid, key, value, token)
+    s.save_system(pid, token)
+    anon = s.get_system(name)
+    authed = s.find_system(dict(name=name), token)[0]
+    out["power"] = {"anon_pass": anon["power_pass"], "anon_type": anon["power_type"], "pass": authed["power_pass"], "type": authed["power_type"],
+                    "rendered_anon_pass": s.get_system_as_rendered(name)["power_pass"], "rendered_pass": s.get_system_as_rendered(name, token)["power_pass"]}
     # state=present, existing entry (Cobbler < 3.4: handle with token)
     if float(out["version"]) >= 3.4:
         hid = s.get_system_handle(name)
@@ -122,7 +131,7 @@ def ansible(host, port, password, profile, name):
         ("no_token_new", lambda: s.new_system("")),
         ("no_token_modify", lambda: s.modify_system(hid, "comment", "x", "")),
         ("no_token_remove", lambda: s.remove_system(name, "bad-token")),
-        ("power_field", lambda: s.modify_system(s.get_system_handle(name, token), "power_type", "ipmilan", token)),
+        ("power_field", lambda: s.modify_system(s.get_system_handle(name, token), "power_options", "lanplus", token)),
         ("bad_ip", lambda: (s.modify_system(hid2, "modify_interface", {"ipaddress-eth0": "999.1.1.1"}, token), s.save_system(hid2, token))),
         ("unknown_method", lambda: s.frobnicate()),
     ):

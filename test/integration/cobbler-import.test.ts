@@ -139,13 +139,15 @@ function site(dir: string): void {
         status: 'production',
         virt_path: '/var/lib/libvirt/images',
         virt_pxe_boot: true,
+        power_type: 'drac',
+        power_address: 'drac.lab.example',
         interfaces: {
           eth0: iface({ mac_address: '52:54:00:aa:00:11', interface_type: 'bridge_slave', interface_master: 'br0' }),
           br0: iface({ interface_type: 'bridge', static: true, ip_address: '192.0.2.22', netmask: '255.255.255.0', bridge_opts: 'stp=no' }),
           eth1: iface({ mac_address: '52:54:00:aa:00:12', interface_type: 'bonded_bridge_slave', interface_master: 'br0' }),
         },
       }),
-      system('deb1', { profile: 'deb12-base', interfaces: { eth0: iface({ mac_address: '52:54:00:aa:00:21', ip_address: '192.0.2.23' }) }, status: 'broken-status' }),
+      system('deb1', { profile: 'deb12-base', power_type: 'redfish', power_address: 'not a url', interfaces: { eth0: iface({ mac_address: '52:54:00:aa:00:21', ip_address: '192.0.2.23' }) }, status: 'broken-status' }),
       system('imgsys', { image: 'win-iso', interfaces: { eth0: iface({ mac_address: '52:54:00:aa:00:31' }) } }),
       system('p9sys', { profile: 'p9-kid' }),
     ],
@@ -278,8 +280,10 @@ test('import-cobbler: dry run reports and changes nothing; the import maps every
   assert.equal(v['virt_bridge'], 'br-prod');
 
   // ---- what could not be mapped, object by object
-  has(rep, 'system web1', 'power_type', /power management.*issue 18/);
-  has(rep, 'system web1', 'power_pass', /power management/);
+  assert.deepEqual([web1['power_type'], web1['power_address'], web1['power_user'], web1['power_pass']], ['ipmi', '192.0.2.201', 'admin', 'secret'], 'power fields mapped (ipmilanplus -> ipmi)');
+  assert.equal(rep.unmapped.find((u) => u.object === 'system web1' && u.field.startsWith('power_')), undefined);
+  has(rep, 'system db1', 'power_type', /drac not imported/);
+  has(rep, 'system deb1', 'power_address', /power settings not imported: .*power_address/);
   has(rep, 'system web1', 'interfaces.bmc0', /BMC/);
   has(rep, 'system web1', 'interfaces.bond0.cnames', /CNAME/);
   has(rep, 'system web1', 'interfaces.bond0.ipv6_address', /IPv4 only/);
@@ -317,7 +321,7 @@ test('import-cobbler: dry run reports and changes nothing; the import maps every
   assert.match(human.stdout, /would import 3 distros, 4 profiles, 3 systems/);
   assert.match(human.stdout, /would conflict .*distro el9-x86_64/);
   assert.match(human.stdout, /^ {2}system web1$/m);
-  assert.match(human.stdout, /^ {4}power_type = "ipmilanplus": forge has no power management/m);
+  assert.match(human.stdout, /^ {4}power_type = "drac": forge drives power with libvirt, ipmi/m);
 });
 
 test('import-cobbler: a conflicting import changes nothing', async () => {

@@ -111,7 +111,8 @@ test('Ansible cobbler_system: login, find, new/modify/save, modify existing, syn
   assert.match(f['no_token_new']!, /invalid token/);
   assert.match(f['no_token_modify']!, /invalid token/);
   assert.match(f['no_token_remove']!, /invalid token/);
-  assert.match(f['power_field']!, /power management.*issue 18/);
+  assert.match(f['power_field']!, /power_options: not a power field forge drives/);
+  assert.deepEqual(r['power'], { anon_pass: '********', anon_type: 'ipmilanplus', pass: 'bmc-secret', type: 'ipmilanplus', rendered_anon_pass: '********', rendered_pass: 'bmc-secret' }, 'secrets masked for anonymous readers (koan), shown with the token');
   assert.match(f['bad_ip']!, /INVALID_FIELD: .*interfaces\.eth0\.ip_address/);
   assert.match(f['unknown_method']!, /frobnicate is not supported/);
   assert.equal(r['after_faults'], '192.0.2.78', 'a refused save changed nothing');
