@@ -27,6 +27,8 @@ export interface ForgeApi {
   system?(name: string): Promise<Record<string, unknown> | undefined>;
   /** Copies a system record (POST .../copy: MACs and IPs cleared), then sets the MAC of each named interface. */
   copySystem?(from: string, to: string, macs: Record<string, string>): Promise<void>;
+  /** The system's newest event (what forge saw of the install: autoinstall_served, install_start...). */
+  lastEvent?(system: string): Promise<{ type: string; time: string } | undefined>;
 }
 
 function parseRemoteFile(v: unknown, which: string, base: string): RemoteFile {
@@ -103,6 +105,19 @@ export class HttpForgeApi implements ForgeApi {
     } catch (e) {
       if (e instanceof ForgeError && e.code === 'NOT_FOUND') return undefined;
       throw e;
+    }
+  }
+
+  async lastEvent(system: string): Promise<{ type: string; time: string } | undefined> {
+    try {
+      const body = await this.request('GET', `/api/v1/systems/${encodeURIComponent(system)}/events?limit=1`);
+      const last = Array.isArray(body) ? (body[body.length - 1] as unknown) : undefined;
+      if (typeof last !== 'object' || last === null) return undefined;
+      const e = last as Record<string, unknown>;
+      return typeof e['type'] === 'string' && typeof e['time'] === 'string' ? { type: e['type'], time: e['time'] } : undefined;
+    } catch {
+      // Progress display only: the install goes on without it.
+      return undefined;
     }
   }
 

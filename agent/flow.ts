@@ -81,6 +81,33 @@ export function installerXml(plan: InstallPlan, base: Omit<DomainSpec, 'boot' | 
 }
 
 const TAIL_BYTES = 4096;
+/** How often --vm-poll prints where the installer is. */
+export const PROGRESS_EVERY_MS = 15_000;
+
+/** `1m05s`, `12s`. */
+function span(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+/** The last line the installer printed on its serial console, without control characters, at most 100 characters. */
+export function lastConsoleLine(tail: string): string {
+  const clean = tail.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+  const lines = clean.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const last = lines[lines.length - 1] ?? '';
+  return last.length > 100 ? `${last.slice(0, 97)}...` : last;
+}
+
+/**
+ * What --vm-poll prints while it waits: the stage forge saw (its newest
+ * event for the system), the time since the installer started and the last
+ * console line. Pure.
+ */
+export function progressLine(domain: string, elapsedMs: number, last: { type: string; time: string } | undefined, now: number, consoleTail: string): string {
+  const stage = last === undefined ? 'no event from the installer yet' : `${last.type} ${span(now - Date.parse(last.time))} ago`;
+  const line = lastConsoleLine(consoleTail);
+  return `${domain}: installing ${span(elapsedMs)}; forge saw ${stage}${line !== '' ? `; console: ${line}` : ''}`;
+}
 
 export function withMac(url: string, mac: string | undefined): string {
   if (mac === undefined) return url;
@@ -198,9 +225,15 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
       return { domain: plan.domain, virtType: decision.type, outcome: 'installer_started' };
     }
 
+    let progressAt = 0;
     for (;;) {
       const state = await virt.state(plan.domain);
       const elapsed = deps.now() - t0;
+      if (elapsed - progressAt >= PROGRESS_EVERY_MS) {
+        progressAt = elapsed;
+        const last = await deps.api.lastEvent?.(plan.system);
+        deps.err(progressLine(plan.domain, elapsed, last, deps.now(), deps.readTail(plan.installLog, TAIL_BYTES)));
+      }
       const verdict = judgeInstaller(state, elapsed, plan.timeoutSec * 1000, deps.readTail(plan.installLog, TAIL_BYTES));
       if (verdict.kind === 'finished') break;
       if (verdict.kind === 'failed') {

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ForgeError } from '../../server/errors.js';
 import type { AgentEvent, DistroFiles, ForgeApi } from '../../agent/api.js';
-import { runInstall, type FlowDeps } from '../../agent/flow.js';
+import { lastConsoleLine, PROGRESS_EVERY_MS, progressLine, runInstall, type FlowDeps } from '../../agent/flow.js';
 import type { VirtHost } from '../../agent/libvirt.js';
 import { parseOptions } from '../../agent/options.js';
 import { STATE } from '../../agent/plan.js';
@@ -216,4 +216,22 @@ test('flow: a failure before the installer starts undoes the definition and the 
   const t = world({ states: [STATE.running] });
   await assert.rejects(runInstall(opts(['--vm-poll', '--timeout', '2']), deps(t)));
   assert.ok(!t.calls.includes('undefine vm9') && !t.calls.includes('removeDisk'), t.calls.join(', '));
+});
+
+test('flow: while the installer runs, --vm-poll prints the stage forge saw, the elapsed time and the last console line', async () => {
+  const running = Array.from({ length: 40 }, () => STATE.running);
+  const w = world({ states: [...running, STATE.shutoff], tail: 'Loading\r\n\x1b[1mRetrieving file 3 of 9\x1b[0m\r\n' });
+  const d = deps(w);
+  d.api.lastEvent = async () => ({ type: 'install_start', time: new Date(5000).toISOString() });
+  await runInstall(opts(['--vm-poll']), d);
+  const progress = w.err.filter((l) => l.startsWith('vm9: installing'));
+  // 40 one-second polls: a line at 15 s and at 30 s (the start has its own line).
+  assert.equal(progress.length, Math.floor(40_000 / PROGRESS_EVERY_MS), w.err.join('\n'));
+  assert.equal(progress[0], 'vm9: installing 15s; forge saw install_start 10s ago; console: Retrieving file 3 of 9');
+});
+
+test('progress line: no event yet, long console lines cut, control characters dropped', () => {
+  assert.equal(progressLine('vm1', 65_000, undefined, 0, ''), 'vm1: installing 1m05s; forge saw no event from the installer yet');
+  assert.equal(lastConsoleLine(`a\n${'x'.repeat(150)}\n\n`).length, 100);
+  assert.equal(lastConsoleLine('ok\x07\x1b[2K done\n'), 'ok done');
 });
