@@ -24,20 +24,9 @@ import { join, relative } from 'node:path';
 import nunjucks from 'nunjucks';
 import { ForgeError } from '../errors.js';
 import { checkName, locate, safeSegment, type Located, type Origin, type RenderRoots } from './roots.js';
-import { bootInterface, netmaskToPrefix, optionsToString } from '../core/cmdline.js';
-import { ipToInt, maskOf } from '../core/ipv4.js';
+import { templateError } from './errors.js';
+import { addFilters } from './filters.js';
 
-function urlPart(v: unknown, part: 'host' | 'path' | 'scheme'): string {
-  let u: URL;
-  try {
-    u = new URL(String(v));
-  } catch {
-    throw new Error(`not a URL: "${String(v)}"`);
-  }
-  if (part === 'host') return u.host;
-  if (part === 'scheme') return u.protocol.replace(/:$/, '');
-  return u.pathname.replace(/\/+$/, '') || '/';
-}
 
 export interface RenderTarget {
   kind: 'system' | 'profile';
@@ -81,7 +70,6 @@ export interface ErrorDetails {
 const SNIPPET_PREFIX = 'snippets/';
 
 /** eth2 < eth10. One collator: String#localeCompare builds one per call. */
-const NATURAL = new Intl.Collator('en', { numeric: true }).compare;
 
 interface CacheEntry {
   mtimeMs: number;
@@ -98,23 +86,8 @@ interface RenderState {
   top: string;
 }
 
-/** Split on newlines, `;` or `,` outside of values that need them (keys, package lists). */
-function splitList(x: unknown): string[] {
-  if (Array.isArray(x)) return x.map((v) => String(v)).filter((s) => s.trim() !== '');
-  if (typeof x !== 'string') return [];
-  return x
-    .split(/[\n;]+/)
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-}
 
-function words(x: unknown): string[] {
-  if (Array.isArray(x)) return x.map((v) => String(v)).filter((s) => s !== '');
-  if (typeof x !== 'string') return [];
-  return x.split(/[\s,]+/).filter((s) => s !== '');
-}
 
-const XML_ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
 
 export class Renderer {
   private readonly env: nunjucks.Environment;
@@ -131,7 +104,7 @@ export class Renderer {
       // dev keeps nunjucks' TemplateError (with lineno/colno) instead of a bare Error.
       dev: true,
     });
-    this.addFilters();
+    addFilters(this.env);
     // `{{ fail("why") }}`: a template refuses to produce a file that cannot work.
     this.env.addGlobal('fail', (why: unknown) => {
       throw new Error(String(why));
@@ -163,88 +136,6 @@ export class Renderer {
     (this.env as unknown as { getTemplate: typeof getTemplate }).getTemplate = getTemplate;
   }
 
-  private addFilters(): void {
-    const env = this.env;
-    // Shell single-quoting: the value is one word whatever it holds.
-    env.addFilter('shquote', (v: unknown) => `'${String(v).replace(/'/g, `'\\''`)}'`);
-    env.addFilter('xml', (v: unknown) => String(v).replace(/[&<>"']/g, (c) => XML_ESC[c] ?? c));
-    env.addFilter('prefix', (v: unknown) => {
-      const p = netmaskToPrefix(String(v));
-      if (p === undefined) throw new Error(`not a netmask: "${String(v)}"`);
-      return p;
-    });
-    env.addFilter('splitlist', splitList);
-    env.addFilter('words', words);
-    // Package names (and @group, @^environment, -exclusion): anything else would
-    // let a value such as "%end" close the %packages section early.
-    env.addFilter('pkgnames', (v: unknown) =>
-      words(v).map((p) => {
-        if (!/^(-|@\^?)?[A-Za-z0-9_][A-Za-z0-9_.+:*~-]*$/.test(p)) throw new Error(`not a package name: ${JSON.stringify(p)}`);
-        return p;
-      }),
-    );
-    env.addFilter('hostpart', (v: unknown) => String(v).split('.')[0] ?? '');
-    env.addFilter('domainpart', (v: unknown) => {
-      const s = String(v);
-      const i = s.indexOf('.');
-      return i > 0 ? s.slice(i + 1) : '';
-    });
-    // One kickstart (pykickstart shlex) word: bare when safe, else double-quoted with \ and " escaped.
-    env.addFilter('ksarg', (v: unknown) => {
-      const s = String(v);
-      if (/[\r\n]/.test(s)) throw new Error(`value must be a single line: ${JSON.stringify(s.slice(0, 60))}`);
-      if (s !== '' && /^[A-Za-z0-9_.,:/@+=%$-]+$/.test(s)) return s;
-      return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-    });
-    // A value that must stay on one line (preseed answers, kickstart options).
-    env.addFilter('oneline', (v: unknown) => {
-      const s = String(v);
-      if (/[\r\n]/.test(s)) throw new Error(`value must be a single line: ${JSON.stringify(s.slice(0, 60))}`);
-      return s;
-    });
-    // An OptionDict (kernel_options_post, ...) as kernel arguments.
-    env.addFilter('kopts', (v: unknown) => {
-      if (typeof v !== 'object' || v === null) return '';
-      const d: Record<string, string | null> = {};
-      for (const [k, x] of Object.entries(v)) d[k] = x === null ? null : String(x);
-      return optionsToString(d);
-    });
-    env.addFilter('urlhost', (v: unknown) => urlPart(v, 'host'));
-    env.addFilter('urlpath', (v: unknown) => urlPart(v, 'path'));
-    env.addFilter('urlscheme', (v: unknown) => urlPart(v, 'scheme'));
-    // Interface names whose interface_master is the given one (bond/bridge members).
-    env.addFilter('slavesof', (ifaces: unknown, master: unknown) => {
-      if (typeof ifaces !== 'object' || ifaces === null) return [];
-      return Object.entries(ifaces as Record<string, { interface_master?: unknown }>)
-        .filter(([, i]) => typeof i === 'object' && i !== null && i.interface_master === master)
-        .map(([n]) => n)
-        .sort(NATURAL);
-    });
-    // `gw | insubnet(ip, netmask)`: is an address inside an interface's subnet?
-    env.addFilter('insubnet', (addr: unknown, ip: unknown, mask: unknown) => {
-      const a = ipToInt(String(addr));
-      const i = ipToInt(String(ip));
-      const p = netmaskToPrefix(String(mask));
-      if (a === undefined || i === undefined || p === undefined) return false;
-      const m = maskOf(p);
-      return ((a & m) >>> 0) === ((i & m) >>> 0);
-    });
-    // Name of the interface the installer boots from (core/cmdline.ts rule), or ''.
-    env.addFilter('bootiface', (ifaces: unknown) => bootInterface({ interfaces: ifaces })?.name ?? '');
-    // The interface_type values present (e.g. to add ifenslave when a bond exists).
-    env.addFilter('iftypes', (ifaces: unknown) =>
-      typeof ifaces === 'object' && ifaces !== null
-        ? [...new Set(Object.values(ifaces as Record<string, { interface_type?: unknown }>).map((i) => String(i?.interface_type ?? '')))]
-        : [],
-    );
-    env.addFilter('sortkeys', (v: unknown) =>
-      typeof v === 'object' && v !== null ? Object.keys(v).sort(NATURAL) : [],
-    );
-    // Treat "true/yes/1/on" strings (autoinstall_meta values are strings) as booleans.
-    env.addFilter('truthy', (v: unknown) =>
-      typeof v === 'boolean' ? v : typeof v === 'string' ? /^(1|true|yes|on)$/i.test(v.trim()) : typeof v === 'number' ? v !== 0 : false,
-    );
-  }
 
   // ----- resolution
 
@@ -394,74 +285,11 @@ export class Renderer {
     }
   }
 
-  /**
-   * Turn whatever nunjucks threw into one ForgeError with file:line:col.
-   * nunjucks wraps errors once per template level; the innermost
-   * "(path) [Line L, Column C]" is where it happened. A ForgeError of ours
-   * (missing snippet, path refused, syntax error of an included file) travels
-   * as the `cause` and is returned as it is.
-   */
-  toForgeError(e: unknown, topFile: string): ForgeError {
-    for (let c: unknown = e, i = 0; c !== undefined && c !== null && i < 10; i++) {
-      if (c instanceof ForgeError) {
-        if (c.code === 'INTERNAL') break;
-        return c;
-      }
-      c = (c as { cause?: unknown }).cause;
-    }
-    const err = e as { message?: unknown; lineno?: unknown; colno?: unknown; cause?: unknown };
-    const raw = typeof err.message === 'string' ? err.message : String(e);
-    // nunjucks prefixes one "(path)" line per template level, outermost
-    // first; the last one is the file where the error happened.
-    const lines = raw.split('\n');
-    let file = topFile;
-    let i = 0;
-    for (; i < lines.length; i++) {
-      const m = /^\s*\(([^()]*)\)(?: \[Line \d+(?:, Column \d+)?\])?\s*$/.exec(lines[i] ?? '');
-      if (m === null) break;
-      if (m[1] !== undefined && m[1] !== 'unknown path') file = m[1];
-    }
-    // Runtime errors wrapped by nunjucks' handleError (a JS error as `cause`)
-    // carry the compiler's 0-based position; its own TemplateErrors
-    // (ensureDefined, the parser) are 1-based.
-    const zeroBased = err.cause instanceof Error;
-    let line = typeof err.lineno === 'number' ? err.lineno + (zeroBased ? 1 : 0) : undefined;
-    let column = typeof err.colno === 'number' ? err.colno + (zeroBased ? 1 : 0) : undefined;
-    if (line === 0) line = undefined;
-    if (column === 0) column = undefined;
-    if (line === undefined && /end of file/.test(raw)) {
-      // An unclosed block: nunjucks knows no position; the end of the file is where it noticed.
-      const src = this.sources.get(file);
-      if (src !== undefined) line = src.replace(/\n$/, '').split('\n').length;
-    }
-    let msg = lines
-      .slice(i)
-      .map((l) => l.trim())
-      .filter((l) => l !== '')
-      .join(' ')
-      .replace(/^(Template render error: )+/, '')
-      .replace(/^Error: /, '');
-    if (/attempted to output null or undefined value/.test(msg)) {
-      const expr = line !== undefined && column !== undefined ? this.exprAt(file, line, column) : undefined;
-      msg = `undefined variable or value${expr !== undefined ? ` in ${expr}` : ''} (define it, e.g. in autoinstall_meta, or guard it with "is defined" / "| default(...)")`;
-    }
-    const details: ErrorDetails = { file, template: topFile };
-    if (line !== undefined) details.line = line;
-    if (column !== undefined) details.column = column;
-    const where = `${file}${line !== undefined ? `:${line}` : ''}${column !== undefined ? `:${column}` : ''}`;
-    return new ForgeError('TEMPLATE_ERROR', `${where}: ${msg}`, { field: 'autoinstall', details, cause: e });
-  }
 
-  /** The `{{ ... }}` expression around line/column of a file, for undefined-value errors. */
-  private exprAt(file: string, line: number, column: number): string | undefined {
-    const src = this.sources.get(file);
-    if (src === undefined) return undefined;
-    const l = src.split('\n')[line - 1];
-    if (l === undefined) return undefined;
-    const start = l.lastIndexOf('{{', Math.max(0, column));
-    const end = l.indexOf('}}', Math.max(start, 0));
-    if (start === -1 || end === -1) return undefined;
-    return l.slice(start, end + 2);
+
+  /** Turn whatever nunjucks threw into one ForgeError with file:line:col (render/errors.ts). */
+  toForgeError(e: unknown, topFile: string): ForgeError {
+    return templateError(e, topFile, this.sources);
   }
 
   // ----- listing

@@ -13,7 +13,7 @@ import {
   type TftpPacket,
 } from '../../server/protocol/tftp/index.js';
 import { checkRequestPath } from '../../server/services/tftp/paths.js';
-import { printable } from '../../server/services/tftp/server.js';
+import { printable } from '../../server/services/tftp/transfer.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
