@@ -28,10 +28,10 @@ export async function sh(cmd: string, args: string[], timeoutMs = 120_000): Prom
 }
 
 /** The disk as the domain XML names it, without creating anything (for --display too). */
-export function diskSpec(t: DiskTarget, domain: string, format: 'qcow2' | 'raw', bus: DiskBus): DiskSpec {
+export function diskSpec(t: DiskTarget, domain: string, format: 'qcow2' | 'raw', bus: DiskBus, diskNo = 1): DiskSpec {
   switch (t.kind) {
     case 'dir':
-      return { kind: 'file', path: `${t.dir === '/' ? '' : t.dir}/${domain}-disk01.${format === 'qcow2' ? 'qcow2' : 'img'}`, format, bus };
+      return { kind: 'file', path: `${t.dir === '/' ? '' : t.dir}/${domain}-disk${String(diskNo).padStart(2, '0')}.${format === 'qcow2' ? 'qcow2' : 'img'}`, format, bus };
     case 'file':
       return { kind: 'file', path: t.path, format, bus };
     case 'lvm':

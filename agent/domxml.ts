@@ -11,7 +11,7 @@
  *    installer's final reboot ends it instead of re-running the installer.
  * Reference: https://libvirt.org/formatdomain.html (os, events, devices).
  */
-import type { DiskBus, Graphics, NetModel } from './options.js';
+import type { DiskBus, Graphics, Machine, NetModel } from './options.js';
 
 export type DiskSpec = {
   format: 'qcow2' | 'raw';
@@ -42,6 +42,8 @@ export interface DomainSpec {
   memoryMiB: number;
   vcpus: number;
   disk: DiskSpec;
+  /** More disks, in order (vdb, vdc, ... per bus). */
+  extraDisks?: DiskSpec[];
   nics: NicSpec[];
   graphics: Graphics;
   /** The serial console is also written here (virtlogd), for failure reports. */
@@ -49,6 +51,14 @@ export interface DomainSpec {
   boot: BootSpec;
   /** The installer phase: every reset ends the domain (on_reboot=destroy). */
   installer: boolean;
+  /** Default pc (i440FX). */
+  machine?: Machine;
+  /**
+   * UEFI: libvirt picks OVMF from the firmware descriptors qemu ships
+   * (/usr/share/qemu/firmware) and gives the VM its own NVRAM copy of the
+   * template (/var/lib/libvirt/qemu/nvram/NAME_VARS.fd). Default BIOS.
+   */
+  uefi?: { secureBoot: boolean };
   /** The forge system record this VM is (none for a profile install): `forge-agent vm` reports its actions there. */
   system?: string;
 }
@@ -61,7 +71,24 @@ export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
 }
 
-const DISK_TARGET: Record<DiskBus, string> = { virtio: 'vda', scsi: 'sda', ide: 'hda' };
+const DISK_PREFIX: Record<string, string> = { virtio: 'vd', scsi: 'sd', sata: 'sd', ide: 'hd' };
+
+/**
+ * Bus and guest device name of each disk, in order: vda, vdb, ...; sda, sdb
+ * for SCSI and SATA (they share the sd names); hda, hdb for IDE. q35 has no
+ * IDE controller (libvirt refuses bus='ide' there), so IDE disks go on its
+ * AHCI (SATA) controller, which every installer that knows IDE also drives.
+ */
+export function diskTargets(buses: readonly DiskBus[], machine: Machine): { bus: string; dev: string }[] {
+  const used: Record<string, number> = {};
+  return buses.map((b) => {
+    const bus = b === 'ide' && machine === 'q35' ? 'sata' : b;
+    const prefix = DISK_PREFIX[bus] as string;
+    const n = used[prefix] ?? 0;
+    used[prefix] = n + 1;
+    return { bus, dev: `${prefix}${String.fromCharCode(97 + n)}` };
+  });
+}
 
 /**
  * The kernel command line for the installer: the record's, plus a serial
@@ -91,8 +118,17 @@ export function buildDomainXml(spec: DomainSpec): string {
   p(2, `<memory unit='MiB'>${spec.memoryMiB}</memory>`);
   p(2, `<currentMemory unit='MiB'>${spec.memoryMiB}</currentMemory>`);
   p(2, `<vcpu placement='static'>${spec.vcpus}</vcpu>`);
-  p(2, `<os>`);
-  p(4, `<type arch='x86_64' machine='pc'>hvm</type>`);
+  const machine = spec.machine ?? 'pc';
+  p(2, spec.uefi === undefined ? `<os>` : `<os firmware='efi'>`);
+  p(4, `<type arch='x86_64' machine='${machine}'>hvm</type>`);
+  if (spec.uefi !== undefined) {
+    // Feature requests for libvirt's firmware autoselection; enrolled-keys: the Microsoft keys, so Secure Boot is enforced.
+    const sb = spec.uefi.secureBoot ? 'yes' : 'no';
+    p(4, `<firmware>`);
+    p(6, `<feature enabled='${sb}' name='enrolled-keys'/>`);
+    p(6, `<feature enabled='${sb}' name='secure-boot'/>`);
+    p(4, `</firmware>`);
+  }
   switch (spec.boot.kind) {
     case 'kernel':
       p(4, `<kernel>${esc(spec.boot.kernel)}</kernel>`);
@@ -112,6 +148,8 @@ export function buildDomainXml(spec: DomainSpec): string {
   // ACPI: the installer's poweroff must end the VM, and `virsh shutdown` must work.
   p(4, `<acpi/>`);
   p(4, `<apic/>`);
+  // OVMF's Secure Boot build keeps its variable store in SMM-protected flash.
+  if (spec.uefi?.secureBoot === true) p(4, `<smm state='on'/>`);
   p(2, `</features>`);
   // kvm gets the host CPU; under TCG the default model is the one qemu emulates fully.
   if (spec.type === 'kvm') p(2, `<cpu mode='host-passthrough'/>`);
@@ -121,14 +159,18 @@ export function buildDomainXml(spec: DomainSpec): string {
   // With a pvpanic device a guest panic leaves the domain 'crashed' for the agent to see.
   p(2, `<on_crash>${spec.installer ? 'preserve' : 'restart'}</on_crash>`);
   p(2, `<devices>`);
-  const d = spec.disk;
-  if (d.bus === 'scsi') p(4, `<controller type='scsi' index='0' model='virtio-scsi'/>`);
-  p(4, `<disk type='${d.kind}' device='disk'>`);
-  p(6, `<driver name='qemu' type='${d.format}'/>`);
-  if (d.kind === 'volume') p(6, `<source pool='${esc(d.pool)}' volume='${esc(d.volume)}'/>`);
-  else p(6, d.kind === 'file' ? `<source file='${esc(d.path)}'/>` : `<source dev='${esc(d.path)}'/>`);
-  p(6, `<target dev='${DISK_TARGET[d.bus]}' bus='${d.bus}'/>`);
-  p(4, `</disk>`);
+  const disks = [spec.disk, ...(spec.extraDisks ?? [])];
+  const targets = diskTargets(disks.map((x) => x.bus), machine);
+  if (disks.some((x) => x.bus === 'scsi')) p(4, `<controller type='scsi' index='0' model='virtio-scsi'/>`);
+  disks.forEach((d, i) => {
+    const t = targets[i] as { bus: string; dev: string };
+    p(4, `<disk type='${d.kind}' device='disk'>`);
+    p(6, `<driver name='qemu' type='${d.format}'/>`);
+    if (d.kind === 'volume') p(6, `<source pool='${esc(d.pool)}' volume='${esc(d.volume)}'/>`);
+    else p(6, d.kind === 'file' ? `<source file='${esc(d.path)}'/>` : `<source dev='${esc(d.path)}'/>`);
+    p(6, `<target dev='${t.dev}' bus='${t.bus}'/>`);
+    p(4, `</disk>`);
+  });
   for (const n of spec.nics) {
     const isBridge = 'bridge' in n.source;
     p(4, `<interface type='${isBridge ? 'bridge' : 'network'}'>`);

@@ -52,9 +52,12 @@ export interface FlowResult {
   outcome: 'displayed' | 'installer_started' | 'disk_booted';
 }
 
-function domainSpec(plan: InstallPlan, nics: NicSpec[], disk: DiskSpec, type: 'kvm' | 'qemu', uuid: string): Omit<DomainSpec, 'boot' | 'installer' | 'consoleLog'> {
+function domainSpec(plan: InstallPlan, nics: NicSpec[], disk: DiskSpec, type: 'kvm' | 'qemu', uuid: string, extraDisks: DiskSpec[] = []): Omit<DomainSpec, 'boot' | 'installer' | 'consoleLog'> {
   return {
     name: plan.domain, uuid, type, memoryMiB: plan.memoryMiB, vcpus: plan.vcpus, disk, nics, graphics: plan.graphics,
+    ...(extraDisks.length > 0 ? { extraDisks } : {}),
+    machine: plan.machine,
+    ...(plan.firmware === 'uefi' ? { uefi: { secureBoot: plan.secureBoot } } : {}),
     ...(plan.targetKind === 'system' ? { system: plan.system } : {}),
   };
 }
@@ -130,6 +133,7 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
   for (const w of plan.warnings) deps.err(`WARNING: ${w}`);
   const nics: NicSpec[] = plan.nics.map((n) => ({ ...n, mac: n.mac === 'random' ? deps.randomMac() : n.mac }));
   const disk0 = diskSpec(plan.disk, plan.domain, plan.diskFormat, plan.diskBus);
+  const extra0 = plan.extraDisks.map((d, i) => diskSpec(d.target, plan.domain, d.format, plan.diskBus, i + 2));
   // Events belong to a system record; a profile install has none to report to.
   const reportTo = plan.targetKind === 'system' ? plan.system : undefined;
   const report = async (type: AgentEvent, detail: Record<string, unknown>): Promise<void> => {
@@ -149,12 +153,13 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
       }
     }
     const type = plan.virtType === 'auto' ? 'qemu' : plan.virtType;
-    const base = domainSpec(plan, nics, disk0, type, '00000000-0000-0000-0000-000000000000');
+    const base = domainSpec(plan, nics, disk0, type, '00000000-0000-0000-0000-000000000000', extra0);
     const actions = [
       `domain ${plan.domain}: ${opts.force ? 'replace if it exists (--force)' : 'fail if it exists'}`,
       ...(plan.pxeBoot ? [] : [`download ${plan.kernelUrl} -> ${kernel}`, `download ${plan.initrdUrl} -> ${initrd}`]),
       plan.virtType === 'auto' ? 'virt type: auto (kvm if libvirt offers it and a kvm probe boots, else qemu; XML below shows qemu)' : `virt type: ${plan.virtType}`,
       ...diskActions(plan.disk, disk0, plan.diskGiB, opts.force),
+      ...plan.extraDisks.flatMap((d, i) => diskActions(d.target, extra0[i] as DiskSpec, d.gib, opts.force)),
       `define persistent domain ${plan.domain} (boots from disk)`,
       `start installer as a transient domain (${plan.pxeBoot ? 'network boot: PXE' : 'kernel + initrd'}, on_reboot=destroy), console log ${plan.installLog}`,
       ...(plan.autoBoot ? [`virsh autostart ${plan.domain}`] : []),
@@ -175,6 +180,7 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
   // What this run made before the installer ran: undone if it never gets that far, so a
   // plain re-run works (a failed *install* keeps everything for a post-mortem).
   let createdDisk: DiskSpec | undefined;
+  const createdExtra: { target: DiskTarget; spec: DiskSpec }[] = [];
   let definedDomain = false;
   let installerStarted = false;
   let watch: LifecycleWatch | undefined;
@@ -206,7 +212,13 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
     const disk = await deps.prepareDisk(plan.disk, disk0, plan.diskGiB, opts.force, (a) => virt.virsh(a));
     step('disk');
     if (plan.disk.kind !== 'device') createdDisk = disk;
-    const base = domainSpec(plan, nics, disk, decision.type, deps.uuid());
+    const extra: DiskSpec[] = [];
+    for (const [i, d] of plan.extraDisks.entries()) {
+      const made = await deps.prepareDisk(d.target, extra0[i] as DiskSpec, d.gib, opts.force, (a) => virt.virsh(a));
+      extra.push(made);
+      if (d.target.kind !== 'device') createdExtra.push({ target: d.target, spec: made });
+    }
+    const base = domainSpec(plan, nics, disk, decision.type, deps.uuid(), extra);
     await virt.define(persistentXml(plan, base));
     definedDomain = true;
     step('define');
@@ -258,6 +270,7 @@ export async function runInstall(opts: AgentOptions, deps: FlowDeps): Promise<Fl
       try {
         if (definedDomain) await virt.undefine(plan.domain);
         if (createdDisk !== undefined) await deps.removeDisk(plan.disk, createdDisk, (a) => virt.virsh(a));
+        for (const c of createdExtra) await deps.removeDisk(c.target, c.spec, (a) => virt.virsh(a));
       } catch (cleanupError) {
         deps.err(`warning: could not undo the ${definedDomain ? 'domain definition' : 'disk'}: ${(cleanupError as Error).message}`);
       }

@@ -9,6 +9,8 @@ export type VirtTypeChoice = 'kvm' | 'qemu' | 'auto';
 export type Graphics = 'vnc' | 'spice' | 'none';
 export type DiskBus = 'virtio' | 'scsi' | 'ide';
 export type NetModel = 'virtio' | 'e1000';
+export type Firmware = 'uefi' | 'bios';
+export type Machine = 'q35' | 'pc';
 
 export interface AgentOptions {
   help: boolean;
@@ -23,13 +25,20 @@ export interface AgentOptions {
   /** undefined: the record's virt_type decides (auto when the record has none). */
   virtType: VirtTypeChoice | undefined;
   virtPath: string | undefined;
-  /** GiB */
+  /** GiB (of the first disk) */
   virtFileSize: number | undefined;
+  /** GiB per disk, from a,b,...; empty when not given. */
+  virtFileSizes: number[];
   virtBridge: string | undefined;
   virtNetwork: string | undefined;
   graphics: Graphics;
   diskBus: DiskBus;
   netModel: NetModel;
+  /** undefined: bios, or uefi when --secure-boot asks for it. */
+  firmware: Firmware | undefined;
+  secureBoot: boolean;
+  /** undefined: q35 for UEFI guests, pc for BIOS ones. */
+  machine: Machine | undefined;
   /** undefined: the record's virt_auto_boot decides. */
   autoBoot: boolean | undefined;
   /** undefined: the record's virt_pxe_boot decides. */
@@ -63,10 +72,13 @@ const FLAGS: readonly FlagSpec[] = [
   { long: 'virt', short: 'v', value: false, help: 'create and install a virtual machine' },
   { long: 'virt-name', short: 'V', value: true, help: 'domain name (default: the system name)' },
   { long: 'virt-type', short: 'T', value: true, help: 'kvm|qemu|auto (default: the record, else auto)' },
-  { long: 'virt-path', short: 'P', value: true, help: 'DIR (qcow2 file) | VG (LVM) | /dev/... (existing device) | pool:NAME | FILE.qcow2' },
-  { long: 'virt-file-size', value: true, help: 'disk size in GiB (default: the record)' },
-  { long: 'virt-bridge', short: 'B', value: true, help: 'host bridge for the NICs (default: the record)' },
-  { long: 'virt-network', value: true, help: 'libvirt network for the NICs instead of a bridge' },
+  { long: 'virt-path', short: 'P', value: true, help: 'DIR (qcow2 file) | VG (LVM) | /dev/... (existing device) | pool:NAME | FILE.qcow2; a,b,... for several disks' },
+  { long: 'virt-file-size', value: true, help: 'disk size in GiB (default: the record); a,b,... per disk' },
+  { long: 'virt-bridge', short: 'B', value: true, help: 'host bridge for the NICs (default: the record); a,b,... per NIC' },
+  { long: 'virt-network', value: true, help: 'libvirt network for the NICs instead of a bridge; a,b,... per NIC' },
+  { long: 'firmware', value: true, help: 'uefi|bios (default bios); uefi: OVMF with a per-VM NVRAM copy' },
+  { long: 'secure-boot', value: false, help: 'UEFI with Secure Boot enforced (Microsoft keys enrolled; q35 + SMM)' },
+  { long: 'machine', value: true, help: 'q35|pc (default q35 for uefi, pc for bios)' },
   { long: 'nogfx', short: 'n', value: false, help: 'no graphical console (serial only); same as --graphics none' },
   { long: 'graphics', value: true, help: 'vnc|spice|none (default vnc)' },
   { long: 'qemu-disk-type', value: true, help: 'virtio|scsi|ide (default virtio)' },
@@ -201,6 +213,13 @@ export function parseOptions(argv: readonly string[], penv: ParseEnv): AgentOpti
     graphics = 'none';
   }
 
+  const fw = str('firmware');
+  const firmware = fw === undefined ? (flag('secure-boot') ? 'uefi' : undefined) : oneOf('firmware', fw, ['uefi', 'bios'] as const);
+  if (flag('secure-boot') && firmware === 'bios') throw usage('--secure-boot needs --firmware uefi', 'secure-boot');
+  const mc = str('machine');
+  const machine = mc === undefined ? undefined : oneOf('machine', mc, ['q35', 'pc'] as const);
+  // OVMF's Secure Boot build keeps its variables in SMM-protected flash, which only q35 has.
+  if (flag('secure-boot') && machine === 'pc') throw usage('--secure-boot needs --machine q35 (SMM)', 'machine');
   const vt = str('virt-type');
   const fs = str('virt-file-size');
   const to = str('timeout');
@@ -217,12 +236,16 @@ export function parseOptions(argv: readonly string[], penv: ParseEnv): AgentOpti
     virtName,
     virtType: vt === undefined ? undefined : oneOf('virt-type', vt, ['kvm', 'qemu', 'auto'] as const),
     virtPath: str('virt-path'),
-    virtFileSize: fs === undefined ? undefined : positiveNumber('virt-file-size', fs, false),
+    virtFileSize: fs === undefined ? undefined : positiveNumber('virt-file-size', fs.split(',')[0] ?? '', false),
+    virtFileSizes: fs === undefined ? [] : fs.split(',').map((x) => positiveNumber('virt-file-size', x.trim(), false)),
     virtBridge: str('virt-bridge'),
     virtNetwork: str('virt-network'),
     graphics,
     diskBus: dt === undefined ? 'virtio' : oneOf('qemu-disk-type', dt, ['virtio', 'scsi', 'ide'] as const),
     netModel: nt === undefined ? 'virtio' : oneOf('qemu-net-type', nt, ['virtio', 'e1000'] as const),
+    firmware,
+    secureBoot: flag('secure-boot'),
+    machine,
     autoBoot: flag('virt-auto-boot') ? true : undefined,
     pxeBoot: flag('virt-pxe-boot') ? true : undefined,
     // Koan polls when asked; forge also polls by default when someone is watching.

@@ -4,7 +4,7 @@
  * made by pure functions, so the flow only carries it out.
  */
 import { ForgeError } from '../server/errors.js';
-import type { DiskBus, Graphics, NetModel, AgentOptions } from './options.js';
+import type { DiskBus, Firmware, Graphics, Machine, NetModel, AgentOptions } from './options.js';
 
 const INHERIT = '<<inherit>>';
 
@@ -22,6 +22,8 @@ export interface BlendedRecord {
   virtCpus: number | undefined;
   virtRam: number | undefined;
   virtFileSize: number | undefined;
+  /** virt_file_size as Cobbler allows it for several disks: `5,10`. */
+  virtFileSizes: number[];
   virtPath: string | undefined;
   virtBridge: string | undefined;
   virtDiskDriver: 'raw' | 'qcow2' | undefined;
@@ -55,6 +57,17 @@ function num(v: unknown): number | undefined {
   if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v;
   if (typeof v === 'string' && /^\d+(\.\d+)?$/.test(v)) return Number(v);
   return undefined;
+}
+
+function numList(v: unknown): number[] {
+  if (typeof v === 'string' && v.includes(',')) return v.split(',').map((x) => num(x.trim())).filter((x): x is number => x !== undefined);
+  const n = num(v);
+  return n === undefined ? [] : [n];
+}
+
+/** `a, b,,c` -> [a, b, c]: Cobbler's comma lists (virt_path, virt_bridge). */
+export function commaList(v: string): string[] {
+  return v.split(',').map((x) => x.trim()).filter((x) => x !== '');
 }
 
 function bool(v: unknown): boolean | undefined {
@@ -97,7 +110,8 @@ export function parseBlended(body: unknown): BlendedRecord {
     virtType: optStr(pick(o, 'virt_type')),
     virtCpus: num(pick(o, 'virt_cpus')),
     virtRam: num(pick(o, 'virt_ram')),
-    virtFileSize: num(pick(o, 'virt_file_size')),
+    virtFileSize: numList(pick(o, 'virt_file_size'))[0],
+    virtFileSizes: numList(pick(o, 'virt_file_size')),
     virtPath: optStr(pick(o, 'virt_path')),
     virtBridge: optStr(pick(o, 'virt_bridge')),
     virtDiskDriver: driver === 'raw' || driver === 'qcow2' ? driver : undefined,
@@ -115,18 +129,19 @@ export type DiskTarget =
   | { kind: 'device'; path: string }
   | { kind: 'pool'; pool: string; volume: string };
 
-export function diskTarget(virtPath: string, domain: string): DiskTarget {
+export function diskTarget(virtPath: string, domain: string, diskNo = 1): DiskTarget {
   const p = virtPath.trim();
+  const base = `${domain}-disk${String(diskNo).padStart(2, '0')}`;
   if (p.startsWith('pool:')) {
     const pool = p.slice(5);
     if (!/^[A-Za-z0-9_.-]+$/.test(pool)) throw new ForgeError('USAGE', `--virt-path pool:NAME: bad pool name '${pool}'`, { field: 'virt-path' });
-    return { kind: 'pool', pool, volume: `${domain}-disk01.qcow2` };
+    return { kind: 'pool', pool, volume: `${base}.qcow2` };
   }
   if (p.startsWith('/dev/')) {
     // /dev/VG (a volume group directory) is an LVM group, /dev/VG/LV or /dev/sdX an existing device.
     const parts = p.split('/').filter((s) => s !== '');
     if (parts.length === 2 && /^[A-Za-z0-9+_.-]+$/.test(parts[1] as string) && !/^(sd|vd|hd|xvd|nvme|mapper|md|loop|dm-)/.test(parts[1] as string)) {
-      return { kind: 'lvm', vg: parts[1] as string, lv: `${domain}-disk01` };
+      return { kind: 'lvm', vg: parts[1] as string, lv: base };
     }
     return { kind: 'device', path: p };
   }
@@ -139,7 +154,7 @@ export function diskTarget(virtPath: string, domain: string): DiskTarget {
   if (vg === undefined || !/^[A-Za-z0-9+_.-]+$/.test(vg) || (lv !== undefined && !/^[A-Za-z0-9+_.-]+$/.test(lv))) {
     throw new ForgeError('USAGE', `--virt-path '${virtPath}' is not a directory, /dev path, VG[:LV] or pool:NAME`, { field: 'virt-path' });
   }
-  return { kind: 'lvm', vg, lv: lv ?? `${domain}-disk01` };
+  return { kind: 'lvm', vg, lv: lv ?? base };
 }
 
 export interface InstallPlan {
@@ -154,6 +169,11 @@ export interface InstallPlan {
   disk: DiskTarget;
   diskFormat: 'qcow2' | 'raw';
   diskBus: DiskBus;
+  /** Disks after the first (--virt-path a,b or the record's comma list), named NAME-disk02, ... */
+  extraDisks: { target: DiskTarget; gib: number; format: 'qcow2' | 'raw' }[];
+  firmware: Firmware;
+  secureBoot: boolean;
+  machine: Machine;
   nics: { mac: string | 'random'; source: { bridge: string } | { network: string }; model: NetModel }[];
   graphics: Graphics;
   pxeBoot: boolean;
@@ -184,23 +204,36 @@ export function planInstall(opts: AgentOptions, rec: BlendedRecord): InstallPlan
   // loudly when it falls back). Only --virt-type kvm forces kvm.
   const recType = rec.virtType === 'qemu' ? 'qemu' : 'auto';
   const virtType = opts.virtType ?? recType;
-  const source: { bridge: string } | { network: string } =
+  // One source per NIC in order (a,b,...); NICs beyond the list take its last entry.
+  const sources: ({ bridge: string } | { network: string })[] =
     opts.virtNetwork !== undefined
-      ? { network: opts.virtNetwork }
+      ? commaList(opts.virtNetwork).map((network) => ({ network }))
       : opts.virtBridge !== undefined
-        ? { bridge: opts.virtBridge }
+        ? commaList(opts.virtBridge).map((bridge) => ({ bridge }))
         : rec.virtBridge !== undefined
-          ? { bridge: rec.virtBridge }
-          : { network: DEFAULTS.network };
+          ? commaList(rec.virtBridge).map((bridge) => ({ bridge }))
+          : [{ network: DEFAULTS.network }];
+  if (sources.length === 0) throw new ForgeError('USAGE', 'no bridge or network named for the NICs', { field: opts.virtNetwork !== undefined ? 'virt-network' : 'virt-bridge' });
   // A system's NICs keep its MACs, so the server knows the VM when it PXE-boots and calls back;
   // a profile install (or an interface without a MAC) gets one from libvirt's range.
   const macs = opts.target.kind === 'system' ? rec.macs.map((m) => m.mac) : [];
-  const nics = (macs.length > 0 ? macs : ['random']).map((mac) => ({
+  const nics = (macs.length > 0 ? macs : ['random']).map((mac, i) => ({
     mac: mac === '' ? 'random' : mac,
-    source,
+    source: sources[Math.min(i, sources.length - 1)] as { bridge: string } | { network: string },
     model: opts.netModel,
   }));
-  const disk = diskTarget(opts.virtPath ?? rec.virtPath ?? DEFAULTS.path, domain);
+  const paths = commaList(opts.virtPath ?? rec.virtPath ?? DEFAULTS.path);
+  if (paths.length === 0) throw new ForgeError('USAGE', '--virt-path names no disk', { field: 'virt-path' });
+  if (paths.length > 26) throw new ForgeError('USAGE', '--virt-path: at most 26 disks', { field: 'virt-path' });
+  const sizes = opts.virtFileSizes.length > 0 ? opts.virtFileSizes : rec.virtFileSizes;
+  const sizeOf = (i: number): number => sizes[Math.min(i, sizes.length - 1)] ?? DEFAULTS.fileSizeGiB;
+  const disk = diskTarget(paths[0] as string, domain);
+  const formatOf = (t: DiskTarget): 'qcow2' | 'raw' => (t.kind === 'lvm' || t.kind === 'device' ? 'raw' : rec.virtDiskDriver ?? 'qcow2');
+  const extraDisks = paths.slice(1).map((p, i) => {
+    const target = diskTarget(p, domain, i + 2);
+    return { target, gib: sizeOf(i + 1), format: formatOf(target) };
+  });
+  const firmware = opts.firmware ?? 'bios';
   const pxeBoot = opts.pxeBoot ?? rec.virtPxeBoot ?? false;
   const warnings: string[] = [];
   if (pxeBoot && opts.target.kind === 'system' && rec.netbootEnabled === false) {
@@ -215,11 +248,15 @@ export function planInstall(opts: AgentOptions, rec: BlendedRecord): InstallPlan
     virtType,
     memoryMiB: Math.round(rec.virtRam ?? DEFAULTS.ramMiB),
     vcpus: Math.max(1, Math.round(rec.virtCpus ?? DEFAULTS.cpus)),
-    diskGiB: opts.virtFileSize ?? rec.virtFileSize ?? DEFAULTS.fileSizeGiB,
+    diskGiB: sizeOf(0),
     disk,
     // An LV or device is used raw; files and pool volumes are qcow2 unless the record says raw.
-    diskFormat: disk.kind === 'lvm' || disk.kind === 'device' ? 'raw' : rec.virtDiskDriver ?? 'qcow2',
+    diskFormat: formatOf(disk),
     diskBus: opts.diskBus,
+    extraDisks,
+    firmware,
+    secureBoot: opts.secureBoot,
+    machine: opts.machine ?? (firmware === 'uefi' ? 'q35' : 'pc'),
     nics,
     graphics: opts.graphics,
     pxeBoot,

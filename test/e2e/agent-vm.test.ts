@@ -35,6 +35,7 @@ n=$((n+1))
 printf '%-32s' "$n" | dd of=/dev/vda bs=32 count=1 conv=notrunc,fsync 2>/dev/null
 sync
 say "boot counter $n"
+say "disks: $(ls /sys/block | grep -v -e loop -e ram | tr '\\n' ' ')"
 export PS1='forge-vm# '
 while true; do sh -i </dev/console >/dev/console 2>&1; done`;
 
@@ -174,7 +175,8 @@ after(async () => {
   if (lab === undefined) return;
   for (const d of [...lab.domains, ...lab.domains.map((d) => `${d}-snap`)]) {
     removeDomain(d);
-    if (process.env['FORGE_AGENT_KEEP_LOGS'] === undefined) for (const s of ['-console', '']) rmSync(join(LOGDIR, `${d}${s}.log`), { force: true });
+    virsh(['undefine', '--nvram', d], { allowFail: true }); // a UEFI domain keeps its definition without --nvram
+    if (process.env['FORGE_AGENT_KEEP_LOGS'] === undefined) for (const s of ['-console', '-install', '']) rmSync(join(LOGDIR, `${d}${s}.log`), { force: true });
   }
   await lab.srv.stop();
   lab.net.destroy();
@@ -230,6 +232,39 @@ function diskCounter(disk: string): number {
   rmSync(raw, { force: true });
   return n;
 }
+
+test('forge-agent --firmware uefi --virt-path a,b: the installer runs on OVMF/q35 with two disks; vm info shows them', { timeout: 900_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const name = `${l.tag}-uefi`;
+  l.domains.push(name);
+  assert.equal((await l.srv.api('POST', '/api/v1/systems', { name, profile: `${l.tag}-p`, interfaces: { eth0: { mac_address: mac() } } })).status, 201);
+  const r = await ok([
+    '--system', name, '--virt', '--virt-type', 'qemu', '--no-wait', '--nogfx', '--firmware', 'uefi',
+    '--virt-path', `${l.dir},${l.dir}`, '--virt-file-size', '1', '--virt-network', l.net.name, '--cache-dir', join(l.dir, 'cache'),
+  ]);
+  assert.match(r.stdout, /installer started/);
+  const log = join(LOGDIR, `${name}-install.log`);
+  const text = await waitFor('the installer on OVMF to print its counter and disks', 600_000, () => {
+    const s = existsSync(log) ? readFileSync(log, 'utf8') : '';
+    return /forge-guest: disks: [^\r\n]*\r?\n/.test(s) ? s : undefined;
+  });
+  assert.match(text, /forge-guest: boot counter 1/);
+  assert.match(text, /forge-guest: disks: vda vdb/);
+  assert.match(text, /EFI stub|efi: EFI v/i, 'the kernel was started by UEFI firmware');
+  virsh(['destroy', name]);
+  await waitFor('the installer to end', 60_000, () => (domainState(name) === 'shut off' ? true : undefined));
+  const info = await ok(['vm', 'info', name]);
+  assert.match(info.stdout, /firmware:\s+uefi\s+machine: \S*q35/);
+  assert.match(info.stdout, new RegExp(`disk:\\s+vda .*${name}-disk01\\.qcow2`));
+  assert.match(info.stdout, new RegExp(`disk:\\s+vdb .*${name}-disk02\\.qcow2`));
+  // libvirt resolved OVMF from qemu's firmware descriptors and gave this VM its own variable store.
+  const nvram = `/var/lib/libvirt/qemu/nvram/${name}_VARS.fd`;
+  assert.ok(existsSync(nvram), `a per-VM NVRAM copy at ${nvram}`);
+  await ok(['vm', 'destroy', name, '--remove-disks', '--force']);
+  assert.ok(!existsSync(nvram), 'destroy removes the NVRAM copy');
+  assert.ok(!existsSync(join(l.dir, `${name}-disk02.qcow2`)));
+});
 
 test('forge-agent vm/snapshot/snap run/console/clone/destroy on one forge VM', { timeout: 1_800_000 }, async (t) => {
   const l = ready(t);

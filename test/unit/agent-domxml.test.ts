@@ -49,6 +49,9 @@ const CASES: Record<string, string[]> = {
   'kvm-lvm': ['--virt-type', 'kvm', '--virt-path', 'vg0', '--nogfx'],
   'device-network': ['--virt-path', '/dev/sdb', '--virt-network', 'lab', '--virt-name', 'other-name'],
   'pxe-boot': ['--virt-pxe-boot', '--nogfx'],
+  'uefi-q35-two-disks': ['--firmware', 'uefi', '--virt-path', '/images,/data', '--virt-file-size', '8,20', '--nogfx'],
+  'uefi-secureboot-scsi-two-networks': ['--secure-boot', '--qemu-disk-type', 'scsi', '--virt-path', '/images,/images', '--virt-network', 'lab,default'],
+  'bios-q35-ide-bridges': ['--machine', 'q35', '--qemu-disk-type', 'ide', '--virt-path', '/images,vg0', '--virt-bridge', 'br0,br1', '--nogfx'],
 };
 
 function xmlsFor(args: string[]): { name: string; xml: string }[] {
@@ -60,6 +63,7 @@ function xmlsFor(args: string[]): { name: string; xml: string }[] {
   });
   const plan = planInstall(opts, parseBlended(BLENDED));
   const disk = diskSpec(plan.disk, plan.domain, plan.diskFormat, plan.diskBus);
+  const extraDisks = plan.extraDisks.map((d, i) => diskSpec(d.target, plan.domain, d.format, plan.diskBus, i + 2));
   const base = {
     name: plan.domain,
     uuid: UUID,
@@ -70,6 +74,9 @@ function xmlsFor(args: string[]): { name: string; xml: string }[] {
     nics: plan.nics.map((n) => ({ ...n, mac: n.mac === 'random' ? '52:54:00:00:00:01' : n.mac })),
     graphics: plan.graphics,
     system: plan.system,
+    machine: plan.machine,
+    ...(extraDisks.length > 0 ? { extraDisks } : {}),
+    ...(plan.firmware === 'uefi' ? { uefi: { secureBoot: plan.secureBoot } } : {}),
   };
   const out = [{ name: 'persistent', xml: persistentXml(plan, base) }];
   out.push({ name: 'installer', xml: installerXml(plan, base, '/var/cache/forge-agent/KERNELSHA', '/var/cache/forge-agent/INITRDSHA') });

@@ -197,3 +197,29 @@ test('--virt-type auto: kvm only when libvirt offers it AND the probe guest boot
   assert.equal(forced.type, 'kvm', 'an explicit kvm is honoured');
   assert.match(forced.warning ?? '', /will fail to start/);
 });
+
+test('plan: firmware, machine, several disks and a network per NIC; the record\'s comma lists are the defaults', () => {
+  const rec = parseBlended({ ...BLENDED, virt_path: '/images,/data', virt_file_size: '4,30', virt_bridge: 'br-a,br-b' });
+  const plan = planInstall(parseOptions([...S, '-y', 'vm9', '-v'], ENV), rec);
+  assert.equal(plan.firmware, 'bios');
+  assert.equal(plan.machine, 'pc');
+  assert.deepEqual(plan.disk, { kind: 'dir', dir: '/images' });
+  assert.equal(plan.diskGiB, 4);
+  assert.deepEqual(plan.extraDisks, [{ target: { kind: 'dir', dir: '/data' }, gib: 30, format: 'qcow2' }]);
+  assert.deepEqual(plan.nics.map((n) => n.source), [{ bridge: 'br-a' }, { bridge: 'br-b' }, { bridge: 'br-b' }], 'NICs beyond the list take its last entry');
+  const u = planInstall(parseOptions([...S, '-y', 'vm9', '-v', '--firmware', 'uefi', '--virt-path', '/a,vg0,pool:p', '--virt-file-size', '9', '--virt-network', 'lab'], ENV), rec);
+  assert.equal(u.machine, 'q35', 'UEFI guests default to q35');
+  assert.equal(u.secureBoot, false);
+  assert.deepEqual(u.extraDisks.map((d) => [d.target, d.gib, d.format]), [
+    [{ kind: 'lvm', vg: 'vg0', lv: 'vm9-disk02' }, 9, 'raw'],
+    [{ kind: 'pool', pool: 'p', volume: 'vm9-disk03.qcow2' }, 9, 'qcow2'],
+  ]);
+  assert.ok(u.nics.every((n) => 'network' in n.source && n.source.network === 'lab'));
+  const sb = parseOptions([...S, '-y', 'vm9', '-v', '--secure-boot'], ENV);
+  assert.equal(sb.firmware, 'uefi', '--secure-boot implies UEFI');
+  assert.throws(() => parseOptions([...S, '-y', 'vm9', '-v', '--secure-boot', '--machine', 'pc'], ENV), /--secure-boot needs --machine q35/);
+  assert.throws(() => parseOptions([...S, '-y', 'vm9', '-v', '--secure-boot', '--firmware', 'bios'], ENV), /--secure-boot needs --firmware uefi/);
+  assert.throws(() => parseOptions([...S, '-y', 'vm9', '-v', '--firmware', 'efi'], ENV), /--firmware must be one of uefi\|bios/);
+  assert.throws(() => parseOptions([...S, '-y', 'vm9', '-v', '--virt-file-size', '4,x'], ENV), /--virt-file-size must be a positive number, not 'x'/);
+  assert.throws(() => planInstall(parseOptions([...S, '-y', 'vm9', '-v', '--virt-path', ','], ENV), rec), /--virt-path names no disk/);
+});
