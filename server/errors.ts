@@ -98,6 +98,9 @@ export const CATALOGUE = {
   // --- power
   POWER_FAILED: { status: 502, exit: EXIT.virt, summary: 'the power driver (libvirt, IPMI BMC, Redfish service) refused or did not answer' },
   POWER_NOT_CONFIGURED: { status: 409, exit: EXIT.conflict, summary: 'the system has power_type none' },
+  // --- discovery
+  KNOWN_SYSTEM: { status: 409, exit: EXIT.conflict, summary: 'a discovery report named a MAC that a system has; discovery never changes known systems' },
+  RATE_LIMITED: { status: 429, exit: EXIT.unavailable, summary: 'too many discovery reports from this address (or in all); retry later' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

@@ -10,6 +10,7 @@ import { ForgeError } from '../errors.js';
 import { objectsRouter } from './objects.js';
 import { openapiDocument } from './openapi.js';
 import { powerRouter } from './power.js';
+import { discoveryRouter } from './discovery.js';
 
 import { VERSION } from '../core/version.js';
 
@@ -48,6 +49,7 @@ export function apiRouter(ctx: ApiDeps): Router {
   r.use(eventsRouter(ctx, auth));
   r.use(dataRouter(ctx, auth));
   r.use(powerRouter(ctx, auth));
+  r.use(discoveryRouter(ctx, auth));
   r.use(objectsRouter(ctx, auth));
   return r;
 }

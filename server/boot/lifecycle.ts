@@ -38,6 +38,7 @@ const STAGE_OF: Record<EventType, Stage> = {
   power_failed: 'configured',
   pxe_next_boot: 'configured',
   reinstall_requested: 'configured',
+  enlisted: 'configured',
 };
 
 /** Events that say something was done to a system, not where its install is: they never move the stage. */

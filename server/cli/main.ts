@@ -21,6 +21,7 @@ import { commands as renderCommands } from './commands/render.js';
 import { commands as serveCommands } from './commands/serve.js';
 import { commands as cobblerCommands } from './commands/cobbler.js';
 import { commands as powerCommands } from './commands/power.js';
+import { commands as discoveryCommands } from './commands/discovery.js';
 
 export const REGISTRY: CommandSpec[] = [
   ...objectCommands,
@@ -30,6 +31,7 @@ export const REGISTRY: CommandSpec[] = [
   ...bootCommands,
   ...cobblerCommands,
   ...powerCommands,
+  ...discoveryCommands,
 ];
 
 REGISTRY.push({

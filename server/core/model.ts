@@ -203,6 +203,8 @@ export const EVENT_TYPES = [
   'power_failed',
   'pxe_next_boot',
   'reinstall_requested',
+  /** A discovered machine became this system (detail.rule: the rule, '' by hand). */
+  'enlisted',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -21,6 +21,8 @@ import { join } from 'node:path';
 import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
 import type { ExportDocument, ListFilter, NewEvent, RemoveOptions, Store, WriteOptions } from './store.js';
 import { EventRows } from './sqlite/events.js';
+import { DiscoveryRows } from './sqlite/discovery.js';
+import type { Discovered, Rule } from '../discovery/model.js';
 import { LeaseRows } from './sqlite/leases.js';
 import { migrate, schemaVersion } from './sqlite/migrations.js';
 import { ObjectRows } from './sqlite/objects.js';
@@ -43,6 +45,7 @@ export class SqliteStore implements Store {
   private readonly objects: ObjectRows;
   private readonly events: EventRows;
   private readonly leases: LeaseRows;
+  private readonly discovery: DiscoveryRows;
 
   constructor(opts: SqliteOptions) {
     this.db = new Database(opts.file);
@@ -54,6 +57,7 @@ export class SqliteStore implements Store {
     this.queue = new WriteQueue(this.db, opts.groupCommit ?? true);
     this.events = new EventRows(this.db, this.queue);
     this.leases = new LeaseRows(this.db, this.queue);
+    this.discovery = new DiscoveryRows(this.db, this.queue);
     this.objects = new ObjectRows(this.db, this.queue, {
       systemRenamed: (from, to) => {
         this.events.systemRenamed(from, to);
@@ -146,6 +150,38 @@ export class SqliteStore implements Store {
   }
   async listLeases(): Promise<Lease[]> {
     return this.leases.list();
+  }
+
+  // discovery
+  async getDiscovered(name: string): Promise<Discovered | undefined> {
+    return this.discovery.get(name);
+  }
+  async getDiscoveredByMac(mac: string): Promise<Discovered | undefined> {
+    return this.discovery.getByMac(mac);
+  }
+  async listDiscovered(): Promise<Discovered[]> {
+    return this.discovery.list();
+  }
+  async countDiscovered(): Promise<number> {
+    return this.discovery.count();
+  }
+  putDiscovered(d: Discovered): Promise<Discovered> {
+    return this.discovery.put(d);
+  }
+  removeDiscovered(name: string): Promise<void> {
+    return this.discovery.remove(name);
+  }
+  async listRules(): Promise<Rule[]> {
+    return this.discovery.listRules();
+  }
+  async getRule(name: string): Promise<Rule | undefined> {
+    return this.discovery.getRule(name);
+  }
+  putRule(rule: Rule, create: boolean): Promise<Rule> {
+    return this.discovery.putRule(rule, create);
+  }
+  removeRule(name: string): Promise<void> {
+    return this.discovery.removeRule(name);
   }
 
   async integrityCheck(): Promise<string> {

@@ -9,6 +9,7 @@
  * only they can check them atomically. Field-level validation happens before,
  * at the edge (core/validate.ts).
  */
+import type { Discovered, Rule } from '../discovery/model.js';
 import type { ForgeEvent, EventType, KindMap, Lease, ObjectKind } from '../core/model.js';
 
 export interface ListFilter {
@@ -92,6 +93,21 @@ export interface Store {
   exportAll(): Promise<ExportDocument>;
   /** Replaces nothing: objects whose names exist are a DUPLICATE_NAME error unless `replace`. All or nothing. */
   importAll(doc: ExportDocument, opts?: { replace?: boolean }): Promise<{ distros: number; profiles: number; systems: number }>;
+
+  // discovery (server/discovery/)
+  getDiscovered(name: string): Promise<Discovered | undefined>;
+  getDiscoveredByMac(mac: string): Promise<Discovered | undefined>;
+  listDiscovered(): Promise<Discovered[]>;
+  countDiscovered(): Promise<number>;
+  /** Insert, or replace the record with the same MAC. */
+  putDiscovered(d: Discovered): Promise<Discovered>;
+  removeDiscovered(name: string): Promise<void>;
+  /** By priority, then name. */
+  listRules(): Promise<Rule[]>;
+  getRule(name: string): Promise<Rule | undefined>;
+  /** `create`: DUPLICATE_NAME when it exists; else insert or replace. */
+  putRule(rule: Rule, create: boolean): Promise<Rule>;
+  removeRule(name: string): Promise<void>;
 
   integrityCheck(): Promise<string>;
   close(): Promise<void>;

@@ -50,6 +50,8 @@ const PINNED: Record<string, [status: number, exit: number]> = {
   DOWNLOAD_FAILED: [502, 7],
   POWER_FAILED: [502, 9],
   POWER_NOT_CONFIGURED: [409, 5],
+  KNOWN_SYSTEM: [409, 5],
+  RATE_LIMITED: [429, 7],
 };
 
 const PINNED_EXIT: Record<string, number> = {

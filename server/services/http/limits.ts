@@ -59,8 +59,13 @@ function parserFor(limit: number): RequestHandler {
  * (decided from the path below /api/v1) and the depth bound.
  */
 export function jsonBody(): RequestHandler {
+  return boundedJsonBody((req) => bodyLimitFor(req.path));
+}
+
+/** The JSON body parser with a fixed or per-request limit and the depth bound (public routes: after their rate limit). */
+export function boundedJsonBody(limit: number | ((req: Request) => number)): RequestHandler {
   return (req: Request, res, next): void => {
-    parserFor(bodyLimitFor(req.path))(req, res, (err?: unknown) => {
+    parserFor(typeof limit === 'number' ? limit : limit(req))(req, res, (err?: unknown) => {
       if (err !== undefined) {
         next(err);
         return;

@@ -87,6 +87,23 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX interfaces_ip ON interfaces(ip);
     `,
   },
+  {
+    version: 3,
+    name: 'discovered machines and discovery rules',
+    sql: `
+      CREATE TABLE discovered (
+        name TEXT PRIMARY KEY,
+        mac TEXT NOT NULL UNIQUE,
+        data TEXT NOT NULL
+      );
+      CREATE TABLE rules (
+        name TEXT PRIMARY KEY,
+        priority INTEGER NOT NULL,
+        data TEXT NOT NULL
+      );
+      CREATE INDEX rules_priority ON rules(priority, name);
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. */
