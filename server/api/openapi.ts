@@ -111,6 +111,37 @@ export function openapiDocument(version: string): Schema {
     post: { summary: 'power action {"action": "on|off|reboot|status|reinstall"}', security: sec, responses: { 200: { description: 'result' }, 400: err, 404: err, 502: err } },
   };
   paths['/api/v1/systems/{name}/reinstall'] = { parameters: sysParam, post: { summary: 'netboot on, PXE next boot, power cycle', security: sec, responses: { 200: { description: 'result' }, 404: err, 502: err } } };
+  const nameParam = [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }];
+  paths['/api/v1/discover'] = {
+    post: { summary: 'discovery image report (public: 64 kB, schema-checked, rate-limited; a known system\'s MAC is 409 KNOWN_SYSTEM)', responses: { 200: { description: 'refreshed' }, 201: { description: 'new; {name, action, system?, rule?}' }, 400: err, 409: err, 413: err, 429: err } },
+  };
+  paths['/api/v1/discover/{mac}'] = {
+    parameters: [{ name: 'mac', in: 'path', required: true, schema: { type: 'string' } }],
+    get: { summary: 'what the discovery image does next {action: wait|reboot|kexec|poweroff} (public, rate-limited)', responses: { 200: { description: 'instruction' }, 400: err, 429: err } },
+  };
+  paths['/api/v1/discovered'] = { get: { summary: 'discovered machines with their facts', responses: { 200: { description: 'list' } } } };
+  paths['/api/v1/discovered/{name}'] = {
+    parameters: nameParam,
+    get: { summary: 'one discovered machine', responses: { 200: { description: 'discovered' }, 404: err } },
+    delete: { summary: 'forget a discovered machine', security: sec, responses: { 200: { description: 'removed' }, 404: err } },
+  };
+  paths['/api/v1/discovered/{name}/provision'] = {
+    parameters: nameParam,
+    post: { summary: 'make a system from it {profile, hostname?}', security: sec, responses: { 201: { description: '{discovered, system}' }, 400: err, 404: err, 409: err } },
+  };
+  paths['/api/v1/rules'] = {
+    get: { summary: 'discovery rules by priority', responses: { 200: { description: 'rules' } } },
+    post: { summary: 'add a rule {name, priority, match, profile, hostname, max, comment}', security: sec, responses: { 201: { description: 'rule' }, 400: err, 409: err } },
+  };
+  paths['/api/v1/rules/test'] = {
+    get: { summary: 'every rule\'s verdict on ?discovered=NAME and the one that would fire', responses: { 200: { description: 'verdicts' }, 400: err, 404: err } },
+  };
+  paths['/api/v1/rules/{name}'] = {
+    parameters: nameParam,
+    get: { summary: 'one rule', responses: { 200: { description: 'rule' }, 404: err } },
+    patch: { summary: 'change fields of a rule', security: sec, responses: { 200: { description: 'rule' }, 400: err, 404: err } },
+    delete: { summary: 'remove a rule', security: sec, responses: { 200: { description: 'removed' }, 404: err } },
+  };
   paths['/api/v1/power'] = { post: { summary: 'power action on every system matching {"name": GLOB}, one result each', security: sec, responses: { 200: { description: '{results: [...]}' }, 400: err } } };
 
   // Routes served by the autoinstall and boot modules (same server, same error bodies).
