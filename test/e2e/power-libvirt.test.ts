@@ -82,7 +82,7 @@ describe('power: libvirt driver on a real qemu TCG domain', () => {
       assert.equal(r.code, 0, `forge ${args.join(' ')}: ${r.stderr}`);
       return r.stdout.trim();
     };
-    await cli(['distro', 'add', '--name', 'd', '--kernel', '/srv/k', '--initrd', '/srv/i']);
+    await cli(['distro', 'add', '--name', 'd', '--kernel', '/srv/forge/d/linux', '--initrd', '/srv/forge/d/initrd.gz']);
     await cli(['profile', 'add', '--name', 'p', '--distro', 'd']);
     await cli(['system', 'add', '--name', 'vm1', '--profile', 'p', '--power-type', 'libvirt', '--power-address', 'qemu:///system', '--power-id', dom]);
 

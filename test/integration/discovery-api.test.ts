@@ -35,7 +35,7 @@ describe('discovery API, rules and the CLI', () => {
 
   before(async () => {
     srv = await startForge();
-    await srv.cli(['distro', 'add', '--name', 'd', '--kernel', '/srv/k', '--initrd', '/srv/i']);
+    await srv.cli(['distro', 'add', '--name', 'd', '--kernel', '/srv/forge/d/linux', '--initrd', '/srv/forge/d/initrd.gz']);
     await srv.cli(['profile', 'add', '--name', 'deb12-web', '--distro', 'd']);
     await srv.cli(['system', 'add', '--name', 'known1', '--profile', 'deb12-web', '--mac', '52:54:00:00:00:99', '--netboot-enabled', 'false']);
   });

@@ -32,7 +32,7 @@ describe('power: IPMI (ipmi_sim) and Redfish (HTTPS, self-signed) with independe
 
   before(async () => {
     [srv, bmc, rf] = await Promise.all([startForge(), ipmiSim(), redfishService()]);
-    await srv.cli(['distro', 'add', '--name', 'd', '--kernel', '/srv/k', '--initrd', '/srv/i']);
+    await srv.cli(['distro', 'add', '--name', 'd', '--kernel', '/srv/forge/d/linux', '--initrd', '/srv/forge/d/initrd.gz']);
     await srv.cli(['profile', 'add', '--name', 'p', '--distro', 'd']);
   });
   after(async () => {
