@@ -90,9 +90,13 @@ export async function run(): Promise<string> {
   const rows: string[] = [];
   const ks = inProcess('kickstart', 'static-multi-nic', 5000);
   rows.push(`| kickstart, static multi-NIC + bond | ${ks.includes} | ${ks.bytes} | ${f3(ks.cold)} | ${Math.round(ks.warm.perSec)} | ${f3(ks.warm.p50)} | ${f3(ks.warm.p99)} | ${f3(ks.warm.max)} |`);
-  for (const [fmt, id] of [['preseed', 'static-multi-nic'], ['autoyast', 'static-multi-nic']] as const) {
-    const x = inProcess(fmt, id, 3000);
-    rows.push(`| ${fmt}, static multi-NIC + bond | ${x.includes} | ${x.bytes} | ${f3(x.cold)} | ${Math.round(x.warm.perSec)} | ${f3(x.warm.p50)} | ${f3(x.warm.p99)} | ${f3(x.warm.max)} |`);
+  const LABEL: Record<string, string> = {
+    preseed: 'preseed', autoyast: 'autoyast', autoinstall: 'Ubuntu autoinstall user-data', 'cloud-config': 'cloud-init user-data (image)',
+    'network-config': 'cloud-init network-config', agama: 'Agama profile',
+  };
+  for (const fmt of ['preseed', 'autoyast', 'autoinstall', 'cloud-config', 'network-config', 'agama'] as const) {
+    const x = inProcess(fmt, 'static-multi-nic', 3000);
+    rows.push(`| ${LABEL[fmt]}, static multi-NIC + bond | ${x.includes} | ${x.bytes} | ${f3(x.cold)} | ${Math.round(x.warm.perSec)} | ${f3(x.warm.p50)} | ${f3(x.warm.p99)} | ${f3(x.warm.max)} |`);
   }
   const http1 = await overHttp(1000, 1);
   const http32 = await overHttp(3000, 32);
