@@ -12,7 +12,7 @@
  * prom-client's default collectors.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { ACTIVE_STAGES, stageOf } from './boot/lifecycle.js';
+import { ACTIVE_STAGES, stageOf } from './events/lifecycle.js';
 import type { ForgeEvent } from './core/model.js';
 import type { DhcpHandler } from './services/dhcp/handler.js';
 import type { TftpStats } from './services/tftp/server.js';

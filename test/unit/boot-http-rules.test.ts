@@ -5,8 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseRange } from '../../server/boot/range.js';
-import { formatDuration, stageInfo } from '../../server/boot/lifecycle.js';
+import { parseRange } from '../../server/services/http/range.js';
+import { formatDuration, stageInfo } from '../../server/events/lifecycle.js';
 import type { ForgeEvent, EventType } from '../../server/core/model.js';
 
 test('Range: single ranges, suffix, open-ended, unsatisfiable, ignored forms', () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { detectTree, parseTreeinfo } from '../../server/boot/importer.js';
+import { detectTree, parseTreeinfo } from '../../server/importer.js';
 import { findLoaders, loaderPath, LOADERS } from '../../server/boot/loaders.js';
 import { ForgeError } from '../../server/errors.js';
 

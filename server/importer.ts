@@ -11,8 +11,8 @@
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Arch, Breed } from '../core/model.js';
-import { ForgeError } from '../errors.js';
+import type { Arch, Breed } from './core/model.js';
+import { ForgeError } from './errors.js';
 
 export interface TreeFs {
   isFile(p: string): boolean;
