@@ -59,6 +59,10 @@ export interface ForgeConfig {
   /** Extra directory of files served as they are. */
   tftp_root: string;
   tftp_max_transfers: number;
+  /** Transfers one client address may hold at once. */
+  tftp_max_per_client: number;
+  /** Seconds a transfer may go without progress before its slot is freed (whatever timeout/backoff say). */
+  tftp_stall_seconds: number;
   /** Directories distro kernels, initrds and trees may be served from ([] = the built-in ones, boot/confine.ts). */
   boot_roots: string[];
 
@@ -145,6 +149,8 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   tftp_port: { kind: 'int', doc: 'TFTP port', shape: portRule },
   tftp_root: { kind: 'string', doc: 'extra directory served read-only over TFTP' },
   tftp_max_transfers: { kind: 'int', doc: 'concurrent TFTP transfers' },
+  tftp_max_per_client: { kind: 'int', doc: 'concurrent TFTP transfers per client address (a flood from one address pins at most this many slots)', shape: (v: number) => (v >= 1 ? undefined : 'must be at least 1') },
+  tftp_stall_seconds: { kind: 'int', doc: 'seconds a TFTP transfer may go without progress before it ends (bounds client-chosen timeouts and backoff)', shape: (v: number) => (v >= 1 && v <= 600 ? undefined : 'must be 1..600') },
   boot_roots: {
     kind: 'list',
     doc: 'directories distro kernels/initrds/trees may come from (default /srv/forge DATA_DIR/distros /usr/lib/debian-installer and the loader package dirs, /var/www/cobbler; never / /etc /root /proc /sys /dev or DATA_DIR)',
@@ -194,6 +200,8 @@ export function defaults(): ForgeConfig {
     tftp_port: 69,
     tftp_root: '',
     tftp_max_transfers: 64,
+    tftp_max_per_client: 8,
+    tftp_stall_seconds: 15,
     boot_roots: [],
     loaders: {},
     bios_loader: 'ipxe',

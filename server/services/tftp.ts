@@ -15,7 +15,7 @@ import type { Service } from './service.js';
 import { TftpServer } from './tftp/server.js';
 
 export interface TftpDeps {
-  config: Pick<ForgeConfig, 'tftp_enabled' | 'tftp_port' | 'tftp_listen' | 'tftp_root' | 'tftp_max_transfers'>;
+  config: Pick<ForgeConfig, 'tftp_enabled' | 'tftp_port' | 'tftp_listen' | 'tftp_root' | 'tftp_max_transfers' | 'tftp_max_per_client' | 'tftp_stall_seconds'>;
   log: Logger;
   record: RecordEvent;
   /** Where the transfer counters are exposed (GET /metrics). */
@@ -33,6 +33,8 @@ export async function startTftp(deps: TftpDeps, files: BootFileProvider): Promis
     root: c.tftp_root,
     provider: files,
     maxTransfers: c.tftp_max_transfers,
+    maxPerClient: c.tftp_max_per_client,
+    stallMs: c.tftp_stall_seconds * 1000,
     log,
     onComplete: (t) => {
       deps.metrics?.tftpBytes.inc(t.bytes);

@@ -85,7 +85,7 @@ test('a client ERROR without its final NUL is still understood (PXE abort)', () 
 
 test('negotiation: only requested options are acknowledged, in the client order', () => {
   const size = 123456;
-  const t = (opts: Record<string, string>, limits?: { maxBlksize: number; maxWindowsize: number }) =>
+  const t = (opts: Record<string, string>, limits?: { maxBlksize: number; maxWindowsize: number; maxTimeout: number }) =>
     negotiate(
       Object.entries(opts).map(([name, value]) => ({ name, value })),
       size,
@@ -105,16 +105,21 @@ test('negotiation: only requested options are acknowledged, in the client order'
   assert.equal(t({ blksize: '8' }).blksize, 8);
   assert.equal(t({ blksize: '65464' }).blksize, 65464);
   assert.deepEqual(t({ blksize: '99999' }).oack, [{ name: 'blksize', value: '65464' }]);
-  assert.deepEqual(t({ blksize: '9000' }, { maxBlksize: 1468, maxWindowsize: 4 }).oack, [{ name: 'blksize', value: '1468' }]);
-  // RFC 2349 timeout 1..255.
+  assert.deepEqual(t({ blksize: '9000' }, { maxBlksize: 1468, maxWindowsize: 4, maxTimeout: 5 }).oack, [{ name: 'blksize', value: '1468' }]);
+  // RFC 2349 timeout 1..255, accepted only up to the server's cap (5 s by
+  // default): the server may not answer another value, so a larger one is ignored.
   assert.equal(t({ timeout: '0' }).oack.length, 0);
   assert.equal(t({ timeout: '256' }).oack.length, 0);
-  assert.equal(t({ timeout: '255' }).timeout, 255);
+  assert.equal(t({ timeout: '5' }).timeout, 5);
+  assert.equal(t({ timeout: '6' }).timeout, undefined);
+  assert.equal(t({ timeout: '255' }).timeout, undefined);
+  assert.equal(t({ timeout: '255' }).oack.length, 0);
+  assert.equal(t({ timeout: '255' }, { maxBlksize: 1468, maxWindowsize: 4, maxTimeout: 255 }).timeout, 255);
   // RFC 7440 windowsize 1..65535, capped by the server.
   assert.equal(t({ windowsize: '0' }).oack.length, 0);
   assert.equal(t({ windowsize: '65536' }).oack.length, 0);
   assert.equal(t({ windowsize: '65535' }).windowsize, 64);
-  assert.equal(t({ windowsize: '9' }, { maxBlksize: 1468, maxWindowsize: 4 }).windowsize, 4);
+  assert.equal(t({ windowsize: '9' }, { maxBlksize: 1468, maxWindowsize: 4, maxTimeout: 5 }).windowsize, 4);
   // Garbage values and unknown options are ignored; repeats count once.
   assert.deepEqual(t({ blksize: '1e3', multicast: '', tsize: 'x' }).oack, []);
   assert.deepEqual(

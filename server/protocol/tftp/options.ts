@@ -24,9 +24,15 @@ export interface ServerLimits {
   maxBlksize: number;
   /** Largest window the server grants (>= 1). */
   maxWindowsize: number;
+  /**
+   * Largest client-chosen retransmission timeout (seconds) accepted. RFC 2349
+   * lets the server only accept the value as asked or ignore the option, so a
+   * larger one is left out of the OACK and the server's own timeout applies.
+   */
+  maxTimeout: number;
 }
 
-export const DEFAULT_LIMITS: ServerLimits = { maxBlksize: MAX_BLKSIZE, maxWindowsize: 64 };
+export const DEFAULT_LIMITS: ServerLimits = { maxBlksize: MAX_BLKSIZE, maxWindowsize: 64, maxTimeout: 5 };
 
 export interface Negotiated {
   blksize: number;
@@ -64,7 +70,7 @@ export function negotiate(asked: readonly TftpOption[], fileSize: number | undef
         break;
       }
       case 'timeout':
-        if (n === undefined || n < 1 || n > 255) break;
+        if (n === undefined || n < 1 || n > 255 || n > limits.maxTimeout) break;
         result.timeout = n;
         result.oack.push({ name, value: String(n) });
         break;

@@ -63,6 +63,14 @@ export interface TftpServerOptions {
   retries?: number;
   /** Retransmission timeout when the client sets none (RFC 2349). Default 1000 ms. */
   timeoutMs?: number;
+  /**
+   * A transfer that makes no progress (no new ACK) for this long ends,
+   * whatever its timeout and backoff say, so an unanswered RRQ holds a slot
+   * for seconds, not hours. Default 15000 ms.
+   */
+  stallMs?: number;
+  /** Transfers one client address may hold at once (spoofed floods pin at most this many). Default 8. */
+  maxPerClient?: number;
   /** Called once per completed transfer. */
   onComplete?: (info: TransferInfo) => void;
 }
@@ -136,7 +144,11 @@ export class TftpServer {
   readonly retries: number;
   readonly timeoutMs: number;
   readonly maxTransfers: number;
+  readonly stallMs: number;
+  readonly maxPerClient: number;
   private readonly slots = new Map<string, Slot>();
+  /** Slots held per client address (the key of `slots` is address|port). */
+  private readonly perClient = new Map<string, number>();
   private socket: dgram.Socket | undefined;
   private realRoot: string | undefined;
   private boundPort = 0;
@@ -148,7 +160,10 @@ export class TftpServer {
     this.limits = {
       maxBlksize: Math.min(opts.limits?.maxBlksize ?? DEFAULT_LIMITS.maxBlksize, MAX_BLKSIZE),
       maxWindowsize: Math.max(1, opts.limits?.maxWindowsize ?? DEFAULT_LIMITS.maxWindowsize),
+      maxTimeout: Math.max(1, Math.min(255, opts.limits?.maxTimeout ?? DEFAULT_LIMITS.maxTimeout)),
     };
+    this.stallMs = Math.max(1000, opts.stallMs ?? 15_000);
+    this.maxPerClient = Math.max(1, opts.maxPerClient ?? 8);
     this.retries = opts.retries ?? 5;
     this.timeoutMs = opts.timeoutMs ?? 1000;
     this.maxTransfers = Math.max(1, opts.maxTransfers ?? 64);
@@ -213,6 +228,7 @@ export class TftpServer {
     this.closing = true;
     for (const slot of this.slots.values()) if (slot instanceof Transfer) slot.close();
     this.slots.clear();
+    this.perClient.clear();
     const sock = this.socket;
     this.socket = undefined;
     if (sock !== undefined) await new Promise<void>((r) => sock.close(() => r()));
@@ -292,13 +308,19 @@ export class TftpServer {
       this.reply(peer, errorPacket(ErrorCode.NOT_DEFINED, 'server busy, try again later'));
       return;
     }
+    if ((this.perClient.get(peer.address) ?? 0) >= this.maxPerClient) {
+      this.stats.busy++;
+      this.warnLimited('busy-client', 'refused request: too many transfers from one client', { client, file: printable(req.filename), max: this.maxPerClient });
+      this.reply(peer, errorPacket(ErrorCode.NOT_DEFINED, 'too many transfers from this address, try again later'));
+      return;
+    }
     const slot: Slot = { state: 'setup', req };
-    this.slots.set(key, slot);
+    this.addSlot(key, peer.address, slot);
     let started = false;
     try {
       started = await this.setup(req, peer, key, client);
     } finally {
-      if (!started && this.slots.get(key) === slot) this.slots.delete(key);
+      if (!started && this.slots.get(key) === slot) this.removeSlot(key);
     }
   }
 
@@ -412,6 +434,19 @@ export class TftpServer {
 
   /** Called by a transfer when it ends. */
   release(t: Transfer): void {
-    if (this.slots.get(t.key) === t) this.slots.delete(t.key);
+    if (this.slots.get(t.key) === t) this.removeSlot(t.key);
+  }
+
+  private addSlot(key: string, address: string, slot: Slot): void {
+    this.slots.set(key, slot);
+    this.perClient.set(address, (this.perClient.get(address) ?? 0) + 1);
+  }
+
+  private removeSlot(key: string): void {
+    if (!this.slots.delete(key)) return;
+    const address = key.slice(0, key.lastIndexOf('|'));
+    const n = (this.perClient.get(address) ?? 1) - 1;
+    if (n <= 0) this.perClient.delete(address);
+    else this.perClient.set(address, n);
   }
 }

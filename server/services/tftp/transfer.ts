@@ -54,6 +54,8 @@ export interface TransferHost {
   readonly stats: TftpStats;
   readonly retries: number;
   readonly timeoutMs: number;
+  /** A transfer without progress for this long ends (the lifetime bound). */
+  readonly stallMs: number;
   readonly opts: { onComplete?: (info: TransferInfo) => void };
   release(t: Transfer): void;
 }
@@ -79,6 +81,8 @@ export class Transfer {
   /** Current retransmission wait: the base, doubled per consecutive timeout. */
   private wait: number;
   private readonly started = Date.now();
+  /** Last time the client moved the transfer forward (begin, ACK of the OACK or of new data). */
+  private lastProgress = Date.now();
   private readonly oack: Buffer | undefined;
 
   constructor(
@@ -151,6 +155,7 @@ export class Transfer {
       if (wire !== 0) return;
       this.state = 'data';
       this.tries = 0;
+      this.lastProgress = Date.now();
       this.sendWindow();
       return;
     }
@@ -162,6 +167,7 @@ export class Transfer {
     if (delta === 0 || delta > this.sentUpTo - this.base) return;
     this.base += delta;
     this.tries = 0;
+    this.lastProgress = Date.now();
     if (this.base >= this.lastBlock) {
       this.finish();
       return;
@@ -220,6 +226,14 @@ export class Transfer {
       return;
     }
     this.tries++;
+    if (Date.now() - this.lastProgress >= this.server.stallMs) {
+      // The lifetime bound: however the timeout and backoff add up, a transfer
+      // without progress for stallMs frees its slot (a flood of unanswered
+      // RRQs with timeout=255 pins slots for seconds, not hours).
+      this.server.log.info('transfer ended: no progress', { client: this.info.client, file: this.info.file, acked: this.base, of: this.lastBlock, ms: this.server.stallMs });
+      this.fail('stalled');
+      return;
+    }
     if (this.tries > this.server.retries && this.state === 'oack') {
       // Never acknowledged the OACK: most often a PXE size probe whose ERROR
       // was lost, so not worth a warning.
@@ -248,7 +262,9 @@ export class Transfer {
     // Exponential backoff (RFC 1123 section 4.2.3.2: adaptive timeouts), capped
     // at 8x the base. It also leaves a quiet gap in which a client that
     // re-ACKs only on its own timer (atftp, after one extra ACK) gets to speak.
-    this.rearm(Math.min(this.wait * 2, this.timeoutMs * 8));
+    // Never past the stall bound, so it is checked on time.
+    const left = this.server.stallMs - (Date.now() - this.lastProgress);
+    this.rearm(Math.max(1, Math.min(this.wait * 2, this.timeoutMs * 8, left)));
   }
 
   private onClientError(code: number, message: string): void {
