@@ -14,7 +14,8 @@ import { prepareDisk, removeDisk } from './disk.js';
 import { fetchCached, progressBar } from './download.js';
 import { runInstall, type FlowDeps } from './flow.js';
 import { LibvirtHost } from './libvirt.js';
-import { helpText, parseOptions, type AgentOptions } from './options.js';
+import { FLAG_NAMES, helpText, parseOptions, type AgentOptions } from './options.js';
+import { koanCompat } from './koan.js';
 import { parseSub, subHelp, subSummary, SUB_WORDS } from './subcommands.js';
 import { runSub, vmContext } from './vm.js';
 import { randomMac } from './plan.js';
@@ -91,7 +92,9 @@ export async function main(argv: string[]): Promise<number> {
       }
       return await runSub(sub, vmContext(sub, process.env, io));
     }
-    const opts = parseOptions(argv, { env: process.env, isTTY: process.stdout.isTTY === true, isRoot: process.getuid?.() === 0, home: homedir() });
+    // koan's flags and COBBLER_SERVER, translated (or refused with the forge way) before parsing.
+    const koan = koanCompat(argv, process.env, FLAG_NAMES);
+    const opts = parseOptions(koan.argv, { env: koan.env, isTTY: process.stdout.isTTY === true, isRoot: process.getuid?.() === 0, home: homedir() });
     if (opts.help) {
       io.out(helpText() + subSummary());
       return EXIT.ok;

@@ -53,6 +53,8 @@ export interface AgentOptions {
   cacheDir: string;
   /** Where libvirt (virtlogd) writes the serial console logs. */
   logDir: string;
+  /** Extra installer kernel options overriding the server's (koan --kopts). */
+  kopts?: string | undefined;
 }
 
 interface FlagSpec {
@@ -93,9 +95,13 @@ const FLAGS: readonly FlagSpec[] = [
   { long: 'connect', value: true, help: 'libvirt URI (default qemu:///system)' },
   { long: 'cache-dir', value: true, help: 'kernel/initrd cache (default /var/cache/forge-agent as root)' },
   { long: 'log-dir', value: true, help: 'serial console logs (default /var/log/libvirt/qemu)' },
+  { long: 'kopts', value: true, help: "extra installer kernel options, replacing the server's of the same key (koan --kopts)" },
   { long: 'help', short: 'h', value: false, help: 'this help' },
   { long: 'version', value: false, help: 'print the forge-agent version and exit' },
 ];
+
+/** Long option names forge-agent parses (agent/koan.ts translates koan's before parsing). */
+export const FLAG_NAMES: ReadonlySet<string> = new Set(FLAGS.map((f) => f.long));
 
 export function helpText(): string {
   const lines = [
@@ -256,5 +262,6 @@ export function parseOptions(argv: readonly string[], penv: ParseEnv): AgentOpti
     connect: str('connect') ?? penv.env['LIBVIRT_DEFAULT_URI'] ?? 'qemu:///system',
     cacheDir: str('cache-dir') ?? (penv.isRoot ? '/var/cache/forge-agent' : `${penv.home}/.cache/forge-agent`),
     logDir: str('log-dir') ?? '/var/log/libvirt/qemu',
+    kopts: str('kopts'),
   };
 }

@@ -5,6 +5,7 @@
  */
 import { ForgeError } from '../server/errors.js';
 import type { DiskBus, Firmware, Graphics, Machine, NetModel, AgentOptions } from './options.js';
+import { mergeKopts } from './koan.js';
 
 const INHERIT = '<<inherit>>';
 
@@ -263,7 +264,7 @@ export function planInstall(opts: AgentOptions, rec: BlendedRecord): InstallPlan
     autoBoot: opts.autoBoot ?? rec.virtAutoBoot ?? false,
     kernelUrl: rec.kernelUrl,
     initrdUrl: rec.initrdUrl,
-    cmdline: rec.kernelCmdline,
+    cmdline: mergeKopts(rec.kernelCmdline, opts.kopts),
     installLog: `${opts.logDir}/${domain}-install.log`,
     consoleLog: `${opts.logDir}/${domain}-console.log`,
     poll: opts.poll,
