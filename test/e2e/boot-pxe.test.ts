@@ -6,7 +6,8 @@
  * forge's generic script calls install start/done). Asserted from forge's
  * own event timeline, the VM's serial console and the configs forge served.
  *
- *  1. BIOS: forge DHCP (managed) -> iPXE -> HTTP iPXE script -> kernel+initrd over HTTP
+ *  1. BIOS: forge DHCP (managed) -> iPXE -> HTTP iPXE script -> kernel+initrd over HTTP;
+ *     two clients of the event stream watch it (one drops and resumes with Last-Event-ID)
  *  2. UEFI (OVMF): the same through the ROM's EFI iPXE
  *  3. UEFI GRUB: DHCP -> Debian's signed grubnetx64 (TFTP) -> grub/grub.cfg -> grub/system/<mac>
  *     -> linux/initrd over TFTP (GRUB 2.06: no linuxefi)
@@ -29,6 +30,7 @@ import { hasCommand, inCI, isRoot, need } from '../lib/env.js';
 import { guestKernel } from '../lib/guest.js';
 import { createLan, type Lan, type LanClient } from '../lib/netns.js';
 import { startQemu, OVMF_CODE, OVMF_CODE_SB, OVMF_VARS_MS, type Vm } from '../lib/qemu.js';
+import { SseParser } from '../../server/protocol/sse/codec.js';
 import { installerInitramfs, localBootDisk, LOCAL_DISK_MARKER, startForgeIn, type NsForge } from '../lib/boot-lab.js';
 
 const BOOT_MS = 240_000;
@@ -161,10 +163,59 @@ function assertInstalled(serial: string, evs: Ev[], opts: { config: string; kern
   assert.ok(evs.some((e) => e.type === 'netboot_disabled'), `pxe_just_once: netboot_disabled expected in ${seq}`);
 }
 
+/**
+ * A client of GET /api/v1/events/stream inside the LAN namespace (curl -N),
+ * parsed with forge's SSE codec: the events it has received, in arrival order.
+ */
+function sseClient(path: string, headers: string[] = []): { events: () => Ev[]; stop: () => void } {
+  const args = ['-sN', ...headers.flatMap((h) => ['-H', h]), forge!.url + path];
+  const p = lan!.spawn('curl', args);
+  const parser = new SseParser();
+  const got: Ev[] = [];
+  p.stdout?.on('data', (d: Buffer) => {
+    for (const m of parser.push(d.toString())) if (m.event !== 'hello') got.push(JSON.parse(m.data) as Ev);
+  });
+  return { events: () => got, stop: () => void p.kill('SIGKILL') };
+}
+
+async function until(cond: () => boolean, ms: number, what: () => string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 test('1. BIOS: forge DHCP -> iPXE ROM -> HTTP iPXE script -> kernel + initrd over HTTP -> autoinstall fetched', { timeout: TEST_MS }, async (t) => {
   if (!ready(t)) return;
-  const serial = await bootInstaller('vm-bios', 'bios', true);
+  // Two live clients of the event stream watch the boot; one drops after 3 events and resumes with Last-Event-ID.
+  const live = sseClient('/api/v1/events/stream?system=vm-bios');
+  const dropping = sseClient('/api/v1/events/stream?system=vm-bios');
+  let resumed: ReturnType<typeof sseClient> | undefined;
+  let kept: Ev[] = [];
+  const dropper = (async () => {
+    await until(() => dropping.events().length >= 3, BOOT_MS, () => 'three events');
+    dropping.stop();
+    kept = dropping.events().slice(0, 3);
+  })();
+  let serial: string;
+  try {
+    serial = await bootInstaller('vm-bios', 'bios', true);
+    await dropper;
+  } finally {
+    dropping.stop();
+  }
   const evs = await events('vm-bios');
+  resumed = sseClient('/api/v1/events/stream?system=vm-bios', [`Last-Event-ID: ${kept[2]!.id}`]);
+  const byId = [...evs].sort((a, b) => a.id - b.id).map((e) => e.id);
+  try {
+    await until(() => resumed!.events().length >= byId.length - 3 && live.events().length >= byId.length, 30_000, () => `resumed ${resumed!.events().length} of ${byId.length - 3}, live ${live.events().length} of ${byId.length}`);
+  } finally {
+    resumed.stop();
+    live.stop();
+  }
+  assert.deepEqual(live.events().map((e) => e.id).slice(0, byId.length), byId, `the live client saw every event of the boot, in order: ${types(live.events())}`);
+  assert.deepEqual([...kept, ...resumed.events()].map((e) => e.id), byId, 'the client that reconnected with Last-Event-ID lost none and got none twice');
   assert.ok(evs.some((e) => e.source === 'dhcp' && (e.type === 'dhcp_offer' || e.type === 'dhcp_ack')), types(evs));
   assertInstalled(serial, evs, { config: 'http', kernelVia: 'http' });
   const cfg = evs.find((e) => e.type === 'boot_config_served');
