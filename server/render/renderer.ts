@@ -52,6 +52,14 @@ export interface FileUse {
   for?: string;
 }
 
+/** A template or snippet under the roots: the file in effect and the files it shadows (GET /api/v1/templates). */
+export interface TemplateEntry {
+  name: string;
+  file: string;
+  origin: Origin;
+  shadows: string[];
+}
+
 export interface RenderResult {
   text: string;
   template: FileUse;
@@ -295,17 +303,17 @@ export class Renderer {
   // ----- listing
 
   /** Every template name under the roots, with the file in effect and what it shadows. */
-  listTemplates(): { name: string; file: string; origin: Origin; shadows: string[] }[] {
+  listTemplates(): TemplateEntry[] {
     return this.listTree(this.roots.templates, () => true);
   }
 
   /** Every snippet file (shared and per_* overrides). */
-  listSnippets(): { name: string; file: string; origin: Origin; shadows: string[] }[] {
+  listSnippets(): TemplateEntry[] {
     return this.listTree(this.roots.snippets, () => true);
   }
 
-  private listTree(roots: RenderRoots['templates'], keep: (name: string) => boolean): { name: string; file: string; origin: Origin; shadows: string[] }[] {
-    const byName = new Map<string, { name: string; file: string; origin: Origin; shadows: string[] }>();
+  private listTree(roots: RenderRoots['templates'], keep: (name: string) => boolean): TemplateEntry[] {
+    const byName = new Map<string, TemplateEntry>();
     for (const root of roots) {
       for (const rel of walk(root.dir)) {
         if (!keep(rel)) continue;

@@ -1,14 +1,8 @@
 /** `forge export`, `forge import-data FILE`, `forge check`. */
 import { readFileSync } from 'node:fs';
 import { ForgeError } from '../../errors.js';
+import type { Problem } from '../../api/data.js';
 import type { CommandSpec } from '../command.js';
-
-interface Problem {
-  severity: 'error' | 'warning';
-  object: string;
-  field?: string;
-  message: string;
-}
 
 export const exportCmd: CommandSpec = {
   path: ['export'],

@@ -9,6 +9,8 @@
  * All through the HTTP API (server/render/routes.ts).
  */
 import { ForgeError } from '../../errors.js';
+import type { FileUse, TemplateEntry } from '../../render/renderer.js';
+import type { ExplainReport, ValidateReport } from '../../render/service.js';
 import type { CommandSpec, OptionSpec, ParsedArgs } from '../command.js';
 
 const NAME: OptionSpec = { type: 'string', description: 'object name', arg: 'NAME' };
@@ -25,28 +27,6 @@ function mustName(args: ParsedArgs): string {
   const n = str(args, 'name');
   if (n === '') throw new ForgeError('USAGE', '--name is required', { field: 'name' });
   return n;
-}
-
-interface FileUse {
-  name: string;
-  file: string;
-  origin: string;
-  level: string;
-  for?: string;
-  lookup?: string[];
-}
-
-interface ListEntry {
-  name: string;
-  file: string;
-  origin: string;
-  shadows: string[];
-}
-
-interface ValidateReport {
-  ok: boolean;
-  checked: number;
-  errors: { kind: string; name: string; code: string; message: string }[];
 }
 
 function getAutoinstall(kind: 'system' | 'profile'): CommandSpec {
@@ -86,12 +66,12 @@ const templateList: CommandSpec = {
   summary: 'list templates and snippets: the file in effect (site or shipped) and what it shadows',
   options: { json: JSON_OPT },
   async run(args, io) {
-    const r = await io.api<{ templates: ListEntry[]; snippets: ListEntry[] }>('GET', '/api/v1/templates');
+    const r = await io.api<{ templates: TemplateEntry[]; snippets: TemplateEntry[] }>('GET', '/api/v1/templates');
     if (args.values['json'] === true) {
       io.out(JSON.stringify(r, null, 2));
       return 0;
     }
-    const show = (title: string, xs: ListEntry[]): void => {
+    const show = (title: string, xs: TemplateEntry[]): void => {
       io.out(`${title}:`);
       for (const x of xs) {
         io.out(`  ${x.name.padEnd(40)} ${x.origin.padEnd(8)} ${x.file}`);
@@ -139,7 +119,7 @@ const templateShow: CommandSpec = {
       return 0;
     }
     const q = system !== '' ? `system=${enc(system)}` : `profile=${enc(profile)}`;
-    const r = await io.api<{ template_name: string; template?: FileUse; snippets: FileUse[]; error?: { code: string; message: string } }>(
+    const r = await io.api<ExplainReport>(
       'GET',
       `/api/v1/templates/effective?${q}`,
     );
@@ -150,7 +130,7 @@ const templateShow: CommandSpec = {
       for (const s of r.snippets) {
         const lvl = s.level === 'shared' ? 'shared' : `${s.level} ${s.for ?? ''}`.trim();
         io.out(`  snippet ${s.name.padEnd(32)} ${lvl.padEnd(24)} ${s.origin.padEnd(8)} ${s.file}`);
-        if (args.values['verbose'] === true) for (const l of s.lookup ?? []) io.out(`      lookup ${l}`);
+        if (args.values['verbose'] === true) for (const l of s.lookup) io.out(`      lookup ${l}`);
       }
     }
     if (r.error !== undefined) {
