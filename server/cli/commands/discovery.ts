@@ -8,6 +8,9 @@ import type { Discovered, Rule } from '../../discovery/model.js';
 import type { RuleVerdict } from '../../discovery/service.js';
 import type { CommandSpec, OptionSpec, ParsedArgs } from '../command.js';
 import { table } from './boot.js';
+import { join } from 'node:path';
+import { defaultDataDir } from '../../config.js';
+import { buildDiscoveryImage } from '../../discovery/image.js';
 
 const str = (a: ParsedArgs, k: string): string | undefined => (typeof a.values[k] === 'string' ? (a.values[k] as string) : undefined);
 const must = (a: ParsedArgs, k: string): string => {
@@ -62,6 +65,19 @@ function ruleBody(a: ParsedArgs): Record<string, unknown> {
 }
 
 export const commands: CommandSpec[] = [
+  {
+    path: ['discovery', 'image'],
+    summary: 'build the discovery image on this host from Debian packages (netboot kernel + its modules, busybox-static initramfs)',
+    options: { out: { type: 'string', description: 'directory for linux and initrd.gz (default DATA_DIR/discovery)', arg: 'DIR' } },
+    help: 'boot it with: linux forge.url=http://SERVER:8080 [forge.mac=MAC] [forge.poll=5]; initrd initrd.gz',
+    async run(a, io) {
+      const out = str(a, 'out') ?? join(io.env['FORGE_DATA_DIR'] !== undefined && io.env['FORGE_DATA_DIR'] !== '' ? io.env['FORGE_DATA_DIR'] : defaultDataDir(), 'discovery');
+      const img = buildDiscoveryImage(out);
+      io.out(`kernel  ${img.kernel}`);
+      io.out(`initrd  ${img.initrd} (modules: ${img.modules.join(' ') || 'none'})`);
+      return 0;
+    },
+  },
   {
     path: ['discovered', 'list'],
     summary: 'list machines that booted the discovery image (unknown MACs) with their facts',
