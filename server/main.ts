@@ -23,7 +23,7 @@ import type { BaseUrl, RecordEvent } from './deps.js';
 import { ForgeError } from './errors.js';
 import type { Logger } from './log.js';
 import { Renderer } from './render/renderer.js';
-import { rootsFor } from './render/roots.js';
+import { checkSiteTrust, rootsFor } from './render/roots.js';
 import { autoinstallRouter } from './render/routes.js';
 import { AutoinstallService } from './render/service.js';
 import { createLeaseTable, startDhcp } from './services/dhcp.js';
@@ -69,6 +69,7 @@ export function ensureToken(dataDir: string): string {
  */
 export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
   checkRootsConfig(config);
+  checkSiteTrust(config);
   mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
   const rawStore = openSqliteStore(
     config.data_dir,

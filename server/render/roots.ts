@@ -9,7 +9,7 @@
  * the file it names (after following symlinks) must stay inside the real path
  * of its root. Anything else is TEMPLATE_PATH, never a silent fallback.
  */
-import { existsSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ForgeError } from '../errors.js';
@@ -128,4 +128,38 @@ export function locate(root: Root, segs: string[], display: string): Located | u
     });
   }
   return { file: real, root, stat: st };
+}
+
+/**
+ * Site templates are code that runs with the server's rights (nunjucks is
+ * not a sandbox), so, like sshd's StrictModes, forge refuses to start when
+ * templates_dir or snippets_dir, or anything in them, is writable by group
+ * or other or owned by someone other than root or the service user. Returns
+ * the first problem with its path; a directory that does not exist is fine.
+ */
+export function untrustedSitePath(dir: string, uid: number = process.getuid?.() ?? 0, limit = 100_000): string | undefined {
+  if (dir === '' || !existsSync(dir)) return undefined;
+  const stack = [dir];
+  let seen = 0;
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    if (++seen > limit) return `${dir}: more than ${limit} entries`;
+    // stat follows a symlink: what matters is the file that would be read.
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st === undefined) continue;
+    if ((st.mode & 0o022) !== 0) return `${p} is writable by ${(st.mode & 0o020) !== 0 ? 'group' : 'other'} (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')})`;
+    if (st.uid !== 0 && st.uid !== uid) return `${p} is owned by uid ${st.uid}, not root or the service user (uid ${uid})`;
+    if (st.isDirectory()) for (const e of readdirSync(p)) stack.push(join(p, e));
+  }
+  return undefined;
+}
+
+/** Startup check of templates_dir and snippets_dir: CONFIG_INVALID naming the key and the path. */
+export function checkSiteTrust(cfg: { templates_dir: string; snippets_dir: string }): void {
+  for (const key of ['templates_dir', 'snippets_dir'] as const) {
+    const why = untrustedSitePath(cfg[key]);
+    if (why !== undefined) {
+      throw new ForgeError('CONFIG_INVALID', `${key}: ${why}: site templates run as code with forge's rights; fix with chown root and chmod go-w`, { field: key });
+    }
+  }
 }
