@@ -64,3 +64,9 @@ test('an unknown directive or Python module is a leftover with its line, the res
   assert.match(r.text, /^a\n\{# CHEETAH line 2: .*#import time #\}/);
   assert.ok(r.text.includes('b $x.count("a")'), 'the original line is kept in the marker');
 });
+
+test("variables Cobbler always defines take Cobbler's default when forge has none", () => {
+  const src = '#if $redhat_management_key != ""\nregister $redhat_management_server\n#else\nnot registered\n#end if\n#if $run_install_triggers\ntriggers\n#end if\n';
+  assert.equal(render(src), 'not registered\ntriggers\n');
+  assert.equal(render(src, { redhat_management_key: 'k', redhat_management_server: 'sat', run_install_triggers: false }), 'register sat\n');
+});

@@ -44,6 +44,19 @@ export const VAR_MAP: Record<string, string> = {
   default_password_crypted: 'root_password_hash',
   install_source_directory: '(tree | urlpath)',
   template_files: '(template_files | default({}))',
+  // Variables Cobbler always defines (item fields and settings.yaml defaults)
+  // that forge has no field for: Cobbler's default unless autoinstall_meta sets one.
+  redhat_management_key: '(redhat_management_key | default(""))',
+  redhat_management_server: '(redhat_management_server | default(""))',
+  mgmt_classes: '(mgmt_classes | default([]))',
+  mgmt_parameters: '(mgmt_parameters | default({}))',
+  run_install_triggers: '(run_install_triggers | default(true))',
+  anamon_enabled: '(anamon_enabled | default(false))',
+  puppet_auto_setup: '(puppet_auto_setup | default(false))',
+  puppet_server: '(puppet_server | default(""))',
+  puppet_version: '(puppet_version | default(2))',
+  sign_puppet_certs_automatically: '(sign_puppet_certs_automatically | default(false))',
+  repo_data: '(repo_data | default([]))',
   // Cobbler's $name_servers_search etc. are lists in both.
 };
 
