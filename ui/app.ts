@@ -375,7 +375,7 @@ async function systemPage(name: string): Promise<void> {
   const ifaces = Object.entries((sys['interfaces'] as Record<string, Json> | undefined) ?? {});
   const vars = Object.entries(blended).sort(([a], [b]) => a.localeCompare(b));
   page(`System ${name}`,
-    h('p', {}, 'Profile ', h('a', { href: '#/profiles' }, String(sys['profile'] ?? '')), ' · netboot ', sys['netboot_enabled'] === true ? 'on' : 'off', ' · ', row !== undefined ? badge(row.stage, row.stalled) : ''),
+    h('p', {}, 'Profile ', h('a', { href: '#/profiles' }, String(sys['profile'] ?? '')), ' · netboot ', sys['netboot_enabled'] === true ? 'on' : 'off', ' · ', h('span', { id: 'stage' }, row !== undefined ? badge(row.stage, row.stalled) : '')),
     h('h2', {}, 'Boot timeline'),
     tl,
     h('div', { class: 'grid2' },
@@ -514,6 +514,8 @@ function onEvent(ev: ForgeEvent): void {
     if (!timelineOf.events.some((e) => e.id === ev.id)) {
       timelineOf.events.push(ev);
       timelineOf.draw();
+      // The stage follows the newest event (as forge status judges it), without a reload.
+      if (ev.type !== 'edited') document.getElementById('stage')?.replaceChildren(badge(STAGE_OF[ev.type] ?? 'configured'));
     }
   }
   pending.add(ev.system);

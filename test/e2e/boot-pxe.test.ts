@@ -18,12 +18,13 @@
  *     path: it configures the network from forge's DHCP and fetches its preseed from forge
  *  7. proxy mode: dnsmasq (another namespace) hands out addresses, forge only boot info
  *  8. after install done (pxe_just_once) the VM from (1) boots from its local disk
+ *  9. the web UI in headless chromium (inside the LAN namespace) draws a VM's timeline live as it boots
  *
  * Every boot is bounded; the namespace, forge, dnsmasq and qemu die in after().
  */
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasCommand, inCI, isRoot, need } from '../lib/env.js';
@@ -96,7 +97,7 @@ before(async () => {
     assert.equal(imp.code, 0, imp.stdout + imp.stderr);
     await mk('PATCH', '/api/v1/distros/deb12', { kernel_options: { console: 'ttyS0' } });
   }
-  const all = [['vm-bios', 'guest'], ['vm-uefi', 'guest'], ['vm-grub', 'guest-grub'], ['vm-pxelinux', 'guest-pxelinux'], ['vm-proxy', 'guest'], ['vm-shim', 'guest-shim']];
+  const all = [['vm-ui', 'guest'], ['vm-bios', 'guest'], ['vm-uefi', 'guest'], ['vm-grub', 'guest-grub'], ['vm-pxelinux', 'guest-pxelinux'], ['vm-proxy', 'guest'], ['vm-shim', 'guest-shim']];
   if (existsSync(DI)) all.push(['vm-di', 'deb12']);
   for (const [name, profile] of all as [string, string][]) {
     const r = await forge.cli(['system', 'add', '--name', name, '--profile', profile, '--mac=random']);
@@ -356,4 +357,57 @@ test('8. after install done (pxe_just_once) the same VM boots from its local dis
   const st = await forge!.cli(['status']);
   assert.equal(st.code, 0, st.stderr);
   assert.match(st.stdout, /^vm-bios\s+guest\s+off\s+(installed|local) \d+m/m);
+});
+
+test('9. the web UI: a system page in headless chromium draws the boot timeline live while the VM boots', { timeout: TEST_MS }, async (t) => {
+  if (!ready(t)) return;
+  if (!existsSync('/usr/bin/chromium')) {
+    need(t, { files: ['/usr/bin/chromium'] });
+    t.skip('needs /usr/bin/chromium');
+    return;
+  }
+  // Chromium runs inside the LAN namespace (forge listens there); playwright drives it over its pipe.
+  const wrapper = join(dir, 'chromium-in-lan');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${lan!.ns} /usr/bin/chromium "$@"\n`, { mode: 0o755 });
+  const { chromium } = await import('playwright-core');
+  const ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
+    executablePath: wrapper,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1366, height: 768 },
+  });
+  try {
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(60_000);
+    await page.goto(`${forge!.url}/ui/#/system/vm-ui`);
+    await page.getByRole('button', { name: 'Continue read-only' }).click();
+    await page.locator('#live.on').waitFor();
+    const dots = (): Promise<number> => page.locator('#timeline svg circle').count();
+    assert.equal(await dots(), 0, 'no events before the boot');
+    const counts: number[] = [];
+    let booting = true;
+    const sampler = (async () => {
+      while (booting) {
+        counts.push(await dots());
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+    const serial = await bootInstaller('vm-ui', 'bios');
+    assert.match(serial, /INSTALL SCRIPT OK/);
+    const stored = await events('vm-ui');
+    const end = Date.now() + 30_000;
+    while ((await dots()) < stored.length && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+    booting = false;
+    await sampler;
+    assert.equal(await dots(), stored.length, 'one dot per event of the boot, without a reload');
+    const distinct = [...new Set(counts)];
+    assert.ok(distinct.length >= 3, `the picture grew step by step during the boot (dot counts seen: ${distinct.join(', ')})`);
+    const labels = await page.locator('#timeline svg text[data-event]').allTextContents();
+    assert.deepEqual(labels, stored.sort((a, b) => a.id - b.id).map((e) => e.type));
+    assert.equal(await page.locator('#stage .badge').textContent(), 'installed', 'the stage badge follows the events');
+    mkdirSync(new URL('../../../test/.artifacts/ui/', import.meta.url).pathname, { recursive: true });
+    await page.screenshot({ path: new URL('../../../test/.artifacts/ui/vm-boot-timeline.png', import.meta.url).pathname });
+  } finally {
+    await ctx.close();
+  }
 });
