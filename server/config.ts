@@ -44,6 +44,8 @@ export interface ForgeConfig {
   dhcp_listen: string;
   /** Start managed mode even when another DHCP server answers the probe. */
   dhcp_force: boolean;
+  /** Answer INIT-REBOOT requests of clients forge has no record of (RFC 2131 s4.3.2). */
+  dhcp_authoritative: boolean;
   /** Seconds to listen for another DHCP server before answering in managed mode. 0 skips. */
   dhcp_probe_seconds: number;
   /** What to do with MACs no system has. */
@@ -102,7 +104,7 @@ const isIPv6 = (v: string): boolean => /^[0-9A-Fa-f:.]+$/.test(v) && v.includes(
 const isPort = (v: string): boolean => /^\d{1,5}$/.test(v) && Number(v) >= 1 && Number(v) <= 65535;
 
 /** host or host:port, IPv6 in brackets: what `server` holds (never a URL). */
-function hostPortRule(v: string): string | undefined {
+export function hostPortRule(v: string): string | undefined {
   if (v === '') return undefined;
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) || v.includes('/')) return `must be host or host:port, not a URL (got "${v}"; e.g. 10.96.0.1 or forge.example:8080)`;
   const br = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
@@ -140,6 +142,7 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   dhcp_proxy_port: { kind: 'int', doc: 'proxyDHCP boot-server port (0 disables)', shape: portRule },
   dhcp_listen: { kind: 'string', doc: 'DHCP bind address (0.0.0.0 to receive broadcasts)', shape: ipRule },
   dhcp_force: { kind: 'bool', doc: 'answer even if another DHCP server is seen' },
+  dhcp_authoritative: { kind: 'bool', doc: 'ACK/NAK INIT-REBOOT requests of clients forge has no lease for (default: stay silent, RFC 2131 4.3.2)' },
   dhcp_probe_seconds: { kind: 'int', doc: 'seconds spent probing for another DHCP server (0 skips)' },
   dhcp_unknown: { kind: { oneOf: ['ignore', 'default'] }, doc: 'unknown MACs: ignore, or serve default_profile' },
   default_profile: { kind: 'string', doc: 'profile for unknown MACs when dhcp_unknown=default' },
@@ -191,6 +194,7 @@ export function defaults(): ForgeConfig {
     dhcp_proxy_port: 4011,
     dhcp_listen: '0.0.0.0',
     dhcp_force: false,
+    dhcp_authoritative: false,
     dhcp_probe_seconds: 3,
     dhcp_unknown: 'ignore',
     default_profile: '',

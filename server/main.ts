@@ -28,6 +28,8 @@ import { autoinstallRouter } from './render/routes.js';
 import { AutoinstallService } from './render/service.js';
 import { createLeaseTable, startDhcp } from './services/dhcp.js';
 import { liveLeases } from './services/dhcp/leases.js';
+import type { DhcpLinkStatus } from './services/dhcp/links.js';
+import { followRequests } from './services/origin.js';
 import { bootRouter } from './services/http/boot.js';
 import { buildApp } from './services/http/app.js';
 import { applyTimeouts } from './services/http/limits.js';
@@ -67,6 +69,8 @@ export function ensureToken(dataDir: string): string {
  * handler is attached in the same turn as the bind completes, so no request
  * can arrive before it.
  */
+const wildcard = (addr: string): boolean => addr === '0.0.0.0' || addr === '::' || addr === '';
+
 export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
   checkRootsConfig(config);
   checkSiteTrust(config);
@@ -106,9 +110,16 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   });
   const httpPort = (http.address() as AddressInfo).port;
   // Installers need the real port in their URLs.
-  const settings = settingsFromConfig({ ...config, http_port: httpPort });
+  // When `server` is not configured (and HTTP listens on every address), settings.server and the
+  // base URL follow the request being handled: the address it arrived on (services/origin.ts).
+  const settings = followRequests(settingsFromConfig({ ...config, http_port: httpPort }), {
+    server: config.server !== '' || !wildcard(config.listen),
+    nextServer: config.next_server !== '',
+  });
   const url = baseUrlOf(settings);
-  const baseUrl: BaseUrl = () => url;
+  const baseUrl: BaseUrl = () => baseUrlOf(settings);
+  /** Managed DHCP's link states for `forge status`; DHCP starts after the routes are built. */
+  let dhcpLinks: () => DhcpLinkStatus[] = () => [];
 
   // Managed DHCP's lease table, read by the boot events before the batched write reaches the store.
   const leases = config.dhcp_mode === 'managed' ? createLeaseTable({ store, log }, 'managed') : undefined;
@@ -125,7 +136,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
         log,
         record,
       }),
-      boot: bootRouter({ boot, store, config, log, baseUrl }),
+      boot: bootRouter({ boot, store, config, log, baseUrl, dhcpLinks: () => dhcpLinks() }),
       api: apiRouter({ store, settings, config, token, baseUrl, events, log }),
     },
     log,
@@ -160,6 +171,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     if (dhcp !== undefined) {
       services.push(dhcp);
       metrics.watchDhcp(dhcp.handler);
+      dhcpLinks = dhcp.links;
     }
     const tftp = config.tftp_enabled ? await startTftp({ config, log, record, metrics }, createBootFiles(boot, config.loaders, log)) : undefined;
     if (tftp !== undefined) services.push(tftp);

@@ -21,7 +21,10 @@ export function firstHostIPv4(table: IfaceTable = networkInterfaces()): string {
 }
 
 export function settingsFromConfig(config: ForgeConfig, table?: IfaceTable): Settings {
-  const server = config.server !== '' ? config.server : firstHostIPv4(table);
+  // A specific listen address is the only one installers can reach; otherwise each request
+  // is answered with the address it arrived on (services/origin.ts) and this is the fallback.
+  const listen = config.listen !== '0.0.0.0' && config.listen !== '::' && config.listen !== '' ? config.listen : undefined;
+  const server = config.server !== '' ? config.server : listen !== undefined ? (listen.includes(':') ? `[${listen}]` : listen) : firstHostIPv4(table);
   return {
     server,
     http_port: config.http_port,

@@ -52,7 +52,7 @@ function validateDoc(body: unknown): ExportDocument {
 export interface DataDeps {
   store: Store;
   settings: Settings;
-  config: Pick<ForgeConfig, 'dhcp_mode' | 'dhcp_subnet' | 'boot_roots' | 'data_dir'>;
+  config: Pick<ForgeConfig, 'dhcp_mode' | 'dhcp_subnet' | 'boot_roots' | 'data_dir' | 'server' | 'listen'>;
 }
 
 export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
@@ -107,12 +107,14 @@ export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
   if (noMac.length > SHOWN) {
     out.push({ severity: 'warning', object: 'systems', field: 'interfaces', message: `${noMac.length - SHOWN} more systems have netboot enabled and no MAC address` });
   }
-  if (ctx.settings.server.startsWith('127.') || ctx.settings.server === 'localhost') {
+  // Only a fixed address can be wrong for everyone; unset, each client gets the one it used.
+  const fixed = ctx.config.server !== '' ? ctx.config.server : ctx.config.listen !== '0.0.0.0' && ctx.config.listen !== '::' ? ctx.config.listen : '';
+  if (fixed.startsWith('127.') || fixed === 'localhost' || fixed.startsWith('localhost:')) {
     out.push({
       severity: 'warning',
       object: 'settings',
       field: 'server',
-      message: `server is ${ctx.settings.server}: installers on other machines cannot reach it (set --server)`,
+      message: `server is ${fixed}: installers on other machines cannot reach it (set --server)`,
     });
   }
   if (ctx.config.dhcp_mode === 'managed' && ctx.config.dhcp_subnet.length === 0) {

@@ -8,6 +8,7 @@ import type { ForgeConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import { loaderPath } from './loaders.js';
 import type { BootService, Rendered } from './provider.js';
+import { asRequestFrom } from '../services/origin.js';
 import { parseBootPath } from './target.js';
 
 export type BootFile =
@@ -47,7 +48,7 @@ export function createBootFiles(boot: BootService, loaders: ForgeConfig['loaders
     return { kind: 'buffer', data: Buffer.from(rendered.text, 'utf8') };
   };
 
-  return {
+  const direct: BootFileProvider = {
     async resolve(path, client) {
       const req = parseBootPath(path);
       if (req === undefined) return undefined;
@@ -88,4 +89,6 @@ export function createBootFiles(boot: BootService, loaders: ForgeConfig['loaders
       }
     },
   };
+  // URLs in generated configs use our address facing this client (services/origin.ts).
+  return { resolve: (path, client) => asRequestFrom(client.address, () => direct.resolve(path, client)) };
 }

@@ -205,6 +205,8 @@ export const EVENT_TYPES = [
   'reinstall_requested',
   /** A discovered machine became this system (detail.rule: the rule, '' by hand). */
   'enlisted',
+  /** Server-wide (system ''): another DHCP server answered forge's probe on a served link. */
+  'dhcp_rival',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -39,6 +39,8 @@ const STAGE_OF: Record<EventType, Stage> = {
   pxe_next_boot: 'configured',
   reinstall_requested: 'configured',
   enlisted: 'configured',
+  // Server-wide (system ''): never part of a system's timeline.
+  dhcp_rival: 'configured',
 };
 
 /** Events that say something was done to a system, not where its install is: they never move the stage. */

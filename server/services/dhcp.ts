@@ -16,14 +16,16 @@ import { ForgeError } from '../errors.js';
 import type { Service } from './service.js';
 import { DhcpHandler, type DhcpHandlerDeps, type Inbound, type Outbound } from './dhcp/handler.js';
 import { LeaseTable } from './dhcp/leases.js';
-import { probeForServers } from './dhcp/probe.js';
-import { dhcpSettings } from './dhcp/settings.js';
+import { LinkWatch, type DhcpLinkStatus } from './dhcp/links.js';
+import { dhcpSettings, refreshSettings } from './dhcp/settings.js';
 import { bindUdp, closeUdp, sendWithFallback } from './dhcp/udp.js';
 
 const BROADCAST = '255.255.255.255';
 
 export interface DhcpService extends Service {
   readonly handler: DhcpHandler;
+  /** Managed DHCP's directly served links and their rival-server state (`forge status`). */
+  links(): DhcpLinkStatus[];
 }
 
 export interface DhcpDeps extends DhcpHandlerDeps {
@@ -57,28 +59,10 @@ export async function startDhcp(deps: DhcpDeps, leases?: LeaseTable): Promise<Dh
   const handler = await createDhcpHandler(deps, Date.now, leases);
   const s = handler.settings;
 
-  if (s.mode === 'managed' && deps.config.dhcp_probe_seconds > 0) {
-    const found = await probeForServers({ serverPort: s.port, clientPort: s.clientPort, seconds: deps.config.dhcp_probe_seconds, fallback: s.localBroadcasts }).catch(
-      (e: unknown) => {
-        throw new ForgeError('CONFIG_INVALID', `cannot probe for other DHCP servers (client port ${s.clientPort}): ${(e as Error).message}; --dhcp-probe-seconds 0 skips the probe`, {
-          field: 'dhcp_probe_seconds',
-          cause: e,
-        });
-      },
-    );
-    if (found.length > 0) {
-      const who = found.map((f) => `${f.serverId ?? f.from} (offered ${f.yiaddr})`).join(', ');
-      if (!deps.config.dhcp_force) {
-        throw new ForgeError('DHCP_CONFLICT', `another DHCP server answers on this segment: ${who}; refusing to start managed DHCP (use --dhcp-force to override)`, {
-          field: 'dhcp_mode',
-          details: found,
-        });
-      }
-      log.warn('another DHCP server answers on this segment; starting anyway (dhcp_force)', { servers: who });
-    } else {
-      log.info('probe: no other DHCP server answered', { seconds: deps.config.dhcp_probe_seconds });
-    }
-  }
+  const links = s.mode === 'managed' ? new LinkWatch(deps, s, log) : undefined;
+  // The first probe of every link with carrier, before answering anyone (links without carrier
+  // cannot have a rival; they are probed when they come up).
+  if (links !== undefined) await links.check();
 
   const sockets: Socket[] = [];
   /** Sockets bound to our own addresses on dhcp_port: they send limited broadcasts per interface. */
@@ -104,11 +88,7 @@ export async function startDhcp(deps: DhcpDeps, leases?: LeaseTable): Promise<Dh
   let lastScan = Date.now();
   const rescan = async (): Promise<void> => {
     lastScan = Date.now();
-    const fresh = dhcpSettings(deps.config, deps.settings.next_server);
-    for (const [k, v] of fresh.serverIdBySubnet) s.serverIdBySubnet.set(k, v);
-    s.localAddrs.splice(0, s.localAddrs.length, ...fresh.localAddrs);
-    s.localBroadcasts.splice(0, s.localBroadcasts.length, ...fresh.localBroadcasts);
-    s.localSubnet ??= fresh.localSubnet;
+    refreshSettings(s, dhcpSettings(deps.config, deps.settings.next_server));
     await bindBroadcasters();
   };
   const deliver = async (sock: Socket, out: Outbound): Promise<void> => {
@@ -162,12 +142,15 @@ export async function startDhcp(deps: DhcpDeps, leases?: LeaseTable): Promise<Dh
     throw new ForgeError('CONFIG_INVALID', `cannot bind DHCP port: ${(e as Error).message}`, { field: code === 'EACCES' ? 'dhcp_port' : 'dhcp_listen', cause: e });
   }
   const endpoints = sockets.filter((x) => ![...bcast.values()].includes(x)).map((x) => `udp ${deps.config.dhcp_listen}:${x.address().port} (dhcp ${s.mode})`);
+  links?.start();
   log.info('DHCP service started', { mode: s.mode, endpoints: endpoints.join(', '), broadcast_from: [...bcast.keys()].join(' '), subnets: s.subnets.map((n) => n.cidr).join(' '), next_server: s.nextServer });
   return {
     name: 'dhcp',
     endpoints,
     handler,
+    links: () => links?.status() ?? [],
     async close() {
+      links?.stop();
       for (const x of sockets) await closeUdp(x);
       await Promise.allSettled([...pending]);
       await handler.leases.flush();

@@ -7,8 +7,8 @@
  *     dhclient's stale address is NAKed, leases and events are persisted;
  *   - perfdhcp -r goes through the relay path (giaddr, replies to giaddr:67),
  *     and pool exhaustion is answered sanely;
- *   - the rogue-server probe refuses to start beside dnsmasq (DHCP_CONFLICT)
- *     unless --dhcp-force;
+ *   - the rival-server probe finds dnsmasq: forge keeps running, silent on that
+ *     link (status shows it), unless --dhcp-force;
  *   - proxy mode beside dnsmasq: dnsmasq gives the address, forge the boot file.
  */
 import { test } from 'node:test';
@@ -237,7 +237,7 @@ test('managed: perfdhcp -r through the relay path; pool exhaustion is answered s
   }
 });
 
-test('managed: the probe refuses to start beside dnsmasq (DHCP_CONFLICT), --dhcp-force overrides', async (t) => {
+test('managed: a rival server found by the probe silences forge on that link without stopping it; --dhcp-force answers anyway', async (t) => {
   if (need(t, REQ) !== undefined) return;
   const dir = mkdtempSync(join(tmpdir(), 'fgdhcp-it-'));
   const lan = await createLan('fgdhcp');
@@ -246,15 +246,27 @@ test('managed: the probe refuses to start beside dnsmasq (DHCP_CONFLICT), --dhcp
     await seed(dir, []);
     const dns = await startDnsmasq(lan, dir);
     const args = ['--dhcp-mode', 'managed', '--dhcp-subnet', '10.98.0.0/24', '--dhcp-range', '10.98.0.100,10.98.0.110', '--dhcp-probe-seconds', '3'];
-    forge = await startForgeIn(lan, dir, args, { expectExit: true });
-    const code = await forge.exited;
-    assert.equal(code, 5, forge.output());
-    assert.match(forge.output(), /DHCP_CONFLICT: another DHCP server answers on this segment: 10\.98\.0\.2/);
-    assert.doesNotMatch(forge.output(), /forge ready/);
+    forge = await startForgeIn(lan, dir, args);
+    assert.match(forge.output(), /another DHCP server answers on this link: not answering there[^\n]*10\.98\.0\.2/);
     assert.match(dns.log(), /DHCPDISCOVER\(eth0\)/);
+    const port = /forge ready: http:\/\/[^:]+:(\d+)/.exec(forge.output())?.[1];
+    const c = await lan.addClient();
+    await c.must('ip', ['route', 'add', 'default', 'dev', 'eth0']);
+    const step: Step = { mac: c.mac, xid: 0x5eed0101, to: '255.255.255.255', port: 67, bindPort: 68, listenMs: 3000, type: 1 };
+    const offers = await pxeStep(c, step);
+    assert.ok(offers.some((o) => o.serverId === '10.98.0.2'), JSON.stringify(offers));
+    assert.equal(offers.filter((o) => o.serverId === '10.98.0.1').length, 0, 'forge is silent on the rival\'s link');
+    // The process kept running and says why it is silent (`forge status` reads this).
+    const st = await lan.must(process.execPath, ['-e', `fetch('http://10.98.0.1:${port}/api/v1/status').then((r) => r.text()).then((t) => console.log(t))`]);
+    const links = (JSON.parse(st) as { dhcp_links: { subnet: string; state: string; rival?: string }[] }).dhcp_links;
+    assert.equal(links[0]?.subnet, '10.98.0.0/24');
+    assert.equal(links[0]?.state, 'rival');
+    assert.match(links[0]?.rival ?? '', /10\.98\.0\.2/);
+    await forge.stop();
     forge = await startForgeIn(lan, dir, [...args, '--dhcp-force', 'true']);
-    assert.match(forge.output(), /starting anyway \(dhcp_force\)/);
-    assert.match(forge.output(), /forge ready/);
+    assert.match(forge.output(), /answering anyway \(dhcp_force\)/);
+    const both = await pxeStep(c, { ...step, xid: 0x5eed0102 });
+    assert.ok(both.some((o) => o.serverId === '10.98.0.1' && /^10\.98\.0\.1(0\d|10)$/.test(o.yiaddr)), `${JSON.stringify(both)}\n${forge.output()}`);
   } finally {
     await forge?.stop();
     await lan.destroy();

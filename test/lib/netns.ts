@@ -78,6 +78,11 @@ export interface Lan extends Host {
   prefixLen: number;
   /** Another namespace with one veth (eth0) on the bridge, no address configured. */
   addClient(opts?: { mac?: string }): Promise<LanClient>;
+  /**
+   * A management NIC `mgmt0` in the Lan namespace (address/prefixLen) to a namespace of its own
+   * (gateway), with the Lan namespace's default route through it: a two-NIC host.
+   */
+  addUplink(opts: { address: string; gateway: string; prefixLen: number }): Promise<Host>;
   /** A tap device on the bridge in the Lan namespace, for `qemu -netdev tap,ifname=...` run via lan.spawn. */
   addTap(): Promise<string>;
   /** Kill every process started through spawn() and in the namespaces, delete them. Idempotent. */
@@ -161,6 +166,28 @@ export async function createLan(prefix: string, opts: { serverIp?: string; prefi
       await client.must('ip', ['link', 'set', 'eth0', 'up']);
       const show = await client.must('cat', ['/sys/class/net/eth0/address']);
       return { ...client, ifname: 'eth0', mac: show.trim() };
+    },
+    async addUplink(o) {
+      // A management NIC: a veth to a namespace of its own standing in for the site network,
+      // holding the server namespace's default route (the provisioning bridge has none).
+      const uns = `${prefix}u-${rand()}`;
+      const id = rand();
+      const a = `ua${id}`;
+      const b = `ub${id}`;
+      await must('ip', ['netns', 'add', uns]);
+      extraNs.push(uns);
+      await must('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+      await must('ip', ['link', 'set', a, 'netns', ns]);
+      await must('ip', ['link', 'set', b, 'netns', uns]);
+      const up = makeHost(uns, children);
+      await up.must('ip', ['link', 'set', 'lo', 'up']);
+      await up.must('ip', ['addr', 'add', `${o.gateway}/${o.prefixLen}`, 'dev', b]);
+      await up.must('ip', ['link', 'set', b, 'up']);
+      await host.must('ip', ['link', 'set', a, 'name', 'mgmt0']);
+      await host.must('ip', ['addr', 'add', `${o.address}/${o.prefixLen}`, 'dev', 'mgmt0']);
+      await host.must('ip', ['link', 'set', 'mgmt0', 'up']);
+      await host.must('ip', ['route', 'add', 'default', 'via', o.gateway]);
+      return up;
     },
     async addTap() {
       const tap = `tap${rand()}`;

@@ -9,9 +9,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createDhcpHandler } from '../../server/services/dhcp.js';
 import type { DhcpHandler, Outbound } from '../../server/services/dhcp/handler.js';
-import { FLAG_BROADCAST, MessageType, Opt, decode, type Packet } from '../../server/protocol/dhcp4/index.js';
+import { FLAG_BROADCAST, MessageType, Opt, decode, encode, type Packet } from '../../server/protocol/dhcp4/index.js';
 import { ForgeError } from '../../server/errors.js';
-import { PXE_BIOS, PXE_UEFI, fixture, wire, type ClientOpts } from './dhcp-fixtures.js';
+import { PXE_BIOS, PXE_UEFI, clientPacket, fixture, wire, type ClientOpts } from './dhcp-fixtures.js';
 
 const MAC = '52:54:00:aa:00:01';
 const from = { address: '0.0.0.0', port: 68, localPort: 67 };
@@ -151,8 +151,8 @@ test('managed: pool exhaustion is answered sanely (no offer, counted, logged), a
   }
 });
 
-test('managed: NAK for a wrong requested address, an address off the network, and another system\'s reservation', async () => {
-  const f = await fixture({ dhcp_range: ['10.98.0.100,10.98.0.110'] });
+test('managed, authoritative: NAK for a wrong requested address, an address off the network, and another system\'s reservation', async () => {
+  const f = await fixture({ dhcp_range: ['10.98.0.100,10.98.0.110'], dhcp_authoritative: true });
   try {
     await f.addSystem('vm1', MAC, '10.98.0.21');
     await f.addSystem('vm9', '52:54:00:aa:00:09', '10.98.0.105');
@@ -192,9 +192,95 @@ test('managed: a REQUEST for another server is silent and frees the offer; DECLI
     const b = '02:00:00:00:00:0b';
     assert.equal((await ask(h, { type: MessageType.DISCOVER, mac: a }))?.p.yiaddr, '10.98.0.100');
     assert.equal(await ask(h, { type: MessageType.REQUEST, mac: a, requested: '10.98.0.100', serverId: '10.98.0.254' }), undefined);
+    // b was offered .101: its DECLINE counts and takes .101 out of the pool.
+    assert.equal((await ask(h, { type: MessageType.DISCOVER, mac: b }))?.p.yiaddr, '10.98.0.101');
     await ask(h, { type: MessageType.DECLINE, mac: b, requested: '10.98.0.101', serverId: '10.98.0.1' });
     assert.equal((await ask(h, { type: MessageType.DISCOVER, mac: b }))?.p.yiaddr, '10.98.0.100');
     assert.equal(h.stats.declines, 1);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+test('managed: a DECLINE counts only from the client that holds or was offered the address (as Kea)', async () => {
+  const f = await fixture({ dhcp_range: ['10.98.0.100,10.98.0.101'] });
+  try {
+    const h = await createDhcpHandler(f.ctx);
+    const owner = '02:00:00:00:00:0a';
+    const other = '02:00:00:00:00:0b';
+    assert.equal((await ask(h, { type: MessageType.DISCOVER, mac: owner }))?.p.yiaddr, '10.98.0.100');
+    assert.equal((await ask(h, { type: MessageType.REQUEST, mac: owner, requested: '10.98.0.100', serverId: '10.98.0.1' }))?.p.options.messageType(), MessageType.ACK);
+    // Another client declines the owner's address, and a free one nobody was offered: both ignored.
+    await ask(h, { type: MessageType.DECLINE, mac: other, requested: '10.98.0.100', serverId: '10.98.0.1' });
+    await ask(h, { type: MessageType.DECLINE, mac: other, requested: '10.98.0.101', serverId: '10.98.0.1' });
+    assert.equal(h.stats.declines, 0);
+    assert.equal(h.leases.byAddress(0x0a620064)?.state, 'bound');
+    // The free address is still handed out, to the client that tried to decline it.
+    assert.equal((await ask(h, { type: MessageType.DISCOVER, mac: other }))?.p.yiaddr, '10.98.0.101');
+    // The owner's own DECLINE counts.
+    await ask(h, { type: MessageType.DECLINE, mac: owner, requested: '10.98.0.100', serverId: '10.98.0.1' });
+    assert.equal(h.stats.declines, 1);
+    assert.equal(h.leases.byAddress(0x0a620064)?.state, 'declined');
+  } finally {
+    await f.cleanup();
+  }
+});
+
+test('managed: INIT-REBOOT from a client without a record gets no answer, never an ACK (RFC 2131 4.3.2); with a record, ACK or NAK', async () => {
+  const f = await fixture({ dhcp_range: ['10.98.0.100,10.98.0.110'] });
+  try {
+    await f.addSystem('vm1', MAC, '10.98.0.21');
+    const h = await createDhcpHandler(f.ctx);
+    const stranger = '02:00:00:00:00:01';
+    for (const want of ['10.98.0.100', '10.98.0.50', '192.168.7.7']) {
+      assert.equal(await ask(h, { type: MessageType.REQUEST, mac: stranger, requested: want }), undefined, want);
+    }
+    assert.equal(h.stats.acks + h.stats.naks, 0);
+    assert.equal(h.leases.byMacAddr(stranger), undefined);
+    // A reservation is a record: ACKed for its address, NAKed for another.
+    assert.equal((await ask(h, { type: MessageType.REQUEST, mac: MAC, requested: '10.98.0.21' }))?.p.options.messageType(), MessageType.ACK);
+    assert.equal((await ask(h, { type: MessageType.REQUEST, mac: MAC, requested: '10.98.0.22' }))?.p.options.messageType(), MessageType.NAK);
+    // A client forge leased an address to: its INIT-REBOOT is ACKed for that address, NAKed for another.
+    const pc = '02:00:00:00:00:02';
+    const ip = (await ask(h, { type: MessageType.DISCOVER, mac: pc }))?.p.yiaddr ?? '';
+    await ask(h, { type: MessageType.REQUEST, mac: pc, requested: ip, serverId: '10.98.0.1' });
+    assert.equal((await ask(h, { type: MessageType.REQUEST, mac: pc, requested: ip }))?.p.options.messageType(), MessageType.ACK);
+    assert.equal((await ask(h, { type: MessageType.REQUEST, mac: pc, requested: '10.98.0.109' }))?.p.options.messageType(), MessageType.NAK);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+test('managed: a reply larger than the client accepts drops optional options in the stated order instead of going unanswered', async () => {
+  const f = await fixture({ dhcp_range: ['10.98.0.100,10.98.0.110'], dhcp_dns: Array.from({ length: 60 }, (_, i) => `10.98.1.${i + 1}`), dhcp_domain: `${'d'.repeat(60)}.${'e'.repeat(60)}.test` });
+  try {
+    await f.addSystem('vm1', MAC, '10.98.0.21', { hostname: `${'h'.repeat(60)}.lab.test` });
+    const h = await createDhcpHandler(f.ctx);
+    // 60 DNS servers (242 bytes) + a 60-byte host name + a 126-byte domain + boot file: about 740 bytes.
+    const r = await ask(h, { type: MessageType.DISCOVER, mac: MAC, ...PXE_BIOS });
+    assert.ok(r, 'an oversized reply is trimmed, not dropped');
+    assert.ok(r.out.data.length <= 548, `reply is ${r.out.data.length} bytes`);
+    assert.equal(r.p.options.messageType(), MessageType.OFFER);
+    assert.equal(r.p.yiaddr, '10.98.0.21');
+    assert.equal(r.p.file, 'undionly.kpxe');
+    assert.equal(r.p.options.ip(Opt.ServerIdentifier), '10.98.0.1');
+    assert.equal(r.p.options.ip(Opt.Router), '10.98.0.1');
+    assert.equal(r.p.options.uint32(Opt.LeaseTime), 3600);
+    // Dropped first to last, only as many as needed: 67 (file holds it), 66, 12, 15; DNS stays.
+    assert.deepEqual(r.out.dropped, [Opt.BootfileName, Opt.TftpServerName, Opt.HostName, Opt.DomainName]);
+    assert.equal(r.p.options.ips(Opt.DomainNameServer)?.length, 60);
+    assert.equal(r.p.options.get(Opt.BootfileName), undefined);
+    assert.equal(h.stats.trimmed, 1);
+    // A client announcing a large maximum message size (option 57) gets everything.
+    const big = clientPacket({ type: MessageType.DISCOVER, mac: MAC, ...PXE_BIOS });
+    big.options.setUint16(Opt.MaxMessageSize, 1500);
+    const full = await h.handle({ data: encode(big), ...from });
+    assert.ok(full);
+    const fp = decode(full.data);
+    assert.equal(fp.options.ips(Opt.DomainNameServer)?.length, 60);
+    assert.equal(fp.options.string(Opt.DomainName), `${'d'.repeat(60)}.${'e'.repeat(60)}.test`);
+    assert.equal(fp.options.string(Opt.HostName), 'h'.repeat(60));
+    assert.equal(full.dropped, undefined);
   } finally {
     await f.cleanup();
   }

@@ -5,6 +5,7 @@
  * serves the files from) and `loaders` falls back to this host's packages
  * when no server answers.
  */
+import type { DhcpLinkStatus } from '../../services/dhcp/links.js';
 import type { CliIO, CommandSpec, ParsedArgs } from '../command.js';
 import type { Arch, Breed, ForgeEvent } from '../../core/model.js';
 import { ARCHES, BREEDS } from '../../core/model.js';
@@ -217,6 +218,7 @@ export function stageText(s: StageInfo): string {
 interface StatusAnswer {
   systems: StatusRow[];
   stall_minutes: number;
+  dhcp_links?: DhcpLinkStatus[];
 }
 
 function statusLines(res: StatusAnswer): string[] {
@@ -225,6 +227,14 @@ function statusLines(res: StatusAnswer): string[] {
   const out = table(rows);
   const stalled = res.systems.filter((s) => s.stalled).length;
   if (stalled > 0) out.push(`${stalled} stalled (no progress for ${res.stall_minutes}m or more)`);
+  // Managed DHCP's directly served links: a rival server found on one silences forge there.
+  const links = res.dhcp_links ?? [];
+  if (links.length > 0) {
+    out.push('');
+    const lrows = [['DHCP LINK', 'INTERFACE', 'ADDRESS', 'STATE', 'SINCE']];
+    for (const l of links) lrows.push([l.subnet, l.interface || '-', l.address || '-', l.rival !== undefined ? `${l.state} (other server: ${l.rival})` : l.state, l.since]);
+    out.push(...table(lrows));
+  }
   return out;
 }
 

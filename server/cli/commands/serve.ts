@@ -4,6 +4,7 @@
  * Prints `forge ready: URL` once every service listens (the actual port when
  * `--http-port 0` was asked), then runs until SIGTERM/SIGINT.
  */
+import { networkInterfaces } from 'node:os';
 import { CONFIG_SCHEMA, flagName, loadConfig } from '../../config.js';
 import type { ForgeConfig } from '../../config.js';
 import { createLogger } from '../../log.js';
@@ -67,7 +68,14 @@ export const serve: CommandSpec = {
     io.out(`forge ${VERSION} serving (data ${config.data_dir}/forge.db)`);
     for (const s of srv.services) io.out(`  ${s.name.padEnd(6)}${s.endpoints.join(', ')}`);
     if (!srv.services.some((s) => s.name === 'dhcp')) io.out(`  dhcp  ${config.dhcp_mode === 'off' ? 'off' : 'not started'}`);
-    io.out(`  base URL for installers: ${srv.baseUrl}`);
+    const wild = config.listen === '0.0.0.0' || config.listen === '::';
+    if (config.server === '' && wild) {
+      // services/origin.ts: each client is told the address it reached forge on.
+      const mine = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => `http://${a.address}:${srv.httpPort}`));
+      io.out(`  base URL for installers: the address each client reaches forge on (${mine.join(', ') || 'none up yet'}); --server fixes one`);
+    } else {
+      io.out(`  base URL for installers: ${srv.baseUrl}`);
+    }
     io.out(`forge ready: http://${host.includes(':') ? `[${host}]` : host}:${srv.httpPort}`);
 
     await stopped;

@@ -4,32 +4,29 @@
  * packets are dropped, counted and logged; any other fault is caught,
  * counted and logged too.
  *
- * Managed mode follows RFC 2131 s4.3 (DISCOVER/REQUEST/DECLINE/RELEASE/INFORM);
- * proxy mode follows the PXE 2.1 spec's proxyDHCP (s2.2.3): offers to PXE
- * clients with no address, answers on the boot-server port 4011.
+ * This module holds what both modes share: decoding, the arrival (which of
+ * forge's addresses faces the client), the store lookup and the boot
+ * decision. Managed mode (RFC 2131 s4.3) is managed.ts, proxyDHCP (PXE 2.1
+ * s2.2.3) is proxy.ts, and where every reply goes is reply.ts.
  */
-import {
-  BOOTREQUEST,
-  DEFAULT_MAX_LEN,
-  FLAG_BROADCAST,
-  MessageType,
-  Opt,
-  encode,
-  macOf,
-  replyTo,
-  tryDecode,
-  type Packet,
-} from '../../protocol/dhcp4/index.js';
-import { bootPlan, clientArch, isPxeVendorClass, unknownPolicy, type BootConfig, type BootPlan, type BootSystem } from '../../core/bootplan.js';
+import { BOOTREQUEST, Opt, macOf, tryDecode, type Packet } from '../../protocol/dhcp4/index.js';
+import { bootPlan, clientArch, unknownPolicy, type BootConfig, type BootPlan, type BootSystem } from '../../core/bootplan.js';
 import type { ForgeConfig } from '../../config.js';
 import type { BaseUrl, RecordEvent } from '../../deps.js';
 import type { Store } from '../../store/store.js';
 import type { Logger } from '../../log.js';
 import { ForgeError } from '../../errors.js';
-import { LeaseTable } from './leases.js';
-import { inSubnet, intToIp, ipToInt, type Pool, type Subnet } from './net.js';
+import { localAddressFor, withServerAddress } from '../origin.js';
+import type { LeaseTable } from './leases.js';
+import { ManagedDhcp } from './managed.js';
+import { inSubnet, ipToInt, type Subnet } from './net.js';
+import { ProxyDhcp } from './proxy.js';
+import { PROBE_VENDOR_CLASS } from './probe.js';
+import type { Outbound } from './reply.js';
 import { serverIdFor, type DhcpSettings } from './settings.js';
 import { bootLoadersOf, resolveByMac, type Resolved } from '../../catalog.js';
+
+export type { Outbound } from './reply.js';
 
 export interface Inbound {
   data: Buffer;
@@ -38,23 +35,6 @@ export interface Inbound {
   port: number;
   /** Our port it arrived on (dhcp_port or dhcp_proxy_port). */
   localPort: number;
-}
-
-export interface Outbound {
-  data: Buffer;
-  address: string;
-  port: number;
-  /**
-   * Where to send instead when `address` is 255.255.255.255 and the host has no route for
-   * it (ENETUNREACH, e.g. a namespace without a default route): directed broadcasts.
-   */
-  fallback?: string[];
-  /**
-   * For 255.255.255.255: our address on the client's segment. A socket bound to it sends the
-   * limited broadcast out of that interface (Linux picks the device owning the bound source
-   * address), with no route needed; UEFI PXE (EDK II) accepts only limited broadcasts.
-   */
-  via?: string;
 }
 
 export interface DhcpStats {
@@ -68,22 +48,39 @@ export interface DhcpStats {
   declines: number;
   informs: number;
   exhausted: number;
+  /** Replies that did not fit the client's maximum message size even after dropping options. */
+  oversized: number;
+  /** Replies sent with optional options dropped to fit (reply.ts DROP_ORDER). */
+  trimmed: number;
   errors: number;
 }
 
-const BROADCAST = '255.255.255.255';
-const LOOKUP_TTL_MS = 1000;
-const LOOKUP_CACHE_MAX = 50_000;
-const ZERO = '0.0.0.0';
+/**
+ * Where a request came from, as far as the answer is concerned: the subnet the client is on
+ * (giaddr's for relayed requests) and forge's address facing it, which becomes the server
+ * identifier, siaddr and the host of every boot URL.
+ */
+export interface Arrival {
+  subnet: Subnet | undefined;
+  /** Our address on the client's segment, or facing the relay. */
+  address: string;
+  /** siaddr / TFTP server: next_server when configured, else `address`. */
+  nextServer: string;
+}
 
 /** What the handler uses (main.ts passes them; tests build them over a real store). */
 export interface DhcpHandlerDeps {
   store: Store;
   log: Logger;
   record: RecordEvent;
+  /** Read per packet, inside the request's server address (services/origin.ts). */
   baseUrl: BaseUrl;
-  config: Pick<ForgeConfig, 'bios_loader' | 'uefi_loader' | 'dhcp_unknown' | 'default_profile'>;
+  config: Pick<ForgeConfig, 'bios_loader' | 'uefi_loader' | 'dhcp_unknown' | 'default_profile' | 'dhcp_probe_seconds' | 'dhcp_force'> & Partial<ForgeConfig>;
 }
+
+const LOOKUP_TTL_MS = 1000;
+const LOOKUP_CACHE_MAX = 50_000;
+export const ZERO = '0.0.0.0';
 
 export class DhcpHandler {
   readonly stats: DhcpStats = {
@@ -97,34 +94,23 @@ export class DhcpHandler {
     declines: 0,
     informs: 0,
     exhausted: 0,
+    oversized: 0,
+    trimmed: 0,
     errors: 0,
   };
-  private readonly log: Logger;
-  private reservedCache = new Set<number>();
-  /** Addresses no system reserves (negative lookups), cleared with reservedCache. */
-  private freeCache = new Set<number>();
-  private reservedAt = 0;
+  readonly log: Logger;
+  private readonly managed: ManagedDhcp;
+  private readonly proxyMode: ProxyDhcp;
 
   constructor(
-    private readonly ctx: DhcpHandlerDeps,
+    readonly ctx: DhcpHandlerDeps,
     readonly settings: DhcpSettings,
     readonly leases: LeaseTable,
-    private readonly now: () => number = Date.now,
+    readonly now: () => number = Date.now,
   ) {
     this.log = ctx.log.child('dhcp');
-  }
-
-  /** Read per packet: the base URL is a provider, not a value copied at construction. */
-  private get boot(): BootConfig {
-    const c = this.ctx.config;
-    return {
-      baseUrl: this.ctx.baseUrl(),
-      nextServer: this.settings.nextServer,
-      bios_loader: c.bios_loader,
-      uefi_loader: c.uefi_loader,
-      dhcp_unknown: c.dhcp_unknown,
-      default_profile: c.default_profile,
-    };
+    this.managed = new ManagedDhcp(this);
+    this.proxyMode = new ProxyDhcp(this);
   }
 
   /** Handles one datagram. Never throws, never rejects. */
@@ -141,7 +127,23 @@ export class DhcpHandler {
       return undefined;
     }
     try {
-      return await this.dispatch(d.packet, msg);
+      const p = d.packet;
+      const mt = p.options.messageType();
+      if (p.op !== BOOTREQUEST || mt === undefined || p.htype !== 1 || p.hlen !== 6) return this.ignore();
+      // forge's own rival probe (links.ts) is not a client.
+      if (p.options.vendorClass() === PROBE_VENDOR_CLASS) return this.ignore();
+      const arrival = await this.arrival(p);
+      // A link being probed, or with another server on it, is not answered directly (links.ts).
+      if (p.giaddr === ZERO && arrival.subnet !== undefined && this.settings.silentSubnets.has(arrival.subnet.cidr)) return this.ignore();
+      // Boot URLs rendered below (ctx.baseUrl) use the address facing this client.
+      const out = await withServerAddress(arrival.address, () =>
+        this.settings.mode === 'proxy' ? this.proxyMode.handle(p, mt, msg, arrival) : this.managed.handle(p, mt, msg, arrival),
+      );
+      if (out?.dropped !== undefined) {
+        this.stats.trimmed++;
+        if (this.stats.trimmed <= 20) this.log.info('reply trimmed to the client\'s maximum message size', { mac: macOf(p), dropped: out.dropped.join(',') });
+      }
+      return out;
     } catch (e) {
       this.stats.errors++;
       if (this.stats.errors <= 20 || this.stats.errors % 1000 === 0) {
@@ -151,33 +153,56 @@ export class DhcpHandler {
     }
   }
 
-  private async dispatch(p: Packet, msg: Inbound): Promise<Outbound | undefined> {
-    const mt = p.options.messageType();
-    if (p.op !== BOOTREQUEST || mt === undefined || p.htype !== 1 || p.hlen !== 6) return this.ignore();
-    if (this.settings.mode === 'proxy') return this.proxy(p, mt, msg);
-    switch (mt) {
-      case MessageType.DISCOVER:
-        return this.discover(p);
-      case MessageType.REQUEST:
-        return this.request(p);
-      case MessageType.DECLINE:
-        return this.decline(p);
-      case MessageType.RELEASE:
-        return this.release(p);
-      case MessageType.INFORM:
-        return this.inform(p, msg);
-      default:
-        return this.ignore();
-    }
+  ignore(): undefined {
+    this.stats.ignored++;
+    return undefined;
   }
 
-  private ourIds(): string[] {
+  /** A reply that could not be made small enough for the client: counted and logged, not sent. */
+  tooBig(p: Packet): undefined {
+    this.stats.oversized++;
+    if (this.stats.oversized <= 20) this.log.warn('reply does not fit the client\'s maximum message size even without optional options; not sent', { mac: macOf(p) });
+    return undefined;
+  }
+
+  /** All server identifiers forge answers with. */
+  ourIds(): string[] {
     return [...this.settings.serverIdBySubnet.values(), this.settings.serverId];
   }
 
-  private ignore(): undefined {
-    this.stats.ignored++;
-    return undefined;
+  // ------------------------------------------------------------------ arrival
+
+  /** The subnet the client is on: giaddr's, else ciaddr's, else the directly attached one. */
+  subnetOf(p: Packet): Subnet | undefined {
+    const s = this.settings;
+    if (p.giaddr !== ZERO) {
+      const g = ipToInt(p.giaddr) ?? -1;
+      return s.subnets.find((n) => inSubnet(n, g));
+    }
+    if (p.ciaddr !== ZERO) {
+      const c = ipToInt(p.ciaddr) ?? -1;
+      const n = s.subnets.find((x) => inSubnet(x, c));
+      if (n !== undefined) return n;
+    }
+    return s.localSubnet;
+  }
+
+  private async arrival(p: Packet): Promise<Arrival> {
+    const subnet = this.subnetOf(p);
+    let address: string | undefined;
+    if (p.giaddr !== ZERO) {
+      // Relayed: the address the relay reaches us on (it forwarded to one of ours).
+      address = await localAddressFor(p.giaddr);
+    } else if (subnet !== undefined) {
+      address = this.settings.serverIdBySubnet.get(subnet.cidr);
+    }
+    address ??= this.settings.serverId;
+    const nextServer = this.settings.nextServerFixed ? this.settings.nextServer : address;
+    return { subnet, address, nextServer };
+  }
+
+  serverIdFor(arrival: Arrival): string {
+    return arrival.subnet !== undefined && this.settings.serverIdBySubnet.has(arrival.subnet.cidr) ? serverIdFor(this.settings, arrival.subnet) : arrival.address;
   }
 
   // ------------------------------------------------------------------ boot decision
@@ -198,7 +223,7 @@ export class DhcpHandler {
     return v;
   }
 
-  private async resolve(mac: string): Promise<{ resolved: Resolved | undefined; bootSystem: BootSystem | undefined }> {
+  async resolve(mac: string): Promise<{ resolved: Resolved | undefined; bootSystem: BootSystem | undefined }> {
     const resolved = await this.lookup(mac);
     if (resolved !== undefined) {
       return {
@@ -221,17 +246,22 @@ export class DhcpHandler {
     return { resolved: undefined, bootSystem: undefined };
   }
 
-  private plan(p: Packet, bootSystem: BootSystem | undefined): BootPlan {
+  plan(p: Packet, bootSystem: BootSystem | undefined, arrival: Arrival): BootPlan {
     const o = p.options;
-    return bootPlan(
-      { mac: macOf(p), arch: o.clientArch(), userClasses: o.userClasses() ?? [], vendorClass: o.vendorClass(), ipxeOption: o.has(Opt.IpxeEncap) },
-      bootSystem,
-      this.boot,
-    );
+    const cfg = this.ctx.config;
+    const boot: BootConfig = {
+      baseUrl: this.ctx.baseUrl(),
+      nextServer: arrival.nextServer,
+      bios_loader: cfg.bios_loader,
+      uefi_loader: cfg.uefi_loader,
+      dhcp_unknown: cfg.dhcp_unknown,
+      default_profile: cfg.default_profile,
+    };
+    return bootPlan({ mac: macOf(p), arch: o.clientArch(), userClasses: o.userClasses() ?? [], vendorClass: o.vendorClass(), ipxeOption: o.has(Opt.IpxeEncap) }, bootSystem, boot);
   }
 
   /** Writes the boot decision into a reply (siaddr, file, options 60/66/67). */
-  private applyPlan(req: Packet, r: Packet, plan: BootPlan): string | undefined {
+  applyPlan(req: Packet, r: Packet, plan: BootPlan, arrival: Arrival): string | undefined {
     const prl = req.options.parameterRequestList();
     const setFile = (file: string): void => {
       if (file.length <= 127) r.file = file;
@@ -244,7 +274,7 @@ export class DhcpHandler {
         setFile(plan.file);
         return plan.file;
       case 'ipxe':
-        r.siaddr = this.settings.nextServer;
+        r.siaddr = arrival.nextServer;
         setFile(plan.url);
         return plan.url;
       case 'http':
@@ -257,134 +287,7 @@ export class DhcpHandler {
     }
   }
 
-  // ------------------------------------------------------------------ managed mode
-
-  private subnetOf(p: Packet): Subnet | undefined {
-    const s = this.settings;
-    if (p.giaddr !== ZERO) {
-      const g = ipToInt(p.giaddr) ?? -1;
-      return s.subnets.find((n) => inSubnet(n, g));
-    }
-    if (p.ciaddr !== ZERO) {
-      const c = ipToInt(p.ciaddr) ?? -1;
-      const n = s.subnets.find((x) => inSubnet(x, c));
-      if (n !== undefined) return n;
-    }
-    return s.localSubnet;
-  }
-
-  /** The reserved address of a known interface, when it lies in this client's subnet. */
-  private reservation(resolved: Resolved | undefined, subnet: Subnet): number | undefined {
-    const ipStr = resolved?.iface?.ip_address ?? '';
-    if (ipStr === '') return undefined;
-    const ip = ipToInt(ipStr);
-    if (ip === undefined || !inSubnet(subnet, ip)) {
-      if (ip === undefined || !this.settings.subnets.some((n) => inSubnet(n, ip))) {
-        this.log.warn('reservation outside the configured subnets is not handed out', { system: resolved?.system.name, ip: ipStr });
-      }
-      return undefined;
-    }
-    return ip;
-  }
-
-  private poolsOf(subnet: Subnet): Pool[] {
-    return this.settings.pools.filter((pl) => pl.subnet === subnet);
-  }
-
-  private inPools(subnet: Subnet, ip: number): boolean {
-    return this.poolsOf(subnet).some((pl) => ip >= pl.first && ip <= pl.last);
-  }
-
-  private async reservedByOther(ip: number, mac: string): Promise<boolean> {
-    const now = this.now();
-    if (now - this.reservedAt > LOOKUP_TTL_MS) {
-      this.reservedCache = new Set();
-      this.freeCache = new Set();
-      this.reservedAt = now;
-    }
-    if (this.reservedCache.has(ip)) return true;
-    if (this.freeCache.has(ip)) return false;
-    const owner = await this.ctx.store.findSystemByIp(intToIp(ip));
-    if (owner === undefined) {
-      this.freeCache.add(ip);
-      return false;
-    }
-    if (Object.values(owner.interfaces).some((i) => i.mac_address.toLowerCase() === mac && i.ip_address === intToIp(ip))) return false;
-    this.reservedCache.add(ip);
-    return true;
-  }
-
-  /** The address this client should have in `subnet`, or undefined (no address for it). */
-  private async chooseAddress(p: Packet, mac: string, subnet: Subnet, resolved: Resolved | undefined): Promise<number | undefined> {
-    const res = this.reservation(resolved, subnet);
-    if (res !== undefined) return res;
-    const now = this.now();
-    const cur = this.leases.byMacAddr(mac);
-    if (cur !== undefined && cur.state !== 'declined' && this.inPools(subnet, cur.ip) && this.leases.availableFor(cur.ip, mac, now) && !(await this.reservedByOther(cur.ip, mac))) {
-      return cur.ip;
-    }
-    const want = p.options.ip(Opt.RequestedIP);
-    const wantN = want === undefined ? undefined : ipToInt(want);
-    if (wantN !== undefined && this.inPools(subnet, wantN) && this.leases.availableFor(wantN, mac, now) && !(await this.reservedByOther(wantN, mac))) {
-      return wantN;
-    }
-    for (const pool of this.poolsOf(subnet)) {
-      const size = pool.last - pool.first + 1;
-      for (let tries = 0; tries < size; tries++) {
-        const ip = this.leases.allocate(pool, mac, now, (x) => this.reservedCache.has(x));
-        if (ip === undefined) break;
-        if (!(await this.reservedByOther(ip, mac))) return ip;
-      }
-    }
-    return undefined;
-  }
-
-  /** Options every managed OFFER/ACK carries (RFC 2131 s4.3.1 table 3). */
-  private leaseOptions(r: Packet, subnet: Subnet, withLease: boolean, resolved: Resolved | undefined): void {
-    const s = this.settings;
-    const o = r.options;
-    o.setIp(Opt.ServerIdentifier, serverIdFor(s, subnet));
-    if (withLease) {
-      o.setUint32(Opt.LeaseTime, s.leaseSeconds);
-      o.setUint32(Opt.RenewalTime, Math.floor(s.leaseSeconds / 2));
-      o.setUint32(Opt.RebindingTime, Math.floor((s.leaseSeconds * 7) / 8));
-    }
-    o.setIp(Opt.SubnetMask, intToIp(subnet.mask));
-    const router = resolved?.iface?.if_gateway || resolved?.system.gateway || s.router;
-    if (router !== '' && ipToInt(router) !== undefined) o.setIp(Opt.Router, router);
-    const dns = resolved !== undefined && resolved.system.name_servers.length > 0 ? resolved.system.name_servers : s.dns;
-    const dnsOk = dns.filter((x) => ipToInt(x) !== undefined);
-    if (dnsOk.length > 0) o.setIps(Opt.DomainNameServer, dnsOk);
-    if (s.domain !== '') o.setString(Opt.DomainName, s.domain);
-    const host = resolved?.system.hostname || resolved?.iface?.dns_name || '';
-    if (host !== '') o.setString(Opt.HostName, host.split('.')[0] ?? host);
-  }
-
-  private echoRelay(req: Packet, r: Packet): void {
-    // RFC 3046 s2.2: the server copies option 82 into its reply unchanged.
-    const ri = req.options.relayAgentInfo();
-    if (ri !== undefined) r.options.set(Opt.RelayAgentInfo, ri);
-  }
-
-  private send(req: Packet, r: Packet, nak = false): Outbound {
-    // Option 82 goes last, as relays expect to find and strip it (RFC 3046 s2.2).
-    this.echoRelay(req, r);
-    // RFC 2131 s4.1: a NAK through a relay sets the broadcast bit so the relay broadcasts it.
-    if (nak && req.giaddr !== ZERO) r.flags |= FLAG_BROADCAST;
-    const max = Math.max(DEFAULT_MAX_LEN, (req.options.maxMessageSize() ?? 576) - 28);
-    const data = encode(r, { maxLength: max });
-    // RFC 2131 s4.1: relay -> giaddr:67; NAK -> broadcast; ciaddr -> unicast; else broadcast
-    // (Node cannot unicast to an unconfigured client: it would need an ARP entry for yiaddr).
-    if (req.giaddr !== ZERO) return { data, address: req.giaddr, port: this.settings.port };
-    if (!nak && req.ciaddr !== ZERO) return { data, address: req.ciaddr, port: this.settings.clientPort };
-    const subnet = this.subnetOf(req);
-    const out: Outbound = { data, address: BROADCAST, port: this.settings.clientPort, fallback: subnet !== undefined ? [intToIp(subnet.broadcast)] : this.settings.localBroadcasts };
-    const via = subnet !== undefined ? this.settings.serverIdBySubnet.get(subnet.cidr) : undefined;
-    if (via !== undefined) out.via = via;
-    return out;
-  }
-
-  private record(type: 'dhcp_offer' | 'dhcp_ack', p: Packet, resolved: Resolved | undefined, ip: string, boot: string | undefined, plan: BootPlan): void {
+  record(type: 'dhcp_offer' | 'dhcp_ack', p: Packet, resolved: Resolved | undefined, ip: string, boot: string | undefined, plan: BootPlan): void {
     if (resolved === undefined) return;
     const detail: Record<string, unknown> = { mac: macOf(p), ip, mode: this.settings.mode, plan: plan.kind };
     const arch = clientArch({ arch: p.options.clientArch(), vendorClass: p.options.vendorClass() });
@@ -392,157 +295,5 @@ export class DhcpHandler {
     if (boot !== undefined) detail['boot_file'] = boot;
     if (p.giaddr !== ZERO) detail['relay'] = p.giaddr;
     this.ctx.record({ system: resolved.system.name, type, source: 'dhcp', detail });
-  }
-
-  private async discover(p: Packet): Promise<Outbound | undefined> {
-    const mac = macOf(p);
-    const subnet = this.subnetOf(p);
-    if (subnet === undefined) return this.ignore();
-    const { resolved, bootSystem } = await this.resolve(mac);
-    const plan = this.plan(p, bootSystem);
-    // Unknown MACs get a dynamic address only when a pool exists; without one they are ignored.
-    const ip = await this.chooseAddress(p, mac, subnet, resolved);
-    if (ip === undefined) {
-      if (this.poolsOf(subnet).length > 0 && (resolved === undefined || this.reservation(resolved, subnet) === undefined)) {
-        this.stats.exhausted++;
-        if (this.stats.exhausted <= 20 || this.stats.exhausted % 1000 === 0) this.log.warn('no free address for client (pool exhausted)', { mac, subnet: subnet.cidr });
-      }
-      return this.ignore();
-    }
-    const now = this.now();
-    this.leases.offer(mac, ip, now, this.settings.offerHoldSeconds * 1000, resolved?.system.name ?? '', resolved?.system.hostname ?? '');
-    const r = replyTo(p);
-    r.yiaddr = intToIp(ip);
-    r.options.setUint8(Opt.MessageType, MessageType.OFFER);
-    this.leaseOptions(r, subnet, true, resolved);
-    const boot = this.applyPlan(p, r, plan);
-    this.stats.offers++;
-    this.record('dhcp_offer', p, resolved, r.yiaddr, boot, plan);
-    this.log.debug('OFFER', { mac, ip: r.yiaddr, boot: boot ?? '', relay: p.giaddr });
-    return this.send(p, r);
-  }
-
-  private nak(p: Packet, subnet: Subnet | undefined, why: string): Outbound {
-    this.stats.naks++;
-    const r = replyTo(p);
-    r.options.setUint8(Opt.MessageType, MessageType.NAK);
-    r.options.setIp(Opt.ServerIdentifier, serverIdFor(this.settings, subnet));
-    r.options.setString(Opt.Message, why);
-    this.log.debug('NAK', { mac: macOf(p), why });
-    return this.send(p, r, true);
-  }
-
-  private async request(p: Packet): Promise<Outbound | undefined> {
-    const mac = macOf(p);
-    const subnet = this.subnetOf(p);
-    const serverId = p.options.ip(Opt.ServerIdentifier);
-    const requested = p.options.ip(Opt.RequestedIP);
-    if (subnet === undefined) {
-      // A relay from a network we do not serve (or no local subnet): not ours to judge, stay
-      // silent (RFC 2131 s4.3.2: a server without a record of the client must not NAK).
-      return this.ignore();
-    }
-    const mySid = serverIdFor(this.settings, subnet);
-    if (serverId !== undefined && serverId !== mySid && !this.ourIds().includes(serverId)) {
-      // SELECTING another server's offer (RFC 2131 s4.3.2): free ours, stay silent.
-      this.leases.forgetOffer(mac);
-      return this.ignore();
-    }
-    // The address the client wants: option 50 (SELECTING / INIT-REBOOT) or ciaddr (RENEWING / REBINDING).
-    const wantStr = requested ?? (p.ciaddr !== ZERO ? p.ciaddr : undefined);
-    const want = wantStr === undefined ? undefined : ipToInt(wantStr);
-    if (want === undefined) return this.ignore();
-    if (!inSubnet(subnet, want)) return this.nak(p, subnet, 'address not on this network');
-    const { resolved, bootSystem } = await this.resolve(mac);
-    const reserved = this.reservation(resolved, subnet);
-    const now = this.now();
-    let ok: boolean;
-    if (reserved !== undefined) ok = want === reserved;
-    else ok = this.inPools(subnet, want) && this.leases.availableFor(want, mac, now) && !(await this.reservedByOther(want, mac));
-    if (!ok) return this.nak(p, subnet, 'requested address not available');
-    const host = resolved?.system.hostname ?? '';
-    this.leases.bind(mac, want, now, this.settings.leaseSeconds * 1000, resolved?.system.name ?? '', host);
-    const r = replyTo(p);
-    r.ciaddr = p.ciaddr;
-    r.yiaddr = intToIp(want);
-    r.options.setUint8(Opt.MessageType, MessageType.ACK);
-    this.leaseOptions(r, subnet, true, resolved);
-    const plan = this.plan(p, bootSystem);
-    const boot = this.applyPlan(p, r, plan);
-    this.stats.acks++;
-    this.record('dhcp_ack', p, resolved, r.yiaddr, boot, plan);
-    this.log.debug('ACK', { mac, ip: r.yiaddr, boot: boot ?? '', relay: p.giaddr });
-    return this.send(p, r);
-  }
-
-  private decline(p: Packet): undefined {
-    const ip = ipToInt(p.options.ip(Opt.RequestedIP) ?? '');
-    const sid = p.options.ip(Opt.ServerIdentifier);
-    if (ip === undefined || (sid !== undefined && !this.ourIds().includes(sid))) return this.ignore();
-    if (!this.settings.subnets.some((n) => inSubnet(n, ip))) return this.ignore();
-    this.stats.declines++;
-    this.log.warn('client declined an address (in use on the network?)', { mac: macOf(p), ip: intToIp(ip) });
-    this.leases.decline(macOf(p), ip, this.now());
-    return undefined;
-  }
-
-  private release(p: Packet): undefined {
-    const ip = ipToInt(p.ciaddr);
-    if (ip === undefined || p.ciaddr === ZERO) return this.ignore();
-    if (this.leases.release(macOf(p), ip, this.now())) this.stats.releases++;
-    return undefined;
-  }
-
-  private async inform(p: Packet, msg: Inbound): Promise<Outbound | undefined> {
-    // RFC 2131 s4.3.5: configuration without an address or lease time, sent to ciaddr.
-    const subnet = this.subnetOf(p);
-    if (subnet === undefined) return this.ignore();
-    const { resolved, bootSystem } = await this.resolve(macOf(p));
-    const r = replyTo(p);
-    r.ciaddr = p.ciaddr;
-    r.options.setUint8(Opt.MessageType, MessageType.ACK);
-    this.leaseOptions(r, subnet, false, resolved);
-    this.applyPlan(p, r, this.plan(p, bootSystem));
-    this.stats.informs++;
-    this.echoRelay(p, r);
-    const data = encode(r);
-    if (p.giaddr !== ZERO) return { data, address: p.giaddr, port: this.settings.port };
-    const to = p.ciaddr !== ZERO ? p.ciaddr : msg.address;
-    return { data, address: to, port: msg.port };
-  }
-
-  // ------------------------------------------------------------------ proxy mode
-
-  private async proxy(p: Packet, mt: number, msg: Inbound): Promise<Outbound | undefined> {
-    // proxyDHCP answers PXE clients only (option 60 PXEClient/HTTPClient) and never assigns addresses.
-    if (!isPxeVendorClass(p.options.vendorClass())) return this.ignore();
-    const onBootPort = msg.localPort === this.settings.proxyPort && this.settings.proxyPort !== this.settings.port;
-    if (!onBootPort && mt !== MessageType.DISCOVER) return this.ignore();
-    if (onBootPort && mt !== MessageType.REQUEST && mt !== MessageType.INFORM && mt !== MessageType.DISCOVER) return this.ignore();
-    const mac = macOf(p);
-    const { resolved, bootSystem } = await this.resolve(mac);
-    const plan = this.plan(p, bootSystem);
-    if (plan.kind === 'ignore' || plan.kind === 'local') return this.ignore();
-    const r = replyTo(p);
-    r.options.setUint8(Opt.MessageType, onBootPort ? MessageType.ACK : MessageType.OFFER);
-    r.options.setIp(Opt.ServerIdentifier, this.settings.serverId);
-    if (onBootPort) r.ciaddr = p.ciaddr;
-    r.options.setString(Opt.VendorClass, plan.kind === 'http' ? 'HTTPClient' : 'PXEClient');
-    // PXE 2.1 s2.2.3 option 43 sub-option 6 (discovery control) = 8: skip boot server
-    // discovery and boot the file in this packet (as pixiecore does).
-    if (plan.kind !== 'http') r.options.set(Opt.VendorSpecific, Buffer.of(6, 1, 8, 255));
-    const uuid = p.options.get(Opt.ClientUuid);
-    if (uuid !== undefined) r.options.set(Opt.ClientUuid, uuid);
-    r.sname = this.settings.nextServer;
-    const boot = this.applyPlan(p, r, plan);
-    if (plan.kind === 'ipxe' || plan.kind === 'http') r.siaddr = this.settings.nextServer;
-    if (onBootPort) this.stats.acks++;
-    else this.stats.offers++;
-    this.record(onBootPort ? 'dhcp_ack' : 'dhcp_offer', p, resolved, '', boot, plan);
-    this.echoRelay(p, r);
-    const data = encode(r);
-    if (onBootPort) return { data, address: p.ciaddr !== ZERO ? p.ciaddr : msg.address, port: msg.port };
-    if (p.giaddr !== ZERO) return { data, address: p.giaddr, port: this.settings.port };
-    return { data, address: BROADCAST, port: this.settings.clientPort, fallback: this.settings.localBroadcasts };
   }
 }

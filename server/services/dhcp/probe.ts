@@ -1,12 +1,20 @@
 /**
- * Rogue-server probe: before managed mode answers anyone, forge acts as a
- * client once (a DHCPDISCOVER from a random locally administered MAC with the
- * broadcast flag set) and listens for offers. Any offer means another DHCP
- * server serves this segment, and starting would fight it.
+ * Rival-server probe: before managed mode answers on a segment, forge acts as a client once (a
+ * DHCPDISCOVER from a random locally administered MAC with the broadcast flag set) and listens for
+ * offers. Any offer from an address not ours means another DHCP server serves that segment.
+ *
+ * Probes run per serving interface: the DISCOVER is sent from a socket bound to forge's address on
+ * that interface, so the limited broadcast leaves through it (no route needed), and each interface's
+ * probe has its own xid so an answer is attributed to the link it came from. A link without carrier
+ * (a hypervisor bridge before its first VM) cannot have a rival: sending fails with ENETUNREACH, and
+ * the link is probed again when it comes up.
  */
 import { randomBytes } from 'node:crypto';
 import { BOOTREQUEST, FLAG_BROADCAST, MessageType, Opt, Options, decode, encode, macToChaddr, type Packet } from '../../protocol/dhcp4/index.js';
-import { bindUdp, closeUdp, sendWithFallback } from './udp.js';
+import { bindUdp, closeUdp, sendUdp } from './udp.js';
+
+/** Vendor class of forge's own probe: forge's handler never answers it. */
+export const PROBE_VENDOR_CLASS = 'forge-probe';
 
 export interface ProbeAnswer {
   from: string;
@@ -14,19 +22,24 @@ export interface ProbeAnswer {
   yiaddr: string;
 }
 
+export interface LinkProbe {
+  /** Our address on the link (the probe is sent from it). */
+  address: string;
+}
+
+export type LinkProbeResult = { state: 'clear' } | { state: 'rival'; answers: ProbeAnswer[] } | { state: 'no-carrier'; error: string };
+
 export interface ProbeOptions {
   serverPort: number;
   clientPort: number;
   seconds: number;
-  /** Directed broadcasts to use when 255.255.255.255 has no route. */
-  fallback: readonly string[];
+  links: readonly LinkProbe[];
+  /** Our own addresses: offers from them are ours, not a rival's. */
+  ours: readonly string[];
 }
 
-export async function probeForServers(o: ProbeOptions): Promise<ProbeAnswer[]> {
-  const xid = randomBytes(4).readUInt32BE(0);
-  const mac = randomBytes(6);
-  mac[0] = ((mac[0] ?? 0) & 0xfc) | 0x02; // locally administered, unicast
-  const pkt: Packet = {
+function discover(xid: number, mac: Buffer): Packet {
+  return {
     op: BOOTREQUEST,
     htype: 1,
     hlen: 6,
@@ -44,32 +57,68 @@ export async function probeForServers(o: ProbeOptions): Promise<ProbeAnswer[]> {
     options: new Options()
       .setUint8(Opt.MessageType, MessageType.DISCOVER)
       .set(Opt.ParameterRequestList, Buffer.of(1, 3, 6, 54))
-      .setString(Opt.VendorClass, 'forge-probe'),
+      .setString(Opt.VendorClass, PROBE_VENDOR_CLASS),
   };
-  const sock = await bindUdp(o.clientPort, '0.0.0.0', true);
-  const answers: ProbeAnswer[] = [];
-  sock.on('message', (data, rinfo) => {
+}
+
+const isUnreachable = (e: unknown): boolean => ['ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN', 'EADDRNOTAVAIL'].includes((e as NodeJS.ErrnoException).code ?? '');
+
+/** Probes every link at once for `seconds`; one result per link, in order. */
+export async function probeLinks(o: ProbeOptions): Promise<LinkProbeResult[]> {
+  const mac = randomBytes(6);
+  mac[0] = ((mac[0] ?? 0) & 0xfc) | 0x02; // locally administered, unicast
+  const xids = o.links.map(() => randomBytes(4).readUInt32BE(0));
+  const answers: ProbeAnswer[][] = o.links.map(() => []);
+  // Offers are broadcast to port 68 (the flag is set): only a wildcard socket receives them.
+  const listen = await bindUdp(o.clientPort, '0.0.0.0', true);
+  listen.on('message', (data, rinfo) => {
     try {
       const p = decode(data);
-      if (p.xid !== xid || p.op !== 2 || p.chaddr.subarray(0, 6).compare(mac) !== 0) return;
+      const i = xids.indexOf(p.xid);
+      if (i < 0 || p.op !== 2 || p.chaddr.subarray(0, 6).compare(mac) !== 0) return;
       if (p.options.messageType() !== MessageType.OFFER) return;
-      answers.push({ from: rinfo.address, serverId: p.options.ip(Opt.ServerIdentifier), yiaddr: p.yiaddr });
+      const serverId = p.options.ip(Opt.ServerIdentifier);
+      if (o.ours.includes(rinfo.address) || (serverId !== undefined && o.ours.includes(serverId))) return;
+      answers[i]?.push({ from: rinfo.address, serverId, yiaddr: p.yiaddr });
     } catch {
       /* not a DHCP reply: ignore */
     }
   });
+  const senders = await Promise.all(o.links.map((l) => bindUdp(0, l.address).catch((e: unknown) => e as Error)));
+  const down: (string | undefined)[] = o.links.map(() => undefined);
   try {
-    const data = encode(pkt);
     const deadline = Date.now() + o.seconds * 1000;
     // Three tries spread over the window, like a client retransmitting (RFC 2131 s4.1).
-    for (let i = 0; i < 3 && Date.now() < deadline && answers.length === 0; i++) {
-      await sendWithFallback(sock, data, o.serverPort, '255.255.255.255', o.fallback);
+    for (let round = 0; round < 3 && Date.now() < deadline; round++) {
+      await Promise.all(
+        senders.map(async (s, i) => {
+          if (s instanceof Error) {
+            down[i] = s.message;
+            return;
+          }
+          if (down[i] !== undefined || (answers[i]?.length ?? 0) > 0) return;
+          try {
+            await sendUdp(s, encode(discover(xids[i] ?? 0, mac)), o.serverPort, '255.255.255.255');
+          } catch (e) {
+            if (!isUnreachable(e)) throw e;
+            down[i] = `${(e as Error).message}`;
+          }
+        }),
+      );
+      if (down.every((d, i) => d !== undefined || (answers[i]?.length ?? 0) > 0)) break;
       await new Promise((r) => setTimeout(r, Math.max(0, Math.min(deadline - Date.now(), (o.seconds * 1000) / 3))));
     }
     const rest = deadline - Date.now();
-    if (answers.length === 0 && rest > 0) await new Promise((r) => setTimeout(r, rest));
+    if (rest > 0 && down.some((d, i) => d === undefined && (answers[i]?.length ?? 0) === 0)) await new Promise((r) => setTimeout(r, rest));
   } finally {
-    await closeUdp(sock);
+    await closeUdp(listen);
+    for (const s of senders) if (!(s instanceof Error)) await closeUdp(s);
   }
-  return answers;
+  return o.links.map((_, i) => {
+    const a = answers[i] ?? [];
+    if (a.length > 0) return { state: 'rival', answers: a };
+    const d = down[i];
+    if (d !== undefined) return { state: 'no-carrier', error: d };
+    return { state: 'clear' };
+  });
 }

@@ -21,8 +21,12 @@ export interface DhcpSettings {
   serverIdBySubnet: Map<string, string>;
   /** Fallback server identifier (proxy mode, or a subnet forge has no address in). */
   serverId: string;
-  /** siaddr / TFTP server. */
+  /** siaddr / TFTP server when next_server is configured (nextServerFixed), else the fallback. */
   nextServer: string;
+  /** next_server is configured: every client gets it; otherwise forge's address facing each client. */
+  nextServerFixed: boolean;
+  /** Answer INIT-REBOOT requests from clients without a record (RFC 2131 s4.3.2). */
+  authoritative: boolean;
   /** The subnet a broadcast without giaddr came from: the one holding one of our addresses. */
   localSubnet: Subnet | undefined;
   port: number;
@@ -32,6 +36,8 @@ export interface DhcpSettings {
   localAddrs: string[];
   /** Directed broadcast addresses of our interfaces (fallback when 255.255.255.255 has no route). */
   localBroadcasts: string[];
+  /** Subnets whose directly attached link is being probed or has a rival: direct requests are not answered. */
+  silentSubnets: Set<string>;
   /** Seconds an OFFER holds its address before it may go to another client. */
   offerHoldSeconds: number;
 }
@@ -122,6 +128,8 @@ export function dhcpSettings(
     serverIdBySubnet,
     serverId,
     nextServer,
+    nextServerFixed: config.next_server !== '',
+    authoritative: config.dhcp_authoritative,
     localSubnet,
     port: config.dhcp_port,
     proxyPort: config.dhcp_proxy_port,
@@ -129,7 +137,19 @@ export function dhcpSettings(
     localAddrs: locals,
     localBroadcasts: localBroadcasts(table),
     offerHoldSeconds: 30,
+    silentSubnets: new Set(),
   };
+}
+
+/** Takes the interface-dependent parts of a fresh look at the host (links that came up or went down). */
+export function refreshSettings(s: DhcpSettings, fresh: DhcpSettings): void {
+  s.serverIdBySubnet.clear();
+  for (const [k, v] of fresh.serverIdBySubnet) s.serverIdBySubnet.set(k, v);
+  s.localAddrs.splice(0, s.localAddrs.length, ...fresh.localAddrs);
+  s.localBroadcasts.splice(0, s.localBroadcasts.length, ...fresh.localBroadcasts);
+  // The same Subnet objects as s.subnets: pools are matched to their subnet by identity.
+  const local = s.subnets.find((n) => n.cidr === fresh.localSubnet?.cidr);
+  if (local !== undefined) s.localSubnet = local;
 }
 
 export function serverIdFor(s: DhcpSettings, subnet: Subnet | undefined): string {

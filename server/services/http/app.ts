@@ -5,11 +5,26 @@
  */
 import { fileURLToPath } from 'node:url';
 import express from 'express';
-import type { ErrorRequestHandler, Express, Router } from 'express';
+import type { ErrorRequestHandler, Express, Request, Router } from 'express';
+import { hostPortRule } from '../../config.js';
+import { withServerAddress } from '../origin.js';
 import { ForgeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import { markMount, observe } from './observe.js';
+
+/**
+ * The address a client used to reach forge: its Host header (what it will reach again), or the
+ * local end of its connection when the header is missing or not host[:port].
+ */
+export function serverAddressOf(req: Pick<Request, 'headers' | 'socket'>): string {
+  const host = req.headers.host ?? '';
+  if (host !== '' && hostPortRule(host) === undefined) return host;
+  const local = (req.socket.localAddress ?? '').replace(/^::ffff:/, '');
+  const port = req.socket.localPort;
+  const h = local.includes(':') ? `[${local}]` : local;
+  return port !== undefined ? `${h}:${port}` : h;
+}
 
 /** dist/ui, next to dist/server (this file is dist/server/services/http/app.js). */
 const UI_DIR = fileURLToPath(new URL('../../../ui/', import.meta.url));
@@ -38,6 +53,11 @@ export function buildApp(routers: AppRouters, logger: Logger, obs?: AppObservati
   app.set('query parser', 'simple');
   // No body parser here: bodies are parsed only after the token check, with
   // each route's limit (services/http/limits.ts, applied by api/auth.ts).
+
+  // Everything below renders URLs with the address this client used to reach forge
+  // (services/origin.ts). GET handlers see it; a route that parses a body first continues in
+  // the socket's async context and falls back to the default address.
+  app.use((req, _res, next) => withServerAddress(serverAddressOf(req), next));
 
   if (obs !== undefined) {
     const metrics = obs.metrics;

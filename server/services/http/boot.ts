@@ -16,6 +16,7 @@ import { join, relative, sep, isAbsolute } from 'node:path';
 import { Router, type Request, type Response } from 'express';
 import type { ForgeConfig } from '../../config.js';
 import type { BaseUrl } from '../../deps.js';
+import type { DhcpLinkStatus } from '../dhcp/links.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';
 import { ForgeError } from '../../errors.js';
@@ -133,6 +134,8 @@ export interface BootRouteDeps {
   config: Pick<ForgeConfig, 'loaders' | 'bios_loader' | 'uefi_loader' | 'unknown_boot' | 'stall_minutes' | 'pxe_just_once' | 'boot_roots' | 'data_dir'>;
   log: Logger;
   baseUrl: BaseUrl;
+  /** Managed DHCP's directly served links and their rival-server state. */
+  dhcpLinks?: () => DhcpLinkStatus[];
 }
 
 export function bootRouter(deps: BootRouteDeps): Router {
@@ -294,7 +297,7 @@ export function bootRouter(deps: BootRouteDeps): Router {
         const events = await store.listEvents(s.name, { limit: 200 });
         out.push({ name: s.name, profile: s.profile, netboot_enabled: s.netboot_enabled, ...stageInfo(events, now, config.stall_minutes) });
       }
-      res.json({ time: new Date(now).toISOString(), stall_minutes: config.stall_minutes, systems: out });
+      res.json({ time: new Date(now).toISOString(), stall_minutes: config.stall_minutes, systems: out, dhcp_links: deps.dhcpLinks?.() ?? [] });
     } catch (e) {
       jsonError(res, e);
     }

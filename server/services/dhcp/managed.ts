@@ -1,0 +1,284 @@
+/**
+ * Managed mode: forge owns the addresses of its subnets (RFC 2131 s4.3: DISCOVER, REQUEST,
+ * DECLINE, RELEASE, INFORM). Options come from the subnet the client is on (giaddr's subnet for
+ * relayed requests); the server identifier is forge's address facing the client.
+ */
+import { MessageType, Opt, macOf, replyTo, type Packet } from '../../protocol/dhcp4/index.js';
+import type { Arrival, DhcpHandler, Inbound } from './handler.js';
+import { ZERO } from './handler.js';
+import { inSubnet, intToIp, ipToInt, type Pool, type Subnet } from './net.js';
+import { addressReply, type Addressing, type Outbound } from './reply.js';
+import type { Resolved } from '../../catalog.js';
+
+const LOOKUP_TTL_MS = 1000;
+
+export class ManagedDhcp {
+  private reservedCache = new Set<number>();
+  /** Addresses no system reserves (negative lookups), cleared with reservedCache. */
+  private freeCache = new Set<number>();
+  private reservedAt = 0;
+
+  constructor(private readonly h: DhcpHandler) {}
+
+  handle(p: Packet, mt: number, msg: Inbound, arrival: Arrival): Promise<Outbound | undefined> | undefined {
+    switch (mt) {
+      case MessageType.DISCOVER:
+        return this.discover(p, arrival);
+      case MessageType.REQUEST:
+        return this.request(p, arrival);
+      case MessageType.DECLINE:
+        return this.decline(p);
+      case MessageType.RELEASE:
+        return this.release(p);
+      case MessageType.INFORM:
+        return this.inform(p, msg, arrival);
+      default:
+        return this.h.ignore();
+    }
+  }
+
+  private get s(): DhcpHandler['settings'] {
+    return this.h.settings;
+  }
+
+  /** The reserved address of a known interface, when it lies in this client's subnet. */
+  private reservation(resolved: Resolved | undefined, subnet: Subnet): number | undefined {
+    const ipStr = resolved?.iface?.ip_address ?? '';
+    if (ipStr === '') return undefined;
+    const ip = ipToInt(ipStr);
+    if (ip === undefined || !inSubnet(subnet, ip)) {
+      if (ip === undefined || !this.s.subnets.some((n) => inSubnet(n, ip))) {
+        this.h.log.warn('reservation outside the configured subnets is not handed out', { system: resolved?.system.name, ip: ipStr });
+      }
+      return undefined;
+    }
+    return ip;
+  }
+
+  private poolsOf(subnet: Subnet): Pool[] {
+    return this.s.pools.filter((pl) => pl.subnet === subnet);
+  }
+
+  private inPools(subnet: Subnet, ip: number): boolean {
+    return this.poolsOf(subnet).some((pl) => ip >= pl.first && ip <= pl.last);
+  }
+
+  private async reservedByOther(ip: number, mac: string): Promise<boolean> {
+    const now = this.h.now();
+    if (now - this.reservedAt > LOOKUP_TTL_MS) {
+      this.reservedCache = new Set();
+      this.freeCache = new Set();
+      this.reservedAt = now;
+    }
+    if (this.reservedCache.has(ip)) return true;
+    if (this.freeCache.has(ip)) return false;
+    const owner = await this.h.ctx.store.findSystemByIp(intToIp(ip));
+    if (owner === undefined) {
+      this.freeCache.add(ip);
+      return false;
+    }
+    if (Object.values(owner.interfaces).some((i) => i.mac_address.toLowerCase() === mac && i.ip_address === intToIp(ip))) return false;
+    this.reservedCache.add(ip);
+    return true;
+  }
+
+  /** The address this client should have in `subnet`, or undefined (no address for it). */
+  private async chooseAddress(p: Packet, mac: string, subnet: Subnet, resolved: Resolved | undefined): Promise<number | undefined> {
+    const res = this.reservation(resolved, subnet);
+    if (res !== undefined) return res;
+    const now = this.h.now();
+    const leases = this.h.leases;
+    const cur = leases.byMacAddr(mac);
+    if (cur !== undefined && cur.state !== 'declined' && this.inPools(subnet, cur.ip) && leases.availableFor(cur.ip, mac, now) && !(await this.reservedByOther(cur.ip, mac))) {
+      return cur.ip;
+    }
+    const want = p.options.ip(Opt.RequestedIP);
+    const wantN = want === undefined ? undefined : ipToInt(want);
+    if (wantN !== undefined && this.inPools(subnet, wantN) && leases.availableFor(wantN, mac, now) && !(await this.reservedByOther(wantN, mac))) {
+      return wantN;
+    }
+    for (const pool of this.poolsOf(subnet)) {
+      const size = pool.last - pool.first + 1;
+      for (let tries = 0; tries < size; tries++) {
+        const ip = leases.allocate(pool, mac, now, (x) => this.reservedCache.has(x));
+        if (ip === undefined) break;
+        if (!(await this.reservedByOther(ip, mac))) return ip;
+      }
+    }
+    return undefined;
+  }
+
+  /** Options every managed OFFER/ACK carries (RFC 2131 s4.3.1 table 3). */
+  private leaseOptions(r: Packet, subnet: Subnet, arrival: Arrival, withLease: boolean, resolved: Resolved | undefined): void {
+    const s = this.s;
+    const o = r.options;
+    o.setIp(Opt.ServerIdentifier, this.h.serverIdFor(arrival));
+    if (withLease) {
+      o.setUint32(Opt.LeaseTime, s.leaseSeconds);
+      o.setUint32(Opt.RenewalTime, Math.floor(s.leaseSeconds / 2));
+      o.setUint32(Opt.RebindingTime, Math.floor((s.leaseSeconds * 7) / 8));
+    }
+    o.setIp(Opt.SubnetMask, intToIp(subnet.mask));
+    const router = resolved?.iface?.if_gateway || resolved?.system.gateway || s.router;
+    if (router !== '' && ipToInt(router) !== undefined) o.setIp(Opt.Router, router);
+    const dns = resolved !== undefined && resolved.system.name_servers.length > 0 ? resolved.system.name_servers : s.dns;
+    const dnsOk = dns.filter((x) => ipToInt(x) !== undefined);
+    if (dnsOk.length > 0) o.setIps(Opt.DomainNameServer, dnsOk);
+    if (s.domain !== '') o.setString(Opt.DomainName, s.domain);
+    const host = resolved?.system.hostname || resolved?.iface?.dns_name || '';
+    if (host !== '') o.setString(Opt.HostName, host.split('.')[0] ?? host);
+  }
+
+  private addressing(arrival: Arrival, extra: Partial<Addressing> = {}): Addressing {
+    const sub = arrival.subnet;
+    const via = sub !== undefined ? this.s.serverIdBySubnet.get(sub.cidr) : undefined;
+    return {
+      serverPort: this.s.port,
+      clientPort: this.s.clientPort,
+      broadcasts: sub !== undefined ? [intToIp(sub.broadcast)] : this.s.localBroadcasts,
+      ...(via !== undefined ? { via } : {}),
+      ...extra,
+    };
+  }
+
+  private send(req: Packet, r: Packet, arrival: Arrival, extra: Partial<Addressing> = {}): Outbound | undefined {
+    return addressReply(req, r, this.addressing(arrival, extra)) ?? this.h.tooBig(req);
+  }
+
+  private async discover(p: Packet, arrival: Arrival): Promise<Outbound | undefined> {
+    const mac = macOf(p);
+    const subnet = arrival.subnet;
+    if (subnet === undefined) return this.h.ignore();
+    const { resolved, bootSystem } = await this.h.resolve(mac);
+    const plan = this.h.plan(p, bootSystem, arrival);
+    // Unknown MACs get a dynamic address only when a pool exists; without one they are ignored.
+    const ip = await this.chooseAddress(p, mac, subnet, resolved);
+    if (ip === undefined) {
+      if (this.poolsOf(subnet).length > 0 && (resolved === undefined || this.reservation(resolved, subnet) === undefined)) {
+        this.h.stats.exhausted++;
+        if (this.h.stats.exhausted <= 20 || this.h.stats.exhausted % 1000 === 0) this.h.log.warn('no free address for client (pool exhausted)', { mac, subnet: subnet.cidr });
+      }
+      return this.h.ignore();
+    }
+    const now = this.h.now();
+    this.h.leases.offer(mac, ip, now, this.s.offerHoldSeconds * 1000, resolved?.system.name ?? '', resolved?.system.hostname ?? '');
+    const r = replyTo(p);
+    r.yiaddr = intToIp(ip);
+    r.options.setUint8(Opt.MessageType, MessageType.OFFER);
+    this.leaseOptions(r, subnet, arrival, true, resolved);
+    const boot = this.h.applyPlan(p, r, plan, arrival);
+    const out = this.send(p, r, arrival);
+    if (out === undefined) return undefined;
+    this.h.stats.offers++;
+    this.h.record('dhcp_offer', p, resolved, r.yiaddr, boot, plan);
+    this.h.log.debug('OFFER', { mac, ip: r.yiaddr, boot: boot ?? '', relay: p.giaddr });
+    return out;
+  }
+
+  private nak(p: Packet, arrival: Arrival, why: string): Outbound | undefined {
+    this.h.stats.naks++;
+    const r = replyTo(p);
+    r.options.setUint8(Opt.MessageType, MessageType.NAK);
+    r.options.setIp(Opt.ServerIdentifier, this.h.serverIdFor(arrival));
+    r.options.setString(Opt.Message, why);
+    this.h.log.debug('NAK', { mac: macOf(p), why });
+    return this.send(p, r, arrival, { nak: true });
+  }
+
+  private async request(p: Packet, arrival: Arrival): Promise<Outbound | undefined> {
+    const mac = macOf(p);
+    const subnet = arrival.subnet;
+    const serverId = p.options.ip(Opt.ServerIdentifier);
+    const requested = p.options.ip(Opt.RequestedIP);
+    if (subnet === undefined) {
+      // A relay from a network we do not serve (or no local subnet): not ours to judge, stay
+      // silent (RFC 2131 s4.3.2: a server without a record of the client must not NAK).
+      return this.h.ignore();
+    }
+    if (serverId !== undefined && serverId !== this.h.serverIdFor(arrival) && !this.h.ourIds().includes(serverId)) {
+      // SELECTING another server's offer (RFC 2131 s4.3.2): free ours, stay silent.
+      this.h.leases.forgetOffer(mac);
+      return this.h.ignore();
+    }
+    // The address the client wants: option 50 (SELECTING / INIT-REBOOT) or ciaddr (RENEWING / REBINDING).
+    const wantStr = requested ?? (p.ciaddr !== ZERO ? p.ciaddr : undefined);
+    const want = wantStr === undefined ? undefined : ipToInt(wantStr);
+    if (want === undefined) return this.h.ignore();
+    const { resolved, bootSystem } = await this.h.resolve(mac);
+    const reserved = this.reservation(resolved, subnet);
+    const now = this.h.now();
+    const initReboot = serverId === undefined && requested !== undefined && p.ciaddr === ZERO;
+    if (initReboot && reserved === undefined && !this.s.authoritative) {
+      // RFC 2131 s4.3.2 INIT-REBOOT: "If the DHCP server has no record of this client, then it
+      // MUST remain silent". A record is a lease forge granted or offered this MAC, or a
+      // reservation; never ACK an address forge did not hand out (unless authoritative).
+      const rec = this.h.leases.byMacAddr(mac);
+      if (rec === undefined || rec.state === 'released' || rec.state === 'declined') {
+        this.h.log.debug('INIT-REBOOT from a client without a record: silent (RFC 2131 s4.3.2)', { mac, requested });
+        return this.h.ignore();
+      }
+      if (rec.ip !== want) return this.nak(p, arrival, 'requested address is not the one this client was given');
+    }
+    if (!inSubnet(subnet, want)) return this.nak(p, arrival, 'address not on this network');
+    let ok: boolean;
+    if (reserved !== undefined) ok = want === reserved;
+    else ok = this.inPools(subnet, want) && this.h.leases.availableFor(want, mac, now) && !(await this.reservedByOther(want, mac));
+    if (!ok) return this.nak(p, arrival, 'requested address not available');
+    const host = resolved?.system.hostname ?? '';
+    const r = replyTo(p);
+    r.ciaddr = p.ciaddr;
+    r.yiaddr = intToIp(want);
+    r.options.setUint8(Opt.MessageType, MessageType.ACK);
+    this.leaseOptions(r, subnet, arrival, true, resolved);
+    const plan = this.h.plan(p, bootSystem, arrival);
+    const boot = this.h.applyPlan(p, r, plan, arrival);
+    const out = this.send(p, r, arrival);
+    if (out === undefined) return undefined;
+    this.h.leases.bind(mac, want, now, this.s.leaseSeconds * 1000, resolved?.system.name ?? '', host);
+    this.h.stats.acks++;
+    this.h.record('dhcp_ack', p, resolved, r.yiaddr, boot, plan);
+    this.h.log.debug('ACK', { mac, ip: r.yiaddr, boot: boot ?? '', relay: p.giaddr });
+    return out;
+  }
+
+  private decline(p: Packet): undefined {
+    const mac = macOf(p);
+    const ip = ipToInt(p.options.ip(Opt.RequestedIP) ?? '');
+    const sid = p.options.ip(Opt.ServerIdentifier);
+    if (ip === undefined || (sid !== undefined && !this.h.ourIds().includes(sid))) return this.h.ignore();
+    if (!this.s.subnets.some((n) => inSubnet(n, ip))) return this.h.ignore();
+    // Only the client holding or offered the address may decline it (Kea does the same): any
+    // other client could otherwise take addresses out of the pool one DECLINE at a time.
+    const holder = this.h.leases.byAddress(ip);
+    if (holder === undefined || holder.mac !== mac || (holder.state !== 'offered' && holder.state !== 'bound')) {
+      this.h.log.debug('DECLINE from a client that neither holds nor was offered the address: ignored', { mac, ip: intToIp(ip) });
+      return this.h.ignore();
+    }
+    this.h.stats.declines++;
+    this.h.log.warn('client declined an address (in use on the network?)', { mac, ip: intToIp(ip) });
+    this.h.leases.decline(mac, ip, this.h.now());
+    return undefined;
+  }
+
+  private release(p: Packet): undefined {
+    const ip = ipToInt(p.ciaddr);
+    if (ip === undefined || p.ciaddr === ZERO) return this.h.ignore();
+    if (this.h.leases.release(macOf(p), ip, this.h.now())) this.h.stats.releases++;
+    return undefined;
+  }
+
+  private async inform(p: Packet, msg: Inbound, arrival: Arrival): Promise<Outbound | undefined> {
+    // RFC 2131 s4.3.5: configuration without an address or lease time, sent to ciaddr.
+    const subnet = arrival.subnet;
+    if (subnet === undefined) return this.h.ignore();
+    const { resolved, bootSystem } = await this.h.resolve(macOf(p));
+    const r = replyTo(p);
+    r.ciaddr = p.ciaddr;
+    r.options.setUint8(Opt.MessageType, MessageType.ACK);
+    this.leaseOptions(r, subnet, arrival, false, resolved);
+    this.h.applyPlan(p, r, this.h.plan(p, bootSystem, arrival), arrival);
+    const out = this.send(p, r, arrival, { toSender: { address: msg.address, port: msg.port } });
+    if (out !== undefined) this.h.stats.informs++;
+    return out;
+  }
+}
