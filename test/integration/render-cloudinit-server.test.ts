@@ -41,14 +41,14 @@ before(async () => {
   mkdirSync(join(site, 'templates'));
   mkdirSync(join(site, 'snippets'));
   srv = await startForge({ args: ['--templates-dir', join(site, 'templates'), '--snippets-dir', join(site, 'snippets')] });
-  await ok(['distro', 'add', '--name', 'noble', '--arch', 'x86_64', '--breed', 'ubuntu', '--os-version', '24.04', '--kernel', '/srv/noble/vmlinuz', '--initrd', '/srv/noble/initrd']);
+  await ok(['distro', 'add', '--name', 'noble', '--arch', 'x86_64', '--breed', 'ubuntu', '--os-version', '24.04', '--kernel', '/srv/forge/noble/vmlinuz', '--initrd', '/srv/forge/noble/initrd']);
   await ok(['profile', 'add', '--name', 'ub', '--distro', 'noble', '--autoinstall-meta', 'ssh_authorized_keys="ssh-ed25519 AAAAC3Nza k1;ssh-rsa AAAAB3Nza k2"']);
   await ok(['system', 'add', '--name', 'u1', '--profile', 'ub', '--mac', '52:54:00:30:00:01', '--hostname', 'u1.lab.example']);
   await ok(['system', 'add', '--name', 'u2', '--profile', 'ub', '--mac', '52:54:00:30:00:02', '--ip-address', '10.0.0.32', '--netmask', '255.255.255.0', '--static', 'true', '--hostname', 'u2.lab.example']);
-  await ok(['distro', 'add', '--name', 'sles16', '--arch', 'x86_64', '--breed', 'suse', '--os-version', '16.0', '--kernel', '/srv/s16/linux', '--initrd', '/srv/s16/initrd']);
+  await ok(['distro', 'add', '--name', 'sles16', '--arch', 'x86_64', '--breed', 'suse', '--os-version', '16.0', '--kernel', '/srv/forge/s16/linux', '--initrd', '/srv/forge/s16/initrd']);
   await ok(['profile', 'add', '--name', 's16', '--distro', 'sles16', '--autoinstall-meta', 'tree=http://127.0.0.1/tree/sles16']);
   await ok(['system', 'add', '--name', 'a1', '--profile', 's16', '--mac', '52:54:00:30:00:03']);
-  await ok(['distro', 'add', '--name', 'bionic', '--arch', 'x86_64', '--breed', 'ubuntu', '--os-version', '18.04', '--kernel', '/srv/b/linux', '--initrd', '/srv/b/initrd.gz']);
+  await ok(['distro', 'add', '--name', 'bionic', '--arch', 'x86_64', '--breed', 'ubuntu', '--os-version', '18.04', '--kernel', '/srv/forge/b/linux', '--initrd', '/srv/forge/b/initrd.gz']);
   await ok(['profile', 'add', '--name', 'b18', '--distro', 'bionic']);
 });
 
@@ -161,7 +161,7 @@ test('Agama profile served for SUSE 16 passes the profile schema encoding', asyn
 
 test('forge validate runs the installers\' rules: a site kickstart pykickstart would reject fails with AUTOINSTALL_INVALID', async () => {
   put('templates/kickstart/twokeys.ks', 'text\nurl --url=http://m/t\nlang en_US.UTF-8\nkeyboard us\ntimezone Etc/UTC\nnetwork --bootproto=dhcp\nnetwork --hostname=x\nrootpw --lock\nsshkey --username=root "a"\nsshkey --username=root "b"\nautopart\nbootloader\nreboot\n%packages\n%end\n');
-  await ok(['distro', 'add', '--name', 'el9', '--arch', 'x86_64', '--breed', 'redhat', '--os-version', 'rhel9', '--kernel', '/srv/el9/k', '--initrd', '/srv/el9/i']);
+  await ok(['distro', 'add', '--name', 'el9', '--arch', 'x86_64', '--breed', 'redhat', '--os-version', 'rhel9', '--kernel', '/srv/forge/el9/k', '--initrd', '/srv/forge/el9/i']);
   await ok(['profile', 'add', '--name', 'el9p', '--distro', 'el9', '--autoinstall', 'kickstart/twokeys.ks']);
   const v = await srv.cli(['validate']);
   assert.equal(v.code, 8, v.stdout + v.stderr);
