@@ -46,7 +46,7 @@ before(async () => {
     const r = await forge!.api(m, p, b);
     assert.ok(r.status < 300, `${m} ${p}: ${JSON.stringify(r.body)}`);
   };
-  await ok('POST', '/api/v1/distros', { name: 'deb12', kernel: '/srv/deb12/linux', initrd: '/srv/deb12/initrd.gz', breed: 'debian', arch: 'x86_64' });
+  await ok('POST', '/api/v1/distros', { name: 'deb12', kernel: '/srv/forge/deb12/linux', initrd: '/srv/forge/deb12/initrd.gz', breed: 'debian', arch: 'x86_64' });
   await ok('POST', '/api/v1/profiles', { name: 'deb12-web', distro: 'deb12', autoinstall: 'preseed/default.seed' });
   await ok('POST', '/api/v1/profiles', { name: 'deb12-web-big', parent: 'deb12-web', virt_ram: 4096 });
   await ok('POST', '/api/v1/profiles', { name: 'broken', distro: 'deb12', autoinstall: 'broken.sh' });
