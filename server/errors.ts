@@ -65,6 +65,9 @@ export const CATALOGUE = {
   PARENT_CYCLE: { status: 400, exit: EXIT.invalid, summary: 'profile parents form a cycle' },
   DISTRO_XOR_PARENT: { status: 400, exit: EXIT.invalid, summary: 'a profile needs exactly one of distro and parent' },
   MAC_EXHAUSTED: { status: 409, exit: EXIT.conflict, summary: 'could not find a free random MAC address' },
+  STORAGE_FULL: { status: 507, exit: EXIT.unavailable, summary: 'disk full: the data directory has no space left' },
+  STORAGE_UNAVAILABLE: { status: 503, exit: EXIT.unavailable, summary: 'the data directory or database cannot be opened or written (read-only, permissions)' },
+  DATA_DIR_LOCKED: { status: 409, exit: EXIT.conflict, summary: 'another forge serve uses this data directory' },
   STORE_CORRUPT: { status: 500, exit: EXIT.internal, summary: 'the database failed an integrity check' },
   // --- render
   TEMPLATE_NOT_FOUND: { status: 500, exit: EXIT.render, summary: 'an autoinstall template or snippet does not exist' },

@@ -36,6 +36,7 @@ import { applyTimeouts } from './services/http/limits.js';
 import type { Service } from './services/service.js';
 import { startTftp } from './services/tftp.js';
 import { openSqliteStore } from './store/sqlite.js';
+import { lockDataDir, prepareDataDir, storageError } from './store/datadir.js';
 import type { NewEvent } from './store/store.js';
 
 export interface RunningServer {
@@ -74,16 +75,31 @@ const wildcard = (addr: string): boolean => addr === '0.0.0.0' || addr === '::' 
 export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
   checkRootsConfig(config);
   checkSiteTrust(config);
-  mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
-  const rawStore = openSqliteStore(
-    config.data_dir,
-    env['FORGE_SQLITE_SYNC'] === 'FULL' ? 'FULL' : 'NORMAL',
-    env['FORGE_SQLITE_GROUP_COMMIT'] !== '0',
-  );
+  prepareDataDir(config.data_dir);
+  // One server per data dir (two would answer DHCP from two lease tables).
+  const lock = lockDataDir(config.data_dir);
+  let rawStore: ReturnType<typeof openSqliteStore>;
+  let token: string;
+  try {
+    rawStore = openSqliteStore(
+      config.data_dir,
+      env['FORGE_SQLITE_SYNC'] === 'FULL' ? 'FULL' : 'NORMAL',
+      env['FORGE_SQLITE_GROUP_COMMIT'] !== '0',
+    );
+  } catch (e) {
+    lock.release();
+    throw e instanceof ForgeError ? e : storageError(join(config.data_dir, 'forge.db'), e);
+  }
+  try {
+    token = ensureToken(config.data_dir);
+  } catch (e) {
+    await rawStore.close();
+    lock.release();
+    throw storageError(join(config.data_dir, 'token'), e);
+  }
   const metrics = new Metrics({ store: rawStore, stallMinutes: config.stall_minutes });
   // Every store call timed (forge_store_operation_duration_seconds).
   const store = timedStore(rawStore, metrics.storeDuration);
-  const token = ensureToken(config.data_dir);
   const evlog = log.child('events');
   const events = new EventHub();
   events.subscribe((ev) => metrics.countEvent(ev));
@@ -103,7 +119,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
       resolve();
     });
   }).catch((e: unknown) => {
-    void store.close();
+    void store.close().finally(() => lock.release());
     throw new ForgeError('CONFIG_INVALID', `cannot listen on ${config.listen}:${config.http_port}: ${(e as Error).message}`, {
       field: 'http_port',
     });
@@ -138,6 +154,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
       }),
       boot: bootRouter({ boot, store, config, log, baseUrl, dhcpLinks: () => dhcpLinks() }),
       api: apiRouter({ store, settings, config, token, baseUrl, events, log }),
+      dbFile: join(config.data_dir, 'forge.db'),
     },
     log,
     { metrics, accessLog: config.access_log },
@@ -164,6 +181,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
       }
     }
     await store.close();
+    lock.release();
   };
 
   try {

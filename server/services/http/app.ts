@@ -9,6 +9,7 @@ import type { ErrorRequestHandler, Express, Request, Router } from 'express';
 import { hostPortRule } from '../../config.js';
 import { withServerAddress } from '../origin.js';
 import { ForgeError } from '../../errors.js';
+import { storageError } from '../../store/datadir.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import { markMount, observe } from './observe.js';
@@ -37,6 +38,8 @@ export interface AppRouters {
   boot: Router;
   /** Mounted at /api/v1. */
   api: Router;
+  /** The database file, named in storage errors (disk full, read-only). */
+  dbFile?: string;
 }
 
 /** Per-request observation (services/http/observe.ts) and GET /metrics. */
@@ -102,6 +105,10 @@ export function buildApp(routers: AppRouters, logger: Logger, obs?: AppObservati
       } else if (e.type === 'entity.too.large') {
         const limit = typeof (e as { limit?: unknown }).limit === 'number' ? (e as { limit: number }).limit : undefined;
         fe = new ForgeError('PAYLOAD_TOO_LARGE', `request body too large${limit !== undefined ? ` (this endpoint takes at most ${limit} bytes)` : ''}`, { field: 'body' });
+      } else if (/^SQLITE_(FULL|READONLY|IOERR|CANTOPEN)/.test(String((err as { code?: unknown }).code ?? ''))) {
+        // Storage, not a bug: say which (507 for a full disk) and never a stack trace.
+        fe = storageError(routers.dbFile ?? 'the database', err);
+        log.error('storage failed', { method: req.method, path: req.path, code: fe.code, msg: fe.message });
       } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
         fe = new ForgeError('BAD_JSON', `bad request body: ${String(e.message)}`, { field: 'body' });
       } else {
