@@ -7,14 +7,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { FORGE_BIN, startForge } from '../lib/server.js';
 import type { ForgeServer } from '../lib/server.js';
-import { tftpGet } from '../lib/tftp-client.js';
+import { freeUdpPort, tftpGet } from '../lib/tftp-client.js';
 import { openSqliteStore } from '../../server/store/sqlite.js';
 import { defaultDistro } from '../../server/core/defaults.js';
 
@@ -24,14 +23,6 @@ const root = join(dir, 'root');
 const dataDir = join(dir, 'data');
 let srv: ForgeServer;
 let tftpPort = 0;
-
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 async function start(): Promise<ForgeServer> {
   tftpPort = await freeUdpPort();

@@ -15,20 +15,13 @@ import { promisify } from 'node:util';
 import { startForge } from '../lib/server.js';
 import type { ForgeServer } from '../lib/server.js';
 import { decode, encode } from '../../server/protocol/tftp/index.js';
+import { freeUdpPort } from '../lib/tftp-client.js';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'forge-tftp-sec-'));
 const CONTENT = Buffer.from('boot file for a normal client\n'.repeat(200));
 let srv: ForgeServer;
 let port = 0;
-
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 before(async () => {
   writeFileSync(join(dir, 'file.bin'), CONTENT);

@@ -189,3 +189,12 @@ export async function tftpGet(serverPort: number, file: string, o: FetchOptions 
 }
 
 export { errorPacket };
+
+/** A UDP port free on 127.0.0.1 right now (for a server started with --tftp-port). */
+export async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const p = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
