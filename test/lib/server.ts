@@ -20,7 +20,8 @@ export const FORGE_BIN = fileURLToPath(new URL('../../server/cli/main.js', impor
 
 /** Boot roots test servers get unless a test passes --boot-roots itself: the built-in ones plus the fixtures' places. */
 export const testBootRoots = (dataDir: string): string[] => [...defaultBootRoots(dataDir), ...TEST_BOOT_ROOTS];
-const TEST_BOOT_ROOTS = [tmpdir(), process.env['FORGE_TEST_CACHE'] ?? '/var/cache/forge-test', ...(process.env['FORGE_TEST_KERNEL_DIR'] !== undefined ? [process.env['FORGE_TEST_KERNEL_DIR']] : [])];
+// /var/lib/libvirt/images: agent labs keep kernels and trees where libvirt-qemu can read them (test/lib/agent-lab.ts labDir).
+const TEST_BOOT_ROOTS = [tmpdir(), '/var/lib/libvirt/images', process.env['FORGE_TEST_CACHE'] ?? '/var/cache/forge-test', ...(process.env['FORGE_TEST_KERNEL_DIR'] !== undefined ? [process.env['FORGE_TEST_KERNEL_DIR']] : [])];
 
 export interface CliResult {
   code: number;
