@@ -134,6 +134,35 @@ export const SUBCOMMANDS: readonly SubSpec[] = [
     summary: 'attach to the serial console of a running VM (Ctrl-] leaves)',
     details: [],
   },
+  {
+    path: ['ssh-key', 'put'],
+    args: ['NAME', 'KEYFILE...'],
+    flags: [
+      { long: 'cache-dir', value: true, help: 'where the rescue system is built (default /var/cache/forge-agent as root)' },
+      { long: 'timeout', value: true, help: 'seconds the rescue VM may run (default 600)' },
+    ],
+    summary: "add public keys to root's authorized_keys on a stopped VM's root filesystem (default ~/.ssh/*.pub)",
+    details: ['Runs the shipped add-ssh-keys job in a rescue VM with the disks attached; refused while the VM runs.'],
+  },
+  {
+    path: ['job', 'run'],
+    args: ['NAME', 'JOB'],
+    flags: [
+      { long: 'timeout', value: true, help: 'seconds the rescue VM may run (default 600)' },
+      { long: 'mirror', value: true, help: 'a directory shared read-only as /tmp/.mirror ($MIRROR)' },
+      { long: 'files', value: true, help: 'more files for /tmp/.in: a,b,...' },
+      { long: 'cache-dir', value: true, help: 'where the rescue system is built (default /var/cache/forge-agent as root)' },
+      { long: 'virt-type', value: true, help: 'qemu|kvm for the rescue VM (default qemu)' },
+    ],
+    summary: 'run JOB.job in a rescue VM with the stopped VM disks attached (JOB.pre/JOB.post run on the host)',
+    details: [
+      'JOB is a directory holding JOB.job and optional JOB.pre, JOB.post and files, DIR/JOB (DIR/JOB.job), or a',
+      'shipped job: add-ssh-keys, post-install (runs post-install.sh from --files in a chroot of the installed',
+      'system). Shares: /tmp/.in (ro, the job files), /tmp/.out (rw, results and job.log), /tmp/.mirror (ro).',
+      'JOB.job sees $INDIR $OUTDIR $MNTOPTS ($MIRROR); the hooks $HOSTDIR $WORKDIR $INDIR $OUTDIR $VM $JOB.',
+      'Results stay in DIR/NAME.jobs/JOB-TIME/out beside the first disk.',
+    ],
+  },
 ];
 
 function usage(msg: string, field?: string): ForgeError {

@@ -18,8 +18,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { buildDomainXml } from '../../agent/domxml.js';
 import { need } from '../lib/env.js';
 import { buildInitramfs, guestKernel } from '../lib/guest.js';
@@ -68,7 +68,12 @@ function agent(args: string[], timeoutMs = 300_000): Promise<Run> {
   if (lab === undefined) throw new Error('no lab');
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [AGENT_BIN, ...args], { env: { ...env, FORGE_SERVER: lab!.srv.url, FORGE_TOKEN: lab!.srv.token }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The rescue system reuses the tests' extracted Debian kernel instead of downloading it again.
+    const rescueKernel = dirname(dirname(guestKernel().vmlinuz));
+    const p = spawn(process.execPath, [AGENT_BIN, ...args], {
+      env: { ...env, FORGE_SERVER: lab!.srv.url, FORGE_TOKEN: lab!.srv.token, FORGE_AGENT_RESCUE_KERNEL_DIR: rescueKernel },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -119,11 +124,11 @@ async function killVm(name: string): Promise<void> {
   await waitFor(`${name} off`, 60_000, () => (domainState(name) === 'shut off' ? true : undefined));
 }
 
-function defineVm(name: string, disk: string, system: string | undefined, macAddr: string, marked = true): void {
+function defineVm(name: string, disk: string, system: string | undefined, macAddr: string, marked = true, format: 'qcow2' | 'raw' = 'qcow2'): void {
   if (lab === undefined) throw new Error('no lab');
   let xml = buildDomainXml({
     name, uuid: randomUUID(), type: 'qemu', memoryMiB: 192, vcpus: 1,
-    disk: { kind: 'file', path: disk, format: 'qcow2', bus: 'virtio' },
+    disk: { kind: 'file', path: disk, format, bus: 'virtio' },
     nics: [{ mac: macAddr, source: { network: lab.net.name }, model: 'virtio' }],
     graphics: 'vnc', consoleLog: join(LOGDIR, `${name}-console.log`),
     boot: { kind: 'kernel', kernel: lab.kernel, initrd: lab.initrd, cmdline: 'console=ttyS0 quiet' }, installer: false,
@@ -435,5 +440,90 @@ test('forge-agent vm/snapshot/snap run/console/clone/destroy on one forge VM', {
     const acts = (await events(sys)).filter((e) => e.type === 'vm_action').map((e) => e.detail['action']);
     const want = ['start', 'console', 'kill', 'snapshot_create', 'start', 'kill', 'snapshot_restore', 'start', 'kill', 'snapshot_create', 'snapshot_create', 'snapshot_delete', 'snapshot_restore', 'start', 'kill', 'snap_run', 'clone_source', 'start', 'kill', 'destroy'];
     assert.deepEqual(acts, want);
+  });
+});
+
+/** A file from an ext4 image, read on the host without mounting it (debugfs). */
+function ext4Cat(img: string, path: string): string {
+  return execFileSync('debugfs', ['-R', `cat ${path}`, img], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+}
+
+test('job run in a rescue VM: .pre, job (reads /tmp/.in, writes /tmp/.out, changes the disk), .post; timeout; ssh-key put', { timeout: 1_200_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const name = `${l.tag}-job`;
+  const sys = name;
+  assert.equal((await l.srv.api('POST', '/api/v1/systems', { name: sys, profile: `${l.tag}-p`, interfaces: { eth0: { mac_address: mac() } } })).status, 201);
+  // An installed system's root filesystem: ext4 on the whole disk, with /etc and /bin.
+  const root = join(l.dir, 'rootfs');
+  mkdirSync(join(root, 'etc'), { recursive: true });
+  mkdirSync(join(root, 'bin'), { recursive: true });
+  writeFileSync(join(root, 'etc', 'hostname'), 'jobvm\n');
+  const disk = join(l.dir, `${name}-disk01.img`);
+  execFileSync('truncate', ['-s', '64M', disk]);
+  execFileSync('mkfs.ext4', ['-q', '-F', '-d', root, disk]);
+  defineVm(name, disk, sys, mac(), true, 'raw');
+
+  const jobDir = join(l.dir, 'jobs', 'touch-disk');
+  mkdirSync(jobDir, { recursive: true });
+  writeFileSync(join(jobDir, 'touch-disk.pre'), 'echo pre >> "$WORKDIR/order"\necho "from the host" > "$INDIR/x"\n');
+  writeFileSync(join(jobDir, 'touch-disk.job'), [
+    'echo "job sees INDIR=$INDIR OUTDIR=$OUTDIR MNTOPTS=$MNTOPTS"',
+    'cat /tmp/.in/x > /tmp/.out/y',
+    'echo "written by the job" >> /tmp/.out/y',
+    'mount /dev/vda /mnt',
+    'echo changed-by-job > /mnt/etc/forge-job',
+    'umount /mnt',
+    'echo job-finished',
+  ].join('\n') + '\n');
+  writeFileSync(join(jobDir, 'touch-disk.post'), 'echo post >> "$WORKDIR/order"\ncat "$OUTDIR/y" >> "$WORKDIR/order"\n');
+
+  await t.test('the job runs with the disk attached and the shares mounted; .pre and .post in order', async () => {
+    const r = await ok(['job', 'run', name, jobDir, '--cache-dir', join(l.dir, 'cache'), '--timeout', '400']);
+    assert.match(r.stdout, /job sees INDIR=\/tmp\/\.in OUTDIR=\/tmp\/\.out MNTOPTS=trans=virtio/, 'the job output streams to the terminal');
+    const m = /results in (\S+)/.exec(r.stdout);
+    assert.ok(m !== null, r.stdout);
+    const out = m[1] as string;
+    assert.equal(readFileSync(join(out, 'y'), 'utf8'), 'from the host\nwritten by the job\n');
+    assert.match(readFileSync(join(out, 'job.log'), 'utf8'), /job-finished/);
+    assert.equal(readFileSync(join(dirname(out), 'order'), 'utf8'), 'pre\npost\nfrom the host\nwritten by the job\n');
+    assert.equal(ext4Cat(disk, '/etc/forge-job'), 'changed-by-job\n');
+    assert.equal(domainState(`${name}-job`), '', 'the rescue VM powered off and is gone');
+  });
+
+  await t.test('a job over its timeout is stopped with a clear error', async () => {
+    const slow = join(l.dir, 'jobs', 'slow');
+    mkdirSync(slow, { recursive: true });
+    writeFileSync(join(slow, 'slow.job'), 'echo slow-started\nsleep 3600\n');
+    writeFileSync(join(slow, 'slow.post'), 'echo post >> "$WORKDIR/order"\n');
+    const r = await agent(['job', 'run', name, slow, '--cache-dir', join(l.dir, 'cache'), '--timeout', '90']);
+    assert.equal(r.code, 9, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stderr, /JOB_FAILED: job slow did not finish within 90 s: the rescue VM was stopped/);
+    assert.equal(domainState(`${name}-job`), '', 'the rescue VM was destroyed');
+    const runs = readdirSync(join(l.dir, `${name}.jobs`)).filter((d) => d.startsWith('slow-'));
+    assert.equal(runs.length, 1);
+    assert.ok(!existsSync(join(l.dir, `${name}.jobs`, runs[0] as string, 'order')), '.post does not run after a failed job');
+  });
+
+  await t.test('ssh-key put adds the key offline and reports its fingerprint', async () => {
+    const key = join(l.dir, 'id_test');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'forge-test', '-f', key]);
+    const fp = execFileSync('ssh-keygen', ['-l', '-f', `${key}.pub`], { encoding: 'utf8' }).split(' ')[1] as string;
+    const r = await ok(['ssh-key', 'put', name, `${key}.pub`, '--cache-dir', join(l.dir, 'cache')]);
+    assert.match(r.stdout, /added 1 key\(s\) to \/root\/\.ssh\/authorized_keys on \/dev\/vda/);
+    assert.ok(r.stdout.includes(`root's authorized_keys has ${fp}`), r.stdout);
+    assert.equal(ext4Cat(disk, '/root/.ssh/authorized_keys'), readFileSync(`${key}.pub`, 'utf8'));
+    const again = await ok(['ssh-key', 'put', name, `${key}.pub`, '--cache-dir', join(l.dir, 'cache')]);
+    assert.match(again.stdout, /added 0 key\(s\)/, 'a key already there is not added twice');
+    const bad = join(l.dir, 'bad.pub');
+    writeFileSync(bad, 'not a key\n');
+    const b = await agent(['ssh-key', 'put', name, bad]);
+    assert.equal(b.code, 3, b.stderr);
+    assert.match(b.stderr, /is not an OpenSSH public key/);
+    const acts = (await events(sys)).filter((e) => e.type === 'vm_action');
+    assert.deepEqual(acts.map((e) => [e.detail['action'], e.detail['result'] ?? null]), [
+      ['job', 'ok'], ['job', 'timeout'], ['job', 'ok'], ['ssh_key_put', null], ['job', 'ok'], ['ssh_key_put', null],
+    ]);
+    assert.deepEqual(acts[3]?.detail['fingerprints'], [fp]);
   });
 });

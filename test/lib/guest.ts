@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { BUSYBOX_INIT_BASE } from '../../agent/rescue.js';
 
 export const CACHE_DIR = process.env['FORGE_TEST_CACHE'] ?? '/var/cache/forge-test';
 
@@ -91,14 +92,7 @@ export function moduleClosure(kernel: GuestKernel, names: string[]): string[] {
  *   say MSG         a line on the serial console, prefixed `forge-guest:`
  *   halt_now        sync and power off (the VM exits)
  */
-export const INIT_PRELUDE = `#!/bin/busybox sh
-/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin /proc /sys /dev /tmp /run /mnt
-/bin/busybox --install -s
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
-say() { echo "forge-guest: $*" > /dev/console; }
+export const INIT_PRELUDE = `${BUSYBOX_INIT_BASE}say() { echo "forge-guest: $*" > /dev/console; }
 halt_now() { sync; say "powering off"; poweroff -f; sleep 30; }
 arg() { for w in $(cat /proc/cmdline); do case "$w" in "$1="*) echo "\${w#*=}"; return 0;; esac; done; return 1; }
 for m in $(cat /etc/modules-order); do insmod "/lib/modules/$m" 2>/dev/null; done

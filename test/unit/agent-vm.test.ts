@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDomainXml, retargetDomainXml } from '../../agent/domain.js';
@@ -14,6 +15,9 @@ import { buildDomainXml, FORGE_NS } from '../../agent/domxml.js';
 import { checkSnapshotName, createSnapshot, deleteSnapshot, listSnapshots, nextSnapshotName, restoreSnapshot } from '../../agent/snapshots.js';
 import { findSub, parseSub, subHelp, SUBCOMMANDS } from '../../agent/subcommands.js';
 import { ForgeError } from '../../server/errors.js';
+import { rescueDomainXml, resolveJob } from '../../agent/jobs.js';
+import { sshFingerprint } from '../../agent/vm.js';
+import { need } from '../lib/env.js';
 
 /** What `virsh dumpxml` gives back for a running forge domain (libvirt re-serialises: double quotes, its own additions). */
 const LIVE = `<domain type="qemu" id="7">
@@ -189,5 +193,61 @@ test('subcommands: parse positional args and flags, refuse unknown ones, --help 
   }
   for (const destructive of [['vm', 'kill'], ['vm', 'destroy'], ['snapshot', 'restore'], ['snapshot', 'delete']]) {
     assert.ok(findSub(destructive)?.flags.some((f) => f.long === 'force'), `${destructive.join(' ')} has --force`);
+  }
+});
+
+test('jobs: a job directory needs JOB.job; shipped jobs by name; unknown names say what there is', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'forge-job-'));
+  try {
+    const j = join(dir, 'fix-grub');
+    mkdirSync(j);
+    assert.throws(() => resolveJob(j), (e: unknown) => e instanceof ForgeError && e.code === 'USAGE' && /has no fix-grub\.job/.test(e.message));
+    writeFileSync(join(j, 'fix-grub.job'), 'true\n');
+    assert.deepEqual(resolveJob(j), { name: 'fix-grub', dir: j, files: {} });
+    assert.equal(resolveJob('add-ssh-keys').dir, '');
+    assert.ok('post-install.job' in resolveJob('post-install').files);
+    assert.throws(() => resolveJob(join(dir, 'nope')), /not a shipped job \(add-ssh-keys, post-install\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('rescue domain XML: the VM disks as virtio, the 9p shares (in and mirror read-only), validated by libvirt\'s schema', (t) => {
+  const info = parseDomainXml(LIVE);
+  const xml = rescueDomainXml({
+    name: 'vm9-job', vm: info, rescue: { kernel: '/c/vmlinuz', initrd: '/c/initrd' }, job: 'add-ssh-keys',
+    run: { workdir: '/w', indir: '/w/in', outdir: '/w/out' }, mirror: '/srv/mirror', consoleLog: '/l/vm9-job-console.log', type: 'qemu', memoryMiB: 512,
+  });
+  assert.match(xml, /<source file='\/images\/vm9-disk01.qcow2'\/>\s*<target dev='vda' bus='virtio'\/>/);
+  assert.match(xml, /<source dev='\/dev\/vg0\/vm9-disk02'\/>\s*<target dev='vdb' bus='virtio'\/>/);
+  assert.match(xml, /<source dir='\/w\/in'\/>\s*<target dir='forge_in'\/>\s*<readonly\/>/);
+  assert.match(xml, /<source dir='\/w\/out'\/>\s*<target dir='forge_out'\/>\s*<\/filesystem>/);
+  assert.match(xml, /<source dir='\/srv\/mirror'\/>\s*<target dir='forge_mirror'\/>\s*<readonly\/>/);
+  assert.match(xml, /forge\.job=add-ssh-keys/);
+  if (need(t, { commands: ['virt-xml-validate'] }) !== undefined) return;
+  const dir = mkdtempSync(join(tmpdir(), 'forge-rescue-xml-'));
+  try {
+    writeFileSync(join(dir, 'r.xml'), xml);
+    const r = spawnSync('virt-xml-validate', [join(dir, 'r.xml'), 'domain'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('ssh fingerprints are what ssh-keygen -l prints (SHA256: + unpadded base64 of the key blob); junk is refused', (t) => {
+  assert.equal(sshFingerprint('not a key'), undefined);
+  assert.equal(sshFingerprint('ssh-rsa AAAA'), undefined);
+  if (need(t, { commands: ['ssh-keygen'] }) !== undefined) return;
+  const dir = mkdtempSync(join(tmpdir(), 'forge-fp-'));
+  try {
+    for (const type of ['ed25519', 'rsa', 'ecdsa']) {
+      const f = join(dir, `k-${type}`);
+      spawnSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', 'a comment', '-f', f]);
+      const want = spawnSync('ssh-keygen', ['-l', '-f', `${f}.pub`], { encoding: 'utf8' }).stdout.split(' ')[1];
+      assert.equal(sshFingerprint(readFileSync(`${f}.pub`, 'utf8')), want, type);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
