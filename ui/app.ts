@@ -401,6 +401,20 @@ async function systemPage(name: string): Promise<void> {
 
 // ------------------------------------------------------------------ distros, profiles
 
+/**
+ * "Edit KIND": pick an object, fill only the fields to change; one PATCH with
+ * just those (the API's partial update, all or nothing), errors shown in the form.
+ */
+function editForm(kind: 'distro' | 'profile', names: string[], fields: HTMLElement[], after: () => Promise<void>): HTMLFormElement {
+  return actionForm(`Edit ${kind}`, [select('Name', 'name', names), ...fields], async (v) => {
+    const body: Json = {};
+    for (const [k, val] of Object.entries(v)) if (k !== 'name' && val !== '') body[k] = val;
+    if (Object.keys(body).length === 0) throw new Error('fill at least one field to change');
+    await api('PATCH', `/api/v1/${kind}s/${enc(v['name'] ?? '')}`, body);
+    await after();
+  });
+}
+
 async function distrosPage(): Promise<void> {
   const ds = await api<Json[]>('GET', '/api/v1/distros');
   page('Distros',
@@ -409,6 +423,9 @@ async function distrosPage(): Promise<void> {
           await api('POST', '/api/v1/distros', v);
           await distrosPage();
         })
+      : null,
+    canWrite && ds.length > 0
+      ? editForm('distro', ds.map((d) => String(d['name'])), [field('Kernel', 'kernel'), field('Initrd', 'initrd'), field('Kernel options', 'kernel_options', { placeholder: 'console=ttyS0 quiet' }), field('Comment', 'comment')], distrosPage)
       : null,
     h('table', { 'aria-label': 'distros' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Breed'), h('th', {}, 'Arch'), h('th', {}, 'Kernel'), h('th', {}, 'Initrd'), canWrite ? h('th', {}, 'Actions') : null)),
@@ -444,6 +461,9 @@ async function profilesPage(): Promise<void> {
           await api('POST', '/api/v1/profiles', body);
           await profilesPage();
         })
+      : null,
+    canWrite && ps.length > 0
+      ? editForm('profile', ps.map((p) => String(p['name'])), [field('Autoinstall template', 'autoinstall'), field('Kernel options', 'kernel_options'), field('Autoinstall meta', 'autoinstall_meta', { placeholder: 'tree=http://mirror/debian' }), field('Comment', 'comment')], profilesPage)
       : null,
     h('table', { 'aria-label': 'profiles' }, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Distro / parent'), h('th', {}, 'Autoinstall'), canWrite ? h('th', {}, 'Actions') : null)), h('tbody', {}, ...rows)));
 }

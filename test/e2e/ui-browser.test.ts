@@ -152,6 +152,44 @@ test('log in, add a system through the form with the keyboard only; forge system
   await p.close();
 });
 
+test('edit a distro and a profile through their forms; a path outside the boot roots is refused and changes nothing', async (t) => {
+  if (!ready(t)) return;
+  const p = await newPage();
+  await p.goto(`${forge!.url}/ui/`);
+  await p.locator('input[name=token]').fill(forge!.token);
+  await p.keyboard.press('Enter');
+  await p.getByRole('form', { name: 'Add system' }).waitFor();
+  await p.getByRole('link', { name: 'Distros' }).click();
+  const df = p.getByRole('form', { name: 'Edit distro' });
+  await df.waitFor();
+  await df.locator('select[name=name]').selectOption('deb12');
+  await df.locator('input[name=kernel]').fill('/etc/shadow');
+  await df.getByRole('button', { name: 'Edit distro' }).click();
+  await df.getByRole('alert').waitFor();
+  assert.match(await df.getByRole('alert').innerText(), /PATH_OUTSIDE_ROOTS.*kernel/);
+  let d = (await forge!.api('GET', '/api/v1/distros/deb12')).body as { kernel: string; kernel_options?: Record<string, unknown> };
+  assert.equal(d.kernel, '/srv/forge/deb12/linux', 'the refused edit changed nothing');
+  await df.locator('input[name=kernel]').fill('/srv/forge/deb12/vmlinuz');
+  await df.locator('input[name=kernel_options]').fill('console=ttyS0,115200');
+  await df.getByRole('button', { name: 'Edit distro' }).click();
+  await p.getByRole('table', { name: 'distros' }).getByText('/srv/forge/deb12/vmlinuz').waitFor();
+  d = (await forge!.api('GET', '/api/v1/distros/deb12')).body as { kernel: string; kernel_options?: Record<string, unknown> };
+  assert.equal(d.kernel, '/srv/forge/deb12/vmlinuz');
+  assert.equal(d.kernel_options?.['console'], 'ttyS0,115200');
+  await p.getByRole('link', { name: 'Profiles' }).click();
+  const pf = p.getByRole('form', { name: 'Edit profile' });
+  await pf.waitFor();
+  await pf.locator('select[name=name]').selectOption('deb12-web-big');
+  await pf.locator('input[name=autoinstall_meta]').fill('tree=http://10.98.0.1/debian');
+  await pf.getByRole('button', { name: 'Edit profile' }).click();
+  await p.getByRole('table', { name: 'profiles' }).waitFor();
+  const bl = await forge!.cli(['profile', 'dumpvars', '--name', 'deb12-web-big']);
+  assert.equal(bl.code, 0, bl.stderr);
+  assert.match(bl.stdout, /tree\s*[:=]\s*http:\/\/10\.98\.0\.1\/debian/);
+  await shot(p, 'profiles-edit');
+  await p.close();
+});
+
 test('the timeline picture grows while a boot\'s requests arrive, live from the event stream', async (t) => {
   if (!ready(t)) return;
   const p = await newPage();
