@@ -10,7 +10,7 @@ import { ouiFor } from '../core/mac.js';
 import type { Distro, KindMap, ObjectKind, Settings, System } from '../core/model.js';
 import type { ForgeConfig } from '../config.js';
 import { assertDistroConfined, bootRootsOf } from '../boot/confine.js';
-import { FIELDS, INTERFACE_FIELDS, RANDOM_MAC, isName, redact, secretFields, validateNew, validatePatch } from '../core/validate.js';
+import { FIELDS, INTERFACE_FIELDS, RANDOM_MAC, filterRefusal, isName, redact, redactVars, validateNew, validatePatch } from '../core/validate.js';
 import { normalizeMac } from '../core/mac.js';
 import { ForgeError, invalid } from '../errors.js';
 import { tokenMatches } from './auth.js';
@@ -110,10 +110,13 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
 
     r.get(base, async (req, res) => {
       const filter = parseFilter(kind, req.query);
-      // Filtering on a secret would let anyone guess it one request at a time.
-      for (const k of secretFields(kind)) if (k in filter) throw invalid(k, 'a secret field cannot be filtered on');
+      const authed = authorised(ctx, req);
+      for (const k of Object.keys(filter)) {
+        const why = filterRefusal(kind, k, authed);
+        if (why !== undefined) throw invalid(k, why);
+      }
       const fields = parseFields(kind, req.query['fields']);
-      const show = authorised(ctx, req) ? <T,>(o: T): T => o : <T,>(o: T): T => redact(kind, o);
+      const show = authed ? <T,>(o: T): T => o : <T,>(o: T): T => redact(kind, o);
       if (fields !== undefined && fields.length === 1 && fields[0] === 'name') {
         res.json((await ctx.store.listNames(kind, filter)).map((name) => ({ name })));
         return;
@@ -203,11 +206,8 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
     if (kind !== 'distro') {
       r.get(`${base}/:name/blended`, async (req, res) => {
         const name = param(req, 'name');
-        res.json(
-          kind === 'system'
-            ? await blendedSystem(ctx.store, ctx.settings, name)
-            : await blendedProfile(ctx.store, ctx.settings, name),
-        );
+        const vars = kind === 'system' ? await blendedSystem(ctx.store, ctx.settings, name) : await blendedProfile(ctx.store, ctx.settings, name);
+        res.json(authorised(ctx, req) ? vars : redactVars(vars));
       });
     }
   }

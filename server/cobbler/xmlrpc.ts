@@ -34,7 +34,7 @@ import type { Distro, ForgeObject, KindMap, ObjectKind, Profile, System } from '
 import type { ForgeConfig } from '../config.js';
 import { assertDistroConfined, bootRootsOf } from '../boot/confine.js';
 import { OBJECT_KINDS } from '../core/model.js';
-import { FIELDS, INTERFACE_FIELDS, redact, validateNew, validatePatch } from '../core/validate.js';
+import { FIELDS, INTERFACE_FIELDS, filterRefusal, redact, redactVars, validateNew, validatePatch } from '../core/validate.js';
 import { POWER_TYPE_MAP } from './import.js';
 import { VERSION } from '../core/version.js';
 import { ForgeError } from '../errors.js';
@@ -107,8 +107,9 @@ function str(v: unknown, what: string): string {
  * anonymous reader. Kept as one function so forge's secret rules apply here
  * and in REST alike.
  */
-export function readView(kind: ObjectKind, rec: CobblerRecord, authenticated: boolean): CobblerRecord {
-  return authenticated ? rec : redact(kind, rec);
+export function readView(kind: ObjectKind, o: ForgeObject, authenticated: boolean): CobblerRecord {
+  // Redacted before the Cobbler shape: that shape flattens autoinstall_meta into an `a=b c=d` string.
+  return stripNone(rawRecord(kind, authenticated ? o : redact(kind, o))) as CobblerRecord;
 }
 
 /** What the XML-RPC API uses. */
@@ -145,14 +146,14 @@ export class CobblerApi {
     const kind = this.kindOf(what);
     if (kind === 'repo' || kind === 'image' || kind === 'menu') return [];
     const authed = this.authed(token);
-    return (await this.ctx.store.list(kind)).map((o) => readView(kind, stripNone(rawRecord(kind, o)) as CobblerRecord, authed));
+    return (await this.ctx.store.list(kind)).map((o) => readView(kind, o, authed));
   }
 
   async getItem(what: unknown, name: unknown, token?: unknown): Promise<CobblerRecord | string> {
     const kind = this.kindOf(what);
     if (kind === 'repo' || kind === 'image' || kind === 'menu') return '~';
     const o = await this.ctx.store.get(kind, str(name, 'name'));
-    return o === undefined ? '~' : readView(kind, stripNone(rawRecord(kind, o)) as CobblerRecord, this.authed(token));
+    return o === undefined ? '~' : readView(kind, o, this.authed(token));
   }
 
   async findItems(what: unknown, criteria: unknown, expand: unknown, token?: unknown): Promise<(CobblerRecord | string)[]> {
@@ -165,6 +166,8 @@ export class CobblerApi {
         const k = ALIASES[k0] ?? k0;
         const known = k in FIELDS[kind] || (kind === 'system' && (k === 'mac_address' || k === 'ip_address'));
         if (!known) throw new Fault(`find_${kind}: ${k0}: ${why(k0)} to search on`);
+        const refused = filterRefusal(kind, k, this.authed(token) || this.authed(expand));
+        if (refused !== undefined) throw new Fault(`find_${kind}: ${k0}: ${refused}`);
         filter[k] = k === 'mac_address' ? String(v).toLowerCase() : String(v);
       }
     }
@@ -173,7 +176,7 @@ export class CobblerApi {
     const full = expand !== undefined && expand !== false && expand !== 0 && expand !== '' && expand !== '~';
     if (!full) return (await this.ctx.store.listNames(kind, filter)).sort();
     const authed = this.authed(token) || this.authed(expand);
-    return (await this.ctx.store.list(kind, filter)).map((o) => readView(kind, stripNone(rawRecord(kind, o)) as CobblerRecord, authed));
+    return (await this.ctx.store.list(kind, filter)).map((o) => readView(kind, o, authed));
   }
 
   private async blendBoth(kind: 'system' | 'profile', obj: ForgeObject): Promise<{ vars: Vars; plain: Vars }> {
@@ -199,7 +202,8 @@ export class CobblerApi {
     const o = await this.ctx.store.get(kind, str(name, 'name'));
     if (o === undefined) return {};
     const { vars, plain } = await this.blendBoth(kind, o);
-    return readView(kind, renderedRecord(kind, vars, plain, o), this.authed(token));
+    if (this.authed(token)) return renderedRecord(kind, vars, plain, o);
+    return renderedRecord(kind, redactVars(vars), redactVars(plain), redact(kind, o));
   }
 
   async blendedData(profile: unknown, system: unknown, token?: unknown): Promise<CobblerRecord> {
