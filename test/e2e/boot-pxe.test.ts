@@ -304,6 +304,67 @@ test('6. the real Debian 12 installer boots over iPXE/HTTP, configures its netwo
   assert.match(preseed, /^d-i /m, 'the preseed served is a d-i preseed');
 });
 
+// Runs before 7 on purpose: test 7 puts a second DHCP server (dnsmasq) on the LAN, and forge rightly
+// stays silent on a link where it heard a rival until that link loses carrier (services/dhcp/links.ts).
+test('9. the web UI: a system page in headless chromium draws the boot timeline live while the VM boots', { timeout: TEST_MS }, async (t) => {
+  if (!ready(t)) return;
+  if (!existsSync('/usr/bin/chromium')) {
+    need(t, { files: ['/usr/bin/chromium'] });
+    t.skip('needs /usr/bin/chromium');
+    return;
+  }
+  // Chromium runs inside the LAN namespace (forge listens there); playwright drives it over its pipe.
+  const wrapper = join(dir, 'chromium-in-lan');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${lan!.ns} /usr/bin/chromium "$@"\n`, { mode: 0o755 });
+  const { chromium } = await import('playwright-core');
+  const ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
+    executablePath: wrapper,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1366, height: 768 },
+  });
+  let booting = false;
+  let sampler: Promise<void> | undefined;
+  try {
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(60_000);
+    await page.goto(`${forge!.url}/ui/#/system/vm-ui`);
+    await page.getByRole('button', { name: 'Continue read-only' }).click();
+    await page.locator('#live.on').waitFor();
+    const dots = (): Promise<number> => page.locator('#timeline svg circle').count();
+    assert.equal(await dots(), 0, 'no events before the boot');
+    const counts: number[] = [];
+    booting = true;
+    sampler = (async () => {
+      while (booting) {
+        counts.push(await dots());
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+    const serial = await bootInstaller('vm-ui', 'bios');
+    assert.match(serial, /INSTALL SCRIPT OK/);
+    const stored = await events('vm-ui');
+    const end = Date.now() + 30_000;
+    while ((await dots()) < stored.length && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+    booting = false;
+    await sampler;
+    assert.equal(await dots(), stored.length, 'one dot per event of the boot, without a reload');
+    const distinct = [...new Set(counts)];
+    assert.ok(distinct.length >= 3, `the picture grew step by step during the boot (dot counts seen: ${distinct.join(', ')})`);
+    const labels = await page.locator('#timeline svg text[data-event]').allTextContents();
+    assert.deepEqual(labels, stored.sort((a, b) => a.id - b.id).map((e) => e.type));
+    assert.equal(await page.locator('#stage .badge').textContent(), 'installed', 'the stage badge follows the events');
+    mkdirSync(new URL('../../../test/.artifacts/ui/', import.meta.url).pathname, { recursive: true });
+    await page.screenshot({ path: new URL('../../../test/.artifacts/ui/vm-boot-timeline.png', import.meta.url).pathname });
+  } finally {
+    // Stop sampling before the browser goes: a sampler left running would fail on the closed page
+    // and hide the real error (a boot that did not finish) behind "Target page ... has been closed".
+    booting = false;
+    await sampler?.catch(() => undefined);
+    await ctx.close();
+  }
+});
+
 test('7. proxy mode: dnsmasq in another namespace hands out the address, forge only the boot information', { timeout: TEST_MS }, async (t) => {
   if (!ready(t)) return;
   await forge!.stop();
@@ -359,55 +420,3 @@ test('8. after install done (pxe_just_once) the same VM boots from its local dis
   assert.match(st.stdout, /^vm-bios\s+guest\s+off\s+(installed|local) \d+m/m);
 });
 
-test('9. the web UI: a system page in headless chromium draws the boot timeline live while the VM boots', { timeout: TEST_MS }, async (t) => {
-  if (!ready(t)) return;
-  if (!existsSync('/usr/bin/chromium')) {
-    need(t, { files: ['/usr/bin/chromium'] });
-    t.skip('needs /usr/bin/chromium');
-    return;
-  }
-  // Chromium runs inside the LAN namespace (forge listens there); playwright drives it over its pipe.
-  const wrapper = join(dir, 'chromium-in-lan');
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${lan!.ns} /usr/bin/chromium "$@"\n`, { mode: 0o755 });
-  const { chromium } = await import('playwright-core');
-  const ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
-    executablePath: wrapper,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1366, height: 768 },
-  });
-  try {
-    const page = await ctx.newPage();
-    page.setDefaultTimeout(60_000);
-    await page.goto(`${forge!.url}/ui/#/system/vm-ui`);
-    await page.getByRole('button', { name: 'Continue read-only' }).click();
-    await page.locator('#live.on').waitFor();
-    const dots = (): Promise<number> => page.locator('#timeline svg circle').count();
-    assert.equal(await dots(), 0, 'no events before the boot');
-    const counts: number[] = [];
-    let booting = true;
-    const sampler = (async () => {
-      while (booting) {
-        counts.push(await dots());
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    })();
-    const serial = await bootInstaller('vm-ui', 'bios');
-    assert.match(serial, /INSTALL SCRIPT OK/);
-    const stored = await events('vm-ui');
-    const end = Date.now() + 30_000;
-    while ((await dots()) < stored.length && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
-    booting = false;
-    await sampler;
-    assert.equal(await dots(), stored.length, 'one dot per event of the boot, without a reload');
-    const distinct = [...new Set(counts)];
-    assert.ok(distinct.length >= 3, `the picture grew step by step during the boot (dot counts seen: ${distinct.join(', ')})`);
-    const labels = await page.locator('#timeline svg text[data-event]').allTextContents();
-    assert.deepEqual(labels, stored.sort((a, b) => a.id - b.id).map((e) => e.type));
-    assert.equal(await page.locator('#stage .badge').textContent(), 'installed', 'the stage badge follows the events');
-    mkdirSync(new URL('../../../test/.artifacts/ui/', import.meta.url).pathname, { recursive: true });
-    await page.screenshot({ path: new URL('../../../test/.artifacts/ui/vm-boot-timeline.png', import.meta.url).pathname });
-  } finally {
-    await ctx.close();
-  }
-});
