@@ -80,7 +80,14 @@ describe('discovery image: real boots report facts, a rule enlists one, the othe
     assert.equal(sys.netboot_enabled, true);
     assert.equal(sys.interfaces['eth0']?.mac_address, '52:54:00:d1:5c:01');
     // Told to reboot at its next poll: with -no-reboot, qemu exits.
-    await Promise.race([exited, new Promise((_r, rej) => setTimeout(() => rej(new Error(`VM1 did not reboot:\n${readFileSync(big.log, 'utf8')}`)), 120_000))]);
+    // The timer is cleared once qemu exits: left pending, it fired after the test had removed the
+    // log's directory and read it (ENOENT as an uncaught exception, failing the file).
+    let rebootTimer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([exited, new Promise((_r, rej) => (rebootTimer = setTimeout(() => rej(new Error(`VM1 did not reboot:\n${readFileSync(big.log, 'utf8')}`)), 120_000)))]);
+    } finally {
+      clearTimeout(rebootTimer);
+    }
     assert.match(readFileSync(big.log, 'utf8'), /forge-discovery: forge says reboot: rebooting/);
 
     const d2 = await waitFor('SMALL01 to report', 480_000, async () => {
