@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { join } from 'node:path';
 import { apiRouter } from './api/routes.js';
+import { Router } from 'express';
 import { checkRootsConfig } from './boot/confine.js';
 import { createBootFiles } from './boot/files.js';
 import { BootService } from './boot/provider.js';
@@ -24,13 +25,14 @@ import { ForgeError } from './errors.js';
 import type { Logger } from './log.js';
 import { Renderer } from './render/renderer.js';
 import { checkSiteTrust, rootsFor } from './render/roots.js';
-import { autoinstallRouter } from './render/routes.js';
+import { autoinstallRoutes } from './render/routes.js';
 import { AutoinstallService } from './render/service.js';
 import { createLeaseTable, startDhcp } from './services/dhcp.js';
 import { liveLeases } from './services/dhcp/leases.js';
 import type { DhcpLinkStatus } from './services/dhcp/links.js';
 import { followRequests } from './services/origin.js';
-import { bootRouter } from './services/http/boot.js';
+import { bootRoutes } from './services/http/boot.js';
+import { mountPublicRows } from './services/http/route.js';
 import { buildApp } from './services/http/app.js';
 import { applyTimeouts } from './services/http/limits.js';
 import type { Service } from './services/service.js';
@@ -141,19 +143,32 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   const leases = config.dhcp_mode === 'managed' ? createLeaseTable({ store, log }, 'managed') : undefined;
   const boot = new BootService({ store, settings, config, log, record, baseUrl, ...(leases !== undefined ? { liveLeases: liveLeases(leases) } : {}) });
   const renderer = new Renderer(rootsFor(config));
+  const autoinstall = autoinstallRoutes({
+    autoinstall: new AutoinstallService(store, settings, renderer),
+    renderer,
+    store,
+    pxeJustOnce: settings.pxe_just_once,
+    log,
+    record,
+  });
+  const bootHttp = bootRoutes({ boot, store, config, log, baseUrl, dhcpLinks: () => dhcpLinks() });
   const app = buildApp(
     {
       cobbler: cobblerApiRouter({ store, settings, token, log, config }),
-      autoinstall: autoinstallRouter({
-        autoinstall: new AutoinstallService(store, settings, renderer),
-        renderer,
+      autoinstall: mountPublicRows(Router(), autoinstall.rows),
+      boot: mountPublicRows(Router(), bootHttp.rows),
+      api: apiRouter({
         store,
-        pxeJustOnce: settings.pxe_just_once,
+        settings,
+        config,
+        token,
+        baseUrl,
+        events,
         log,
-        record,
+        autoinstall: autoinstall.api,
+        boot: bootHttp.api,
+        publicRows: [...autoinstall.rows, ...bootHttp.rows],
       }),
-      boot: bootRouter({ boot, store, config, log, baseUrl, dhcpLinks: () => dhcpLinks() }),
-      api: apiRouter({ store, settings, config, token, baseUrl, events, log }),
       dbFile: join(config.data_dir, 'forge.db'),
     },
     log,

@@ -2,7 +2,6 @@
  * Export/import of every object, and `check`: problems in the configuration
  * an operator should fix before machines boot.
  */
-import { Router } from 'express';
 import type { RequestHandler } from 'express';
 import { existsSync } from 'node:fs';
 import type { ForgeConfig } from '../config.js';
@@ -40,11 +39,11 @@ function validateDoc(body: unknown): ExportDocument {
     });
   };
   return {
-    forge_export: 1,
-    exported: typeof b['exported'] === 'string' ? b['exported'] : '',
-    distros: list('distros', 'distro') as ExportDocument['distros'],
-    profiles: list('profiles', 'profile') as ExportDocument['profiles'],
-    systems: list('systems', 'system') as ExportDocument['systems'],
+      forge_export: 1,
+      exported: typeof b['exported'] === 'string' ? b['exported'] : '',
+      distros: list('distros', 'distro') as ExportDocument['distros'],
+      profiles: list('profiles', 'profile') as ExportDocument['profiles'],
+      systems: list('systems', 'system') as ExportDocument['systems'],
   };
 }
 
@@ -123,29 +122,29 @@ export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
   return out;
 }
 
-export function dataRouter(ctx: DataDeps, auth: RequestHandler): Router {
-  const r = Router();
-  // Export carries autoinstall_meta (password hashes, keys): token only.
-  r.get('/export', auth, async (_req, res) => {
-    res.json(await ctx.store.exportAll());
-  });
-  r.post('/import', auth, async (req, res) => {
-    const doc = validateDoc(req.body);
-    const roots = bootRootsOf(ctx.config);
-    for (const [i, d] of doc.distros.entries()) {
-      try {
-        assertDistroConfined(d, roots);
-      } catch (e) {
-        if (e instanceof ForgeError) throw new ForgeError(e.code, `distros[${i}]: ${e.message}`, e.field === undefined ? {} : { field: e.field });
-        throw e;
+/** Handlers of export, import and check; the rows are in api/routes.ts. */
+export function dataHandlers(ctx: DataDeps): Record<'exportAll' | 'importAll' | 'check', RequestHandler> {
+  return {
+    exportAll: async (_req, res) => {
+      res.json(await ctx.store.exportAll());
+    },
+    importAll: async (req, res) => {
+      const doc = validateDoc(req.body);
+      const roots = bootRootsOf(ctx.config);
+      for (const [i, d] of doc.distros.entries()) {
+        try {
+          assertDistroConfined(d, roots);
+        } catch (e) {
+          if (e instanceof ForgeError) throw new ForgeError(e.code, `distros[${i}]: ${e.message}`, e.field === undefined ? {} : { field: e.field });
+          throw e;
+        }
       }
-    }
-    const replace = req.query['replace'];
-    const counts = await ctx.store.importAll(doc, { replace: replace === 'true' || replace === '1' });
-    res.json({ imported: counts });
-  });
-  r.get('/check', async (_req, res) => {
-    res.json({ problems: await checkConfiguration(ctx) });
-  });
-  return r;
+      const replace = req.query['replace'];
+      const counts = await ctx.store.importAll(doc, { replace: replace === 'true' || replace === '1' });
+      res.json({ imported: counts });
+    },
+    check: async (_req, res) => {
+      res.json({ problems: await checkConfiguration(ctx) });
+    },
+  };
 }

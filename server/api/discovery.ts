@@ -10,14 +10,12 @@
  * The public endpoints hold no secret and change no system: a report for a
  * MAC a system has is refused (KNOWN_SYSTEM).
  */
-import { Router } from 'express';
 import type { Request, RequestHandler } from 'express';
 import { normalizeMac } from '../core/mac.js';
 import { ForgeError, invalid } from '../errors.js';
 import { checkInventory, INVENTORY_LIMITS } from '../discovery/model.js';
 import { RateLimiter } from '../discovery/ratelimit.js';
 import { checkRule, instructionFor, judge, provision, report } from '../discovery/service.js';
-import { boundedJsonBody } from '../services/http/limits.js';
 import type { Store } from '../store/store.js';
 
 export interface DiscoveryApiDeps {
@@ -28,8 +26,25 @@ function name(req: Request): string {
   return String(req.params['name']);
 }
 
-export function discoveryRouter(ctx: DiscoveryApiDeps, auth: RequestHandler): Router {
-  const r = Router();
+/** Handlers of the discovery and rules routes; the rows are in api/routes.ts. */
+export interface DiscoveryHandlers {
+  /** The per-address rate limit of the public endpoints (run before report and instruction). */
+  limited: RequestHandler;
+  report: RequestHandler;
+  instruction: RequestHandler;
+  list: RequestHandler;
+  get: RequestHandler;
+  forget: RequestHandler;
+  provision: RequestHandler;
+  rules: RequestHandler;
+  testRules: RequestHandler;
+  rule: RequestHandler;
+  addRule: RequestHandler;
+  editRule: RequestHandler;
+  removeRule: RequestHandler;
+}
+
+export function discoveryHandlers(ctx: DiscoveryApiDeps): DiscoveryHandlers {
   const deps = { store: ctx.store };
   // A discovery image reports once and polls every few seconds: 60 a minute per address
   // (burst 20) is plenty; 3000 a minute in all bounds the work a flood can cause.
@@ -40,80 +55,82 @@ export function discoveryRouter(ctx: DiscoveryApiDeps, auth: RequestHandler): Ro
     next(new ForgeError('RATE_LIMITED', 'too many discovery requests from this address; retry later'));
   };
 
-  r.post('/discover', limited, boundedJsonBody(INVENTORY_LIMITS.body), async (req, res) => {
-    const out = await report(deps, checkInventory(req.body));
-    res.status(out.discovered.reports === 1 ? 201 : 200).json({
-      name: out.discovered.name,
-      action: out.discovered.instruction,
-      ...(out.system === undefined ? {} : { system: out.system, rule: out.rule }),
-    });
-  });
-  r.get('/discover/:mac', limited, async (req, res) => {
-    const mac = normalizeMac(String(req.params['mac']));
-    if (mac === undefined) throw invalid('mac', 'must be a MAC address');
-    res.json(await instructionFor(deps, mac));
-  });
+  return {
+    limited,
+    report: async (req, res) => {
+      const out = await report(deps, checkInventory(req.body));
+      res.status(out.discovered.reports === 1 ? 201 : 200).json({
+        name: out.discovered.name,
+        action: out.discovered.instruction,
+        ...(out.system === undefined ? {} : { system: out.system, rule: out.rule }),
+      });
+    },
+    instruction: async (req, res) => {
+      const mac = normalizeMac(String(req.params['mac']));
+      if (mac === undefined) throw invalid('mac', 'must be a MAC address');
+      res.json(await instructionFor(deps, mac));
+    },
 
-  r.get('/discovered', async (_req, res) => {
-    res.json(await ctx.store.listDiscovered());
-  });
-  r.get('/discovered/:name', async (req, res) => {
-    const d = await ctx.store.getDiscovered(name(req));
-    if (d === undefined) throw new ForgeError('NOT_FOUND', `discovered ${name(req)}: no such machine`, { field: 'name' });
-    res.json(d);
-  });
-  r.delete('/discovered/:name', auth, async (req, res) => {
-    await ctx.store.removeDiscovered(name(req));
-    res.json({ removed: [name(req)] });
-  });
-  r.post('/discovered/:name/provision', auth, async (req, res) => {
-    const b = (req.body ?? {}) as Record<string, unknown>;
-    for (const k of Object.keys(b)) if (k !== 'profile' && k !== 'hostname') throw new ForgeError('UNKNOWN_FIELD', `${k}: not a provision field`, { field: k });
-    const profile = b['profile'];
-    if (typeof profile !== 'string' || profile === '') throw new ForgeError('MISSING_FIELD', 'profile: required', { field: 'profile' });
-    const hostname = b['hostname'];
-    if (hostname !== undefined && typeof hostname !== 'string') throw invalid('hostname', 'must be a string');
-    const out = await provision(deps, name(req), profile, hostname);
-    res.status(201).json({ discovered: out.discovered.name, system: out.system.name });
-  });
+    list: async (_req, res) => {
+      res.json(await ctx.store.listDiscovered());
+    },
+    get: async (req, res) => {
+      const d = await ctx.store.getDiscovered(name(req));
+      if (d === undefined) throw new ForgeError('NOT_FOUND', `discovered ${name(req)}: no such machine`, { field: 'name' });
+      res.json(d);
+    },
+    forget: async (req, res) => {
+      await ctx.store.removeDiscovered(name(req));
+      res.json({ removed: [name(req)] });
+    },
+    provision: async (req, res) => {
+      const b = (req.body ?? {}) as Record<string, unknown>;
+      for (const k of Object.keys(b)) if (k !== 'profile' && k !== 'hostname') throw new ForgeError('UNKNOWN_FIELD', `${k}: not a provision field`, { field: k });
+      const profile = b['profile'];
+      if (typeof profile !== 'string' || profile === '') throw new ForgeError('MISSING_FIELD', 'profile: required', { field: 'profile' });
+      const hostname = b['hostname'];
+      if (hostname !== undefined && typeof hostname !== 'string') throw invalid('hostname', 'must be a string');
+      const out = await provision(deps, name(req), profile, hostname);
+      res.status(201).json({ discovered: out.discovered.name, system: out.system.name });
+    },
 
-  r.get('/rules', async (_req, res) => {
-    res.json(await ctx.store.listRules());
-  });
-  r.get('/rules/test', async (req, res) => {
-    const dn = req.query['discovered'];
-    if (typeof dn !== 'string' || dn === '') throw new ForgeError('MISSING_FIELD', 'discovered: required', { field: 'discovered' });
-    const d = await ctx.store.getDiscovered(dn);
-    if (d === undefined) throw new ForgeError('NOT_FOUND', `discovered ${dn}: no such machine`, { field: 'discovered' });
-    const { verdicts, fires } = judge(await ctx.store.listRules(), d);
-    res.json({ discovered: d.name, facts: d.facts, rules: verdicts, fires: fires?.rule ?? null, hostname: fires?.hostname ?? null });
-  });
-  r.get('/rules/:name', async (req, res) => {
-    const rule = await ctx.store.getRule(name(req));
-    if (rule === undefined) throw new ForgeError('NOT_FOUND', `rule ${name(req)}: no such rule`, { field: 'name' });
-    res.json(rule);
-  });
-  r.post('/rules', auth, async (req, res) => {
-    const rule = checkRule(req.body);
-    await ctx.store.mustGet('profile', rule.profile).catch(() => {
-      throw new ForgeError('REFERENCE_MISSING', `profile: ${rule.profile} does not exist`, { field: 'profile' });
-    });
-    res.status(201).json(await ctx.store.putRule(rule, true));
-  });
-  r.patch('/rules/:name', auth, async (req, res) => {
-    const cur = await ctx.store.getRule(name(req));
-    if (cur === undefined) throw new ForgeError('NOT_FOUND', `rule ${name(req)}: no such rule`, { field: 'name' });
-    const b = req.body as Record<string, unknown> | undefined;
-    if (b !== undefined && b['name'] !== undefined && b['name'] !== cur.name) throw invalid('name', 'cannot be changed by an edit');
-    const rule = checkRule(b ?? {}, cur);
-    await ctx.store.mustGet('profile', rule.profile).catch(() => {
-      throw new ForgeError('REFERENCE_MISSING', `profile: ${rule.profile} does not exist`, { field: 'profile' });
-    });
-    res.json(await ctx.store.putRule(rule, false));
-  });
-  r.delete('/rules/:name', auth, async (req, res) => {
-    await ctx.store.removeRule(name(req));
-    res.json({ removed: [name(req)] });
-  });
-  return r;
+    rules: async (_req, res) => {
+      res.json(await ctx.store.listRules());
+    },
+    testRules: async (req, res) => {
+      const dn = req.query['discovered'];
+      if (typeof dn !== 'string' || dn === '') throw new ForgeError('MISSING_FIELD', 'discovered: required', { field: 'discovered' });
+      const d = await ctx.store.getDiscovered(dn);
+      if (d === undefined) throw new ForgeError('NOT_FOUND', `discovered ${dn}: no such machine`, { field: 'discovered' });
+      const { verdicts, fires } = judge(await ctx.store.listRules(), d);
+      res.json({ discovered: d.name, facts: d.facts, rules: verdicts, fires: fires?.rule ?? null, hostname: fires?.hostname ?? null });
+    },
+    rule: async (req, res) => {
+      const rule = await ctx.store.getRule(name(req));
+      if (rule === undefined) throw new ForgeError('NOT_FOUND', `rule ${name(req)}: no such rule`, { field: 'name' });
+      res.json(rule);
+    },
+    addRule: async (req, res) => {
+      const rule = checkRule(req.body);
+      await ctx.store.mustGet('profile', rule.profile).catch(() => {
+        throw new ForgeError('REFERENCE_MISSING', `profile: ${rule.profile} does not exist`, { field: 'profile' });
+      });
+      res.status(201).json(await ctx.store.putRule(rule, true));
+    },
+    editRule: async (req, res) => {
+      const cur = await ctx.store.getRule(name(req));
+      if (cur === undefined) throw new ForgeError('NOT_FOUND', `rule ${name(req)}: no such rule`, { field: 'name' });
+      const b = req.body as Record<string, unknown> | undefined;
+      if (b !== undefined && b['name'] !== undefined && b['name'] !== cur.name) throw invalid('name', 'cannot be changed by an edit');
+      const rule = checkRule(b ?? {}, cur);
+      await ctx.store.mustGet('profile', rule.profile).catch(() => {
+        throw new ForgeError('REFERENCE_MISSING', `profile: ${rule.profile} does not exist`, { field: 'profile' });
+      });
+      res.json(await ctx.store.putRule(rule, false));
+    },
+    removeRule: async (req, res) => {
+      await ctx.store.removeRule(name(req));
+      res.json({ removed: [name(req)] });
+    },
+  };
 }

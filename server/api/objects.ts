@@ -4,7 +4,6 @@
  * here, once (core/validate.ts); referential rules are the store's, inside
  * its transaction.
  */
-import { Router } from 'express';
 import type { Request, RequestHandler } from 'express';
 import { ouiFor } from '../core/mac.js';
 import type { Distro, KindMap, ObjectKind, Settings, System } from '../core/model.js';
@@ -103,12 +102,23 @@ function authorised(ctx: ObjectsDeps, req: Request): boolean {
   return m !== null && tokenMatches(ctx.token, m[1]!);
 }
 
-export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
-  const r = Router();
-  for (const kind of ['distro', 'profile', 'system'] as const) {
-    const base = `/${PLURAL[kind]}`;
+/** The handlers of one kind's routes; the rows are in api/routes.ts. */
+export interface ObjectHandlers {
+  list: RequestHandler;
+  bulk: RequestHandler;
+  create: RequestHandler;
+  get: RequestHandler;
+  patch: RequestHandler;
+  remove: RequestHandler;
+  rename: RequestHandler;
+  copy: RequestHandler;
+  /** Profiles and systems only (distros have no variables of their own). */
+  blended: RequestHandler;
+}
 
-    r.get(base, async (req, res) => {
+export function objectHandlers(ctx: ObjectsDeps, kind: ObjectKind): ObjectHandlers {
+  return {
+    list: async (req, res) => {
       const filter = parseFilter(kind, req.query);
       const authed = authorised(ctx, req);
       for (const k of Object.keys(filter)) {
@@ -132,9 +142,9 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
           return Object.fromEntries(fields.map((f) => [f, src[f]]));
         }),
       );
-    });
+    },
 
-    r.post(`${base}/bulk`, auth, async (req, res) => {
+    bulk: async (req, res) => {
       const body: unknown = req.body;
       if (!Array.isArray(body)) throw invalid('body', 'bulk create needs a JSON array of objects');
       const objs = body.map((o: unknown, i: number) => {
@@ -152,20 +162,20 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
       });
       const n = await ctx.store.bulkCreate(kind, objs, await writeOptions(ctx, kind, objs));
       res.status(201).json({ created: n });
-    });
+    },
 
-    r.post(base, auth, async (req, res) => {
+    create: async (req, res) => {
       const obj = validateNew(kind, req.body);
       const created = await ctx.store.create(kind, obj, await writeOptions(ctx, kind, [obj]));
       res.status(201).json(redact(kind, created));
-    });
+    },
 
-    r.get(`${base}/:name`, async (req, res) => {
+    get: async (req, res) => {
       const obj = await ctx.store.mustGet(kind, param(req, 'name'));
       res.json(authorised(ctx, req) ? obj : redact(kind, obj));
-    });
+    },
 
-    r.patch(`${base}/:name`, auth, async (req, res) => {
+    patch: async (req, res) => {
       const name = param(req, 'name');
       // Validate against the current object first (clear errors, OUI for
       // random MACs), then apply the patch again inside the store's
@@ -173,23 +183,23 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
       const preview = validatePatch(kind, await ctx.store.mustGet(kind, name), req.body);
       const opts = await writeOptions(ctx, kind, [preview]);
       res.json(redact(kind, await ctx.store.update(kind, name, (cur) => validatePatch(kind, cur, req.body), opts)));
-    });
+    },
 
-    r.delete(`${base}/:name`, auth, async (req, res) => {
+    remove: async (req, res) => {
       const recursive = req.query['recursive'];
       const removed = await ctx.store.remove(kind, param(req, 'name'), {
         recursive: recursive === 'true' || recursive === '1' || recursive === 'yes',
       });
       res.json({ removed });
-    });
+    },
 
-    r.post(`${base}/:name/rename`, auth, async (req, res) => {
+    rename: async (req, res) => {
       const to = newName(req.body);
       await ctx.store.rename(kind, param(req, 'name'), to);
       res.json(redact(kind, await ctx.store.mustGet(kind, to)));
-    });
+    },
 
-    r.post(`${base}/:name/copy`, auth, async (req, res) => {
+    copy: async (req, res) => {
       const to = newName(req.body);
       const src = structuredClone(await ctx.store.mustGet(kind, param(req, 'name')));
       src.name = to;
@@ -201,15 +211,12 @@ export function objectsRouter(ctx: ObjectsDeps, auth: RequestHandler): Router {
         }
       }
       res.status(201).json(redact(kind, await ctx.store.create(kind, src, await writeOptions(ctx, kind, [src]))));
-    });
+    },
 
-    if (kind !== 'distro') {
-      r.get(`${base}/:name/blended`, async (req, res) => {
-        const name = param(req, 'name');
-        const vars = kind === 'system' ? await blendedSystem(ctx.store, ctx.settings, name) : await blendedProfile(ctx.store, ctx.settings, name);
-        res.json(authorised(ctx, req) ? vars : redactVars(vars));
-      });
-    }
-  }
-  return r;
+    blended: async (req, res) => {
+      const name = param(req, 'name');
+      const vars = kind === 'system' ? await blendedSystem(ctx.store, ctx.settings, name) : await blendedProfile(ctx.store, ctx.settings, name);
+      res.json(authorised(ctx, req) ? vars : redactVars(vars));
+    },
+  };
 }

@@ -7,7 +7,6 @@
  * A driver failure answers 502 POWER_FAILED naming the driver, address and
  * the BMC's answer; bulk answers 200 with one result per system.
  */
-import { Router } from 'express';
 import type { RequestHandler } from 'express';
 import type { Store } from '../store/store.js';
 import { ForgeError, invalid } from '../errors.js';
@@ -41,32 +40,32 @@ export interface PowerDeps {
   store: Store;
 }
 
-export function powerRouter(ctx: PowerDeps, auth: RequestHandler): Router {
-  const r = Router();
+/** Handlers of the power routes; the rows are in api/routes.ts. */
+export function powerHandlers(ctx: PowerDeps): Record<'state' | 'act' | 'reinstall' | 'bulk', RequestHandler> {
   const deps = { store: ctx.store };
-
-  r.get('/systems/:name/power', auth, async (req, res) => {
-    res.json(single(await powerAction(deps, String(req.params['name']), 'status')));
-  });
-  r.post('/systems/:name/power', auth, async (req, res) => {
-    const b = body(req.body, ['action']);
-    res.json(single(await powerAction(deps, String(req.params['name']), action(b['action']))));
-  });
-  r.post('/systems/:name/reinstall', auth, async (req, res) => {
-    body(req.body, []);
-    res.json(single(await powerAction(deps, String(req.params['name']), 'reinstall')));
-  });
-  r.post('/power', auth, async (req, res) => {
-    const b = body(req.body, ['name', 'action', 'concurrency']);
-    const glob = b['name'];
-    if (typeof glob !== 'string' || glob === '') throw new ForgeError('MISSING_FIELD', 'name: required (a system name or glob)', { field: 'name' });
-    if (glob.length > 256) throw invalid('name', 'at most 256 characters');
-    const c = b['concurrency'] ?? DEFAULT_CONCURRENCY;
-    if (typeof c !== 'number' || !Number.isInteger(c) || c < 1 || c > MAX_CONCURRENCY) {
-      throw invalid('concurrency', `must be a whole number 1..${MAX_CONCURRENCY}`);
-    }
-    const results = await powerBulk(deps, glob, action(b['action']), c);
-    res.json({ results, failed: results.filter((x) => !x.ok).length });
-  });
-  return r;
+  return {
+    state: async (req, res) => {
+      res.json(single(await powerAction(deps, String(req.params['name']), 'status')));
+    },
+    act: async (req, res) => {
+      const b = body(req.body, ['action']);
+      res.json(single(await powerAction(deps, String(req.params['name']), action(b['action']))));
+    },
+    reinstall: async (req, res) => {
+      body(req.body, []);
+      res.json(single(await powerAction(deps, String(req.params['name']), 'reinstall')));
+    },
+    bulk: async (req, res) => {
+      const b = body(req.body, ['name', 'action', 'concurrency']);
+      const glob = b['name'];
+      if (typeof glob !== 'string' || glob === '') throw new ForgeError('MISSING_FIELD', 'name: required (a system name or glob)', { field: 'name' });
+      if (glob.length > 256) throw invalid('name', 'at most 256 characters');
+      const c = b['concurrency'] ?? DEFAULT_CONCURRENCY;
+      if (typeof c !== 'number' || !Number.isInteger(c) || c < 1 || c > MAX_CONCURRENCY) {
+        throw invalid('concurrency', `must be a whole number 1..${MAX_CONCURRENCY}`);
+      }
+      const results = await powerBulk(deps, glob, action(b['action']), c);
+      res.json({ results, failed: results.filter((x) => !x.ok).length });
+    },
+  };
 }

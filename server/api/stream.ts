@@ -12,8 +12,7 @@
  * STREAM_LIMITS.bufferBytes are queued for it (it reconnects with its last id
  * and loses nothing); replay waits for the socket to drain.
  */
-import { Router } from 'express';
-import type { Request, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { EVENT_TYPES } from '../core/model.js';
@@ -96,13 +95,13 @@ export interface StreamDeps {
   log: Logger;
 }
 
-export function streamRouter(ctx: StreamDeps): Router {
-  const r = Router();
+/** The GET /api/v1/events/stream handler (its row is in api/routes.ts). */
+export function streamHandler(ctx: StreamDeps): RequestHandler {
   let anonymous = 0;
   let total = 0;
   const log = ctx.log.child('stream');
 
-  r.get('/events/stream', async (req: Request, res: Response) => {
+  return async (req: Request, res: Response) => {
     const filter = parseEventFilter(req.query as Record<string, unknown>);
     let after = resumeId(req);
     const anon = !hasToken(req, ctx.token);
@@ -173,7 +172,5 @@ export function streamRouter(ctx: StreamDeps): Router {
       cleanup();
       res.end();
     }
-  });
-
-  return r;
+  };
 }

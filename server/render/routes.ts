@@ -24,8 +24,9 @@
  *   GET /api/v1/templates/file?name=N[&snippet=1]      one template/snippet: file in effect and content
  */
 import { readFileSync } from 'node:fs';
-import express, { Router } from 'express';
-import type { Request, Response } from 'express';
+import express from 'express';
+import type { Request, RequestHandler, Response } from 'express';
+import type { ReplySpec, RouteRow, Schema } from '../services/http/route.js';
 import type { RecordEvent } from '../deps.js';
 import type { EventType } from '../core/model.js';
 import type { Logger } from '../log.js';
@@ -61,8 +62,34 @@ export interface AutoinstallDeps {
   record: RecordEvent;
 }
 
-export function autoinstallRouter(ctx: AutoinstallDeps): Router {
-  const router = Router();
+/** Handlers of the autoinstall module's /api/v1 routes; their rows are in api/routes.ts. */
+export interface AutoinstallApi {
+  installStart: RequestHandler;
+  installDone: RequestHandler;
+  firstBoot: RequestHandler;
+  /** The subiquity reporter's JSON body (16 kB, any content type): run before installReport. */
+  reportBody: RequestHandler;
+  installReport: RequestHandler;
+  /** cloud-init phone_home's form body (4 kB): run before cloudInitDone on POST. */
+  cloudInitForm: RequestHandler;
+  cloudInitDone: RequestHandler;
+  previewSystem: RequestHandler;
+  previewProfile: RequestHandler;
+  validate: RequestHandler;
+  templates: RequestHandler;
+  effective: RequestHandler;
+  file: RequestHandler;
+}
+
+const KIND: Schema = { type: 'string', enum: ['system', 'profile'] };
+const TEXT: ReplySpec = { description: 'text', type: 'text' };
+const RECORDED: ReplySpec = { description: 'recorded: {system, event, netboot_enabled}' };
+
+/**
+ * The installer-facing routes (`rows`, mounted at the root, no token: the
+ * installers cannot hold one) and the handlers of the module's /api/v1 routes.
+ */
+export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api: AutoinstallApi } {
   const { renderer, autoinstall: svc } = ctx;
   const log = ctx.log.child('render');
 
@@ -112,11 +139,9 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
   const renderRoute = async (req: Request, res: Response): Promise<void> => {
     await serve(req, res, kindOf(param(req, 'kind')), param(req, 'name'));
   };
-  router.get('/autoinstall/:kind/:name', renderRoute);
-  router.get('/cblr/svc/op/autoinstall/:kind/:name', renderRoute);
   // An armoured repository key given inline in autoinstall_meta repo_key_NAME,
   // for installers that only take a key URL (debian-installer apt-setup/localN/key).
-  router.get('/autoinstall/:kind/:name/repo-key/:file', async (req, res) => {
+  const repoKey = async (req: Request, res: Response): Promise<void> => {
     const file = param(req, 'file');
     const repo = file.replace(/\.asc$/, '');
     const p = await svc.prepare(kindOf(param(req, 'kind')), param(req, 'name'));
@@ -126,13 +151,12 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
       throw new ForgeError('NOT_FOUND', `no inline key repo_key_${repo} on ${p.target.kind} ${p.target.name}`, { field: 'file' });
     }
     res.status(200).type('application/pgp-keys').send(key.endsWith('\n') ? key : `${key}\n`);
-  });
-  router.get('/cblr/svc/op/ks/:kind/:name', renderRoute);
+  };
 
   // NoCloud seed (cloud-init; Ubuntu autoinstall reads user-data from it).
   // cloud-init asks for SEED/meta-data, SEED/user-data, SEED/vendor-data and
   // (if present) SEED/network-config; each is rendered now, from the store.
-  router.get('/cloud-init/:kind/:name/:file', async (req, res) => {
+  const cloudInit = async (req: Request, res: Response): Promise<void> => {
     const kind = kindOf(param(req, 'kind'));
     const name = param(req, 'name');
     const file = param(req, 'file');
@@ -140,7 +164,7 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
       throw new ForgeError('ROUTE_NOT_FOUND', `no cloud-init file "${file}": use ${CLOUD_INIT_FILES.join(', ')}`, { field: 'file' });
     }
     await serve(req, res, kind, name, () => svc.renderCloudInit(kind, name, file as CloudInitFile), { file });
-  });
+  };
 
   // ----- install callbacks
 
@@ -169,12 +193,9 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
   const cb = (type: EventType) => async (req: Request, res: Response): Promise<void> => {
     await event(req, res, param(req, 'name'), type);
   };
-  router.route('/api/v1/systems/:name/install/start').get(cb('install_start')).post(cb('install_start'));
-  router.route('/api/v1/systems/:name/install/done').get(cb('install_done')).post(cb('install_done'));
-  router.route('/api/v1/systems/:name/firstboot').get(cb('first_boot')).post(cb('first_boot'));
   // subiquity's webhook reporter (autoinstall `reporting`): one JSON event per
   // install step; kept on the timeline as install_progress (a few fields, bounded).
-  router.post('/api/v1/systems/:name/install/report', express.json({ limit: 16 * 1024, type: () => true }), async (req, res) => {
+  const installReport = async (req: Request, res: Response): Promise<void> => {
     const sys = await ctx.store.mustGet('system', param(req, 'name'));
     const body: Record<string, unknown> = typeof req.body === 'object' && req.body !== null ? (req.body as Record<string, unknown>) : {};
     const detail: Record<string, unknown> = { client: clientOf(req) };
@@ -184,13 +205,7 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
     }
     ctx.record({ system: sys.name, type: 'install_progress', source: 'http', detail });
     res.status(200).json({ system: sys.name, event: 'install_progress' });
-  });
-  // cloud-init's phone_home (user-data from /cloud-init/...): form fields instance_id, hostname, fqdn.
-  router
-    .route('/api/v1/systems/:name/cloud-init/done')
-    .get(cloudInitDone)
-    .post(express.urlencoded({ extended: false, limit: 4 * 1024 }), cloudInitDone);
-  router.route('/cblr/svc/op/nopxe/system/:name').get(cb('install_done')).post(cb('install_done'));
+  };
   const trig = async (req: Request, res: Response): Promise<void> => {
     const mode = param(req, 'mode');
     const type: EventType | undefined =
@@ -198,7 +213,6 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
     if (type === undefined) throw new ForgeError('ROUTE_NOT_FOUND', `no trigger mode "${mode}": use pre, post or firstboot`);
     await event(req, res, param(req, 'name'), type);
   };
-  router.route('/cblr/svc/op/trig/mode/:mode/system/:name').get(trig).post(trig);
 
   // ----- read-only API for the CLI
 
@@ -206,30 +220,27 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
     const r = await svc.render(kind, param(req, 'name'));
     res.status(200).type('text/plain; charset=utf-8').send(r.text);
   };
-  router.get('/api/v1/systems/:name/autoinstall', preview('system'));
-  router.get('/api/v1/profiles/:name/autoinstall', preview('profile'));
-
-  router.get('/api/v1/validate', async (_req, res) => {
+  const validate = async (_req: Request, res: Response): Promise<void> => {
     res.status(200).json(await svc.validate());
-  });
+  };
 
-  router.get('/api/v1/templates', (_req, res) => {
+  const templates = (_req: Request, res: Response): void => {
     res.status(200).json({
       roots: renderer.roots,
       templates: renderer.listTemplates(),
       snippets: renderer.listSnippets(),
     });
-  });
+  };
 
-  router.get('/api/v1/templates/effective', async (req, res) => {
+  const effective = async (req: Request, res: Response): Promise<void> => {
     const q = req.query as Record<string, unknown>;
     const sys = typeof q['system'] === 'string' ? q['system'] : '';
     const prof = typeof q['profile'] === 'string' ? q['profile'] : '';
     if ((sys === '') === (prof === '')) throw new ForgeError('USAGE', 'give exactly one of system and profile', { field: 'system' });
     res.status(200).json(await svc.explain(sys !== '' ? 'system' : 'profile', sys !== '' ? sys : prof));
-  });
+  };
 
-  router.get('/api/v1/templates/file', (req, res) => {
+  const file = (req: Request, res: Response): void => {
     const q = req.query as Record<string, unknown>;
     const name = typeof q['name'] === 'string' ? q['name'] : '';
     if (name === '') throw new ForgeError('MISSING_FIELD', 'name is required', { field: 'name' });
@@ -239,7 +250,43 @@ export function autoinstallRouter(ctx: AutoinstallDeps): Router {
       : renderer.resolveTemplate(name);
     if (use === undefined) throw new ForgeError('TEMPLATE_NOT_FOUND', `snippet "${name}" not found`, { field: 'name' });
     res.status(200).json({ ...use, content: readFileSync(use.file, 'utf8') });
-  });
+  };
 
-  return router;
+  const kindName = { kind: KIND };
+  const rows: RouteRow[] = [
+    { method: 'get', path: '/autoinstall/:kind/:name', auth: 'anonymous', summary: 'rendered kickstart/preseed/AutoYaST (installers fetch this)', params: kindName, reply: TEXT, errors: [404, 500], handler: renderRoute },
+    { method: 'get', path: '/cblr/svc/op/autoinstall/:kind/:name', auth: 'anonymous', summary: 'Cobbler alias of /autoinstall', params: kindName, reply: TEXT, errors: [404, 500], handler: renderRoute },
+    { method: 'get', path: '/autoinstall/:kind/:name/repo-key/:file', auth: 'anonymous', summary: 'an inline armoured repository key (autoinstall_meta repo_key_NAME) as NAME.asc', params: kindName, reply: { description: 'armoured key', type: 'pgp-keys' }, errors: [404], handler: repoKey },
+    { method: 'get', path: '/cblr/svc/op/ks/:kind/:name', auth: 'anonymous', summary: 'Cobbler (koan) alias of /autoinstall', params: kindName, reply: TEXT, errors: [404, 500], handler: renderRoute },
+    {
+      method: 'get',
+      path: '/cloud-init/:kind/:name/:file',
+      auth: 'anonymous',
+      summary: 'cloud-init NoCloud seed file, rendered at request time (Ubuntu autoinstall reads user-data here)',
+      params: { ...kindName, file: { type: 'string', enum: [...CLOUD_INIT_FILES] } },
+      reply: TEXT,
+      errors: [404, 500],
+      handler: cloudInit,
+    },
+    { method: 'get', path: '/cblr/svc/op/nopxe/system/:name', auth: 'anonymous', summary: 'Cobbler alias of install/done', reply: RECORDED, errors: [404], handler: cb('install_done') },
+    { method: 'post', path: '/cblr/svc/op/nopxe/system/:name', auth: 'anonymous', summary: 'Cobbler alias of install/done', reply: RECORDED, errors: [404], handler: cb('install_done') },
+    { method: 'get', path: '/cblr/svc/op/trig/mode/:mode/system/:name', auth: 'anonymous', summary: 'Cobbler trigger: pre = install/start, post = install/done, firstboot = firstboot', params: { mode: { type: 'string', enum: ['pre', 'post', 'firstboot'] } }, reply: RECORDED, errors: [404], handler: trig },
+    { method: 'post', path: '/cblr/svc/op/trig/mode/:mode/system/:name', auth: 'anonymous', summary: 'Cobbler trigger: pre = install/start, post = install/done, firstboot = firstboot', params: { mode: { type: 'string', enum: ['pre', 'post', 'firstboot'] } }, reply: RECORDED, errors: [404], handler: trig },
+  ];
+  const api: AutoinstallApi = {
+    installStart: cb('install_start'),
+    installDone: cb('install_done'),
+    firstBoot: cb('first_boot'),
+    reportBody: express.json({ limit: 16 * 1024, type: () => true }),
+    installReport,
+    cloudInitForm: express.urlencoded({ extended: false, limit: 4 * 1024 }),
+    cloudInitDone,
+    previewSystem: preview('system'),
+    previewProfile: preview('profile'),
+    validate,
+    templates,
+    effective,
+    file,
+  };
+  return { rows, api };
 }

@@ -13,7 +13,8 @@
 import { createReadStream, realpathSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, relative, sep, isAbsolute } from 'node:path';
-import { Router, type Request, type Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
+import type { ReplySpec, RouteRow } from './route.js';
 import type { ForgeConfig } from '../../config.js';
 import type { BaseUrl } from '../../deps.js';
 import type { DhcpLinkStatus } from '../dhcp/links.js';
@@ -138,8 +139,16 @@ export interface BootRouteDeps {
   dhcpLinks?: () => DhcpLinkStatus[];
 }
 
-export function bootRouter(deps: BootRouteDeps): Router {
-  const r = Router();
+/** Handlers of the boot area's /api/v1 routes; their rows are in api/routes.ts. */
+export interface BootApi {
+  distroFiles: RequestHandler;
+  loaders: RequestHandler;
+  info: RequestHandler;
+  status: RequestHandler;
+}
+
+/** The firmware- and installer-facing boot routes (`rows`, mounted at the root) and the boot API handlers. */
+export function bootRoutes(deps: BootRouteDeps): { rows: RouteRow[]; api: BootApi } {
   const { boot, store, config } = deps;
   const log = deps.log.child('http.boot');
   const clientOf = (req: Request): string => (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -158,30 +167,30 @@ export function bootRouter(deps: BootRouteDeps): Router {
   };
 
   // iPXE script per MAC (aa:bb:.. or aa-bb-..), or for a machine that did not say.
-  r.get('/boot/ipxe/:mac', async (req, res) => {
+  const ipxe = async (req: Request, res: Response): Promise<void> => {
     const raw = param(req, 'mac').replace(/\.ipxe$/, '');
     if (raw === 'default') return serveConfig(req, res, 'ipxe/default', () => boot.ipxe(undefined));
     const mac = normalizeMac(raw);
     if (mac === undefined) return sendError(res, 400, `not a MAC address: ${raw}`);
     return serveConfig(req, res, `ipxe/${mac}`, () => boot.ipxe(mac));
-  });
+  };
 
   // GRUB configs by the same names as over TFTP: grub/grub.cfg, grub/grub.cfg-01-<mac>, grub/system/<mac>.
-  r.get('/boot/grub/*rest', async (req, res) => {
+  const grub = async (req: Request, res: Response): Promise<void> => {
     const rest = param(req, 'rest');
     const parsed = parseBootPath(`grub/${rest}`);
     if (parsed?.kind === 'grub-root') return sendText(req, res, boot.grubRoot());
     if (parsed?.kind !== 'grub') return sendError(res, 404, `no such GRUB config: ${rest}`);
     return serveConfig(req, res, `grub/${rest}`, () => boot.grub(parsed.mac));
-  });
+  };
 
-  r.get('/boot/pxelinux.cfg/:name', async (req, res) => {
+  const pxelinux = async (req: Request, res: Response): Promise<void> => {
     const parsed = parseBootPath(`pxelinux.cfg/${param(req, 'name')}`);
     if (parsed?.kind !== 'pxelinux') return sendError(res, 404, 'no such pxelinux config');
     return serveConfig(req, res, `pxelinux.cfg/${param(req, 'name')}`, () => boot.pxelinux(parsed.mac));
-  });
+  };
 
-  r.get('/boot/loaders/:file', async (req, res) => {
+  const loader = async (req: Request, res: Response): Promise<void> => {
     const name = param(req, 'file');
     const l = loaderPath(name, config.loaders);
     if (l === undefined) {
@@ -193,9 +202,9 @@ export function bootRouter(deps: BootRouteDeps): Router {
     if (req.method === 'GET' && served.status !== 416 && served.start === 0) {
       boot.record(await boot.systemByAddress(clientOf(req)), 'loader_fetched', 'http', { file: name, client: clientOf(req) });
     }
-  });
+  };
 
-  r.get('/boot/distro/:name/:which', async (req, res) => {
+  const distroFile = async (req: Request, res: Response): Promise<void> => {
     const name = param(req, 'name');
     const which = param(req, 'which');
     if (which !== 'kernel' && which !== 'initrd') return sendError(res, 404, `no such distro file: ${which}`);
@@ -217,11 +226,9 @@ export function bootRouter(deps: BootRouteDeps): Router {
     } catch (e) {
       errorToResponse(res, e);
     }
-  });
+  };
 
   // Install trees, confined to the distro's tree directory (symlinks included).
-  r.get('/tree/:distro/*rest', async (req, res) => treeFile(req, res, param(req, 'distro'), param(req, 'rest')));
-  r.get('/tree/:distro', async (req, res) => treeFile(req, res, param(req, 'distro'), ''));
 
   const treeFile = async (req: Request, res: Response, distroName: string, rel: string): Promise<void> => {
     try {
@@ -255,7 +262,7 @@ export function bootRouter(deps: BootRouteDeps): Router {
 
   // --- API of the boot area (JSON; the same error bodies as the core API)
 
-  r.get('/api/v1/distros/:name/files', async (req, res) => {
+  const distroFiles = async (req: Request, res: Response): Promise<void> => {
     try {
       const name = param(req, 'name');
       const out: Record<string, { url: string; size: number; sha256: string }> = {};
@@ -271,13 +278,13 @@ export function bootRouter(deps: BootRouteDeps): Router {
     } catch (e) {
       jsonError(res, e);
     }
-  });
+  };
 
-  r.get('/api/v1/loaders', (_req, res) => {
+  const loaders = (_req: Request, res: Response): void => {
     res.json(findLoaders(config.loaders));
-  });
+  };
 
-  r.get('/api/v1/boot/info', (_req, res) => {
+  const info = (_req: Request, res: Response): void => {
     res.json({
       base_url: deps.baseUrl(),
       bios_loader: config.bios_loader,
@@ -286,9 +293,9 @@ export function bootRouter(deps: BootRouteDeps): Router {
       stall_minutes: config.stall_minutes,
       pxe_just_once: config.pxe_just_once,
     });
-  });
+  };
 
-  r.get('/api/v1/status', async (_req, res) => {
+  const status = async (_req: Request, res: Response): Promise<void> => {
     try {
       const now = Date.now();
       const systems = await store.list('system');
@@ -301,7 +308,30 @@ export function bootRouter(deps: BootRouteDeps): Router {
     } catch (e) {
       jsonError(res, e);
     }
-  });
+  };
 
-  return r;
+  const tree = async (req: Request, res: Response): Promise<void> => treeFile(req, res, param(req, 'distro'), param(req, 'rest'));
+  const treeTop = async (req: Request, res: Response): Promise<void> => treeFile(req, res, param(req, 'distro'), '');
+
+  const FILE: ReplySpec = { description: 'file', type: 'binary' };
+  const TEXT_REPLY: ReplySpec = { description: 'text', type: 'text' };
+  const rows: RouteRow[] = [
+    { method: 'get', path: '/boot/ipxe/:mac', auth: 'anonymous', summary: 'iPXE script for a MAC (aa:bb:.. or aa-bb-..), or `default` for unknown machines', reply: TEXT_REPLY, errors: [400], handler: ipxe },
+    { method: 'get', path: '/boot/grub/*rest', auth: 'anonymous', summary: 'GRUB config by its TFTP name (grub.cfg, grub.cfg-01-MAC, system/MAC)', reply: TEXT_REPLY, errors: [404], handler: grub },
+    { method: 'get', path: '/boot/pxelinux.cfg/:name', auth: 'anonymous', summary: 'pxelinux config (01-MAC or default)', reply: TEXT_REPLY, errors: [404], handler: pxelinux },
+    { method: 'get', path: '/boot/loaders/:file', auth: 'anonymous', summary: 'boot loader file (undionly.kpxe, ipxe.efi, pxelinux.0, ...)', reply: FILE, errors: [404], handler: loader },
+    {
+      method: 'get',
+      path: '/boot/distro/:name/:which',
+      auth: 'anonymous',
+      summary: 'kernel or initrd (HEAD and single Range supported)',
+      params: { which: { type: 'string', enum: ['kernel', 'initrd'] } },
+      reply: [FILE, { status: 206, description: 'range', type: 'binary' }],
+      errors: [404, 416],
+      handler: distroFile,
+    },
+    { method: 'get', path: '/tree/:distro/*rest', auth: 'anonymous', summary: 'a file of the distro\'s install tree (confined to it)', reply: FILE, errors: [404, 416], handler: tree },
+    { method: 'get', path: '/tree/:distro', auth: 'anonymous', summary: 'the top of the distro\'s install tree', reply: FILE, errors: [404], handler: treeTop },
+  ];
+  return { rows, api: { distroFiles, loaders, info, status } };
 }
