@@ -10,12 +10,12 @@
  * tried over HTTP: each admin operation refuses a request without a token
  * (401 AUTH_REQUIRED), no anonymous or read operation does.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import SwaggerParser from '@apidevtools/swagger-parser';
+import { inCI } from '../lib/env.js';
 import { defaults } from '../../server/config.js';
 import { memoryLogger } from '../../server/log.js';
 import { startServer } from '../../server/main.js';
@@ -46,7 +46,24 @@ function routesOf(stack: Layer[], prefix: string, out: Set<string>): void {
   }
 }
 
-test('every /api/v1 route is in the OpenAPI document and the document lists only served routes', async () => {
+/**
+ * swagger-parser (a devDependency): loaded by name at run time so a checkout
+ * whose node_modules predates it still builds; missing in CI is a failure.
+ */
+async function openapiValidator(t: TestContext): Promise<((doc: unknown) => Promise<unknown>) | undefined> {
+  const name = '@apidevtools/swagger-parser';
+  try {
+    const m = (await import(name)) as { default: { validate(doc: unknown): Promise<unknown> } };
+    return (doc) => m.default.validate(doc);
+  } catch (e) {
+    const why = `needs the npm package ${name} (npm install): ${e instanceof Error ? e.message : String(e)}`;
+    if (inCI()) throw new Error(`CI=true and the OpenAPI validator is missing: ${why}`);
+    t.diagnostic(`document NOT validated: ${why}`);
+    return undefined;
+  }
+}
+
+test('every /api/v1 route is in the OpenAPI document and the document lists only served routes', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'fg-contract-'));
   const srv = await startServer(
     { ...defaults(), data_dir: dir, listen: '127.0.0.1', http_port: 0, tftp_enabled: false, dhcp_mode: 'off', server: '127.0.0.1' },
@@ -77,8 +94,9 @@ test('every /api/v1 route is in the OpenAPI document and the document lists only
       assert.ok(doc.paths[p]?.[m.toLowerCase()] !== undefined, `${r} documented`);
     }
 
-    // The OpenAPI tooling's own validator (throws naming the first problem).
-    await SwaggerParser.validate(structuredClone(doc) as never);
+    // The OpenAPI tooling's own validator (the 3.1 JSON schema and $ref resolution; throws naming the first problem).
+    const validate = await openapiValidator(t);
+    if (validate !== undefined) await validate(structuredClone(doc));
 
     // Each operation's auth level is what the server enforces.
     let admin = 0;
