@@ -18,6 +18,8 @@ export type LogFormat = 'text' | 'json';
 
 export interface ForgeConfig {
   data_dir: string;
+  /** '' = SQLite in data_dir (one server); `postgres://...` = a PostgreSQL database several servers share. */
+  store: string;
   /** HTTP listen address. */
   listen: string;
   http_port: number;
@@ -125,6 +127,11 @@ const portRule = (v: number): string | undefined => (v <= 65535 ? undefined : `m
 
 export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   data_dir: { kind: 'string', doc: 'database, token and caches (default /var/lib/forge as root, else ~/.local/share/forge)' },
+  store: {
+    kind: 'string',
+    doc: 'database: empty = SQLite DATA_DIR/forge.db (one server); postgres://USER[:PASS]@HOST[:PORT]/DB (or ?host=/socket/dir) = PostgreSQL shared by several servers',
+    shape: (v: string) => (v === '' || /^postgres(ql)?:\/\/./i.test(v) ? undefined : `must be empty (SQLite in data_dir) or a postgres:// URL (got "${v.replace(/:[^@/]*@/, ':***@')}")`),
+  },
   listen: { kind: 'string', doc: 'HTTP listen address (an address other than 0.0.0.0/:: is also what installers are told)', shape: ipRule },
   http_port: { kind: 'int', doc: 'HTTP port (API, boot files, autoinstall)', shape: portRule },
   server: { kind: 'string', doc: 'host[:port] installers use to reach forge (env FORGE_SERVE_SERVER; default: the address each client reached forge on)', shape: hostPortRule },
@@ -177,6 +184,7 @@ export function defaultDataDir(): string {
 export function defaults(): ForgeConfig {
   return {
     data_dir: defaultDataDir(),
+    store: '',
     listen: '0.0.0.0',
     http_port: 8080,
     server: '',

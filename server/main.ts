@@ -38,8 +38,9 @@ import { applyTimeouts } from './services/http/limits.js';
 import type { Service } from './services/service.js';
 import { startTftp } from './services/tftp.js';
 import { openSqliteStore } from './store/sqlite.js';
+import { isPostgresUrl, openPgStore, redactUrl } from './store/postgres.js';
 import { lockDataDir, prepareDataDir, storageError } from './store/datadir.js';
-import type { NewEvent } from './store/store.js';
+import type { NewEvent, Store } from './store/store.js';
 
 export interface RunningServer {
   /** The HTTP application (its route table is checked against the OpenAPI document). */
@@ -78,16 +79,17 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   checkRootsConfig(config);
   checkSiteTrust(config);
   prepareDataDir(config.data_dir);
-  // One server per data dir (two would answer DHCP from two lease tables).
-  const lock = lockDataDir(config.data_dir);
-  let rawStore: ReturnType<typeof openSqliteStore>;
+  const postgres = isPostgresUrl(config.store);
+  // One server per SQLite data dir (two would answer DHCP from two lease tables). On
+  // PostgreSQL several servers share the database: that is the point, and the database
+  // decides between their writes.
+  const lock = postgres ? { release: (): void => undefined } : lockDataDir(config.data_dir);
+  let rawStore: Store;
   let token: string;
   try {
-    rawStore = openSqliteStore(
-      config.data_dir,
-      env['FORGE_SQLITE_SYNC'] === 'FULL' ? 'FULL' : 'NORMAL',
-      env['FORGE_SQLITE_GROUP_COMMIT'] !== '0',
-    );
+    rawStore = postgres
+      ? await openPgStore(config.store)
+      : openSqliteStore(config.data_dir, env['FORGE_SQLITE_SYNC'] === 'FULL' ? 'FULL' : 'NORMAL', env['FORGE_SQLITE_GROUP_COMMIT'] !== '0');
   } catch (e) {
     lock.release();
     throw e instanceof ForgeError ? e : storageError(join(config.data_dir, 'forge.db'), e);
@@ -104,6 +106,11 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   const store = timedStore(rawStore, metrics.storeDuration);
   const evlog = log.child('events');
   const events = new EventHub();
+  // PostgreSQL: the stream carries every server's events, all from the store's feed in id order.
+  if (rawStore.watchEvents !== undefined) {
+    const watch = rawStore.watchEvents.bind(rawStore);
+    events.feedFrom((fn) => watch(fn, (e: unknown) => evlog.warn('event feed interrupted; catching up after reconnecting', { err: e })));
+  }
   events.subscribe((ev) => metrics.countEvent(ev));
   const record: RecordEvent = (ev: NewEvent): void => {
     store
@@ -169,7 +176,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
         boot: bootHttp.api,
         publicRows: [...autoinstall.rows, ...bootHttp.rows],
       }),
-      dbFile: join(config.data_dir, 'forge.db'),
+      dbFile: postgres ? redactUrl(config.store) : join(config.data_dir, 'forge.db'),
     },
     log,
     { metrics, accessLog: config.access_log },

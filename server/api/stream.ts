@@ -19,7 +19,7 @@ import { EVENT_TYPES } from '../core/model.js';
 import type { ForgeEvent } from '../core/model.js';
 import { ForgeError, invalid } from '../errors.js';
 import { encodeSse, sseComment } from '../protocol/sse/codec.js';
-import { globToRegExp } from '../store/sqlite.js';
+import { globToRegExp } from '../store/common.js';
 import { tokenMatches } from './auth.js';
 
 export const STREAM_LIMITS = {
@@ -33,7 +33,21 @@ export const STREAM_LIMITS = {
 /** In-process fan-out of stored events to open streams (and the metrics). */
 export class EventHub {
   private readonly subs = new Set<(ev: ForgeEvent) => void>();
+  private fed = false;
+  /**
+   * A store that delivers every committed event of every server in id order
+   * (PostgreSQL's LISTEN/NOTIFY feed) becomes the hub's only source: local
+   * publishes are then left to it, so a stream never sees one server's event
+   * ahead of an older one from another.
+   */
+  feedFrom(subscribe: (fn: (ev: ForgeEvent) => void) => unknown): void {
+    this.fed = true;
+    subscribe((ev) => this.fanOut(ev));
+  }
   publish(ev: ForgeEvent): void {
+    if (!this.fed) this.fanOut(ev);
+  }
+  private fanOut(ev: ForgeEvent): void {
     for (const s of this.subs) s(ev);
   }
   subscribe(fn: (ev: ForgeEvent) => void): () => void {

@@ -29,7 +29,7 @@ import { ObjectRows } from './sqlite/objects.js';
 import { WriteQueue } from './sqlite/queue.js';
 
 export { MIGRATIONS } from './sqlite/migrations.js';
-export { globToRegExp, orderProfiles } from './sqlite/objects.js';
+export { globToRegExp, orderProfiles } from './common.js';
 
 export interface SqliteOptions {
   /** full path of the database file */

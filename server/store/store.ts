@@ -1,7 +1,8 @@
 /**
- * The storage port. Async so that a networked backend (PostgreSQL for
- * multi-server sites) can implement it later; the embedded default is
- * SQLite (store/sqlite.ts). Every mutating call is one transaction: it either
+ * The storage port, async: the embedded default is SQLite (store/sqlite.ts),
+ * the networked one PostgreSQL for sites with several servers
+ * (store/postgres.ts); test/integration/store-contract.test.ts holds both
+ * to this contract. Every mutating call is one transaction: it either
  * happens whole or throws a ForgeError and changes nothing.
  *
  * Implementations validate referential rules (unique names per kind, unique
@@ -84,6 +85,12 @@ export interface Store {
   latestEvents(): Promise<ForgeEvent[]>;
   /** Events of every system with id > afterId, oldest first (event stream replay). */
   eventsAfter(afterId: number, limit: number): Promise<ForgeEvent[]>;
+  /**
+   * Only a store several servers share has it: every event committed from
+   * now on by any server, in id order (the event stream's one source then).
+   * Returns the stop function.
+   */
+  watchEvents?(fn: (ev: ForgeEvent) => void, onError?: (e: unknown) => void): () => Promise<void>;
 
   getLease(mac: string): Promise<Lease | undefined>;
   getLeaseByIp(ip: string): Promise<Lease | undefined>;

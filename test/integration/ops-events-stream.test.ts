@@ -10,9 +10,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ForgeEvent } from '../../server/core/model.js';
-import { SseParser } from '../../server/protocol/sse/codec.js';
 import { STREAM_LIMITS } from '../../server/api/stream.js';
 import { FORGE_BIN, startForge, type ForgeServer } from '../lib/server.js';
+import { openStream, type Stream } from '../lib/sse-stream.js';
 
 let forge: ForgeServer;
 
@@ -30,57 +30,7 @@ before(async () => {
 });
 after(async () => forge?.stop());
 
-interface Stream {
-  events: ForgeEvent[];
-  status: number;
-  close(): void;
-  /** Resolves once `n` events have arrived. */
-  waitFor(n: number, ms?: number): Promise<void>;
-}
-
-async function open(query: string, headers: Record<string, string> = {}): Promise<Stream> {
-  const ctl = new AbortController();
-  const res = await fetch(`${forge.url}/api/v1/events/stream${query}`, { headers, signal: ctl.signal });
-  const events: ForgeEvent[] = [];
-  const waiters: (() => void)[] = [];
-  if (res.ok && res.body !== null) {
-    const parser = new SseParser();
-    const dec = new TextDecoder();
-    void (async () => {
-      try {
-        for await (const chunk of res.body!) {
-          for (const m of parser.push(dec.decode(chunk as Uint8Array, { stream: true }))) {
-            if (m.event === 'hello') continue;
-            const ev = JSON.parse(m.data) as ForgeEvent;
-            assert.equal(m.id, String(ev.id), 'the SSE id is the event id');
-            assert.equal(m.event, ev.type, 'the SSE event name is the event type');
-            events.push(ev);
-            for (const w of waiters.splice(0)) w();
-          }
-        }
-      } catch {
-        /* aborted */
-      }
-    })();
-  } else {
-    await res.text();
-  }
-  return {
-    events,
-    status: res.status,
-    close: () => ctl.abort(),
-    async waitFor(n, ms = 20_000) {
-      const end = Date.now() + ms;
-      while (events.length < n) {
-        if (Date.now() > end) throw new Error(`only ${events.length} of ${n} events arrived: ${events.map((e) => e.type).join(' ')}`);
-        await new Promise<void>((r) => {
-          waiters.push(r);
-          setTimeout(r, 200);
-        });
-      }
-    },
-  };
-}
+const open = (query: string, headers: Record<string, string> = {}): Promise<Stream> => openStream(forge.url, query, headers);
 
 /** What an iPXE boot and an installer do over HTTP (boot config, autoinstall, callbacks). */
 async function httpBoot(name: string, mac: string): Promise<void> {

@@ -1,6 +1,8 @@
 /**
- * SqliteStore on a real SQLite file: migrations, the MAC index, group commit
- * isolation between writes of one batch.
+ * What only SqliteStore has, on a real SQLite file: migrations of an old
+ * file, the query plans of the MAC/IP lookups, group commit isolation
+ * between writes of one batch. The Store contract both backends keep is
+ * test/integration/store-contract.test.ts.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -58,25 +60,13 @@ test('migrations: a version-1 database with data is upgraded in place', async ()
   await again.close();
 });
 
-test('lookups by MAC and IP use the unique indexes', async () => {
+test('lookups by MAC and IP use the unique indexes (query plan)', async () => {
   const st = await seeded();
   try {
     const plan = (sql: string): string =>
       (st.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all('x') as { detail: string }[]).map((r) => r.detail).join('; ');
     assert.match(plan('SELECT s.data FROM interfaces i JOIN systems s ON s.name = i.system WHERE i.mac = ?'), /USING INDEX interfaces_mac/);
     assert.match(plan('SELECT s.data FROM interfaces i JOIN systems s ON s.name = i.system WHERE i.ip = ?'), /USING INDEX interfaces_ip/);
-    await st.create('system', validateNew('system', { name: 's', profile: 'p', interfaces: { eth0: { mac_address: '52:54:00:00:00:09', ip_address: '10.0.0.9' }, eth1: {} } }));
-    await st.create('system', validateNew('system', { name: 't', profile: 'p', interfaces: { eth0: {} } }));
-    assert.equal((await st.findSystemByMac('52:54:00:00:00:09'))?.name, 's');
-    assert.equal((await st.findSystemByIp('10.0.0.9'))?.name, 's');
-    assert.equal(await st.findSystemByMac('52:54:00:00:00:08'), undefined);
-    assert.equal(await st.macInUse('52:54:00:00:00:09'), true);
-    assert.deepEqual(await st.listNames('system'), ['s', 't']);
-    assert.deepEqual(await st.listNames('system', { mac_address: '52:54:00:00:00:09' }), ['s']);
-    assert.deepEqual(await st.listNames('system', { mac_address: '52:54:00:*' }), ['s']);
-    assert.deepEqual(await st.listNames('system', { name: '[t]' }), ['t']);
-    assert.deepEqual(await st.listNames('system', { ip_address: '10.0.0.9', name: 's' }), ['s']);
-    assert.deepEqual(await st.listNames('system', { netboot_enabled: 'true', name: 't*' }), ['t'], 'JS-side filter');
   } finally {
     await st.close();
   }
@@ -103,31 +93,6 @@ test('group commit: writes of one batch succeed or fail on their own', async () 
     assert.equal((await st.findSystemByMac('52:54:00:00:01:01'))?.name, 'a');
     assert.equal(await st.findSystemByMac('52:54:00:00:01:04'), undefined);
     assert.ok(st.commitStats.writes > st.commitStats.commits, 'the writes shared commits');
-  } finally {
-    await st.close();
-  }
-});
-
-test('events and leases', async () => {
-  const st = await seeded();
-  try {
-    await st.create('system', validateNew('system', { name: 's', profile: 'p' }));
-    await Promise.all([
-      st.addEvent({ system: 's', type: 'dhcp_offer', source: 'dhcp' }),
-      st.addEvent({ system: 's', type: 'loader_fetched', source: 'tftp', detail: { file: 'undionly.kpxe' } }),
-    ]);
-    const evs = await st.listEvents('s');
-    assert.deepEqual(evs.map((e) => e.type), ['dhcp_offer', 'loader_fetched']);
-    assert.deepEqual(evs[1]!.detail, { file: 'undionly.kpxe' });
-    assert.deepEqual((await st.listEvents('s', { limit: 1 })).map((e) => e.type), ['loader_fetched']);
-    await st.rename('system', 's', 's2');
-    assert.equal((await st.listEvents('s2')).length, 2, 'events follow a rename');
-    assert.deepEqual((await st.latestEvents()).map((e) => [e.system, e.type]), [['s2', 'loader_fetched']]);
-    await st.putLease({ mac: '52:54:00:00:00:01', ip: '10.0.0.5', state: 'bound', expires: 1, hostname: 'h', system: 's2' });
-    await st.putLease({ mac: '52:54:00:00:00:01', ip: '10.0.0.6', state: 'bound', expires: 2, hostname: 'h', system: 's2' });
-    assert.equal((await st.getLease('52:54:00:00:00:01'))?.ip, '10.0.0.6');
-    assert.equal((await st.getLeaseByIp('10.0.0.6'))?.mac, '52:54:00:00:00:01');
-    assert.equal((await st.listLeases()).length, 1);
   } finally {
     await st.close();
   }

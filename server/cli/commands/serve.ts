@@ -65,7 +65,8 @@ export const serve: CommandSpec = {
       process.on('SIGTERM', onTerm);
       process.on('SIGINT', onInt);
     });
-    io.out(`forge ${VERSION} serving (data ${config.data_dir}/forge.db)`);
+    const { isPostgresUrl, redactUrl } = await import('../../store/postgres.js');
+    io.out(`forge ${VERSION} serving (data ${isPostgresUrl(config.store) ? `PostgreSQL ${redactUrl(config.store)}, files in ${config.data_dir}` : `${config.data_dir}/forge.db`})`);
     for (const s of srv.services) io.out(`  ${s.name.padEnd(6)}${s.endpoints.join(', ')}`);
     if (!srv.services.some((s) => s.name === 'dhcp')) io.out(`  dhcp  ${config.dhcp_mode === 'off' ? 'off' : 'not started'}`);
     const wild = config.listen === '0.0.0.0' || config.listen === '::';

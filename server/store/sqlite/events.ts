@@ -1,28 +1,9 @@
 /** The `events` table: each system's lifecycle timeline. */
 import type Database from 'better-sqlite3';
-import type { EventType, ForgeEvent } from '../../core/model.js';
+import type { ForgeEvent } from '../../core/model.js';
 import type { NewEvent } from '../store.js';
+import { rowToEvent, type EventRow } from '../common.js';
 import type { WriteQueue } from './queue.js';
-
-interface EventRow {
-  id: number;
-  system: string;
-  type: string;
-  source: string;
-  time: string;
-  detail: string;
-}
-
-function rowToEvent(r: EventRow): ForgeEvent {
-  return {
-    id: r.id,
-    system: r.system,
-    type: r.type as EventType,
-    source: r.source,
-    time: r.time,
-    detail: JSON.parse(r.detail) as Record<string, unknown>,
-  };
-}
 
 export class EventRows {
   private readonly insEvent: Database.Statement;

@@ -12,28 +12,11 @@ import { randomMac } from '../../core/mac.js';
 import type { Distro, KindMap, ObjectKind, Profile, System } from '../../core/model.js';
 import type { ExportDocument, ListFilter, RemoveOptions, WriteOptions } from '../store.js';
 import type { WriteQueue } from './queue.js';
+import { TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, referencedError, splitFilter } from '../common.js';
+
+export { globToRegExp, orderProfiles } from '../common.js';
 
 type DB = Database.Database;
-
-const TABLE: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems' };
-
-/** Convert a shell glob (`*`, `?`) to an anchored RegExp. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (const ch of glob) {
-    if (ch === '*') re += '.*';
-    else if (ch === '?') re += '.';
-    else re += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`, 's');
-}
-
-function fieldString(v: unknown): string {
-  if (typeof v === 'string') return v;
-  if (v === null || v === undefined) return '';
-  if (typeof v === 'object') return JSON.stringify(v);
-  return String(v);
-}
 
 /** What other tables do when a system is renamed or removed (called inside the write). */
 export interface SystemHooks {
@@ -113,65 +96,38 @@ export class ObjectRows {
     return o;
   }
 
-  /** Splits a filter into SQL conditions and the part checked in JS on the parsed object. */
-  private compileFilter(kind: ObjectKind, filter: ListFilter): {
-    where: string[];
-    params: string[];
-    jsFilters: [string, RegExp][];
-    ifaceFilters: [string, RegExp][];
-  } {
+  /** A filter as SQL conditions and the part checked in JS on the parsed object. */
+  private compileFilter(kind: ObjectKind, filter: ListFilter): { where: string[]; params: string[]; js: ReturnType<typeof splitFilter> } {
+    const js = splitFilter(kind, filter);
     const where: string[] = [];
     const params: string[] = [];
-    const jsFilters: [string, RegExp][] = [];
-    const ifaceFilters: [string, RegExp][] = [];
-    const columns: Record<ObjectKind, string[]> = {
-      distro: ['name'],
-      profile: ['name', 'distro', 'parent'],
-      system: ['name', 'profile'],
-    };
-    for (const [field, glob] of Object.entries(filter)) {
-      const op = /[*?[]/.test(glob) ? 'GLOB' : '=';
-      if (columns[kind].includes(field)) {
-        where.push(`${field} ${op} ?`);
-        params.push(glob);
-      } else if (kind === 'system' && (field === 'mac_address' || field === 'ip_address')) {
-        const col = field === 'mac_address' ? 'mac' : 'ip';
-        // `=` uses the unique index; GLOB with wildcards scans.
-        where.push(`name IN (SELECT system FROM interfaces WHERE ${col} ${op} ?)`);
-        params.push(glob);
-      } else if (kind === 'system' && ['netmask', 'if_gateway', 'dns_name', 'static', 'mtu', 'interface_type'].includes(field)) {
-        ifaceFilters.push([field, globToRegExp(glob)]);
-      } else {
-        jsFilters.push([field, globToRegExp(glob)]);
-      }
+    for (const [col, glob] of js.columns) {
+      where.push(`${col} ${isGlob(glob) ? 'GLOB' : '='} ?`);
+      params.push(glob);
     }
-    return { where, params, jsFilters, ifaceFilters };
-  }
-
-  private matches(o: Record<string, unknown>, jsFilters: [string, RegExp][], ifaceFilters: [string, RegExp][]): boolean {
-    if (!jsFilters.every(([f, re]) => re.test(fieldString(o[f])))) return false;
-    if (ifaceFilters.length > 0) {
-      const ifs = Object.values((o as unknown as System).interfaces) as unknown as Record<string, unknown>[];
-      if (!ifaceFilters.every(([f, re]) => ifs.some((i) => re.test(fieldString(i[f]))))) return false;
+    for (const [col, glob] of js.iface) {
+      // `=` uses the unique index; GLOB with wildcards scans.
+      where.push(`name IN (SELECT system FROM interfaces WHERE ${col} ${isGlob(glob) ? 'GLOB' : '='} ?)`);
+      params.push(glob);
     }
-    return true;
+    return { where, params, js };
   }
 
   async list<K extends ObjectKind>(kind: K, filter: ListFilter = {}): Promise<KindMap[K][]> {
-    const { where, params, jsFilters, ifaceFilters } = this.compileFilter(kind, filter);
+    const { where, params, js } = this.compileFilter(kind, filter);
     const sql = `SELECT data FROM ${TABLE[kind]}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY name`;
     const rows = this.cached(sql).pluck().all(...params) as string[];
     const out: KindMap[K][] = [];
     for (const r of rows) {
       const o = JSON.parse(r) as Record<string, unknown>;
-      if (this.matches(o, jsFilters, ifaceFilters)) out.push(o as unknown as KindMap[K]);
+      if (matchesDoc(o, js)) out.push(o as unknown as KindMap[K]);
     }
     return out;
   }
 
   async listNames(kind: ObjectKind, filter: ListFilter = {}): Promise<string[]> {
-    const { where, params, jsFilters, ifaceFilters } = this.compileFilter(kind, filter);
-    if (jsFilters.length > 0 || ifaceFilters.length > 0) return (await this.list(kind, filter)).map((o) => o.name);
+    const { where, params, js } = this.compileFilter(kind, filter);
+    if (js.jsFilters.length > 0 || js.ifaceFilters.length > 0) return (await this.list(kind, filter)).map((o) => o.name);
     const sql = `SELECT name FROM ${TABLE[kind]}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY name`;
     return this.cached(sql).pluck().all(...params) as string[];
   }
@@ -224,18 +180,11 @@ export class ObjectRows {
     }
   }
 
-  private ouiFor(opts: WriteOptions | undefined, name: string): string {
-    const o = opts?.randomOui;
-    if (typeof o === 'string') return o;
-    if (o !== undefined && o[name] !== undefined) return o[name]!;
-    return '52:54:00';
-  }
-
   /** Writes the interface rows of a system; resolves `random` MACs (mutates s). */
   private writeInterfaces(s: System, opts: WriteOptions | undefined): void {
     for (const [ifname, i] of Object.entries(s.interfaces)) {
       if (i.mac_address === 'random') {
-        const oui = this.ouiFor(opts, s.name);
+        const oui = ouiFor(opts?.randomOui, s.name);
         let mac: string | undefined;
         for (let tries = 0; tries < 64 && mac === undefined; tries++) {
           const cand = randomMac(oui, randomBytes(3));
@@ -243,32 +192,16 @@ export class ObjectRows {
             mac = cand;
           }
         }
-        if (mac === undefined) {
-          throw new ForgeError('MAC_EXHAUSTED', `interfaces.${ifname}.mac_address: no free MAC found under ${oui}`, {
-            field: `interfaces.${ifname}.mac_address`,
-          });
-        }
+        if (mac === undefined) throw macExhausted(ifname, oui);
         i.mac_address = mac;
       }
       if (i.mac_address !== '') {
         const owner = this.st.macOwner.get(i.mac_address) as { system: string; ifname: string } | undefined;
-        if (owner !== undefined) {
-          throw new ForgeError(
-            'DUPLICATE_MAC',
-            `interfaces.${ifname}.mac_address: ${i.mac_address} is already used by system ${owner.system} (${owner.ifname})`,
-            { field: `interfaces.${ifname}.mac_address` },
-          );
-        }
+        if (owner !== undefined) throw duplicateError('DUPLICATE_MAC', ifname, i.mac_address, owner);
       }
       if (i.ip_address !== '') {
         const owner = this.st.ipOwner.get(i.ip_address) as { system: string; ifname: string } | undefined;
-        if (owner !== undefined) {
-          throw new ForgeError(
-            'DUPLICATE_IP',
-            `interfaces.${ifname}.ip_address: ${i.ip_address} is already used by system ${owner.system} (${owner.ifname})`,
-            { field: `interfaces.${ifname}.ip_address` },
-          );
-        }
+        if (owner !== undefined) throw duplicateError('DUPLICATE_IP', ifname, i.ip_address, owner);
       }
       this.st.insIface.run(s.name, ifname, i.mac_address === '' ? null : i.mac_address, i.ip_address === '' ? null : i.ip_address);
     }
@@ -412,9 +345,8 @@ export class ObjectRows {
       };
       visit(kind, name);
       if (order.length > 1 && opts.recursive !== true) {
-        const deps = order.slice(0, -1).map(([k, n]) => `${k} ${n}`);
-        const shown = deps.slice(0, 10).join(', ') + (deps.length > 10 ? `, ... (${deps.length} in all)` : '');
-        throw new ForgeError('REFERENCED', `${kind} ${name} is referenced by ${shown}; use recursive`, {
+        const { message, deps } = referencedError(kind, name, order);
+        throw new ForgeError('REFERENCED', message, {
           field: 'name',
           details: { referenced_by: deps.slice(0, 1000) },
         });
@@ -473,22 +405,3 @@ export class ObjectRows {
     this.db.prepare(`UPDATE ${TABLE[kind]} SET data = ? WHERE name = ?`).run(JSON.stringify(obj), obj.name);
   }
 }
-
-/** Parents before children (stable otherwise), so a batch may hold whole trees. */
-export function orderProfiles(ps: readonly Profile[]): Profile[] {
-  const byName = new Map(ps.map((p) => [p.name, p]));
-  const out: Profile[] = [];
-  const state = new Map<string, 'visiting' | 'done'>();
-  const visit = (p: Profile): void => {
-    const s = state.get(p.name);
-    if (s === 'done' || s === 'visiting') return; // a cycle is reported by the store's check
-    state.set(p.name, 'visiting');
-    const parent = p.parent !== '' ? byName.get(p.parent) : undefined;
-    if (parent !== undefined) visit(parent);
-    state.set(p.name, 'done');
-    out.push(p);
-  };
-  for (const p of ps) visit(p);
-  return out;
-}
-

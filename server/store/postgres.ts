@@ -1,0 +1,212 @@
+/**
+ * The networked store: PostgreSQL through `pg` (node-postgres), for sites
+ * where several forge servers share one database. Same contract as
+ * store/sqlite.ts: every mutation one transaction, the referential rules
+ * decided by the database (so two servers cannot both win), versioned
+ * migrations. The rooms:
+ *
+ *   postgres/db.ts          pool, transactions, retries, connection errors
+ *   postgres/migrations.ts  the schema, append-only versions
+ *   postgres/objects.ts     distros, profiles, systems and their interfaces
+ *   postgres/events.ts      lifecycle events, and the LISTEN/NOTIFY feed
+ *   postgres/leases.ts      the durable copy of DHCP leases
+ *   postgres/discovery.ts   discovered machines and discovery rules
+ *
+ * Durability is PostgreSQL's: a COMMIT that returned is on the server's WAL
+ * (synchronous_commit=on, the default).
+ */
+import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
+import type { Discovered, Rule } from '../discovery/model.js';
+import { ForgeError } from '../errors.js';
+import type { ExportDocument, ListFilter, NewEvent, RemoveOptions, Store, WriteOptions } from './store.js';
+import { Db, redactUrl } from './postgres/db.js';
+import { PgDiscovery } from './postgres/discovery.js';
+import { PgEvents } from './postgres/events.js';
+import { PgLeases } from './postgres/leases.js';
+import { migratePg, pgSchemaVersion } from './postgres/migrations.js';
+import { PgObjects } from './postgres/objects.js';
+
+export { PG_MIGRATIONS } from './postgres/migrations.js';
+export { redactUrl } from './postgres/db.js';
+
+/** True for a `store` value that names a PostgreSQL database. */
+export const isPostgresUrl = (v: string): boolean => /^postgres(ql)?:\/\//i.test(v);
+
+export class PgStore implements Store {
+  private readonly objects: PgObjects;
+  private readonly events: PgEvents;
+  private readonly leases: PgLeases;
+  private readonly discovery: PgDiscovery;
+  private readonly watchers = new Set<() => Promise<void>>();
+
+  constructor(readonly db: Db) {
+    this.events = new PgEvents(db);
+    this.leases = new PgLeases(db);
+    this.discovery = new PgDiscovery(db);
+    this.objects = new PgObjects(db, {
+      systemRenamed: async (c, from, to) => {
+        await this.events.systemRenamed(c, from, to);
+        await this.leases.systemRenamed(c, from, to);
+      },
+      systemRemoved: (c, name) => this.events.systemRemoved(c, name),
+    });
+  }
+
+  /** The database URL without its password. */
+  get where(): string {
+    return this.db.where;
+  }
+
+  schemaVersion(): Promise<number> {
+    return pgSchemaVersion(this.db);
+  }
+
+  list<K extends ObjectKind>(kind: K, filter?: ListFilter): Promise<KindMap[K][]> {
+    return this.objects.list(kind, filter);
+  }
+  listNames(kind: ObjectKind, filter?: ListFilter): Promise<string[]> {
+    return this.objects.listNames(kind, filter);
+  }
+  get<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K] | undefined> {
+    return this.objects.get(kind, name);
+  }
+  mustGet<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K]> {
+    return this.objects.mustGet(kind, name);
+  }
+  create<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
+    return this.objects.create(kind, obj, opts);
+  }
+  bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions): Promise<number> {
+    return this.objects.bulkCreate(kind, objs, opts);
+  }
+  replace<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
+    return this.objects.replace(kind, obj, opts);
+  }
+  update<K extends ObjectKind>(kind: K, name: string, fn: (current: KindMap[K]) => KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
+    return this.objects.update(kind, name, fn, opts);
+  }
+  rename(kind: ObjectKind, from: string, to: string): Promise<void> {
+    return this.objects.rename(kind, from, to);
+  }
+  remove(kind: ObjectKind, name: string, opts?: RemoveOptions): Promise<string[]> {
+    return this.objects.remove(kind, name, opts);
+  }
+  findSystemByMac(mac: string): Promise<System | undefined> {
+    return this.objects.findSystemByMac(mac);
+  }
+  findSystemByIp(ip: string): Promise<System | undefined> {
+    return this.objects.findSystemByIp(ip);
+  }
+  macInUse(mac: string): Promise<boolean> {
+    return this.objects.macInUse(mac);
+  }
+  exportAll(): Promise<ExportDocument> {
+    return this.objects.exportAll();
+  }
+  importAll(doc: ExportDocument, opts?: { replace?: boolean }): Promise<{ distros: number; profiles: number; systems: number }> {
+    return this.objects.importAll(doc, opts);
+  }
+
+  addEvent(ev: NewEvent): Promise<ForgeEvent> {
+    return this.events.add(ev);
+  }
+  listEvents(system: string, opts?: { since?: string; limit?: number }): Promise<ForgeEvent[]> {
+    return this.events.list(system, opts);
+  }
+  latestEvents(): Promise<ForgeEvent[]> {
+    return this.events.latest();
+  }
+  eventsAfter(afterId: number, limit: number): Promise<ForgeEvent[]> {
+    return this.events.after(afterId, limit);
+  }
+  watchEvents(fn: (ev: ForgeEvent) => void, onError: (e: unknown) => void = () => undefined): () => Promise<void> {
+    const stop = this.events.watch(fn, onError);
+    this.watchers.add(stop);
+    return async () => {
+      this.watchers.delete(stop);
+      await stop();
+    };
+  }
+
+  getLease(mac: string): Promise<Lease | undefined> {
+    return this.leases.get(mac);
+  }
+  getLeaseByIp(ip: string): Promise<Lease | undefined> {
+    return this.leases.getByIp(ip);
+  }
+  putLease(lease: Lease): Promise<void> {
+    return this.leases.put(lease);
+  }
+  listLeases(): Promise<Lease[]> {
+    return this.leases.list();
+  }
+
+  getDiscovered(name: string): Promise<Discovered | undefined> {
+    return this.discovery.get(name);
+  }
+  getDiscoveredByMac(mac: string): Promise<Discovered | undefined> {
+    return this.discovery.getByMac(mac);
+  }
+  listDiscovered(): Promise<Discovered[]> {
+    return this.discovery.list();
+  }
+  countDiscovered(): Promise<number> {
+    return this.discovery.count();
+  }
+  putDiscovered(d: Discovered): Promise<Discovered> {
+    return this.discovery.put(d);
+  }
+  removeDiscovered(name: string): Promise<void> {
+    return this.discovery.remove(name);
+  }
+  listRules(): Promise<Rule[]> {
+    return this.discovery.listRules();
+  }
+  getRule(name: string): Promise<Rule | undefined> {
+    return this.discovery.getRule(name);
+  }
+  putRule(rule: Rule, create: boolean): Promise<Rule> {
+    return this.discovery.putRule(rule, create);
+  }
+  removeRule(name: string): Promise<void> {
+    return this.discovery.removeRule(name);
+  }
+
+  /**
+   * PostgreSQL checks its own pages; what can be checked from here is that
+   * the referential rules hold (they are constraints, so this finds nothing
+   * unless one was dropped by hand).
+   */
+  async integrityCheck(): Promise<string> {
+    const bad = await this.db.query<{ problem: string }>(`
+      SELECT 'interface of missing system ' || i.system AS problem FROM interfaces i LEFT JOIN systems s ON s.name = i.system WHERE s.name IS NULL
+      UNION ALL SELECT 'system ' || s.name || ' has missing profile ' || s.profile FROM systems s LEFT JOIN profiles p ON p.name = s.profile WHERE p.name IS NULL
+      LIMIT 100`);
+    return bad.length === 0 ? 'ok' : bad.map((r) => r.problem).join('\n');
+  }
+
+  async close(): Promise<void> {
+    for (const stop of [...this.watchers]) await stop();
+    await this.events.drain();
+    await this.leases.drain();
+    await this.db.close();
+  }
+}
+
+/**
+ * Connects to `url`, migrates the schema and returns the store; a database
+ * that cannot be reached is STORAGE_UNAVAILABLE naming the URL (never its
+ * password) and the cause.
+ */
+export async function openPgStore(url: string, opts: { poolSize?: number } = {}): Promise<PgStore> {
+  const db = new Db(url, opts.poolSize ?? 10);
+  try {
+    await db.query('SELECT 1');
+    await migratePg(db);
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    if (e instanceof ForgeError) throw e;
+    throw new ForgeError('STORAGE_UNAVAILABLE', `PostgreSQL at ${redactUrl(url)}: ${redactUrl((e as Error).message)}`, { field: 'store', cause: e });
+  }
+  return new PgStore(db);
+}

@@ -1,0 +1,148 @@
+/**
+ * The `events` table in PostgreSQL, and the feed that carries every
+ * server's events to every server (LISTEN/NOTIFY).
+ *
+ * Writes are queued in call order and each batch is one transaction that
+ * takes the events advisory lock before inserting: ids are then handed out
+ * in commit order across all servers, so a reader that has seen id N and
+ * asks for `id > N` never skips an event another server committed late.
+ * The COMMIT sends one NOTIFY (payload: the batch's last id); every
+ * listening server then reads `id > last seen` and publishes in id order.
+ * A listener that loses its connection reconnects and catches up the same
+ * way, so a dropped notification loses nothing.
+ */
+import pg from 'pg';
+import type { ForgeEvent } from '../../core/model.js';
+import type { NewEvent } from '../store.js';
+import { rowToEvent, type EventRow } from '../common.js';
+import type { Client, Db } from './db.js';
+import { LOCKS } from './migrations.js';
+import { OrderedWrites } from './ordered.js';
+
+export const EVENTS_CHANNEL = 'forge_events';
+
+export class PgEvents {
+  private readonly writes: OrderedWrites<NewEvent & { time: string; detail: Record<string, unknown> }, number>;
+
+  constructor(private readonly db: Db) {
+    this.writes = new OrderedWrites(db, async (c, batch) => {
+      await c.query(`SELECT pg_advisory_xact_lock(${LOCKS.events})`);
+      const values: unknown[] = [];
+      const rows = batch.map((e) => {
+        values.push(e.system, e.type, e.source, e.time, JSON.stringify(e.detail));
+        const b = values.length - 5;
+        return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5})`;
+      });
+      const ids = (await c.query<{ id: string }>(`INSERT INTO events (system, type, source, time, detail) VALUES ${rows.join(', ')} RETURNING id`, values)).rows.map((r) => Number(r.id));
+      await c.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, String(ids[ids.length - 1])]);
+      return ids;
+    });
+  }
+
+  async add(ev: NewEvent): Promise<ForgeEvent> {
+    const time = ev.time ?? new Date().toISOString();
+    const detail = ev.detail ?? {};
+    const id = await this.writes.write({ ...ev, time, detail });
+    return { id, system: ev.system, type: ev.type, source: ev.source, time, detail };
+  }
+
+  async list(system: string, opts: { since?: string; limit?: number } = {}): Promise<ForgeEvent[]> {
+    const limit = opts.limit ?? 1000;
+    const rows =
+      opts.since === undefined
+        ? await this.db.query<EventRow>('SELECT * FROM events WHERE system = $1 ORDER BY id DESC LIMIT $2', [system, limit])
+        : await this.db.query<EventRow>('SELECT * FROM events WHERE system = $1 AND time >= $2 ORDER BY id DESC LIMIT $3', [system, opts.since, limit]);
+    return rows.reverse().map(rowToEvent);
+  }
+
+  async latest(): Promise<ForgeEvent[]> {
+    const rows = await this.db.query<EventRow>('SELECT DISTINCT ON (system) * FROM events ORDER BY system, id DESC');
+    return rows.map(rowToEvent);
+  }
+
+  async after(afterId: number, limit: number): Promise<ForgeEvent[]> {
+    return (await this.db.query<EventRow>('SELECT * FROM events WHERE id > $1 ORDER BY id LIMIT $2', [afterId, limit], 'events_after')).map(rowToEvent);
+  }
+
+  async systemRenamed(c: Client, from: string, to: string): Promise<void> {
+    await c.query('UPDATE events SET system = $1 WHERE system = $2', [to, from]);
+  }
+
+  async systemRemoved(c: Client, name: string): Promise<void> {
+    await c.query('DELETE FROM events WHERE system = $1', [name]);
+  }
+
+  /** Waits for queued event writes (close). */
+  drain(): Promise<void> {
+    return this.writes.drain();
+  }
+
+  /**
+   * Every event committed from now on, by any server, in id order. Returns
+   * the stop function. One dedicated connection LISTENs; on a notification
+   * (or after reconnecting) it reads everything after the last id it
+   * delivered.
+   */
+  watch(fn: (ev: ForgeEvent) => void, onError: (e: unknown) => void): () => Promise<void> {
+    let last: number | undefined;
+    let client: pg.Client | undefined;
+    let stopped = false;
+    let reading: Promise<void> = Promise.resolve();
+    let wake = false;
+    const catchUp = (): void => {
+      wake = true;
+      reading = reading.then(async () => {
+        while (wake && !stopped) {
+          wake = false;
+          try {
+            if (last === undefined) {
+              last = Number((await this.db.query<{ m: string | null }>('SELECT max(id) AS m FROM events'))[0]?.m ?? 0);
+            }
+            for (;;) {
+              const evs = await this.after(last, 1000);
+              for (const ev of evs) {
+                last = ev.id;
+                fn(ev);
+              }
+              if (evs.length < 1000) break;
+            }
+          } catch (e) {
+            onError(e);
+          }
+        }
+      });
+    };
+    const connect = async (): Promise<void> => {
+      if (stopped) return;
+      const c = new pg.Client({ connectionString: this.db.url });
+      c.on('notification', () => catchUp());
+      const retry = (e: unknown): void => {
+        if (stopped || client !== c) return;
+        client = undefined;
+        onError(e);
+        c.end().catch(() => undefined);
+        setTimeout(() => void connect(), 1000).unref();
+      };
+      c.on('error', retry);
+      c.on('end', () => retry(new Error('event listener connection closed')));
+      client = c;
+      try {
+        await c.connect();
+        await c.query(`LISTEN ${EVENTS_CHANNEL}`);
+        catchUp(); // anything committed while (re)connecting
+      } catch (e) {
+        retry(e);
+      }
+    };
+    // The starting point is fixed before listening: nothing committed after watch() is missed.
+    catchUp();
+    void connect();
+    return async () => {
+      stopped = true;
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => undefined);
+      await reading;
+    };
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * The PostgreSQL schema, as versioned migrations: the same tables as
+ * store/sqlite/migrations.ts, with the referential rules as constraints
+ * (foreign keys, unique indexes, a trigger against parent cycles) so that
+ * they hold whichever server writes. Append only: never edit a released
+ * migration, add the next version. A table added to SQLite gets its
+ * PostgreSQL migration here in the same change.
+ *
+ * Names sort byte-wise (COLLATE "C"), as SQLite's do, so listings come out
+ * in the same order from either backend whatever the database's locale.
+ */
+import type { Client, Db } from './db.js';
+
+export interface PgMigration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Advisory lock keys (pg_advisory_xact_lock): one per thing serialised across servers. */
+export const LOCKS = {
+  migrate: 4_207_001,
+  /** Re-parenting a profile: the cycle check must see every other re-parenting committed. */
+  profileParent: 4_207_002,
+  /** Event inserts: ids are then handed out in commit order, so `id > last` never skips one. */
+  events: 4_207_003,
+} as const;
+
+export const PG_MIGRATIONS: readonly PgMigration[] = [
+  {
+    version: 1,
+    name: 'objects, interfaces, events, leases, discovery',
+    sql: `
+      CREATE TABLE distros (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        data TEXT NOT NULL
+      );
+      -- distro/parent are NULL when unset ('' in the document).
+      CREATE TABLE profiles (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        distro TEXT COLLATE "C" REFERENCES distros(name) ON UPDATE CASCADE,
+        parent TEXT COLLATE "C" REFERENCES profiles(name) ON UPDATE CASCADE,
+        data TEXT NOT NULL
+      );
+      CREATE INDEX profiles_distro ON profiles(distro);
+      CREATE INDEX profiles_parent ON profiles(parent);
+      CREATE TABLE systems (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        profile TEXT COLLATE "C" NOT NULL REFERENCES profiles(name) ON UPDATE CASCADE,
+        data TEXT NOT NULL
+      );
+      CREATE INDEX systems_profile ON systems(profile);
+      CREATE TABLE interfaces (
+        system TEXT COLLATE "C" NOT NULL REFERENCES systems(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        ifname TEXT COLLATE "C" NOT NULL,
+        mac TEXT COLLATE "C",
+        ip TEXT COLLATE "C",
+        PRIMARY KEY (system, ifname),
+        CONSTRAINT interfaces_mac UNIQUE (mac),
+        CONSTRAINT interfaces_ip UNIQUE (ip)
+      );
+      CREATE TABLE events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        system TEXT COLLATE "C" NOT NULL,
+        type TEXT NOT NULL,
+        source TEXT NOT NULL,
+        time TEXT NOT NULL,
+        detail TEXT NOT NULL
+      );
+      CREATE INDEX events_system ON events(system, id);
+      CREATE TABLE leases (
+        mac TEXT COLLATE "C" PRIMARY KEY,
+        ip TEXT COLLATE "C" NOT NULL,
+        state TEXT NOT NULL,
+        expires BIGINT NOT NULL,
+        hostname TEXT NOT NULL,
+        system TEXT COLLATE "C" NOT NULL
+      );
+      CREATE INDEX leases_ip ON leases(ip);
+      CREATE TABLE discovered (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        mac TEXT COLLATE "C" NOT NULL UNIQUE,
+        data TEXT NOT NULL
+      );
+      CREATE TABLE rules (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        priority INTEGER NOT NULL,
+        data TEXT NOT NULL
+      );
+      CREATE INDEX rules_priority ON rules(priority, name);
+
+      -- No parent cycles, decided in the database: re-parenting takes one
+      -- advisory lock, so of two transactions that would close a cycle
+      -- together (A under B, B under A) the second waits for the first's
+      -- COMMIT and its check (a new snapshot under READ COMMITTED) sees it.
+      CREATE FUNCTION forge_profile_no_cycle() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        PERFORM pg_advisory_xact_lock(${LOCKS.profileParent});
+        IF EXISTS (
+          WITH RECURSIVE up(name, parent) AS (
+            SELECT p.name, p.parent FROM profiles p WHERE p.name = NEW.parent
+            UNION
+            SELECT p.name, p.parent FROM profiles p JOIN up ON p.name = up.parent
+          )
+          SELECT 1 FROM up WHERE up.name = NEW.name
+        ) THEN
+          RAISE EXCEPTION 'parent: % descends from %; parents would form a cycle', NEW.parent, NEW.name
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'profiles_no_parent_cycle';
+        END IF;
+        RETURN NEW;
+      END
+      $fn$;
+      CREATE TRIGGER profiles_no_parent_cycle BEFORE UPDATE OF parent ON profiles
+        FOR EACH ROW WHEN (NEW.parent IS NOT NULL AND NEW.parent IS DISTINCT FROM OLD.parent)
+        EXECUTE FUNCTION forge_profile_no_cycle();
+    `,
+  },
+];
+
+/**
+ * Applies every migration not yet recorded, all in one transaction under
+ * an advisory lock: two servers starting at once on one database migrate it
+ * once, and a failing migration leaves the schema as it was.
+ */
+export async function migratePg(db: Db): Promise<void> {
+  await db.tx(async (c: Client) => {
+    await c.query(`SELECT pg_advisory_xact_lock(${LOCKS.migrate})`);
+    await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)');
+    const done = new Set((await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+    for (const m of PG_MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      await c.query('SAVEPOINT m');
+      await c.query(m.sql);
+      await c.query('INSERT INTO schema_migrations (version, name, applied) VALUES ($1, $2, $3)', [m.version, m.name, new Date().toISOString()]);
+      await c.query('RELEASE SAVEPOINT m');
+    }
+  });
+}
+
+export async function pgSchemaVersion(db: Db): Promise<number> {
+  const rows = await db.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
+  return rows[0]?.v ?? 0;
+}

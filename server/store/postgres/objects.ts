@@ -1,0 +1,401 @@
+/**
+ * Distros, profiles and systems in PostgreSQL: JSON documents (TEXT, so a
+ * document comes back byte for byte as written, key order included) next to
+ * columns for what is queried. Each write first checks what it can in the
+ * transaction, for messages that name the owner; the constraints of
+ * postgres/migrations.ts are the final word when another server's
+ * concurrent write passed the same check (the loser gets the same
+ * DUPLICATE_* / REFERENCE_MISSING / PARENT_CYCLE error).
+ */
+import { randomBytes } from 'node:crypto';
+import { ForgeError } from '../../errors.js';
+import { randomMac } from '../../core/mac.js';
+import type { Distro, KindMap, ObjectKind, Profile, System } from '../../core/model.js';
+import type { ExportDocument, ListFilter, RemoveOptions, WriteOptions } from '../store.js';
+import { TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, referencedError, splitFilter } from '../common.js';
+import { pgCode, type Client, type Db } from './db.js';
+
+/** SQLite GLOB (`*`, `?`, `[...]`, `[^...]`) as an anchored PostgreSQL regular expression (9.7.3). */
+export function globToPgRegex(glob: string): string {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const ch = glob[i]!;
+    if (ch === '*') re += '.*';
+    else if (ch === '?') re += '.';
+    else if (ch === '[') {
+      const end = glob.indexOf(']', i + 2);
+      if (end < 0) re += '\\[';
+      else {
+        re += `[${glob.slice(i + 1, end).replace(/\\/g, '\\\\')}]`;
+        i = end;
+      }
+    } else re += ch.replace(/[.+^${}()|\]\\]/g, '\\$&');
+  }
+  return `^${re}$`;
+}
+
+const nul = (v: string): string | null => (v === '' ? null : v);
+
+/** What other tables do when a system is renamed or removed (inside the write's transaction). */
+export interface PgSystemHooks {
+  systemRenamed(c: Client, from: string, to: string): Promise<void>;
+  systemRemoved(c: Client, name: string): Promise<void>;
+}
+
+export class PgObjects {
+  constructor(
+    private readonly db: Db,
+    private readonly hooks: PgSystemHooks,
+  ) {}
+
+  // ------------------------------------------------------------------ reads
+
+  /**
+   * `lock`: 'key' for writes that change or delete the name (FOR UPDATE), 'row' for
+   * writes that keep it (FOR NO KEY UPDATE: foreign-key checks of other
+   * transactions, which take KEY SHARE, are not blocked, so two servers
+   * editing profiles that point at each other do not deadlock).
+   */
+  private async getIn<K extends ObjectKind>(c: Client, kind: K, name: string, lock?: 'key' | 'row'): Promise<KindMap[K] | undefined> {
+    const mode = lock === 'key' ? ' FOR UPDATE' : lock === 'row' ? ' FOR NO KEY UPDATE' : '';
+    const r = await c.query<{ data: string }>(`SELECT data FROM ${TABLE[kind]} WHERE name = $1${mode}`, [name]);
+    const data = r.rows[0]?.data;
+    return data === undefined ? undefined : (JSON.parse(data) as KindMap[K]);
+  }
+
+  async get<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K] | undefined> {
+    const rows = await this.db.query<{ data: string }>(`SELECT data FROM ${TABLE[kind]} WHERE name = $1`, [name], `get_${kind}`);
+    const data = rows[0]?.data;
+    return data === undefined ? undefined : (JSON.parse(data) as KindMap[K]);
+  }
+
+  async mustGet<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K]> {
+    const o = await this.get(kind, name);
+    if (o === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
+    return o;
+  }
+
+  private compile(kind: ObjectKind, filter: ListFilter) {
+    const js = splitFilter(kind, filter);
+    const where: string[] = [];
+    const params: string[] = [];
+    const cond = (col: string, v: string): string => {
+      params.push(isGlob(v) ? globToPgRegex(v) : v);
+      return `${col} ${isGlob(v) ? '~' : '='} $${params.length}`;
+    };
+    // An unset distro/parent is NULL in its column and '' in the document.
+    for (const [col, v] of js.columns) where.push(v === '' ? `${col} IS NULL` : cond(col, v));
+    for (const [col, v] of js.iface) where.push(`name IN (SELECT system FROM interfaces WHERE ${cond(col, v)})`);
+    return { where: where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '', params, js };
+  }
+
+  async list<K extends ObjectKind>(kind: K, filter: ListFilter = {}): Promise<KindMap[K][]> {
+    const { where, params, js } = this.compile(kind, filter);
+    const rows = await this.db.query<{ data: string }>(`SELECT data FROM ${TABLE[kind]}${where} ORDER BY name`, params);
+    const out: KindMap[K][] = [];
+    for (const r of rows) {
+      const o = JSON.parse(r.data) as Record<string, unknown>;
+      if (matchesDoc(o, js)) out.push(o as unknown as KindMap[K]);
+    }
+    return out;
+  }
+
+  async listNames(kind: ObjectKind, filter: ListFilter = {}): Promise<string[]> {
+    const { where, params, js } = this.compile(kind, filter);
+    if (js.jsFilters.length > 0 || js.ifaceFilters.length > 0) return (await this.list(kind, filter)).map((o) => o.name);
+    return (await this.db.query<{ name: string }>(`SELECT name FROM ${TABLE[kind]}${where} ORDER BY name`, params)).map((r) => r.name);
+  }
+
+  private async systemBy(col: 'mac' | 'ip', v: string): Promise<System | undefined> {
+    const rows = await this.db.query<{ data: string }>(
+      `SELECT s.data FROM interfaces i JOIN systems s ON s.name = i.system WHERE i.${col} = $1`,
+      [v],
+      `system_by_${col}`,
+    );
+    return rows[0] === undefined ? undefined : (JSON.parse(rows[0].data) as System);
+  }
+
+  findSystemByMac(mac: string): Promise<System | undefined> {
+    return this.systemBy('mac', mac);
+  }
+
+  findSystemByIp(ip: string): Promise<System | undefined> {
+    return this.systemBy('ip', ip);
+  }
+
+  async macInUse(mac: string): Promise<boolean> {
+    return (await this.db.query('SELECT 1 FROM interfaces WHERE mac = $1', [mac], 'mac_in_use')).length > 0;
+  }
+
+  // ------------------------------------------------------------------ writes (inside transactions)
+
+  private async exists(c: Client, kind: ObjectKind, name: string): Promise<boolean> {
+    return (await c.query(`SELECT 1 FROM ${TABLE[kind]} WHERE name = $1`, [name])).rowCount! > 0;
+  }
+
+  private async owner(c: Client | Db, col: 'mac' | 'ip', v: string): Promise<{ system: string; ifname: string } | undefined> {
+    const sql = `SELECT system, ifname FROM interfaces WHERE ${col} = $1`;
+    const rows = 'pool' in c ? await c.query<{ system: string; ifname: string }>(sql, [v]) : (await c.query<{ system: string; ifname: string }>(sql, [v])).rows;
+    return rows[0];
+  }
+
+  /** Friendly checks; the foreign keys and the cycle trigger decide races. */
+  private async checkRefs(c: Client, kind: ObjectKind, obj: Distro | Profile | System): Promise<void> {
+    if (kind === 'profile') {
+      const p = obj as Profile;
+      if (p.distro !== '' && !(await this.exists(c, 'distro', p.distro))) {
+        throw new ForgeError('REFERENCE_MISSING', `distro: ${p.distro} does not exist`, { field: 'distro' });
+      }
+      if (p.parent !== '' && !(await this.exists(c, 'profile', p.parent))) {
+        throw new ForgeError('REFERENCE_MISSING', `parent: profile ${p.parent} does not exist`, { field: 'parent' });
+      }
+    } else if (kind === 'system') {
+      const s = obj as System;
+      if (!(await this.exists(c, 'profile', s.profile))) {
+        throw new ForgeError('REFERENCE_MISSING', `profile: ${s.profile} does not exist`, { field: 'profile' });
+      }
+    }
+  }
+
+  /** Writes the interface rows of a system; resolves `random` MACs (mutates s). */
+  private async writeInterfaces(c: Client, s: System, opts: WriteOptions | undefined): Promise<void> {
+    for (const [ifname, i] of Object.entries(s.interfaces)) {
+      if (i.mac_address === 'random') {
+        const oui = ouiFor(opts?.randomOui, s.name);
+        let mac: string | undefined;
+        for (let tries = 0; tries < 64 && mac === undefined; tries++) {
+          const cand = randomMac(oui, randomBytes(3));
+          if ((await this.owner(c, 'mac', cand)) === undefined && !Object.values(s.interfaces).some((x) => x.mac_address === cand)) mac = cand;
+        }
+        if (mac === undefined) throw macExhausted(ifname, oui);
+        i.mac_address = mac;
+      }
+      if (i.mac_address !== '') {
+        const o = await this.owner(c, 'mac', i.mac_address);
+        if (o !== undefined) throw duplicateError('DUPLICATE_MAC', ifname, i.mac_address, o);
+      }
+      if (i.ip_address !== '') {
+        const o = await this.owner(c, 'ip', i.ip_address);
+        if (o !== undefined) throw duplicateError('DUPLICATE_IP', ifname, i.ip_address, o);
+      }
+      try {
+        await c.query('SAVEPOINT iface');
+        await c.query('INSERT INTO interfaces (system, ifname, mac, ip) VALUES ($1, $2, $3, $4)', [s.name, ifname, nul(i.mac_address), nul(i.ip_address)]);
+        await c.query('RELEASE SAVEPOINT iface');
+      } catch (e) {
+        // Another server's transaction took the MAC/IP after our check and committed first.
+        const constraint = (e as { constraint?: string }).constraint;
+        if (pgCode(e) === '23505' && (constraint === 'interfaces_mac' || constraint === 'interfaces_ip')) {
+          await c.query('ROLLBACK TO SAVEPOINT iface');
+          const col = constraint === 'interfaces_mac' ? 'mac' : 'ip';
+          const v = col === 'mac' ? i.mac_address : i.ip_address;
+          throw duplicateError(col === 'mac' ? 'DUPLICATE_MAC' : 'DUPLICATE_IP', ifname, v, await this.owner(c, col, v));
+        }
+        throw e;
+      }
+    }
+  }
+
+  /** An INSERT/UPDATE whose constraint refusal (a concurrent writer won) becomes the catalogue's error. */
+  private async guarded(c: Client, kind: ObjectKind, name: string, sql: string, values: unknown[]): Promise<void> {
+    try {
+      await c.query('SAVEPOINT w');
+      await c.query(sql, values);
+      await c.query('RELEASE SAVEPOINT w');
+    } catch (e) {
+      const code = pgCode(e);
+      const constraint = (e as { constraint?: string }).constraint ?? '';
+      const known = (code === '23505' && constraint.endsWith('_pkey')) || code === '23503' || (code === '23514' && constraint === 'profiles_no_parent_cycle');
+      if (!known) throw e;
+      await c.query('ROLLBACK TO SAVEPOINT w');
+      if (code === '23505') throw new ForgeError('DUPLICATE_NAME', `name: a ${kind} named ${name} already exists`, { field: 'name' });
+      if (code === '23514') throw new ForgeError('PARENT_CYCLE', (e as Error).message, { field: 'parent' });
+      const field = constraint.includes('distro') ? 'distro' : constraint.includes('parent') ? 'parent' : constraint.includes('profile') ? 'profile' : 'name';
+      throw new ForgeError('REFERENCE_MISSING', `${field}: the ${field === 'distro' ? 'distro' : 'profile'} referenced was removed by a concurrent write`, { field });
+    }
+  }
+
+  private async createIn<K extends ObjectKind>(c: Client, kind: K, input: KindMap[K], opts: WriteOptions | undefined, keepTimes: boolean): Promise<KindMap[K]> {
+    const obj = structuredClone(input);
+    if (await this.exists(c, kind, obj.name)) {
+      throw new ForgeError('DUPLICATE_NAME', `name: a ${kind} named ${obj.name} already exists`, { field: 'name' });
+    }
+    await this.checkRefs(c, kind, obj);
+    const now = new Date().toISOString();
+    if (!keepTimes || obj.ctime === '') obj.ctime = now;
+    if (!keepTimes || obj.mtime === '') obj.mtime = now;
+    if (kind === 'distro') {
+      await this.guarded(c, kind, obj.name, 'INSERT INTO distros (name, data) VALUES ($1, $2)', [obj.name, JSON.stringify(obj)]);
+    } else if (kind === 'profile') {
+      const p = obj as Profile;
+      await this.guarded(c, kind, p.name, 'INSERT INTO profiles (name, distro, parent, data) VALUES ($1, $2, $3, $4)', [p.name, nul(p.distro), nul(p.parent), JSON.stringify(p)]);
+    } else {
+      const s = obj as System;
+      // Parent row first (interfaces reference it); its data is rewritten once random MACs are resolved.
+      await this.guarded(c, kind, s.name, 'INSERT INTO systems (name, profile, data) VALUES ($1, $2, $3)', [s.name, s.profile, '{}']);
+      await this.writeInterfaces(c, s, opts);
+      await c.query('UPDATE systems SET data = $1 WHERE name = $2', [JSON.stringify(s), s.name]);
+    }
+    return obj;
+  }
+
+  private async replaceIn<K extends ObjectKind>(c: Client, kind: K, input: KindMap[K], opts: WriteOptions | undefined, old?: KindMap[K]): Promise<KindMap[K]> {
+    const obj = structuredClone(input);
+    const prev = old ?? (await this.getIn(c, kind, obj.name, 'row'));
+    if (prev === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${obj.name} does not exist`, { field: 'name' });
+    await this.checkRefs(c, kind, obj);
+    obj.ctime = prev.ctime;
+    obj.mtime = new Date().toISOString();
+    if (kind === 'distro') {
+      await c.query('UPDATE distros SET data = $1 WHERE name = $2', [JSON.stringify(obj), obj.name]);
+    } else if (kind === 'profile') {
+      const p = obj as Profile;
+      await this.guarded(c, kind, p.name, 'UPDATE profiles SET distro = $1, parent = $2, data = $3 WHERE name = $4', [nul(p.distro), nul(p.parent), JSON.stringify(p), p.name]);
+    } else {
+      const s = obj as System;
+      await c.query('DELETE FROM interfaces WHERE system = $1', [s.name]);
+      await this.writeInterfaces(c, s, opts);
+      await this.guarded(c, kind, s.name, 'UPDATE systems SET profile = $1, data = $2 WHERE name = $3', [s.profile, JSON.stringify(s), s.name]);
+    }
+    return obj;
+  }
+
+  create<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
+    return this.db.tx((c) => this.createIn(c, kind, obj, opts, false));
+  }
+
+  bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions): Promise<number> {
+    const ordered = kind === 'profile' ? orderProfiles(objs as Profile[]) : objs;
+    return this.db.tx(async (c) => {
+      for (const [i, o] of ordered.entries()) {
+        try {
+          await this.createIn(c, kind, o as KindMap[K], opts, false);
+        } catch (e) {
+          if (e instanceof ForgeError) {
+            throw new ForgeError(e.code, `item ${i} (${o.name}): ${e.message}`, { ...(e.field === undefined ? {} : { field: e.field }), details: { index: i, name: o.name } });
+          }
+          throw e;
+        }
+      }
+      return ordered.length;
+    });
+  }
+
+  replace<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
+    return this.db.tx((c) => this.replaceIn(c, kind, obj, opts));
+  }
+
+  /** The row is locked (FOR UPDATE) from read to write: concurrent updates, from any server, queue. */
+  update<K extends ObjectKind>(kind: K, name: string, fn: (current: KindMap[K]) => KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
+    return this.db.tx(async (c) => {
+      const cur = await this.getIn(c, kind, name, 'row');
+      if (cur === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
+      const next = fn(structuredClone(cur));
+      if (next.name !== name) throw new ForgeError('INVALID_FIELD', 'name: cannot be changed by an update; use rename', { field: 'name' });
+      return this.replaceIn(c, kind, next, opts, cur);
+    });
+  }
+
+  /** Rewrites one field of the documents whose column now holds `to` (the column followed by ON UPDATE CASCADE). */
+  private async retarget(c: Client, table: string, col: string, to: string): Promise<void> {
+    const rows = (await c.query<{ name: string; data: string }>(`SELECT name, data FROM ${table} WHERE ${col} = $1`, [to])).rows;
+    for (const r of rows) {
+      const o = JSON.parse(r.data) as Record<string, unknown>;
+      o[col] = to;
+      await c.query(`UPDATE ${table} SET data = $1 WHERE name = $2`, [JSON.stringify(o), r.name]);
+    }
+  }
+
+  async rename(kind: ObjectKind, from: string, to: string): Promise<void> {
+    await this.db.tx(async (c) => {
+      const obj = await this.getIn(c, kind, from, 'key');
+      if (obj === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${from} does not exist`, { field: 'name' });
+      if (from === to) return;
+      if (await this.exists(c, kind, to)) throw new ForgeError('DUPLICATE_NAME', `new_name: a ${kind} named ${to} already exists`, { field: 'new_name' });
+      obj.name = to;
+      obj.mtime = new Date().toISOString();
+      try {
+        await this.guarded(c, kind, to, `UPDATE ${TABLE[kind]} SET name = $1, data = $2 WHERE name = $3`, [to, JSON.stringify(obj), from]);
+      } catch (e) {
+        if (e instanceof ForgeError && e.code === 'DUPLICATE_NAME') throw new ForgeError('DUPLICATE_NAME', `new_name: a ${kind} named ${to} already exists`, { field: 'new_name' });
+        throw e;
+      }
+      // Reference columns followed through ON UPDATE CASCADE; the documents follow here.
+      if (kind === 'distro') await this.retarget(c, 'profiles', 'distro', to);
+      else if (kind === 'profile') {
+        await this.retarget(c, 'profiles', 'parent', to);
+        await this.retarget(c, 'systems', 'profile', to);
+      } else await this.hooks.systemRenamed(c, from, to);
+    });
+  }
+
+  remove(kind: ObjectKind, name: string, opts: RemoveOptions = {}): Promise<string[]> {
+    return this.db.tx(async (c) => {
+      if ((await this.getIn(c, kind, name, 'key')) === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
+      const names = async (sql: string, n: string): Promise<string[]> => (await c.query<{ name: string }>(sql, [n])).rows.map((r) => r.name);
+      // Dependants depth first, children before parents. A dependant another server adds
+      // meanwhile makes the DELETE fail on its foreign key: the removal is then refused whole.
+      const order: [ObjectKind, string][] = [];
+      const visit = async (k: ObjectKind, n: string): Promise<void> => {
+        if (k === 'distro') for (const p of await names('SELECT name FROM profiles WHERE distro = $1 ORDER BY name', n)) await visit('profile', p);
+        else if (k === 'profile') {
+          for (const p of await names('SELECT name FROM profiles WHERE parent = $1 ORDER BY name', n)) await visit('profile', p);
+          for (const s of await names('SELECT name FROM systems WHERE profile = $1 ORDER BY name', n)) await visit('system', s);
+        }
+        order.push([k, n]);
+      };
+      await visit(kind, name);
+      if (order.length > 1 && opts.recursive !== true) {
+        const { message, deps } = referencedError(kind, name, order);
+        throw new ForgeError('REFERENCED', message, { field: 'name', details: { referenced_by: deps.slice(0, 1000) } });
+      }
+      for (const [k, n] of order) {
+        try {
+          await c.query('SAVEPOINT rm');
+          await c.query(`DELETE FROM ${TABLE[k]} WHERE name = $1`, [n]);
+          await c.query('RELEASE SAVEPOINT rm');
+        } catch (e) {
+          if (pgCode(e) !== '23503') throw e;
+          await c.query('ROLLBACK TO SAVEPOINT rm');
+          throw new ForgeError('REFERENCED', `${k} ${n} gained a reference while it was being removed (another server's write); nothing was removed`, { field: 'name' });
+        }
+        if (k === 'system') await this.hooks.systemRemoved(c, n);
+      }
+      return order.map(([k, n]) => `${k} ${n}`);
+    });
+  }
+
+  // ------------------------------------------------------------------ export / import
+
+  /** One consistent snapshot (REPEATABLE READ): writes of other servers meanwhile are all in or all out. */
+  exportAll(): Promise<ExportDocument> {
+    return this.db.tx(
+      async (c) => {
+        const all = async <K extends ObjectKind>(k: K): Promise<KindMap[K][]> =>
+          (await c.query<{ data: string }>(`SELECT data FROM ${TABLE[k]} ORDER BY name`)).rows.map((r) => JSON.parse(r.data) as KindMap[K]);
+        return { forge_export: 1 as const, exported: new Date().toISOString(), distros: await all('distro'), profiles: await all('profile'), systems: await all('system') };
+      },
+      'REPEATABLE READ',
+      true,
+    );
+  }
+
+  importAll(doc: ExportDocument, opts: { replace?: boolean } = {}): Promise<{ distros: number; profiles: number; systems: number }> {
+    return this.db.tx(async (c) => {
+      const put = async <K extends ObjectKind>(k: K, o: KindMap[K]): Promise<void> => {
+        if (opts.replace === true && (await this.exists(c, k, o.name))) {
+          const r = await this.replaceIn(c, k, o, undefined);
+          if (o.ctime !== '') r.ctime = o.ctime;
+          if (o.mtime !== '') r.mtime = o.mtime;
+          await c.query(`UPDATE ${TABLE[k]} SET data = $1 WHERE name = $2`, [JSON.stringify(r), r.name]);
+        } else {
+          await this.createIn(c, k, o, undefined, true);
+        }
+      };
+      for (const d of doc.distros) await put('distro', d);
+      for (const p of orderProfiles(doc.profiles)) await put('profile', p);
+      for (const s of doc.systems) await put('system', s);
+      return { distros: doc.distros.length, profiles: doc.profiles.length, systems: doc.systems.length };
+    });
+  }
+}

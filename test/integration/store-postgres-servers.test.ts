@@ -1,0 +1,150 @@
+/**
+ * Several real `forge serve` processes on one PostgreSQL (started by
+ * test/lib/postgres.ts), driven over HTTP and the real CLI the way a site
+ * does: an edit on one is what the other answers at the next request; the
+ * event stream of each carries the events recorded by both (LISTEN/NOTIFY);
+ * concurrent creates of one name / MAC / IP on both: exactly one wins, the
+ * other gets the conflict error naming the field. Then the migration path
+ * from one SQLite server: `forge export` -> `forge import-data` into a
+ * PostgreSQL server and back, identical. And a database that cannot be
+ * reached: `forge serve` refuses to start, naming the URL without its
+ * password.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ForgeEvent } from '../../server/core/model.js';
+import { startPostgres, type PgCluster } from '../lib/postgres.js';
+import { runCli, startForge, type ForgeServer } from '../lib/server.js';
+import { openStream } from '../lib/sse-stream.js';
+
+let cluster: PgCluster | undefined;
+const servers: ForgeServer[] = [];
+const tmp = mkdtempSync(join(tmpdir(), 'forge-pg-servers-'));
+
+before(async () => {
+  cluster = await startPostgres();
+});
+after(async () => {
+  for (const s of servers) await s.stop().catch(() => undefined);
+  await cluster?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function serve(args: string[] = []): Promise<ForgeServer> {
+  const s = await startForge({ args });
+  servers.push(s);
+  return s;
+}
+
+async function ok(s: ForgeServer, method: string, path: string, body?: unknown): Promise<unknown> {
+  const r = await s.api(method, path, body);
+  assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+test('two servers on one database: edits, events and conflicts are shared', async () => {
+  const url = await cluster!.createDatabase();
+  const [a, b] = await Promise.all([serve(['--store', url]), serve(['--store', url])]);
+  assert.match(a.output(), /serving \(data PostgreSQL postgres:\/\/forge@\/forge_/);
+
+  const streamA = await openStream(a.url, '', { authorization: `Bearer ${a.token}` });
+  const streamB = await openStream(b.url, '', { authorization: `Bearer ${b.token}` });
+  assert.equal(streamA.status, 200);
+
+  await ok(a, 'POST', '/api/v1/distros', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i', breed: 'generic' });
+  await ok(b, 'POST', '/api/v1/profiles', { name: 'p', distro: 'd' });
+  await ok(a, 'POST', '/api/v1/systems', { name: 'web1', profile: 'p', interfaces: { eth0: { mac_address: '52:54:00:40:00:01' } } });
+  // An edit on one is live on the other at the next request (no cache, no sync).
+  await ok(b, 'PATCH', '/api/v1/systems/web1', { comment: 'edited on b' });
+  assert.equal(((await ok(a, 'GET', '/api/v1/systems/web1')) as { comment: string }).comment, 'edited on b');
+  const list = await b.cli(['system', 'list']);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /web1/);
+
+  // Events recorded through either server reach both servers' streams, in id order.
+  const sent: ForgeEvent[] = [];
+  for (let i = 0; i < 6; i++) {
+    const s = i % 2 === 0 ? a : b;
+    sent.push((await ok(s, 'POST', '/api/v1/systems/web1/events', { type: 'install_start', source: i % 2 === 0 ? 'server-a' : 'server-b' })) as ForgeEvent);
+  }
+  await streamA.waitFor(6);
+  await streamB.waitFor(6);
+  const ids = sent.map((e) => e.id);
+  assert.deepEqual(streamA.events.map((e) => e.id), ids, "a's stream: both servers' events");
+  assert.deepEqual(streamB.events.map((e) => e.id), ids, "b's stream: both servers' events");
+  assert.deepEqual(new Set(streamA.events.map((e) => e.source)), new Set(['server-a', 'server-b']));
+  streamA.close();
+  streamB.close();
+  // Resuming on the other server with the last id seen replays nothing twice and nothing lost.
+  const resumed = await openStream(b.url, `?since_id=${ids[2]}`, { authorization: `Bearer ${b.token}` });
+  await resumed.waitFor(3);
+  assert.deepEqual(resumed.events.map((e) => e.id), ids.slice(3));
+  resumed.close();
+
+  // Concurrent creates of one name, one MAC, one IP on both servers: one wins, the other is told why.
+  for (let round = 0; round < 5; round++) {
+    const cases: [string, (side: string) => unknown, string, string][] = [
+      ['DUPLICATE_NAME', () => ({ name: `same${round}`, profile: 'p' }), 'name', 'name'],
+      ['DUPLICATE_MAC', (side) => ({ name: `mac${side}${round}`, profile: 'p', interfaces: { eth0: { mac_address: `52:54:00:41:00:0${round}` } } }), 'interfaces.eth0.mac_address', 'MAC'],
+      ['DUPLICATE_IP', (side) => ({ name: `ip${side}${round}`, profile: 'p', interfaces: { eth0: { ip_address: `10.3.0.${round + 1}` } } }), 'interfaces.eth0.ip_address', 'IP'],
+    ];
+    for (const [code, body, field, what] of cases) {
+      const r = await Promise.all([a.api('POST', '/api/v1/systems', body('a')), b.api('POST', '/api/v1/systems', body('b'))]);
+      const statuses = r.map((x) => x.status).sort();
+      assert.deepEqual(statuses, [201, 409], `${what} round ${round}: ${JSON.stringify(r.map((x) => x.body))}`);
+      const loser = r.find((x) => x.status === 409)!.body as { code: string; field: string; message: string };
+      assert.equal(loser.code, code);
+      assert.equal(loser.field, field);
+    }
+  }
+  const names = ((await ok(b, 'GET', '/api/v1/systems')) as { name: string }[]).map((s) => s.name);
+  assert.equal(names.length, 1 + 15, 'one system per contested create');
+});
+
+test('forge export from SQLite, import-data into PostgreSQL, and back: identical', async () => {
+  const lite = await serve();
+  const kernel = join(tmp, 'linux');
+  writeFileSync(kernel, 'k');
+  const cli = async (s: ForgeServer, args: string[], input?: string): Promise<string> => {
+    const r = await s.cli(args, {}, input === undefined ? {} : { input });
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  await cli(lite, ['distro', 'add', '--name', 'd', '--kernel', kernel, '--initrd', kernel, '--kernel-options', 'a=1 b']);
+  await cli(lite, ['profile', 'add', '--name', 'p', '--distro', 'd', '--autoinstall-meta', 'tz=UTC']);
+  await cli(lite, ['profile', 'add', '--name', 'child', '--parent', 'p']);
+  for (let i = 0; i < 5; i++) {
+    await cli(lite, ['system', 'add', '--name', `s${i}`, '--profile', i % 2 === 0 ? 'p' : 'child', '--mac', `52:54:00:50:00:0${i}`, '--ip-address', `10.4.0.${i + 1}`]);
+  }
+  const fromLite = await cli(lite, ['export']);
+  const file = join(tmp, 'backup.json');
+  writeFileSync(file, fromLite);
+
+  const pgServer = await serve(['--store', await cluster!.createDatabase()]);
+  assert.match(await cli(pgServer, ['import-data', file]), /imported 1 distros, 2 profiles, 5 systems/);
+  const fromPg = await cli(pgServer, ['export']);
+  const body = (s: string): string => JSON.stringify({ ...(JSON.parse(s) as Record<string, unknown>), exported: '' });
+  assert.equal(body(fromPg), body(fromLite), 'PostgreSQL exports what SQLite exported');
+
+  const back = await serve();
+  writeFileSync(file, fromPg);
+  await cli(back, ['import-data', file]);
+  assert.equal(body(await cli(back, ['export'])), body(fromLite), 'and back to SQLite, unchanged');
+  const sys = (await pgServer.api('GET', '/api/v1/systems/s3')).body as { interfaces: Record<string, { mac_address: string }> };
+  assert.equal(sys.interfaces['eth0']?.mac_address, '52:54:00:50:00:03');
+});
+
+test('forge serve on an unreachable database refuses to start, naming the URL without the password', async () => {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
+  const r = await runCli(['serve', '--data-dir', join(tmp, 'dd'), '--listen', '127.0.0.1', '--http-port', '0', '--tftp-enabled', 'false', '--store', 'postgres://forge:hunter2-pw@127.0.0.1:1/forge'], env);
+  assert.equal(r.code, 7, r.stderr);
+  assert.match(r.stderr, /PostgreSQL at postgres:\/\/forge:\*\*\*@127\.0\.0\.1:1\/forge/);
+  assert.match(r.stderr, /ECONNREFUSED/);
+  assert.doesNotMatch(r.stderr + r.stdout, /hunter2/);
+  const bad = await runCli(['serve', '--data-dir', join(tmp, 'dd'), '--store', 'mysql://x'], env);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /store .*postgres:\/\/ URL/);
+});
