@@ -1,19 +1,16 @@
 /**
- * The agent's view of the forge HTTP API (/api/v1): blended records, distro
- * file digests, lists, and events. Answers are `unknown` until validated.
+ * What forge-agent needs of the forge server (ForgeApi: blended records,
+ * distro file digests, lists, events), and its implementation over the
+ * shared typed client (server/api/client.ts), which the CLI uses too. The
+ * agent reaches the server through nothing else (the boundary test keeps it
+ * so). Answers the flow reads are checked here before use.
  */
-import { ForgeError, fromBody } from '../server/errors.js';
+import { ForgeError } from '../server/errors.js';
+import { ApiClient } from '../server/api/client.js';
+import type { DistroFiles, RemoteFile } from '../server/api/types.js';
 
-export interface RemoteFile {
-  url: string;
-  size: number;
-  sha256: string;
-}
-
-export interface DistroFiles {
-  kernel: RemoteFile;
-  initrd: RemoteFile;
-}
+export type { DistroFiles, RemoteFile };
+export { parseDistroFiles } from '../server/api/client.js';
 
 export type AgentEvent = 'agent_start' | 'installer_running' | 'installer_finished' | 'disk_boot_started' | 'agent_failed' | 'vm_action';
 
@@ -31,86 +28,41 @@ export interface ForgeApi {
   lastEvent?(system: string): Promise<{ type: string; time: string } | undefined>;
 }
 
-function parseRemoteFile(v: unknown, which: string, base: string): RemoteFile {
-  if (typeof v === 'object' && v !== null) {
-    const o = v as Record<string, unknown>;
-    if (typeof o['url'] === 'string' && typeof o['size'] === 'number' && typeof o['sha256'] === 'string' && /^[0-9a-f]{64}$/i.test(o['sha256'])) {
-      return { url: new URL(o['url'], base).toString(), size: o['size'], sha256: o['sha256'].toLowerCase() };
-    }
-  }
-  throw new ForgeError('SERVER_UNAVAILABLE', `distro files: '${which}' needs {url, size, sha256}`);
-}
-
-export function parseDistroFiles(body: unknown, base: string): DistroFiles {
-  if (typeof body !== 'object' || body === null) throw new ForgeError('SERVER_UNAVAILABLE', 'distro files answer is not an object');
-  const o = body as Record<string, unknown>;
-  return { kernel: parseRemoteFile(o['kernel'], 'kernel', base), initrd: parseRemoteFile(o['initrd'], 'initrd', base) };
-}
-
 export class HttpForgeApi implements ForgeApi {
   private warnedEvents = false;
+  private readonly client: ApiClient;
 
   constructor(
-    private readonly server: string,
-    private readonly token: string | undefined,
+    server: string,
+    token: string | undefined,
     private readonly warn: (msg: string) => void,
-    private readonly timeoutMs = 30_000,
-  ) {}
-
-  private async request(method: string, path: string, body?: unknown): Promise<unknown> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (this.token !== undefined) headers['authorization'] = `Bearer ${this.token}`;
-    let res: Response;
-    try {
-      res = await fetch(`${this.server}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? null : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (e) {
-      throw new ForgeError('SERVER_UNAVAILABLE', `cannot reach forge at ${this.server}: ${(e as Error).message}`, { cause: e });
-    }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      throw new ForgeError('SERVER_UNAVAILABLE', `${method} ${path}: HTTP ${res.status}, not JSON`);
-    }
-    if (!res.ok) throw fromBody(json, res.status);
-    return json;
+    timeoutMs = 30_000,
+  ) {
+    this.client = new ApiClient({ server, token, timeoutMs });
   }
 
   blended(kind: 'system' | 'profile', name: string): Promise<unknown> {
-    return this.request('GET', `/api/v1/${kind}s/${encodeURIComponent(name)}/blended`);
+    return this.client.blended(kind, name);
   }
 
-  async distroFiles(distro: string): Promise<DistroFiles> {
-    return parseDistroFiles(await this.request('GET', `/api/v1/distros/${encodeURIComponent(distro)}/files`), this.server);
+  distroFiles(distro: string): Promise<DistroFiles> {
+    return this.client.distroFiles(distro);
   }
 
   async list(kind: 'systems' | 'profiles'): Promise<string[]> {
-    const body = await this.request('GET', `/api/v1/${kind}`);
-    const arr = Array.isArray(body) ? body : typeof body === 'object' && body !== null && Array.isArray((body as Record<string, unknown>)['items']) ? ((body as Record<string, unknown>)['items'] as unknown[]) : undefined;
-    if (arr === undefined) throw new ForgeError('SERVER_UNAVAILABLE', `GET /api/v1/${kind}: not a list`);
-    return arr.map((o) => (typeof o === 'string' ? o : typeof o === 'object' && o !== null ? String((o as Record<string, unknown>)['name']) : String(o))).sort();
+    const body: unknown = await this.client.list(kind === 'systems' ? 'system' : 'profile');
+    if (!Array.isArray(body)) throw new ForgeError('SERVER_UNAVAILABLE', `${kind}: the server's list is not a list`);
+    return body.map((o: unknown) => (typeof o === 'object' && o !== null ? String((o as Record<string, unknown>)['name']) : String(o))).sort();
   }
 
   async system(name: string): Promise<Record<string, unknown> | undefined> {
-    try {
-      const body = await this.request('GET', `/api/v1/systems/${encodeURIComponent(name)}`);
-      return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
-    } catch (e) {
-      if (e instanceof ForgeError && e.code === 'NOT_FOUND') return undefined;
-      throw e;
-    }
+    const body: unknown = await this.client.find('system', name);
+    return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
   }
 
   async lastEvent(system: string): Promise<{ type: string; time: string } | undefined> {
     try {
-      const body = await this.request('GET', `/api/v1/systems/${encodeURIComponent(system)}/events?limit=1`);
+      const body: unknown = await this.client.events(system, { limit: 1 });
       const last = Array.isArray(body) ? (body[body.length - 1] as unknown) : undefined;
       if (typeof last !== 'object' || last === null) return undefined;
       const e = last as Record<string, unknown>;
@@ -122,14 +74,14 @@ export class HttpForgeApi implements ForgeApi {
   }
 
   async copySystem(from: string, to: string, macs: Record<string, string>): Promise<void> {
-    await this.request('POST', `/api/v1/systems/${encodeURIComponent(from)}/copy`, { new_name: to });
+    await this.client.copy('system', from, to);
     const interfaces = Object.fromEntries(Object.entries(macs).map(([ifname, mac]) => [ifname, { mac_address: mac }]));
-    if (Object.keys(interfaces).length > 0) await this.request('PATCH', `/api/v1/systems/${encodeURIComponent(to)}`, { interfaces });
+    if (Object.keys(interfaces).length > 0) await this.client.patch('system', to, { interfaces });
   }
 
   async event(system: string, type: AgentEvent, detail: Record<string, unknown>): Promise<boolean> {
     try {
-      await this.request('POST', `/api/v1/systems/${encodeURIComponent(system)}/events`, { type, source: 'agent', detail });
+      await this.client.addEvent(system, { type, source: 'agent', detail });
       return true;
     } catch (e) {
       // Reporting is best effort: an install must not fail because the timeline could not be written.

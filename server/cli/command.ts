@@ -3,8 +3,10 @@
  * server/cli/commands/*.ts; server/cli/main.ts parses argv (node:util
  * parseArgs, strict), prints --help from the spec, runs it and maps a thrown
  * ForgeError to its exit code. Commands talk to the server only through
- * `io.api` (the HTTP API), except `serve` which starts it.
+ * `io.client` (the shared API client), except `serve` which starts it.
  */
+import type { ApiClient } from '../api/client.js';
+
 export interface OptionSpec {
   type: 'string' | 'boolean';
   multiple?: boolean;
@@ -31,13 +33,11 @@ export interface CliIO {
   err(line: string): void;
   env: NodeJS.ProcessEnv;
   /**
-   * Call the forge HTTP API: path is relative to the server root
-   * (e.g. `/api/v1/systems`). Sends the token; throws ForgeError on any
-   * non-2xx answer (rebuilt from the JSON error body) or when the server
-   * cannot be reached (SERVER_UNAVAILABLE). Returns parsed JSON, or the text
-   * body when the answer is not JSON.
+   * The shared, typed API client (server/api/client.ts) for `server`, with the
+   * token; throws ForgeError on any non-2xx answer (rebuilt from the JSON
+   * error body) or when the server cannot be reached (SERVER_UNAVAILABLE).
    */
-  api<T = unknown>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T>;
+  readonly client: ApiClient;
   /** Base URL of the server in use. */
   server: string;
 }

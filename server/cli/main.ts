@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import { VERSION } from '../core/version.js';
 import { EXIT, ForgeError } from '../errors.js';
 import type { CliIO, CommandSpec, OptionSpec, ParsedArgs } from './command.js';
-import { DEFAULT_SERVER, findToken, makeApi } from './client.js';
+import { DEFAULT_SERVER, cliClient } from './connection.js';
+import type { ApiClient } from '../api/client.js';
 import { bashCompletion } from './completion.js';
 import { commands as bootCommands } from './commands/boot.js';
 import { commands as dataCommands } from './commands/data.js';
@@ -217,15 +218,16 @@ export async function runCli(argv: string[], opts: RunOptions = {}): Promise<num
       : env['FORGE_SERVER'] !== undefined && env['FORGE_SERVER'] !== ''
         ? env['FORGE_SERVER']
         : DEFAULT_SERVER;
-  let api: CliIO['api'] | undefined;
+  let client: ApiClient | undefined;
   const io: CliIO = {
     out,
     err,
     env,
     server,
-    api: (method, path, body) => {
-      api ??= makeApi(server, findToken(env));
-      return api(method, path, body);
+    // Built at first use: commands that never call the server never read the token file.
+    get client(): ApiClient {
+      client ??= cliClient(server, env);
+      return client;
     },
   };
   try {

@@ -6,12 +6,16 @@
  *
  *   server/protocol/  codecs: import nothing of forge (node: builtins only)
  *   server/core/      pure: imports only core/ and server/errors.ts; no node: I/O
- *   server/store/, server/render/, server/boot/, server/services/, server/api/
- *                     never import the CLI (server/cli/)
+ *   server/ outside server/cli/ (services, store, api, ...) never imports the CLI;
+ *                     main.ts is the composition root and may
  *   server/render/    never imports server/api/ (the catalog is shared, not the API)
- *   agent/            reaches the server only through its API client: from
- *                     server/ it imports the error catalogue, core/ and the client;
- *                     no other agent file names an /api/v1 path
+ *   server/api/client.ts  the one API client (CLI and agent): at run time it imports
+ *                     only the error catalogue, so the agent ships without the server
+ *   agent/            reaches the server only through that client: from server/ it
+ *                     imports the error catalogue, core/, api/client.ts and (types
+ *                     only) api/types.ts; no agent file names an /api/v1 path
+ *   server/cli/       calls the API only through that client: no fetch() of its own
+ *                     except the event stream's reader (events-client.ts)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,10 +27,14 @@ const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
 /** node: modules core/ may use: pure functions only (isIP), no sockets, files or processes. */
 const CORE_NODE_ALLOWED = new Set(['node:net']);
-/** The agent's API client: the one agent file that talks to the server's API. */
-const AGENT_CLIENT = 'agent/api.ts';
+/** The shared API client (CLI and agent). */
+const API_CLIENT = 'server/api/client.ts';
 /** What the agent may import from server/ besides core/. */
-const AGENT_SERVER_ALLOWED = new Set(['server/errors.ts']);
+const AGENT_SERVER_ALLOWED = new Set(['server/errors.ts', API_CLIENT, 'server/api/types.ts']);
+/** What the agent may import only as types (erased: not shipped code). */
+const AGENT_TYPES_ONLY = new Set(['server/api/types.ts']);
+/** The CLI files that may call fetch(): the event stream reader (SSE, not request/answer). */
+const CLI_FETCH_ALLOWED = new Set(['server/cli/events-client.ts']);
 
 function sources(dir: string): string[] {
   const out: string[] = [];
@@ -42,6 +50,8 @@ interface Import {
   file: string;
   /** As written. */
   spec: string;
+  /** `import type` / `export type`: erased at build, no run-time dependency. */
+  typeOnly: boolean;
   /** Repository-relative .ts path for relative imports; the bare name otherwise. */
   target: string;
 }
@@ -53,11 +63,11 @@ function withoutComments(src: string): string {
 function importsOf(file: string): Import[] {
   const src = withoutComments(readFileSync(join(ROOT, file), 'utf8'));
   const out: Import[] = [];
-  const re = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+  const re = /(?:^|\n)\s*(?:import|export)\s([^'"]*?)from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
   for (const m of src.matchAll(re)) {
-    const spec = (m[1] ?? m[2])!;
+    const spec = (m[2] ?? m[3])!;
     const target = spec.startsWith('.') ? relative(ROOT, resolve(ROOT, dirname(file), spec)).replace(/\.js$/, '.ts') : spec;
-    out.push({ file, spec, target });
+    out.push({ file, spec, target, typeOnly: m[1] !== undefined && /^type\s/.test(m[1]) });
   }
   return out;
 }
@@ -94,9 +104,27 @@ test('core/ is pure: only core/ and the error catalogue, no node: I/O, no packag
   );
 });
 
-test('nothing below the CLI imports the CLI', () => {
-  const layers = ['server/store/', 'server/render/', 'server/boot/', 'server/services/', 'server/api/', 'server/core/', 'server/protocol/'];
-  assert.deepEqual(violations((i) => layers.some((l) => i.file.startsWith(l)) && forge(i) && i.target.startsWith('server/cli/')), []);
+test('nothing below the CLI imports the CLI (services, store, api, ...; main.ts composes and may)', () => {
+  assert.ok(IMPORTS.some((i) => i.file === 'server/services/http/boot.ts'), 'services are scanned');
+  assert.deepEqual(
+    violations((i) => i.file.startsWith('server/') && !i.file.startsWith('server/cli/') && i.file !== 'server/main.ts' && forge(i) && i.target.startsWith('server/cli/')),
+    [],
+  );
+});
+
+test('the shared API client needs nothing of the server at run time but the error catalogue', () => {
+  const runtime = IMPORTS.filter((i) => i.file === API_CLIENT && !i.typeOnly);
+  assert.ok(runtime.length > 0, 'the client is scanned');
+  assert.deepEqual(runtime.filter((i) => i.target !== 'server/errors.ts').map((i) => `${i.file}: ${i.spec}`), []);
+  assert.ok(IMPORTS.some((i) => i.file === API_CLIENT && i.typeOnly && i.target === 'server/api/types.ts'), 'its types come from api/types.ts');
+});
+
+test('the CLI calls the API only through the shared client', () => {
+  assert.ok(IMPORTS.some((i) => i.file === 'server/cli/command.ts' && i.target === API_CLIENT), 'CliIO carries the shared client');
+  const own = sources('server/cli')
+    .filter((f) => !CLI_FETCH_ALLOWED.has(f) && /\bfetch\(/.test(withoutComments(readFileSync(join(ROOT, f), 'utf8'))))
+    .map((f) => `${f} calls fetch()`);
+  assert.deepEqual(own, []);
 });
 
 test('render/ does not import the API', () => {
@@ -115,9 +143,11 @@ test('the agent reaches the server only through its API client', () => {
     ),
     [],
   );
+  assert.deepEqual(violations((i) => i.file.startsWith('agent/') && forge(i) && AGENT_TYPES_ONLY.has(i.target) && !i.typeOnly), []);
+  assert.ok(IMPORTS.some((i) => i.file === 'agent/api.ts' && i.target === API_CLIENT && !i.typeOnly), 'the agent uses the shared client');
   assert.deepEqual(violations((i) => i.file.startsWith('agent/') && !forge(i) && ['express', 'better-sqlite3', 'nunjucks'].includes(i.spec)), []);
   const paths = sources('agent')
-    .filter((f) => f !== AGENT_CLIENT && /['"`]\/api\/v1/.test(withoutComments(readFileSync(join(ROOT, f), 'utf8'))))
+    .filter((f) => /['"`]\/api\/v1/.test(withoutComments(readFileSync(join(ROOT, f), 'utf8'))))
     .map((f) => `${f} names an /api/v1 path`);
   assert.deepEqual(paths, []);
 });

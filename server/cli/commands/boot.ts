@@ -5,7 +5,7 @@
  * serves the files from) and `loaders` falls back to this host's packages
  * when no server answers.
  */
-import type { DhcpLinkStatus } from '../../services/dhcp/links.js';
+import type { StatusAnswer } from '../../api/types.js';
 import type { CliIO, CommandSpec, ParsedArgs } from '../command.js';
 import type { Arch, Breed, ForgeEvent } from '../../core/model.js';
 import { ARCHES, BREEDS } from '../../core/model.js';
@@ -14,7 +14,7 @@ import { findLoaders, type LoaderStatus } from '../../boot/loaders.js';
 import { detectTree } from '../../importer.js';
 import { formatDuration, type StageInfo } from '../../events/lifecycle.js';
 import { loadConfig } from '../../config.js';
-import { findToken } from '../client.js';
+import { findToken } from '../connection.js';
 import { followEvents, stopOnSignal } from '../events-client.js';
 
 const str = (a: ParsedArgs, k: string): string | undefined => {
@@ -57,7 +57,7 @@ const loaders: CommandSpec = {
       origin = 'this host';
     } else {
       try {
-        list = await io.api<LoaderStatus[]>('GET', '/api/v1/loaders');
+        list = await io.client.loaders();
       } catch (e) {
         if (!(e instanceof ForgeError) || e.code !== 'SERVER_UNAVAILABLE') throw e;
         io.err(`forge: server ${io.server} not reachable; checking this host`);
@@ -115,10 +115,10 @@ const importCmd: CommandSpec = {
     if (breed !== undefined && !(BREEDS as readonly string[]).includes(breed)) {
       throw new ForgeError('INVALID_FIELD', `breed: must be one of ${BREEDS.join(', ')}`, { field: 'breed' });
     }
-    const info = await io.api<{ base_url: string }>('GET', '/api/v1/boot/info');
+    const info = await io.client.bootInfo();
     const treeUrl = `${info.base_url}/tree/${encodeURIComponent(name)}`;
     const isoUrl = str(args, 'iso-url') ?? (t.iso !== undefined ? `${treeUrl}/${encodeURIComponent(t.iso)}` : undefined);
-    await io.api('POST', '/api/v1/distros', {
+    await io.client.request('POST', '/api/v1/distros', {
       name,
       arch: (arch as Arch | undefined) ?? t.arch,
       breed: (breed as Breed | undefined) ?? t.breed,
@@ -138,7 +138,7 @@ const importCmd: CommandSpec = {
     if (isoUrl !== undefined) io.out(`  iso    ${isoUrl}`);
     else if (t.layout === 'ubuntu-live') io.out('  note: no ISO found; casper needs one (give --iso-url URL or edit the distro\'s autoinstall_meta iso_url)');
     if (!flag(args, 'no-profile')) {
-      await io.api('POST', '/api/v1/profiles', { name, distro: name });
+      await io.client.request('POST', '/api/v1/profiles', { name, distro: name });
       io.out(`profile ${name} (distro ${name})`);
     }
     return 0;
@@ -163,7 +163,7 @@ const systemEvents: CommandSpec = {
   help: 'example: forge system events --name vm9 --follow',
   async run(args, io) {
     const name = required(args, 'name');
-    const events = await io.api<ForgeEvent[]>('GET', `/api/v1/systems/${encodeURIComponent(name)}/events`);
+    const events = await io.client.events(name);
     const sorted = [...events].sort((a, b) => a.time.localeCompare(b.time) || a.id - b.id);
     const json = flag(args, 'json');
     if (flag(args, 'follow')) {
@@ -202,23 +202,11 @@ const systemEvents: CommandSpec = {
   },
 };
 
-interface StatusRow extends StageInfo {
-  name: string;
-  profile: string;
-  netboot_enabled: boolean;
-}
-
 /** `installing 12m`, `stalled (installing 75m)`, `new`. */
 export function stageText(s: StageInfo): string {
   if (s.stage === 'new') return 'new';
   const t = `${s.stage} ${formatDuration(s.minutes)}`;
   return s.stalled ? `stalled (${t})` : t;
-}
-
-interface StatusAnswer {
-  systems: StatusRow[];
-  stall_minutes: number;
-  dhcp_links?: DhcpLinkStatus[];
 }
 
 function statusLines(res: StatusAnswer): string[] {
@@ -254,7 +242,7 @@ const status: CommandSpec = {
   async run(args, io) {
     const json = flag(args, 'json');
     const show = async (first: boolean): Promise<void> => {
-      const res = await io.api<StatusAnswer>('GET', '/api/v1/status');
+      const res = await io.client.status();
       if (json) {
         io.out(flag(args, 'watch') ? JSON.stringify(res) : JSON.stringify(res, null, 2));
         return;

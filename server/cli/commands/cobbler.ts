@@ -39,7 +39,7 @@ function validatePlan(plan: ImportPlan): string[] {
 async function existing(io: CliIO): Promise<string[]> {
   const out: string[] = [];
   for (const { kind, key } of KINDS) {
-    const names = await io.api<{ name: string }[]>('GET', `/api/v1/${key}?fields=name`);
+    const names = await io.client.request<{ name: string }[]>('GET', `/api/v1/${key}?fields=name`);
     out.push(...names.map((n) => `${kind} ${n.name}`));
   }
   return out;
@@ -91,7 +91,7 @@ export const importCobblerCmd: CommandSpec = {
       const have = new Set(await existing(io));
       conflicts = KINDS.flatMap(({ kind, key }) => plan.doc[key].map((o) => `${kind} ${o.name}`)).filter((n) => have.has(n));
     } else {
-      await io.api('POST', '/api/v1/import', plan.doc);
+      await io.client.request('POST', '/api/v1/import', plan.doc);
     }
     if (json) {
       io.out(JSON.stringify({ dry_run: dry, [dry ? 'would_import' : 'imported']: counts, ...(dry ? { conflicts } : {}), unmapped: plan.unmapped, config: plan.config }, null, 2));
@@ -114,7 +114,7 @@ export const syncCmd: CommandSpec = {
   options: {},
   async run(_args, io) {
     // Reach the server so a wrong --server still says so, as `cobbler sync` would.
-    await io.api('GET', '/api/v1/health');
+    await io.client.health();
     io.out('forge has nothing to sync: PXE/iPXE/GRUB configs, DHCP answers and autoinstall files are generated when a');
     io.out('machine asks, from the objects as they are now. Changes are live at once; `forge check` reports problems.');
     return 0;
@@ -126,7 +126,7 @@ export const validateAutoinstallsCmd: CommandSpec = {
   summary: 'Cobbler habit: render every autoinstall file and report every error (same as forge validate)',
   options: { json: { type: 'boolean', description: 'machine-readable JSON output' } },
   async run(args, io) {
-    const v = await io.api<{ errors: { kind: string; name: string; code: string; message: string }[]; checked?: number }>('GET', '/api/v1/validate');
+    const v = await io.client.validate();
     if (args.values['json'] === true) io.out(JSON.stringify(v, null, 2));
     else if (v.errors.length === 0) io.out('*** all autoinstall files rendered without errors ***');
     else for (const e of v.errors) io.out(`${e.kind} ${e.name}: ${e.code}: ${e.message}`);
@@ -135,7 +135,7 @@ export const validateAutoinstallsCmd: CommandSpec = {
 };
 
 async function eachKind(io: CliIO, f: (kind: ObjectKind, objs: Record<string, unknown>[]) => void): Promise<void> {
-  for (const { kind, key } of KINDS) f(kind, await io.api<Record<string, unknown>[]>('GET', `/api/v1/${key}`));
+  for (const { kind, key } of KINDS) f(kind, await io.client.request<Record<string, unknown>[]>('GET', `/api/v1/${key}`));
 }
 
 export const reportCmd: CommandSpec = {
@@ -171,7 +171,7 @@ export const listCmd: CommandSpec = {
   options: { json: { type: 'boolean', description: 'machine-readable JSON output' } },
   async run(args, io) {
     const names: Record<string, string[]> = {};
-    for (const { key } of KINDS) names[key] = (await io.api<{ name: string }[]>('GET', `/api/v1/${key}?fields=name`)).map((n) => n.name);
+    for (const { key } of KINDS) names[key] = (await io.client.request<{ name: string }[]>('GET', `/api/v1/${key}?fields=name`)).map((n) => n.name);
     if (args.values['json'] === true) io.out(JSON.stringify(names, null, 2));
     else {
       for (const { key } of KINDS) {

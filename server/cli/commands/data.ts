@@ -9,7 +9,7 @@ export const exportCmd: CommandSpec = {
   summary: 'print every distro, profile and system as one JSON document (forge export > backup.json)',
   options: {},
   async run(_args, io) {
-    io.out(JSON.stringify(await io.api('GET', '/api/v1/export'), null, 2));
+    io.out(JSON.stringify(await io.client.request('GET', '/api/v1/export'), null, 2));
     return 0;
   },
 };
@@ -41,7 +41,7 @@ export const importCmd: CommandSpec = {
     } catch (e) {
       throw new ForgeError('BAD_JSON', `${file} is not valid JSON: ${(e as Error).message}`, { field: 'file' });
     }
-    const r = await io.api<{ imported: { distros: number; profiles: number; systems: number } }>(
+    const r = await io.client.request<{ imported: { distros: number; profiles: number; systems: number } }>(
       'POST',
       `/api/v1/import${args.values['replace'] === true ? '?replace=true' : ''}`,
       doc,
@@ -56,11 +56,11 @@ export const checkCmd: CommandSpec = {
   summary: 'report configuration problems (missing kernels, templates, broken profiles, ...); exit 8 on errors',
   options: { json: { type: 'boolean', description: 'machine-readable JSON output' } },
   async run(args, io) {
-    const r = await io.api<{ problems: Problem[] }>('GET', '/api/v1/check');
+    const r = await io.client.check();
     // Templates: ask the renderer to render everything (missing templates and
     // snippets, undefined variables, syntax errors).
     try {
-      const v = await io.api<{ errors: { kind: string; name: string; code: string; message: string }[] }>('GET', '/api/v1/validate');
+      const v = await io.client.validate();
       for (const e of v.errors) {
         r.problems.push({ severity: 'error', object: `${e.kind} ${e.name}`, field: 'autoinstall', message: `${e.code}: ${e.message}` });
       }

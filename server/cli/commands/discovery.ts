@@ -83,7 +83,7 @@ export const commands: CommandSpec[] = [
     summary: 'list machines that booted the discovery image (unknown MACs) with their facts',
     options: { json: JSON_OPT },
     async run(a, io) {
-      const ds = await io.api<Discovered[]>('GET', '/api/v1/discovered');
+      const ds = await io.client.request<Discovered[]>('GET', '/api/v1/discovered');
       if (a.values['json'] === true) {
         io.out(JSON.stringify(ds, null, 2));
         return 0;
@@ -103,7 +103,7 @@ export const commands: CommandSpec[] = [
     options: { name: NAME, json: JSON_OPT },
     async run(a, io) {
       const n = str(a, 'name');
-      const ds = n !== undefined ? [await io.api<Discovered>('GET', `/api/v1/discovered/${enc(n)}`)] : await io.api<Discovered[]>('GET', '/api/v1/discovered');
+      const ds = n !== undefined ? [await io.client.request<Discovered>('GET', `/api/v1/discovered/${enc(n)}`)] : await io.client.request<Discovered[]>('GET', '/api/v1/discovered');
       if (a.values['json'] === true) io.out(JSON.stringify(n !== undefined ? ds[0] : ds, null, 2));
       else ds.forEach((d, i) => {
         if (i > 0) io.out('');
@@ -117,7 +117,7 @@ export const commands: CommandSpec[] = [
     summary: 'forget a discovered machine (it is discovered again at its next report)',
     options: { name: NAME },
     async run(a, io) {
-      await io.api('DELETE', `/api/v1/discovered/${enc(must(a, 'name'))}`);
+      await io.client.request('DELETE', `/api/v1/discovered/${enc(must(a, 'name'))}`);
       return 0;
     },
   },
@@ -135,7 +135,7 @@ export const commands: CommandSpec[] = [
       const body: Record<string, unknown> = { profile: must(a, 'profile') };
       const h = str(a, 'hostname');
       if (h !== undefined) body['hostname'] = h;
-      const r = await io.api<{ system: string }>('POST', `/api/v1/discovered/${enc(must(a, 'name'))}/provision`, body);
+      const r = await io.client.request<{ system: string }>('POST', `/api/v1/discovered/${enc(must(a, 'name'))}/provision`, body);
       if (a.values['json'] === true) io.out(JSON.stringify(r, null, 2));
       else io.out(`system ${r.system} created; it installs at its next boot`);
       return 0;
@@ -151,7 +151,7 @@ facts: ram_mib cpus cpu_model arch vendor product serial uuid firmware mac disks
        disks.largest_gib disks.rotational nics.count nics.up
 operators: == != < <= > >= ~ !~ (glob: * ?, case-insensitive) && || ! ( )`,
     async run(a, io) {
-      const r = await io.api('POST', '/api/v1/rules', { name: must(a, 'name'), ...ruleBody(a) });
+      const r = await io.client.request('POST', '/api/v1/rules', { name: must(a, 'name'), ...ruleBody(a) });
       if (a.values['json'] === true) io.out(JSON.stringify(r, null, 2));
       return 0;
     },
@@ -163,7 +163,7 @@ operators: == != < <= > >= ~ !~ (glob: * ?, case-insensitive) && || ! ( )`,
     async run(a, io) {
       const body = ruleBody(a);
       if (Object.keys(body).length === 0) throw new ForgeError('USAGE', 'nothing to change: give at least one field flag');
-      const r = await io.api('PATCH', `/api/v1/rules/${enc(must(a, 'name'))}`, body);
+      const r = await io.client.request('PATCH', `/api/v1/rules/${enc(must(a, 'name'))}`, body);
       if (a.values['json'] === true) io.out(JSON.stringify(r, null, 2));
       return 0;
     },
@@ -173,7 +173,7 @@ operators: == != < <= > >= ~ !~ (glob: * ?, case-insensitive) && || ! ( )`,
     summary: 'list discovery rules in the order they are tried',
     options: { json: JSON_OPT },
     async run(a, io) {
-      const rules = await io.api<Rule[]>('GET', '/api/v1/rules');
+      const rules = await io.client.request<Rule[]>('GET', '/api/v1/rules');
       if (a.values['json'] === true) {
         io.out(JSON.stringify(rules, null, 2));
         return 0;
@@ -189,7 +189,7 @@ operators: == != < <= > >= ~ !~ (glob: * ?, case-insensitive) && || ! ( )`,
     summary: 'remove a discovery rule',
     options: { name: NAME },
     async run(a, io) {
-      await io.api('DELETE', `/api/v1/rules/${enc(must(a, 'name'))}`);
+      await io.client.request('DELETE', `/api/v1/rules/${enc(must(a, 'name'))}`);
       return 0;
     },
   },
@@ -199,7 +199,7 @@ operators: == != < <= > >= ~ !~ (glob: * ?, case-insensitive) && || ! ( )`,
     options: { discovered: { type: 'string', description: 'discovered machine name', arg: 'NAME' }, json: JSON_OPT },
     help: 'example: forge rule test --discovered disc-525400123456',
     async run(a, io) {
-      const r = await io.api<{ rules: RuleVerdict[]; fires: string | null; hostname: string | null }>(
+      const r = await io.client.request<{ rules: RuleVerdict[]; fires: string | null; hostname: string | null }>(
         'GET',
         `/api/v1/rules/test?discovered=${enc(must(a, 'discovered'))}`,
       );

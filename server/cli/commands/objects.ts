@@ -160,7 +160,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
         const ifname = str(args, 'interface') ?? 'eth0';
         if (i !== undefined || str(args, 'interface') !== undefined) body['interfaces'] = { [ifname]: i ?? {} };
       }
-      const created = await io.api('POST', base, body);
+      const created = await io.client.request('POST', base, body);
       if (args.values['json'] === true) printJson(io, created);
       return 0;
     },
@@ -188,7 +188,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
       const body = fieldsFromArgs(kind, args);
       const dictKeys = Object.entries(FIELDS[kind]).filter(([k, s]) => s.type === 'dict' && body[k] !== undefined).map(([k]) => k);
       if (args.values['in-place'] === true && dictKeys.length > 0) {
-        const cur = await io.api<Record<string, unknown>>('GET', `${base}/${enc(name)}`);
+        const cur = await io.client.request<Record<string, unknown>>('GET', `${base}/${enc(name)}`);
         for (const k of dictKeys) {
           const merged: OptionDict = { ...((cur[k] as OptionDict | undefined) ?? {}) };
           for (const [dk, dv] of Object.entries(body[k] as OptionDict)) {
@@ -209,7 +209,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
         }
       }
       if (Object.keys(body).length === 0) throw new ForgeError('USAGE', 'nothing to change: give at least one field flag');
-      const updated = await io.api('PATCH', `${base}/${enc(name)}`, body);
+      const updated = await io.client.request('PATCH', `${base}/${enc(name)}`, body);
       if (args.values['json'] === true) printJson(io, updated);
       return 0;
     },
@@ -232,7 +232,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
     summary: `copy a ${kind}${kind === 'system' ? ' (the copy has no MAC or IP addresses)' : ''}`,
     options: newNameOpts,
     async run(args, io) {
-      const r = await io.api('POST', `${base}/${enc(mustName(args))}/copy`, { new_name: newName(args) });
+      const r = await io.client.copy(kind, mustName(args), newName(args));
       if (args.values['json'] === true) printJson(io, r);
       return 0;
     },
@@ -243,7 +243,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
     summary: `rename a ${kind}, updating what references it`,
     options: newNameOpts,
     async run(args, io) {
-      const r = await io.api('POST', `${base}/${enc(mustName(args))}/rename`, { new_name: newName(args) });
+      const r = await io.client.rename(kind, mustName(args), newName(args));
       if (args.values['json'] === true) printJson(io, r);
       return 0;
     },
@@ -258,10 +258,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
       json: JSON_OPT,
     },
     async run(args, io) {
-      const r = await io.api<{ removed: string[] }>(
-        'DELETE',
-        `${base}/${enc(mustName(args))}${args.values['recursive'] === true ? '?recursive=true' : ''}`,
-      );
+      const r = await io.client.remove(kind, mustName(args), args.values['recursive'] === true);
       if (args.values['json'] === true) printJson(io, r);
       else if (r.removed.length > 1) for (const x of r.removed) io.out(`removed ${x}`);
       return 0;
@@ -274,11 +271,11 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
     options: { json: JSON_OPT },
     async run(args, io) {
       if (args.values['json'] === true) {
-        printJson(io, await io.api<ForgeObject[]>('GET', base));
+        printJson(io, await io.client.request<ForgeObject[]>('GET', base));
         return 0;
       }
-      const objs = await io.api<{ name: string }[]>('GET', `${base}?fields=name`);
-      if (objs.length > 0) io.out(objs.map((o) => `   ${o.name}`).join('\n'));
+      const names = await io.client.names(kind);
+      if (names.length > 0) io.out(names.map((n) => `   ${n}`).join('\n'));
       return 0;
     },
   };
@@ -289,7 +286,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
     options: { name: NAME, json: JSON_OPT },
     async run(args, io) {
       const n = str(args, 'name');
-      const objs = n !== undefined ? [await io.api<ForgeObject>('GET', `${base}/${enc(n)}`)] : await io.api<ForgeObject[]>('GET', base);
+      const objs = n !== undefined ? [await io.client.request<ForgeObject>('GET', `${base}/${enc(n)}`)] : await io.client.request<ForgeObject[]>('GET', base);
       if (args.values['json'] === true) {
         printJson(io, n !== undefined ? objs[0] : objs);
         return 0;
@@ -321,7 +318,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
       }
       if ([...q.keys()].length === 0) throw new ForgeError('USAGE', 'give at least one field to match');
       q.set('fields', 'name');
-      const objs = await io.api<{ name: string }[]>('GET', `${base}?${q.toString()}`);
+      const objs = await io.client.request<{ name: string }[]>('GET', `${base}?${q.toString()}`);
       if (args.values['json'] === true) printJson(io, objs.map((o) => o.name));
       else if (objs.length > 0) io.out(objs.map((o) => o.name).join('\n'));
       return 0;
@@ -335,7 +332,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
       summary: `show the blended variables of a ${kind} (what templates see)`,
       options: { name: NAME, json: JSON_OPT },
       async run(args, io) {
-        const vars = await io.api<Record<string, unknown>>('GET', `${base}/${enc(mustName(args))}/blended`);
+        const vars = await io.client.blended(kind, mustName(args));
         if (args.values['json'] === true) {
           printJson(io, vars);
           return 0;

@@ -44,16 +44,11 @@ export const commands: CommandSpec[] = VERBS.map(({ verb, action, summary }) => 
     if (/[*?[]/.test(name)) {
       const concurrency = cs === undefined ? undefined : Number(cs);
       if (concurrency !== undefined && !Number.isInteger(concurrency)) throw new ForgeError('USAGE', '--concurrency must be a whole number', { field: 'concurrency' });
-      const r = await io.api<{ results: PowerResult[] }>('POST', '/api/v1/power', { name, action, ...(concurrency === undefined ? {} : { concurrency }) });
+      const r = await io.client.powerBulk(name, action, concurrency);
       results = r.results;
     } else {
       if (cs !== undefined) throw new ForgeError('USAGE', '--concurrency applies to a glob --name only', { field: 'concurrency' });
-      const path = `/api/v1/systems/${encodeURIComponent(name)}`;
-      results = [
-        action === 'reinstall'
-          ? await io.api<PowerResult>('POST', `${path}/reinstall`)
-          : await io.api<PowerResult>('POST', `${path}/power`, { action }),
-      ];
+      results = [await io.client.power(name, action)];
     }
     if (args.values['json'] === true) io.out(JSON.stringify(results.length === 1 && !/[*?[]/.test(name) ? results[0] : results, null, 2));
     else for (const r of results) io.out(line(r));

@@ -35,7 +35,7 @@ function getAutoinstall(kind: 'system' | 'profile'): CommandSpec {
     summary: `print the rendered autoinstall file (kickstart, preseed, AutoYaST) of a ${kind}`,
     options: { name: NAME },
     async run(args, io) {
-      const text = await io.api<unknown>('GET', `/api/v1/${kind}s/${enc(mustName(args))}/autoinstall`);
+      const text = await io.client.request<unknown>('GET', `/api/v1/${kind}s/${enc(mustName(args))}/autoinstall`);
       const s = typeof text === 'string' ? text : JSON.stringify(text, null, 2);
       // io.out adds a newline; keep the file byte-exact.
       io.out(s.endsWith('\n') ? s.slice(0, -1) : s);
@@ -50,7 +50,7 @@ const validate: CommandSpec = {
   help: 'Each file is also checked the way its installer would read it (kickstart: pykickstart\'s duplicate and option rules for the os_version; AutoYaST: the schema\'s required content; user-data: cloud-config and the subiquity autoinstall schema; Agama: its profile schema). exit status: 0 when everything renders and passes, 8 when at least one object fails (each failure is listed).',
   options: { json: JSON_OPT },
   async run(args, io) {
-    const r = await io.api<ValidateReport>('GET', '/api/v1/validate');
+    const r = await io.client.validate();
     if (args.values['json'] === true) io.out(JSON.stringify(r, null, 2));
     else {
       for (const e of r.errors) io.err(`${e.kind} ${e.name}: ${e.code}: ${e.message}`);
@@ -66,7 +66,7 @@ const templateList: CommandSpec = {
   summary: 'list templates and snippets: the file in effect (site or shipped) and what it shadows',
   options: { json: JSON_OPT },
   async run(args, io) {
-    const r = await io.api<{ templates: TemplateEntry[]; snippets: TemplateEntry[] }>('GET', '/api/v1/templates');
+    const r = await io.client.request<{ templates: TemplateEntry[]; snippets: TemplateEntry[] }>('GET', '/api/v1/templates');
     if (args.values['json'] === true) {
       io.out(JSON.stringify(r, null, 2));
       return 0;
@@ -110,7 +110,7 @@ const templateShow: CommandSpec = {
     }
     if (name !== '') {
       const q = `name=${enc(name)}${args.values['snippet'] === true ? '&snippet=1' : ''}`;
-      const r = await io.api<FileUse & { content: string }>('GET', `/api/v1/templates/file?${q}`);
+      const r = await io.client.request<FileUse & { content: string }>('GET', `/api/v1/templates/file?${q}`);
       if (args.values['json'] === true) io.out(JSON.stringify(r, null, 2));
       else {
         io.out(`# ${r.name}: ${r.file} (${r.origin})`);
@@ -119,7 +119,7 @@ const templateShow: CommandSpec = {
       return 0;
     }
     const q = system !== '' ? `system=${enc(system)}` : `profile=${enc(profile)}`;
-    const r = await io.api<ExplainReport>(
+    const r = await io.client.request<ExplainReport>(
       'GET',
       `/api/v1/templates/effective?${q}`,
     );
