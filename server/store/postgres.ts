@@ -128,6 +128,12 @@ export class PgStore implements Store {
     };
   }
 
+  claimAddress(ip: string, mac: string, expires: number, now: number): Promise<boolean> {
+    return this.leases.claim(ip, mac, expires, now);
+  }
+  freeAddress(ip: string, mac: string, holdUntil?: number): Promise<void> {
+    return this.leases.free(ip, mac, holdUntil);
+  }
   getLease(mac: string): Promise<Lease | undefined> {
     return this.leases.get(mac);
   }

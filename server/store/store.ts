@@ -92,6 +92,18 @@ export interface Store {
    */
   watchEvents?(fn: (ev: ForgeEvent) => void, onError?: (e: unknown) => void): () => Promise<void>;
 
+  /**
+   * Only a store several servers share has these two. An address of a
+   * dynamic pool is held for one MAC until `expires` (Unix ms: an offer's
+   * hold, then the lease), decided by the database, so two servers answering
+   * one subnet never hand one address to two clients. True when `mac` now
+   * holds `ip` (a hold of its own is extended, never shortened; its holds of
+   * other addresses are given back); false when another MAC holds it past `now`.
+   */
+  claimAddress?(ip: string, mac: string, expires: number, now: number): Promise<boolean>;
+  /** `mac` gives `ip` back (RELEASE), or, with `holdUntil`, it is held for nobody until then (DECLINE). */
+  freeAddress?(ip: string, mac: string, holdUntil?: number): Promise<void>;
+
   getLease(mac: string): Promise<Lease | undefined>;
   getLeaseByIp(ip: string): Promise<Lease | undefined>;
   putLease(lease: Lease): Promise<void>;

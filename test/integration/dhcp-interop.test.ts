@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { need } from '../lib/env.js';
 import { createLan, type Lan, type LanClient } from '../lib/netns.js';
-import { FORGE_BIN } from '../lib/server.js';
+import { forgeInNamespace, type NsForge as Forge } from '../lib/forge-ns.js';
+import { perfStats } from '../lib/perfdhcp.js';
 import { SqliteStore } from '../../server/store/sqlite.js';
 import { defaultDistro, defaultInterface, defaultProfile, defaultSystem } from '../../server/core/defaults.js';
 import type { Reply, Step } from './dhcp-pxe-client.js';
@@ -28,12 +29,6 @@ import type { Reply, Step } from './dhcp-pxe-client.js';
 const CLIENT = fileURLToPath(new URL('./dhcp-pxe-client.js', import.meta.url));
 const REQ = { root: true, commands: ['ip', 'udhcpc', 'dhclient', 'perfdhcp', 'dnsmasq'] };
 
-interface Forge {
-  proc: ChildProcess;
-  output(): string;
-  exited: Promise<number | null>;
-  stop(): Promise<void>;
-}
 
 /** Seeds the SQLite store a forge process will open: one distro, one profile, the given systems. */
 async function seed(dataDir: string, systems: { name: string; mac: string; ip: string }[]): Promise<void> {
@@ -54,46 +49,9 @@ async function seed(dataDir: string, systems: { name: string; mac: string; ip: s
   }
 }
 
-/** Starts `forge serve` inside the LAN namespace; resolves when it is ready (or rejects with its output). */
-async function startForgeIn(lan: Lan, dataDir: string, args: string[], opts: { expectExit?: boolean; timeoutMs?: number } = {}): Promise<Forge> {
-  const proc = lan.spawn(process.execPath, [
-    FORGE_BIN, 'serve', '--data-dir', dataDir, '--listen', lan.serverIp, '--http-port', '0', '--server', lan.serverIp,
-    '--tftp-enabled', 'false', '--log-level', 'debug', ...args,
-  ]);
-  let out = '';
-  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  const limit = opts.timeoutMs ?? 20_000;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`forge did not become ready in ${limit} ms:\n${out}`)), limit);
-    const poll = setInterval(() => {
-      if (/forge ready:/.test(out)) {
-        clearInterval(poll);
-        clearTimeout(timer);
-        resolve();
-      }
-    }, 50);
-    void exited.then(() => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      if (opts.expectExit === true) resolve();
-      else reject(new Error(`forge exited before it was ready:\n${out}`));
-    });
-  });
-  return {
-    proc,
-    output: () => out,
-    exited,
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 8000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-}
+/** Starts `forge serve` inside the LAN namespace (debug logs: the tests read them). */
+const startForgeIn = (lan: Lan, dataDir: string, args: string[], opts: { expectExit?: boolean; timeoutMs?: number } = {}): Promise<Forge> =>
+  forgeInNamespace(lan, lan.serverIp, dataDir, ['--log-level', 'debug', ...args], opts);
 
 async function pxeStep(client: LanClient, step: Step): Promise<Reply[]> {
   const r = await client.exec(process.execPath, [CLIENT, JSON.stringify(step)], { timeoutMs: step.listenMs + 10_000 });
@@ -180,12 +138,6 @@ test('managed: udhcpc and dhclient get their fixed addresses, a stale address is
   }
 });
 
-function perfStats(out: string): { doSent: number; doRecv: number; raSent: number; raRecv: number; nonUnique: number[] } {
-  const sent = [...out.matchAll(/sent packets: (\d+)/g)].map((m) => Number(m[1]));
-  const recv = [...out.matchAll(/received packets: (\d+)/g)].map((m) => Number(m[1]));
-  const nonUnique = [...out.matchAll(/non unique addresses: (\d+)/g)].map((m) => Number(m[1]));
-  return { doSent: sent[0] ?? 0, doRecv: recv[0] ?? 0, raSent: sent[1] ?? 0, raRecv: recv[1] ?? 0, nonUnique };
-}
 
 test('managed: perfdhcp -r through the relay path; pool exhaustion is answered sanely', async (t) => {
   if (need(t, REQ) !== undefined) return;

@@ -378,6 +378,29 @@ describe('PostgreSQL: several servers on one database', () => {
     assert.deepEqual(new Set(seenA.map((e) => e.source)), new Set(['a', 'b']));
   });
 
+  test('dynamic addresses claimed from two servers at once: one holder per address', async () => {
+    const [a, b] = await pair();
+    const now = Date.now();
+    for (let i = 0; i < 20; i++) {
+      const ip = `10.5.0.${i + 1}`;
+      const r = await Promise.all([a.claimAddress(ip, `52:54:00:60:00:${i.toString(16).padStart(2, '0')}`, now + 60_000, now), b.claimAddress(ip, `52:54:00:61:00:${i.toString(16).padStart(2, '0')}`, now + 60_000, now)]);
+      assert.deepEqual(r.map(String).sort(), ['false', 'true'], `address ${ip}`);
+    }
+    const m = '52:54:00:62:00:01';
+    assert.equal(await a.claimAddress('10.5.1.1', m, now + 1000, now), true);
+    assert.equal(await b.claimAddress('10.5.1.1', m, now + 500, now), true, 'the holder claims again (the other server answering the same client)');
+    assert.equal(await b.claimAddress('10.5.1.1', 'ff:00:00:00:00:01', now + 5000, now + 900), false, 'still held: the shorter claim did not shorten it');
+    assert.equal(await b.claimAddress('10.5.1.1', 'ff:00:00:00:00:01', now + 5000, now + 1001), true, 'expired: free for another client');
+    assert.equal(await a.claimAddress('10.5.1.2', m, now + 1000, now), true);
+    assert.equal(await a.claimAddress('10.5.1.3', m, now + 1000, now), true);
+    assert.equal(await b.claimAddress('10.5.1.2', 'ff:00:00:00:00:02', now + 1000, now), true, 'a MAC holds one address: its claim of .2 went back when it took .3');
+    await a.freeAddress('10.5.1.3', m, now + 60_000);
+    assert.equal(await b.claimAddress('10.5.1.3', m, now + 1000, now), false, 'declined: held for nobody, not even the decliner');
+    assert.equal(await b.claimAddress('10.5.1.4', m, now + 1000, now), true);
+    await b.freeAddress('10.5.1.4', m);
+    assert.equal(await a.claimAddress('10.5.1.4', 'ff:00:00:00:00:03', now + 1000, now), true, 'released: free at once');
+  });
+
   test('an edit on one server is read by the other at once', async () => {
     const [a, b] = await pair();
     await a.create('distro', validateNew('distro', { name: 'd', kernel: '/k', initrd: '/i' }));

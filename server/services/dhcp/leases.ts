@@ -21,7 +21,7 @@ export interface LeaseEntry {
 }
 
 /** How long a declined address stays out of the pool (RFC 2131 s4.3.3: the server must mark it unavailable). */
-const DECLINE_HOLD_MS = 10 * 60_000;
+export const DECLINE_HOLD_MS = 10 * 60_000;
 
 export class LeaseTable {
   private readonly byMac = new Map<string, LeaseEntry>();

@@ -8,6 +8,7 @@ import type { Arrival, DhcpHandler, Inbound } from './handler.js';
 import { ZERO } from './handler.js';
 import { inSubnet, intToIp, ipToInt, type Pool, type Subnet } from './net.js';
 import { addressReply, type Addressing, type Outbound } from './reply.js';
+import { DECLINE_HOLD_MS } from './leases.js';
 import type { Resolved } from '../../catalog.js';
 
 const LOOKUP_TTL_MS = 1000;
@@ -82,19 +83,39 @@ export class ManagedDhcp {
     return true;
   }
 
+  /**
+   * A store several servers share (PostgreSQL) decides who holds a dynamic
+   * address: the local lease table only knows this server's hand-outs, so
+   * every offer and ACK of a pool address is also claimed in the database
+   * and a refused claim means another server gave it to another client.
+   */
+  private async claim(ip: number, mac: string, expires: number): Promise<boolean> {
+    const st = this.h.ctx.store;
+    if (st.claimAddress === undefined) return true;
+    return st.claimAddress(intToIp(ip), mac, expires, this.h.now());
+  }
+
+  /** RELEASE / DECLINE told to the shared store (not awaited: the client expects no answer). */
+  private unclaim(ip: number, mac: string, holdUntil?: number): void {
+    const st = this.h.ctx.store;
+    if (st.freeAddress === undefined) return;
+    st.freeAddress(intToIp(ip), mac, holdUntil).catch((e: unknown) => this.h.log.warn('could not free the address in the shared store', { mac, ip: intToIp(ip), err: e }));
+  }
+
   /** The address this client should have in `subnet`, or undefined (no address for it). */
   private async chooseAddress(p: Packet, mac: string, subnet: Subnet, resolved: Resolved | undefined): Promise<number | undefined> {
     const res = this.reservation(resolved, subnet);
     if (res !== undefined) return res;
     const now = this.h.now();
+    const hold = now + this.s.offerHoldSeconds * 1000;
     const leases = this.h.leases;
     const cur = leases.byMacAddr(mac);
-    if (cur !== undefined && cur.state !== 'declined' && this.inPools(subnet, cur.ip) && leases.availableFor(cur.ip, mac, now) && !(await this.reservedByOther(cur.ip, mac))) {
+    if (cur !== undefined && cur.state !== 'declined' && this.inPools(subnet, cur.ip) && leases.availableFor(cur.ip, mac, now) && !(await this.reservedByOther(cur.ip, mac)) && (await this.claim(cur.ip, mac, hold))) {
       return cur.ip;
     }
     const want = p.options.ip(Opt.RequestedIP);
     const wantN = want === undefined ? undefined : ipToInt(want);
-    if (wantN !== undefined && this.inPools(subnet, wantN) && leases.availableFor(wantN, mac, now) && !(await this.reservedByOther(wantN, mac))) {
+    if (wantN !== undefined && this.inPools(subnet, wantN) && leases.availableFor(wantN, mac, now) && !(await this.reservedByOther(wantN, mac)) && (await this.claim(wantN, mac, hold))) {
       return wantN;
     }
     for (const pool of this.poolsOf(subnet)) {
@@ -102,7 +123,7 @@ export class ManagedDhcp {
       for (let tries = 0; tries < size; tries++) {
         const ip = leases.allocate(pool, mac, now, (x) => this.reservedCache.has(x));
         if (ip === undefined) break;
-        if (!(await this.reservedByOther(ip, mac))) return ip;
+        if (!(await this.reservedByOther(ip, mac)) && (await this.claim(ip, mac, hold))) return ip;
       }
     }
     return undefined;
@@ -222,7 +243,9 @@ export class ManagedDhcp {
     if (!inSubnet(subnet, want)) return this.nak(p, arrival, 'address not on this network');
     let ok: boolean;
     if (reserved !== undefined) ok = want === reserved;
-    else ok = this.inPools(subnet, want) && this.h.leases.availableFor(want, mac, now) && !(await this.reservedByOther(want, mac));
+    else {
+      ok = this.inPools(subnet, want) && this.h.leases.availableFor(want, mac, now) && !(await this.reservedByOther(want, mac)) && (await this.claim(want, mac, now + this.s.leaseSeconds * 1000));
+    }
     if (!ok) return this.nak(p, arrival, 'requested address not available');
     const host = resolved?.system.hostname ?? '';
     const r = replyTo(p);
@@ -257,13 +280,17 @@ export class ManagedDhcp {
     this.h.stats.declines++;
     this.h.log.warn('client declined an address (in use on the network?)', { mac, ip: intToIp(ip) });
     this.h.leases.decline(mac, ip, this.h.now());
+    this.unclaim(ip, mac, this.h.now() + DECLINE_HOLD_MS);
     return undefined;
   }
 
   private release(p: Packet): undefined {
     const ip = ipToInt(p.ciaddr);
     if (ip === undefined || p.ciaddr === ZERO) return this.h.ignore();
-    if (this.h.leases.release(macOf(p), ip, this.h.now())) this.h.stats.releases++;
+    if (this.h.leases.release(macOf(p), ip, this.h.now())) {
+      this.h.stats.releases++;
+      this.unclaim(ip, macOf(p));
+    }
     return undefined;
   }
 

@@ -47,6 +47,34 @@ export class PgLeases {
     await this.writes.write(lease);
   }
 
+  /**
+   * One statement, so one implicit transaction: the upsert takes the row of
+   * the address (or waits for the other server's transaction that has it)
+   * and changes it only when it is free (expired) or already this MAC's.
+   */
+  async claim(ip: string, mac: string, expires: number, now: number): Promise<boolean> {
+    const rows = await this.db.query<{ n: string }>(
+      `WITH c AS (
+         INSERT INTO lease_claims (ip, mac, expires) VALUES ($1, $2, $3)
+         ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac,
+           expires = CASE WHEN lease_claims.mac = excluded.mac THEN GREATEST(lease_claims.expires, excluded.expires) ELSE excluded.expires END
+         WHERE lease_claims.mac = excluded.mac OR lease_claims.expires <= $4
+         RETURNING ip
+       ), others AS (
+         DELETE FROM lease_claims WHERE mac = $2 AND ip <> $1 AND EXISTS (SELECT 1 FROM c)
+       )
+       SELECT count(*) AS n FROM c`,
+      [ip, mac, expires, now],
+      'lease_claim',
+    );
+    return Number(rows[0]?.n ?? 0) === 1;
+  }
+
+  async free(ip: string, mac: string, holdUntil?: number): Promise<void> {
+    if (holdUntil === undefined) await this.db.query('DELETE FROM lease_claims WHERE ip = $1 AND mac = $2', [ip, mac]);
+    else await this.db.query('UPDATE lease_claims SET mac = $3, expires = $4 WHERE ip = $1 AND mac = $2', [ip, mac, `declined:${ip}`, holdUntil]);
+  }
+
   async list(): Promise<Lease[]> {
     return (await this.db.query<LeaseRow>('SELECT * FROM leases ORDER BY ip')).map(toLease);
   }

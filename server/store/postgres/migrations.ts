@@ -115,6 +115,20 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
         EXECUTE FUNCTION forge_profile_no_cycle();
     `,
   },
+  {
+    // Dynamic addresses taken in the database (Store.claimAddress): the primary key is the
+    // address, so of two servers offering one address to two clients only one row can hold it.
+    version: 2,
+    name: 'lease_claims: one holder per dynamic address across servers',
+    sql: `
+      CREATE TABLE lease_claims (
+        ip TEXT COLLATE "C" PRIMARY KEY,
+        mac TEXT COLLATE "C" NOT NULL,
+        expires BIGINT NOT NULL
+      );
+      CREATE INDEX lease_claims_mac ON lease_claims(mac);
+    `,
+  },
 ];
 
 /**
