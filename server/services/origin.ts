@@ -31,8 +31,21 @@ export function requestServerAddress(): string | undefined {
   return store.getStore();
 }
 
+const IFACES_TTL_MS = 1000;
+let ifaces: { at: number; table: IfaceTable } | undefined;
+
+/**
+ * os.networkInterfaces(), read at most once a second: it is a getifaddrs(3) netlink dump, and
+ * per relayed DHCP packet it was a quarter of the server's CPU (issue 21 profile). An address
+ * added to an interface is seen within a second.
+ */
+export function interfaces(now = Date.now()): IfaceTable {
+  if (ifaces === undefined || now - ifaces.at >= IFACES_TTL_MS || now < ifaces.at) ifaces = { at: now, table: networkInterfaces() };
+  return ifaces.table;
+}
+
 /** Our IPv4 address on the interface whose subnet holds `peer` (directly attached), if any. */
-export function attachedAddressFor(peer: string, table: IfaceTable = networkInterfaces()): string | undefined {
+export function attachedAddressFor(peer: string, table: IfaceTable = interfaces()): string | undefined {
   const p = ipToInt(peer.replace(/^::ffff:/, ''));
   if (p === undefined) return undefined;
   for (const list of Object.values(table)) {

@@ -64,6 +64,12 @@ export interface RawOption {
 /** Dotted quad to 4 bytes; RangeError for anything else. Hand-rolled: it runs for every reply option. */
 export function ipToBytes(ip: string): Buffer {
   const b = Buffer.allocUnsafe(4);
+  writeIpInto(b, 0, ip);
+  return b;
+}
+
+/** Writes a dotted quad as 4 bytes at `off` of `b` (no allocation: the encoder's header fields). */
+export function writeIpInto(b: Uint8Array, off: number, ip: string): void {
   let part = 0;
   let val = 0;
   let digits = 0;
@@ -71,7 +77,7 @@ export function ipToBytes(ip: string): Buffer {
     const c = i < ip.length ? ip.charCodeAt(i) : 46;
     if (c === 46) {
       if (digits === 0 || part > 3 || val > 255) throw new RangeError(`not an IPv4 address: ${ip}`);
-      b[part++] = val;
+      b[off + part++] = val;
       val = 0;
       digits = 0;
     } else if (c >= 48 && c <= 57 && digits < 3) {
@@ -82,7 +88,6 @@ export function ipToBytes(ip: string): Buffer {
     }
   }
   if (part !== 4) throw new RangeError(`not an IPv4 address: ${ip}`);
-  return b;
 }
 
 export function bytesToIp(b: Uint8Array, off = 0): string {
@@ -109,9 +114,14 @@ export class Options {
   }
 
   set(code: number, data: Uint8Array): this {
+    return this.own(code, Buffer.from(data));
+  }
+
+  /** set() for a buffer made here and referenced nowhere else: kept without a copy. */
+  private own(code: number, data: Buffer): this {
     const cur = this.list.find((o) => o.code === code);
-    if (cur === undefined) this.list.push({ code, data: Buffer.from(data) });
-    else cur.data = Buffer.from(data);
+    if (cur === undefined) this.list.push({ code, data });
+    else cur.data = data;
     return this;
   }
 
@@ -138,32 +148,42 @@ export class Options {
     return this.list.map((o) => ({ code: o.code, data: Buffer.from(o.data) }));
   }
 
+  /**
+   * The options as held, in wire order, without copies (the encoder's view, once per reply).
+   * Callers must not modify the buffers; entries() is the copying form.
+   */
+  view(): readonly RawOption[] {
+    return this.list;
+  }
+
   clone(): Options {
     return new Options(this.entries());
   }
 
   // ---- typed setters
   setUint8(code: number, v: number): this {
-    return this.set(code, Buffer.of(v & 0xff));
+    return this.own(code, Buffer.of(v & 0xff));
   }
   setUint16(code: number, v: number): this {
     const b = Buffer.alloc(2);
     b.writeUInt16BE(v & 0xffff);
-    return this.set(code, b);
+    return this.own(code, b);
   }
   setUint32(code: number, v: number): this {
     const b = Buffer.alloc(4);
     b.writeUInt32BE(v >>> 0);
-    return this.set(code, b);
+    return this.own(code, b);
   }
   setString(code: number, s: string): this {
-    return this.set(code, Buffer.from(s, 'latin1'));
+    return this.own(code, Buffer.from(s, 'latin1'));
   }
   setIp(code: number, ip: string): this {
-    return this.set(code, ipToBytes(ip));
+    return this.own(code, ipToBytes(ip));
   }
   setIps(code: number, ips: readonly string[]): this {
-    return this.set(code, Buffer.concat(ips.map(ipToBytes)));
+    const b = Buffer.allocUnsafe(ips.length * 4);
+    ips.forEach((ip, i) => writeIpInto(b, i * 4, ip));
+    return this.own(code, b);
   }
 
   // ---- typed getters: undefined when absent or of the wrong length

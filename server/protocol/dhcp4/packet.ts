@@ -16,7 +16,7 @@
  * is a DecodeError, never another exception.
  */
 import { DecodeError } from './errors.js';
-import { Opt, Options, bytesToIp, ipToBytes } from './options.js';
+import { Opt, Options, bytesToIp, writeIpInto } from './options.js';
 
 export const BOOTREQUEST = 1;
 export const BOOTREPLY = 2;
@@ -53,11 +53,14 @@ export interface Packet {
 
 /** Lower-case aa:bb:cc:dd:ee:ff of chaddr's first hlen bytes (Ethernet: 6). */
 export function macOf(p: Pick<Packet, 'chaddr' | 'hlen'>): string {
+  // Called several times per packet (lookups, leases, events, logs): a table, not toString/padStart.
   const n = Math.min(p.hlen, 16);
-  const parts: string[] = [];
-  for (let i = 0; i < n; i++) parts.push((p.chaddr[i] ?? 0).toString(16).padStart(2, '0'));
-  return parts.join(':');
+  let s = '';
+  for (let i = 0; i < n; i++) s += (i === 0 ? '' : ':') + (HEX[p.chaddr[i] ?? 0] as string);
+  return s;
 }
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 export function macToChaddr(mac: string): Buffer {
   const b = Buffer.alloc(16);
@@ -149,10 +152,6 @@ export function tryDecode(input: Uint8Array): { ok: true; packet: Packet } | { o
   }
 }
 
-function writeIp(buf: Buffer, off: number, ip: string): void {
-  ipToBytes(ip).copy(buf, off);
-}
-
 export interface EncodeOptions {
   /** Largest datagram payload allowed (client's option 57 minus IP/UDP headers); default 548. */
   maxLength?: number;
@@ -170,20 +169,14 @@ export function encode(p: Packet, opts: EncodeOptions = {}): Buffer {
   if (Buffer.byteLength(p.sname, 'latin1') > 64) throw new RangeError('sname longer than 64 bytes');
   if (Buffer.byteLength(p.file, 'latin1') > 128) throw new RangeError('file longer than 128 bytes');
   if (p.hlen > 16) throw new RangeError('hlen over 16');
-  const parts: Buffer[] = [];
+  // Two passes over the options as held (no copies, no per-option buffers: issue 21 profile):
+  // the length first, then the bytes straight into the datagram.
+  const opts0 = p.options.view();
   let optLen = 0;
-  for (const o of p.options.entries()) {
+  for (const o of opts0) {
     if (o.code === Opt.Pad || o.code === Opt.End || o.code === Opt.Overload) continue;
-    if (o.data.length === 0) {
-      parts.push(Buffer.of(o.code, 0));
-      optLen += 2;
-      continue;
-    }
-    for (let i = 0; i < o.data.length; i += 255) {
-      const chunk = o.data.subarray(i, Math.min(i + 255, o.data.length));
-      parts.push(Buffer.of(o.code, chunk.length), chunk);
-      optLen += 2 + chunk.length;
-    }
+    // Values over 255 bytes are split into several instances (RFC 3396 s4); an empty one is code + 0.
+    optLen += o.data.length === 0 ? 2 : 2 * Math.ceil(o.data.length / 255) + o.data.length;
   }
   const total = Math.max(MIN_PACKET_LEN, HEADER_LEN + optLen + 1);
   const max = opts.maxLength ?? Number.MAX_SAFE_INTEGER;
@@ -196,18 +189,29 @@ export function encode(p: Packet, opts: EncodeOptions = {}): Buffer {
   buf.writeUInt32BE(p.xid >>> 0, 4);
   buf.writeUInt16BE(p.secs & 0xffff, 8);
   buf.writeUInt16BE(p.flags & 0xffff, 10);
-  writeIp(buf, 12, p.ciaddr);
-  writeIp(buf, 16, p.yiaddr);
-  writeIp(buf, 20, p.siaddr);
-  writeIp(buf, 24, p.giaddr);
+  writeIpInto(buf, 12, p.ciaddr);
+  writeIpInto(buf, 16, p.yiaddr);
+  writeIpInto(buf, 20, p.siaddr);
+  writeIpInto(buf, 24, p.giaddr);
   p.chaddr.copy(buf, 28, 0, Math.min(16, p.chaddr.length));
   buf.write(p.sname, 44, 64, 'latin1');
   buf.write(p.file, 108, 128, 'latin1');
   buf.writeUInt32BE(MAGIC_COOKIE, 236);
   let off = HEADER_LEN;
-  for (const part of parts) {
-    part.copy(buf, off);
-    off += part.length;
+  for (const o of opts0) {
+    if (o.code === Opt.Pad || o.code === Opt.End || o.code === Opt.Overload) continue;
+    if (o.data.length === 0) {
+      buf[off++] = o.code;
+      buf[off++] = 0;
+      continue;
+    }
+    for (let i = 0; i < o.data.length; i += 255) {
+      const n = Math.min(255, o.data.length - i);
+      buf[off++] = o.code;
+      buf[off++] = n;
+      o.data.copy(buf, off, i, i + n);
+      off += n;
+    }
   }
   buf[off] = Opt.End;
   return buf;

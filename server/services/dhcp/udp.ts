@@ -1,5 +1,6 @@
 /** Small dgram helpers shared by the service and the probe. */
 import { createSocket, type Socket } from 'node:dgram';
+import { literalLookup } from '../literal-lookup.js';
 
 /**
  * reuseAddr: the probe shares the client port 68 with a local dhclient, and the service binds
@@ -8,7 +9,7 @@ import { createSocket, type Socket } from 'node:dgram';
  */
 export function bindUdp(port: number, address: string, reuseAddr = false): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = createSocket({ type: 'udp4', reuseAddr });
+    const s = createSocket({ type: 'udp4', reuseAddr, lookup: literalLookup });
     const onError = (e: Error): void => reject(e);
     s.once('error', onError);
     s.bind(port, address, () => {

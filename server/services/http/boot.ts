@@ -26,6 +26,7 @@ import { stageInfo, type StageInfo } from '../../events/lifecycle.js';
 import type { BootService, Rendered } from '../../boot/provider.js';
 import { sha256Of } from '../../boot/distfiles.js';
 import { parseRange } from './range.js';
+import { HotFiles } from './hotfiles.js';
 import { parseBootPath } from '../../boot/target.js';
 import { normalizeMac } from '../../core/mac.js';
 import { bootRootsOf, whyRefused } from '../../boot/confine.js';
@@ -67,6 +68,29 @@ export interface Served {
   end: number;
 }
 
+/** Boot files served from memory (hotfiles.ts): one per process, shared by every route. */
+const hotFiles = new HotFiles();
+const SLICE = 1024 * 1024;
+
+/** Writes buf[from, to) in 1 MiB slices of the shared buffer, waiting for 'drain' (no copies in user space). */
+function writeSlices(res: ServerResponse, buf: Buffer, from: number, to: number): void {
+  let off = from;
+  const pump = (): void => {
+    while (off < to) {
+      if (res.destroyed) return;
+      const n = Math.min(SLICE, to - off);
+      const more = res.write(buf.subarray(off, off + n));
+      off += n;
+      if (!more) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+    res.end();
+  };
+  pump();
+}
+
 /**
  * Stream a file with HEAD and single-Range support. Returns what was sent
  * (for event recording), after the headers are written.
@@ -91,6 +115,12 @@ export function sendFile(req: IncomingMessage, res: ServerResponse, path: string
   if (req.method === 'HEAD' || length === 0) {
     res.writeHead(status, headers);
     res.end();
+    return { status, start, end };
+  }
+  const cached = hotFiles.get(path, size);
+  if (cached !== undefined) {
+    res.writeHead(status, headers);
+    writeSlices(res, cached, start, end + 1);
     return { status, start, end };
   }
   const stream = createReadStream(path, { start, end, highWaterMark: 256 * 1024 });

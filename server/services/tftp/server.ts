@@ -26,6 +26,7 @@ import {
   type ServerLimits,
   type TftpOption,
 } from '../../protocol/tftp/index.js';
+import { literalLookup } from '../literal-lookup.js';
 import { checkRequestPath, lookupInRoot } from './paths.js';
 import { BufferSource, FileSource, toNetascii, type BlockSource } from './source.js';
 import { printable, Transfer, type Peer, type TftpStats, type TransferInfo } from './transfer.js';
@@ -75,15 +76,6 @@ export interface TftpServerOptions {
   onComplete?: (info: TransferInfo) => void;
 }
 
-
-
-/**
- * Peers are always IP literals taken from rinfo, so skip dgram's default
- * dns.lookup (one extra process.nextTick per datagram on the hot path).
- */
-function literalLookup(address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
-  cb(null, address, address.includes(':') ? 6 : 4);
-}
 
 
 /**
@@ -193,7 +185,7 @@ export class TftpServer {
         });
       }
     }
-    const sock = dgram.createSocket({ type: this.family, reuseAddr: false });
+    const sock = dgram.createSocket({ type: this.family, reuseAddr: false, lookup: literalLookup });
     await new Promise<void>((resolve, reject) => {
       const onError = (e: NodeJS.ErrnoException): void => {
         sock.close();
@@ -418,7 +410,7 @@ export class TftpServer {
 
   private openTransferSocket(): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const sock = dgram.createSocket({ type: this.family, lookup: literalLookup as unknown as dgram.SocketOptions['lookup'] });
+      const sock = dgram.createSocket({ type: this.family, lookup: literalLookup });
       const onError = (e: Error): void => {
         sock.close();
         reject(e);
