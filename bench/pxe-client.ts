@@ -1,0 +1,103 @@
+/**
+ * The client side of the 1,000-PXE-clients bench (bench/pxe.ts), run inside the client
+ * namespace: N simulated clients fetch the loader over TFTP (one atftp process each, at most
+ * C at once), or kernel + initrd over HTTP (one keep-alive connection per client, kernel then
+ * initrd, as iPXE does). Prints one JSON line: per-client completion times (ms from the start),
+ * bytes, failures.
+ *
+ *   node dist/bench/pxe-client.js tftp SERVER FILE N C
+ *   node dist/bench/pxe-client.js http BASEURL KERNEL_PATH INITRD_PATH N
+ */
+import { execFile } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+interface Outcome {
+  done: number[];
+  bytes: number;
+  failures: string[];
+}
+
+async function tftp(server: string, file: string, n: number, conc: number): Promise<Outcome> {
+  const dir = mkdtempSync(join(tmpdir(), 'fgpxe-'));
+  const t0 = performance.now();
+  const out: Outcome = { done: [], bytes: 0, failures: [] };
+  let next = 0;
+  const one = (i: number): Promise<void> =>
+    new Promise((resolve) => {
+      const local = join(dir, `c${i}`);
+      // blksize 1468 as PXE ROMs ask (pxelinux/iPXE), no windowsize (PXE ROMs do not send it).
+      execFile('atftp', ['--option', 'blksize 1468', '-g', '-r', file, '-l', local, server], { timeout: 120_000 }, (err, _o, stderr) => {
+        if (err !== null) out.failures.push(`client ${i}: ${String(stderr).trim().split('\n').pop() ?? err.message}`);
+        else {
+          out.bytes += statSync(local).size;
+          out.done.push(performance.now() - t0);
+        }
+        rmSync(local, { force: true });
+        resolve();
+      });
+    });
+  await Promise.all(
+    Array.from({ length: Math.min(conc, n) }, async () => {
+      while (next < n) await one(next++);
+    }),
+  );
+  rmSync(dir, { recursive: true, force: true });
+  return out;
+}
+
+function get(agent: http.Agent, url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`${url}: HTTP ${res.statusCode ?? '?'}`));
+        return;
+      }
+      let n = 0;
+      res.on('data', (c: Buffer) => (n += c.length));
+      res.on('end', () => resolve(n));
+      res.on('error', reject);
+    });
+    req.setTimeout(300_000, () => req.destroy(new Error(`${url}: timed out`)));
+    req.on('error', reject);
+  });
+}
+
+async function httpFetch(base: string, kernel: string, initrd: string, n: number): Promise<Outcome> {
+  const t0 = performance.now();
+  const out: Outcome = { done: [], bytes: 0, failures: [] };
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        // (`out.bytes += await ...` would read out.bytes before the await and lose the other clients' bytes)
+        const k = await get(agent, base + kernel);
+        const i2 = await get(agent, base + initrd);
+        out.bytes += k + i2;
+        out.done.push(performance.now() - t0);
+      } catch (e) {
+        out.failures.push(`client ${i}: ${(e as Error).message}`);
+      } finally {
+        agent.destroy();
+      }
+    }),
+  );
+  return out;
+}
+
+const [mode, a, b, c, d, e] = process.argv.slice(2);
+const result =
+  mode === 'tftp'
+    ? await tftp(a ?? '', b ?? '', Number(c), Number(d))
+    : mode === 'http'
+      ? await httpFetch(a ?? '', b ?? '', c ?? '', Number(d ?? e))
+      : undefined;
+if (result === undefined) {
+  process.stderr.write('usage: pxe-client tftp SERVER FILE N C | http BASEURL KERNEL INITRD N\n');
+  process.exitCode = 2;
+} else {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
