@@ -17,7 +17,7 @@ import { BootService } from './boot/provider.js';
 import { cobblerApiRouter } from './cobbler/xmlrpc.js';
 import type { ForgeConfig } from './config.js';
 import { baseUrlOf } from './core/blend.js';
-import { settingsFromConfig } from './settings.js';
+import { settingsFromConfig } from './settings-from-config.js';
 import { EventHub } from './api/stream.js';
 import { Metrics, timedStore } from './metrics.js';
 import type { BaseUrl, RecordEvent } from './deps.js';

@@ -7,26 +7,20 @@
 import { blendProfile, blendSystem } from '../../server/core/blend.js';
 import type { Distro, NetInterface, Profile, Settings, System } from '../../server/core/model.js';
 import type { RenderTarget } from '../../server/render/renderer.js';
+import { defaults } from '../../server/config.js';
+import { settingsFromConfig } from '../../server/settings-from-config.js';
 
 const T = '2026-01-01T00:00:00.000Z';
 
-export const settings: Settings = {
+/** The lab's settings, derived the way the server derives them (server/settings-from-config.ts). */
+export const settings: Settings = settingsFromConfig({
+  ...defaults(),
   server: '10.98.0.1',
   http_port: 8080,
-  next_server: '10.98.0.1',
   pxe_just_once: true,
-  default_name_servers: ['10.98.0.1'],
-  default_name_servers_search: ['lab.example'],
-  default_virt_type: 'kvm',
-  default_virt_cpus: 1,
-  default_virt_ram: 1024,
-  default_virt_file_size: 8,
-  default_virt_path: '',
-  default_virt_bridge: '',
-  default_virt_disk_driver: 'qcow2',
-  kernel_options: {},
-  autoinstall_meta: {},
-};
+  dhcp_dns: ['10.98.0.1'],
+  dhcp_domain: 'lab.example',
+});
 
 export function distro(name: string, breed: Distro['breed'], os_version: string, tree: string): Distro {
   return {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { defaults, type ForgeConfig } from '../../server/config.js';
 import { defaultDistro, defaultInterface, defaultProfile, defaultSystem } from '../../server/core/defaults.js';
 import type { NetInterface, System } from '../../server/core/model.js';
-import { settingsFromConfig } from '../../server/settings.js';
+import { settingsFromConfig } from '../../server/settings-from-config.js';
 import type { DhcpDeps } from '../../server/services/dhcp.js';
 import { memoryLogger } from '../../server/log.js';
 import type { NewEvent } from '../../server/store/store.js';
