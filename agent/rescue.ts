@@ -12,9 +12,9 @@
  * package instead (offline hosts, CI caches).
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ForgeError } from '../server/errors.js';
+import { aptExtract, copyModules, debianKernel, moduleClosure, type KernelUser } from '../server/boot/debkernel.js';
 import { sh } from './disk.js';
 
 export interface RescueSystem {
@@ -67,69 +67,7 @@ umount /tmp/.out
 off
 `;
 
-function findModule(modulesDir: string, name: string): Promise<string | undefined> {
-  const alt = name.includes('_') ? name.replace(/_/g, '-') : name.replace(/-/g, '_');
-  return sh('find', [modulesDir, '(', '-name', `${name}.ko*`, '-o', '-name', `${alt}.ko*`, ')']).then((o) => o.trim().split('\n').find((l) => l !== ''));
-}
-
-/** Module files in load order (dependencies first); optional ones are skipped when absent. */
-async function moduleClosure(modulesDir: string, required: string[], optional: string[]): Promise<string[]> {
-  const order: string[] = [];
-  const seen = new Set<string>();
-  const visit = async (name: string, must: boolean): Promise<void> => {
-    if (seen.has(name)) return;
-    seen.add(name);
-    const file = await findModule(modulesDir, name);
-    if (file === undefined) {
-      // Built into the kernel, or not there at all: only a required one that is neither is an error.
-      if (must && !(await builtin(modulesDir, name))) throw new ForgeError('VIRT_FAILED', `rescue system: kernel module ${name} not found under ${modulesDir}`);
-      return;
-    }
-    const deps = (await sh('modinfo', ['-F', 'depends', file])).trim();
-    for (const d of deps.split(',').filter((s) => s !== '')) await visit(d, true);
-    order.push(file);
-  };
-  for (const n of required) await visit(n, true);
-  for (const n of optional) await visit(n, false);
-  return order;
-}
-
-async function builtin(modulesDir: string, name: string): Promise<boolean> {
-  try {
-    const list = await sh('cat', [join(modulesDir, 'modules.builtin')]);
-    return list.split('\n').some((l) => l.endsWith(`/${name}.ko`) || l.endsWith(`/${name.replace(/_/g, '-')}.ko`));
-  } catch {
-    return false;
-  }
-}
-
-async function aptExtract(pkg: string, into: string, work: string): Promise<void> {
-  mkdirSync(work, { recursive: true });
-  // apt-get download writes into the current directory.
-  await sh('sh', ['-c', 'cd "$1" && apt-get download -q "$2"', 'sh', work, pkg], 1_800_000).catch((e: unknown) => {
-    throw new ForgeError('VIRT_UNAVAILABLE', `rescue system: apt-get download ${pkg} failed (${(e as Error).message}); run apt-get update, or set FORGE_AGENT_RESCUE_KERNEL_DIR`);
-  });
-  const deb = readdirSync(work).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
-  if (deb === undefined) throw new ForgeError('VIRT_FAILED', `apt-get download ${pkg} produced no .deb`);
-  const tmp = `${into}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  await sh('dpkg', ['-x', join(work, deb), tmp]);
-  rmSync(join(work, deb), { force: true });
-  rmSync(into, { recursive: true, force: true });
-  renameSync(tmp, into);
-}
-
-async function kernelDir(cache: string): Promise<string> {
-  const env = process.env['FORGE_AGENT_RESCUE_KERNEL_DIR'];
-  if (env !== undefined && env !== '') return env;
-  const root = join(cache, 'kernel');
-  if (existsSync(join(root, 'boot'))) return root;
-  const deps = await sh('apt-cache', ['depends', 'linux-image-amd64']);
-  const m = /Depends: (linux-image-[0-9][^\s]*)/.exec(deps);
-  if (m === null || m[1] === undefined) throw new ForgeError('VIRT_UNAVAILABLE', 'rescue system: apt knows no linux-image-amd64 (run apt-get update)');
-  await aptExtract(m[1], root, join(cache, 'pkg'));
-  return root;
-}
+const RESCUE: KernelUser = { label: 'rescue system', unavailable: 'VIRT_UNAVAILABLE', failed: 'VIRT_FAILED' };
 
 async function busybox(cache: string): Promise<string> {
   try {
@@ -138,7 +76,7 @@ async function busybox(cache: string): Promise<string> {
     // not installed from a package: take Debian's
   }
   const root = join(cache, 'busybox-static');
-  if (!existsSync(join(root, 'bin', 'busybox'))) await aptExtract('busybox-static', root, join(cache, 'pkg'));
+  if (!existsSync(join(root, 'bin', 'busybox'))) await aptExtract(RESCUE, 'busybox-static', root, join(cache, 'pkg'));
   return join(root, 'bin', 'busybox');
 }
 
@@ -146,23 +84,21 @@ async function busybox(cache: string): Promise<string> {
 export async function rescueSystem(cacheDir: string, progress: (msg: string) => void): Promise<RescueSystem> {
   const cache = join(cacheDir, 'rescue');
   mkdirSync(cache, { recursive: true });
-  const kdir = await kernelDir(cache);
-  const vmlinuz = readdirSync(join(kdir, 'boot')).find((f) => f.startsWith('vmlinuz-'));
-  if (vmlinuz === undefined) throw new ForgeError('VIRT_FAILED', `rescue system: no vmlinuz-* under ${kdir}/boot`);
-  const version = vmlinuz.slice('vmlinuz-'.length);
+  const k = await debianKernel(RESCUE, process.env['FORGE_AGENT_RESCUE_KERNEL_DIR'], cache);
+  const vmlinuz = k.vmlinuz.split('/').pop()!;
+  const version = k.version;
   const bb = await busybox(cache);
   const h = createHash('sha256').update(version).update(RESCUE_INIT).update(bb).update(REQUIRED_MODULES.join()).update(OPTIONAL_MODULES.join());
   const initrd = join(cache, `initrd-${h.digest('hex').slice(0, 16)}.cpio.gz`);
   // qemu (libvirt-qemu under qemu:///system) reads kernel and initrd: keep them world-readable.
   const kernel = join(cache, vmlinuz);
   if (!existsSync(kernel)) {
-    copyFileSync(join(kdir, 'boot', vmlinuz), kernel);
+    copyFileSync(k.vmlinuz, kernel);
     chmodSync(kernel, 0o644);
   }
   if (existsSync(initrd)) return { kernel, initrd };
   progress(`building the rescue system (kernel ${version}, busybox-static)`);
-  const modulesDir = join(kdir, 'lib', 'modules', version);
-  const modules = await moduleClosure(modulesDir, REQUIRED_MODULES, OPTIONAL_MODULES);
+  const modules = await moduleClosure(RESCUE, k.modulesDir, REQUIRED_MODULES, OPTIONAL_MODULES);
   const dir = join(cache, `.build-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   try {
@@ -171,18 +107,7 @@ export async function rescueSystem(cacheDir: string, progress: (msg: string) => 
     mkdirSync(join(dir, 'lib', 'modules'), { recursive: true });
     copyFileSync(bb, join(dir, 'bin', 'busybox'));
     chmodSync(join(dir, 'bin', 'busybox'), 0o755);
-    const names: string[] = [];
-    for (const m of modules) {
-      let base = m.split('/').pop() ?? m;
-      for (const [ext, tool] of [['.xz', 'xz'], ['.zst', 'zstd']] as const) {
-        if (base.endsWith(ext)) {
-          base = base.slice(0, -ext.length);
-          await sh('sh', ['-c', `${tool} -dc "$1" > "$2"`, 'sh', m, join(dir, 'lib', 'modules', base)]);
-        }
-      }
-      if (!existsSync(join(dir, 'lib', 'modules', base))) copyFileSync(m, join(dir, 'lib', 'modules', base));
-      names.push(base);
-    }
+    const names = await copyModules(RESCUE, modules, join(dir, 'lib', 'modules'));
     writeFileSync(join(dir, 'etc', 'modules-order'), names.join('\n') + '\n');
     writeFileSync(join(dir, 'init'), RESCUE_INIT, { mode: 0o755 });
     mkdirSync(dirname(initrd), { recursive: true });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ForgeError } from './errors.js';
 
 export type DhcpMode = 'off' | 'proxy' | 'managed';
-export type UnknownPolicy = 'ignore' | 'default';
+export type UnknownPolicy = 'ignore' | 'discover' | 'default';
 export type UnknownBoot = 'local' | 'menu';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'text' | 'json';
@@ -54,6 +54,10 @@ export interface ForgeConfig {
   dhcp_unknown: UnknownPolicy;
   /** Profile served to unknown MACs when dhcp_unknown is `default`. */
   default_profile: string;
+  /** Kernel options of the discovery image (before forge.url= and forge.mac=). */
+  discovery_kernel_options: string;
+  /** Extracted or installed linux-image root the discovery image's kernel comes from ('' = DATA_DIR/discovery/kernel, downloaded once with apt). */
+  discovery_kernel_dir: string;
   /** Address handed out as siaddr / TFTP server ('' = server host). */
   next_server: string;
 
@@ -151,8 +155,10 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   dhcp_force: { kind: 'bool', doc: 'answer even if another DHCP server is seen' },
   dhcp_authoritative: { kind: 'bool', doc: 'ACK/NAK INIT-REBOOT requests of clients forge has no lease for (default: stay silent, RFC 2131 4.3.2)' },
   dhcp_probe_seconds: { kind: 'int', doc: 'seconds spent probing for another DHCP server (0 skips)' },
-  dhcp_unknown: { kind: { oneOf: ['ignore', 'default'] }, doc: 'unknown MACs: ignore, or serve default_profile' },
+  dhcp_unknown: { kind: { oneOf: ['ignore', 'discover', 'default'] }, doc: 'unknown MACs: ignore, discover (boot the discovery image), or default (serve default_profile)' },
   default_profile: { kind: 'string', doc: 'profile for unknown MACs when dhcp_unknown=default' },
+  discovery_kernel_options: { kind: 'string', doc: 'kernel options of the discovery image (forge adds forge.url= and forge.mac=)' },
+  discovery_kernel_dir: { kind: 'string', doc: "linux-image root (boot/vmlinuz-VER, lib/modules/VER) for the discovery image (default: Debian's linux-image-amd64 extracted into DATA_DIR/discovery/kernel)" },
   next_server: { kind: 'string', doc: 'TFTP server address given to clients (default: forge\'s address on the client\'s network)', shape: ipv4OrEmpty },
   tftp_enabled: { kind: 'bool', doc: 'run the TFTP server' },
   tftp_listen: { kind: 'string', doc: 'TFTP bind address', shape: ipRule },
@@ -206,6 +212,8 @@ export function defaults(): ForgeConfig {
     dhcp_probe_seconds: 3,
     dhcp_unknown: 'ignore',
     default_profile: '',
+    discovery_kernel_options: 'console=tty0 console=ttyS0',
+    discovery_kernel_dir: '',
     next_server: '',
     tftp_enabled: true,
     tftp_listen: '0.0.0.0',

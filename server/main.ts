@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { join } from 'node:path';
 import { apiRouter } from './api/routes.js';
+import { ensureDiscoveryImage } from './discovery/image.js';
 import { Router } from 'express';
 import { checkRootsConfig } from './boot/confine.js';
 import { createBootFiles } from './boot/files.js';
@@ -119,6 +120,18 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
       .catch((e: unknown) => evlog.warn('could not record event', { system: ev.system, type: ev.type, err: e }));
   };
 
+  // Policy discover sends unknown machines the discovery image: built here when missing (once).
+  if (config.dhcp_unknown === 'discover') {
+    try {
+      const built = await ensureDiscoveryImage(config.data_dir, config.discovery_kernel_dir, (m) => log.info(m));
+      if (built !== undefined) log.info('discovery image built', { kernel: built.kernel, version: built.version, modules: built.modules.length, kexec: built.kexec });
+    } catch (e) {
+      await store.close();
+      lock.release();
+      throw new ForgeError('CONFIG_INVALID', `dhcp_unknown=discover needs the discovery image, which could not be built: ${(e as Error).message}`, { field: 'dhcp_unknown', cause: e });
+    }
+  }
+
   const http = createServer();
   applyTimeouts(http);
   await new Promise<void>((resolve, reject) => {
@@ -175,6 +188,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
         autoinstall: autoinstall.api,
         boot: bootHttp.api,
         publicRows: [...autoinstall.rows, ...bootHttp.rows],
+        kexecTarget: (system, mac) => boot.kexecTarget(system, mac),
       }),
       dbFile: postgres ? redactUrl(config.store) : join(config.data_dir, 'forge.db'),
     },

@@ -2,6 +2,7 @@
  * Discovery and rules API.
  *   POST /api/v1/discover           public: the discovery image's report (64 kB, schema-checked, rate-limited)
  *   GET  /api/v1/discover/MAC       public: what the image does next {action: wait|reboot|kexec|poweroff}
+ *   GET  /api/v1/discover/MAC/kexec public: text, kernel URL / initrd URL / command line, one a line (404: reboot instead)
  *   GET  /api/v1/discovered[/NAME]  list, one
  *   DELETE /api/v1/discovered/NAME  token
  *   POST /api/v1/discovered/NAME/provision {profile, hostname?}  token
@@ -18,8 +19,13 @@ import { RateLimiter } from '../discovery/ratelimit.js';
 import { checkRule, instructionFor, judge, provision, report } from '../discovery/service.js';
 import type { Store } from '../store/store.js';
 
+/** The kernel, initrd and command line the image kexecs into for SYSTEM, or undefined (reboot instead). */
+export type KexecTargetOf = (system: string, mac: string) => Promise<{ kernel: string; initrd: string; cmdline: string } | undefined>;
+
 export interface DiscoveryApiDeps {
   store: Store;
+  /** boot/provider.ts kexecTarget; absent: the image is always told to reboot. */
+  kexecTarget?: KexecTargetOf;
 }
 
 function name(req: Request): string {
@@ -32,6 +38,7 @@ export interface DiscoveryHandlers {
   limited: RequestHandler;
   report: RequestHandler;
   instruction: RequestHandler;
+  kexec: RequestHandler;
   list: RequestHandler;
   get: RequestHandler;
   forget: RequestHandler;
@@ -46,6 +53,8 @@ export interface DiscoveryHandlers {
 
 export function discoveryHandlers(ctx: DiscoveryApiDeps): DiscoveryHandlers {
   const deps = { store: ctx.store };
+  const kexecOf = async (system: string, mac: string): Promise<Awaited<ReturnType<KexecTargetOf>>> =>
+    system !== '' && ctx.kexecTarget !== undefined ? ctx.kexecTarget(system, mac) : undefined;
   // A discovery image reports once and polls every few seconds: 60 a minute per address
   // (burst 20) is plenty; 3000 a minute in all bounds the work a flood can cause.
   const limiter = new RateLimiter({ perMinute: 60, burst: 20, totalPerMinute: 3000 });
@@ -68,7 +77,18 @@ export function discoveryHandlers(ctx: DiscoveryApiDeps): DiscoveryHandlers {
     instruction: async (req, res) => {
       const mac = normalizeMac(String(req.params['mac']));
       if (mac === undefined) throw invalid('mac', 'must be a MAC address');
-      res.json(await instructionFor(deps, mac));
+      const out = await instructionFor(deps, mac);
+      // Told to reboot into its install: kexec straight into the installer kernel when its profile allows it.
+      res.json({ action: out.action === 'reboot' && (await kexecOf(out.system, mac)) !== undefined ? 'kexec' : out.action });
+    },
+    kexec: async (req, res) => {
+      const mac = normalizeMac(String(req.params['mac']));
+      if (mac === undefined) throw invalid('mac', 'must be a MAC address');
+      const out = await instructionFor(deps, mac);
+      const target = out.action === 'reboot' ? await kexecOf(out.system, mac) : undefined;
+      if (target === undefined) throw new ForgeError('NOT_FOUND', `no kexec target for ${mac} (not enlisted, or its profile does not set discovery_kexec)`, { field: 'mac' });
+      // One value a line: the image reads them with sed; a newline inside would split a value.
+      res.type('text/plain').send([target.kernel, target.initrd, target.cmdline.replace(/[\r\n]+/g, ' ')].join('\n') + '\n');
     },
 
     list: async (_req, res) => {

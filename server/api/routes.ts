@@ -24,7 +24,7 @@ import { ForgeError } from '../errors.js';
 import { objectHandlers, PLURAL } from './objects.js';
 import { openapiDocument } from './openapi.js';
 import { powerHandlers } from './power.js';
-import { discoveryHandlers } from './discovery.js';
+import { discoveryHandlers, type KexecTargetOf } from './discovery.js';
 import { INVENTORY_LIMITS } from '../discovery/model.js';
 import { boundedJsonBody } from '../services/http/limits.js';
 import { mountRows, type Guards, type ReplySpec, type RouteRow } from '../services/http/route.js';
@@ -47,6 +47,8 @@ export interface ApiDeps extends DataDeps {
   autoinstall: AutoinstallApi;
   /** Handlers of the boot area's API routes (services/http/boot.ts). */
   boot: BootApi;
+  /** The discovery image's kexec target for an enlisted system (boot/provider.ts); absent: the image reboots. */
+  kexecTarget?: KexecTargetOf;
   /** The installer-facing rows mounted at the root, documented with the API. */
   publicRows?: readonly RouteRow[];
 }
@@ -173,6 +175,11 @@ export function apiRoutes(ctx: ApiDeps): RouteRow[] {
       method: 'post', path: '/discover', auth: 'anonymous', summary: "discovery image report (public: 64 kB, schema-checked, rate-limited; a known system's MAC is 409 KNOWN_SYSTEM)",
       before: [disc.limited, boundedJsonBody(INVENTORY_LIMITS.body)], request: { schema: { type: 'object' } },
       reply: [OK('refreshed', 'DiscoverResult'), CREATED('new', 'DiscoverResult')], errors: [400, 409, 413, 429], handler: disc.report,
+    },
+    {
+      method: 'get', path: '/discover/:mac/kexec', auth: 'anonymous',
+      summary: 'text/plain: installer kernel URL, initrd URL, kernel command line (one a line) the discovery image kexecs into (public, rate-limited; 404: reboot instead)',
+      before: [disc.limited], reply: { description: 'kexec target', type: 'text' }, errors: [400, 404, 429], handler: disc.kexec,
     },
     { method: 'get', path: '/discover/:mac', auth: 'anonymous', summary: 'what the discovery image does next {action: wait|reboot|kexec|poweroff} (public, rate-limited)', before: [disc.limited], reply: OK('instruction', { type: 'object' }), errors: [400, 429], handler: disc.instruction },
     { method: 'get', path: '/discovered', auth: 'read', summary: 'discovered machines with their facts', reply: OK('list', { type: 'array', items: { type: 'object' } }), handler: disc.list },

@@ -81,6 +81,10 @@ export function createBootFiles(boot: BootService, loaders: ForgeConfig['loaders
             });
             return { kind: 'file', path: f.path, size: f.size };
           }
+          case 'discovery': {
+            const f = await boot.discoveryFile(req.file);
+            return { kind: 'file', path: f.path, size: f.size };
+          }
         }
       } catch (e) {
         // A broken reference or a missing file is this request's failure, never the server's.

@@ -12,10 +12,12 @@ import { profileVars, systemVars } from '../catalog.js';
 import type { Vars } from '../core/blend.js';
 import type { Distro, EventType, Settings, System } from '../core/model.js';
 import { ForgeError } from '../errors.js';
-import { decideBoot, needsMenu, unknownPolicy, type Decision, type InstallEntry, type SystemFacts } from '../core/bootplan.js';
+import { decideBoot, discoveryCmdline, unknownNeeds, unknownPolicy, type Decision, type InstallEntry, type SystemFacts } from '../core/bootplan.js';
 import { grubConfig, grubRootConfig, ipxeScript, pxelinuxConfig, type Locator } from './configs.js';
 import { bootRootsOf, whyRefused } from './confine.js';
 import { isUrl, localFile, type LocalFile } from './distfiles.js';
+import { discoveryDir } from '../discovery/image.js';
+import { join } from 'node:path';
 
 /** Profiles shown in a menu at most (a menu of thousands helps nobody). */
 const MENU_LIMIT = 200;
@@ -31,7 +33,7 @@ export interface Rendered {
 export interface BootDeps {
   store: Store;
   settings: Settings;
-  config: Pick<ForgeConfig, 'unknown_boot' | 'dhcp_unknown' | 'default_profile' | 'data_dir' | 'boot_roots'>;
+  config: Pick<ForgeConfig, 'unknown_boot' | 'dhcp_unknown' | 'default_profile' | 'data_dir' | 'boot_roots' | 'discovery_kernel_options'>;
   log: Logger;
   record: RecordEvent;
   baseUrl: BaseUrl;
@@ -85,13 +87,52 @@ export class BootService {
   /** The boot decision for a MAC (undefined: the machine did not say, e.g. pxelinux.cfg/default). */
   async decide(mac: string | undefined): Promise<Decision> {
     const system = mac !== undefined ? await this.deps.store.findSystemByMac(mac) : undefined;
-    const dflt = system === undefined ? await this.deps.store.get('system', 'default') : undefined;
+    const unknown = unknownPolicy(this.deps.config);
+    const dflt = system === undefined && unknown.mode !== 'discover' ? await this.deps.store.get('system', 'default') : undefined;
     const facts = {
       system: system !== undefined ? await this.systemFacts(system) : undefined,
       defaultSystem: dflt !== undefined ? await this.systemFacts(dflt) : undefined,
-      unknownBoot: unknownPolicy(this.deps.config).config,
+      unknown,
     };
-    return decideBoot({ ...facts, menu: needsMenu(facts) ? await this.menuEntries() : [] });
+    const need = unknownNeeds(facts);
+    return decideBoot({
+      ...facts,
+      menu: need === 'menu' ? await this.menuEntries() : [],
+      ...(need === 'profile' ? { defaultProfile: await this.profileEntry(unknown.defaultProfile!) } : {}),
+      ...(need === 'discovery' ? { discoveryCmdline: discoveryCmdline(this.deps.baseUrl(), mac, this.deps.config.discovery_kernel_options) } : {}),
+    });
+  }
+
+  private async profileEntry(name: string): Promise<InstallEntry> {
+    const { vars, distro } = await this.profileVars(name);
+    return { label: name, distro: distro.name, cmdline: typeof vars['kernel_cmdline'] === 'string' ? vars['kernel_cmdline'] : '' };
+  }
+
+  /**
+   * What the discovery image kexecs into for an enlisted system, when its
+   * blended variables allow it (`discovery_kexec`, e.g. the profile's
+   * autoinstall_meta): the same kernel, initrd and command line its PXE boot
+   * would get, over HTTP with its MAC (so the fetches are on its timeline).
+   */
+  async kexecTarget(systemName: string, mac: string): Promise<{ kernel: string; initrd: string; cmdline: string } | undefined> {
+    const s = await this.deps.store.get('system', systemName);
+    if (s === undefined || !s.netboot_enabled) return undefined;
+    const { vars, distro } = await this.systemVars(s);
+    const allow = vars['discovery_kexec'];
+    if (!(allow === true || (typeof allow === 'string' && /^(1|true|yes|on)$/i.test(allow)))) return undefined;
+    if (distro.kernel === '' || distro.initrd === '') return undefined;
+    const loc = this.httpLocator(mac);
+    return { kernel: loc.kernel(distro.name), initrd: loc.initrd(distro.name), cmdline: typeof vars['kernel_cmdline'] === 'string' ? vars['kernel_cmdline'] : '' };
+  }
+
+  /** The discovery image's kernel or initrd (built into DATA_DIR/discovery by `forge discovery image` or at serve start). */
+  async discoveryFile(which: 'kernel' | 'initrd'): Promise<LocalFile> {
+    const path = join(discoveryDir(this.deps.config.data_dir), which === 'kernel' ? 'linux' : 'initrd.gz');
+    try {
+      return await localFile(path, this.deps.config.data_dir);
+    } catch {
+      throw new ForgeError('NOT_FOUND', `the discovery image has no ${which}: build it with forge discovery image (forge serve does when dhcp_unknown=discover)`);
+    }
   }
 
   /** Kernel/initrd over HTTP; the MAC in the query lets the HTTP side record events without a lease. */
@@ -101,6 +142,7 @@ export class BootService {
     return {
       kernel: (d) => `${base}/${encodeURIComponent(d)}/kernel${q}`,
       initrd: (d) => `${base}/${encodeURIComponent(d)}/initrd${q}`,
+      discovery: { kernel: `${this.deps.baseUrl()}/boot/discovery/kernel`, initrd: `${this.deps.baseUrl()}/boot/discovery/initrd` },
     };
   }
 
@@ -108,6 +150,7 @@ export class BootService {
   readonly tftpLocator: Locator = {
     kernel: (d) => `/distro/${d}/kernel`,
     initrd: (d) => `/distro/${d}/initrd`,
+    discovery: { kernel: '/discovery/kernel', initrd: '/discovery/initrd' },
   };
 
   async ipxe(mac: string | undefined): Promise<Rendered> {
@@ -118,7 +161,11 @@ export class BootService {
   async pxelinux(mac: string | undefined): Promise<Rendered> {
     const decision = await this.decide(mac);
     // pxelinux.0 resolves relative names against its own directory: give it root-relative ones.
-    const loc: Locator = { kernel: (d) => this.tftpLocator.kernel(d).slice(1), initrd: (d) => this.tftpLocator.initrd(d).slice(1) };
+    const loc: Locator = {
+      kernel: (d) => this.tftpLocator.kernel(d).slice(1),
+      initrd: (d) => this.tftpLocator.initrd(d).slice(1),
+      discovery: { kernel: this.tftpLocator.discovery.kernel.slice(1), initrd: this.tftpLocator.discovery.initrd.slice(1) },
+    };
     return { text: pxelinuxConfig(decision.target, loc), decision };
   }
 

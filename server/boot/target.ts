@@ -11,6 +11,7 @@ import { normalizeMac } from '../core/mac.js';
  *   grub/grub.cfg  grub/grub.cfg-01-aa-bb-..  grub/system/aa:bb:..
  *   ipxe/aa:bb:..  ipxe/default
  *   distro/NAME/kernel  distro/NAME/initrd
+ *   discovery/kernel  discovery/initrd (the discovery image)
  *   LOADER (undionly.kpxe, ...)  or loaders/LOADER
  */
 export type BootRequest =
@@ -19,6 +20,7 @@ export type BootRequest =
   | { kind: 'grub-root' }
   | { kind: 'ipxe'; mac: string | undefined }
   | { kind: 'distro'; distro: string; file: 'kernel' | 'initrd' }
+  | { kind: 'discovery'; file: 'kernel' | 'initrd' }
   | { kind: 'loader'; name: string };
 
 export function parseBootPath(path: string): BootRequest | undefined {
@@ -41,6 +43,7 @@ export function parseBootPath(path: string): BootRequest | undefined {
     const mac = normalizeMac(m[1]!);
     return mac === undefined ? undefined : { kind: 'ipxe', mac };
   }
+  if ((m = /^discovery\/(kernel|initrd)$/.exec(p)) !== null) return { kind: 'discovery', file: m[1] as 'kernel' | 'initrd' };
   if ((m = /^distro\/([A-Za-z0-9][A-Za-z0-9._+-]*)\/(kernel|initrd)$/.exec(p)) !== null) {
     if (m[1]!.includes('..')) return undefined;
     return { kind: 'distro', distro: m[1]!, file: m[2] as 'kernel' | 'initrd' };

@@ -8,7 +8,12 @@
  *      pxelinux config says: install, local disk, or a menu. boot/configs.ts
  *      renders it.
  *
- * Both read one policy for machines forge has no system for (`unknownPolicy`).
+ * Both read one policy for machines forge has no system for (`unknownPolicy`:
+ * ignore, discover or default, the client's subnet's setting winning over the
+ * global one), so they cannot disagree: whenever the DHCP stage hands an
+ * unknown machine a loader, the config stage gives it something to boot
+ * (`discover`: the discovery image; `default`: the `default` system, a menu,
+ * or default_profile), never "local".
  * This module knows nothing of packets, sockets or the store.
  *
  * Firmware is recognised from RFC 4578 option 93 (client system architecture),
@@ -50,8 +55,10 @@ export interface BootConfig {
   nextServer: string;
   bios_loader: 'ipxe' | 'pxelinux';
   uefi_loader: 'ipxe' | 'grub' | 'shim';
-  dhcp_unknown: 'ignore' | 'default';
+  dhcp_unknown: UnknownMode;
   default_profile: string;
+  /** The unknown-machine setting of the client's subnet ('' or absent: the global dhcp_unknown). */
+  subnet_unknown?: UnknownMode | '';
 }
 
 export type BootPlan =
@@ -115,25 +122,50 @@ export function chooseLoader(firmware: Firmware, loaders: readonly string[], cfg
 
 // ---------------------------------------------------------------- unknown machines
 
+/**
+ * What forge does with a MAC no system has:
+ *   ignore    no DHCP answer; a machine sent by another DHCP server gets the
+ *             `default` system, or unknown_boot's menu/local disk
+ *   discover  a loader, then the discovery image (it reports its facts; rules enlist it)
+ *   default   a loader (default_profile's boot_loaders), then the `default`
+ *             system, else unknown_boot=menu's menu, else default_profile
+ */
+export const UNKNOWN_MODES = ['ignore', 'discover', 'default'] as const;
+export type UnknownMode = (typeof UNKNOWN_MODES)[number];
+
 /** What the configuration says about machines forge has no system for. */
 export interface UnknownPolicy {
-  /** DHCP stage: the profile whose boot_loaders an unknown PXE client is booted with; undefined: no answer. */
+  mode: UnknownMode;
+  /** DHCP stage: answer an unknown PXE client with a loader at all. */
+  answer: boolean;
+  /** DHCP stage: the profile whose boot_loaders an unknown client gets (mode default). */
   dhcpProfile: string | undefined;
-  /** Boot-config stage, when no system named `default` exists: a menu of profiles, or the local disk. */
+  /** Boot-config stage, when no system named `default` exists (modes ignore, default): a menu of profiles, or not. */
   config: 'menu' | 'local';
+  /** Mode default without a `default` system or menu: install this profile. */
+  defaultProfile: string | undefined;
 }
 
-export function unknownPolicy(cfg: { dhcp_unknown: 'ignore' | 'default'; default_profile: string; unknown_boot?: 'local' | 'menu' }): UnknownPolicy {
+export function unknownPolicy(
+  cfg: { dhcp_unknown: UnknownMode; default_profile: string; unknown_boot?: 'local' | 'menu' },
+  subnetUnknown?: UnknownMode | '',
+): UnknownPolicy {
+  const mode: UnknownMode = subnetUnknown !== undefined && subnetUnknown !== '' ? subnetUnknown : cfg.dhcp_unknown;
+  const profile = mode === 'default' && cfg.default_profile !== '' ? cfg.default_profile : undefined;
   return {
-    dhcpProfile: cfg.dhcp_unknown === 'default' && cfg.default_profile !== '' ? cfg.default_profile : undefined,
+    mode,
+    // `default` without a profile has nothing to boot an unknown machine with: stay silent.
+    answer: mode === 'discover' || profile !== undefined,
+    dhcpProfile: profile,
     config: cfg.unknown_boot ?? 'local',
+    defaultProfile: profile,
   };
 }
 
 // ---------------------------------------------------------------- 1. DHCP stage
 
 export function bootPlan(client: BootClient, system: BootSystem | undefined, cfg: BootConfig): BootPlan {
-  if (system === undefined && unknownPolicy(cfg).dhcpProfile === undefined) {
+  if (system === undefined && !unknownPolicy(cfg, cfg.subnet_unknown).answer) {
     return { kind: 'ignore', reason: 'unknown MAC' };
   }
   if (system !== undefined && !system.netboot_enabled) return { kind: 'local', reason: 'netboot disabled' };
@@ -176,13 +208,17 @@ export interface InstallEntry {
   distro: string;
   /** Full kernel command line (from core/cmdline.ts), without initrd=. */
   cmdline: string;
+  /** Boot forge's discovery image instead of the distro's kernel and initrd. */
+  image?: 'discovery';
 }
 
 /** What a generated boot config does: install, boot the local disk, or offer a menu. */
 export type BootTarget =
   | ({ kind: 'install'; system: string | undefined; profile: string } & InstallEntry)
   | { kind: 'local'; system: string | undefined; reason: 'netboot_disabled' | 'unknown_machine' | 'no_profiles' }
-  | { kind: 'menu'; entries: InstallEntry[] };
+  | { kind: 'menu'; entries: InstallEntry[] }
+  /** An unknown machine under policy `discover`: the discovery image (an entry with image 'discovery'). */
+  | ({ kind: 'discover'; system: undefined } & InstallEntry);
 
 export interface SystemFacts {
   name: string;
@@ -197,9 +233,13 @@ export interface TargetFacts {
   system: SystemFacts | undefined;
   /** The system named `default`, if any (served to unknown machines). */
   defaultSystem: SystemFacts | undefined;
-  /** Profiles for the menu (only gathered when needed: see needsMenu). */
+  /** Profiles for the menu (only gathered when needed: see unknownNeeds). */
   menu: InstallEntry[];
-  unknownBoot: UnknownPolicy['config'];
+  unknown: UnknownPolicy;
+  /** default_profile's entry (policy default; gathered when unknownNeeds says `profile`). */
+  defaultProfile?: InstallEntry;
+  /** The discovery image's kernel command line (policy discover; see discoveryCmdline). */
+  discoveryCmdline?: string;
 }
 
 export interface Decision {
@@ -213,17 +253,41 @@ function fromSystem(s: SystemFacts): BootTarget {
   return { kind: 'install', system: s.name, profile: s.profile, label: s.name, distro: s.distro, cmdline: s.cmdline };
 }
 
-/** Whether decideBoot will want the menu entries (gathering them reads every profile). */
-export function needsMenu(f: Pick<TargetFacts, 'system' | 'defaultSystem' | 'unknownBoot'>): boolean {
-  return f.system === undefined && f.defaultSystem === undefined && f.unknownBoot === 'menu';
+/** What decideBoot will want gathered for this machine (reading every profile for a menu is not free). */
+export function unknownNeeds(f: Pick<TargetFacts, 'system' | 'defaultSystem' | 'unknown'>): 'menu' | 'profile' | 'discovery' | undefined {
+  if (f.system !== undefined) return undefined;
+  if (f.unknown.mode === 'discover') return 'discovery';
+  if (f.defaultSystem !== undefined) return undefined;
+  if (f.unknown.config === 'menu') return 'menu';
+  return f.unknown.defaultProfile !== undefined ? 'profile' : undefined;
+}
+
+/** Whether decideBoot will want the menu entries. */
+export function needsMenu(f: Pick<TargetFacts, 'system' | 'defaultSystem' | 'unknown'>): boolean {
+  return unknownNeeds(f) === 'menu';
+}
+
+/**
+ * The discovery image's command line: where forge is (the address the machine
+ * reached forge on) and which NIC booted (when the loader said its MAC).
+ */
+export function discoveryCmdline(baseUrl: string, mac: string | undefined, kernelOptions: string): string {
+  return [kernelOptions.trim(), `forge.url=${baseUrl}`, ...(mac !== undefined ? [`forge.mac=${mac}`] : [])].filter((w) => w !== '').join(' ');
 }
 
 export function decideBoot(f: TargetFacts): Decision {
   if (f.system !== undefined) return { target: fromSystem(f.system), matched: 'mac' };
+  if (f.unknown.mode === 'discover') {
+    return { target: { kind: 'discover', system: undefined, label: 'discovery', distro: '', image: 'discovery', cmdline: f.discoveryCmdline ?? '' }, matched: 'none' };
+  }
   if (f.defaultSystem !== undefined) return { target: fromSystem(f.defaultSystem), matched: 'default' };
-  if (f.unknownBoot === 'menu') {
+  if (f.unknown.config === 'menu') {
     if (f.menu.length === 0) return { target: { kind: 'local', system: undefined, reason: 'no_profiles' }, matched: 'none' };
     return { target: { kind: 'menu', entries: f.menu }, matched: 'none' };
+  }
+  if (f.defaultProfile !== undefined) {
+    const p = f.defaultProfile;
+    return { target: { kind: 'install', system: undefined, profile: p.label, label: p.label, distro: p.distro, cmdline: p.cmdline }, matched: 'none' };
   }
   return { target: { kind: 'local', system: undefined, reason: 'unknown_machine' }, matched: 'none' };
 }

@@ -1,30 +1,43 @@
 /**
- * The discovery image, built on this host from Debian packages (no download):
- * the kernel of the installed debian-installer netboot package, the network
- * and disk modules for that kernel taken from its own initrd, and an
- * initramfs around busybox-static whose /init collects the machine's facts,
- * POSTs them to forge (/api/v1/discover) and then polls for what to do.
+ * The discovery image, built on this host from Debian packages: the kernel of
+ * Debian's linux-image package (extracted, not installed, into
+ * DATA_DIR/discovery/kernel; or the root named by discovery_kernel_dir) with its NIC and disk
+ * modules (the debian-installer netboot kernel's initrd carries NIC modules
+ * only: d-i loads disk drivers from udebs later, so an image built on it saw
+ * no disks), kexec from Debian's kexec-tools when installed (with the shared
+ * libraries it links), and an initramfs around busybox-static whose /init
+ * collects the machine's facts, POSTs them to forge (/api/v1/discover) and
+ * then polls for what to do: wait, reboot, kexec (into the installer, falling
+ * back to a reboot), poweroff.
  *
  * Kernel command line: forge.url=http://SERVER:PORT (required),
  * forge.mac=MAC or BOOTIF=01-aa-bb-.. (the boot NIC; default the first with
  * a DHCP lease), forge.poll=SECONDS (default 5).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ForgeError } from '../errors.js';
+import { copyModules, debianKernel, moduleClosure, type KernelUser } from '../boot/debkernel.js';
 
-export const NETBOOT_DIRS = [
-  '/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64',
-  '/usr/lib/debian-installer/images/13/amd64/text/debian-installer/amd64',
-];
 export const BUSYBOX = '/bin/busybox';
+/** Debian's kexec-tools (optional: without it the image reboots instead of kexec'ing). */
+export const KEXEC = '/sbin/kexec';
 
-/** Modules loaded in this order when present (dependencies first). */
-export const DISCOVERY_MODULES = [
-  'virtio', 'virtio_ring', 'virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_pci', 'failover', 'net_failover', 'virtio_net',
-  'virtio_blk', 'e1000', 'e1000e', 'scsi_mod', 'sd_mod', 'libata', 'ata_piix', 'ahci', 'nvme-core', 'nvme',
+const IMAGE: KernelUser = { label: 'discovery image', unavailable: 'IMPORT_UNRECOGNISED', failed: 'IMPORT_UNRECOGNISED' };
+
+/** Where `forge serve` serves the image from. */
+export function discoveryDir(dataDir: string): string {
+  return join(dataDir, 'discovery');
+}
+
+/** Needed to report at all: a virtio NIC (every VM here; real NICs are in OPTIONAL). */
+export const REQUIRED_MODULES = ['virtio_pci', 'virtio_net'];
+/** NICs and disk controllers taken when the kernel has them (dependencies follow by modinfo). */
+export const OPTIONAL_MODULES = [
+  'e1000', 'e1000e', 'igb', 'ixgbe', 'i40e', 'tg3', 'bnx2', 'bnxt_en', 'r8169', 'vmxnet3',
+  'virtio_blk', 'virtio_scsi', 'sd_mod', 'ata_piix', 'ata_generic', 'ahci', 'nvme', 'megaraid_sas', 'mpt3sas', 'vmw_pvscsi',
 ];
 
 /** The /init of the image (busybox sh). Strings are JSON-escaped; control characters dropped. */
@@ -36,6 +49,8 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev 2>
 say() { echo "forge-discovery: $*" > /dev/console; }
 arg() { for w in $(cat /proc/cmdline); do case "$w" in "$1="*) echo "\${w#*=}"; return 0;; esac; done; return 1; }
 for m in $(cat /etc/modules-order); do insmod "/lib/modules/$m" 2>/dev/null; done
+# Disks probe asynchronously after their driver loads: wait for the first (at most 10 s).
+for i in 1 2 3 4 5 6 7 8 9 10; do ls /sys/block | grep -q -v -e '^loop' -e '^ram' && break; sleep 1; done
 URL=$(arg forge.url) || { say "no forge.url= on the kernel command line"; sleep 30; poweroff -f; }
 POLL=$(arg forge.poll) || POLL=5
 MAC=$(arg forge.mac) || MAC=$(arg BOOTIF | sed 's/^01-//; s/-/:/g') || MAC=
@@ -80,13 +95,27 @@ report() {
   wget -q -O /tmp/answer --header 'Content-Type: application/json' --post-file /tmp/facts.json "$URL/api/v1/discover" \\
     && say "reported: $(cat /tmp/answer)" || say "report refused or failed: $(cat /tmp/answer 2>/dev/null)"
 }
+# kexec into what forge names at $URL/api/v1/discover/$MAC/kexec (kernel URL, initrd URL, command line:
+# one a line); any failure returns and the caller reboots.
+kexec_into() {
+  command -v kexec >/dev/null 2>&1 || { say "no kexec in this image"; return 1; }
+  wget -q -O /tmp/kx "$URL/api/v1/discover/$MAC/kexec" || { say "forge named no kexec target"; return 1; }
+  k=$(sed -n 1p /tmp/kx); i=$(sed -n 2p /tmp/kx); c=$(sed -n 3p /tmp/kx)
+  wget -q -O /tmp/kernel "$k" && wget -q -O /tmp/initrd "$i" || { say "kexec: download failed"; return 1; }
+  say "kexec: loading $k"
+  kexec -l /tmp/kernel --initrd=/tmp/initrd --command-line="$c" || kexec -s -l /tmp/kernel --initrd=/tmp/initrd --command-line="$c" || { say "kexec: load refused"; return 1; }
+  sync; say "kexec: starting the installer kernel"
+  kexec -e
+  return 1
+}
 report
 n=0
 while true; do
   sleep "$POLL"
   a=$(wget -q -O - "$URL/api/v1/discover/$MAC" 2>/dev/null | sed -n 's/.*"action":"\\([a-z]*\\)".*/\\1/p')
   case "$a" in
-    reboot|kexec) say "forge says $a: rebooting"; sync; reboot -f ;;
+    reboot) say "forge says reboot: rebooting"; sync; reboot -f ;;
+    kexec) say "forge says kexec"; kexec_into || { say "kexec failed: rebooting"; sync; reboot -f; } ;;
     poweroff) say "forge says poweroff"; sync; poweroff -f ;;
   esac
   n=$((n+1)); [ $((n % 60)) = 0 ] && report
@@ -109,58 +138,69 @@ export interface ImagePaths {
   initrd: string;
   /** Modules included, by file name. */
   modules: string[];
+  /** The kernel's version (linux-image package). */
+  version: string;
+  /** Whether kexec is in the image. */
+  kexec: boolean;
 }
 
-function netbootDir(): string {
-  const d = NETBOOT_DIRS.find((x) => existsSync(join(x, 'linux')) && existsSync(join(x, 'initrd.gz')));
-  if (d === undefined) {
-    throw new ForgeError('IMPORT_UNRECOGNISED', `no debian-installer netboot kernel in ${NETBOOT_DIRS.join(' or ')} (apt-get install debian-installer-12-netboot-amd64)`, {
-      field: 'netboot',
-    });
+/** A binary and the shared libraries it links (by ldd), copied to the same paths under ROOT. */
+function copyWithLibs(bin: string, root: string): void {
+  const files = [bin];
+  for (const line of execFileSync('ldd', [bin], { encoding: 'utf8' }).split('\n')) {
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
+    if (m?.[1] !== undefined) files.push(m[1]);
   }
-  return d;
+  for (const f of files) {
+    const dest = join(root, f);
+    mkdirSync(dirname(dest), { recursive: true });
+    copyFileSync(realpathSync(f), dest);
+    chmodSync(dest, 0o755);
+  }
 }
 
-/** Build DIR/linux and DIR/initrd.gz; returns their paths. Writes atomically (rename). */
-export function buildDiscoveryImage(outDir: string): ImagePaths {
-  const nb = netbootDir();
+export interface ImageOptions {
+  /** linux-image root (boot/vmlinuz-VER + lib/modules/VER); default the package extracted into OUT/kernel. */
+  kernelDir?: string;
+  progress?: (msg: string) => void;
+}
+
+/** Build OUT/linux and OUT/initrd.gz; returns their paths. Writes atomically (rename). */
+export async function buildDiscoveryImage(outDir: string, opts: ImageOptions = {}): Promise<ImagePaths> {
   if (!existsSync(BUSYBOX)) throw new ForgeError('IMPORT_UNRECOGNISED', `${BUSYBOX} missing (apt-get install busybox-static)`, { field: 'busybox' });
   mkdirSync(outDir, { recursive: true });
+  const k = await debianKernel(IMAGE, opts.kernelDir, outDir);
+  opts.progress?.(`discovery image: kernel ${k.version} from ${k.root}`);
+  const modules = await moduleClosure(IMAGE, k.modulesDir, REQUIRED_MODULES, OPTIONAL_MODULES);
   const work = mkdtempSync(join(tmpdir(), 'forge-discovery-'));
   try {
-    // The netboot initrd carries the modules of its own kernel.
-    const di = join(work, 'di');
-    mkdirSync(di);
-    execFileSync('sh', ['-c', `zcat "${join(nb, 'initrd.gz')}" | cpio -idm --quiet 'lib/modules/*'`], { cwd: di, stdio: ['ignore', 'ignore', 'pipe'] });
-    const ver = readdirSync(join(di, 'lib', 'modules'))[0];
-    if (ver === undefined) throw new ForgeError('IMPORT_UNRECOGNISED', `${nb}/initrd.gz holds no kernel modules`, { field: 'netboot' });
-    const all = execFileSync('find', [join(di, 'lib', 'modules', ver), '-name', '*.ko*'], { encoding: 'utf8' }).trim().split('\n');
     const root = join(work, 'root');
     for (const d of ['bin', 'etc', 'lib/modules']) mkdirSync(join(root, d), { recursive: true });
     copyFileSync(BUSYBOX, join(root, 'bin', 'busybox'));
     chmodSync(join(root, 'bin', 'busybox'), 0o755);
-    const order: string[] = [];
-    for (const m of DISCOVERY_MODULES) {
-      const f = all.find((p) => p.split('/').pop()!.replace(/\.ko(\.xz|\.zst)?$/, '').replace(/-/g, '_') === m.replace(/-/g, '_'));
-      if (f === undefined) continue;
-      const base = f.split('/').pop()!;
-      if (base.endsWith('.xz')) writeFileSync(join(root, 'lib/modules', base.slice(0, -3)), execFileSync('xz', ['-dc', f], { maxBuffer: 64 << 20 }));
-      else if (base.endsWith('.zst')) writeFileSync(join(root, 'lib/modules', base.slice(0, -4)), execFileSync('zstd', ['-dc', f], { maxBuffer: 64 << 20 }));
-      else copyFileSync(f, join(root, 'lib/modules', base));
-      order.push(base.replace(/\.(xz|zst)$/, ''));
-    }
+    const order = await copyModules(IMAGE, modules, join(root, 'lib', 'modules'));
+    const kexec = existsSync(KEXEC);
+    if (kexec) copyWithLibs(KEXEC, root);
     writeFileSync(join(root, 'etc', 'modules-order'), order.join('\n') + '\n');
     writeFileSync(join(root, 'etc', 'udhcpc.script'), UDHCPC, { mode: 0o755 });
     writeFileSync(join(root, 'init'), DISCOVERY_INIT, { mode: 0o755 });
     const initrd = join(outDir, 'initrd.gz');
     const kernel = join(outDir, 'linux');
-    execFileSync('sh', ['-c', `find . | cpio -o -H newc --quiet | gzip -9 > "${initrd}.tmp"`], { cwd: root });
+    execFileSync('sh', ['-c', `find . | cpio -o -H newc --quiet | gzip -6 > "${initrd}.tmp"`], { cwd: root });
+    chmodSync(`${initrd}.tmp`, 0o644);
     renameSync(`${initrd}.tmp`, initrd);
-    copyFileSync(join(nb, 'linux'), `${kernel}.tmp`);
+    copyFileSync(k.vmlinuz, `${kernel}.tmp`);
+    chmodSync(`${kernel}.tmp`, 0o644);
     renameSync(`${kernel}.tmp`, kernel);
-    mkdirSync(dirname(kernel), { recursive: true });
-    return { kernel, initrd, modules: order };
+    return { kernel, initrd, modules: order, version: k.version, kexec };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** forge serve under policy discover: the image is built when missing (once; rebuild with forge discovery image). */
+export async function ensureDiscoveryImage(dataDir: string, kernelDir: string, progress: (msg: string) => void): Promise<ImagePaths | undefined> {
+  const out = discoveryDir(dataDir);
+  if (existsSync(join(out, 'linux')) && existsSync(join(out, 'initrd.gz'))) return undefined;
+  return buildDiscoveryImage(out, { ...(kernelDir !== '' ? { kernelDir } : {}), progress });
 }

@@ -186,7 +186,7 @@ export function provision(deps: DiscoveryDeps, name: string, profile: string, ho
 }
 
 /** What the image should do at its poll; `wait` for an unknown MAC too (it may report again). */
-export async function instructionFor(deps: DiscoveryDeps, mac: string): Promise<{ action: Discovered['instruction'] }> {
+export async function instructionFor(deps: DiscoveryDeps, mac: string): Promise<{ action: Discovered['instruction']; system: string }> {
   const d = await deps.store.getDiscoveredByMac(mac);
-  return { action: d?.instruction ?? 'wait' };
+  return { action: d?.instruction ?? 'wait', system: d?.system ?? '' };
 }

@@ -6,13 +6,14 @@ import assert from 'node:assert/strict';
 import { grubConfig, grubWord, ipxeScript, pxelinuxConfig, pxelinuxMenu, type Locator } from '../../server/boot/configs.js';
 import { parseBootPath } from '../../server/boot/target.js';
 import { normalizeMac as normaliseMac } from '../../server/core/mac.js';
-import { decideBoot, type BootTarget, type SystemFacts } from '../../server/core/bootplan.js';
+import { decideBoot, unknownPolicy, type BootTarget, type SystemFacts } from '../../server/core/bootplan.js';
 
 const http: Locator = {
   kernel: (d) => `http://10.98.0.1:8080/boot/distro/${d}/kernel`,
   initrd: (d) => `http://10.98.0.1:8080/boot/distro/${d}/initrd`,
+  discovery: { kernel: 'http://10.98.0.1:8080/boot/discovery/kernel', initrd: 'http://10.98.0.1:8080/boot/discovery/initrd' },
 };
-const tftp: Locator = { kernel: (d) => `/distro/${d}/kernel`, initrd: (d) => `/distro/${d}/initrd` };
+const tftp: Locator = { kernel: (d) => `/distro/${d}/kernel`, initrd: (d) => `/distro/${d}/initrd`, discovery: { kernel: '/discovery/kernel', initrd: '/discovery/initrd' } };
 
 const install: BootTarget = {
   kind: 'install',
@@ -55,7 +56,7 @@ test('a newline in a command line cannot inject an iPXE command', () => {
 });
 
 test('pxelinux per-MAC: KERNEL/APPEND initrd=, no prompt; local is LOCALBOOT 0', () => {
-  const s = pxelinuxConfig(install, { kernel: (d) => `distro/${d}/kernel`, initrd: (d) => `distro/${d}/initrd` });
+  const s = pxelinuxConfig(install, { kernel: (d) => `distro/${d}/kernel`, initrd: (d) => `distro/${d}/initrd`, discovery: { kernel: 'discovery/kernel', initrd: 'discovery/initrd' } });
   assert.match(s, /^DEFAULT forge$/m);
   assert.match(s, /^PROMPT 0$/m);
   assert.match(s, /^  KERNEL distro\/deb12\/kernel$/m);
@@ -92,12 +93,12 @@ const sys = (over: Partial<SystemFacts> = {}): SystemFacts => ({
 
 test('boot decision table', () => {
   const cases: { name: string; facts: Parameters<typeof decideBoot>[0]; kind: string; matched: string; system?: string }[] = [
-    { name: 'known, netboot on', facts: { system: sys(), defaultSystem: undefined, menu: [], unknownBoot: 'local' }, kind: 'install', matched: 'mac', system: 'vm9' },
-    { name: 'known, netboot off', facts: { system: sys({ netboot_enabled: false }), defaultSystem: sys({ name: 'default' }), menu: [], unknownBoot: 'menu' }, kind: 'local', matched: 'mac', system: 'vm9' },
-    { name: 'unknown, default system', facts: { system: undefined, defaultSystem: sys({ name: 'default' }), menu: [], unknownBoot: 'local' }, kind: 'install', matched: 'default', system: 'default' },
-    { name: 'unknown, menu', facts: { system: undefined, defaultSystem: undefined, menu: [{ label: 'p', distro: 'd', cmdline: '' }], unknownBoot: 'menu' }, kind: 'menu', matched: 'none' },
-    { name: 'unknown, menu but no profiles', facts: { system: undefined, defaultSystem: undefined, menu: [], unknownBoot: 'menu' }, kind: 'local', matched: 'none' },
-    { name: 'unknown, local', facts: { system: undefined, defaultSystem: undefined, menu: [{ label: 'p', distro: 'd', cmdline: '' }], unknownBoot: 'local' }, kind: 'local', matched: 'none' },
+    { name: 'known, netboot on', facts: { system: sys(), defaultSystem: undefined, menu: [], unknown: unknownPolicy({ dhcp_unknown: 'ignore', default_profile: '', unknown_boot: 'local' }) }, kind: 'install', matched: 'mac', system: 'vm9' },
+    { name: 'known, netboot off', facts: { system: sys({ netboot_enabled: false }), defaultSystem: sys({ name: 'default' }), menu: [], unknown: unknownPolicy({ dhcp_unknown: 'ignore', default_profile: '', unknown_boot: 'menu' }) }, kind: 'local', matched: 'mac', system: 'vm9' },
+    { name: 'unknown, default system', facts: { system: undefined, defaultSystem: sys({ name: 'default' }), menu: [], unknown: unknownPolicy({ dhcp_unknown: 'ignore', default_profile: '', unknown_boot: 'local' }) }, kind: 'install', matched: 'default', system: 'default' },
+    { name: 'unknown, menu', facts: { system: undefined, defaultSystem: undefined, menu: [{ label: 'p', distro: 'd', cmdline: '' }], unknown: unknownPolicy({ dhcp_unknown: 'ignore', default_profile: '', unknown_boot: 'menu' }) }, kind: 'menu', matched: 'none' },
+    { name: 'unknown, menu but no profiles', facts: { system: undefined, defaultSystem: undefined, menu: [], unknown: unknownPolicy({ dhcp_unknown: 'ignore', default_profile: '', unknown_boot: 'menu' }) }, kind: 'local', matched: 'none' },
+    { name: 'unknown, local', facts: { system: undefined, defaultSystem: undefined, menu: [{ label: 'p', distro: 'd', cmdline: '' }], unknown: unknownPolicy({ dhcp_unknown: 'ignore', default_profile: '', unknown_boot: 'local' }) }, kind: 'local', matched: 'none' },
   ];
   for (const c of cases) {
     const d = decideBoot(c.facts);
@@ -124,4 +125,26 @@ test('MAC normalisation and boot path grammar', () => {
   for (const bad of ['../etc/passwd', 'distro/../kernel', 'a\\b', 'x\0y', 'distro/a/../../kernel', '.hidden', 'grub/x86_64-efi/normal.mod']) {
     assert.equal(parseBootPath(bad), undefined, bad);
   }
+});
+
+test('discover target: every format boots the discovery image with forge.url and forge.mac, and falls back to local', () => {
+  const d = decideBoot({
+    system: undefined,
+    defaultSystem: sys({ name: 'default' }),
+    menu: [],
+    unknown: unknownPolicy({ dhcp_unknown: 'discover', default_profile: '' }),
+    discoveryCmdline: 'console=ttyS0 forge.url=http://10.98.0.1:8080 forge.mac=52:54:00:00:00:09',
+  });
+  assert.equal(d.target.kind, 'discover', 'discover wins over the default system');
+  assert.equal(d.matched, 'none');
+  const ipxe = ipxeScript(d.target, http);
+  assert.match(ipxe, /^kernel http:\/\/10\.98\.0\.1:8080\/boot\/discovery\/kernel initrd=initrd console=ttyS0 forge\.url=http:\/\/10\.98\.0\.1:8080 forge\.mac=52:54:00:00:00:09 \|\| goto failed$/m);
+  assert.match(ipxe, /^initrd --name initrd http:\/\/10\.98\.0\.1:8080\/boot\/discovery\/initrd \|\| goto failed$/m);
+  assert.match(ipxe, /:failed\n.*\n.*\nexit/);
+  const px = pxelinuxConfig(d.target, tftp);
+  assert.match(px, /^ {2}KERNEL \/discovery\/kernel$/m);
+  assert.match(px, /^ {2}APPEND initrd=\/discovery\/initrd console=ttyS0 forge\.url=http:\/\/10\.98\.0\.1:8080 forge\.mac=52:54:00:00:00:09$/m);
+  const gr = grubConfig(d.target, tftp);
+  assert.match(gr, /^ {2}linux \/discovery\/kernel console=ttyS0 forge\.url=http:\/\/10\.98\.0\.1:8080 forge\.mac=52:54:00:00:00:09$/m);
+  assert.match(gr, /^ {2}initrd \/discovery\/initrd$/m);
 });

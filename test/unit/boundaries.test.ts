@@ -12,8 +12,11 @@
  *   server/api/client.ts  the one API client (CLI and agent): at run time it imports
  *                     only the error catalogue, so the agent ships without the server
  *   agent/            reaches the server only through that client: from server/ it
- *                     imports the error catalogue, core/, api/client.ts and (types
- *                     only) api/types.ts; no agent file names an /api/v1 path
+ *                     imports the error catalogue, core/, api/client.ts, (types
+ *                     only) api/types.ts and boot/debkernel.ts (Debian's linux-image
+ *                     for the small systems both build, the rescue VM and the
+ *                     discovery image: node builtins and the error catalogue only);
+ *                     no agent file names an /api/v1 path
  *   server/cli/       calls the API only through that client: no fetch() of its own
  *                     except the event stream's reader (events-client.ts)
  */
@@ -30,7 +33,7 @@ const CORE_NODE_ALLOWED = new Set(['node:net']);
 /** The shared API client (CLI and agent). */
 const API_CLIENT = 'server/api/client.ts';
 /** What the agent may import from server/ besides core/. */
-const AGENT_SERVER_ALLOWED = new Set(['server/errors.ts', API_CLIENT, 'server/api/types.ts']);
+const AGENT_SERVER_ALLOWED = new Set(['server/errors.ts', API_CLIENT, 'server/api/types.ts', 'server/boot/debkernel.ts']);
 /** What the agent may import only as types (erased: not shipped code). */
 const AGENT_TYPES_ONLY = new Set(['server/api/types.ts']);
 /** The CLI files that may call fetch(): the event stream reader (SSE, not request/answer). */

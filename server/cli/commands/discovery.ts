@@ -67,14 +67,19 @@ function ruleBody(a: ParsedArgs): Record<string, unknown> {
 export const commands: CommandSpec[] = [
   {
     path: ['discovery', 'image'],
-    summary: 'build the discovery image on this host from Debian packages (netboot kernel + its modules, busybox-static initramfs)',
-    options: { out: { type: 'string', description: 'directory for linux and initrd.gz (default DATA_DIR/discovery)', arg: 'DIR' } },
+    summary: "build the discovery image on this host from Debian packages (linux-image kernel + its NIC and disk modules, busybox-static initramfs, kexec-tools' kexec when installed)",
+    options: {
+      out: { type: 'string', description: 'directory for linux and initrd.gz (default DATA_DIR/discovery)', arg: 'DIR' },
+      'kernel-dir': { type: 'string', description: "linux-image root (boot/vmlinuz-VER, lib/modules/VER; / for the installed one); default Debian's linux-image-amd64, downloaded once with apt into OUT/kernel", arg: 'DIR' },
+    },
     help: 'boot it with: linux forge.url=http://SERVER:8080 [forge.mac=MAC] [forge.poll=5]; initrd initrd.gz',
     async run(a, io) {
       const out = str(a, 'out') ?? join(io.env['FORGE_DATA_DIR'] !== undefined && io.env['FORGE_DATA_DIR'] !== '' ? io.env['FORGE_DATA_DIR'] : defaultDataDir(), 'discovery');
-      const img = buildDiscoveryImage(out);
-      io.out(`kernel  ${img.kernel}`);
+      const kernelDir = str(a, 'kernel-dir');
+      const img = await buildDiscoveryImage(out, { ...(kernelDir !== undefined ? { kernelDir } : {}), progress: (m) => io.err(m) });
+      io.out(`kernel  ${img.kernel} (${img.version})`);
       io.out(`initrd  ${img.initrd} (modules: ${img.modules.join(' ') || 'none'})`);
+      io.out(`kexec   ${img.kexec ? 'yes (kexec-tools)' : 'no (apt-get install kexec-tools; the image reboots instead)'}`);
       return 0;
     },
   },

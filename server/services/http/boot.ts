@@ -258,6 +258,18 @@ export function bootRoutes(deps: BootRouteDeps): { rows: RouteRow[]; api: BootAp
     }
   };
 
+  // The discovery image (policy discover): no system yet, so no events.
+  const discoveryFile = async (req: Request, res: Response): Promise<void> => {
+    const which = param(req, 'which');
+    if (which !== 'kernel' && which !== 'initrd') return sendError(res, 404, `no such discovery image file: ${which}`);
+    try {
+      const f = await boot.discoveryFile(which);
+      sendFile(req, res, f.path, f.size, which);
+    } catch (e) {
+      errorToResponse(res, e);
+    }
+  };
+
   // Install trees, confined to the distro's tree directory (symlinks included).
 
   const treeFile = async (req: Request, res: Response, distroName: string, rel: string): Promise<void> => {
@@ -359,6 +371,16 @@ export function bootRoutes(deps: BootRouteDeps): { rows: RouteRow[]; api: BootAp
       reply: [FILE, { status: 206, description: 'range', type: 'binary' }],
       errors: [404, 416],
       handler: distroFile,
+    },
+    {
+      method: 'get',
+      path: '/boot/discovery/:which',
+      auth: 'anonymous',
+      summary: 'the discovery image (dhcp_unknown=discover): kernel or initrd',
+      params: { which: { type: 'string', enum: ['kernel', 'initrd'] } },
+      reply: [FILE, { status: 206, description: 'range', type: 'binary' }],
+      errors: [404, 416],
+      handler: discoveryFile,
     },
     { method: 'get', path: '/tree/:distro/*rest', auth: 'anonymous', summary: 'a file of the distro\'s install tree (confined to it)', reply: FILE, errors: [404, 416], handler: tree },
     { method: 'get', path: '/tree/:distro', auth: 'anonymous', summary: 'the top of the distro\'s install tree', reply: FILE, errors: [404], handler: treeTop },
