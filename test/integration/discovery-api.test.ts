@@ -74,6 +74,25 @@ describe('discovery API, rules and the CLI', () => {
     assert.equal(evs[0]?.detail['rule'], 'web');
     const poll = await srv.api('GET', '/api/v1/discover/52-54-00-00-00-01', undefined, { auth: false });
     assert.deepEqual(poll.body, { action: 'reboot' });
+    // Its profile does not allow kexec: no kexec target, the image reboots.
+    const none = await srv.api('GET', '/api/v1/discover/52:54:00:00:00:01/kexec', undefined, { auth: false });
+    assert.equal(none.status, 404);
+    assert.equal((none.body as { field: string }).field, 'mac');
+    // A profile with discovery_kexec: the same poll says kexec, and the target is what its PXE boot would get.
+    assert.equal((await srv.cli(['profile', 'add', '--name', 'web-kexec', '--parent', 'deb12-web', '--autoinstall-meta', 'discovery_kexec=true'])).code, 0);
+    assert.equal((await srv.cli(['system', 'edit', '--name', 'web-web0042', '--profile', 'web-kexec'])).code, 0);
+    assert.deepEqual((await srv.api('GET', '/api/v1/discover/52:54:00:00:00:01', undefined, { auth: false })).body, { action: 'kexec' });
+    const kx = await srv.api('GET', '/api/v1/discover/52:54:00:00:00:01/kexec', undefined, { auth: false });
+    assert.equal(kx.status, 200);
+    const [kernel, initrd, cmdline, rest] = String(kx.body).split('\n');
+    assert.equal(kernel, `${srv.url}/boot/distro/d/kernel?mac=52:54:00:00:00:01`);
+    assert.equal(initrd, `${srv.url}/boot/distro/d/initrd?mac=52:54:00:00:00:01`);
+    const ipxe = await srv.api('GET', '/boot/ipxe/52:54:00:00:00:01', undefined, { auth: false });
+    assert.ok(String(ipxe.body).includes(` ${cmdline!}`), `the kexec command line is the PXE boot's: ${cmdline!}\n${String(ipxe.body)}`);
+    assert.notEqual(cmdline, '');
+    assert.equal(rest, '');
+    // Not enlisted: nothing to kexec into.
+    assert.equal((await srv.api('GET', '/api/v1/discover/52:54:00:00:00:77/kexec', undefined, { auth: false })).status, 404);
   });
 
   test('a machine matching no rule (and one past a rule\'s max) stays discovered; rule test says why', async () => {
