@@ -174,7 +174,7 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   },
   loaders: { kind: 'map', doc: 'loader file name -> path overrides' },
   bios_loader: { kind: { oneOf: ['ipxe', 'pxelinux'] }, doc: 'BIOS loader: ipxe or pxelinux' },
-  uefi_loader: { kind: { oneOf: ['ipxe', 'grub', 'shim'] }, doc: 'x64 UEFI loader: ipxe, grub, or shim (Secure Boot: signed shim -> signed GRUB)' },
+  uefi_loader: { kind: { oneOf: ['ipxe', 'grub', 'shim'] }, doc: 'UEFI loader: ipxe, grub, or shim (Secure Boot: signed shim -> signed GRUB); arm64 clients get grub for ipxe' },
   unknown_boot: { kind: { oneOf: ['local', 'menu'] }, doc: 'unknown machine without a default system' },
   stall_minutes: { kind: 'int', doc: 'minutes in a stage before status says stalled' },
   log_level: { kind: { oneOf: ['debug', 'info', 'warn', 'error'] }, doc: 'log verbosity' },

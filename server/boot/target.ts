@@ -9,6 +9,8 @@ import { normalizeMac } from '../core/mac.js';
  * share this grammar (leading slashes already stripped):
  *   pxelinux.cfg/01-aa-bb-..   pxelinux.cfg/default
  *   grub/grub.cfg  grub/grub.cfg-01-aa-bb-..  grub/system/aa:bb:..
+ *     (also below debian-installer/ARCH/grub/: the prefix built into the Debian installer's
+ *     network GRUB images, e.g. grubaa64.efi from debian-installer-12-netboot-arm64)
  *   ipxe/aa:bb:..  ipxe/default
  *   distro/NAME/kernel  distro/NAME/initrd
  *   discovery/kernel  discovery/initrd (the discovery image)
@@ -24,7 +26,7 @@ export type BootRequest =
   | { kind: 'loader'; name: string };
 
 export function parseBootPath(path: string): BootRequest | undefined {
-  const p = path.replace(/^\/+/, '');
+  const p = path.replace(/^\/+/, '').replace(/^debian-installer\/(?:amd64|arm64|i386)\/grub\//, 'grub/');
   if (p.includes('\0') || p.includes('\\')) return undefined;
   let m: RegExpExecArray | null;
   if (p === 'pxelinux.cfg/default') return { kind: 'pxelinux', mac: undefined };

@@ -79,8 +79,11 @@ export const ARCH = {
   IA32_EFI: 6,
   X64_EFI: 7,
   EBC: 9,
+  /** 64-bit ARM UEFI (PXE), and its HTTP-boot variant. */
+  ARM64_EFI: 11,
   X86_HTTP: 15,
   X64_HTTP: 16,
+  ARM64_HTTP: 19,
 } as const;
 
 /** Architecture from option 93, else from a PXE vendor class `PXEClient:Arch:00007:...`. */
@@ -110,14 +113,16 @@ function normaliseLoader(v: string): LoaderName | undefined {
 /**
  * The loader for a firmware: the first blended boot_loaders entry that this
  * firmware can run (grub is UEFI-only here, pxelinux BIOS-only), else the
- * configured default.
+ * configured default; on arm64, where Debian packages no iPXE, an `ipxe`
+ * default means GRUB.
  */
 export function chooseLoader(firmware: Firmware, loaders: readonly string[], cfg: Pick<BootConfig, 'bios_loader' | 'uefi_loader'>): LoaderName {
   for (const l of loaders) {
     const n = normaliseLoader(l);
     if (n !== undefined && LOADER_FILES[firmware][n] !== undefined) return n;
   }
-  return firmware === 'bios' ? cfg.bios_loader : cfg.uefi_loader;
+  const dflt = firmware === 'bios' ? cfg.bios_loader : cfg.uefi_loader;
+  return LOADER_FILES[firmware][dflt] !== undefined ? dflt : 'grub';
 }
 
 // ---------------------------------------------------------------- unknown machines
@@ -172,7 +177,7 @@ export function bootPlan(client: BootClient, system: BootSystem | undefined, cfg
 
   const arch = clientArch(client);
   const ipxe = isIpxe(client);
-  const httpBoot = client.vendorClass?.startsWith('HTTPClient') === true || arch === ARCH.X64_HTTP || arch === ARCH.X86_HTTP;
+  const httpBoot = client.vendorClass?.startsWith('HTTPClient') === true || arch === ARCH.X64_HTTP || arch === ARCH.X86_HTTP || arch === ARCH.ARM64_HTTP;
   if (!ipxe && !httpBoot && !isPxeVendorClass(client.vendorClass) && client.arch === undefined) {
     return { kind: 'local', reason: 'not a network boot client' };
   }
@@ -181,6 +186,7 @@ export function bootPlan(client: BootClient, system: BootSystem | undefined, cfg
   let firmware: Firmware;
   if (arch === undefined || arch === ARCH.BIOS) firmware = 'bios';
   else if (arch === ARCH.X64_EFI || arch === ARCH.EBC || arch === ARCH.X64_HTTP) firmware = 'uefi';
+  else if (arch === ARCH.ARM64_EFI || arch === ARCH.ARM64_HTTP) firmware = 'arm64-uefi';
   else if (ipxe) firmware = 'bios'; // iPXE on another platform still runs an HTTP script
   else return { kind: 'local', reason: `unsupported client architecture ${arch}` };
 
@@ -192,8 +198,10 @@ export function bootPlan(client: BootClient, system: BootSystem | undefined, cfg
   if (ipxe && loader === 'ipxe') return { kind: 'ipxe', url: `${cfg.baseUrl}/boot/ipxe/${macPath}` };
 
   if (httpBoot) {
-    const l: LoaderName = loader === 'grub' || loader === 'shim' ? loader : 'ipxe';
-    return { kind: 'http', url: `${cfg.baseUrl}/boot/loaders/${LOADER_FILES.uefi[l]!}`, vendorClass: 'HTTPClient', loader: l };
+    // HTTP boot is UEFI's (x64, or arm64 for arch 19): a vendor class alone means x64.
+    const fw: Firmware = firmware === 'arm64-uefi' ? firmware : 'uefi';
+    const l: LoaderName = loader === 'grub' || loader === 'shim' ? loader : chooseLoader(fw, [], { bios_loader: 'ipxe', uefi_loader: 'ipxe' });
+    return { kind: 'http', url: `${cfg.baseUrl}/boot/loaders/${LOADER_FILES[fw][l]!}`, vendorClass: 'HTTPClient', loader: l };
   }
   const file = LOADER_FILES[firmware][loader];
   if (file === undefined) return { kind: 'local', reason: `no ${loader} loader for ${firmware}` };

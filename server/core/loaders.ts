@@ -7,9 +7,17 @@
 
 /** Loader names as stored in boot_loaders (Cobbler's values; `pxe` is Cobbler's name for pxelinux). */
 export type LoaderName = 'ipxe' | 'pxelinux' | 'grub' | 'shim';
-export type Firmware = 'bios' | 'uefi';
+/** bios and uefi are x86 (uefi: x64 UEFI); arm64-uefi is 64-bit ARM UEFI (RFC 4578 arch 11). */
+export type Firmware = 'bios' | 'uefi' | 'arm64-uefi';
 
 const SYSLINUX_BIOS = '/usr/lib/syslinux/modules/bios';
+/**
+ * arm64 on a Debian host of another architecture: grub-efi-arm64-signed and shim-signed's arm64
+ * build are arm64-only packages, but debian-installer-12-netboot-arm64 (Architecture: all) ships
+ * both signed images: grubaa64.efi (Debian-signed network GRUB, prefix /debian-installer/arm64/grub)
+ * and bootnetaa64.efi (Microsoft-signed shim, which loads grubaa64.efi from the same directory).
+ */
+const DI_ARM64 = '/usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64';
 
 export interface LoaderSpec {
   /** The name clients ask for over TFTP / HTTP (/boot/loaders/NAME). */
@@ -53,8 +61,24 @@ export const LOADERS: readonly LoaderSpec[] = [
   // shim (Secure Boot): Microsoft-signed shimx64.efi fetches grubx64.efi from the
   // same TFTP directory (or HTTP path), which then reads the same grub/ configs.
   { name: 'shimx64.efi', stage: 'shim', firmware: 'uefi', package: 'shim-signed', paths: ['/usr/lib/shim/shimx64.efi.signed'], summary: 'Secure Boot shim (loads grubx64.efi)' },
+  {
+    name: 'grubaa64.efi',
+    stage: 'grub',
+    firmware: 'arm64-uefi',
+    package: 'grub-efi-arm64-signed (arm64 hosts) or debian-installer-12-netboot-arm64',
+    paths: ['/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed', `${DI_ARM64}/grubaa64.efi`],
+    summary: 'signed network GRUB for arm64 UEFI (reads grub/grub.cfg or debian-installer/arm64/grub/grub.cfg)',
+  },
+  {
+    name: 'shimaa64.efi',
+    stage: 'shim',
+    firmware: 'arm64-uefi',
+    package: 'shim-signed (arm64 hosts) or debian-installer-12-netboot-arm64',
+    paths: ['/usr/lib/shim/shimaa64.efi.signed', `${DI_ARM64}/bootnetaa64.efi`],
+    summary: 'Secure Boot shim for arm64 (loads grubaa64.efi)',
+  },
 ];
 
 /** The first-stage file of each loader per firmware, from the table. */
-export const LOADER_FILES: Record<Firmware, Partial<Record<LoaderName, string>>> = { bios: {}, uefi: {} };
+export const LOADER_FILES: Record<Firmware, Partial<Record<LoaderName, string>>> = { bios: {}, uefi: {}, 'arm64-uefi': {} };
 for (const l of LOADERS) if (l.stage !== undefined) LOADER_FILES[l.firmware][l.stage] = l.name;

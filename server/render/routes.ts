@@ -23,6 +23,7 @@
  *   GET /api/v1/templates/effective?system=N|profile=N files and snippet overrides in effect
  *   GET /api/v1/templates/file?name=N[&snippet=1]      one template/snippet: file in effect and content
  */
+import { localEndOf } from '../services/http/observe.js';
 import { readFileSync } from 'node:fs';
 import express from 'express';
 import type { Request, RequestHandler, Response } from 'express';
@@ -128,6 +129,8 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
           overrides: result.snippets.filter((u) => u.level !== 'shared' || u.origin === 'site').map((u) => `${u.name} ${u.level}${u.for !== undefined ? ` ${u.for}` : ''} (${u.origin})`),
           bytes: Buffer.byteLength(result.text),
           client,
+          // forge's address the installer used (the provisioning NIC on a multi-homed host).
+          server: localEndOf(req.socket),
           url: req.originalUrl,
           ...extra,
         },

@@ -24,7 +24,7 @@
  */
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasCommand, inCI, isRoot, need } from '../lib/env.js';
@@ -32,7 +32,7 @@ import { guestKernel } from '../lib/guest.js';
 import { createLan, type Lan, type LanClient } from '../lib/netns.js';
 import { startQemu, OVMF_CODE, OVMF_CODE_SB, OVMF_VARS_MS, type Vm } from '../lib/qemu.js';
 import { SseParser } from '../../server/protocol/sse/codec.js';
-import { installerInitramfs, localBootDisk, LOCAL_DISK_MARKER, startForgeIn, type NsForge } from '../lib/boot-lab.js';
+import { installerInitramfs, localBootDisk, LOCAL_DISK_MARKER, startForgeIn, type NsForge, teardownLab } from '../lib/boot-lab.js';
 
 const BOOT_MS = 240_000;
 const DI = '/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64';
@@ -109,12 +109,7 @@ before(async () => {
   }
 });
 
-after(async () => {
-  for (const vm of vms) await vm.kill().catch(() => undefined);
-  await forge?.stop().catch(() => undefined);
-  await lan?.destroy();
-  if (dir !== '') rmSync(dir, { recursive: true, force: true });
-});
+after(() => teardownLab({ vms, forge, lan: lan, dir }));
 
 function ready(t: TestContext): boolean {
   if (skipped !== undefined) {

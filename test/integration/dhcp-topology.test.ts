@@ -35,6 +35,10 @@ test('two-NIC host: started before the bridge has carrier, with the README flags
   const lan = await createLan('fgtopo');
   try {
     await lan.addUplink({ address: '192.168.77.2', gateway: '192.168.77.1', prefixLen: 24 });
+    // A port nobody holds (a VM's tap before qemu opens it): the bridge has no carrier. A bridge
+    // with no port at all would report carrier.
+    await lan.addTap();
+    assert.match(await lan.must('ip', ['-o', 'link', 'show', 'br0']), /NO-CARRIER/, 'premise: no carrier on the bridge');
     const store = new SqliteStore({ file: join(dir, 'forge.db') });
     await store.create('distro', { ...defaultDistro('deb12'), kernel: '/srv/forge/k', initrd: '/srv/forge/i' });
     await store.create('profile', { ...defaultProfile('deb12-base'), distro: 'deb12' });

@@ -153,7 +153,8 @@ test('metrics parse with the Prometheus parser and move with perfdhcp, atftp and
     const access = recs.filter((r) => r['component'] === 'forge.http.access');
     assert.equal(access.length, httpRequests, 'one access line per request');
     const boot = access.find((r) => r['path'] === '/boot/ipxe/52:54:00:aa:00:01');
-    assert.deepEqual(Object.keys(boot ?? {}).sort(), ['bytes', 'client', 'component', 'level', 'method', 'ms', 'msg', 'path', 'route', 'status', 'time']);
+    assert.deepEqual(Object.keys(boot ?? {}).sort(), ['bytes', 'client', 'component', 'level', 'method', 'ms', 'msg', 'path', 'route', 'server', 'status', 'time']);
+    assert.equal(boot!['server'], '10.98.0.1:8080', 'the local end the request arrived on');
     assert.equal(boot!['status'], 200);
     assert.equal(boot!['route'], '/boot/ipxe/:mac');
     await forge.stop();
@@ -171,8 +172,8 @@ test('text logs carry the same access fields as key=value; access_log false turn
     const access = await waitForLines(forge.output, / forge\.http\.access: request /, 2);
     assert.equal(access.length, 2, forge.output());
     const fields = (l: string): string[] => [...l.matchAll(/ (\w+)=/g)].map((m) => m[1]!).sort();
-    assert.deepEqual(fields(access[0]!), ['bytes', 'client', 'method', 'ms', 'path', 'route', 'status']);
-    assert.match(access[0]!, /^\S+Z info forge\.http\.access: request client=127\.0\.0\.1 method=GET path=\/api\/v1\/systems\/none route=\/api\/v1\/systems\/:name status=404 /);
+    assert.deepEqual(fields(access[0]!), ['bytes', 'client', 'method', 'ms', 'path', 'route', 'server', 'status']);
+    assert.match(access[0]!, /^\S+Z info forge\.http\.access: request client=127\.0\.0\.1 server=127\.0\.0\.1:\d+ method=GET path=\/api\/v1\/systems\/none route=\/api\/v1\/systems\/:name status=404 /);
   } finally {
     await forge.stop();
   }

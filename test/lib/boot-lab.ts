@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecResult, Lan } from './netns.js';
 import { FORGE_BIN, testBootRoots } from './server.js';
@@ -28,23 +28,30 @@ export interface NsForge {
   stop(): Promise<void>;
 }
 
+/** Where forge runs: a Lan, or any namespace Host with the address clients reach it on. */
+export type ForgeHost = Pick<Lan, 'serverIp' | 'spawn' | 'exec'>;
+
 /**
  * Start `forge serve` in the LAN namespace on lan.serverIp:port with the
  * given extra flags; resolves when it prints `forge ready:`.
+ * opts.readme: the README's command line as a user types it: only --data-dir and `flags`
+ * (no --listen, --server, --http-port, --log-level or test boot roots: every default as shipped).
  */
-export async function startForgeIn(lan: Lan, dataDir: string, flags: string[], port = 8080, timeoutMs = 30_000): Promise<NsForge> {
+export async function startForgeIn(lan: ForgeHost, dataDir: string, flags: string[], port = 8080, timeoutMs = 30_000, opts: { readme?: boolean } = {}): Promise<NsForge> {
   const url = `http://${lan.serverIp}:${port}`;
-  const args = [
-    FORGE_BIN, 'serve',
-    '--data-dir', dataDir,
-    '--listen', '0.0.0.0',
-    '--http-port', String(port),
-    '--server', lan.serverIp,
-    '--log-level', 'info',
-    // Fixtures live in temp dirs and the test cache: configured as boot roots.
-    ...(flags.includes('--boot-roots') ? [] : testBootRoots(dataDir).flatMap((r) => ['--boot-roots', r])),
-    ...flags,
-  ];
+  const args = opts.readme === true
+    ? [FORGE_BIN, 'serve', '--data-dir', dataDir, ...flags]
+    : [
+        FORGE_BIN, 'serve',
+        '--data-dir', dataDir,
+        '--listen', '0.0.0.0',
+        '--http-port', String(port),
+        '--server', lan.serverIp,
+        '--log-level', 'info',
+        // Fixtures live in temp dirs and the test cache: configured as boot roots.
+        ...(flags.includes('--boot-roots') ? [] : testBootRoots(dataDir).flatMap((r) => ['--boot-roots', r])),
+        ...flags,
+      ];
   const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
   const proc = lan.spawn(process.execPath, args, { env: baseEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -171,4 +178,63 @@ export function localBootDisk(dir: string): string {
   const p = join(dir, `local-${randomBytes(3).toString('hex')}.img`);
   writeFileSync(p, img);
   return p;
+}
+
+/** The README's managed-mode example, literally (`forge serve` with these flags and no others). */
+export const README_MANAGED = ['--dhcp-mode', 'managed', '--dhcp-subnet', '10.98.0.0/24', '--dhcp-range', '10.98.0.100,10.98.0.200', '--dhcp-router', '10.98.0.1', '--dhcp-dns', '10.98.0.1'];
+
+/** The Debian 12 installer's netboot set (debian-installer-12-netboot-amd64 / -arm64). */
+export const DI_AMD64 = '/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64';
+export const DI_ARM64 = '/usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64';
+
+/**
+ * Kernel options for the x86 installer in a TCG VM: the serial console, and no_timer_check (on a
+ * loaded host emulated time runs so slowly that the kernel's IO-APIC timer check fails and it
+ * panics, "IO-APIC + timer doesn't work!"; the check says nothing about the boot under test).
+ */
+export const DI_KOPTS = 'console=ttyS0,115200 no_timer_check';
+
+export interface LabEvent {
+  id: number;
+  type: string;
+  source: string;
+  time: string;
+  detail: Record<string, unknown>;
+}
+
+/** A system's stored timeline, oldest first. */
+export async function labEvents(forge: NsForge, name: string): Promise<LabEvent[]> {
+  const r = await forge.api('GET', `/api/v1/systems/${name}/events`);
+  if (r.status !== 200) throw new Error(`events of ${name}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+  return [...(r.body as LabEvent[])].sort((a, b) => a.time.localeCompare(b.time) || a.id - b.id);
+}
+
+export const eventTypes = (evs: LabEvent[]): string => evs.map((e) => `${e.source}:${e.type}`).join(' ');
+
+/** d-i's screen as text (ANSI sequences and runs of blanks squeezed), for failure messages. */
+export const screenText = (serial: string): string => serial.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\s+/g, ' ');
+
+/**
+ * Wait (bounded) until forge recorded `type` for the system, or the VM exited. Returns the timeline;
+ * throws with the events, the VM's screen tail and forge's log tail when it did not come.
+ */
+export async function waitForLabEvent(forge: NsForge, name: string, type: string, vm: { serial(): string; proc: ChildProcess }, ms: number): Promise<LabEvent[]> {
+  const start = Date.now();
+  let evs: LabEvent[] = [];
+  while (Date.now() - start < ms) {
+    evs = await labEvents(forge, name);
+    if (evs.some((e) => e.type === type)) return evs;
+    if (vm.proc.exitCode !== null || vm.proc.signalCode !== null) break;
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+  throw new Error(`${name}: no ${type} after ${Math.round((Date.now() - start) / 1000)} s; events: ${eventTypes(evs)}\n` +
+    `screen tail: ${screenText(vm.serial()).slice(-1500)}\n--- forge log tail:\n${forge.output().slice(-2500)}`);
+}
+
+/** A boot lab's teardown (after()): VMs, then forge, then the namespaces, then the temp dir. Never throws. */
+export async function teardownLab(l: { vms: readonly { kill(): Promise<void> }[]; forge: NsForge | undefined; lan: Lan | undefined; dir: string }): Promise<void> {
+  for (const vm of l.vms) await vm.kill().catch(() => undefined);
+  await l.forge?.stop().catch(() => undefined);
+  await l.lan?.destroy().catch(() => undefined);
+  if (l.dir !== '') rmSync(l.dir, { recursive: true, force: true });
 }

@@ -79,12 +79,15 @@ export interface Lan extends Host {
   /** Another namespace with one veth (eth0) on the bridge, no address configured. */
   addClient(opts?: { mac?: string }): Promise<LanClient>;
   /**
-   * A management NIC `mgmt0` in the Lan namespace (address/prefixLen) to a namespace of its own
-   * (gateway), with the Lan namespace's default route through it: a two-NIC host.
+   * A management NIC `mgmt0` (or `ifname`) in the Lan namespace (address/prefixLen) to a namespace
+   * of its own (gateway), with the Lan namespace's default route through it: a two-NIC host, or a
+   * router's upstream link (the far namespace is then the upstream host).
    */
-  addUplink(opts: { address: string; gateway: string; prefixLen: number }): Promise<Host>;
-  /** A tap device on the bridge in the Lan namespace, for `qemu -netdev tap,ifname=...` run via lan.spawn. */
-  addTap(): Promise<string>;
+  addUplink(opts: { address: string; gateway: string; prefixLen: number; ifname?: string }): Promise<Host>;
+  /** Another bridge in the Lan namespace holding address/prefixLen (a second segment behind a router). */
+  addBridge(name: string, address: string, prefixLen: number): Promise<void>;
+  /** A tap device on the bridge (default br0) in the Lan namespace, for `qemu -netdev tap,ifname=...` run via lan.spawn. */
+  addTap(bridge?: string): Promise<string>;
   /** Kill every process started through spawn() and in the namespaces, delete them. Idempotent. */
   destroy(): Promise<void>;
 }
@@ -183,16 +186,22 @@ export async function createLan(prefix: string, opts: { serverIp?: string; prefi
       await up.must('ip', ['link', 'set', 'lo', 'up']);
       await up.must('ip', ['addr', 'add', `${o.gateway}/${o.prefixLen}`, 'dev', b]);
       await up.must('ip', ['link', 'set', b, 'up']);
-      await host.must('ip', ['link', 'set', a, 'name', 'mgmt0']);
-      await host.must('ip', ['addr', 'add', `${o.address}/${o.prefixLen}`, 'dev', 'mgmt0']);
-      await host.must('ip', ['link', 'set', 'mgmt0', 'up']);
+      const ifname = o.ifname ?? 'mgmt0';
+      await host.must('ip', ['link', 'set', a, 'name', ifname]);
+      await host.must('ip', ['addr', 'add', `${o.address}/${o.prefixLen}`, 'dev', ifname]);
+      await host.must('ip', ['link', 'set', ifname, 'up']);
       await host.must('ip', ['route', 'add', 'default', 'via', o.gateway]);
       return up;
     },
-    async addTap() {
+    async addBridge(name, address, len) {
+      await host.must('ip', ['link', 'add', name, 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0']);
+      await host.must('ip', ['addr', 'add', `${address}/${len}`, 'dev', name]);
+      await host.must('ip', ['link', 'set', name, 'up']);
+    },
+    async addTap(bridge = 'br0') {
       const tap = `tap${rand()}`;
       await host.must('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
-      await host.must('ip', ['link', 'set', tap, 'master', 'br0', 'up']);
+      await host.must('ip', ['link', 'set', tap, 'master', bridge, 'up']);
       return tap;
     },
     async destroy() {

@@ -14,11 +14,20 @@ export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 export const OVMF_CODE_SB = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
 export const OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 
-/** The two OVMF setups. The Secure Boot build keeps its variables in SMM: q35 with SMM and a secure flash. */
+/** arm64 UEFI (qemu-efi-aarch64): edk2's ArmVirtQemu build for qemu's `virt` machine, 64 MiB flash images. */
+export const AAVMF_CODE = '/usr/share/AAVMF/AAVMF_CODE.fd';
+export const AAVMF_VARS = '/usr/share/AAVMF/AAVMF_VARS.fd';
+
+/** The UEFI setups. The Secure Boot build keeps its variables in SMM: q35 with SMM and a secure flash. */
 const UEFI = {
   uefi: { code: OVMF_CODE, vars: OVMF_VARS, machine: 'q35' },
   'uefi-sb': { code: OVMF_CODE_SB, vars: OVMF_VARS_MS, machine: 'q35,smm=on' },
+  // cortex-a57: TCG emulates it much faster than `max` (no pointer authentication to emulate).
+  aavmf: { code: AAVMF_CODE, vars: AAVMF_VARS, machine: 'virt' },
 } as const;
+
+/** qemu binary for a firmware (aavmf: the arm64 one). */
+export const qemuBinary = (firmware: QemuOptions['firmware']): string => (firmware === 'aavmf' ? 'qemu-system-aarch64' : 'qemu-system-x86_64');
 
 export interface QemuOptions {
   /** Run inside this namespace (e.g. a Lan); required with `tap`. */
@@ -27,8 +36,15 @@ export interface QemuOptions {
   tap?: string;
   mac?: string;
   nic?: 'virtio-net-pci' | 'e1000';
-  /** uefi-sb: OVMF with Secure Boot enforced (Microsoft keys), as on a stock UEFI server. */
-  firmware?: 'bios' | 'uefi' | 'uefi-sb';
+  /** uefi-sb: OVMF with Secure Boot enforced (Microsoft keys), as on a stock UEFI server; aavmf: arm64 (qemu-system-aarch64). */
+  firmware?: 'bios' | 'uefi' | 'uefi-sb' | 'aavmf';
+  /**
+   * The firmware's own network stack instead of the NIC's iPXE option ROM (`romfile=`): EDK II's
+   * PXE and HTTP boot on OVMF. Always so for uefi-sb and aavmf (Debian's ROMs are unsigned x86 code).
+   */
+  noRom?: boolean;
+  /** `-fw_cfg name=KEY,string=VALUE` entries (OVMF knobs such as opt/org.tianocore/IPv4PXESupport). */
+  fwCfg?: Record<string, string>;
   /** Network boot first (NIC bootindex=1). Default true when tap is set and no kernel is given. */
   netboot?: boolean;
   /** Disk image (qcow2 or raw, by extension) attached as virtio, bootindex 2. */
@@ -60,6 +76,7 @@ export function qemuArgs(o: QemuOptions, serialPath: string, varsPath: string | 
   const args = [
     '-accel', 'tcg',
     '-machine', firmware === 'bios' ? 'pc' : UEFI[firmware].machine,
+    ...(firmware === 'aavmf' ? ['-cpu', 'cortex-a57'] : []),
     '-m', String(o.memoryMiB ?? 384),
     '-smp', '1',
     '-display', 'none',
@@ -81,7 +98,7 @@ export function qemuArgs(o: QemuOptions, serialPath: string, varsPath: string | 
     if (o.mac !== undefined) dev += `,mac=${o.mac}`;
     // Secure Boot: the firmware's own EDK II PXE, as on a server whose NIC ROM is signed
     // (Debian's iPXE ROMs are not; OVMF would run them anyway, so take them out).
-    if (firmware === 'uefi-sb') dev += ',romfile=';
+    if (firmware === 'uefi-sb' || firmware === 'aavmf' || o.noRom === true) dev += ',romfile=';
     if (netboot) dev += ',bootindex=1';
     args.push('-device', dev);
   } else {
@@ -97,6 +114,7 @@ export function qemuArgs(o: QemuOptions, serialPath: string, varsPath: string | 
     if (o.initrd !== undefined) args.push('-initrd', o.initrd);
     args.push('-append', o.append ?? 'console=ttyS0');
   }
+  for (const [k, v] of Object.entries(o.fwCfg ?? {})) args.push('-fw_cfg', `name=${k},string=${v}`);
   args.push(...(o.extraArgs ?? []));
   return args;
 }
@@ -112,8 +130,8 @@ export function startQemu(o: QemuOptions): Vm {
   const args = qemuArgs(o, serialPath, varsPath);
   const proc =
     o.host !== undefined
-      ? o.host.spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] })
-      : spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      ? o.host.spawn(qemuBinary(o.firmware), args, { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(qemuBinary(o.firmware), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));

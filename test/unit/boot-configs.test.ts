@@ -117,6 +117,10 @@ test('MAC normalisation and boot path grammar', () => {
   assert.deepEqual(parseBootPath('/pxelinux.cfg/default'), { kind: 'pxelinux', mac: undefined });
   assert.equal(parseBootPath('pxelinux.cfg/C0A80001'), undefined);
   assert.deepEqual(parseBootPath('grub/grub.cfg-01-52-54-00-aa-bb-01'), { kind: 'grub', mac: '52:54:00:aa:bb:01' });
+  // The Debian installer's network GRUB images look below their built-in prefix debian-installer/ARCH/grub.
+  assert.deepEqual(parseBootPath('/debian-installer/arm64/grub/grub.cfg'), { kind: 'grub-root' });
+  assert.deepEqual(parseBootPath('debian-installer/arm64/grub/system/52:54:00:aa:bb:01'), { kind: 'grub', mac: '52:54:00:aa:bb:01' });
+  assert.equal(parseBootPath('debian-installer/sparc/grub/grub.cfg'), undefined);
   assert.deepEqual(parseBootPath('grub/system/52:54:00:aa:bb:01'), { kind: 'grub', mac: '52:54:00:aa:bb:01' });
   assert.deepEqual(parseBootPath('grub/grub.cfg'), { kind: 'grub-root' });
   assert.deepEqual(parseBootPath('distro/deb12/kernel'), { kind: 'distro', distro: 'deb12', file: 'kernel' });

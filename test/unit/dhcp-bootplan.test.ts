@@ -16,6 +16,7 @@ const client = (o: Partial<BootClient>): BootClient => ({ mac: MAC, arch: undefi
 const sys = (o: Partial<BootSystem> = {}): BootSystem => ({ name: 'vm1', netboot_enabled: true, boot_loaders: [], ...o });
 const PXE_BIOS = { arch: 0, vendorClass: 'PXEClient:Arch:00000:UNDI:002001' };
 const PXE_UEFI = { arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016' };
+const PXE_ARM64 = { arch: 11, vendorClass: 'PXEClient:Arch:00011:UNDI:003000' };
 const tftp = (file: string, loader: string, firmware: string): BootPlan => ({ kind: 'tftp', file, nextServer: '10.98.0.1', loader, firmware } as BootPlan);
 const IPXE_URL: BootPlan = { kind: 'ipxe', url: `http://10.98.0.1:8080/boot/ipxe/${MAC}` };
 
@@ -48,7 +49,13 @@ const table: [string, BootClient, BootSystem | undefined, Partial<BootConfig>, B
   ['BIOS, system [shim]: shim is UEFI-only, the BIOS default', client(PXE_BIOS), sys({ boot_loaders: ['shim'] }), {}, tftp('undionly.kpxe', 'ipxe', 'bios')],
   ['UEFI HTTP boot, shim -> shimx64.efi URL', client({ arch: 16, vendorClass: 'HTTPClient' }), sys({ boot_loaders: ['shim'] }), {}, { kind: 'http', url: 'http://10.98.0.1:8080/boot/loaders/shimx64.efi', vendorClass: 'HTTPClient', loader: 'shim' }],
   ['UEFI HTTP boot, grub -> grubx64.efi URL', client({ arch: 16, vendorClass: 'HTTPClient' }), sys({ boot_loaders: ['grub'] }), {}, { kind: 'http', url: 'http://10.98.0.1:8080/boot/loaders/grubx64.efi', vendorClass: 'HTTPClient', loader: 'grub' }],
-  ['ARM64 UEFI (11): no loader -> local', client({ arch: 11, vendorClass: 'PXEClient:Arch:00011:UNDI:003000' }), sys(), {}, 'local'],
+  // RFC 4578 s2.1 / IANA: 11 = ARM 64-bit UEFI, 19 = its HTTP-boot variant. Debian packages no iPXE for arm64.
+  ['ARM64 UEFI (11), default ipxe -> grubaa64.efi over TFTP', client(PXE_ARM64), sys(), {}, tftp('grubaa64.efi', 'grub', 'arm64-uefi')],
+  ['ARM64 UEFI (11), arch only in the vendor class -> grubaa64.efi', client({ vendorClass: PXE_ARM64.vendorClass }), sys(), {}, tftp('grubaa64.efi', 'grub', 'arm64-uefi')],
+  ['ARM64 UEFI (11), config shim -> shimaa64.efi', client(PXE_ARM64), sys(), { uefi_loader: 'shim' }, tftp('shimaa64.efi', 'shim', 'arm64-uefi')],
+  ['ARM64 UEFI (11), [ipxe, pxelinux]: neither runs there -> grubaa64.efi', client(PXE_ARM64), sys({ boot_loaders: ['ipxe', 'pxelinux'] }), {}, tftp('grubaa64.efi', 'grub', 'arm64-uefi')],
+  ['ARM64 UEFI HTTP boot (19) -> grubaa64.efi URL, HTTPClient echoed', client({ arch: 19, vendorClass: 'HTTPClient:Arch:00019:UNDI:003000' }), sys(), {}, { kind: 'http', url: 'http://10.98.0.1:8080/boot/loaders/grubaa64.efi', vendorClass: 'HTTPClient', loader: 'grub' }],
+  ['32-bit ARM UEFI (10): no loader -> local', client({ arch: 10, vendorClass: 'PXEClient:Arch:00010:UNDI:003000' }), sys(), {}, 'local'],
 ];
 
 for (const [name, c, s, over, want] of table) {

@@ -12,7 +12,7 @@ import { ForgeError } from '../../errors.js';
 import { storageError } from '../../store/datadir.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
-import { markMount, observe } from './observe.js';
+import { localEndOf, markMount, observe } from './observe.js';
 
 /**
  * The address a client used to reach forge: its Host header (what it will reach again), or the
@@ -21,10 +21,7 @@ import { markMount, observe } from './observe.js';
 export function serverAddressOf(req: Pick<Request, 'headers' | 'socket'>): string {
   const host = req.headers.host ?? '';
   if (host !== '' && hostPortRule(host) === undefined) return host;
-  const local = (req.socket.localAddress ?? '').replace(/^::ffff:/, '');
-  const port = req.socket.localPort;
-  const h = local.includes(':') ? `[${local}]` : local;
-  return port !== undefined ? `${h}:${port}` : h;
+  return localEndOf(req.socket);
 }
 
 /** dist/ui, next to dist/server (this file is dist/server/services/http/app.js). */

@@ -42,6 +42,8 @@ export function observe(opts: { log: Logger; accessLog: boolean; metrics: Metric
         const len = res.getHeader('content-length');
         opts.log.info('request', {
           client: req.socket.remoteAddress ?? '',
+          // The local end the request arrived on: which of forge's addresses (which NIC) it used.
+          server: localEndOf(req.socket),
           method: req.method,
           path: pathOf(req.originalUrl),
           route: r,
@@ -61,6 +63,13 @@ export function observe(opts: { log: Logger; accessLog: boolean; metrics: Metric
     };
     next();
   };
+}
+
+/** The local end of a connection as host:port ([v6]:port), IPv4-mapped addresses unwrapped. */
+export function localEndOf(socket: { localAddress?: string | undefined; localPort?: number | undefined }): string {
+  const local = (socket.localAddress ?? '').replace(/^::ffff:/, '');
+  const h = local.includes(':') ? `[${local}]` : local;
+  return socket.localPort !== undefined ? `${h}:${socket.localPort}` : h;
 }
 
 function pathOf(url: string): string {
