@@ -66,7 +66,7 @@ export function ipxeScript(t: BootTarget, loc: Locator): string {
 function ipxeBoot(e: InstallEntry, loc: Locator, onFail: string): string[] {
   const args = ['initrd=initrd', e.cmdline].filter((s) => s !== '').join(' ');
   return [
-    `kernel ${kernelOf(e, loc)} ${ipxeText(args)} || goto ${onFail}`,
+    `kernel ${kernelOf(e, loc)} ${ipxeArgs(args)} || goto ${onFail}`,
     `initrd --name initrd ${initrdOf(e, loc)} || goto ${onFail}`,
     `boot || goto ${onFail}`,
   ];
@@ -75,6 +75,26 @@ function ipxeBoot(e: InstallEntry, loc: Locator, onFail: string): string[] {
 /** One iPXE command per line: a newline in a value would start a new command. */
 function ipxeText(s: string): string {
   return s.replace(/[\r\n]+/g, ' ');
+}
+
+/**
+ * Kernel arguments as iPXE must see them to pass them on unchanged. iPXE's
+ * parser (src/core/exec.c: split_command, command_terminator) splits a line on
+ * whitespace with no quoting, ends the command at a token that is exactly `;`,
+ * `||` or `&&`, and starts a comment at a token beginning with `#`; only then
+ * does it expand `${name}` in each argument (src/core/settings.c:
+ * expand_settings; an empty or unknown name expands to nothing). So a `;`
+ * inside a word (`ds=nocloud-net;s=URL/`) needs no escaping, and a token that
+ * would end the command or start a comment gets an empty `${}` in front: iPXE
+ * has already taken it as an argument when it expands that to nothing. Other
+ * `${...}` are left for iPXE to expand (sites use `${net0/mac}` in kopts).
+ */
+export function ipxeArgs(s: string): string {
+  return ipxeText(s)
+    .split(/\s+/)
+    .filter((w) => w !== '')
+    .map((w) => (w === ';' || w === '||' || w === '&&' || w.startsWith('#') ? '${}' + w : w))
+    .join(' ');
 }
 
 // ---------------------------------------------------------------- PXELINUX

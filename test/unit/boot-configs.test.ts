@@ -152,3 +152,46 @@ test('discover target: every format boots the discovery image with forge.url and
   assert.match(gr, /^ {2}linux \/discovery\/kernel console=ttyS0 forge\.url=http:\/\/10\.98\.0\.1:8080 forge\.mac=52:54:00:00:00:09$/m);
   assert.match(gr, /^ {2}initrd \/discovery\/initrd$/m);
 });
+
+/**
+ * iPXE's own line rules, encoded from its sources (src/core/exec.c split_command
+ * and command_terminator, src/core/settings.c expand_settings, with no settings
+ * defined): what argv the `kernel` command receives from one script line.
+ */
+function ipxeKernelArgv(line: string): string[] {
+  const tokens = line.split(/\s+/).filter((t) => t !== '');
+  const argv: string[] = [];
+  for (const t of tokens) {
+    if (t.startsWith('#') || t === '||' || t === '&&' || t === ';') break;
+    let v = t;
+    for (;;) {
+      const end = v.indexOf('}');
+      const start = end < 0 ? -1 : v.lastIndexOf('${', end);
+      if (start < 0) break;
+      v = v.slice(0, start) + v.slice(end + 1); // unknown and empty names expand to nothing
+    }
+    argv.push(v);
+  }
+  return argv;
+}
+
+test('iPXE kernel line: every argument reaches the kernel as written, `;` in a word included (iPXE exec.c rules)', () => {
+  const cmdlines = [
+    'autoinstall ds=nocloud-net;s=http://10.98.0.1:8080/cloud-init/system/vm9/ cloud-config-url=/dev/null',
+    'a=1 ; b=2',
+    'x=1 || y=2 && z=3',
+    'console=ttyS0 #not-a-comment quiet',
+    'k="two words" ip=10.0.0.5::10.0.0.1:255.255.255.0:vm9:eth0:none',
+  ];
+  for (const c of cmdlines) {
+    const s = ipxeScript({ ...install, cmdline: c }, http);
+    const line = s.split('\n').find((l) => l.startsWith('kernel '));
+    assert.ok(line !== undefined);
+    const argv = ipxeKernelArgv(line);
+    assert.equal(argv[0], 'kernel');
+    assert.equal(argv[1], 'http://10.98.0.1:8080/boot/distro/deb12/kernel');
+    assert.deepEqual(argv.slice(2), ['initrd=initrd', ...c.split(' ')], `kernel line for ${c}`);
+    // ... and the line still ends in the failure branch, which a stray terminator would have cut.
+    assert.match(line, / \|\| goto failed$/);
+  }
+});
