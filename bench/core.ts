@@ -18,12 +18,12 @@ import { SqliteStore } from '../server/store/sqlite.js';
 import { startForge } from '../test/lib/server.js';
 import type { ForgeServer } from '../test/lib/server.js';
 
-interface Client {
+export interface Client {
   req(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }>;
   close(): void;
 }
 
-function client(srv: ForgeServer, maxSockets = 32): Client {
+export function client(srv: ForgeServer, maxSockets = 32): Client {
   const agent = new http.Agent({ keepAlive: true, maxSockets });
   return {
     req: (method, path, body) =>
@@ -53,24 +53,24 @@ function client(srv: ForgeServer, maxSockets = 32): Client {
   };
 }
 
-const mac = (n: number): string =>
+export const mac = (n: number): string =>
   `02:00:${[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 const ip = (n: number): string => `10.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-const system = (n: number): Record<string, unknown> => ({
+export const system = (n: number): Record<string, unknown> => ({
   name: `sys${n}`,
   profile: 'p',
   hostname: `sys${n}.lab`,
   interfaces: { eth0: { mac_address: mac(n), ip_address: ip(n), netmask: '255.0.0.0', static: true } },
 });
 
-async function seed(c: Client): Promise<void> {
+export async function seed(c: Client): Promise<void> {
   const d = await c.req('POST', '/api/v1/distros', { name: 'd', kernel: '/srv/forge/linux', initrd: '/srv/forge/initrd', breed: 'debian' });
   const p = await c.req('POST', '/api/v1/profiles', { name: 'p', distro: 'd', kernel_options: 'console=ttyS0' });
   if (d.status !== 201 || p.status !== 201) throw new Error(`seed failed: ${d.text} ${p.text}`);
 }
 
 /** One system per POST, `conc` requests in flight. Returns adds/s and per-request latencies. */
-async function oneByOne(c: Client, from: number, count: number, conc: number): Promise<{ rate: number; lat: number[] }> {
+export async function oneByOne(c: Client, from: number, count: number, conc: number): Promise<{ rate: number; lat: number[] }> {
   let next = from;
   const end = from + count;
   const lat: number[] = [];
@@ -98,12 +98,12 @@ async function bulk(c: Client, from: number, count: number, chunk: number): Prom
   return count / ((performance.now() - t0) / 1000);
 }
 
-function pct(xs: number[], p: number): number {
+export function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 }
 
-const ms = (x: number): string => (x < 0.1 ? `${(x * 1000).toFixed(0)} µs` : `${x.toFixed(2)} ms`);
+export const ms = (x: number): string => (x < 0.1 ? `${(x * 1000).toFixed(0)} µs` : `${x.toFixed(2)} ms`);
 
 interface Lookups {
   apiMac: number[];

@@ -4,8 +4,9 @@
  * tests run as root (PostgreSQL refuses to run as root) and as the current
  * user otherwise, listening on a Unix socket only (listen_addresses='').
  * Each test takes a fresh database (`createDatabase`) so tests share one
- * cluster start. fsync is off: the cluster dies with the test, and a crash
- * of the machine is not what these tests are about.
+ * cluster start. fsync is off unless asked (the benchmark asks): the
+ * cluster dies with the test, and a crash of the machine is not what these
+ * tests are about.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -41,7 +42,7 @@ export function pgBinDir(): string | undefined {
  * Starts a cluster, or skips `t` with the reason (never in CI: there a
  * missing PostgreSQL fails the test).
  */
-export async function startPostgres(t?: TestContext): Promise<PgCluster | undefined> {
+export async function startPostgres(t?: TestContext, opts: { fsync?: boolean } = {}): Promise<PgCluster | undefined> {
   const bin = pgBinDir();
   const root = process.getuid?.() === 0;
   const pgUser = root ? (spawnSync('id', ['-u', 'postgres']).status === 0 ? 'postgres' : undefined) : undefined;
@@ -68,7 +69,8 @@ export async function startPostgres(t?: TestContext): Promise<PgCluster | undefi
   }
   try {
     as('initdb', ['-D', data, '-U', 'forge', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync']);
-    as('pg_ctl', ['-D', data, '-w', '-t', '60', '-l', join(dir, 'log'), '-o', `-k ${socketDir} -c listen_addresses='' -c fsync=off -c max_connections=200`, 'start']);
+    const fsync = opts.fsync === true ? '' : ' -c fsync=off';
+    as('pg_ctl', ['-D', data, '-w', '-t', '60', '-l', join(dir, 'log'), '-o', `-k ${socketDir} -c listen_addresses=''${fsync} -c max_connections=200`, 'start']);
   } catch (e) {
     const err = e as { stderr?: Buffer; message: string };
     rmSync(dir, { recursive: true, force: true });
