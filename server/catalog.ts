@@ -71,7 +71,7 @@ function brokenChain(e: unknown): boolean {
 /** A system's blended variables (what templates see) and its distro. */
 export async function systemVars(store: Store, settings: Settings, s: System): Promise<{ vars: Vars; distro: Distro }> {
   const chain = await chainOf(store, s.profile);
-  return { vars: blendSystem(s, chain.profiles, chain.distro, settings), distro: chain.distro };
+  return { vars: blendSystem(s, chain.profiles, chain.distro, settings, await store.list('subnet')), distro: chain.distro };
 }
 
 /** A profile's blended variables and its distro. */

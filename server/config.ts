@@ -50,6 +50,8 @@ export interface ForgeConfig {
   dhcp_authoritative: boolean;
   /** Seconds to listen for another DHCP server before answering in managed mode. 0 skips. */
   dhcp_probe_seconds: number;
+  /** Seconds between probes of a link where another DHCP server answered (0: never again). */
+  dhcp_reprobe_seconds: number;
   /** What to do with MACs no system has. */
   dhcp_unknown: UnknownPolicy;
   /** Profile served to unknown MACs when dhcp_unknown is `default`. */
@@ -155,6 +157,7 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   dhcp_force: { kind: 'bool', doc: 'answer even if another DHCP server is seen' },
   dhcp_authoritative: { kind: 'bool', doc: 'ACK/NAK INIT-REBOOT requests of clients forge has no lease for (default: stay silent, RFC 2131 4.3.2)' },
   dhcp_probe_seconds: { kind: 'int', doc: 'seconds spent probing for another DHCP server (0 skips)' },
+  dhcp_reprobe_seconds: { kind: 'int', doc: 'seconds between new probes of a link where another DHCP server answered; forge answers there again once none does (0: never)', shape: (v: number) => (v === 0 || (v >= 5 && v <= 86400) ? undefined : 'must be 0 (never) or 5..86400 seconds') },
   dhcp_unknown: { kind: { oneOf: ['ignore', 'discover', 'default'] }, doc: 'unknown MACs: ignore, discover (boot the discovery image), or default (serve default_profile)' },
   default_profile: { kind: 'string', doc: 'profile for unknown MACs when dhcp_unknown=default' },
   discovery_kernel_options: { kind: 'string', doc: 'kernel options of the discovery image (forge adds forge.url= and forge.mac=)' },
@@ -210,6 +213,7 @@ export function defaults(): ForgeConfig {
     dhcp_force: false,
     dhcp_authoritative: false,
     dhcp_probe_seconds: 3,
+    dhcp_reprobe_seconds: 60,
     dhcp_unknown: 'ignore',
     default_profile: '',
     discovery_kernel_options: 'console=tty0 console=ttyS0',

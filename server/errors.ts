@@ -64,6 +64,8 @@ export const CATALOGUE = {
   REFERENCED: { status: 409, exit: EXIT.conflict, summary: 'the object is still referenced; use recursive' },
   PARENT_CYCLE: { status: 400, exit: EXIT.invalid, summary: 'profile parents form a cycle' },
   DISTRO_XOR_PARENT: { status: 400, exit: EXIT.invalid, summary: 'a profile needs exactly one of distro and parent' },
+  SUBNET_OVERLAP: { status: 409, exit: EXIT.conflict, summary: 'the subnet overlaps another stored subnet' },
+  OUTSIDE_SUBNETS: { status: 400, exit: EXIT.invalid, summary: 'a static interface address lies outside every stored subnet' },
   MAC_EXHAUSTED: { status: 409, exit: EXIT.conflict, summary: 'could not find a free random MAC address' },
   STORAGE_FULL: { status: 507, exit: EXIT.unavailable, summary: 'disk full: the data directory has no space left' },
   STORAGE_UNAVAILABLE: { status: 503, exit: EXIT.unavailable, summary: 'the data directory or database cannot be opened or written (read-only, permissions)' },

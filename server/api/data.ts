@@ -44,6 +44,7 @@ function validateDoc(body: unknown): ExportDocument {
       distros: list('distros', 'distro') as ExportDocument['distros'],
       profiles: list('profiles', 'profile') as ExportDocument['profiles'],
       systems: list('systems', 'system') as ExportDocument['systems'],
+      subnets: list('subnets', 'subnet') as NonNullable<ExportDocument['subnets']>,
   };
 }
 
@@ -116,8 +117,8 @@ export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
       message: `server is ${fixed}: installers on other machines cannot reach it (set --server)`,
     });
   }
-  if (ctx.config.dhcp_mode === 'managed' && ctx.config.dhcp_subnet.length === 0) {
-    out.push({ severity: 'error', object: 'settings', field: 'dhcp_subnet', message: 'managed DHCP needs --dhcp-subnet' });
+  if (ctx.config.dhcp_mode === 'managed' && ctx.config.dhcp_subnet.length === 0 && (await ctx.store.listNames('subnet')).length === 0) {
+    out.push({ severity: 'error', object: 'settings', field: 'dhcp_subnet', message: 'managed DHCP needs a subnet: --dhcp-subnet, or forge subnet add' });
   }
   return out;
 }

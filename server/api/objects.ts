@@ -16,7 +16,7 @@ import { tokenMatches } from './auth.js';
 import type { ListFilter, Store, WriteOptions } from '../store/store.js';
 import { blendedProfile, blendedSystem, effectiveVirtType } from '../catalog.js';
 
-export const PLURAL: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems' };
+export const PLURAL: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems', subnet: 'subnets' };
 
 function hasRandomMac(s: System): boolean {
   return Object.values(s.interfaces).some((i) => i.mac_address === RANDOM_MAC);

@@ -89,6 +89,7 @@ function components(): Record<string, Schema> {
     Distro: objectSchema('distro'),
     Profile: objectSchema('profile'),
     System: objectSchema('system'),
+    Subnet: objectSchema('subnet'),
     Interface: { type: 'object', properties: ifaceProps, additionalProperties: false },
     Error: {
       type: 'object',

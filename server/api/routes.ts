@@ -61,7 +61,7 @@ const RECORDED: ReplySpec = { description: 'recorded', schema: 'CallbackResult' 
 const NEW_NAME = { schema: { type: 'object', properties: { new_name: { type: 'string' } }, required: ['new_name'], additionalProperties: false } };
 const list = (item: string): ReplySpec['schema'] => ({ type: 'array', items: { $ref: `#/components/schemas/${item}` } });
 
-/** The object routes of one kind (distros, profiles, systems). */
+/** The object routes of one kind (distros, profiles, systems, subnets). */
 function objectRows(ctx: ApiDeps, kind: (typeof OBJECT_KINDS)[number]): RouteRow[] {
   const h = objectHandlers(ctx, kind);
   const base = `/${PLURAL[kind]}`;
@@ -84,7 +84,7 @@ function objectRows(ctx: ApiDeps, kind: (typeof OBJECT_KINDS)[number]): RouteRow
     { method: 'post', path: `${base}/:name/rename`, auth: 'admin', summary: 'rename, updating references', request: NEW_NAME, reply: OK('renamed', ref), errors: [400, 404, 409], handler: h.rename },
     { method: 'post', path: `${base}/:name/copy`, auth: 'admin', summary: 'copy (systems lose MACs and IPs)', request: NEW_NAME, reply: CREATED('copy', ref), errors: [400, 404, 409], handler: h.copy },
   ];
-  if (kind !== 'distro') {
+  if (kind === 'profile' || kind === 'system') {
     rows.push({ method: 'get', path: `${base}/:name/blended`, auth: 'read', summary: 'blended variables (dumpvars)', reply: OK('variables', { type: 'object' }), errors: [404], handler: h.blended });
   }
   return rows;

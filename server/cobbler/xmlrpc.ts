@@ -137,7 +137,8 @@ export class CobblerApi {
 
   private kindOf(what: unknown): ObjectKind | 'repo' | 'image' | 'menu' {
     const w = str(what, 'the object type');
-    if ((OBJECT_KINDS as readonly string[]).includes(w)) return w as ObjectKind;
+    // Cobbler has no subnet objects: its API keeps to the three it knows.
+    if (w !== 'subnet' && (OBJECT_KINDS as readonly string[]).includes(w)) return w as ObjectKind;
     if (w === 'repo' || w === 'image' || w === 'menu') return w;
     throw new Fault(`forge has no ${w} objects (distro, profile, system; repo, image and menu lists are empty)`);
   }
@@ -187,9 +188,10 @@ export class CobblerApi {
     const plainSettings = { ...settings, autoinstall_meta: {} };
     if (kind === 'system') {
       const s = obj as System;
+      const subnets = await store.list('subnet');
       return {
-        vars: blendSystem(s, chain.profiles, chain.distro, settings),
-        plain: blendSystem(noMeta(s), chain.profiles.map(noMeta), noMeta(chain.distro), plainSettings),
+        vars: blendSystem(s, chain.profiles, chain.distro, settings, subnets),
+        plain: blendSystem(noMeta(s), chain.profiles.map(noMeta), noMeta(chain.distro), plainSettings, subnets),
       };
     }
     return {

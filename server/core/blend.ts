@@ -11,12 +11,19 @@
  * - other scalars are overwritten by the child;
  * - autoinstall_meta keys are promoted to top-level variables (so templates
  *   say `tree`, not `autoinstall_meta.tree`).
+ * - a system interface whose address lies in a stored subnet takes the
+ *   subnet's netmask, router (if_gateway) and MTU where it sets none; the
+ *   first such interface (by name) also gives the system its gateway, name
+ *   servers and search list when the system and its profiles set none, and
+ *   the `subnet` variable (name, cidr, netmask, router, dns, domain, ...).
  * The result is what `forge ... dumpvars` prints and what templates see.
- * Pure: the caller loads the chain.
+ * Pure: the caller loads the chain and the subnets.
  */
 import { kernelCommandLine } from './cmdline.js';
+import { intToIp } from './ipv4.js';
 import { INHERIT } from './model.js';
-import type { Distro, NetInterface, Profile, Settings, System } from './model.js';
+import type { Distro, NetInterface, Profile, Settings, Subnet, System } from './model.js';
+import { parseCidr, subnetOfIp } from './subnet.js';
 
 export type Vars = Record<string, unknown>;
 
@@ -135,13 +142,14 @@ export function blendProfile(chain: readonly Profile[], distro: Distro, settings
   return finish(vars, settings, distro, `profile/${encodeURIComponent(profile.name)}`);
 }
 
-export function blendSystem(system: System, chain: readonly Profile[], distro: Distro, settings: Settings): Vars {
+export function blendSystem(system: System, chain: readonly Profile[], distro: Distro, settings: Settings, subnets: readonly Subnet[] = []): Vars {
   const vars = blendChain(chain, distro, settings);
   applyLayer(vars, system);
   vars['name'] = system.name;
   vars['system_name'] = system.name;
   vars['profile_name'] = system.profile;
   const ifaces: Record<string, NetInterface> = structuredClone(system.interfaces);
+  applySubnets(vars, ifaces, subnets);
   vars['interfaces'] = ifaces;
   // Cobbler also exposes per-interface values as `mac_address_eth0`, ...
   for (const [ifname, i] of Object.entries(ifaces)) {
@@ -150,6 +158,41 @@ export function blendSystem(system: System, chain: readonly Profile[], distro: D
   const firstDns = Object.values(ifaces).find((i) => i.dns_name !== '')?.dns_name;
   vars['hostname'] = system.hostname !== '' ? system.hostname : firstDns ?? system.name;
   return finish(vars, settings, distro, `system/${encodeURIComponent(system.name)}`);
+}
+
+/** Subnet defaults of interfaces and of the system (see the module comment). Mutates both. */
+function applySubnets(vars: Vars, ifaces: Record<string, NetInterface>, subnets: readonly Subnet[]): void {
+  if (subnets.length === 0) return;
+  let first: Subnet | undefined;
+  for (const ifname of Object.keys(ifaces).sort()) {
+    const i = ifaces[ifname]!;
+    const s = i.ip_address !== '' ? subnetOfIp(subnets, i.ip_address) : undefined;
+    if (s === undefined) continue;
+    const net = parseCidr(s.cidr);
+    if (i.netmask === '' && net !== undefined) i.netmask = intToIp(net.mask);
+    if (i.if_gateway === '') i.if_gateway = s.router;
+    if (i.mtu === 0) i.mtu = s.mtu;
+    vars[`subnet_${ifname}`] = s.name;
+    first ??= s;
+  }
+  if (first === undefined) return;
+  const net = parseCidr(first.cidr);
+  vars['subnet'] = {
+    name: first.name,
+    cidr: first.cidr,
+    netmask: net === undefined ? '' : intToIp(net.mask),
+    router: first.router,
+    dns: [...first.dns],
+    domain: first.domain,
+    dns_search: [...first.dns_search],
+    mtu: first.mtu,
+    next_server: first.next_server,
+  };
+  if (vars['gateway'] === '' || vars['gateway'] === undefined) vars['gateway'] = first.router;
+  if ((vars['name_servers'] as unknown[]).length === 0) vars['name_servers'] = [...first.dns];
+  if ((vars['name_servers_search'] as unknown[]).length === 0) {
+    vars['name_servers_search'] = first.dns_search.length > 0 ? [...first.dns_search] : first.domain !== '' ? [first.domain] : [];
+  }
 }
 
 /**

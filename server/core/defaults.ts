@@ -4,7 +4,7 @@
  * set higher up the chain, or in the settings, shows through.
  */
 import { INHERIT } from './model.js';
-import type { Distro, NetInterface, Profile, System } from './model.js';
+import type { Distro, NetInterface, Profile, Subnet, System } from './model.js';
 
 export function defaultDistro(name: string): Distro {
   return {
@@ -103,5 +103,25 @@ export function defaultSystem(name: string): System {
     virt_bridge: INHERIT,
     virt_disk_driver: INHERIT,
     virt_auto_boot: INHERIT,
+  };
+}
+
+export function defaultSubnet(name: string): Subnet {
+  return {
+    name,
+    comment: '',
+    ctime: '',
+    mtime: '',
+    cidr: '',
+    range: [],
+    router: '',
+    dns: [],
+    domain: '',
+    dns_search: [],
+    lease_time: 0,
+    next_server: '',
+    mtu: 0,
+    authoritative: false,
+    unknown: '',
   };
 }

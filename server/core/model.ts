@@ -12,7 +12,7 @@
 export const INHERIT = '<<inherit>>';
 export type Inherit = typeof INHERIT;
 
-export const OBJECT_KINDS = ['distro', 'profile', 'system'] as const;
+export const OBJECT_KINDS = ['distro', 'profile', 'system', 'subnet'] as const;
 export type ObjectKind = (typeof OBJECT_KINDS)[number];
 
 export const BREEDS = ['redhat', 'debian', 'ubuntu', 'suse', 'generic'] as const;
@@ -142,11 +142,50 @@ export interface System extends BaseObject, VirtFields {
   power_ca: string;
 }
 
-export type ForgeObject = Distro | Profile | System;
+/**
+ * What a stored subnet does with machines forge has no system for: '' takes the
+ * server's dhcp_unknown; ignore, discover (the discovery image) or default
+ * (default_profile) decide for this subnet only.
+ */
+export const SUBNET_UNKNOWN = ['', 'ignore', 'discover', 'default'] as const;
+export type SubnetUnknown = (typeof SUBNET_UNKNOWN)[number];
+
+/**
+ * A network forge serves (managed DHCP) or knows (interface defaults): the
+ * options its clients get and the defaults of the system interfaces on it.
+ * Empty values fall back to the serve-wide dhcp_* settings (README "Subnets").
+ */
+export interface Subnet extends BaseObject {
+  /** Network in CIDR form, normalised to its network address (10.96.0.0/24). */
+  cidr: string;
+  /** Dynamic pools, each `first,last` inside cidr. */
+  range: string[];
+  /** Option 3; '' = dhcp_router when it lies inside cidr, else none. */
+  router: string;
+  /** Option 6; [] = dhcp_dns. */
+  dns: string[];
+  /** Option 15; '' = dhcp_domain. */
+  domain: string;
+  /** Option 119 (RFC 3397); [] = none. */
+  dns_search: string[];
+  /** Seconds (option 51); 0 = dhcp_lease_time. */
+  lease_time: number;
+  /** siaddr / TFTP server; '' = next_server, else forge's address facing the client. */
+  next_server: string;
+  /** Option 26 interface MTU; 0 = not sent. */
+  mtu: number;
+  /** Answer INIT-REBOOT requests of clients without a record (RFC 2131 s4.3.2). */
+  authoritative: boolean;
+  /** Machines without a system on this subnet. */
+  unknown: SubnetUnknown;
+}
+
+export type ForgeObject = Distro | Profile | System | Subnet;
 export interface KindMap {
   distro: Distro;
   profile: Profile;
   system: System;
+  subnet: Subnet;
 }
 
 /**
@@ -207,6 +246,8 @@ export const EVENT_TYPES = [
   'enlisted',
   /** Server-wide (system ''): another DHCP server answered forge's probe on a served link. */
   'dhcp_rival',
+  /** Server-wide (system ''): a re-probe of a rival link heard no other server; forge answers there again. */
+  'dhcp_rival_gone',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

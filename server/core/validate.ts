@@ -9,7 +9,8 @@
  */
 import { isIP } from 'node:net';
 import { ForgeError, invalid } from '../errors.js';
-import { defaultDistro, defaultInterface, defaultProfile, defaultSystem } from './defaults.js';
+import { defaultDistro, defaultInterface, defaultProfile, defaultSubnet, defaultSystem } from './defaults.js';
+import { LEASE_MAX, MTU_MAX, checkSubnet } from './subnet.js';
 import { intToIp, ipToInt, isIPv4, maskOf } from './ipv4.js';
 import { normalizeMac } from './mac.js';
 import {
@@ -19,9 +20,10 @@ import {
   INTERFACE_TYPES,
   POWER_TYPES,
   STATUSES,
+  SUBNET_UNKNOWN,
   VIRT_TYPES,
 } from './model.js';
-import type { KindMap, NetInterface, ObjectKind, OptionDict } from './model.js';
+import type { KindMap, NetInterface, ObjectKind, OptionDict, Subnet } from './model.js';
 
 export type FieldType =
   | 'name'
@@ -48,7 +50,7 @@ export interface FieldSpec {
   inherit?: boolean;
   values?: readonly string[];
   /** list item rule */
-  item?: 'ip' | 'text' | 'name' | 'hostname';
+  item?: 'ip' | 'ipv4' | 'text' | 'name' | 'hostname' | 'range';
   min?: number;
   max?: number;
   /** Must be given on create. */
@@ -149,6 +151,20 @@ export const FIELDS: { [K in ObjectKind]: Record<string, FieldSpec> } = {
     power_id: { type: 'text', doc: 'libvirt domain name, or Redfish system id (default: the only system)' },
     power_ca: { type: 'path', doc: 'PEM CA file to verify a Redfish BMC certificate (default: system CAs)' },
     ...virt,
+  },
+  subnet: {
+    ...base,
+    cidr: { type: 'text', required: true, doc: 'network in CIDR form (10.96.0.0/24), /8 to /30; must not overlap another subnet' },
+    range: { type: 'list', item: 'range', doc: 'dynamic pool(s) as first,last inside cidr (several: "a,b c,d")' },
+    router: { type: 'ipv4', doc: 'option 3 router, inside cidr (empty: dhcp_router when inside cidr)' },
+    dns: { type: 'list', item: 'ipv4', doc: 'option 6 DNS servers (empty: dhcp_dns)' },
+    domain: { type: 'hostname', doc: 'option 15 domain name (empty: dhcp_domain)' },
+    dns_search: { type: 'list', item: 'hostname', doc: 'option 119 DNS search list (RFC 3397)' },
+    lease_time: { type: 'int', min: 0, max: LEASE_MAX, doc: 'lease time in seconds, 60 or more (0: dhcp_lease_time)' },
+    next_server: { type: 'ipv4', doc: 'siaddr / TFTP server for this subnet (empty: next_server, else forge\'s address facing the client)' },
+    mtu: { type: 'int', min: 0, max: MTU_MAX, doc: 'option 26 interface MTU, 68 or more (0: not sent)' },
+    authoritative: { type: 'bool', doc: 'ACK/NAK INIT-REBOOT requests of clients forge has no record of (RFC 2131 4.3.2)' },
+    unknown: { type: 'enum', values: SUBNET_UNKNOWN, doc: 'machines without a system: ignore, discover or default (empty: dhcp_unknown)' },
   },
 };
 
@@ -309,6 +325,11 @@ export function parseList(s: string): string[] {
   return s.split(/[\s,]+/).filter((x) => x !== '');
 }
 
+/** Ranges `first,last` keep their comma: items are separated by blanks or semicolons. */
+export function parseRangeList(s: string): string[] {
+  return s.split(/[\s;]+/).filter((x) => x !== '');
+}
+
 // ---------------------------------------------------------------- field check
 
 function checkValue(field: string, spec: FieldSpec, raw: unknown): unknown {
@@ -442,7 +463,7 @@ function checkDict(field: string, raw: unknown): OptionDict {
 }
 
 function checkList(field: string, spec: FieldSpec, raw: unknown): string[] {
-  const items = typeof raw === 'string' ? parseList(raw) : raw;
+  const items = typeof raw === 'string' ? (spec.item === 'range' ? parseRangeList(raw) : parseList(raw)) : raw;
   if (!Array.isArray(items)) throw invalid(field, 'must be a list of strings');
   if (items.length > LIMITS.listItems) throw invalid(field, `at most ${LIMITS.listItems} items (got ${items.length})`);
   const out: string[] = [];
@@ -451,6 +472,7 @@ function checkList(field: string, spec: FieldSpec, raw: unknown): string[] {
     if (v.length > LIMITS.listItem) throw invalid(`${field}[${i}]`, `at most ${LIMITS.listItem} characters`);
     const s = v.trim();
     if (spec.item === 'ip' && isIP(s) === 0) throw invalid(field, `"${s}" is not an IP address`);
+    if (spec.item === 'ipv4' && !isIPv4(s)) throw invalid(field, `"${s}" is not an IPv4 address`);
     if (spec.item === 'name' && !isName(s)) throw invalid(field, `"${s}" is not a valid name`);
     if (spec.item === 'hostname' && !HOSTNAME_RE.test(s)) throw invalid(field, `"${s}" is not a valid domain`);
     out.push(s);
@@ -505,7 +527,7 @@ function checkInterfaces(
 }
 
 function defaultsFor<K extends ObjectKind>(kind: K, name: string): KindMap[K] {
-  const d = kind === 'distro' ? defaultDistro(name) : kind === 'profile' ? defaultProfile(name) : defaultSystem(name);
+  const d = kind === 'distro' ? defaultDistro(name) : kind === 'profile' ? defaultProfile(name) : kind === 'subnet' ? defaultSubnet(name) : defaultSystem(name);
   return d as KindMap[K];
 }
 
@@ -591,6 +613,7 @@ function finish<K extends ObjectKind>(kind: K, out: Record<string, unknown>, _ex
       throw new ForgeError('PARENT_CYCLE', `parent: profile ${String(out['name'])} cannot be its own parent`, { field: 'parent' });
     }
   }
+  if (kind === 'subnet') return checkSubnet(out as unknown as Subnet) as unknown as KindMap[K];
   if (kind === 'system') checkPower(out);
   if (kind === 'system') {
     // MACs and IPs within one system must differ too (the store checks across systems).

@@ -41,6 +41,7 @@ const STAGE_OF: Record<EventType, Stage> = {
   enlisted: 'configured',
   // Server-wide (system ''): never part of a system's timeline.
   dhcp_rival: 'configured',
+  dhcp_rival_gone: 'configured',
 };
 
 /** Events that say something was done to a system, not where its install is: they never move the stage. */

@@ -62,7 +62,7 @@ export class AutoinstallService {
     if (kind === 'system') {
       const sys = await this.store.mustGet('system', name);
       const chain = await chainOf(this.store, sys.profile);
-      const vars = blendSystem(sys, chain.profiles, chain.distro, this.settings);
+      const vars = blendSystem(sys, chain.profiles, chain.distro, this.settings, await this.store.list('subnet'));
       return {
         templateName: templateNameFor(vars),
         vars: templateContext(vars),

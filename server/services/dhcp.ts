@@ -3,7 +3,8 @@
  *
  *   off      (default) never binds, never answers;
  *   proxy    proxyDHCP for PXE clients on dhcp_port and dhcp_proxy_port (4011), no addresses;
- *   managed  authoritative for dhcp_subnet, after probing the segment for another server.
+ *   managed  authoritative for its subnets (dhcp_subnet and the stored subnets), after probing
+ *            each directly attached link for another server.
  *
  * Node's dgram cannot tell which interface a broadcast arrived on, so the
  * socket binds dhcp_listen (0.0.0.0, to see broadcasts) and one process serves
@@ -11,7 +12,8 @@
  */
 import type { Socket } from 'node:dgram';
 import type { ForgeConfig } from '../config.js';
-import type { Settings } from '../core/model.js';
+import { networkInterfaces } from 'node:os';
+import type { Settings, Subnet } from '../core/model.js';
 import { ForgeError } from '../errors.js';
 import type { Service } from './service.js';
 import { DhcpHandler, type DhcpHandlerDeps, type Inbound, type Outbound } from './dhcp/handler.js';
@@ -47,9 +49,13 @@ export async function createDhcpHandler(
   now: () => number = Date.now,
   leases: LeaseTable = createLeaseTable(deps, deps.config.dhcp_mode),
 ): Promise<DhcpHandler> {
-  const settings = dhcpSettings(deps.config, deps.settings.next_server);
+  const stored = (): Promise<Subnet[]> => deps.store.list('subnet');
+  const settings = dhcpSettings(deps.config, deps.settings.next_server, networkInterfaces(), await stored());
   if (settings.mode === 'managed') await leases.load(now());
-  return new DhcpHandler(deps, settings, leases, now);
+  const h = new DhcpHandler(deps, settings, leases, now);
+  // Stored subnets and the host's interfaces, looked at again (handler.refresh, links.ts).
+  h.reload = async () => refreshSettings(settings, dhcpSettings(deps.config, deps.settings.next_server, networkInterfaces(), await stored()));
+  return h;
 }
 
 /** Starts the DHCP service for config.dhcp_mode; undefined when mode is off. */
@@ -59,7 +65,7 @@ export async function startDhcp(deps: DhcpDeps, leases?: LeaseTable): Promise<Dh
   const handler = await createDhcpHandler(deps, Date.now, leases);
   const s = handler.settings;
 
-  const links = s.mode === 'managed' ? new LinkWatch(deps, s, log) : undefined;
+  const links = s.mode === 'managed' ? new LinkWatch(deps, s, log, () => handler.refresh(true)) : undefined;
   // The first probe of every link with carrier, before answering anyone (links without carrier
   // cannot have a rival; they are probed when they come up).
   if (links !== undefined) await links.check();
@@ -88,7 +94,7 @@ export async function startDhcp(deps: DhcpDeps, leases?: LeaseTable): Promise<Dh
   let lastScan = Date.now();
   const rescan = async (): Promise<void> => {
     lastScan = Date.now();
-    refreshSettings(s, dhcpSettings(deps.config, deps.settings.next_server));
+    await handler.refresh(true);
     await bindBroadcasters();
   };
   const deliver = async (sock: Socket, out: Outbound): Promise<void> => {

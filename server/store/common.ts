@@ -5,10 +5,10 @@
  * the order profiles of one batch are written in. Pure.
  */
 import { ForgeError } from '../errors.js';
-import type { EventType, ForgeEvent, ObjectKind, Profile, System } from '../core/model.js';
+import type { EventType, ForgeEvent, ObjectKind, Profile, Subnet, System } from '../core/model.js';
 import type { ListFilter } from './store.js';
 
-export const TABLE: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems' };
+export const TABLE: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems', subnet: 'subnets' };
 
 /** Convert a shell glob (`*`, `?`) to an anchored RegExp. */
 export function globToRegExp(glob: string): RegExp {
@@ -36,6 +36,7 @@ const COLUMNS: Record<ObjectKind, readonly string[]> = {
   distro: ['name'],
   profile: ['name', 'distro', 'parent'],
   system: ['name', 'profile'],
+  subnet: ['name'],
 };
 const IFACE_FIELDS = ['netmask', 'if_gateway', 'dns_name', 'static', 'mtu', 'interface_type'];
 
@@ -107,6 +108,15 @@ export function duplicateError(code: 'DUPLICATE_MAC' | 'DUPLICATE_IP', ifname: s
   const field = `interfaces.${ifname}.${code === 'DUPLICATE_MAC' ? 'mac_address' : 'ip_address'}`;
   const by = owner === undefined ? 'another system (written at the same time)' : `system ${owner.system} (${owner.ifname})`;
   return new ForgeError(code, `${field}: ${value} is already used by ${by}`, { field });
+}
+
+export function overlapError(cidr: string, other: Pick<Subnet, 'name' | 'cidr'>): ForgeError {
+  return new ForgeError('SUBNET_OVERLAP', `cidr: ${cidr} overlaps subnet ${other.name} (${other.cidr})`, { field: 'cidr', details: { subnet: other.name, cidr: other.cidr } });
+}
+
+export function outsideSubnets(ifname: string, ip: string): ForgeError {
+  const field = `interfaces.${ifname}.ip_address`;
+  return new ForgeError('OUTSIDE_SUBNETS', `${field}: ${ip} is not inside any stored subnet (forge subnet list)`, { field });
 }
 
 export function macExhausted(ifname: string, oui: string): ForgeError {

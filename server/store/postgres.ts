@@ -18,7 +18,7 @@
 import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
 import type { Discovered, Rule } from '../discovery/model.js';
 import { ForgeError } from '../errors.js';
-import type { ExportDocument, ListFilter, NewEvent, RemoveOptions, Store, WriteOptions } from './store.js';
+import type { ExportDocument, ImportCounts, ListFilter, NewEvent, RemoveOptions, Store, WriteOptions } from './store.js';
 import { Db, redactUrl } from './postgres/db.js';
 import { PgDiscovery } from './postgres/discovery.js';
 import { PgEvents } from './postgres/events.js';
@@ -103,7 +103,7 @@ export class PgStore implements Store {
   exportAll(): Promise<ExportDocument> {
     return this.objects.exportAll();
   }
-  importAll(doc: ExportDocument, opts?: { replace?: boolean }): Promise<{ distros: number; profiles: number; systems: number }> {
+  importAll(doc: ExportDocument, opts?: { replace?: boolean }): Promise<ImportCounts> {
     return this.objects.importAll(doc, opts);
   }
 

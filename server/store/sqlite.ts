@@ -19,7 +19,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
-import type { ExportDocument, ListFilter, NewEvent, RemoveOptions, Store, WriteOptions } from './store.js';
+import type { ExportDocument, ImportCounts, ListFilter, NewEvent, RemoveOptions, Store, WriteOptions } from './store.js';
 import { EventRows } from './sqlite/events.js';
 import { DiscoveryRows } from './sqlite/discovery.js';
 import type { Discovered, Rule } from '../discovery/model.js';
@@ -120,7 +120,7 @@ export class SqliteStore implements Store {
   exportAll(): Promise<ExportDocument> {
     return this.objects.exportAll();
   }
-  importAll(doc: ExportDocument, opts?: { replace?: boolean }): Promise<{ distros: number; profiles: number; systems: number }> {
+  importAll(doc: ExportDocument, opts?: { replace?: boolean }): Promise<ImportCounts> {
     return this.objects.importAll(doc, opts);
   }
 

@@ -48,6 +48,15 @@ export interface ExportDocument {
   distros: KindMap['distro'][];
   profiles: KindMap['profile'][];
   systems: KindMap['system'][];
+  /** Absent in exports made before subnets existed. */
+  subnets?: KindMap['subnet'][];
+}
+
+export interface ImportCounts {
+  distros: number;
+  profiles: number;
+  systems: number;
+  subnets: number;
 }
 
 export interface Store {
@@ -70,7 +79,12 @@ export interface Store {
    * other's changes.
    */
   update<K extends ObjectKind>(kind: K, name: string, fn: (current: KindMap[K]) => KindMap[K], opts?: WriteOptions): Promise<KindMap[K]>;
-  /** Renaming updates references (profiles -> distro/parent, systems -> profile, events). */
+  /**
+   * Renaming updates references (profiles -> distro/parent, systems -> profile, events).
+   * Subnets: no object names them (interfaces belong to one by address); writes refuse a
+   * CIDR overlapping another subnet (SUBNET_OVERLAP), and once any subnet exists a system
+   * write refuses a new or changed static address outside all of them (OUTSIDE_SUBNETS).
+   */
   rename(kind: ObjectKind, from: string, to: string): Promise<void>;
   remove(kind: ObjectKind, name: string, opts?: RemoveOptions): Promise<string[]>;
 
@@ -111,7 +125,7 @@ export interface Store {
 
   exportAll(): Promise<ExportDocument>;
   /** Replaces nothing: objects whose names exist are a DUPLICATE_NAME error unless `replace`. All or nothing. */
-  importAll(doc: ExportDocument, opts?: { replace?: boolean }): Promise<{ distros: number; profiles: number; systems: number }>;
+  importAll(doc: ExportDocument, opts?: { replace?: boolean }): Promise<ImportCounts>;
 
   // discovery (server/discovery/)
   getDiscovered(name: string): Promise<Discovered | undefined>;

@@ -260,12 +260,38 @@ for (const [backend, open] of Object.entries(backends)) {
       assert.deepEqual(doc.systems.map((s) => s.name), ['s']);
       await rejects(st.importAll(doc), 'DUPLICATE_NAME');
       const r = await st.importAll(doc, { replace: true });
-      assert.deepEqual(r, { distros: 1, profiles: 1, systems: 1 });
+      assert.deepEqual(r, { distros: 1, profiles: 1, systems: 1, subnets: 0 });
       assert.equal((await st.mustGet('system', 's')).mtime, doc.systems[0]!.mtime, 'times kept');
       const fresh = await open();
       await fresh.importAll(doc);
       assert.deepEqual(strip(await fresh.exportAll()), strip(doc));
       assert.equal(await st.integrityCheck(), 'ok');
+    });
+
+    test('subnets: overlap refused naming cidr, static addresses outside every subnet refused once any exists, export/import', async () => {
+      const st = await seeded(open);
+      const sn = (o: Record<string, unknown>) => validateNew('subnet', o);
+      await st.create('subnet', sn({ name: 'a', cidr: '10.96.0.0/25', router: '10.96.0.1' }));
+      await st.create('subnet', sn({ name: 'b', cidr: '10.96.0.128/25' }));
+      const e = await rejects(st.create('subnet', sn({ name: 'c', cidr: '10.96.0.64/26' })), 'SUBNET_OVERLAP', 'cidr');
+      assert.match(e.message, /overlaps subnet a \(10\.96\.0\.0\/25\)/);
+      await rejects(st.update('subnet', 'b', (cur) => ({ ...cur, cidr: '10.96.0.0/24' })), 'SUBNET_OVERLAP', 'cidr');
+      assert.equal((await st.get('subnet', 'b'))?.cidr, '10.96.0.128/25', 'the refused edit changed nothing');
+      await rejects(st.create('system', sys('out', 'p', { eth0: { ip_address: '10.97.0.5', static: 'true' } })), 'OUTSIDE_SUBNETS', 'interfaces.eth0.ip_address');
+      await st.create('system', sys('in', 'p', { eth0: { ip_address: '10.96.0.130', static: 'true' } }));
+      await st.create('system', sys('dyn', 'p', { eth0: { ip_address: '10.97.0.6' } }));
+      // An unrelated edit of a system whose address predates the rule is not refused.
+      await st.remove('subnet', 'b');
+      await st.update('system', 'in', (cur) => ({ ...cur, comment: 'kept' }));
+      await rejects(st.update('system', 'in', (cur) => ({ ...cur, interfaces: { eth0: { ...cur.interfaces['eth0']!, ip_address: '10.96.0.131' } } })), 'OUTSIDE_SUBNETS');
+      await st.rename('subnet', 'a', 'lab');
+      assert.deepEqual(await st.listNames('subnet'), ['lab']);
+      assert.deepEqual(await st.listNames('subnet', { cidr: '10.96.*' }), ['lab']);
+      const doc = await st.exportAll();
+      assert.deepEqual(doc.subnets?.map((x) => x.name), ['lab']);
+      const fresh = await open();
+      assert.equal((await fresh.importAll(doc)).subnets, 1);
+      assert.equal((await fresh.get('subnet', 'lab'))?.router, '10.96.0.1');
     });
   });
 }
@@ -285,7 +311,7 @@ describe('SQLite -> PostgreSQL -> SQLite', () => {
     await a.create('system', sys('Zed_9.x-y', 'p'));
     const docA = await a.exportAll();
     const b = await backends['postgres']!();
-    assert.deepEqual(await b.importAll(docA), { distros: 1, profiles: 2, systems: 51 });
+    assert.deepEqual(await b.importAll(docA), { distros: 1, profiles: 2, systems: 51, subnets: 0 });
     const docB = await b.exportAll();
     assert.equal(strip(docB), strip(docA));
     assert.equal((await b.findSystemByMac('52:54:00:10:00:07'))?.name, 'web07');
@@ -330,6 +356,18 @@ describe('PostgreSQL: several servers on one database', () => {
     }
     assert.equal((await b.listNames('system')).length, 30, 'one of each pair, seen from either server');
     assert.equal((await a.listNames('system')).length, 30);
+  });
+
+  test('two servers storing overlapping subnets at once: the database lets exactly one in', async () => {
+    const [a, b] = await pair();
+    for (let round = 0; round < 10; round++) {
+      const r = await Promise.allSettled([
+        a.create('subnet', validateNew('subnet', { name: `a${round}`, cidr: `10.${100 + round}.0.0/24` })),
+        b.create('subnet', validateNew('subnet', { name: `b${round}`, cidr: `10.${100 + round}.0.128/25` })),
+      ]);
+      assert.deepEqual(r.map(code).sort(), ['SUBNET_OVERLAP', 'ok'], `round ${round}`);
+    }
+    assert.equal((await b.listNames('subnet')).length, 10);
   });
 
   test('two servers re-parenting at once cannot close a cycle', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { applyLayer, baseUrlOf, blendProfile, blendSystem, mergeDict } from '../../server/core/blend.js';
-import { defaultDistro, defaultInterface, defaultProfile, defaultSystem } from '../../server/core/defaults.js';
+import { defaultDistro, defaultInterface, defaultProfile, defaultSubnet, defaultSystem } from '../../server/core/defaults.js';
 import { INHERIT } from '../../server/core/model.js';
 import type { Distro, Profile, Settings, System } from '../../server/core/model.js';
 
@@ -131,4 +131,37 @@ test('baseUrlOf: adds http_port unless server carries one', () => {
   assert.equal(baseUrlOf({ server: '10.0.0.1', http_port: 8080 }), 'http://10.0.0.1:8080');
   assert.equal(baseUrlOf({ server: 'forge.example:80', http_port: 8080 }), 'http://forge.example:80');
   assert.equal(baseUrlOf({ server: 'fd00::1', http_port: 8080 }), 'http://[fd00::1]:8080');
+});
+
+test('blendSystem: an interface in a stored subnet takes its netmask, gateway and MTU; the system its gateway, DNS and search list; the kernel line sees them', () => {
+  const lab = { ...defaultSubnet('lab'), cidr: '10.96.0.128/25', router: '10.96.0.129', dns: ['10.96.0.130'], domain: 'lab.example', dns_search: ['lab.example', 'example'], mtu: 9000, next_server: '10.96.0.131' };
+  const other = { ...defaultSubnet('other'), cidr: '10.97.0.0/24', router: '10.97.0.1' };
+  const d = distro({ breed: 'redhat' });
+  const s = system({
+    interfaces: {
+      eth0: { ...defaultInterface(), mac_address: '52:54:00:00:00:01', ip_address: '10.96.0.140', static: true },
+      eth1: { ...defaultInterface(), mac_address: '52:54:00:00:00:02', ip_address: '10.97.0.5', netmask: '255.255.0.0', if_gateway: '10.97.0.254', static: true },
+      eth2: { ...defaultInterface(), mac_address: '52:54:00:00:00:03' },
+    },
+  });
+  const v = blendSystem(s, [profile('web', { distro: 'deb12' })], d, settings, [other, lab]);
+  const ifs = v['interfaces'] as Record<string, { netmask: string; if_gateway: string; mtu: number }>;
+  assert.deepEqual([ifs['eth0']?.netmask, ifs['eth0']?.if_gateway, ifs['eth0']?.mtu], ['255.255.255.128', '10.96.0.129', 9000]);
+  assert.deepEqual([ifs['eth1']?.netmask, ifs['eth1']?.if_gateway, ifs['eth1']?.mtu], ['255.255.0.0', '10.97.0.254', 0], 'own values win');
+  assert.deepEqual([ifs['eth2']?.netmask, ifs['eth2']?.if_gateway], ['', ''], 'no address: no subnet');
+  assert.equal(v['netmask_eth0'], '255.255.255.128');
+  assert.equal(v['subnet_eth0'], 'lab');
+  assert.equal(v['subnet_eth1'], 'other');
+  assert.equal(v['gateway'], '10.96.0.129');
+  assert.deepEqual(v['name_servers'], ['10.96.0.130']);
+  assert.deepEqual(v['name_servers_search'], ['lab.example', 'example']);
+  assert.deepEqual(v['subnet'], { name: 'lab', cidr: '10.96.0.128/25', netmask: '255.255.255.128', router: '10.96.0.129', dns: ['10.96.0.130'], domain: 'lab.example', dns_search: ['lab.example', 'example'], mtu: 9000, next_server: '10.96.0.131' });
+  // dracut's ip= carries the subnet's gateway and netmask for the static boot interface.
+  assert.match(v['kernel_cmdline'] as string, /ip=10\.96\.0\.140::10\.96\.0\.129:255\.255\.255\.128:/);
+  // Without subnets nothing changes, and the system's own values always win.
+  const plain = blendSystem(s, [profile('web', { distro: 'deb12' })], d, settings);
+  assert.equal((plain['interfaces'] as Record<string, { netmask: string }>)['eth0']?.netmask, '');
+  assert.deepEqual(plain['name_servers'], ['10.0.0.53']);
+  const own = blendSystem(system({ ...s, gateway: '10.96.0.200', name_servers: ['9.9.9.9'] }), [profile('web', { distro: 'deb12' })], d, settings, [lab]);
+  assert.deepEqual([own['gateway'], own['name_servers']], ['10.96.0.200', ['9.9.9.9']]);
 });

@@ -1,5 +1,5 @@
 /**
- * `forge distro|profile|system add|edit|copy|rename|remove|list|report|find|dumpvars`.
+ * `forge distro|profile|system|subnet add|edit|copy|rename|remove|list|report|find` (+ `dumpvars` of profiles and systems).
  * Flags are the field names in kebab case (`--virt-ram` <-> virt_ram), taken
  * from the validator's field tables so CLI, API and docs cannot drift.
  * `--interface NAME` selects the system interface the interface flags apply
@@ -7,12 +7,12 @@
  * merges into the stored dict (`~key` removes a key) instead of replacing it.
  */
 import { ForgeError } from '../../errors.js';
-import { FIELDS, INTERFACE_FIELDS, parseList, parseOptionString } from '../../core/validate.js';
+import { FIELDS, INTERFACE_FIELDS, parseList, parseOptionString, parseRangeList } from '../../core/validate.js';
 import type { FieldSpec } from '../../core/validate.js';
 import type { ForgeObject, NetInterface, ObjectKind, OptionDict, System } from '../../core/model.js';
 import type { CliIO, CommandSpec, OptionSpec, ParsedArgs } from '../command.js';
 
-const PLURAL: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems' };
+const PLURAL: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems', subnet: 'subnets' };
 const kebab = (s: string): string => s.replace(/_/g, '-');
 
 function fieldOption(key: string, spec: FieldSpec): OptionSpec {
@@ -67,7 +67,7 @@ function mustName(args: ParsedArgs, flag = 'name'): string {
 
 function convert(spec: FieldSpec, raw: string): unknown {
   if (spec.type === 'dict') return raw === '' ? {} : raw === '<<inherit>>' ? raw : parseOptionString(raw);
-  if (spec.type === 'list') return parseList(raw);
+  if (spec.type === 'list') return spec.item === 'range' ? parseRangeList(raw) : parseList(raw);
   return raw;
 }
 
@@ -152,7 +152,9 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
         ? 'example: forge distro add --name deb12 --arch x86_64 --breed debian --os-version bookworm --kernel /srv/forge/deb12/linux --initrd /srv/forge/deb12/initrd.gz'
         : kind === 'profile'
           ? 'example: forge profile add --name deb12-web --distro deb12 --autoinstall preseed/default.seed --kernel-options "console=ttyS0,115200"'
-          : 'example: forge system add --name vm9 --profile deb12-web --mac=random --virt-type kvm',
+          : kind === 'subnet'
+            ? 'example: forge subnet add --name lab --cidr 10.96.0.0/24 --range 10.96.0.100,10.96.0.200 --router 10.96.0.1 --dns "10.96.0.1" --domain lab.example --dns-search "lab.example" --lease-time 3600'
+            : 'example: forge system add --name vm9 --profile deb12-web --mac=random --virt-type kvm',
     async run(args, io) {
       const body: Record<string, unknown> = { name: mustName(args), ...fieldsFromArgs(kind, args) };
       if (kind === 'system') {
@@ -182,7 +184,9 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
         ? 'example: forge distro edit --name deb12 --kernel /srv/deb12/linux --initrd /srv/deb12/initrd.gz --kernel-options "console=ttyS0,115200"'
         : kind === 'profile'
           ? 'example: forge profile edit --name deb12-web --virt-ram 4096 --autoinstall-meta "tree=http://mirror/debian" --in-place'
-          : 'example: forge system edit --name vm9 --interface eth1 --mac 52:54:00:12:34:56 --ip-address 10.0.0.9 --netmask 255.255.255.0 --static true',
+          : kind === 'subnet'
+            ? 'example: forge subnet edit --name lab --router 10.96.0.254 --mtu 9000 --unknown discover'
+            : 'example: forge system edit --name vm9 --interface eth1 --mac 52:54:00:12:34:56 --ip-address 10.0.0.9 --netmask 255.255.255.0 --static true',
     async run(args, io) {
       const name = mustName(args);
       const body = fieldsFromArgs(kind, args);
@@ -326,7 +330,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
   };
 
   const out = [add, edit, copy, rename, remove, list, report, find];
-  if (kind !== 'distro') {
+  if (kind === 'profile' || kind === 'system') {
     out.push({
       path: [kind, 'dumpvars'],
       summary: `show the blended variables of a ${kind} (what templates see)`,
@@ -345,4 +349,4 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
   return out;
 }
 
-export const commands: CommandSpec[] = [...commandsFor('distro'), ...commandsFor('profile'), ...commandsFor('system')];
+export const commands: CommandSpec[] = [...commandsFor('distro'), ...commandsFor('profile'), ...commandsFor('system'), ...commandsFor('subnet')];

@@ -1,5 +1,5 @@
 /**
- * DHCPv4 codec (RFC 2131, 2132, 3004, 3046, 3396, 4578): a library that knows
+ * DHCPv4 codec (RFC 2131, 2132, 3004, 3046, 3396, 3397, 4578): a library that knows
  * nothing of forge. Policy lives in server/core/bootplan.ts and
  * server/services/dhcp/.
  */
@@ -12,6 +12,8 @@ export {
   ipToBytes,
   bytesToIp,
   parseSubOptions,
+  encodeDomainSearch,
+  decodeDomainSearch,
   type RawOption,
   type MessageTypeName,
 } from './options.js';

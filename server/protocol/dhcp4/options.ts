@@ -14,6 +14,7 @@ export const Opt = {
   DomainNameServer: 6,
   HostName: 12,
   DomainName: 15,
+  InterfaceMtu: 26,
   RequestedIP: 50,
   LeaseTime: 51,
   Overload: 52,
@@ -33,6 +34,7 @@ export const Opt = {
   ClientArch: 93,
   ClientNdi: 94,
   ClientUuid: 97,
+  DomainSearch: 119,
   VendorSpecific: 43,
   IpxeEncap: 175,
   End: 255,
@@ -173,6 +175,17 @@ export class Options {
     const b = Buffer.alloc(4);
     b.writeUInt32BE(v >>> 0);
     return this.own(code, b);
+  }
+  /**
+   * Option 119, the domain search list (RFC 3397 s2): each name in DNS wire
+   * form (RFC 1035 s3.1, length-prefixed labels ending in a zero octet), with
+   * a name's tail that an earlier name already ends in written as a
+   * compression pointer to it (RFC 1035 s4.1.4; offsets count from the start
+   * of the option's data, RFC 3397 s2). Values over 255 bytes are split by
+   * `set` into consecutive instances (RFC 3396).
+   */
+  setDomainSearch(code: number, names: readonly string[]): this {
+    return this.set(code, encodeDomainSearch(names));
   }
   setString(code: number, s: string): this {
     return this.own(code, Buffer.from(s, 'latin1'));
@@ -328,6 +341,69 @@ export function parseSubOptions(d: Buffer): RawOption[] | undefined {
     if (len === undefined || i + 2 + len > d.length) return undefined;
     out.push({ code: c, data: d.subarray(i + 2, i + 2 + len) });
     i += 2 + len;
+  }
+  return out;
+}
+
+/** RFC 3397 s2 / RFC 1035 s3.1 + s4.1.4: a domain search list in wire form with compression. */
+export function encodeDomainSearch(names: readonly string[]): Buffer {
+  const parts: Buffer[] = [];
+  /** Offset of every suffix written so far ("b.example" -> 12), lower-cased. */
+  const at = new Map<string, number>();
+  let len = 0;
+  for (const raw of names) {
+    const labels = raw.replace(/\.$/, '').split('.').filter((l) => l !== '');
+    for (const l of labels) if (l.length > 63) throw new RangeError(`domain label longer than 63 octets: ${l}`);
+    let i = 0;
+    for (; i < labels.length; i++) {
+      const suffix = labels.slice(i).join('.').toLowerCase();
+      const ptr = at.get(suffix);
+      if (ptr !== undefined) {
+        parts.push(Buffer.of(0xc0 | (ptr >> 8), ptr & 0xff));
+        len += 2;
+        break;
+      }
+      if (len < 0x3fff) at.set(suffix, len);
+      const b = Buffer.from(labels[i]!, 'latin1');
+      parts.push(Buffer.of(b.length), b);
+      len += 1 + b.length;
+    }
+    if (i === labels.length) {
+      parts.push(Buffer.of(0));
+      len += 1;
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+/** Decodes an RFC 3397 search list (pointers followed, loops refused). */
+export function decodeDomainSearch(data: Uint8Array): string[] {
+  const out: string[] = [];
+  let pos = 0;
+  while (pos < data.length) {
+    const labels: string[] = [];
+    let p = pos;
+    let jumped = false;
+    let hops = 0;
+    for (;;) {
+      if (p >= data.length) throw new RangeError('domain search list truncated');
+      const n = data[p]!;
+      if (n === 0) {
+        if (!jumped) pos = p + 1;
+        break;
+      }
+      if ((n & 0xc0) === 0xc0) {
+        if (p + 1 >= data.length || ++hops > 64) throw new RangeError('bad compression pointer in domain search list');
+        const target = ((n & 0x3f) << 8) | data[p + 1]!;
+        if (!jumped) pos = p + 2;
+        jumped = true;
+        p = target;
+        continue;
+      }
+      labels.push(Buffer.from(data.subarray(p + 1, p + 1 + n)).toString('latin1'));
+      p += 1 + n;
+    }
+    out.push(labels.join('.'));
   }
   return out;
 }

@@ -25,6 +25,7 @@ import { PROBE_VENDOR_CLASS } from './probe.js';
 import type { Outbound } from './reply.js';
 import { serverIdFor, type DhcpSettings } from './settings.js';
 import { bootLoadersOf, resolveByMac, type Resolved } from '../../catalog.js';
+import { subnetUnknownPolicy } from '../../core/subnet.js';
 
 export type { Outbound } from './reply.js';
 
@@ -132,6 +133,7 @@ export class DhcpHandler {
       if (p.op !== BOOTREQUEST || mt === undefined || p.htype !== 1 || p.hlen !== 6) return this.ignore();
       // forge's own rival probe (links.ts) is not a client.
       if (p.options.vendorClass() === PROBE_VENDOR_CLASS) return this.ignore();
+      await this.refresh();
       const arrival = await this.arrival(p);
       // A link being probed, or with another server on it, is not answered directly (links.ts).
       if (p.giaddr === ZERO && arrival.subnet !== undefined && this.settings.silentSubnets.has(arrival.subnet.cidr)) return this.ignore();
@@ -151,6 +153,27 @@ export class DhcpHandler {
       }
       return undefined;
     }
+  }
+
+  /**
+   * Stored subnets are re-read at most once per LOOKUP_TTL_MS (zero-sync: an edit through the API
+   * or CLI reaches DHCP within a second, no restart). `reload` is set by createDhcpHandler.
+   */
+  reload: (() => Promise<void>) | undefined;
+  private reloadedAt = 0;
+  private reloading: Promise<void> | undefined;
+
+  async refresh(force = false): Promise<void> {
+    if (this.reload === undefined) return;
+    const now = this.now();
+    if (!force && now - this.reloadedAt < LOOKUP_TTL_MS) return;
+    this.reloadedAt = now;
+    this.reloading ??= this.reload()
+      .catch((e: unknown) => this.log.warn('could not re-read the stored subnets; keeping the last ones', { err: e }))
+      .finally(() => {
+        this.reloading = undefined;
+      });
+    await this.reloading;
   }
 
   ignore(): undefined {
@@ -197,7 +220,9 @@ export class DhcpHandler {
       address = this.settings.serverIdBySubnet.get(subnet.cidr);
     }
     address ??= this.settings.serverId;
-    const nextServer = this.settings.nextServerFixed ? this.settings.nextServer : address;
+    // The subnet's next_server (its own, else the serve-wide one), else forge's address facing the client.
+    const fixed = subnet !== undefined ? subnet.site.next_server : this.settings.nextServerFixed ? this.settings.nextServer : '';
+    const nextServer = fixed !== '' ? fixed : address;
     return { subnet, address, nextServer };
   }
 
@@ -223,7 +248,12 @@ export class DhcpHandler {
     return v;
   }
 
-  async resolve(mac: string): Promise<{ resolved: Resolved | undefined; bootSystem: BootSystem | undefined }> {
+  /** The unknown-machine policy on the client's subnet (its `unknown`, else dhcp_unknown). */
+  unknownOn(arrival: Arrival | undefined): ReturnType<typeof subnetUnknownPolicy> {
+    return arrival?.subnet !== undefined ? arrival.subnet.site.unknown : subnetUnknownPolicy(undefined, this.ctx.config.dhcp_unknown);
+  }
+
+  async resolve(mac: string, arrival?: Arrival): Promise<{ resolved: Resolved | undefined; bootSystem: BootSystem | undefined }> {
     const resolved = await this.lookup(mac);
     if (resolved !== undefined) {
       return {
@@ -236,7 +266,8 @@ export class DhcpHandler {
         },
       };
     }
-    const profile = unknownPolicy(this.ctx.config).dhcpProfile;
+    // The client's subnet's `unknown` wins over dhcp_unknown (core/bootplan.ts unknownPolicy).
+    const profile = unknownPolicy(this.ctx.config, this.unknownOn(arrival)).dhcpProfile;
     if (profile !== undefined) {
       return {
         resolved: undefined,
@@ -255,6 +286,7 @@ export class DhcpHandler {
       bios_loader: cfg.bios_loader,
       uefi_loader: cfg.uefi_loader,
       dhcp_unknown: cfg.dhcp_unknown,
+      subnet_unknown: this.unknownOn(arrival),
       default_profile: cfg.default_profile,
     };
     return bootPlan({ mac: macOf(p), arch: o.clientArch(), userClasses: o.userClasses() ?? [], vendorClass: o.vendorClass(), ipxeOption: o.has(Opt.IpxeEncap) }, bootSystem, boot);

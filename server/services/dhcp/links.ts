@@ -7,9 +7,12 @@
  *   probing     the link came up: forge listens for another server before answering on it;
  *   serving     no other server answered (or dhcp_force);
  *   rival       another server answered: forge stays silent on this link (logged, an event, shown
- *               by `forge status`) and keeps serving every other link and relay.
+ *               by `forge status`) and keeps serving every other link and relay. The link is probed
+ *               again every dhcp_reprobe_seconds (default 60); once no other server answers, forge
+ *               answers there again (logged, a dhcp_rival_gone event).
  *
- * Links are looked at every LINK_POLL_MS, so a link that comes up is probed within seconds.
+ * Links are looked at every LINK_POLL_MS, so a link that comes up is probed within seconds. The
+ * set of links follows the subnets (stored subnets added or removed while running).
  */
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../log.js';
@@ -29,10 +32,14 @@ export interface DhcpLinkStatus {
   since: string;
   /** The other servers heard, when state is rival (or was, with dhcp_force). */
   rival?: string;
+  /** ISO time of the next probe of a rival link (dhcp_reprobe_seconds). */
+  next_probe?: string;
 }
 
 interface Link extends DhcpLinkStatus {
   rivals: ProbeAnswer[];
+  /** Unix ms of the next re-probe while state is rival. */
+  reprobeAt: number;
 }
 
 function ifaceOf(address: string): string {
@@ -47,16 +54,40 @@ export class LinkWatch {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
+  /**
+   * `reload` re-reads the host's interfaces and the stored subnets into `s` (the handler's
+   * refresh); without it, the interfaces only.
+   */
   constructor(
     private readonly ctx: DhcpDeps,
     private readonly s: DhcpSettings,
     private readonly log: Logger,
+    private readonly reload: () => Promise<void> = async () => refreshSettings(s, dhcpSettings(ctx.config, ctx.settings.next_server)),
+    private readonly now: () => number = Date.now,
   ) {
-    for (const n of s.subnets) this.links.set(n.cidr, { subnet: n.cidr, interface: '', address: '', state: 'no-carrier', since: new Date().toISOString(), rivals: [] });
+    this.syncLinks();
+  }
+
+  /** One link per served subnet: new subnets start without carrier, removed ones are forgotten. */
+  private syncLinks(): void {
+    const cidrs = new Set(this.s.subnets.map((n) => n.cidr));
+    for (const c of [...this.links.keys()]) {
+      if (!cidrs.has(c)) {
+        this.links.delete(c);
+        this.s.silentSubnets.delete(c);
+      }
+    }
+    for (const c of cidrs) {
+      if (!this.links.has(c)) this.links.set(c, { subnet: c, interface: '', address: '', state: 'no-carrier', since: new Date(this.now()).toISOString(), rivals: [], reprobeAt: 0 });
+    }
   }
 
   status(): DhcpLinkStatus[] {
-    return [...this.links.values()].map(({ rivals, ...l }) => (rivals.length > 0 ? { ...l, rival: rivals.map((r) => r.serverId ?? r.from).join(' ') } : l));
+    return [...this.links.values()].map(({ rivals, reprobeAt, ...l }) => ({
+      ...l,
+      ...(rivals.length > 0 ? { rival: rivals.map((r) => r.serverId ?? r.from).join(' ') } : {}),
+      ...(l.state === 'rival' && reprobeAt > 0 ? { next_probe: new Date(reprobeAt).toISOString() } : {}),
+    }));
   }
 
   start(): void {
@@ -81,7 +112,7 @@ export class LinkWatch {
   private set(l: Link, state: Link['state']): void {
     if (l.state !== state) {
       l.state = state;
-      l.since = new Date().toISOString();
+      l.since = new Date(this.now()).toISOString();
     }
     // Direct requests from a link that is being probed or has a rival are not answered.
     if (state === 'probing' || state === 'rival') this.s.silentSubnets.add(l.subnet);
@@ -89,8 +120,12 @@ export class LinkWatch {
   }
 
   private async checkNow(): Promise<void> {
-    refreshSettings(this.s, dhcpSettings(this.ctx.config, this.ctx.settings.next_server));
+    await this.reload();
+    this.syncLinks();
     const up: Link[] = [];
+    const again: Link[] = [];
+    const now = this.now();
+    const reprobe = this.ctx.config.dhcp_reprobe_seconds ?? 0;
     for (const l of this.links.values()) {
       const address = this.s.serverIdBySubnet.get(l.subnet);
       if (address === undefined) {
@@ -101,34 +136,56 @@ export class LinkWatch {
       l.address = address;
       l.interface = ifaceOf(address);
       if (l.state === 'no-carrier') up.push(l);
+      else if (l.state === 'rival' && reprobe > 0 && now >= l.reprobeAt) again.push(l);
     }
-    if (up.length === 0) return;
+    if (up.length === 0 && again.length === 0) return;
     const seconds = this.ctx.config.dhcp_probe_seconds;
     if (seconds === 0) {
       for (const l of up) this.set(l, 'serving');
       return;
     }
+    // A rival link stays silent while it is probed again (it is still 'rival' until clear).
     for (const l of up) this.set(l, 'probing');
-    this.log.info('probing for other DHCP servers', { links: up.map((l) => `${l.interface} ${l.address}`).join(', '), seconds });
-    const results = await probeLinks({ serverPort: this.s.port, clientPort: this.s.clientPort, seconds, links: up, ours: this.s.localAddrs });
-    up.forEach((l, i) => {
+    const probing = [...up, ...again];
+    this.log.info(again.length > 0 ? 'probing again for other DHCP servers' : 'probing for other DHCP servers', { links: probing.map((l) => `${l.interface} ${l.address}`).join(', '), seconds });
+    const results = await probeLinks({ serverPort: this.s.port, clientPort: this.s.clientPort, seconds, links: probing, ours: this.s.localAddrs });
+    probing.forEach((l, i) => {
       const r = results[i];
+      const wasRival = l.state === 'rival';
       if (r === undefined || r.state === 'no-carrier') {
         this.set(l, 'no-carrier');
         return;
       }
       if (r.state === 'clear') {
-        this.log.info('probe: no other DHCP server answered; serving this link', { interface: l.interface, subnet: l.subnet });
+        if (wasRival) {
+          const before = l.rivals;
+          l.rivals = [];
+          this.log.info('probe: the other DHCP server no longer answers; serving this link again', { interface: l.interface, subnet: l.subnet });
+          this.ctx.record({ system: '', type: 'dhcp_rival_gone', source: 'dhcp', detail: { interface: l.interface, subnet: l.subnet, servers: before } });
+        } else {
+          this.log.info('probe: no other DHCP server answered; serving this link', { interface: l.interface, subnet: l.subnet });
+        }
         this.set(l, 'serving');
         return;
       }
+      const known = wasRival && r.answers.every((a) => l.rivals.some((b) => (b.serverId ?? b.from) === (a.serverId ?? a.from)));
       l.rivals = r.answers;
+      l.reprobeAt = this.now() + reprobe * 1000;
+      if (known) {
+        this.log.debug('probe: the other DHCP server still answers; staying silent on this link', { interface: l.interface, subnet: l.subnet });
+        return;
+      }
       const who = r.answers.map((a) => `${a.serverId ?? a.from} (offered ${a.yiaddr})`).join(', ');
       if (this.ctx.config.dhcp_force) {
         this.log.warn('another DHCP server answers on this link; answering anyway (dhcp_force)', { interface: l.interface, subnet: l.subnet, servers: who });
         this.set(l, 'serving');
       } else {
-        this.log.warn('another DHCP server answers on this link: not answering there (use --dhcp-force to override)', { interface: l.interface, subnet: l.subnet, servers: who });
+        this.log.warn('another DHCP server answers on this link: not answering there (use --dhcp-force to override)', {
+          interface: l.interface,
+          subnet: l.subnet,
+          servers: who,
+          reprobe_seconds: reprobe,
+        });
         this.set(l, 'rival');
       }
       this.ctx.record({ system: '', type: 'dhcp_rival', source: 'dhcp', detail: { interface: l.interface, subnet: l.subnet, servers: r.answers, answering: this.ctx.config.dhcp_force } });

@@ -56,8 +56,9 @@ export class ManagedDhcp {
     return ip;
   }
 
+  /** By cidr: a refresh (settings.ts) replaces the Subnet objects while a request is in flight. */
   private poolsOf(subnet: Subnet): Pool[] {
-    return this.s.pools.filter((pl) => pl.subnet === subnet);
+    return this.s.pools.filter((pl) => pl.subnet.cidr === subnet.cidr);
   }
 
   private inPools(subnet: Subnet, ip: number): boolean {
@@ -129,23 +130,37 @@ export class ManagedDhcp {
     return undefined;
   }
 
-  /** Options every managed OFFER/ACK carries (RFC 2131 s4.3.1 table 3). */
+  /**
+   * Options every managed OFFER/ACK carries (RFC 2131 s4.3.1 table 3), from the client's subnet
+   * (the directly attached one, or giaddr's for relayed requests): a system's own gateway and
+   * name servers win over the subnet's.
+   */
   private leaseOptions(r: Packet, subnet: Subnet, arrival: Arrival, withLease: boolean, resolved: Resolved | undefined): void {
-    const s = this.s;
+    const site = subnet.site;
     const o = r.options;
     o.setIp(Opt.ServerIdentifier, this.h.serverIdFor(arrival));
     if (withLease) {
-      o.setUint32(Opt.LeaseTime, s.leaseSeconds);
-      o.setUint32(Opt.RenewalTime, Math.floor(s.leaseSeconds / 2));
-      o.setUint32(Opt.RebindingTime, Math.floor((s.leaseSeconds * 7) / 8));
+      o.setUint32(Opt.LeaseTime, site.lease_time);
+      o.setUint32(Opt.RenewalTime, Math.floor(site.lease_time / 2));
+      o.setUint32(Opt.RebindingTime, Math.floor((site.lease_time * 7) / 8));
     }
     o.setIp(Opt.SubnetMask, intToIp(subnet.mask));
-    const router = resolved?.iface?.if_gateway || resolved?.system.gateway || s.router;
+    const router = resolved?.iface?.if_gateway || resolved?.system.gateway || site.router;
     if (router !== '' && ipToInt(router) !== undefined) o.setIp(Opt.Router, router);
-    const dns = resolved !== undefined && resolved.system.name_servers.length > 0 ? resolved.system.name_servers : s.dns;
+    const dns = resolved !== undefined && resolved.system.name_servers.length > 0 ? resolved.system.name_servers : site.dns;
     const dnsOk = dns.filter((x) => ipToInt(x) !== undefined);
     if (dnsOk.length > 0) o.setIps(Opt.DomainNameServer, dnsOk);
-    if (s.domain !== '') o.setString(Opt.DomainName, s.domain);
+    if (site.domain !== '') o.setString(Opt.DomainName, site.domain);
+    // RFC 3397 search list; among the first options dropped when the reply is too big (reply.ts DROP_ORDER).
+    if (site.dns_search.length > 0) {
+      try {
+        o.setDomainSearch(Opt.DomainSearch, site.dns_search);
+      } catch (e) {
+        this.h.log.warn('dns_search not sent', { subnet: site.name, err: e });
+      }
+    }
+    // RFC 2132 s5.1: the MTU of the client's interface, at least 68.
+    if (site.mtu >= 68) o.setUint16(Opt.InterfaceMtu, site.mtu);
     const host = resolved?.system.hostname || resolved?.iface?.dns_name || '';
     if (host !== '') o.setString(Opt.HostName, host.split('.')[0] ?? host);
   }
@@ -170,7 +185,7 @@ export class ManagedDhcp {
     const mac = macOf(p);
     const subnet = arrival.subnet;
     if (subnet === undefined) return this.h.ignore();
-    const { resolved, bootSystem } = await this.h.resolve(mac);
+    const { resolved, bootSystem } = await this.h.resolve(mac, arrival);
     const plan = this.h.plan(p, bootSystem, arrival);
     // Unknown MACs get a dynamic address only when a pool exists; without one they are ignored.
     const ip = await this.chooseAddress(p, mac, subnet, resolved);
@@ -225,11 +240,11 @@ export class ManagedDhcp {
     const wantStr = requested ?? (p.ciaddr !== ZERO ? p.ciaddr : undefined);
     const want = wantStr === undefined ? undefined : ipToInt(wantStr);
     if (want === undefined) return this.h.ignore();
-    const { resolved, bootSystem } = await this.h.resolve(mac);
+    const { resolved, bootSystem } = await this.h.resolve(mac, arrival);
     const reserved = this.reservation(resolved, subnet);
     const now = this.h.now();
     const initReboot = serverId === undefined && requested !== undefined && p.ciaddr === ZERO;
-    if (initReboot && reserved === undefined && !this.s.authoritative) {
+    if (initReboot && reserved === undefined && !subnet.site.authoritative) {
       // RFC 2131 s4.3.2 INIT-REBOOT: "If the DHCP server has no record of this client, then it
       // MUST remain silent". A record is a lease forge granted or offered this MAC, or a
       // reservation; never ACK an address forge did not hand out (unless authoritative).
@@ -257,7 +272,7 @@ export class ManagedDhcp {
     const boot = this.h.applyPlan(p, r, plan, arrival);
     const out = this.send(p, r, arrival);
     if (out === undefined) return undefined;
-    this.h.leases.bind(mac, want, now, this.s.leaseSeconds * 1000, resolved?.system.name ?? '', host);
+    this.h.leases.bind(mac, want, now, subnet.site.lease_time * 1000, resolved?.system.name ?? '', host);
     this.h.stats.acks++;
     this.h.record('dhcp_ack', p, resolved, r.yiaddr, boot, plan);
     this.h.log.debug('ACK', { mac, ip: r.yiaddr, boot: boot ?? '', relay: p.giaddr });
@@ -298,7 +313,7 @@ export class ManagedDhcp {
     // RFC 2131 s4.3.5: configuration without an address or lease time, sent to ciaddr.
     const subnet = arrival.subnet;
     if (subnet === undefined) return this.h.ignore();
-    const { resolved, bootSystem } = await this.h.resolve(macOf(p));
+    const { resolved, bootSystem } = await this.h.resolve(macOf(p), arrival);
     const r = replyTo(p);
     r.ciaddr = p.ciaddr;
     r.options.setUint8(Opt.MessageType, MessageType.ACK);

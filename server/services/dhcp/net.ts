@@ -1,30 +1,19 @@
-/** Subnets and pools for DHCP (numbers are unsigned 32-bit; the integer helpers are core/ipv4.ts). */
+/** Subnets and pools for DHCP (numbers are unsigned 32-bit; the integer and network helpers are core/ipv4.ts and core/subnet.ts). */
 import { intToIp, ipToInt, maskOf } from '../../core/ipv4.js';
+import { inNetwork, parseCidr, type EffectiveSubnet, type Network } from '../../core/subnet.js';
 
-export { intToIp, ipToInt, maskOf };
+export { intToIp, ipToInt, maskOf, parseCidr };
 
-export interface Subnet {
-  cidr: string;
-  network: number;
-  prefix: number;
-  mask: number;
-  broadcast: number;
-}
-
-export function parseCidr(s: string): Subnet | undefined {
-  const [ip, p] = s.trim().split('/');
-  const n = ip === undefined ? undefined : ipToInt(ip);
-  const prefix = p !== undefined && /^\d{1,2}$/.test(p) ? Number(p) : NaN;
-  if (n === undefined || !(prefix >= 8 && prefix <= 30)) return undefined;
-  const mask = maskOf(prefix);
-  const network = (n & mask) >>> 0;
-  return { cidr: `${intToIp(network)}/${prefix}`, network, prefix, mask, broadcast: (network | ~mask) >>> 0 };
+/** A served subnet: its network and what its clients get. */
+export interface Subnet extends Network {
+  /** Router, DNS, domain, lease time, ... (core/subnet.ts effectiveSubnet). */
+  site: EffectiveSubnet;
+  /** `flags`: the implicit subnet of --dhcp-subnet; `store`: a stored subnet object. */
+  source: 'flags' | 'store';
 }
 
 /** A usable host address of the subnet (not the network or broadcast address). */
-export function inSubnet(s: Subnet, ip: number): boolean {
-  return ((ip & s.mask) >>> 0) === s.network && ip !== s.network && ip !== s.broadcast;
-}
+export const inSubnet: (s: Network, ip: number) => boolean = inNetwork;
 
 export interface Pool {
   first: number;

@@ -18,7 +18,7 @@ export class ProxyDhcp {
     const onBootPort = msg.localPort === s.proxyPort && s.proxyPort !== s.port;
     if (!onBootPort && mt !== MessageType.DISCOVER) return this.h.ignore();
     if (onBootPort && mt !== MessageType.REQUEST && mt !== MessageType.INFORM && mt !== MessageType.DISCOVER) return this.h.ignore();
-    const { resolved, bootSystem } = await this.h.resolve(macOf(p));
+    const { resolved, bootSystem } = await this.h.resolve(macOf(p), arrival);
     const plan = this.h.plan(p, bootSystem, arrival);
     if (plan.kind === 'ignore' || plan.kind === 'local') return this.h.ignore();
     const r = replyTo(p);

@@ -32,10 +32,12 @@ const MIN_DATAGRAM = 576;
 export const DROP_ORDER: readonly number[] = [
   Opt.BootfileName, // only dropped while the `file` field holds the same name
   Opt.TftpServerName, // siaddr says the same
+  Opt.DomainSearch, // RFC 3397 search list: the installer asks again, or uses option 15
   Opt.HostName,
   Opt.DomainName,
   Opt.RenewalTime, // T1/T2 default to 0.5 and 0.875 of the lease (RFC 2131 s4.4.5)
   Opt.RebindingTime,
+  Opt.InterfaceMtu, // the link's default MTU still works, only slower or not for jumbo frames
   Opt.DomainNameServer,
 ];
 

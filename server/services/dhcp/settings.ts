@@ -1,22 +1,25 @@
 /**
- * The DHCP service's view of the configuration, validated once at start:
- * subnets, pools inside them, the addresses forge answers with. A pool or
- * option outside the configured subnets is CONFIG_INVALID, so forge can never
- * hand out an address it was not given.
+ * The DHCP service's view of the configuration: subnets, pools inside them,
+ * the addresses forge answers with. The serve flags (dhcp_subnet, dhcp_range,
+ * dhcp_router, ...) are validated once at start: a pool or option outside the
+ * configured subnets is CONFIG_INVALID, so forge can never hand out an address
+ * it was not given. Stored subnets (forge subnet add; validated when written)
+ * are merged in on every refresh: a stored subnet replaces a flag subnet it
+ * overlaps, and its empty fields take the flag values (core/subnet.ts).
  */
 import { networkInterfaces } from 'node:os';
 import type { ForgeConfig } from '../../config.js';
 import { ForgeError } from '../../errors.js';
+import type { Subnet as StoredSubnet } from '../../core/model.js';
+import { effectiveSubnet, overlaps, parseRange, type SubnetFallback } from '../../core/subnet.js';
+import { defaultSubnet } from '../../core/defaults.js';
 import { inSubnet, intToIp, ipToInt, parseCidr, type Pool, type Subnet } from './net.js';
 
 export interface DhcpSettings {
   mode: 'proxy' | 'managed';
+  /** Stored subnets first, then the flag subnets no stored one overlaps. */
   subnets: Subnet[];
   pools: Pool[];
-  router: string;
-  dns: string[];
-  domain: string;
-  leaseSeconds: number;
   /** Our address per subnet (server identifier, option 54), by subnet cidr. */
   serverIdBySubnet: Map<string, string>;
   /** Fallback server identifier (proxy mode, or a subnet forge has no address in). */
@@ -25,8 +28,6 @@ export interface DhcpSettings {
   nextServer: string;
   /** next_server is configured: every client gets it; otherwise forge's address facing each client. */
   nextServerFixed: boolean;
-  /** Answer INIT-REBOOT requests from clients without a record (RFC 2131 s4.3.2). */
-  authoritative: boolean;
   /** The subnet a broadcast without giaddr came from: the one holding one of our addresses. */
   localSubnet: Subnet | undefined;
   port: number;
@@ -66,31 +67,66 @@ function localIPv4s(table: IfaceTable): string[] {
 
 const bad = (field: string, msg: string): ForgeError => new ForgeError('CONFIG_INVALID', `${field}: ${msg}`, { field });
 
+/** The serve-wide values stored subnets fall back to. */
+export function fallbackOf(config: ForgeConfig): SubnetFallback {
+  return {
+    dhcp_router: config.dhcp_router,
+    dhcp_dns: config.dhcp_dns,
+    dhcp_domain: config.dhcp_domain,
+    dhcp_lease_time: config.dhcp_lease_time,
+    dhcp_authoritative: config.dhcp_authoritative,
+    next_server: config.next_server,
+    dhcp_unknown: config.dhcp_unknown,
+  };
+}
+
+/**
+ * `stored`: the subnet objects of the store (validated on write; one that no
+ * longer parses is skipped). Managed mode needs at least one subnet, from the
+ * flags or the store.
+ */
 export function dhcpSettings(
   config: ForgeConfig,
   settingsNextServer: string,
   table: IfaceTable = networkInterfaces(),
+  stored: readonly StoredSubnet[] = [],
 ): DhcpSettings {
   if (config.dhcp_mode === 'off') throw bad('dhcp_mode', 'the DHCP service is off');
   const locals = localIPv4s(table);
-  const subnets: Subnet[] = [];
+  const fallback = fallbackOf(config);
+  const flagNets: Subnet[] = [];
   for (const c of config.dhcp_subnet) {
     const s = parseCidr(c);
     if (s === undefined) throw bad('dhcp_subnet', `"${c}" is not an IPv4 CIDR with a /8../30 prefix`);
-    subnets.push(s);
+    flagNets.push({ ...s, source: 'flags', site: effectiveSubnet({ ...defaultSubnet(''), cidr: s.cidr }, fallback) });
   }
-  if (config.dhcp_mode === 'managed' && subnets.length === 0) throw bad('dhcp_subnet', 'managed mode needs at least one subnet');
-  const pools: Pool[] = [];
+  const flagRanges: { r: string; first: number; last: number }[] = [];
   for (const r of config.dhcp_range) {
-    const [a, b, extra] = r.split(',').map((s) => s.trim());
-    const first = a === undefined ? undefined : ipToInt(a);
-    const last = b === undefined ? undefined : ipToInt(b);
-    if (first === undefined || last === undefined || extra !== undefined || first > last) {
-      throw bad('dhcp_range', `"${r}" must be first,last IPv4 addresses in order`);
-    }
-    const subnet = subnets.find((s) => inSubnet(s, first) && inSubnet(s, last));
-    if (subnet === undefined) throw bad('dhcp_range', `"${r}" is not inside one of the dhcp_subnet networks`);
-    pools.push({ first, last, subnet });
+    const p = parseRange(r);
+    if (p === undefined || r.includes('-')) throw bad('dhcp_range', `"${r}" must be first,last IPv4 addresses in order`);
+    if (!flagNets.some((s) => inSubnet(s, p.first) && inSubnet(s, p.last))) throw bad('dhcp_range', `"${r}" is not inside one of the dhcp_subnet networks`);
+    flagRanges.push({ r, ...p });
+  }
+  const storedNets: Subnet[] = [];
+  const storedRanges = new Map<Subnet, { first: number; last: number }[]>();
+  for (const o of stored) {
+    const net = parseCidr(o.cidr);
+    if (net === undefined) continue;
+    const n: Subnet = { ...net, source: 'store', site: effectiveSubnet(o, fallback) };
+    storedNets.push(n);
+    storedRanges.set(n, o.range.map(parseRange).filter((x): x is { first: number; last: number } => x !== undefined));
+  }
+  // A stored subnet replaces the flag subnet it overlaps (README "Subnets").
+  const subnets = [...storedNets, ...flagNets.filter((f) => !storedNets.some((n) => overlaps(n, f)))];
+  if (config.dhcp_mode === 'managed' && subnets.length === 0) {
+    throw bad('dhcp_subnet', 'managed mode needs at least one subnet (--dhcp-subnet, or forge subnet add)');
+  }
+  const pools: Pool[] = [];
+  for (const subnet of subnets) {
+    const own = storedRanges.get(subnet) ?? [];
+    // A stored subnet without ranges takes the dhcp_range pools that lie inside it.
+    const ranges = own.length > 0 ? own : flagRanges.filter((r) => inSubnet(subnet, r.first) && inSubnet(subnet, r.last));
+    for (const r of ranges) pools.push({ first: r.first, last: r.last, subnet });
   }
   const serverIdBySubnet = new Map<string, string>();
   let localSubnet: Subnet | undefined;
@@ -121,15 +157,10 @@ export function dhcpSettings(
     mode: config.dhcp_mode,
     subnets,
     pools,
-    router: config.dhcp_router,
-    dns: config.dhcp_dns,
-    domain: config.dhcp_domain,
-    leaseSeconds: Math.max(60, config.dhcp_lease_time),
     serverIdBySubnet,
     serverId,
     nextServer,
     nextServerFixed: config.next_server !== '',
-    authoritative: config.dhcp_authoritative,
     localSubnet,
     port: config.dhcp_port,
     proxyPort: config.dhcp_proxy_port,
@@ -141,15 +172,19 @@ export function dhcpSettings(
   };
 }
 
-/** Takes the interface-dependent parts of a fresh look at the host (links that came up or went down). */
+/**
+ * Takes a fresh look at the host and the store: the interface-dependent parts (links that came
+ * up or went down) and the subnets and pools (stored subnets added, edited or removed).
+ */
 export function refreshSettings(s: DhcpSettings, fresh: DhcpSettings): void {
+  s.subnets = fresh.subnets;
+  s.pools = fresh.pools;
   s.serverIdBySubnet.clear();
   for (const [k, v] of fresh.serverIdBySubnet) s.serverIdBySubnet.set(k, v);
   s.localAddrs.splice(0, s.localAddrs.length, ...fresh.localAddrs);
   s.localBroadcasts.splice(0, s.localBroadcasts.length, ...fresh.localBroadcasts);
-  // The same Subnet objects as s.subnets: pools are matched to their subnet by identity.
-  const local = s.subnets.find((n) => n.cidr === fresh.localSubnet?.cidr);
-  if (local !== undefined) s.localSubnet = local;
+  if (fresh.localSubnet !== undefined) s.localSubnet = fresh.localSubnet;
+  else if (s.localSubnet !== undefined && !s.subnets.some((n) => n.cidr === s.localSubnet?.cidr)) s.localSubnet = undefined;
 }
 
 export function serverIdFor(s: DhcpSettings, subnet: Subnet | undefined): string {

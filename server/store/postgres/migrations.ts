@@ -129,6 +129,22 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX lease_claims_mac ON lease_claims(mac);
     `,
   },
+  {
+    // SQLite migration 4. Two subnets never share an address, whichever
+    // server writes: an exclusion constraint on the address range (GiST
+    // supports range overlap without an extension).
+    version: 3,
+    name: 'subnets',
+    sql: `
+      CREATE TABLE subnets (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        network BIGINT NOT NULL,
+        broadcast BIGINT NOT NULL,
+        data TEXT NOT NULL,
+        CONSTRAINT subnets_no_overlap EXCLUDE USING gist (int8range(network, broadcast, '[]') WITH &&)
+      );
+    `,
+  },
 ];
 
 /**

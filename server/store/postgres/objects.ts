@@ -10,9 +10,11 @@
 import { randomBytes } from 'node:crypto';
 import { ForgeError } from '../../errors.js';
 import { randomMac } from '../../core/mac.js';
-import type { Distro, KindMap, ObjectKind, Profile, System } from '../../core/model.js';
-import type { ExportDocument, ListFilter, RemoveOptions, WriteOptions } from '../store.js';
-import { TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, referencedError, splitFilter } from '../common.js';
+import type { Distro, KindMap, ObjectKind, Profile, Subnet, System } from '../../core/model.js';
+import type { ExportDocument, ImportCounts, ListFilter, RemoveOptions, WriteOptions } from '../store.js';
+import { ipToInt } from '../../core/ipv4.js';
+import { parseCidr } from '../../core/subnet.js';
+import { TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter } from '../common.js';
 import { pgCode, type Client, type Db } from './db.js';
 
 /** SQLite GLOB (`*`, `?`, `[...]`, `[^...]`) as an anchored PostgreSQL regular expression (9.7.3). */
@@ -139,8 +141,44 @@ export class PgObjects {
     return rows[0];
   }
 
+  /** The friendly overlap check (the exclusion constraint decides races); the network's range. */
+  private async checkSubnet(c: Client, s: Subnet): Promise<[number, number]> {
+    const net = parseCidr(s.cidr);
+    if (net === undefined) throw new ForgeError('INVALID_FIELD', `cidr: "${s.cidr}" is not an IPv4 network`, { field: 'cidr' });
+    const r = await c.query<{ data: string }>('SELECT data FROM subnets WHERE network <= $1 AND broadcast >= $2 AND name <> $3 LIMIT 1', [net.broadcast, net.network, s.name]);
+    if (r.rows[0] !== undefined) throw overlapError(net.cidr, JSON.parse(r.rows[0].data) as Subnet);
+    return [net.network, net.broadcast];
+  }
+
+  /** A subnet row written; a concurrent overlapping write that committed first is SUBNET_OVERLAP. */
+  private async writeSubnet(c: Client, s: Subnet, sql: string, values: unknown[]): Promise<void> {
+    try {
+      await c.query('SAVEPOINT sn');
+      await c.query(sql, values);
+      await c.query('RELEASE SAVEPOINT sn');
+    } catch (e) {
+      const code = pgCode(e);
+      if (code !== '23P01' && code !== '23505') throw e;
+      await c.query('ROLLBACK TO SAVEPOINT sn');
+      if (code === '23505') throw new ForgeError('DUPLICATE_NAME', `name: a subnet named ${s.name} already exists`, { field: 'name' });
+      throw new ForgeError('SUBNET_OVERLAP', `cidr: ${s.cidr} overlaps a subnet another server stored meanwhile`, { field: 'cidr' });
+    }
+  }
+
+  /** As SQLite's: new or changed static addresses must lie in a stored subnet once any exists (imports unchecked). */
+  private async checkStaticInSubnets(c: Client, s: System, old: System | undefined): Promise<void> {
+    if ((await c.query('SELECT 1 FROM subnets LIMIT 1')).rowCount === 0) return;
+    for (const [ifname, i] of Object.entries(s.interfaces)) {
+      if (!i.static || i.ip_address === '') continue;
+      const prev = old?.interfaces[ifname];
+      if (prev !== undefined && prev.static && prev.ip_address === i.ip_address) continue;
+      const ip = ipToInt(i.ip_address);
+      if (ip === undefined || (await c.query('SELECT 1 FROM subnets WHERE network < $1 AND broadcast > $1 LIMIT 1', [ip])).rowCount === 0) throw outsideSubnets(ifname, i.ip_address);
+    }
+  }
+
   /** Friendly checks; the foreign keys and the cycle trigger decide races. */
-  private async checkRefs(c: Client, kind: ObjectKind, obj: Distro | Profile | System): Promise<void> {
+  private async checkRefs(c: Client, kind: ObjectKind, obj: KindMap[ObjectKind]): Promise<void> {
     if (kind === 'profile') {
       const p = obj as Profile;
       if (p.distro !== '' && !(await this.exists(c, 'distro', p.distro))) {
@@ -225,8 +263,13 @@ export class PgObjects {
     } else if (kind === 'profile') {
       const p = obj as Profile;
       await this.guarded(c, kind, p.name, 'INSERT INTO profiles (name, distro, parent, data) VALUES ($1, $2, $3, $4)', [p.name, nul(p.distro), nul(p.parent), JSON.stringify(p)]);
+    } else if (kind === 'subnet') {
+      const n = obj as Subnet;
+      const [net, bc] = await this.checkSubnet(c, n);
+      await this.writeSubnet(c, n, 'INSERT INTO subnets (name, network, broadcast, data) VALUES ($1, $2, $3, $4)', [n.name, net, bc, JSON.stringify(n)]);
     } else {
       const s = obj as System;
+      if (!keepTimes) await this.checkStaticInSubnets(c, s, undefined);
       // Parent row first (interfaces reference it); its data is rewritten once random MACs are resolved.
       await this.guarded(c, kind, s.name, 'INSERT INTO systems (name, profile, data) VALUES ($1, $2, $3)', [s.name, s.profile, '{}']);
       await this.writeInterfaces(c, s, opts);
@@ -235,7 +278,7 @@ export class PgObjects {
     return obj;
   }
 
-  private async replaceIn<K extends ObjectKind>(c: Client, kind: K, input: KindMap[K], opts: WriteOptions | undefined, old?: KindMap[K]): Promise<KindMap[K]> {
+  private async replaceIn<K extends ObjectKind>(c: Client, kind: K, input: KindMap[K], opts: WriteOptions | undefined, old?: KindMap[K], imported = false): Promise<KindMap[K]> {
     const obj = structuredClone(input);
     const prev = old ?? (await this.getIn(c, kind, obj.name, 'row'));
     if (prev === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${obj.name} does not exist`, { field: 'name' });
@@ -247,8 +290,13 @@ export class PgObjects {
     } else if (kind === 'profile') {
       const p = obj as Profile;
       await this.guarded(c, kind, p.name, 'UPDATE profiles SET distro = $1, parent = $2, data = $3 WHERE name = $4', [nul(p.distro), nul(p.parent), JSON.stringify(p), p.name]);
+    } else if (kind === 'subnet') {
+      const n = obj as Subnet;
+      const [net, bc] = await this.checkSubnet(c, n);
+      await this.writeSubnet(c, n, 'UPDATE subnets SET network = $1, broadcast = $2, data = $3 WHERE name = $4', [net, bc, JSON.stringify(n), n.name]);
     } else {
       const s = obj as System;
+      if (!imported) await this.checkStaticInSubnets(c, s, prev as System);
       await c.query('DELETE FROM interfaces WHERE system = $1', [s.name]);
       await this.writeInterfaces(c, s, opts);
       await this.guarded(c, kind, s.name, 'UPDATE systems SET profile = $1, data = $2 WHERE name = $3', [s.profile, JSON.stringify(s), s.name]);
@@ -321,7 +369,7 @@ export class PgObjects {
       else if (kind === 'profile') {
         await this.retarget(c, 'profiles', 'parent', to);
         await this.retarget(c, 'systems', 'profile', to);
-      } else await this.hooks.systemRenamed(c, from, to);
+      } else if (kind === 'system') await this.hooks.systemRenamed(c, from, to);
     });
   }
 
@@ -369,18 +417,25 @@ export class PgObjects {
       async (c) => {
         const all = async <K extends ObjectKind>(k: K): Promise<KindMap[K][]> =>
           (await c.query<{ data: string }>(`SELECT data FROM ${TABLE[k]} ORDER BY name`)).rows.map((r) => JSON.parse(r.data) as KindMap[K]);
-        return { forge_export: 1 as const, exported: new Date().toISOString(), distros: await all('distro'), profiles: await all('profile'), systems: await all('system') };
+        return {
+          forge_export: 1 as const,
+          exported: new Date().toISOString(),
+          distros: await all('distro'),
+          profiles: await all('profile'),
+          systems: await all('system'),
+          subnets: await all('subnet'),
+        };
       },
       'REPEATABLE READ',
       true,
     );
   }
 
-  importAll(doc: ExportDocument, opts: { replace?: boolean } = {}): Promise<{ distros: number; profiles: number; systems: number }> {
+  importAll(doc: ExportDocument, opts: { replace?: boolean } = {}): Promise<ImportCounts> {
     return this.db.tx(async (c) => {
       const put = async <K extends ObjectKind>(k: K, o: KindMap[K]): Promise<void> => {
         if (opts.replace === true && (await this.exists(c, k, o.name))) {
-          const r = await this.replaceIn(c, k, o, undefined);
+          const r = await this.replaceIn(c, k, o, undefined, undefined, true);
           if (o.ctime !== '') r.ctime = o.ctime;
           if (o.mtime !== '') r.mtime = o.mtime;
           await c.query(`UPDATE ${TABLE[k]} SET data = $1 WHERE name = $2`, [JSON.stringify(r), r.name]);
@@ -388,10 +443,12 @@ export class PgObjects {
           await this.createIn(c, k, o, undefined, true);
         }
       };
+      // Subnets first: static interface addresses are checked against them.
+      for (const n of doc.subnets ?? []) await put('subnet', n);
       for (const d of doc.distros) await put('distro', d);
       for (const p of orderProfiles(doc.profiles)) await put('profile', p);
       for (const s of doc.systems) await put('system', s);
-      return { distros: doc.distros.length, profiles: doc.profiles.length, systems: doc.systems.length };
+      return { distros: doc.distros.length, profiles: doc.profiles.length, systems: doc.systems.length, subnets: doc.subnets?.length ?? 0 };
     });
   }
 }

@@ -104,6 +104,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX rules_priority ON rules(priority, name);
     `,
   },
+  {
+    // Subnets as objects: the JSON document plus the network's first and last
+    // address as integers, so overlap and "which subnet holds this IP" are
+    // range queries checked inside the write's transaction.
+    version: 4,
+    name: 'subnets',
+    sql: `
+      CREATE TABLE subnets (
+        name TEXT PRIMARY KEY,
+        network INTEGER NOT NULL,
+        broadcast INTEGER NOT NULL,
+        data TEXT NOT NULL
+      );
+      CREATE INDEX subnets_network ON subnets(network, broadcast);
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. */

@@ -9,10 +9,12 @@ import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { ForgeError } from '../../errors.js';
 import { randomMac } from '../../core/mac.js';
-import type { Distro, KindMap, ObjectKind, Profile, System } from '../../core/model.js';
-import type { ExportDocument, ListFilter, RemoveOptions, WriteOptions } from '../store.js';
+import type { Distro, KindMap, ObjectKind, Profile, Subnet, System } from '../../core/model.js';
+import { parseCidr } from '../../core/subnet.js';
+import { ipToInt } from '../../core/ipv4.js';
+import type { ExportDocument, ImportCounts, ListFilter, RemoveOptions, WriteOptions } from '../store.js';
 import type { WriteQueue } from './queue.js';
-import { TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, referencedError, splitFilter } from '../common.js';
+import { TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter } from '../common.js';
 
 export { globToRegExp, orderProfiles } from '../common.js';
 
@@ -42,12 +44,19 @@ export class ObjectRows {
         distro: d.prepare('SELECT data FROM distros WHERE name = ?').pluck(),
         profile: d.prepare('SELECT data FROM profiles WHERE name = ?').pluck(),
         system: d.prepare('SELECT data FROM systems WHERE name = ?').pluck(),
+        subnet: d.prepare('SELECT data FROM subnets WHERE name = ?').pluck(),
       },
       exists: {
         distro: d.prepare('SELECT 1 FROM distros WHERE name = ?').pluck(),
         profile: d.prepare('SELECT 1 FROM profiles WHERE name = ?').pluck(),
         system: d.prepare('SELECT 1 FROM systems WHERE name = ?').pluck(),
+        subnet: d.prepare('SELECT 1 FROM subnets WHERE name = ?').pluck(),
       },
+      insSubnet: d.prepare('INSERT INTO subnets (name, network, broadcast, data) VALUES (?, ?, ?, ?)'),
+      updSubnet: d.prepare('UPDATE subnets SET network = ?, broadcast = ?, data = ? WHERE name = ?'),
+      subnetOverlap: d.prepare('SELECT name, data FROM subnets WHERE network <= ? AND broadcast >= ? AND name <> ? LIMIT 1'),
+      subnetCount: d.prepare('SELECT count(*) FROM subnets').pluck(),
+      subnetHolding: d.prepare('SELECT 1 FROM subnets WHERE network < ? AND broadcast > ? LIMIT 1').pluck(),
       insDistro: d.prepare('INSERT INTO distros (name, data) VALUES (?, ?)'),
       insProfile: d.prepare('INSERT INTO profiles (name, distro, parent, data) VALUES (?, ?, ?, ?)'),
       insSystem: d.prepare('INSERT INTO systems (name, profile, data) VALUES (?, ?, ?)'),
@@ -148,7 +157,35 @@ export class ObjectRows {
 
   // ------------------------------------------------------------------ writes (sync cores, run inside transactions)
 
-  private checkRefs(kind: ObjectKind, obj: Distro | Profile | System): void {
+  /** Subnets may not share an address (one subnet answers each client). */
+  private checkSubnetOverlap(s: Subnet): { network: number; broadcast: number } {
+    const net = parseCidr(s.cidr);
+    if (net === undefined) throw new ForgeError('INVALID_FIELD', `cidr: "${s.cidr}" is not an IPv4 network`, { field: 'cidr' });
+    const other = this.st.subnetOverlap.get(net.broadcast, net.network, s.name) as { name: string; data: string } | undefined;
+    if (other !== undefined) throw overlapError(net.cidr, JSON.parse(other.data) as Subnet);
+    return { network: net.network, broadcast: net.broadcast };
+  }
+
+  /**
+   * A static interface address must lie in a stored subnet once there are any
+   * (checked for addresses new or changed by this write, so a subnet added
+   * later does not make unrelated edits of older systems fail; an import
+   * restores what was exported and is not checked).
+   */
+  private checkStaticInSubnets(s: System, old: System | undefined): void {
+    if ((this.st.subnetCount.get() as number) === 0) return;
+    for (const [ifname, i] of Object.entries(s.interfaces)) {
+      if (!i.static || i.ip_address === '') continue;
+      const prev = old?.interfaces[ifname];
+      if (prev !== undefined && prev.static && prev.ip_address === i.ip_address) continue;
+      const ip = ipToInt(i.ip_address);
+      if (ip === undefined || this.st.subnetHolding.get(ip, ip) === undefined) {
+        throw outsideSubnets(ifname, i.ip_address);
+      }
+    }
+  }
+
+  private checkRefs(kind: ObjectKind, obj: KindMap[ObjectKind]): void {
     if (kind === 'profile') {
       const p = obj as Profile;
       if (p.distro !== '' && this.st.exists.distro.get(p.distro) === undefined) {
@@ -221,8 +258,13 @@ export class ObjectRows {
     } else if (kind === 'profile') {
       const p = obj as Profile;
       this.st.insProfile.run(p.name, p.distro, p.parent, JSON.stringify(p));
+    } else if (kind === 'subnet') {
+      const n = obj as Subnet;
+      const r = this.checkSubnetOverlap(n);
+      this.st.insSubnet.run(n.name, r.network, r.broadcast, JSON.stringify(n));
     } else {
       const s = obj as System;
+      if (!keepTimes) this.checkStaticInSubnets(s, undefined);
       // Parent row first (interfaces reference it); its data is rewritten
       // once random MACs are resolved.
       this.st.insSystem.run(s.name, s.profile, '{}');
@@ -232,7 +274,8 @@ export class ObjectRows {
     return obj;
   }
 
-  private replaceSync<K extends ObjectKind>(kind: K, input: KindMap[K], opts: WriteOptions | undefined): KindMap[K] {
+  /** `imported`: an import restores objects as exported (no OUTSIDE_SUBNETS check, see checkStaticInSubnets). */
+  private replaceSync<K extends ObjectKind>(kind: K, input: KindMap[K], opts: WriteOptions | undefined, imported = false): KindMap[K] {
     const obj = structuredClone(input);
     const old = this.getSync(kind, obj.name);
     if (old === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${obj.name} does not exist`, { field: 'name' });
@@ -244,8 +287,13 @@ export class ObjectRows {
     } else if (kind === 'profile') {
       const p = obj as Profile;
       this.st.updProfile.run(p.distro, p.parent, JSON.stringify(p), p.name);
+    } else if (kind === 'subnet') {
+      const n = obj as Subnet;
+      const r = this.checkSubnetOverlap(n);
+      this.st.updSubnet.run(r.network, r.broadcast, JSON.stringify(n), n.name);
     } else {
       const s = obj as System;
+      if (!imported) this.checkStaticInSubnets(s, old as System);
       this.st.delIfaces.run(s.name);
       this.writeInterfaces(s, opts);
       this.st.updSystem.run(s.profile, JSON.stringify(s), s.name);
@@ -320,7 +368,7 @@ export class ObjectRows {
         this.db
           .prepare(`UPDATE systems SET profile = ?, data = json_set(data, '$.profile', ?) WHERE profile = ?`)
           .run(to, to, from);
-      } else {
+      } else if (kind === 'system') {
         // interfaces follow through ON UPDATE CASCADE
         this.hooks.systemRenamed(from, to);
       }
@@ -373,6 +421,7 @@ export class ObjectRows {
         distros: all('distro'),
         profiles: all('profile'),
         systems: all('system'),
+        subnets: all('subnet'),
       };
     })();
   }
@@ -380,13 +429,13 @@ export class ObjectRows {
   async importAll(
     doc: ExportDocument,
     opts: { replace?: boolean } = {},
-  ): Promise<{ distros: number; profiles: number; systems: number }> {
+  ): Promise<ImportCounts> {
     return this.queue.write(() => {
       const put = <K extends ObjectKind>(k: K, o: KindMap[K]): void => {
         if (opts.replace === true && this.st.exists[k].get(o.name) !== undefined) {
           const t = o.ctime;
           const m = o.mtime;
-          const r = this.replaceSync(k, o, undefined);
+          const r = this.replaceSync(k, o, undefined, true);
           if (t !== '') r.ctime = t;
           if (m !== '') r.mtime = m;
           this.rewriteData(k, r);
@@ -394,10 +443,12 @@ export class ObjectRows {
           this.createSync(k, o, undefined, true);
         }
       };
+      // Subnets first: static interface addresses are checked against them.
+      for (const n of doc.subnets ?? []) put('subnet', n);
       for (const d of doc.distros) put('distro', d);
       for (const p of orderProfiles(doc.profiles)) put('profile', p);
       for (const s of doc.systems) put('system', s);
-      return { distros: doc.distros.length, profiles: doc.profiles.length, systems: doc.systems.length };
+      return { distros: doc.distros.length, profiles: doc.profiles.length, systems: doc.systems.length, subnets: doc.subnets?.length ?? 0 };
     });
   }
 
