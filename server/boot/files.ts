@@ -63,13 +63,13 @@ export function createBootFiles(boot: BootService, loaders: ForgeConfig['loaders
             return { kind: 'file', path: l.path, size: l.size };
           }
           case 'pxelinux':
-            return config(await boot.pxelinux(req.mac), file, client);
+            return config(await boot.pxelinux(req.mac, client.address), file, client);
           case 'grub':
-            return config(await boot.grub(req.mac), file, client);
+            return config(await boot.grub(req.mac, client.address), file, client);
           case 'grub-root':
             return { kind: 'buffer', data: Buffer.from(boot.grubRoot(), 'utf8') };
           case 'ipxe':
-            return config(await boot.ipxe(req.mac), file, client);
+            return config(await boot.ipxe(req.mac, client.address), file, client);
           case 'distro': {
             const f = await boot.distroFile(req.distro, req.file);
             const system = await boot.systemByAddress(client.address);

@@ -12,6 +12,7 @@ import { profileVars, systemVars } from '../catalog.js';
 import type { Vars } from '../core/blend.js';
 import type { Distro, EventType, Settings, System } from '../core/model.js';
 import { ForgeError } from '../errors.js';
+import { subnetOfIp } from '../core/subnet.js';
 import { decideBoot, discoveryCmdline, unknownNeeds, unknownPolicy, type Decision, type InstallEntry, type SystemFacts } from '../core/bootplan.js';
 import { grubConfig, grubRootConfig, ipxeScript, pxelinuxConfig, type Locator } from './configs.js';
 import { bootRootsOf, whyRefused } from './confine.js';
@@ -84,10 +85,16 @@ export class BootService {
     return out;
   }
 
-  /** The boot decision for a MAC (undefined: the machine did not say, e.g. pxelinux.cfg/default). */
-  async decide(mac: string | undefined): Promise<Decision> {
+  /**
+   * The boot decision for a MAC (undefined: the machine did not say, e.g. pxelinux.cfg/default).
+   * `clientIp`: the address the request came from; for an unknown machine the stored subnet
+   * holding it decides the unknown-machine policy (its `unknown`, else dhcp_unknown), as DHCP did.
+   */
+  async decide(mac: string | undefined, clientIp?: string): Promise<Decision> {
     const system = mac !== undefined ? await this.deps.store.findSystemByMac(mac) : undefined;
-    const unknown = unknownPolicy(this.deps.config);
+    const ip = clientIp?.replace(/^::ffff:/, '');
+    const subnet = system === undefined && ip !== undefined ? subnetOfIp(await this.deps.store.list('subnet'), ip) : undefined;
+    const unknown = unknownPolicy(this.deps.config, subnet?.unknown);
     const dflt = system === undefined && unknown.mode !== 'discover' ? await this.deps.store.get('system', 'default') : undefined;
     const facts = {
       system: system !== undefined ? await this.systemFacts(system) : undefined,
@@ -153,13 +160,13 @@ export class BootService {
     discovery: { kernel: '/discovery/kernel', initrd: '/discovery/initrd' },
   };
 
-  async ipxe(mac: string | undefined): Promise<Rendered> {
-    const decision = await this.decide(mac);
+  async ipxe(mac: string | undefined, clientIp?: string): Promise<Rendered> {
+    const decision = await this.decide(mac, clientIp);
     return { text: ipxeScript(decision.target, this.httpLocator(decision.matched === 'mac' ? mac : undefined)), decision };
   }
 
-  async pxelinux(mac: string | undefined): Promise<Rendered> {
-    const decision = await this.decide(mac);
+  async pxelinux(mac: string | undefined, clientIp?: string): Promise<Rendered> {
+    const decision = await this.decide(mac, clientIp);
     // pxelinux.0 resolves relative names against its own directory: give it root-relative ones.
     const loc: Locator = {
       kernel: (d) => this.tftpLocator.kernel(d).slice(1),
@@ -169,8 +176,8 @@ export class BootService {
     return { text: pxelinuxConfig(decision.target, loc), decision };
   }
 
-  async grub(mac: string | undefined): Promise<Rendered> {
-    const decision = await this.decide(mac);
+  async grub(mac: string | undefined, clientIp?: string): Promise<Rendered> {
+    const decision = await this.decide(mac, clientIp);
     return { text: grubConfig(decision.target, this.tftpLocator), decision };
   }
 

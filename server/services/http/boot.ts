@@ -199,10 +199,10 @@ export function bootRoutes(deps: BootRouteDeps): { rows: RouteRow[]; api: BootAp
   // iPXE script per MAC (aa:bb:.. or aa-bb-..), or for a machine that did not say.
   const ipxe = async (req: Request, res: Response): Promise<void> => {
     const raw = param(req, 'mac').replace(/\.ipxe$/, '');
-    if (raw === 'default') return serveConfig(req, res, 'ipxe/default', () => boot.ipxe(undefined));
+    if (raw === 'default') return serveConfig(req, res, 'ipxe/default', () => boot.ipxe(undefined, req.socket.remoteAddress));
     const mac = normalizeMac(raw);
     if (mac === undefined) return sendError(res, 400, `not a MAC address: ${raw}`);
-    return serveConfig(req, res, `ipxe/${mac}`, () => boot.ipxe(mac));
+    return serveConfig(req, res, `ipxe/${mac}`, () => boot.ipxe(mac, req.socket.remoteAddress));
   };
 
   // GRUB configs by the same names as over TFTP: grub/grub.cfg, grub/grub.cfg-01-<mac>, grub/system/<mac>.
@@ -211,13 +211,13 @@ export function bootRoutes(deps: BootRouteDeps): { rows: RouteRow[]; api: BootAp
     const parsed = parseBootPath(`grub/${rest}`);
     if (parsed?.kind === 'grub-root') return sendText(req, res, boot.grubRoot());
     if (parsed?.kind !== 'grub') return sendError(res, 404, `no such GRUB config: ${rest}`);
-    return serveConfig(req, res, `grub/${rest}`, () => boot.grub(parsed.mac));
+    return serveConfig(req, res, `grub/${rest}`, () => boot.grub(parsed.mac, req.socket.remoteAddress));
   };
 
   const pxelinux = async (req: Request, res: Response): Promise<void> => {
     const parsed = parseBootPath(`pxelinux.cfg/${param(req, 'name')}`);
     if (parsed?.kind !== 'pxelinux') return sendError(res, 404, 'no such pxelinux config');
-    return serveConfig(req, res, `pxelinux.cfg/${param(req, 'name')}`, () => boot.pxelinux(parsed.mac));
+    return serveConfig(req, res, `pxelinux.cfg/${param(req, 'name')}`, () => boot.pxelinux(parsed.mac, req.socket.remoteAddress));
   };
 
   const loader = async (req: Request, res: Response): Promise<void> => {
