@@ -43,7 +43,7 @@ export interface ApiClientOptions {
   timeoutMs?: number;
 }
 
-const PLURAL: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems' };
+const PLURAL: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems', subnet: 'subnets' };
 const enc = encodeURIComponent;
 
 function parseRemoteFile(v: unknown, which: string, base: string): RemoteFile {

@@ -259,7 +259,7 @@ export class ManagedDhcp {
     let ok: boolean;
     if (reserved !== undefined) ok = want === reserved;
     else {
-      ok = this.inPools(subnet, want) && this.h.leases.availableFor(want, mac, now) && !(await this.reservedByOther(want, mac)) && (await this.claim(want, mac, now + this.s.leaseSeconds * 1000));
+      ok = this.inPools(subnet, want) && this.h.leases.availableFor(want, mac, now) && !(await this.reservedByOther(want, mac)) && (await this.claim(want, mac, now + subnet.site.lease_time * 1000));
     }
     if (!ok) return this.nak(p, arrival, 'requested address not available');
     const host = resolved?.system.hostname ?? '';
