@@ -92,6 +92,16 @@ export const OVERRIDDEN_SNIPPET: Record<Format, string> = {
 
 const KEY1 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE8Mk3LtvtmeD7gV2zWkL4pLR0yYy9bqj6cM1oV5i9Qy ops@forge';
 const KEY2 = 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDf0rge ci@forge';
+/** A real ed25519 public key (gpg --quick-gen-key), armoured as apt and curtin take it. */
+export const REPO_KEY = `-----BEGIN PGP PUBLIC KEY BLOCK-----
+
+mDMEaw7ebRYJKwYBBAHaRw8BAQdA05nWSqie5Npp63fLJvt/FLc1Kq1/TkYBWH+v
+S75GJAe0IWZvcmdlIHRlc3QgcmVwbyA8cmVwb0Bmb3JnZS50ZXN0PoiQBBMWCAA4
+FiEE9f6OfISFrAvatnpMK0KrTsH4/wwFAmsO3m0CGwMFCwkIBwIGFQoJCAsCBBYC
+AwECHgECF4AACgkQK0KrTsH4/wz3NgD/Rw/0QPd1gOkkGoPpOyUStp2CEblQGkWV
+DMlNcGI1X+IA/iJOu+1RK/Hk19t4bxl7EOf4nDqpS4li5rEbe2b/XQQK
+=MDaz
+-----END PGP PUBLIC KEY BLOCK-----\n`;
 const HASH = '$6$rounds=4096$forgesalt$0mY1o4wAUZ0XoQH7s0dH3c8rQw5Q0cBq0C1mG6m7m1eX6oU5b3aZl0rT1oYbq1z8S9x3Uo4j1v0g2eE1cQ.';
 
 export interface Case {
@@ -118,7 +128,8 @@ export function cases(f: (typeof FORMATS)[number]): Case[] {
       timezone: 'America/New_York', packages: 'nginx rsync', '!ssh_authorized_keys': null, disk: 'vdb',
       repos: 'extras=http://10.98.0.1:8080/repo/extras;tools=http://10.98.0.1:8080/repo/tools',
       // preseed: a repository needs a key or an explicit trust (snippets/preseed/mirror).
-      repo_key_extras: 'http://10.98.0.1:8080/repo/extras/key.asc', repo_trusted_tools: 'true',
+      // subiquity: curtin takes the armoured key itself (snippets/subiquity/apt).
+      repo_key_extras: f.format === 'autoinstall' ? REPO_KEY : 'http://10.98.0.1:8080/repo/extras/key.asc', repo_trusted_tools: 'true',
     },
     kernel_options: { '!console': null, quiet: null },
     kernel_options_post: { 'net.ifnames': '0' },

@@ -12,7 +12,11 @@ import { templateContext } from '../../server/render/vars.js';
 import { blendSystem } from '../../server/core/blend.js';
 import { ForgeError } from '../../server/errors.js';
 import { renderAll } from '../lib/render-golden.js';
-import { distro, nic, profile, settings, system } from '../lib/render-fixtures.js';
+import { distro, nic, profile, settings, system, REPO_KEY } from '../lib/render-fixtures.js';
+import { spawnSync } from 'node:child_process';
+import YAML from 'yaml';
+import { validateSchema } from '../../server/render/checks/jsonschema.js';
+import { AUTOINSTALL_SCHEMA } from '../../server/render/checks/schemas/autoinstall.js';
 
 test('the format comes from the template directory or the content', () => {
   assert.equal(formatOf('kickstart/default.ks', ''), 'kickstart');
@@ -37,14 +41,16 @@ test("the kickstart main shipped before issue 14 fails validate's check (two ssh
   assert.match(msgs, /An ssh user with the name root has already been defined/);
 });
 
-function preseed(meta: Record<string, string>): string {
-  const d = distro('deb12', 'debian', 'bookworm', 'http://deb.debian.org/debian');
-  const p = profile('ps', { distro: 'deb12', autoinstall: 'preseed/default.seed', autoinstall_meta: meta });
-  const s = system('ps1', 'ps', { interfaces: { eth0: nic({ mac_address: '52:54:00:aa:00:41' }) } });
-  return new Renderer(shippedRoots()).render('preseed/default.seed', templateContext(blendSystem(s, [p], d, settings)), {
-    kind: 'system', name: 'ps1', system: 'ps1', profiles: ['ps'], distro: 'deb12',
+/** One system of one profile rendered with a shipped template: the repository cases below. */
+function renderOne(template: string, d: ReturnType<typeof distro>, meta: Record<string, string>): string {
+  const p = profile('p1', { distro: d.name, autoinstall: template, autoinstall_meta: meta });
+  const s = system('ps1', 'p1', { interfaces: { eth0: nic({ mac_address: '52:54:00:aa:00:41' }) } });
+  return new Renderer(shippedRoots()).render(template, templateContext(blendSystem(s, [p], d, settings)), {
+    kind: 'system', name: 'ps1', system: 'ps1', profiles: ['p1'], distro: d.name,
   }).text;
 }
+const preseed = (meta: Record<string, string>): string => renderOne('preseed/default.seed', distro('deb12', 'debian', 'bookworm', 'http://deb.debian.org/debian'), meta);
+const subiquity = (meta: Record<string, string>): string => renderOne('subiquity/user-data.yaml', distro('noble', 'ubuntu', '24.04', ''), meta);
 
 test('preseed: a repository without a key or trust is refused, naming it (d-i would leave it commented out)', () => {
   assert.throws(() => preseed({ repos: 'extras=http://r/extras' }), (e: unknown) => e instanceof ForgeError && /repository "extras" has no key/.test(e.message) && /repo_trusted_extras/.test(e.message));
@@ -58,4 +64,25 @@ test('preseed: a key URL becomes apt-setup/localN/key; an inline armoured key is
   assert.match(t, /^d-i apt-setup\/local2\/repository string \[trusted=yes\] http:\/\/r\/c bookworm main$/m);
   assert.doesNotMatch(t, /local2\/key/);
   assert.doesNotMatch(t, /local[01]\/repository string \[trusted/);
+});
+
+test('subiquity: repositories become curtin apt sources; the armoured key goes in as text, trusted=yes only when asked', () => {
+  const t = YAML.parse(subiquity({ repos: 'a=http://r/a;c=http://r/c noble main universe', repo_key_a: REPO_KEY, repo_trusted_c: 'true' })) as { autoinstall: { apt: { sources: Record<string, { source: string; key?: string }> } } };
+  const src = t.autoinstall.apt.sources;
+  assert.deepEqual(Object.keys(src), ['a.list', 'c.list']);
+  assert.equal(src['a.list']?.source, 'deb http://r/a $RELEASE main');
+  assert.equal(src['a.list']?.key, REPO_KEY, 'the key survives the YAML round trip byte for byte');
+  assert.equal(src['c.list']?.source, 'deb [trusted=yes] http://r/c noble main universe');
+  assert.equal(src['c.list']?.key, undefined);
+  // gpg itself reads the key back out of the rendered document.
+  const g = spawnSync('gpg', ['--show-keys', '--with-colons'], { input: src['a.list']?.key ?? '', encoding: 'utf8' });
+  assert.equal(g.status, 0, g.stderr);
+  assert.match(g.stdout, /^uid:.*forge test repo/m);
+  assert.deepEqual(validateSchema(AUTOINSTALL_SCHEMA, t.autoinstall), []);
+});
+
+test('subiquity: a repository without a key or trust, or with a key URL, is refused naming it', () => {
+  assert.throws(() => subiquity({ repos: 'x=http://r/x' }), (e: unknown) => e instanceof ForgeError && /repository "x" has no key/.test(e.message) && /repo_trusted_x/.test(e.message));
+  assert.throws(() => subiquity({ repos: 'x=http://r/x', repo_key_x: 'http://r/x/key.asc' }), (e: unknown) => e instanceof ForgeError && /repo_key_x must be the armoured key itself/.test(e.message));
+  assert.doesNotMatch(subiquity({}), /^ {2}apt:/m, 'no repos, no apt section: subiquity keeps its defaults');
 });

@@ -50,7 +50,22 @@ export const AUTOINSTALL_SCHEMA: Schema = {
     'ubuntu-pro': { type: 'object', properties: { token: { type: 'string', minLength: 24, pattern: '^C[1-9A-HJ-NP-Za-km-z]+$' } } },
     'ubuntu-advantage': { type: 'object', properties: { token: { type: 'string', minLength: 24, pattern: '^C[1-9A-HJ-NP-Za-km-z]+$' } } },
     proxy: { type: ['string', 'null'] },
-    apt: { type: 'object' },
+    // subiquity types apt.sources as an object; its entries are curtin's
+    // (curtin/commands/apt_config.py add_apt_sources, add_apt_key): source,
+    // key (the key text), keyid + keyserver, filename.
+    apt: {
+      type: 'object',
+      properties: {
+        sources: {
+          type: 'object',
+          additionalProperties: {
+            type: 'object',
+            properties: { source: { type: 'string' }, key: { type: 'string' }, keyid: { type: 'string' }, keyserver: { type: 'string' }, filename: { type: 'string' } },
+            additionalProperties: false,
+          },
+        },
+      },
+    },
     storage: { type: 'object' },
     identity: {
       type: 'object',
