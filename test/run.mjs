@@ -30,8 +30,10 @@ if (files.length === 0) {
 }
 const r = spawnSync(
   process.execPath,
-  // A per-test ceiling: a hung test fails after 10 minutes instead of eating CI's 90.
-  ['--test', '--test-concurrency=1', '--test-timeout=600000', '--test-reporter=spec', ...files],
+  // A per-test ceiling (a whole file counts as one test): a hung test fails after
+  // 20 minutes instead of eating CI's 90. The VM files take 5-8 minutes on an idle
+  // machine and twice that on a loaded one; the ceiling is for hangs, not speed.
+  ['--test', '--test-concurrency=1', '--test-timeout=1200000', '--test-reporter=spec', ...files],
   { stdio: 'inherit', env: process.env },
 );
 process.exit(r.status ?? 1);
