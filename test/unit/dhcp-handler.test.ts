@@ -423,3 +423,41 @@ test('mode off (the default) starts nothing: no socket, no answer', async () => 
     await f.cleanup();
   }
 });
+
+test('managed: offers and ACKs to iPXE carry its no-ProxyDHCP flag (175.176 = 1); other clients and proxy mode do not', async () => {
+  const noProxy = (p: Packet | undefined): boolean => p?.options.subOptions(Opt.IpxeEncap)?.some((s) => s.code === 176 && s.data.length === 1 && s.data[0] === 1) === true;
+  const f = await fixture();
+  try {
+    await f.addSystem('vm1', '52:54:00:f0:9e:01', '10.98.0.22');
+    await f.addSystem('vm2', MAC, '10.98.0.23');
+    const h = await createDhcpHandler(f.ctx);
+    // The real iPXE ROM DISCOVER (it sends option 175) and its REQUEST.
+    const hex = (n: string): Buffer =>
+      Buffer.from(readFileSync(fileURLToPath(new URL(`../../../test/golden/dhcp/${n}.hex`, import.meta.url)), 'utf8').replace(/\s+/g, ''), 'hex');
+    const offer = await h.handle({ data: hex('ipxe-bios-discover'), ...from });
+    assert.ok(offer);
+    assert.ok(noProxy(decode(offer.data)), 'OFFER to iPXE has 175.176 = 1');
+    // Its recorded REQUEST, pointed at this server and the offered address.
+    const req = decode(hex('ipxe-bios-request'));
+    req.options.setIp(Opt.ServerIdentifier, '10.98.0.1').setIp(Opt.RequestedIP, decode(offer.data).yiaddr);
+    const ack = await h.handle({ data: encode(req), ...from });
+    assert.equal(ack === undefined ? undefined : decode(ack.data).options.messageType(), MessageType.ACK);
+    assert.ok(ack !== undefined && noProxy(decode(ack.data)), 'ACK to iPXE has 175.176 = 1');
+    // A plain PXE ROM (no option 175) gets no option 175.
+    const pxe = await ask(h, { type: MessageType.DISCOVER, mac: MAC, ...PXE_BIOS });
+    assert.equal(pxe?.p.options.get(Opt.IpxeEncap), undefined);
+  } finally {
+    await f.cleanup();
+  }
+  const fp = await fixture({ dhcp_mode: 'proxy', dhcp_subnet: [] });
+  try {
+    await fp.addSystem('vm1', '52:54:00:f0:9e:01', '');
+    const h = await createDhcpHandler(fp.ctx);
+    const golden = Buffer.from(readFileSync(fileURLToPath(new URL('../../../test/golden/dhcp/ipxe-bios-discover.hex', import.meta.url)), 'utf8').replace(/\s+/g, ''), 'hex');
+    const r = await h.handle({ data: golden, ...from });
+    assert.ok(r, 'proxy mode answers the iPXE ROM');
+    assert.equal(noProxy(decode(r.data)), false, 'proxy mode: forge is the ProxyDHCP server, no flag');
+  } finally {
+    await fp.cleanup();
+  }
+});
