@@ -59,7 +59,16 @@ async function main(): Promise<void> {
     '',
     'Produced by `npm run bench` (or `npm run bench -- AREA`), which runs forge and the established tool side by side',
     'on the same machine in the same run. Figures are measurements, not pass/fail criteria; the machine is small',
-    '(2 cores) and shared, so read ratios rather than absolute numbers. Each section says when and where it was measured.',
+    '(2 cores) and shared, so read ratios rather than absolute numbers. Each section says when and where it was measured,',
+    'and the load average beside each figure; forge and the rival run interleaved so that both see the same load.',
+    '',
+    'What the bench needs (not installed by CI, which does not run it): Debian 12 with `apt-get install perfdhcp',
+    'kea-dhcp4-server dnsmasq tftpd-hpa atftp tcpdump qemu-system-x86 ipxe-qemu pxelinux syslinux-common',
+    'debian-installer-12-netboot-amd64 virtinst libvirt-daemon-system` (most are already in .ci/apt-packages.txt for the',
+    'tests), run as root (network namespaces). atftpd, nginx and radvd are fetched by the bench itself with',
+    '`apt-get download` and unpacked with `dpkg -x` into ~/.cache/forge-bench/debs (FORGE_BENCH_CACHE): atftpd conflicts',
+    'with tftpd-hpa as a package, and installing nginx or radvd would start system-wide daemons. VM parts take one of',
+    'the machine-wide VM slots when run through /work/wt/vm.sh on the shared development machine.',
     '',
   ];
   const charts = writeCharts(sectionDir);
@@ -67,6 +76,9 @@ async function main(): Promise<void> {
     const f = `${sectionDir}/${area}.md`;
     parts.push(existsSync(f) ? withCharts(readFileSync(f, 'utf8').trimEnd(), charts.get(area)) : `## ${area}\n\n_Not measured yet._`, '');
   }
+  // Hand-written notes (profiles, what limits the figures) follow the measured sections.
+  const notes = `${sectionDir}/notes.md`;
+  if (existsSync(notes)) parts.push(readFileSync(notes, 'utf8').trimEnd(), '');
   writeFileSync(`${root}docs/benchmarks.md`, parts.join('\n'));
   if (failed > 0) process.exitCode = 1;
 }

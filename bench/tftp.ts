@@ -306,7 +306,7 @@ export async function run(): Promise<string> {
     lines.push('|---|---|---:|---|---:|---|---:|');
     for (const t of targets) {
       const cells = WINDOWS.map((ws) => {
-        if (ws > 1 && NO_WINDOWS.has(t.name)) return '(no RFC 7440: lock-step as ws 1) | ';
+        if (ws > 1 && NO_WINDOWS.has(t.name)) return 'n/a: lock-step only | ';
         const m = med(t.name, ws);
         return `${fmt(m)} s (${mbs(m)}) [${fmt(best(results.get(`${t.name}|${ws}`) ?? [NaN]))}] | ${(cpuMed(t.name, ws) / 1000).toFixed(2)} s`;
       });
