@@ -4,10 +4,10 @@
  * declares the dependencies it uses (BootDeps, DhcpDeps, TftpDeps, ApiDeps,
  * AutoinstallDeps, BootRouteDeps) and main.ts builds each service once.
  */
-import type { NewEvent } from './store/store.js';
+import type { LifecycleEvent } from './core/events.js';
 
-/** Record a lifecycle event; fire-and-forget, never throws (failures are logged). */
-export type RecordEvent = (ev: NewEvent) => void;
+/** Record a lifecycle event (its detail typed by its type, core/events.ts); fire-and-forget, never throws (failures are logged). */
+export type RecordEvent = (ev: LifecycleEvent) => void;
 
 /**
  * The base URL installers and agents use, e.g. `http://10.98.0.1:8080` (no

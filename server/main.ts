@@ -113,7 +113,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     events.feedFrom((fn) => watch(fn, (e: unknown) => evlog.warn('event feed interrupted; catching up after reconnecting', { err: e })));
   }
   events.subscribe((ev) => metrics.countEvent(ev));
-  const record: RecordEvent = (ev: NewEvent): void => {
+  const record: RecordEvent = (ev): void => {
     store
       .addEvent(ev)
       .then((stored) => events.publish(stored))

@@ -13,6 +13,7 @@ import type { Vars } from '../core/blend.js';
 import type { Distro, EventType, Settings, System } from '../core/model.js';
 import { ForgeError } from '../errors.js';
 import { subnetOfIp } from '../core/subnet.js';
+import { lifecycleEvent, type EventDetails, type EventSource } from '../core/events.js';
 import { decideBoot, discoveryCmdline, unknownNeeds, unknownPolicy, type Decision, type InstallEntry, type SystemFacts } from '../core/bootplan.js';
 import { grubConfig, grubRootConfig, ipxeScript, pxelinuxConfig, type Locator } from './configs.js';
 import { bootRootsOf, whyRefused } from './confine.js';
@@ -227,14 +228,14 @@ export class BootService {
   }
 
   /** Record an event, once per (system, type, file) per window. */
-  record(system: string | undefined, type: EventType, source: string, detail: Record<string, unknown>): void {
+  record<T extends EventType>(system: string | undefined, type: T, source: EventSource, detail: EventDetails[T]): void {
     if (system === undefined) return;
-    const key = `${system}\0${type}\0${String(detail['file'] ?? '')}`;
+    const key = `${system}\0${type}\0${String((detail as { file?: unknown }).file ?? '')}`;
     const now = Date.now();
     const last = this.recent.get(key);
     if (last !== undefined && now - last < EVENT_DEDUPE_MS) return;
     if (this.recent.size > 10_000) this.recent.clear();
     this.recent.set(key, now);
-    this.deps.record({ system, type, source, detail });
+    this.deps.record(lifecycleEvent({ system, type, source, detail }));
   }
 }

@@ -211,45 +211,9 @@ export interface Settings {
   autoinstall_meta: OptionDict;
 }
 
-/** Lifecycle events recorded per system (the install timeline). */
-export const EVENT_TYPES = [
-  'dhcp_offer',
-  'dhcp_ack',
-  'loader_fetched',
-  'boot_config_served',
-  'kernel_fetched',
-  'initrd_fetched',
-  'autoinstall_served',
-  'autoinstall_failed',
-  'install_start',
-  'install_done',
-  'netboot_disabled',
-  'first_boot',
-  'install_progress',
-  'cloud_init_done',
-  'agent_start',
-  'installer_running',
-  'installer_finished',
-  'disk_boot_started',
-  'agent_failed',
-  'edited',
-  /** forge-agent managed the VM (detail.action: start, stop, kill, destroy, snapshot_*, clone, console, ssh_key_put, job). */
-  'vm_action',
-  /** forge's power drivers (server/power/): detail.driver, detail.address, detail.error. */
-  'power_on',
-  'power_off',
-  'power_reboot',
-  'power_failed',
-  'pxe_next_boot',
-  'reinstall_requested',
-  /** A discovered machine became this system (detail.rule: the rule, '' by hand). */
-  'enlisted',
-  /** Server-wide (system ''): another DHCP server answered forge's probe on a served link. */
-  'dhcp_rival',
-  /** Server-wide (system ''): a re-probe of a rival link heard no other server; forge answers there again. */
-  'dhcp_rival_gone',
-] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
+/** Lifecycle events recorded per system (the install timeline): the table and each type's detail are in core/events.ts. */
+export { EVENT_TYPES, type EventType } from './events.js';
+import type { EventType } from './events.js';
 
 export interface ForgeEvent {
   id: number;
@@ -260,7 +224,7 @@ export interface ForgeEvent {
   source: string;
   /** ISO-8601 time. */
   time: string;
-  /** Free-form structured detail (file name, client address, error...). */
+  /** Structured detail; core/events.ts EventDetails says what each type carries. */
   detail: Record<string, unknown>;
 }
 

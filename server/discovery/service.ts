@@ -11,6 +11,7 @@
  */
 import { defaultSystem } from '../core/defaults.js';
 import type { System } from '../core/model.js';
+import { lifecycleEvent } from '../core/events.js';
 import { isName, validateNew } from '../core/validate.js';
 import { ForgeError, invalid } from '../errors.js';
 import { evaluate, expandTemplate, parseMatch } from '../rules/expr.js';
@@ -123,12 +124,14 @@ async function provisionLocked(deps: DiscoveryDeps, d: Discovered, profile: stri
   if (rule !== undefined) await deps.store.putRule({ ...rule, used: rule.used + 1 }, false);
   const updated: Discovered = { ...d, status: 'provisioned', system: sys.name, rule: rule?.name ?? '', instruction: 'reboot' };
   await deps.store.putDiscovered(updated);
-  await deps.store.addEvent({
-    system: sys.name,
-    type: 'enlisted',
-    source: 'discovery',
-    detail: { discovered: d.name, mac: d.mac, rule: rule?.name ?? '', profile, serial: d.inventory.serial },
-  });
+  await deps.store.addEvent(
+    lifecycleEvent({
+      system: sys.name,
+      type: 'enlisted',
+      source: 'discovery',
+      detail: { discovered: d.name, mac: d.mac, rule: rule?.name ?? '', profile, serial: d.inventory.serial },
+    }),
+  );
   return { discovered: updated, system: sys };
 }
 

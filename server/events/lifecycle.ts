@@ -5,55 +5,10 @@
  * stall_minutes is `stalled` (Cobbler users only found PXE loops and hung
  * installs by looking at consoles: #3329, #2015).
  */
-import type { EventType, ForgeEvent } from '../core/model.js';
+import type { ForgeEvent } from '../core/model.js';
+import { isNeutral, stageOfType, type Stage } from '../core/events.js';
 
-export type Stage = 'new' | 'configured' | 'booting' | 'installing' | 'installed' | 'running' | 'local' | 'failed';
-
-const STAGE_OF: Record<EventType, Stage> = {
-  dhcp_offer: 'booting',
-  dhcp_ack: 'booting',
-  loader_fetched: 'booting',
-  boot_config_served: 'booting',
-  kernel_fetched: 'booting',
-  initrd_fetched: 'booting',
-  autoinstall_served: 'installing',
-  autoinstall_failed: 'failed',
-  install_start: 'installing',
-  install_done: 'installed',
-  netboot_disabled: 'installed',
-  first_boot: 'running',
-  install_progress: 'installing',
-  cloud_init_done: 'running',
-  agent_start: 'booting',
-  installer_running: 'installing',
-  installer_finished: 'installed',
-  disk_boot_started: 'installed',
-  agent_failed: 'failed',
-  edited: 'configured',
-  vm_action: 'configured',
-  // Power events are neutral (see NEUTRAL); a reinstall puts the system back to configured.
-  power_on: 'configured',
-  power_off: 'configured',
-  power_reboot: 'configured',
-  power_failed: 'configured',
-  pxe_next_boot: 'configured',
-  reinstall_requested: 'configured',
-  enlisted: 'configured',
-  // Server-wide (system ''): never part of a system's timeline.
-  dhcp_rival: 'configured',
-  dhcp_rival_gone: 'configured',
-};
-
-/** Events that say something was done to a system, not where its install is: they never move the stage. */
-const NEUTRAL: ReadonlySet<EventType> = new Set<EventType>([
-  'edited',
-  'vm_action',
-  'power_on',
-  'power_off',
-  'power_reboot',
-  'power_failed',
-  'pxe_next_boot',
-]);
+export type { Stage };
 
 /** Stages that should end on their own; sitting in one too long is a stall. */
 export const ACTIVE_STAGES: ReadonlySet<Stage> = new Set(['booting', 'installing']);
@@ -61,7 +16,7 @@ export const ACTIVE_STAGES: ReadonlySet<Stage> = new Set(['booting', 'installing
 export function stageOf(ev: Pick<ForgeEvent, 'type' | 'detail'>): Stage {
   // A boot config that sent the machine to its disk is not an install starting.
   if (ev.type === 'boot_config_served' && ev.detail['boot'] === 'local') return 'local';
-  return STAGE_OF[ev.type];
+  return stageOfType(ev.type);
 }
 
 export interface StageInfo {
@@ -81,7 +36,7 @@ export interface StageInfo {
  */
 export function stageInfo(events: readonly ForgeEvent[], now: number, stallMinutes: number): StageInfo {
   const evs = [...events].sort((x, y) => x.time.localeCompare(y.time) || x.id - y.id);
-  const meaningful = evs.filter((e) => !NEUTRAL.has(e.type));
+  const meaningful = evs.filter((e) => !isNeutral(e.type));
   const list = meaningful.length > 0 ? meaningful : evs;
   const last = list[list.length - 1];
   if (last === undefined) return { stage: 'new', since: '', stalled: false, minutes: 0, last_event: '' };

@@ -5,6 +5,7 @@
  * all asked in the same second; one failure does not stop the others.
  */
 import type { System } from '../core/model.js';
+import { lifecycleEvent, type EventDetails } from '../core/events.js';
 import { ForgeError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { driverFor } from './drivers.js';
@@ -32,8 +33,10 @@ export interface PowerDeps {
 export const DEFAULT_CONCURRENCY = 8;
 export const MAX_CONCURRENCY = 64;
 
-async function event(deps: PowerDeps, s: System, type: 'power_on' | 'power_off' | 'power_reboot' | 'power_failed' | 'pxe_next_boot' | 'reinstall_requested', detail: Record<string, unknown>): Promise<void> {
-  await deps.store.addEvent({ system: s.name, type, source: 'power', detail: { driver: s.power_type, ...detail } });
+type PowerEvent = 'power_on' | 'power_off' | 'power_reboot' | 'power_failed' | 'pxe_next_boot' | 'reinstall_requested';
+
+async function event(deps: PowerDeps, s: System, type: PowerEvent, detail: Omit<EventDetails[PowerEvent], 'driver'>): Promise<void> {
+  await deps.store.addEvent(lifecycleEvent({ system: s.name, type, source: 'power', detail: { driver: s.power_type, ...detail } }));
 }
 
 /** One action on one system. Driver failures become a result with ok=false and a power_failed event. */

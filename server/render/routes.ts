@@ -29,7 +29,10 @@ import express from 'express';
 import type { Request, RequestHandler, Response } from 'express';
 import type { ReplySpec, RouteRow, Schema } from '../services/http/route.js';
 import type { RecordEvent } from '../deps.js';
-import type { EventType } from '../core/model.js';
+import type { EventDetails } from '../core/events.js';
+
+/** The events installers' callbacks record. */
+type CallbackEvent = 'install_start' | 'install_done' | 'first_boot';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { ForgeError } from '../errors.js';
@@ -100,7 +103,7 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
     kind: TargetKind,
     name: string,
     render: () => Promise<RenderResult> = () => svc.render(kind, name),
-    extra: Record<string, unknown> = {},
+    extra: { file?: string } = {},
   ): Promise<void> => {
     const client = clientOf(req);
     let result;
@@ -110,8 +113,8 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
       const fe = e instanceof ForgeError ? e : new ForgeError('TEMPLATE_ERROR', e instanceof Error ? e.message : String(e));
       // Record on the system when there is one (an unknown name is just a 404).
       if (kind === 'system' && fe.code !== 'NOT_FOUND') {
-        const detail: Record<string, unknown> = { code: fe.code, message: fe.message, client, url: req.originalUrl, ...extra };
-        if (fe.details !== undefined) detail['where'] = fe.details;
+        const detail: EventDetails['autoinstall_failed'] = { code: fe.code, message: fe.message, client, url: req.originalUrl, ...extra };
+        if (fe.details !== undefined) detail.where = fe.details;
         ctx.record({ system: name, type: 'autoinstall_failed', source: 'http', detail });
       }
       if (fe.code !== 'NOT_FOUND') log.warn('autoinstall failed', { kind, name, code: fe.code, msg: fe.message });
@@ -171,7 +174,7 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
 
   // ----- install callbacks
 
-  const event = async (req: Request, res: Response, name: string, type: EventType): Promise<void> => {
+  const event = async (req: Request, res: Response, name: string, type: CallbackEvent): Promise<void> => {
     const sys = await ctx.store.mustGet('system', name);
     const client = clientOf(req);
     ctx.record({ system: sys.name, type, source: 'http', detail: { client, url: req.originalUrl } });
@@ -188,12 +191,12 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
   async function cloudInitDone(req: Request, res: Response): Promise<void> {
     const sys = await ctx.store.mustGet('system', param(req, 'name'));
     const body: Record<string, unknown> = typeof req.body === 'object' && req.body !== null ? (req.body as Record<string, unknown>) : {};
-    const detail: Record<string, unknown> = { client: clientOf(req), url: req.originalUrl };
-    for (const k of ['instance_id', 'hostname', 'fqdn']) if (typeof body[k] === 'string') detail[k] = (body[k] as string).slice(0, 255);
+    const detail: EventDetails['cloud_init_done'] = { client: clientOf(req), url: req.originalUrl };
+    for (const k of ['instance_id', 'hostname', 'fqdn'] as const) if (typeof body[k] === 'string') detail[k] = body[k].slice(0, 255);
     ctx.record({ system: sys.name, type: 'cloud_init_done', source: 'http', detail });
     res.status(200).json({ system: sys.name, event: 'cloud_init_done' });
   }
-  const cb = (type: EventType) => async (req: Request, res: Response): Promise<void> => {
+  const cb = (type: CallbackEvent) => async (req: Request, res: Response): Promise<void> => {
     await event(req, res, param(req, 'name'), type);
   };
   // subiquity's webhook reporter (autoinstall `reporting`): one JSON event per
@@ -201,8 +204,8 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
   const installReport = async (req: Request, res: Response): Promise<void> => {
     const sys = await ctx.store.mustGet('system', param(req, 'name'));
     const body: Record<string, unknown> = typeof req.body === 'object' && req.body !== null ? (req.body as Record<string, unknown>) : {};
-    const detail: Record<string, unknown> = { client: clientOf(req) };
-    for (const k of ['event_type', 'name', 'result', 'description', 'origin', 'level']) {
+    const detail: EventDetails['install_progress'] = { client: clientOf(req) };
+    for (const k of ['event_type', 'name', 'result', 'description', 'origin', 'level'] as const) {
       const v = body[k];
       if (typeof v === 'string') detail[k] = v.slice(0, 300);
     }
@@ -211,7 +214,7 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
   };
   const trig = async (req: Request, res: Response): Promise<void> => {
     const mode = param(req, 'mode');
-    const type: EventType | undefined =
+    const type: CallbackEvent | undefined =
       mode === 'pre' ? 'install_start' : mode === 'post' ? 'install_done' : mode === 'firstboot' ? 'first_boot' : undefined;
     if (type === undefined) throw new ForgeError('ROUTE_NOT_FOUND', `no trigger mode "${mode}": use pre, post or firstboot`);
     await event(req, res, param(req, 'name'), type);

@@ -11,6 +11,7 @@
  */
 import { BOOTREQUEST, Opt, macOf, tryDecode, type Packet } from '../../protocol/dhcp4/index.js';
 import { bootPlan, clientArch, unknownPolicy, type BootConfig, type BootPlan, type BootSystem } from '../../core/bootplan.js';
+import type { EventDetails } from '../../core/events.js';
 import type { ForgeConfig } from '../../config.js';
 import type { BaseUrl, RecordEvent } from '../../deps.js';
 import type { Store } from '../../store/store.js';
@@ -331,11 +332,11 @@ export class DhcpHandler {
 
   record(type: 'dhcp_offer' | 'dhcp_ack', p: Packet, resolved: Resolved | undefined, ip: string, boot: string | undefined, plan: BootPlan): void {
     if (resolved === undefined) return;
-    const detail: Record<string, unknown> = { mac: macOf(p), ip, mode: this.settings.mode, plan: plan.kind };
+    const detail: EventDetails['dhcp_offer'] = { mac: macOf(p), ip, mode: this.settings.mode, plan: plan.kind };
     const arch = clientArch({ arch: p.options.clientArch(), vendorClass: p.options.vendorClass() });
-    if (arch !== undefined) detail['arch'] = arch;
-    if (boot !== undefined) detail['boot_file'] = boot;
-    if (p.giaddr !== ZERO) detail['relay'] = p.giaddr;
+    if (arch !== undefined) detail.arch = arch;
+    if (boot !== undefined) detail.boot_file = boot;
+    if (p.giaddr !== ZERO) detail.relay = p.giaddr;
     this.ctx.record({ system: resolved.system.name, type, source: 'dhcp', detail });
   }
 }
