@@ -1,0 +1,120 @@
+/**
+ * One floating service address for two forge servers on one PostgreSQL:
+ * keepalived (Debian's, VRRP) in each server's network namespace holds
+ * 10.98.0.10 on the server whose forge answers its health check. The
+ * active server's forge is killed with SIGKILL; keepalived on the other
+ * takes the address, and the same URL answers again, with everything
+ * written through the first server (one database) and the same token. The
+ * time from the kill to the next answer is printed, not asserted.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { need } from '../lib/env.js';
+import { createLan, type Host, type LanClient } from '../lib/netns.js';
+import { forgeInNamespace, type NsForge } from '../lib/forge-ns.js';
+import { startPostgres } from '../lib/postgres.js';
+
+const REQ = { root: true, commands: ['ip', 'keepalived', 'curl'] };
+const VIP = '10.98.0.10';
+const PORT = 18080;
+
+/** keepalived.conf for one of the pair: the address follows forge's health, never its own opinion alone. */
+function kaConf(name: string, ip: string, priority: number): string {
+  return `global_defs {
+  router_id ${name}
+  enable_script_security
+  script_user root
+}
+vrrp_script forge_up {
+  script "/usr/bin/curl -sf -m 1 -o /dev/null http://${ip}:${PORT}/api/v1/health"
+  interval 1
+  fall 2
+  rise 1
+}
+vrrp_instance forge {
+  state BACKUP
+  interface eth0
+  virtual_router_id 61
+  priority ${priority}
+  advert_int 1
+  virtual_ipaddress {
+    ${VIP}/24
+  }
+  track_script {
+    forge_up
+  }
+}
+`;
+}
+
+test('keepalived floating address: SIGKILL the active forge, the same URL answers from the other, same data', async (t) => {
+  if (need(t, REQ) !== undefined) return;
+  const cluster = await startPostgres(t);
+  if (cluster === undefined) return;
+  const dir = mkdtempSync(join(tmpdir(), 'fgka-'));
+  const lan = await createLan('fgka');
+  const forges: NsForge[] = [];
+  try {
+    const url = await cluster.createDatabase();
+    const token = randomBytes(24).toString('base64url');
+    const hosts: [string, string, LanClient][] = [];
+    for (const [name, ip, prio] of [['a', '10.98.0.11', 150], ['b', '10.98.0.12', 100]] as const) {
+      const h = await lan.addClient();
+      await h.must('ip', ['addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+      const dd = join(dir, name);
+      mkdirSync(dd, { mode: 0o700 });
+      // One token for the pair: a client using the address must not care which server answers.
+      writeFileSync(join(dd, 'token'), `${token}\n`, { mode: 0o600 });
+      forges.push(await forgeInNamespace(h, ip, dd, ['--store', url, '--listen', '0.0.0.0', '--http-port', String(PORT), '--server', `${VIP}:${PORT}`], { timeoutMs: 30_000 }));
+      writeFileSync(join(dd, 'keepalived.conf'), kaConf(`forge-${name}`, ip, prio));
+      h.spawn('keepalived', ['--dont-fork', '--log-console', '--vrrp', '-f', join(dd, 'keepalived.conf'), '-p', join(dd, 'ka.pid'), '-r', join(dd, 'vrrp.pid')]);
+      hosts.push([name, ip, h]);
+    }
+    const viaVip = (client: Host, path: string, extra: string[] = []) =>
+      client.exec('curl', ['-s', '-m', '2', '-w', '\n%{http_code}', ...extra, `http://${VIP}:${PORT}${path}`], { timeoutMs: 10_000 });
+    const holder = async (): Promise<string | undefined> => {
+      for (const [name, , h] of hosts) if ((await h.must('ip', ['-4', 'addr', 'show', 'eth0'])).includes(VIP)) return name;
+      return undefined;
+    };
+    const until = async (what: string, ok: () => Promise<boolean>, ms = 60_000): Promise<number> => {
+      const t0 = Date.now();
+      while (!(await ok())) {
+        if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms / 1000} s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return Date.now() - t0;
+    };
+    await until('the address answers', async () => (await viaVip(lan, '/api/v1/health')).stdout.endsWith('200'));
+    const first = await holder();
+    assert.equal(first, 'a', 'the higher priority holds the address');
+    const auth = ['-H', `authorization: Bearer ${token}`, '-H', 'content-type: application/json'];
+    for (const [kind, body] of [
+      ['distros', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i', breed: 'debian' }],
+      ['profiles', { name: 'p', distro: 'd' }],
+      ['systems', { name: 'web1', profile: 'p', interfaces: { eth0: { mac_address: '52:54:00:70:00:01' } } }],
+    ] as const) {
+      const r = await viaVip(lan, `/api/v1/${kind}`, [...auth, '-X', 'POST', '-d', JSON.stringify(body)]);
+      assert.ok(r.stdout.endsWith('201'), `POST ${kind} through the address: ${r.stdout}`);
+    }
+
+    forges[0]!.proc.kill('SIGKILL');
+    const killedAt = Date.now();
+    const took = await until('the other server answers on the address', async () => (await viaVip(lan, '/api/v1/health')).stdout.endsWith('200'));
+    t.diagnostic(`failover: SIGKILL -> next answer on ${VIP} in ${((Date.now() - killedAt) / 1000).toFixed(1)} s (${took} ms polled)`);
+    assert.equal(await holder(), 'b', 'keepalived moved the address to the server whose forge answers');
+    const got = await viaVip(lan, '/api/v1/systems/web1');
+    assert.ok(got.stdout.endsWith('200'), `what was written through server a is served by b: ${got.stdout}`);
+    assert.match(got.stdout, /52:54:00:70:00:01/);
+    const more = await viaVip(lan, '/api/v1/systems', [...auth, '-X', 'POST', '-d', JSON.stringify({ name: 'web2', profile: 'p' })]);
+    assert.ok(more.stdout.endsWith('201'), `writes with the same token keep working: ${more.stdout}`);
+  } finally {
+    for (const f of forges) await f.stop();
+    await lan.destroy();
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
