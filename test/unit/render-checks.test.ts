@@ -6,6 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkRendered, formatOf } from '../../server/render/checks/index.js';
+import { checkAutoyast } from '../../server/render/checks/autoyast.js';
+import { readFileSync } from 'node:fs';
 import { Renderer } from '../../server/render/renderer.js';
 import { shippedRoots } from '../../server/render/roots.js';
 import { templateContext } from '../../server/render/vars.js';
@@ -85,4 +87,27 @@ test('subiquity: a repository without a key or trust, or with a key URL, is refu
   assert.throws(() => subiquity({ repos: 'x=http://r/x' }), (e: unknown) => e instanceof ForgeError && /repository "x" has no key/.test(e.message) && /repo_trusted_x/.test(e.message));
   assert.throws(() => subiquity({ repos: 'x=http://r/x', repo_key_x: 'http://r/x/key.asc' }), (e: unknown) => e instanceof ForgeError && /repo_key_x must be the armoured key itself/.test(e.message));
   assert.doesNotMatch(subiquity({}), /^ {2}apt:/m, 'no repos, no apt section: subiquity keeps its defaults');
+});
+
+test('autoyast: the general, partitioning, software, scripts, users and timezone rules of the schema (.rnc) are enforced', () => {
+  const good = readFileSync(new URL('../../../test/golden/render/autoyast/single-nic-dhcp.xml', import.meta.url), 'utf8');
+  assert.deepEqual(checkAutoyast(good), []);
+  const broken: [string, string, RegExp][] = [
+    ['<confirm config:type="boolean">false</confirm>', '<confirm>false</confirm>', /general\/mode\/confirm: needs config:type="boolean"/],
+    ['<confirm config:type="boolean">false</confirm>', '<confirm config:type="boolean">false</confirm><bogus_mode>1</bogus_mode>', /general\/mode: element "bogus_mode" not allowed/],
+    ['<hwclock>UTC</hwclock>', '<hwclock>utc</hwclock>', /timezone\/hwclock: "utc" is not one of localtime, UTC/],
+    ['<package>openssh</package>\n      <package>curl</package>', '', /software\/packages: element "packages" incomplete/],
+    ['<packages config:type="list">', '<packages>', /software\/packages: needs config:type="list"/],
+    ['<filename>forge-firstboot.sh</filename>', '<filename>forge-firstboot.sh</filename><interpreter>shell</interpreter>', /scripts\/init-scripts\/script: element "interpreter" not allowed/],
+    ['<username>root</username>', '<username>root</username><password>x</password>', /users\/user: element "password" not allowed/],
+    ['<users config:type="list">', '<users>', /^users: needs config:type="list"/],
+    ['<partitioning config:type="list">', '<partitioning>', /^partitioning: needs config:type="list"/],
+  ];
+  for (const [from, to, want] of broken) {
+    assert.ok(good.includes(from), `fixture has ${from}`);
+    const msgs = checkAutoyast(good.replace(from, to)).map((p) => p.message);
+    assert.ok(msgs.some((m) => want.test(m)), `${to}: ${msgs.join('; ')}`);
+  }
+  // listentry items are checked as the list's item (users.rnc authorized_key | listentry).
+  assert.deepEqual(checkAutoyast(good.replace('<package>curl</package>', '<listentry>curl</listentry>')), []);
 });
