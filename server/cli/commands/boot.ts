@@ -5,7 +5,7 @@
  * serves the files from) and `loaders` falls back to this host's packages
  * when no server answers.
  */
-import type { StatusAnswer } from '../../api/types.js';
+import type { DhcpLinkStatus, StatusAnswer } from '../../api/types.js';
 import type { CliIO, CommandSpec, ParsedArgs } from '../command.js';
 import type { Arch, Breed, ForgeEvent } from '../../core/model.js';
 import { ARCHES, BREEDS } from '../../core/model.js';
@@ -220,7 +220,9 @@ function statusLines(res: StatusAnswer): string[] {
   if (links.length > 0) {
     out.push('');
     const lrows = [['DHCP LINK', 'INTERFACE', 'ADDRESS', 'STATE', 'SINCE']];
-    for (const l of links) lrows.push([l.subnet, l.interface || '-', l.address || '-', l.rival !== undefined ? `${l.state} (other server: ${l.rival})` : l.state, l.since]);
+    const state = (l: DhcpLinkStatus): string =>
+      l.rival === undefined ? l.state : `${l.state} (other server: ${l.rival}${l.next_probe !== undefined ? `; next probe ${l.next_probe}` : ''})`;
+    for (const l of links) lrows.push([l.subnet, l.interface || '-', l.address || '-', state(l), l.since]);
     out.push(...table(lrows));
   }
   return out;
