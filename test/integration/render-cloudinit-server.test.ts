@@ -10,37 +10,25 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
-import { getText, startForge, waitForEvent, type ForgeServer } from '../lib/server.js';
+import type { ForgeServer } from '../lib/server.js';
+import { startRenderSite, type RenderSite } from '../lib/render-site.js';
 
-const get = (path: string): ReturnType<typeof getText> => getText(srv, path);
-const waitEvent = (system: string, type: string, n?: number, timeoutMs?: number): ReturnType<typeof waitForEvent> => waitForEvent(srv, system, type, n, timeoutMs);
 import { checkUserData } from '../../server/render/checks/userdata.js';
 import { checkAgama } from '../../server/render/checks/agama.js';
 
+
+let lab: RenderSite;
 let srv: ForgeServer;
-let site: string;
+const put = (rel: string, text: string): void => lab.put(rel, text);
+const ok = (args: string[]): Promise<string> => lab.ok(args);
+const get = (path: string): ReturnType<RenderSite['get']> => lab.get(path);
+const waitEvent = (system: string, type: string, n?: number, timeoutMs?: number): ReturnType<RenderSite['waitEvent']> => lab.waitEvent(system, type, n, timeoutMs);
 
-function put(rel: string, text: string): void {
-  const p = join(site, rel);
-  mkdirSync(dirname(p), { recursive: true });
-  writeFileSync(p, text);
-}
-
-async function ok(args: string[]): Promise<string> {
-  const r = await srv.cli(args);
-  assert.equal(r.code, 0, `forge ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
 
 before(async () => {
-  site = mkdtempSync(join(tmpdir(), 'fgci-site-'));
-  mkdirSync(join(site, 'templates'));
-  mkdirSync(join(site, 'snippets'));
-  srv = await startForge({ args: ['--templates-dir', join(site, 'templates'), '--snippets-dir', join(site, 'snippets')] });
+  lab = await startRenderSite('fgci-site-');
+  srv = lab.srv;
   await ok(['distro', 'add', '--name', 'noble', '--arch', 'x86_64', '--breed', 'ubuntu', '--os-version', '24.04', '--kernel', '/srv/forge/noble/vmlinuz', '--initrd', '/srv/forge/noble/initrd']);
   await ok(['profile', 'add', '--name', 'ub', '--distro', 'noble', '--autoinstall-meta', 'ssh_authorized_keys="ssh-ed25519 AAAAC3Nza k1;ssh-rsa AAAAB3Nza k2"']);
   await ok(['system', 'add', '--name', 'u1', '--profile', 'ub', '--mac', '52:54:00:30:00:01', '--hostname', 'u1.lab.example']);
@@ -53,8 +41,7 @@ before(async () => {
 });
 
 after(async () => {
-  await srv?.stop();
-  rmSync(site, { recursive: true, force: true });
+  await lab?.stop();
 });
 
 test('Ubuntu 20.04+ gets subiquity autoinstall user-data; 18.04 keeps preseed', async () => {

@@ -7,13 +7,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { getText, startForge, waitForEvent, type ForgeServer } from '../lib/server.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ForgeServer } from '../lib/server.js';
+import { startRenderSite, type RenderSite } from '../lib/render-site.js';
 
-const get = (path: string): ReturnType<typeof getText> => getText(srv, path);
-const waitEvent = (system: string, type: string, n?: number, timeoutMs?: number): ReturnType<typeof waitForEvent> => waitForEvent(srv, system, type, n, timeoutMs);
 import { need } from '../lib/env.js';
 import { spawnSync } from 'node:child_process';
 import { symlinkSync } from 'node:fs';
@@ -22,27 +20,20 @@ import { checkKickstart } from '../lib/kickstart-check.js';
 let srv: ForgeServer;
 let site: string;
 
-function put(rel: string, text: string): void {
-  const p = join(site, rel);
-  mkdirSync(dirname(p), { recursive: true });
-  writeFileSync(p, text);
-}
+let lab: RenderSite;
+const put = (rel: string, text: string): void => lab.put(rel, text);
+const ok = (args: string[]): Promise<string> => lab.ok(args);
+const get = (path: string): ReturnType<RenderSite['get']> => lab.get(path);
+const waitEvent = (system: string, type: string, n?: number, timeoutMs?: number): ReturnType<RenderSite['waitEvent']> => lab.waitEvent(system, type, n, timeoutMs);
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return srv.cli(args);
 }
 
-async function ok(args: string[]): Promise<string> {
-  const r = await cli(args);
-  assert.equal(r.code, 0, `forge ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
 
 before(async () => {
-  site = mkdtempSync(join(tmpdir(), 'fgrender-site-'));
-  mkdirSync(join(site, 'templates'));
-  mkdirSync(join(site, 'snippets'));
-  srv = await startForge({ args: ['--templates-dir', join(site, 'templates'), '--snippets-dir', join(site, 'snippets')] });
+  lab = await startRenderSite('fgrender-site-');
+  ({ srv, site } = lab);
   await ok(['distro', 'add', '--name', 'rocky9', '--arch', 'x86_64', '--breed', 'redhat', '--os-version', 'rhel9', '--kernel', '/srv/forge/rocky9/vmlinuz', '--initrd', '/srv/forge/rocky9/initrd.img']);
   await ok(['profile', 'add', '--name', 'rk9', '--distro', 'rocky9', '--autoinstall-meta', 'tree=http://127.0.0.1/tree/rocky9', '--kernel-options', 'console=ttyS0,115200']);
   await ok(['system', 'add', '--name', 'vm1', '--profile', 'rk9', '--mac', '52:54:00:10:00:01', '--hostname', 'vm1.lab']);
@@ -50,8 +41,7 @@ before(async () => {
 });
 
 after(async () => {
-  await srv?.stop();
-  rmSync(site, { recursive: true, force: true });
+  await lab?.stop();
 });
 
 test('GET /autoinstall/system/NAME serves a complete kickstart and records autoinstall_served', async () => {
