@@ -189,6 +189,11 @@ export function bootPlan(client: BootClient, system: BootSystem | undefined, cfg
   else if (arch === ARCH.ARM64_EFI || arch === ARCH.ARM64_HTTP) firmware = 'arm64-uefi';
   else if (ipxe) firmware = 'bios'; // iPXE on another platform still runs an HTTP script
   else return { kind: 'local', reason: `unsupported client architecture ${arch}` };
+  // The discovery image is x86-64 (Debian's linux-image-amd64): an unknown arm64 machine is not
+  // sent a loader that would only lead it to a kernel it cannot run.
+  if (system === undefined && firmware === 'arm64-uefi' && unknownPolicy(cfg, cfg.subnet_unknown).mode === 'discover') {
+    return { kind: 'ignore', reason: 'unknown MAC: no discovery image for arm64' };
+  }
 
   const loader = chooseLoader(firmware, loaders, cfg);
   const macPath = client.mac.toLowerCase();

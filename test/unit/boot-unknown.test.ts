@@ -21,6 +21,7 @@ const CLIENTS: Record<string, BootClient> = {
   'uefi pxe': { mac: MAC, arch: 7, userClasses: [], vendorClass: 'PXEClient:Arch:00007:UNDI:003016', ipxeOption: false },
   'ipxe': { mac: MAC, arch: 0, userClasses: ['iPXE'], vendorClass: 'PXEClient:Arch:00000:UNDI:002001', ipxeOption: true },
   'uefi http': { mac: MAC, arch: 16, userClasses: [], vendorClass: 'HTTPClient:Arch:00016:UNDI:003016', ipxeOption: false },
+  'arm64 uefi pxe': { mac: MAC, arch: 11, userClasses: [], vendorClass: 'PXEClient:Arch:00011:UNDI:003000', ipxeOption: false },
 };
 const base: Omit<BootConfig, 'dhcp_unknown' | 'default_profile'> = { baseUrl: 'http://10.0.0.1:8080', nextServer: '10.0.0.1', bios_loader: 'ipxe', uefi_loader: 'ipxe' };
 const dflt: SystemFacts = { name: 'default', netboot_enabled: true, profile: 'p', distro: 'd', cmdline: 'dflt=1' };
@@ -30,8 +31,9 @@ const profileEntry = { label: 'p', distro: 'd', cmdline: 'profile=1' };
 
 type Config = 'discover' | 'install' | 'menu' | 'local';
 /** What the config stage must give an unknown machine, by effective mode; written out, not computed by the code under test. */
-function expected(mode: UnknownMode, profile: string, unknownBoot: 'local' | 'menu', hasDefault: boolean): { dhcp: boolean; config: Config; matched: 'default' | 'none' } {
-  if (mode === 'discover') return { dhcp: true, config: 'discover', matched: 'none' };
+function expected(mode: UnknownMode, profile: string, unknownBoot: 'local' | 'menu', hasDefault: boolean, fw: string): { dhcp: boolean; config: Config; matched: 'default' | 'none' } {
+  // The discovery image is x86-64: an arm64 machine gets no loader that would lead it there.
+  if (mode === 'discover') return { dhcp: !fw.startsWith('arm64'), config: 'discover', matched: 'none' };
   const dhcp = mode === 'default' && profile !== '';
   if (hasDefault) return { dhcp, config: 'install', matched: 'default' };
   if (unknownBoot === 'menu') return { dhcp, config: 'menu', matched: 'none' };
@@ -77,7 +79,7 @@ test('unknown machines: every combination, both stages, never disagreeing', () =
                   assert.equal(d.matched, 'mac', `${name}: matched`);
                   continue;
                 }
-                const want = expected(mode, profile, unknownBoot, hasDefault);
+                const want = expected(mode, profile, unknownBoot, hasDefault, fw);
                 const answered = plan.kind !== 'ignore' && plan.kind !== 'local';
                 assert.equal(answered, want.dhcp, `${name}: DHCP stage (${plan.kind})`);
                 assert.equal(d.target.kind, want.config, `${name}: config stage`);
@@ -95,6 +97,7 @@ test('unknown machines: every combination, both stages, never disagreeing', () =
                 if (answered && fw === 'uefi pxe') assert.equal(plan.kind === 'tftp' && plan.file, 'ipxe.efi', name);
                 if (answered && fw === 'ipxe') assert.deepEqual(plan, { kind: 'ipxe', url: `http://10.0.0.1:8080/boot/ipxe/${MAC}` }, name);
                 if (answered && fw === 'uefi http') assert.equal(plan.kind, 'http', name);
+                if (answered && fw === 'arm64 uefi pxe') assert.equal(plan.kind === 'tftp' && plan.firmware, 'arm64-uefi', name);
               }
             }
           }
@@ -102,7 +105,7 @@ test('unknown machines: every combination, both stages, never disagreeing', () =
       }
     }
   }
-  assert.equal(rows, 3 * 4 * 2 * 2 * 2 * 4 * 2);
+  assert.equal(rows, 3 * 4 * 2 * 2 * 2 * Object.keys(CLIENTS).length * 2);
 });
 
 test('discovery command line: the boot NIC only when the loader named it', () => {
