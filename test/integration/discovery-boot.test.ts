@@ -73,6 +73,26 @@ describe('dhcp_unknown=discover: the discovery image over HTTP and TFTP', () => 
     assert.ok(ti.data.equals(readFileSync(join(img, 'initrd.gz'))), 'TFTP initrd is the built one');
   });
 
+  test("a stored subnet's unknown setting wins over the global discover for machines on it", async (t) => {
+    if (skip !== undefined) return void need(t, { commands: ['cpio', 'modinfo', 'gzip'] });
+    const s = srv!;
+    // The test's requests come from 127.0.0.1: a subnet holding it with unknown=ignore makes them local boots.
+    const add = await s.cli(['subnet', 'add', '--name', 'loop', '--cidr', '127.0.0.0/8', '--unknown', 'ignore']);
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    try {
+      const ipxe = (await s.api('GET', `/boot/ipxe/${UNKNOWN}`, undefined, { auth: false })).body as string;
+      assert.match(ipxe, /local boot \(unknown_machine\)/);
+      assert.doesNotMatch(ipxe, /discovery/);
+      const px = (await tftpGet(tftpPort, `pxelinux.cfg/01-${UNKNOWN.replace(/:/g, '-')}`)).data.toString('utf8');
+      assert.match(px, /LOCALBOOT 0/);
+    } finally {
+      assert.equal((await s.cli(['subnet', 'remove', '--name', 'loop'])).code, 0);
+    }
+    // Empty again (the subnet gone): the global policy.
+    const back = (await s.api('GET', `/boot/ipxe/${UNKNOWN}`, undefined, { auth: false })).body as string;
+    assert.match(back, /\/boot\/discovery\/kernel/);
+  });
+
   test('a server that cannot build the image does not start, naming dhcp_unknown and the cause', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'forge-disc-bad-'));
     try {
