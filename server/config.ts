@@ -216,7 +216,9 @@ export function defaults(): ForgeConfig {
     dhcp_reprobe_seconds: 60,
     dhcp_unknown: 'ignore',
     default_profile: '',
-    discovery_kernel_options: 'console=tty0 console=ttyS0',
+    // no_timer_check: the IO-APIC timer check misfires on loaded virtual machines (a panic before
+    // init), as Fedora's cloud images know; on hardware it only skips that sanity check.
+    discovery_kernel_options: 'console=tty0 console=ttyS0 no_timer_check',
     discovery_kernel_dir: '',
     next_server: '',
     tftp_enabled: true,

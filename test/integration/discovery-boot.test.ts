@@ -48,7 +48,7 @@ describe('dhcp_unknown=discover: the discovery image over HTTP and TFTP', () => 
     const img = join(s.dataDir, 'discovery');
     assert.ok(existsSync(join(img, 'linux')) && existsSync(join(img, 'initrd.gz')), 'forge serve built the image into DATA_DIR/discovery');
     const ipxe = (await s.api('GET', `/boot/ipxe/${UNKNOWN}`, undefined, { auth: false })).body as string;
-    assert.match(ipxe, new RegExp(`^kernel ${s.url}/boot/discovery/kernel initrd=initrd console=tty0 console=ttyS0 forge\\.url=${s.url} forge\\.mac=${UNKNOWN} \\|\\| goto failed$`, 'm'));
+    assert.match(ipxe, new RegExp(`^kernel ${s.url}/boot/discovery/kernel initrd=initrd console=tty0 console=ttyS0 no_timer_check forge\\.url=${s.url} forge\\.mac=${UNKNOWN} \\|\\| goto failed$`, 'm'));
     assert.match(ipxe, new RegExp(`^initrd --name initrd ${s.url}/boot/discovery/initrd \\|\\| goto failed$`, 'm'));
     const known = (await s.api('GET', '/boot/ipxe/52:54:00:5e:00:02', undefined, { auth: false })).body as string;
     assert.match(known, /\/boot\/distro\/d\/kernel/);
@@ -65,9 +65,9 @@ describe('dhcp_unknown=discover: the discovery image over HTTP and TFTP', () => 
     assert.equal(px.error, undefined);
     const pxText = px.data.toString('utf8');
     assert.match(pxText, /^ {2}KERNEL discovery\/kernel$/m);
-    assert.match(pxText, new RegExp(`^ {2}APPEND initrd=discovery/initrd console=tty0 console=ttyS0 forge\\.url=http://\\S+ forge\\.mac=${UNKNOWN}$`, 'm'));
+    assert.match(pxText, new RegExp(`^ {2}APPEND initrd=discovery/initrd console=tty0 console=ttyS0 no_timer_check forge\\.url=http://\\S+ forge\\.mac=${UNKNOWN}$`, 'm'));
     const gr = (await tftpGet(tftpPort, `grub/system/${UNKNOWN}`)).data.toString('utf8');
-    assert.match(gr, new RegExp(`^ {2}linux /discovery/kernel console=tty0 console=ttyS0 forge\\.url=http://\\S+ forge\\.mac=${UNKNOWN}$`, 'm'));
+    assert.match(gr, new RegExp(`^ {2}linux /discovery/kernel console=tty0 console=ttyS0 no_timer_check forge\\.url=http://\\S+ forge\\.mac=${UNKNOWN}$`, 'm'));
     const ti = await tftpGet(tftpPort, 'discovery/initrd', { options: { blksize: '1468' }, totalMs: 60_000 });
     assert.equal(ti.error, undefined);
     assert.ok(ti.data.equals(readFileSync(join(img, 'initrd.gz'))), 'TFTP initrd is the built one');
