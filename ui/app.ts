@@ -405,7 +405,7 @@ async function systemPage(name: string): Promise<void> {
  * "Edit KIND": pick an object, fill only the fields to change; one PATCH with
  * just those (the API's partial update, all or nothing), errors shown in the form.
  */
-function editForm(kind: 'distro' | 'profile', names: string[], fields: HTMLElement[], after: () => Promise<void>): HTMLFormElement {
+function editForm(kind: 'distro' | 'profile' | 'subnet', names: string[], fields: HTMLElement[], after: () => Promise<void>): HTMLFormElement {
   return actionForm(`Edit ${kind}`, [select('Name', 'name', names), ...fields], async (v) => {
     const body: Json = {};
     for (const [k, val] of Object.entries(v)) if (k !== 'name' && val !== '') body[k] = val;
@@ -489,10 +489,39 @@ async function dhcpPage(): Promise<void> {
     api<Json[]>('GET', '/api/v1/subnets').catch(() => undefined),
   ]);
   const pools = poolUse(metrics);
+  const list = (v: unknown): string => (Array.isArray(v) ? v.map(String).join(' ') : '');
+  const num = (v: unknown, unset: string): string => (typeof v === 'number' && v !== 0 ? String(v) : unset);
+  // The stored subnet objects (forge subnet ...): what each subnet's clients get.
+  const subnetFields = (): HTMLElement[] => [
+    field('CIDR', 'cidr', { placeholder: '10.96.0.0/24' }),
+    field('Range', 'range', { placeholder: '10.96.0.100,10.96.0.200' }),
+    field('Router', 'router'),
+    field('DNS', 'dns', { placeholder: '10.96.0.1' }),
+    field('Domain', 'domain'),
+    field('DNS search', 'dns_search'),
+    field('Lease time (s)', 'lease_time'),
+    field('MTU', 'mtu'),
+  ];
   page('DHCP',
-    subnets !== undefined
-      ? h('section', {}, h('h2', {}, 'Subnets'), h('table', { 'aria-label': 'subnets' }, h('tbody', {}, ...subnets.map((sn) => h('tr', {}, h('td', {}, String(sn['name'] ?? sn['cidr'] ?? '')), h('td', {}, JSON.stringify(sn)))))))
+    canWrite
+      ? actionForm('Add subnet', [field('Name', 'name', { required: true }), ...subnetFields()], async (v) => {
+          const body: Json = {};
+          for (const [k, val] of Object.entries(v)) if (val !== '') body[k] = val;
+          await api('POST', '/api/v1/subnets', body);
+          await dhcpPage();
+        })
       : null,
+    canWrite && subnets !== undefined && subnets.length > 0 ? editForm('subnet', subnets.map((sn) => String(sn['name'])), subnetFields(), dhcpPage) : null,
+    h('h2', {}, 'Subnets'),
+    subnets === undefined || subnets.length === 0
+      ? h('p', { class: 'muted' }, 'No stored subnets (forge subnet add); the --dhcp-subnet flags serve their one implicit subnet.')
+      : h('table', { 'aria-label': 'subnets' },
+          h('thead', {}, h('tr', {}, ...['Name', 'CIDR', 'Ranges', 'Router', 'DNS', 'Domain', 'Search', 'Lease', 'MTU', 'Next server', 'Authoritative', 'Unknown'].map((c) => h('th', {}, c)), canWrite ? h('th', {}, 'Actions') : null)),
+          h('tbody', {}, ...subnets.map((sn) => h('tr', {},
+            h('td', {}, String(sn['name'] ?? '')), h('td', {}, String(sn['cidr'] ?? '')), h('td', {}, list(sn['range'])), h('td', {}, String(sn['router'] ?? '')),
+            h('td', {}, list(sn['dns'])), h('td', {}, String(sn['domain'] ?? '')), h('td', {}, list(sn['dns_search'])), h('td', {}, num(sn['lease_time'], 'default')),
+            h('td', {}, num(sn['mtu'], '')), h('td', {}, String(sn['next_server'] ?? '')), h('td', {}, sn['authoritative'] === true ? 'yes' : 'no'), h('td', {}, String(sn['unknown'] ?? '') === '' ? 'server default' : String(sn['unknown'])),
+            canWrite ? h('td', {}, confirmDelete('subnet', String(sn['name']), () => void dhcpPage())) : null)))),
     h('h2', {}, 'Pool use per subnet'),
     pools.size === 0
       ? h('p', { class: 'muted' }, 'forge is not serving DHCP (dhcp_mode off), or no pools are configured.')

@@ -190,6 +190,41 @@ test('edit a distro and a profile through their forms; a path outside the boot r
   await p.close();
 });
 
+test('the DHCP page shows the stored subnet objects; a subnet is added, edited and refused with the field named through its forms', async (t) => {
+  if (!ready(t)) return;
+  const p = await newPage();
+  await p.goto(`${forge!.url}/ui/`);
+  await p.locator('input[name=token]').fill(forge!.token);
+  await p.keyboard.press('Enter');
+  await p.getByRole('form', { name: 'Add system' }).waitFor();
+  await p.getByRole('link', { name: 'DHCP' }).click();
+  const add = p.getByRole('form', { name: 'Add subnet' });
+  await add.waitFor();
+  await add.locator('input[name=name]').fill('ui-lab');
+  await add.locator('input[name=cidr]').fill('10.77.0.0/24');
+  await add.locator('input[name=range]').fill('10.77.0.100,10.77.0.150');
+  await add.locator('input[name=router]').fill('10.78.0.1');
+  await add.getByRole('button', { name: 'Add subnet' }).click();
+  await add.getByRole('alert').waitFor();
+  assert.match(await add.getByRole('alert').innerText(), /router/, 'a router outside the CIDR is refused, naming the field');
+  assert.equal((await forge!.api('GET', '/api/v1/subnets/ui-lab')).status, 404, 'nothing stored');
+  await add.locator('input[name=router]').fill('10.77.0.1');
+  await add.locator('input[name=dns_search]').fill('lab.example example');
+  await add.getByRole('button', { name: 'Add subnet' }).click();
+  const table = p.getByRole('table', { name: 'subnets' });
+  await table.getByText('10.77.0.0/24').waitFor();
+  assert.match(await table.innerText(), /ui-lab\s+10\.77\.0\.0\/24\s+10\.77\.0\.100,10\.77\.0\.150\s+10\.77\.0\.1\b/);
+  const edit = p.getByRole('form', { name: 'Edit subnet' });
+  await edit.locator('select[name=name]').selectOption('ui-lab');
+  await edit.locator('input[name=mtu]').fill('9000');
+  await edit.getByRole('button', { name: 'Edit subnet' }).click();
+  await table.getByText('9000').waitFor();
+  const sn = (await forge!.api('GET', '/api/v1/subnets/ui-lab')).body as { mtu: number; dns_search: string[] };
+  assert.deepEqual([sn.mtu, sn.dns_search], [9000, ['lab.example', 'example']]);
+  await shot(p, 'dhcp-subnets');
+  await p.close();
+});
+
 test('the timeline picture grows while a boot\'s requests arrive, live from the event stream', async (t) => {
   if (!ready(t)) return;
   const p = await newPage();
