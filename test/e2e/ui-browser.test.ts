@@ -152,14 +152,20 @@ test('log in, add a system through the form with the keyboard only; forge system
   await p.close();
 });
 
-test('edit a distro and a profile through their forms; a path outside the boot roots is refused and changes nothing', async (t) => {
-  if (!ready(t)) return;
+/** A page logged in with the token, on the page behind the navigation link `link`. */
+async function loggedIn(link: string): Promise<Page> {
   const p = await newPage();
   await p.goto(`${forge!.url}/ui/`);
   await p.locator('input[name=token]').fill(forge!.token);
   await p.keyboard.press('Enter');
   await p.getByRole('form', { name: 'Add system' }).waitFor();
-  await p.getByRole('link', { name: 'Distros' }).click();
+  await p.getByRole('link', { name: link }).click();
+  return p;
+}
+
+test('edit a distro and a profile through their forms; a path outside the boot roots is refused and changes nothing', async (t) => {
+  if (!ready(t)) return;
+  const p = await loggedIn('Distros');
   const df = p.getByRole('form', { name: 'Edit distro' });
   await df.waitFor();
   await df.locator('select[name=name]').selectOption('deb12');
@@ -192,12 +198,7 @@ test('edit a distro and a profile through their forms; a path outside the boot r
 
 test('the DHCP page shows the stored subnet objects; a subnet is added, edited and refused with the field named through its forms', async (t) => {
   if (!ready(t)) return;
-  const p = await newPage();
-  await p.goto(`${forge!.url}/ui/`);
-  await p.locator('input[name=token]').fill(forge!.token);
-  await p.keyboard.press('Enter');
-  await p.getByRole('form', { name: 'Add system' }).waitFor();
-  await p.getByRole('link', { name: 'DHCP' }).click();
+  const p = await loggedIn('DHCP');
   const add = p.getByRole('form', { name: 'Add subnet' });
   await add.waitFor();
   await add.locator('input[name=name]').fill('ui-lab');
