@@ -18,6 +18,7 @@
  * MAX_DEPTH levels of nesting.
  */
 import { ForgeError } from '../errors.js';
+import { lex } from '../core/lexer.js';
 
 export type FactType = 'number' | 'string' | 'bool';
 
@@ -69,44 +70,12 @@ function err(src: string, at: number, msg: string): ForgeError {
 const OPS = ['&&', '||', '==', '!=', '<=', '>=', '!~', '<', '>', '~', '!', '(', ')'];
 
 function tokenize(src: string): Tok[] {
-  const out: Tok[] = [];
-  let i = 0;
-  while (i < src.length) {
-    const c = src[i]!;
-    if (/\s/.test(c)) {
-      i++;
-      continue;
-    }
-    if (/[0-9]/.test(c)) {
-      const m = /^[0-9]+(\.[0-9]+)?/.exec(src.slice(i))!;
-      out.push({ k: 'num', v: Number(m[0]), at: i });
-      i += m[0].length;
-      continue;
-    }
-    if (c === '"' || c === "'") {
-      let j = i + 1;
-      let v = '';
-      while (j < src.length && src[j] !== c) {
-        if (src[j] === '\\' && j + 1 < src.length) j++;
-        v += src[j];
-        j++;
-      }
-      if (j >= src.length) throw err(src, i, 'unterminated string');
-      out.push({ k: 'str', v, at: i });
-      i = j + 1;
-      continue;
-    }
-    if (/[A-Za-z_]/.test(c)) {
-      const m = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/.exec(src.slice(i))!;
-      out.push({ k: 'id', v: m[0], at: i });
-      i += m[0].length;
-      continue;
-    }
-    const op = OPS.find((o) => src.startsWith(o, i));
-    if (op === undefined) throw err(src, i, `unexpected character "${c}"`);
-    out.push({ k: 'op', v: op, at: i });
-    i += op.length;
-  }
+  const out: Tok[] = lex(src, {
+    ops: OPS,
+    name: /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/,
+    unescape: (c) => c,
+    error: (what, at, c) => err(src, at, what === 'unterminated string' ? what : `unexpected character "${c}"`),
+  }).map((l): Tok => (l.k === 'num' ? { k: 'num', v: Number(l.v), at: l.at } : { k: l.k === 'name' ? 'id' : l.k, v: l.v, at: l.at }));
   out.push({ k: 'end', at: src.length });
   return out;
 }

@@ -17,6 +17,8 @@
  * the reason, never a guess.
  */
 
+import { lex } from '../../core/lexer.js';
+
 export class Unconvertible extends Error {}
 
 type Node =
@@ -41,51 +43,14 @@ interface Tok {
 const OPS = ['**', '//', '==', '!=', '<=', '>=', '+=', '-=', '(', ')', '[', ']', '{', '}', ',', ':', '.', '+', '-', '*', '/', '%', '<', '>', '='];
 
 export function tokenize(src: string): Tok[] {
-  const out: Tok[] = [];
-  let i = 0;
-  while (i < src.length) {
-    const c = src[i]!;
-    if (/\s/.test(c)) {
-      i++;
-      continue;
-    }
-    if (c === '$') {
-      i++;
-      continue; // $name and name are the same in an expression
-    }
-    if (/[A-Za-z_]/.test(c)) {
-      const m = /^[A-Za-z_]\w*/.exec(src.slice(i))!;
-      out.push({ k: 'name', v: m[0] });
-      i += m[0].length;
-      continue;
-    }
-    if (/\d/.test(c)) {
-      const m = /^\d+(\.\d+)?/.exec(src.slice(i))!;
-      out.push({ k: 'num', v: m[0] });
-      i += m[0].length;
-      continue;
-    }
-    if (c === '"' || c === "'") {
-      let j = i + 1;
-      let s = '';
-      while (j < src.length && src[j] !== c) {
-        if (src[j] === '\\' && j + 1 < src.length) {
-          const e = src[j + 1]!;
-          // Python keeps the backslash of an unknown escape ("\." is backslash-dot).
-          s += e === 'n' ? '\n' : e === 't' ? '\t' : e === '\\' || e === c ? e : `\\${e}`;
-          j += 2;
-        } else s += src[j++];
-      }
-      if (j >= src.length) throw new Unconvertible(`unterminated string in ${src}`);
-      out.push({ k: 'str', v: s });
-      i = j + 1;
-      continue;
-    }
-    const op = OPS.find((o) => src.startsWith(o, i));
-    if (op === undefined) throw new Unconvertible(`unexpected character ${JSON.stringify(c)} in expression ${src}`);
-    out.push({ k: 'op', v: op });
-    i += op.length;
-  }
+  const out: Tok[] = lex(src, {
+    ops: OPS,
+    name: /^[A-Za-z_]\w*/,
+    ignore: '$', // $name and name are the same in an expression
+    // Python keeps the backslash of an unknown escape ("\." is backslash-dot).
+    unescape: (e, quote) => (e === 'n' ? '\n' : e === 't' ? '\t' : e === '\\' || e === quote ? e : `\\${e}`),
+    error: (what, _at, c) => new Unconvertible(what === 'unterminated string' ? `unterminated string in ${src}` : `unexpected character ${JSON.stringify(c)} in expression ${src}`),
+  }).map((l): Tok => ({ k: l.k, v: l.v }));
   out.push({ k: 'end', v: '' });
   return out;
 }
