@@ -12,7 +12,8 @@ import type { DistroFiles, RemoteFile } from '../server/api/types.js';
 export type { DistroFiles, RemoteFile };
 export { parseDistroFiles } from '../server/api/client.js';
 
-export type AgentEvent = 'agent_start' | 'installer_running' | 'installer_finished' | 'disk_boot_started' | 'agent_failed' | 'vm_action';
+export type AgentEvent = 'agent_start' | 'installer_running' | 'installer_finished' | 'disk_boot_started' | 'agent_failed' | 'vm_action'
+  | 'build_started' | 'disk_ready' | 'bootstrap_done' | 'hooks_done' | 'bootloader_done';
 
 export interface ForgeApi {
   blended(kind: 'system' | 'profile', name: string): Promise<unknown>;

@@ -4,7 +4,9 @@
  * (Koan's --virt). See agent/flow.ts for the steps; `forge-agent --help`.
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { builtinDefaults, configReport, layerConfig, type ConfigFile, type Layered } from './config.js';
 import { homedir } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { VERSION } from '../server/core/version.js';
@@ -13,6 +15,7 @@ import { HttpForgeApi } from './api.js';
 import { prepareDisk, removeDisk } from './disk.js';
 import { fetchCached, progressBar } from './download.js';
 import { runInstall, type FlowDeps } from './flow.js';
+import { interruptBuild, runBuild } from './build.js';
 import { LibvirtHost } from './libvirt.js';
 import { FLAG_NAMES, helpText, parseOptions, type AgentOptions } from './options.js';
 import { koanCompat } from './koan.js';
@@ -81,20 +84,45 @@ export function productionDeps(opts: AgentOptions, io: { out: (s: string) => voi
   };
 }
 
+/** /etc/forge/agent.json < ~/.config/forge/agent.json (XDG_CONFIG_HOME) < environment. */
+export function loadConfig(env: Record<string, string | undefined>): Layered {
+  const userDir = env['XDG_CONFIG_HOME'] ?? join(homedir(), '.config');
+  const read = (path: string): ConfigFile => ({ path, text: existsSync(path) ? readFileSync(path, 'utf8') : undefined });
+  return layerConfig([read(env['FORGE_AGENT_SYSTEM_CONFIG'] ?? '/etc/forge/agent.json'), read(join(userDir, 'forge/agent.json'))], env);
+}
+
+/** The record's build_method (an autoinstall_meta key, top-level in the blended view). */
+export function buildMethodOf(blended: unknown): 'debootstrap' | 'installer' {
+  const m = typeof blended === 'object' && blended !== null ? (blended as Record<string, unknown>)['build_method'] : undefined;
+  if (m === undefined || m === '' || m === 'installer') return 'installer';
+  if (m === 'debootstrap') return 'debootstrap';
+  throw new ForgeError('INVALID_FIELD', `build_method '${String(m)}' must be debootstrap or installer`, { field: 'build_method' });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const io = { out: (s: string) => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`), err: (s: string) => void process.stderr.write(`${s}\n`) };
   try {
+    const layered = loadConfig(process.env);
     if (argv[0] !== undefined && SUB_WORDS.has(argv[0])) {
       const sub = parseSub(argv);
       if (sub.help) {
         io.out(subHelp(sub.spec));
         return EXIT.ok;
       }
+      if (sub.spec.path[0] === 'config') {
+        io.out(configReport(layered, new Map(), builtinDefaults(process.getuid?.() === 0, homedir())));
+        return EXIT.ok;
+      }
+      // The subcommands take connect/server/token from the same layers.
+      for (const k of ['connect', 'server', 'token']) {
+        const v = layered.values.get(k);
+        if (!sub.flags.has(k) && typeof v === 'string') sub.flags.set(k, v);
+      }
       return await runSub(sub, vmContext(sub, process.env, io));
     }
     // koan's flags and COBBLER_SERVER, translated (or refused with the forge way) before parsing.
     const koan = koanCompat(argv, process.env, FLAG_NAMES);
-    const opts = parseOptions(koan.argv, { env: koan.env, isTTY: process.stdout.isTTY === true, isRoot: process.getuid?.() === 0, home: homedir() });
+    const opts = parseOptions(koan.argv, { env: koan.env, config: layered.values, isTTY: process.stdout.isTTY === true, isRoot: process.getuid?.() === 0, home: homedir() });
     if (opts.help) {
       io.out(helpText() + subSummary());
       return EXIT.ok;
@@ -107,6 +135,19 @@ export async function main(argv: string[]): Promise<number> {
     if (opts.list !== undefined) {
       for (const n of await deps.api.list(opts.list)) io.out(n);
       return EXIT.ok;
+    }
+    if (opts.target !== undefined && opts.build !== 'installer' && !opts.display) {
+      // `--build debootstrap`, or `build_method: debootstrap` on the record (profile autoinstall_meta), so one record works both ways.
+      const method = opts.build ?? buildMethodOf(await deps.api.blended(opts.target.kind, opts.target.name));
+      if (method === 'debootstrap') {
+        // Ctrl-C: stop the running step; runBuild then releases mounts, loop devices and new disks.
+        process.on('SIGINT', () => {
+          io.err('forge-agent: interrupted; releasing what the build made');
+          interruptBuild();
+        });
+        await runBuild(opts, { ...deps, tty: process.stderr.isTTY === true });
+        return EXIT.ok;
+      }
     }
     // Ctrl-C while following the installer: the VM is libvirt's, not ours; say how to go on.
     process.once('SIGINT', () => {

@@ -55,6 +55,19 @@ export interface AgentOptions {
   logDir: string;
   /** Extra installer kernel options overriding the server's (koan --kopts). */
   kopts?: string | undefined;
+  /** --build: debootstrap builds without an installer; installer forces the installer path; undefined: the record's build_method decides. */
+  build?: 'debootstrap' | 'installer' | undefined;
+  suite?: string | undefined;
+  mirror?: string | undefined;
+  overlayDir?: string | undefined;
+  hooksDir?: string | undefined;
+  layout?: 'gpt' | 'split' | undefined;
+  /** apt's package cache kept between builds (default CACHE/apt). */
+  aptCache?: string | undefined;
+  /** Events as JSON lines on stdout. */
+  json?: boolean;
+  /** --build: define the domain, do not start it. */
+  noStart?: boolean;
 }
 
 interface FlagSpec {
@@ -96,6 +109,15 @@ const FLAGS: readonly FlagSpec[] = [
   { long: 'cache-dir', value: true, help: 'kernel/initrd cache (default /var/cache/forge-agent as root)' },
   { long: 'log-dir', value: true, help: 'serial console logs (default /var/log/libvirt/qemu)' },
   { long: 'kopts', value: true, help: "extra installer kernel options, replacing the server's of the same key (koan --kopts)" },
+  { long: 'build', value: true, help: "debootstrap: build the VM without an installer (mmdebstrap, overlay, hooks, GRUB); installer: the installer path (default: the record's build_method)" },
+  { long: 'suite', value: true, help: "--build: Debian/Ubuntu suite (default: the distro's os_version)" },
+  { long: 'mirror', value: true, help: "--build: package mirror URL (default: the record's mirror or tree, else deb.debian.org)" },
+  { long: 'overlay', value: true, help: '--build: overlay directory copied into the guest with %TOKEN% substitution (default /etc/forge/overlay/PROFILE)' },
+  { long: 'hooks', value: true, help: '--build: directory of host hooks postunpack, postconfig (default /etc/forge/hooks)' },
+  { long: 'layout', value: true, help: '--build: gpt (one disk: BIOS boot or ESP, swap, root; default) | split (seed 001: NAME-boot + NAME-root volumes)' },
+  { long: 'apt-cache', value: true, help: "--build: apt's package cache kept between builds (default CACHE/apt)" },
+  { long: 'json', value: false, help: '--build: print the events as JSON lines on stdout' },
+  { long: 'no-start', value: false, help: '--build: define the domain but do not boot it (forge-agent vm start NAME later)' },
   { long: 'help', short: 'h', value: false, help: 'this help' },
   { long: 'version', value: false, help: 'print the forge-agent version and exit' },
 ];
@@ -137,6 +159,8 @@ function positiveNumber(flag: string, v: string, integer: boolean): number {
 
 export interface ParseEnv {
   env: Record<string, string | undefined>;
+  /** Config files and environment, merged (agent/config.ts); flags win over it. */
+  config?: ReadonlyMap<string, string | true>;
   isTTY: boolean;
   isRoot: boolean;
   home: string;
@@ -176,6 +200,7 @@ export function parseOptions(argv: readonly string[], penv: ParseEnv): AgentOpti
       seen.set(spec.long, true);
     }
   }
+  for (const [k, v] of penv.config ?? []) if (!seen.has(k)) seen.set(k, v);
   const str = (k: string): string | undefined => {
     const v = seen.get(k);
     return typeof v === 'string' ? v : undefined;
@@ -231,6 +256,8 @@ export function parseOptions(argv: readonly string[], penv: ParseEnv): AgentOpti
   const to = str('timeout');
   const dt = str('qemu-disk-type');
   const nt = str('qemu-net-type');
+  const b = str('build');
+  const lay = str('layout');
   return {
     help,
     version,
@@ -263,5 +290,14 @@ export function parseOptions(argv: readonly string[], penv: ParseEnv): AgentOpti
     cacheDir: str('cache-dir') ?? (penv.isRoot ? '/var/cache/forge-agent' : `${penv.home}/.cache/forge-agent`),
     logDir: str('log-dir') ?? '/var/log/libvirt/qemu',
     kopts: str('kopts'),
+    build: b === undefined ? undefined : oneOf('build', b, ['debootstrap', 'installer'] as const),
+    suite: str('suite'),
+    mirror: str('mirror'),
+    overlayDir: str('overlay'),
+    hooksDir: str('hooks'),
+    layout: lay === undefined ? undefined : oneOf('layout', lay, ['gpt', 'split'] as const),
+    aptCache: str('apt-cache'),
+    json: flag('json'),
+    noStart: flag('no-start'),
   };
 }

@@ -34,6 +34,7 @@ const COMMON: SubFlag[] = [
   { long: 'token', value: true, help: 'API token (env FORGE_TOKEN)' },
   { long: 'help', value: false, help: 'this help' },
 ];
+const SYSTEM: SubFlag = { long: 'system', value: true, help: 'the VM (domain) name, as NAME' };
 const FORCE: SubFlag = { long: 'force', value: false, help: 'go ahead although data would be lost' };
 
 export const SUBCOMMANDS: readonly SubSpec[] = [
@@ -162,6 +163,34 @@ export const SUBCOMMANDS: readonly SubSpec[] = [
       'JOB.job sees $INDIR $OUTDIR $MNTOPTS ($MIRROR); the hooks $HOSTDIR $WORKDIR $INDIR $OUTDIR $VM $JOB.',
       'Results stay in DIR/NAME.jobs/JOB-TIME/out beside the first disk.',
     ],
+  },
+  {
+    path: ['mount'],
+    args: ['NAME?'],
+    flags: [SYSTEM],
+    summary: "mount a stopped VM's filesystems under /mnt/NAME (root, then its fstab's /boot, /boot/efi, ... by UUID)",
+    details: ['Refuses while the VM runs. Raw files, LVs and devices (losetup -P); for a qcow2 disk use job run NAME post-install.'],
+  },
+  {
+    path: ['umount'],
+    args: ['NAME?'],
+    flags: [SYSTEM],
+    summary: 'unmount what `forge-agent mount` mounted and release its loop devices',
+    details: [],
+  },
+  {
+    path: ['reinstall-grub'],
+    args: ['NAME?'],
+    flags: [SYSTEM],
+    summary: "install GRUB into a stopped VM's disk again (BIOS or UEFI, as the domain boots) and regenerate grub.cfg",
+    details: ['Seed 001\'s "re-install Grub": after a wiped boot sector or a broken /boot.'],
+  },
+  {
+    path: ['config'],
+    args: [],
+    flags: [],
+    summary: 'the agent configuration in effect, each value with the layer it came from',
+    details: ['Layers: built-in defaults < /etc/forge/agent.json < ~/.config/forge/agent.json < environment < flags.'],
   },
 ];
 

@@ -24,6 +24,7 @@ import { copyFile, createSnapshot, deleteSnapshot, LAST, listSnapshots, restoreS
 import type { ParsedSub } from './subcommands.js';
 import { exitStatus, follow, hookScript, rescueDomainXml, resolveJob, stageJob, type JobSource } from './jobs.js';
 import { rescueSystem } from './rescue.js';
+import { mountVm, reinstallGrub, umountVm } from './maint.js';
 
 export interface VmIo {
   out(s: string): void;
@@ -668,6 +669,14 @@ export function vmContext(p: ParsedSub, env: Record<string, string | undefined>,
   };
 }
 
+/** NAME as the argument or --system NAME (seed 001's habit). */
+function vmName(p: ParsedSub): string {
+  const f = p.flags.get('system');
+  const n = typeof f === 'string' ? f : p.args[0];
+  if (n === undefined || n === '') throw new ForgeError('USAGE', `${p.spec.path.join(' ')}: give the VM as NAME or --system NAME`, { field: 'system' });
+  return n;
+}
+
 export async function runSub(p: ParsedSub, ctx: VmContext): Promise<number> {
   const v = new Virsh(ctx.uri);
   const a = p.args;
@@ -718,6 +727,24 @@ export async function runSub(p: ParsedSub, ctx: VmContext): Promise<number> {
     case 'ssh-key put':
       await sshKeyPut(v, ctx, p);
       return 0;
+    case 'mount': {
+      const st = await mountVm(v, vmName(p), (m) => ctx.io.err(m));
+      ctx.io.out(`${st.name}: mounted at ${st.mounts.join(', ')} (forge-agent umount ${st.name} when done)`);
+      return 0;
+    }
+    case 'umount': {
+      const st = await umountVm(vmName(p));
+      ctx.io.out(`${st.name}: unmounted ${st.mounts.length} filesystem(s), released ${st.loops.join(', ')}`);
+      return 0;
+    }
+    case 'reinstall-grub': {
+      const name = vmName(p);
+      const info = await forgeDomain(v, name);
+      const fw = await reinstallGrub(v, name, (m) => ctx.io.err(m));
+      ctx.io.out(`${name}: GRUB reinstalled (${fw === 'uefi' ? 'x86_64-efi' : 'i386-pc'}) and grub.cfg regenerated`);
+      await report(ctx, info, 'reinstall_grub', { firmware: fw });
+      return 0;
+    }
     default:
       throw new ForgeError('INTERNAL', `${p.spec.path.join(' ')}: in the command table without a handler`);
   }

@@ -98,6 +98,7 @@ export const CATALOGUE = {
   NEEDS_FORCE: { status: 409, exit: EXIT.conflict, summary: 'the command would lose data (a disk, a snapshot, unsynced guest state); use --force' },
   VM_RUNNING: { status: 409, exit: EXIT.conflict, summary: 'the VM is running; stop it first' },
   NOT_FORGE_DOMAIN: { status: 404, exit: EXIT.notFound, summary: 'no forge-made domain of that name (forge-agent vm manages only its own)' },
+  BUILD_FAILED: { status: 500, exit: EXIT.virt, summary: 'forge-agent --build failed (a step, a hook, the bootstrap or GRUB); what it made was released' },
   JOB_FAILED: { status: 500, exit: EXIT.virt, summary: 'a rescue-VM job failed or timed out' },
   DOWNLOAD_FAILED: { status: 502, exit: EXIT.unavailable, summary: 'a kernel/initrd download failed or did not match its checksum' },
   // --- power

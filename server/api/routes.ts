@@ -207,7 +207,11 @@ export function apiRoutes(ctx: ApiDeps): RouteRow[] {
     { method: 'get', path: '/systems/:name/install/done', auth: 'anonymous', summary: 'install callback: install_done (pxe_just_once turns netboot off)', reply: RECORDED, errors: [404], handler: ai.installDone },
     { method: 'post', path: '/systems/:name/install/done', auth: 'anonymous', summary: 'install callback: install_done (pxe_just_once turns netboot off)', reply: RECORDED, errors: [404], handler: ai.installDone },
     { method: 'get', path: '/systems/:name/firstboot', auth: 'anonymous', summary: 'install callback: first_boot', reply: RECORDED, errors: [404], handler: ai.firstBoot },
-    { method: 'post', path: '/systems/:name/firstboot', auth: 'anonymous', summary: 'install callback: first_boot', reply: RECORDED, errors: [404], handler: ai.firstBoot },
+    {
+      method: 'post', path: '/systems/:name/firstboot', auth: 'anonymous', summary: 'install callback: first_boot (optional form fields from the booted system, e.g. forge-agent --build)',
+      before: [ai.cloudInitForm], request: { type: 'form', schema: { type: 'object', properties: { hostname: { type: 'string' }, kernel: { type: 'string' }, authorized_keys: { type: 'string' }, disks: { type: 'string' } } } },
+      reply: RECORDED, errors: [404, 413], handler: ai.firstBoot,
+    },
     {
       method: 'post', path: '/systems/:name/install/report', auth: 'anonymous', summary: 'subiquity webhook reporter (autoinstall reporting): one JSON install event -> install_progress',
       before: [ai.reportBody], request: { schema: { type: 'object' } }, reply: RECORDED, errors: [404, 413], handler: ai.installReport,

@@ -41,6 +41,12 @@ export const EVENTS = {
   installer_finished: { stage: 'installed' },
   disk_boot_started: { stage: 'installed' },
   agent_failed: { stage: 'failed' },
+  /** forge-agent --build debootstrap (no installer): the build's stages; the guest then reports its own first_boot. */
+  build_started: { stage: 'installing' },
+  disk_ready: { stage: 'installing' },
+  bootstrap_done: { stage: 'installing' },
+  hooks_done: { stage: 'installing' },
+  bootloader_done: { stage: 'installed' },
   edited: { stage: 'configured', neutral: true },
   /** forge-agent managed the VM (detail.action: start, stop, kill, destroy, snapshot_*, clone, console, ssh_key_put, job). */
   vm_action: { stage: 'configured', neutral: true },
@@ -98,7 +104,8 @@ export type EventDetails = {
   install_start: Callback;
   install_done: Callback;
   netboot_disabled: { reason: 'pxe_just_once'; client: string };
-  first_boot: Callback;
+  /** forge-agent --build's guests add what they see: host name, kernel, root's authorized_keys fingerprints, disks. */
+  first_boot: Callback & { hostname?: string; kernel?: string; authorized_keys?: string; disks?: string };
   /** subiquity's webhook reporter: its event's fields, each at most 300 characters. */
   install_progress: { client: string; event_type?: string; name?: string; result?: string; description?: string; origin?: string; level?: string };
   cloud_init_done: Callback & { instance_id?: string; hostname?: string; fqdn?: string };
@@ -107,6 +114,11 @@ export type EventDetails = {
   installer_finished: Posted;
   disk_boot_started: Posted;
   agent_failed: Posted;
+  build_started: Posted;
+  disk_ready: Posted;
+  bootstrap_done: Posted;
+  hooks_done: Posted;
+  bootloader_done: Posted;
   edited: Posted;
   vm_action: Posted;
   power_on: Power;

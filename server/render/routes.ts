@@ -33,6 +33,8 @@ import type { EventDetails } from '../core/events.js';
 
 /** The events installers' callbacks record. */
 type CallbackEvent = 'install_start' | 'install_done' | 'first_boot';
+/** What a booted system may report with its first boot (forge-agent --build's report). */
+type FirstBootReport = { hostname?: string; kernel?: string; authorized_keys?: string; disks?: string };
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { ForgeError } from '../errors.js';
@@ -174,10 +176,10 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
 
   // ----- install callbacks
 
-  const event = async (req: Request, res: Response, name: string, type: CallbackEvent): Promise<void> => {
+  const event = async (req: Request, res: Response, name: string, type: CallbackEvent, extra: FirstBootReport = {}): Promise<void> => {
     const sys = await ctx.store.mustGet('system', name);
     const client = clientOf(req);
-    ctx.record({ system: sys.name, type, source: 'http', detail: { client, url: req.originalUrl } });
+    ctx.record({ system: sys.name, type, source: 'http', detail: { client, url: req.originalUrl, ...extra } });
     let netboot = sys.netboot_enabled;
     if (type === 'install_done' && ctx.pxeJustOnce && sys.netboot_enabled) {
       // Read again right before the write so a concurrent edit is not undone.
@@ -198,6 +200,14 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
   }
   const cb = (type: CallbackEvent) => async (req: Request, res: Response): Promise<void> => {
     await event(req, res, param(req, 'name'), type);
+  };
+  // A booted system may say what it sees (forge-agent --build's first-boot report: form fields
+  // hostname, kernel, authorized_keys fingerprints, disks); bounded, kept on the event.
+  const firstBoot = async (req: Request, res: Response): Promise<void> => {
+    const body: Record<string, unknown> = typeof req.body === 'object' && req.body !== null ? (req.body as Record<string, unknown>) : {};
+    const extra: FirstBootReport = {};
+    for (const k of ['hostname', 'kernel', 'authorized_keys', 'disks'] as const) if (typeof body[k] === 'string') extra[k] = (body[k] as string).slice(0, 1024);
+    await event(req, res, param(req, 'name'), 'first_boot', extra);
   };
   // subiquity's webhook reporter (autoinstall `reporting`): one JSON event per
   // install step; kept on the timeline as install_progress (a few fields, bounded).
@@ -282,7 +292,7 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
   const api: AutoinstallApi = {
     installStart: cb('install_start'),
     installDone: cb('install_done'),
-    firstBoot: cb('first_boot'),
+    firstBoot,
     reportBody: express.json({ limit: 16 * 1024, type: () => true }),
     installReport,
     cloudInitForm: express.urlencoded({ extended: false, limit: 4 * 1024 }),

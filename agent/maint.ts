@@ -1,0 +1,136 @@
+/**
+ * Seed 001's maintenance verbs for a stopped forge VM: `mount` (every
+ * filesystem of its disks under /mnt/NAME, found through the root's fstab by
+ * UUID), `umount`, and `reinstall-grub` (GRUB into the disk again, BIOS or
+ * UEFI as the domain boots). Raw files, LVs and devices go on loop devices
+ * (losetup -P); a qcow2 disk needs qemu-nbd, which this host path does not
+ * use: the error says to run a job in the rescue VM instead.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ForgeError } from '../server/errors.js';
+import { installGrub, run } from './build.js';
+import { forgeDomain, isRunning, type Virsh } from './vm.js';
+
+interface MountState {
+  name: string;
+  root: string;
+  loops: string[];
+  /** Mount points, in mount order. */
+  mounts: string[];
+  firmware: 'uefi' | 'bios';
+}
+
+const STATE_DIR = '/run/forge-agent';
+const stateFile = (name: string): string => join(STATE_DIR, `mount-${name}.json`);
+
+async function out(cmd: string, args: string[], step: string): Promise<string> {
+  return (await run(cmd, args, { step })).output.trim();
+}
+
+/** fstab lines `UUID=... MOUNTPOINT TYPE ...` other than / and swap, shortest mount point first. */
+export function fstabMounts(fstab: string): { uuid: string; mount: string; type: string }[] {
+  const res: { uuid: string; mount: string; type: string }[] = [];
+  for (const line of fstab.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 3 || (f[0] as string).startsWith('#')) continue;
+    const m = /^UUID=([0-9A-Fa-f-]+)$/.exec(f[0] as string);
+    if (m === null || f[1] === '/' || f[2] === 'swap' || !(f[1] as string).startsWith('/')) continue;
+    res.push({ uuid: (m[1] as string).toLowerCase(), mount: f[1] as string, type: f[2] as string });
+  }
+  return res.sort((a, b) => a.mount.split('/').length - b.mount.split('/').length);
+}
+
+/** Mount the stopped VM's filesystems at /mnt/NAME (or `at`). */
+export async function mountVm(v: Virsh, name: string, err: (s: string) => void, at = `/mnt/${name}`): Promise<MountState> {
+  const info = await forgeDomain(v, name);
+  if (isRunning(await v.state(name))) throw new ForgeError('VM_RUNNING', `${name} is running; stop it first (forge-agent vm stop ${name}): its filesystems must not be mounted twice`, { field: 'NAME' });
+  if (existsSync(stateFile(name))) throw new ForgeError('VIRT_EXISTS', `${name} is already mounted (${(JSON.parse(readFileSync(stateFile(name), 'utf8')) as MountState).root}); forge-agent umount ${name} first`, { field: 'NAME' });
+  const disks = info.disks.filter((d) => d.device === 'disk' && d.source !== '');
+  for (const d of disks) {
+    if (d.format === 'qcow2') throw new ForgeError('USAGE', `${d.source} is qcow2, which a loop device cannot read; use forge-agent job run ${name} post-install (the rescue VM) instead`, { field: 'NAME' });
+  }
+  const st: MountState = { name, root: at, loops: [], mounts: [], firmware: info.firmware };
+  try {
+    for (const d of disks) st.loops.push(await out('losetup', ['-P', '-f', '--show', d.source], 'mount'));
+    // devtmpfs makes loopNpM at once; a short wait covers a udev that recreates them.
+    await new Promise((r) => setTimeout(r, 300));
+    // Candidates: every partition of every disk, or the whole disk when it has none (seed 001's root volume).
+    const cands: string[] = [];
+    for (const l of st.loops) {
+      const base = l.replace('/dev/', '');
+      const parts = readdirSync('/dev').filter((f) => f.startsWith(`${base}p`)).map((f) => `/dev/${f}`).sort();
+      cands.push(...(parts.length > 0 ? parts : [l]));
+    }
+    const uuids = new Map<string, string>();
+    for (const c of cands) {
+      const r = await run('blkid', ['-s', 'UUID', '-o', 'value', c], { step: 'mount', allowFail: true });
+      if (r.code === 0 && r.output.trim() !== '') uuids.set(r.output.trim().toLowerCase(), c);
+    }
+    mkdirSync(at, { recursive: true });
+    let rootDev: string | undefined;
+    for (const c of cands) {
+      const r = await run('mount', [c, at], { step: 'mount', allowFail: true });
+      if (r.code !== 0) continue;
+      if (existsSync(join(at, 'etc/fstab'))) {
+        rootDev = c;
+        st.mounts.push(at);
+        break;
+      }
+      await run('umount', [at], { step: 'mount' });
+    }
+    if (rootDev === undefined) throw new ForgeError('NOT_FOUND', `no root filesystem (one with /etc/fstab) on the disks of ${name}: ${cands.join(', ')}`, { field: 'NAME' });
+    for (const m of fstabMounts(readFileSync(join(at, 'etc/fstab'), 'utf8'))) {
+      const dev = uuids.get(m.uuid);
+      if (dev === undefined) {
+        err(`warning: ${m.mount}: no filesystem with UUID ${m.uuid} on the disks of ${name}`);
+        continue;
+      }
+      const p = join(at, m.mount);
+      mkdirSync(p, { recursive: true });
+      await run('mount', [dev, p], { step: 'mount' });
+      st.mounts.push(p);
+    }
+    mkdirSync(STATE_DIR, { recursive: true });
+    writeFileSync(stateFile(name), JSON.stringify(st));
+    return st;
+  } catch (e) {
+    await release(st);
+    throw e;
+  }
+}
+
+async function release(st: MountState): Promise<void> {
+  for (const m of [...st.mounts].reverse()) {
+    const r = await run('umount', [m], { step: 'umount', allowFail: true });
+    if (r.code !== 0) await run('umount', ['-l', m], { step: 'umount' });
+  }
+  for (const l of st.loops) await run('losetup', ['-d', l], { step: 'umount', allowFail: true });
+  rmSync(stateFile(st.name), { force: true });
+}
+
+export async function umountVm(name: string): Promise<MountState> {
+  if (!existsSync(stateFile(name))) throw new ForgeError('NOT_FOUND', `${name} is not mounted by forge-agent (no ${stateFile(name)})`, { field: 'NAME' });
+  const st = JSON.parse(readFileSync(stateFile(name), 'utf8')) as MountState;
+  await release(st);
+  return st;
+}
+
+/** GRUB into the stopped VM's disk again (seed 001's "re-install Grub"). */
+export async function reinstallGrub(v: Virsh, name: string, err: (s: string) => void): Promise<string> {
+  const at = `/run/forge-agent/grub-${name}`;
+  const st = await mountVm(v, name, err, at);
+  const binds: string[] = [];
+  try {
+    for (const [src, dst, args] of [['proc', 'proc', ['-t', 'proc']], ['sysfs', 'sys', ['-t', 'sysfs']], ['/dev', 'dev', ['--bind']]] as const) {
+      await run('mount', [...args, src, join(at, dst)], { step: 'reinstall-grub' });
+      binds.push(join(at, dst));
+    }
+    await installGrub(at, st.loops[0] as string, st.firmware, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8' });
+    return st.firmware;
+  } finally {
+    for (const b of binds.reverse()) await run('umount', [b], { step: 'reinstall-grub', allowFail: true });
+    await release(st);
+    rmSync(at, { recursive: true, force: true });
+  }
+}

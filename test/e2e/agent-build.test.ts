@@ -1,0 +1,463 @@
+/**
+ * forge-agent --build debootstrap end to end: real mmdebstrap from Debian's
+ * archive (packages cached in /var/cache/forge-test/debootstrap/apt between
+ * runs; the root tree built once per run and shared by every build here),
+ * real loop devices, sgdisk, mkfs, GRUB, a real forge serve and real VMs on
+ * an isolated libvirt network under qemu TCG:
+ *  - BIOS build to a raw file (SeaBIOS): serial console reaches the login
+ *    prompt; /etc/issue shows the overlay's substituted tokens and the
+ *    markers of both host hooks and install-custom.sh, in build order; the
+ *    guest's own first-boot report lands on forge's timeline after
+ *    build_started..bootloader_done, with root's authorized_keys fingerprint;
+ *    `mount` refuses while it runs, then shows the files from the disk;
+ *    reinstall-grub after the boot sector was wiped, then it boots again
+ *  - UEFI build to qcow2 on OVMF/q35 with a second (data) disk, from the same
+ *    cached root tree: login prompt, first boot, the guest sees both disks
+ *  - refusals change nothing: an existing domain, a disk with a filesystem
+ *  - failures release loop devices and mounts and define no domain: a
+ *    failing hook (its output in the error), a suite the mirror lacks, SIGINT
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { need } from '../lib/env.js';
+import { startForge, type ForgeServer } from '../lib/server.js';
+import { guestKernel } from '../lib/guest.js';
+import { AGENT_BIN, createNetwork, domainState, labDir, removeDomain, udevKvmPermissions, virsh, type LabNetwork } from '../lib/agent-lab.js';
+
+interface Lab {
+  net: LabNetwork;
+  dir: string;
+  srv: ForgeServer;
+  base: string;
+  tag: string;
+  domains: string[];
+  overlay: string;
+  hooks: string;
+  badHooks: string;
+  marker: string;
+  keyFingerprint: string;
+  secondKey: string;
+  secondFingerprint: string;
+}
+
+let lab: Lab | undefined;
+let skipReason: string | undefined;
+
+const REQS = { root: true, commands: ['virsh', 'qemu-img', 'qemu-system-x86_64', 'mmdebstrap', 'losetup', 'sgdisk', 'mkfs.ext4', 'mkfs.vfat', 'mkswap', 'ssh-keygen', 'dnsmasq'] };
+/** Debian's packages, kept between runs so CI is not bound by downloads. */
+const APT_CACHE = process.env['FORGE_TEST_APT_CACHE'] ?? '/var/cache/forge-test/debootstrap/apt';
+
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+  if (lab === undefined) throw new Error('no lab');
+  const res = await fetch(lab.base + path, {
+    method,
+    headers: { authorization: `Bearer ${lab.srv.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, body: parsed };
+}
+
+async function create(kind: string, obj: Record<string, unknown>): Promise<void> {
+  const r = await api('POST', `/api/v1/${kind}`, obj);
+  assert.ok(r.status === 200 || r.status === 201, `create ${kind} ${String(obj['name'])}: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+interface Ev {
+  type: string;
+  detail: Record<string, unknown>;
+  id: number;
+  time: string;
+}
+
+async function events(system: string): Promise<Ev[]> {
+  const r = await api('GET', `/api/v1/systems/${system}/events`);
+  assert.equal(r.status, 200);
+  return [...(r.body as Ev[])].sort((a, b) => a.time.localeCompare(b.time) || a.id - b.id);
+}
+
+async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runAgent(args: string[], timeoutMs: number, onStderr?: (s: string, kill: (sig: NodeJS.Signals) => void) => void): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [AGENT_BIN, ...args], {
+      env: { ...process.env, FORGE_SERVER: lab!.base, FORGE_TOKEN: lab!.srv.token, FORGE_AGENT_RESCUE_KERNEL_DIR: dirname(dirname(guestKernel().vmlinuz)) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      onStderr?.(stderr, (sig) => p.kill(sig));
+    });
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`forge-agent ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    p.on('error', reject);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** The agent's cache (root tree tarballs): per run, so every run bootstraps once for real; FORGE_TEST_BUILD_CACHE keeps it between local runs. */
+const CACHE = (l: Lab): string => process.env['FORGE_TEST_BUILD_CACHE'] ?? join(l.dir, 'cache');
+
+function buildArgs(system: string, extra: string[] = []): string[] {
+  const l = lab as Lab;
+  return [
+    '--system', system, '--virt', '--build', 'debootstrap', '--virt-type', 'qemu', '--nogfx',
+    '--virt-network', l.net.name, '--virt-path', join(l.dir, 'disks'), '--cache-dir', CACHE(l), '--apt-cache', APT_CACHE,
+    '--overlay', l.overlay, '--hooks', l.hooks, ...extra,
+  ];
+}
+
+/** Nothing of a build is left on the host: no loop device on the lab's files, no mount of its tree. */
+function assertReleased(system: string): void {
+  const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout;
+  assert.ok(!loops.includes((lab as Lab).dir), `loop devices left: ${loops}`);
+  const mounts = readFileSync('/proc/mounts', 'utf8');
+  assert.ok(!mounts.includes(`forge-build-${system}`), `mounts left: ${mounts.split('\n').filter((m) => m.includes('forge-build')).join('\n')}`);
+  assert.equal(domainState(system), '', `no domain ${system} may be defined`);
+  assert.ok(!existsSync(join((lab as Lab).dir, 'disks', `${system}-disk01.qcow2`)), 'no disk left');
+  assert.ok(!existsSync(join((lab as Lab).dir, 'disks', `${system}-disk01.qcow2.build-raw`)), 'no build image left');
+}
+
+function consoleLog(system: string): string {
+  try {
+    return readFileSync(`/var/log/libvirt/qemu/${system}-console.log`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+before(async () => {
+  const probe = spawnSync('sh', ['-c', REQS.commands.map((c) => `command -v ${c} >/dev/null`).join(' && ')]);
+  if (process.getuid?.() !== 0 || probe.status !== 0) {
+    skipReason = 'needs root, libvirt/qemu, mmdebstrap and the disk tools';
+    return;
+  }
+  if (spawnSync('virsh', ['-c', 'qemu:///system', 'version'], { timeout: 30_000 }).status !== 0) {
+    skipReason = 'libvirtd is not running (start virtlogd -d and libvirtd -d)';
+    return;
+  }
+  udevKvmPermissions();
+  mkdirSync(APT_CACHE, { recursive: true });
+  const tag = `fgb${randomBytes(2).toString('hex')}`;
+  const net = createNetwork('fgb');
+  const dir = labDir('fgb');
+  try {
+    const marker = `m-${randomBytes(4).toString('hex')}`;
+    // The overlay: tokens in /etc/issue (agetty prints it above the login prompt), install-custom.sh.
+    const overlay = join(dir, 'overlay');
+    mkdirSync(join(overlay, 'etc'), { recursive: true });
+    mkdirSync(join(overlay, 'root/bin'), { recursive: true });
+    writeFileSync(join(overlay, 'etc/issue'), 'forge-overlay host=%HOSTNAME% distr=%DISTR% system=%SYSTEM% marker=%marker%\n');
+    writeFileSync(join(overlay, 'root/bin/install-custom.sh'), '#!/bin/sh\nset -e\nrc=0; /usr/sbin/policy-rc.d || rc=$?\necho "forge-install-custom policy=$rc distr=$DISTR" >> /etc/issue\necho custom > /etc/forge-custom-marker\n');
+    const hooks = join(dir, 'hooks');
+    mkdirSync(hooks);
+    for (const h of ['postunpack', 'postconfig']) {
+      writeFileSync(join(hooks, h), `#!/bin/sh\nset -e\necho "forge-hook-${h} host=$1 suite=$3" >> "$2/etc/issue"\necho ${h} > "$2/etc/forge-hook-${h}"\n`);
+      chmodSync(join(hooks, h), 0o755);
+    }
+    const badHooks = join(dir, 'bad-hooks');
+    mkdirSync(badHooks);
+    writeFileSync(join(badHooks, 'postunpack'), '#!/bin/sh\necho "hook says no to $1"\nexit 3\n');
+    chmodSync(join(badHooks, 'postunpack'), 0o755);
+    // root's key: the guest's first-boot report must carry its fingerprint.
+    const key = join(dir, 'id_ed25519');
+    spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'forge-build-test', '-f', key]);
+    const pub = readFileSync(`${key}.pub`, 'utf8').trim();
+    const keyFingerprint = (spawnSync('ssh-keygen', ['-lf', `${key}.pub`], { encoding: 'utf8' }).stdout.split(' ')[1] ?? '').trim();
+
+    const key2 = join(dir, 'id2_ed25519');
+    spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'forge-build-put', '-f', key2]);
+    const secondFingerprint = (spawnSync('ssh-keygen', ['-lf', `${key2}.pub`], { encoding: 'utf8' }).stdout.split(' ')[1] ?? '').trim();
+    const srv = await startForge({ args: ['--listen', net.hostIp, '--server', net.hostIp, '--http-port', String(20000 + randomInt(20000))] });
+    lab = { net, dir, srv, base: `http://${net.hostIp}:${srv.port}`, tag, domains: [], overlay, hooks, badHooks, marker, keyFingerprint, secondKey: `${key2}.pub`, secondFingerprint };
+    const initrd = join(dir, 'unused-initrd');
+    writeFileSync(initrd, 'not used by --build');
+    await create('distros', { name: `${tag}-deb12`, kernel: guestKernel().vmlinuz, initrd, breed: 'debian', os_version: 'bookworm', arch: 'x86_64' });
+    // build_method on the profile: its systems build without --build (one of them is run that way).
+    await create('profiles', { name: `${tag}-build`, distro: `${tag}-deb12`, autoinstall_meta: { build_method: 'debootstrap', marker, ssh_authorized_keys: pub } });
+    for (const sys of ['bios', 'uefi', 'fs', 'hook', 'nosuite', 'int']) {
+      const name = `${tag}-${sys}`;
+      lab.domains.push(name);
+      await create('systems', {
+        name,
+        profile: `${tag}-build`,
+        hostname: `${sys}host`,
+        virt_ram: 768,
+        virt_cpus: 1,
+        virt_file_size: 3,
+        ...(sys === 'bios' || sys === 'fs' ? { virt_disk_driver: 'raw' } : {}),
+        interfaces: { eth0: { mac_address: ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':') } },
+      });
+    }
+  } catch (e) {
+    await lab?.srv.stop();
+    net.destroy();
+    rmSync(dir, { recursive: true, force: true });
+    lab = undefined;
+    throw e;
+  }
+});
+
+after(async () => {
+  if (lab === undefined) return;
+  for (const d of lab.domains) {
+    removeDomain(d);
+    spawnSync('virsh', ['-c', 'qemu:///system', 'undefine', '--nvram', d]);
+    if (process.env['FORGE_AGENT_KEEP_LOGS'] === undefined) {
+      for (const suffix of ['-console', '']) rmSync(`/var/log/libvirt/qemu/${d}${suffix}.log`, { force: true });
+    }
+  }
+  await lab.srv.stop();
+  lab.net.destroy();
+  rmSync(lab.dir, { recursive: true, force: true });
+});
+
+function ready(t: import('node:test').TestContext): Lab | undefined {
+  if (need(t, REQS) !== undefined) return undefined;
+  if (skipReason !== undefined) {
+    need(t, { files: [`/nonexistent/${skipReason}`] });
+    return undefined;
+  }
+  assert.ok(lab !== undefined, 'lab setup failed');
+  return lab;
+}
+
+const STAGES = ['build_started', 'disk_ready', 'bootstrap_done', 'hooks_done', 'bootloader_done', 'disk_boot_started', 'first_boot'];
+
+function sha(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+async function loginAndFirstBoot(l: Lab, sys: string): Promise<Ev> {
+  const fb = await waitFor(`first_boot of ${sys}`, 900_000, async () => (await events(sys)).find((e) => e.type === 'first_boot'));
+  await waitFor(`login prompt of ${sys}`, 300_000, () => (/login: *$/m.test(consoleLog(sys)) ? true : undefined));
+  const types = (await events(sys)).map((e) => e.type).filter((t) => STAGES.includes(t));
+  assert.deepEqual(types, STAGES, 'build stages then the guest\'s first boot, in order');
+  assert.equal(fb.detail['authorized_keys'], l.keyFingerprint, "the guest reports root's authorized_keys fingerprint");
+  return fb;
+}
+
+test('--build debootstrap, BIOS, raw: login prompt, overlay tokens, hooks, install-custom.sh, first boot; mount; reinstall-grub', { timeout: 2_400_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const sys = `${l.tag}-bios`;
+  const run = await runAgent(buildArgs(sys), 1_500_000);
+  assert.equal(run.code, 0, `build failed:\n${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /built in [\d.]+ s \(Debian bookworm, bios\)/);
+  for (const s of ['disk_ready', 'bootstrap_done', 'hooks_done', 'bootloader_done']) assert.match(run.stderr, new RegExp(`\\] ${s}`), `progress line for ${s}`);
+  const disk = join(l.dir, 'disks', `${sys}-disk01.img`);
+  assert.match(spawnSync('qemu-img', ['info', disk], { encoding: 'utf8' }).stdout, /file format: raw/);
+  assertReleasedLoops(l);
+
+  const fb = await loginAndFirstBoot(l, sys);
+  assert.equal(fb.detail['hostname'], 'bioshost');
+  const log = consoleLog(sys);
+  // The issue file, in build order: overlay (tokens substituted), postunpack hook, install-custom.sh (services blocked), postconfig hook.
+  assert.match(log, new RegExp(`forge-overlay host=bioshost distr=bookworm system=${sys} marker=${l.marker}\\s+forge-hook-postunpack host=bioshost suite=bookworm\\s+forge-install-custom policy=101 distr=bookworm\\s+forge-hook-postconfig host=bioshost suite=bookworm`));
+  assert.match(log, /bioshost login:/);
+  assert.match(log, /Linux version .* console=ttyS0|console=ttyS0/);
+
+  // mount refuses while the VM runs.
+  const busy = await runAgent(['mount', '--system', sys], 60_000);
+  assert.equal(busy.code, 5, busy.stderr);
+  assert.match(busy.stderr, /VM_RUNNING/);
+  // issue 16: a live snapshot of the running guest (memory + disk), the guest keeps running; restored, it resumes.
+  const snap = await runAgent(['snapshot', 'create', sys, '--live', '--comment', 'after first boot'], 600_000);
+  assert.equal(snap.code, 0, snap.stderr);
+  assert.equal(domainState(sys), 'running', 'a live snapshot leaves the guest running');
+  const list = await runAgent(['snapshot', 'list', sys], 60_000);
+  assert.match(list.stdout, /S0 \(LAST\) \[live\].*after first boot/);
+  virsh(['destroy', sys]);
+  const restore = await runAgent(['snapshot', 'restore', sys, '--force'], 600_000);
+  assert.equal(restore.code, 0, restore.stderr);
+  assert.equal(domainState(sys), 'running', 'restoring a live snapshot resumes the guest');
+  virsh(['destroy', sys]);
+
+  // issue 16: the shipped post-install job runs a script in a chroot of the built system (rescue VM).
+  const script = join(l.dir, 'post-install.sh');
+  writeFileSync(script, 'echo "post-install on $(cat /etc/hostname) $(dpkg-query -W -f=\'${Version}\' systemd)" > /etc/forge-post-install\n');
+  const job = await runAgent(['job', 'run', sys, 'post-install', '--files', script, '--cache-dir', join(l.dir, 'cache'), '--timeout', '600'], 900_000);
+  assert.equal(job.code, 0, `${job.stdout}\n${job.stderr}`);
+  assert.match(job.stdout, /post-install: running post-install.sh in a chroot of \/dev\/vda3/);
+
+  const m = await runAgent(['mount', '--system', sys], 120_000);
+  assert.equal(m.code, 0, m.stderr);
+  const at = `/mnt/${sys}`;
+  try {
+    assert.equal(readFileSync(join(at, 'etc/forge-custom-marker'), 'utf8').trim(), 'custom');
+    assert.match(readFileSync(join(at, 'etc/forge-post-install'), 'utf8'), /^post-install on bioshost \d+/);
+    assert.equal(readFileSync(join(at, 'etc/forge-hook-postunpack'), 'utf8').trim(), 'postunpack');
+    assert.equal(readFileSync(join(at, 'etc/forge-hook-postconfig'), 'utf8').trim(), 'postconfig');
+    assert.ok(!existsSync(join(at, 'usr/sbin/policy-rc.d')), 'policy-rc.d removed after the chroot steps');
+    assert.match(readFileSync(join(at, 'etc/fstab'), 'utf8'), /^UUID=[0-9a-f-]+ \/ ext4/m);
+    assert.match(readFileSync(join(at, 'boot/grub/grub.cfg'), 'utf8'), /console=ttyS0,115200n8/);
+    assert.ok(existsSync(join(at, 'var/lib/forge/firstboot.done')), 'the first-boot report ran once and marked itself done');
+    const tune = spawnSync('sh', ['-c', `tune2fs -l $(findmnt -n -o SOURCE ${at})`], { encoding: 'utf8' }).stdout;
+    assert.match(tune, /Maximum mount count:\s+-1/);
+    assert.match(tune, /Check interval:\s+0/);
+  } finally {
+    const u = await runAgent(['umount', '--system', sys], 60_000);
+    assert.equal(u.code, 0, u.stderr);
+  }
+  assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(at), 'umount released everything');
+  assertReleasedLoops(l);
+
+  // Wipe GRUB's boot code (MBR code area and the BIOS boot partition), then reinstall it.
+  const fd = openSync(disk, 'r+');
+  writeSync(fd, Buffer.alloc(440), 0, 440, 0);
+  writeSync(fd, Buffer.alloc(4 << 20), 0, 4 << 20, 1 << 20);
+  closeSync(fd);
+  const mbr = (): Buffer => {
+    const f = openSync(disk, 'r');
+    const b = Buffer.alloc(440);
+    readSync(f, b, 0, 440, 0);
+    closeSync(f);
+    return b;
+  };
+  assert.ok(mbr().every((x) => x === 0));
+  const rg = await runAgent(['reinstall-grub', '--system', sys], 300_000);
+  assert.equal(rg.code, 0, rg.stderr);
+  assert.ok(!mbr().every((x) => x === 0), 'boot code written again');
+  assertReleasedLoops(l);
+  rmSync(`/var/log/libvirt/qemu/${sys}-console.log`, { force: true });
+  virsh(['start', sys]);
+  await waitFor('login prompt after reinstall-grub', 600_000, () => (/bioshost login: *$/m.test(consoleLog(sys)) ? true : undefined));
+  virsh(['destroy', sys]);
+
+  // An existing domain is refused and nothing changes.
+  const before = sha(disk);
+  const again = await runAgent(buildArgs(sys), 120_000);
+  assert.equal(again.code, 5, again.stderr);
+  assert.match(again.stderr, /VIRT_EXISTS: domain .* already defined/);
+  assert.equal(sha(disk), before, 'the disk is untouched');
+  assertReleasedLoops(l);
+});
+
+function assertReleasedLoops(l: Lab): void {
+  const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout;
+  assert.ok(!loops.includes(l.dir), `loop devices left: ${loops}`);
+}
+
+test('--build (from the profile\'s build_method), UEFI on OVMF/q35, qcow2, a data disk: login prompt and first boot', { timeout: 1_800_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const sys = `${l.tag}-uefi`;
+  // No --build: the profile's build_method says debootstrap.
+  const args = buildArgs(sys, ['--firmware', 'uefi', '--virt-path', `${join(l.dir, 'disks')},${join(l.dir, 'disks')}`, '--virt-file-size', '3,1', '--json']).filter((a, i, all) => !(a === '--build' || all[i - 1] === '--build'));
+  const run = await runAgent([...args, '--no-start'], 1_200_000);
+  assert.equal(run.code, 0, `build failed:\n${run.stdout}\n${run.stderr}`);
+  const jsonEvents = run.stdout.trim().split('\n').map((x) => JSON.parse(x) as { event: string; cached?: boolean });
+  assert.deepEqual(jsonEvents.map((e) => e.event), STAGES.slice(0, -2), '--json: one line per stage (--no-start: not booted)');
+  assert.equal(domainState(sys), 'shut off');
+  assert.equal(jsonEvents.find((e) => e.event === 'bootstrap_done')?.cached, true, 'the root tree of the first build is shared');
+  const disk = join(l.dir, 'disks', `${sys}-disk01.qcow2`);
+  assert.match(spawnSync('qemu-img', ['info', disk], { encoding: 'utf8' }).stdout, /file format: qcow2/);
+  const xml = virsh(['dumpxml', '--inactive', sys]);
+  assert.match(xml, /<os firmware='efi'>/);
+  assert.match(xml, /machine='pc-q35/);
+  assert.match(xml, /-disk02\.qcow2/);
+  assertReleasedLoops(l);
+  // issue 16: a key put into the never-booted guest (rescue VM, offline) shows in its first-boot report.
+  const put = await runAgent(['ssh-key', 'put', sys, l.secondKey, '--cache-dir', join(l.dir, 'cache')], 900_000);
+  assert.equal(put.code, 0, `ssh-key put failed:\n${put.stdout}\n${put.stderr}`);
+  assert.ok(put.stdout.includes(l.secondFingerprint), put.stdout);
+  const st = await runAgent(['vm', 'start', sys], 120_000);
+  assert.equal(st.code, 0, st.stderr);
+  const fb = await waitFor(`first_boot of ${sys}`, 900_000, async () => (await events(sys)).find((e) => e.type === 'first_boot'));
+  await waitFor(`login prompt of ${sys}`, 300_000, () => (/login: *$/m.test(consoleLog(sys)) ? true : undefined));
+  assert.equal(fb.detail['authorized_keys'], `${l.keyFingerprint},${l.secondFingerprint}`, "the record's key and the one ssh-key put added");
+  const types = (await events(sys)).map((e) => e.type).filter((x) => STAGES.includes(x));
+  assert.deepEqual(types, STAGES.filter((x) => x !== 'disk_boot_started'));
+  assert.equal(fb.detail['disks'], 'vda,vdb', 'the guest sees its system disk and the data disk');
+  assert.match(consoleLog(sys), /uefihost login:/);
+  virsh(['destroy', sys]);
+});
+
+test('--build refuses a disk that holds a filesystem and changes nothing', { timeout: 300_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  const sys = `${l.tag}-fs`;
+  const disk = join(l.dir, 'disks', `${sys}-disk01.img`);
+  mkdirSync(join(l.dir, 'disks'), { recursive: true });
+  spawnSync('truncate', ['-s', '64M', disk]);
+  spawnSync('mkfs.ext4', ['-q', '-F', disk]);
+  const before = sha(disk);
+  const run = await runAgent(buildArgs(sys), 120_000);
+  assert.equal(run.code, 5, run.stderr);
+  assert.match(run.stderr, /VIRT_EXISTS: disk .* already exists; use --force/);
+  assert.equal(sha(disk), before);
+  assert.equal(domainState(sys), '');
+  assertReleasedLoops(l);
+  const evs = (await events(sys)).map((e) => e.type);
+  assert.deepEqual(evs, ['build_started', 'agent_failed']);
+});
+
+test('--build failures release loop devices and mounts, define no domain: failing hook, missing suite, SIGINT', { timeout: 900_000 }, async (t) => {
+  const l = ready(t);
+  if (l === undefined) return;
+  // A failing postunpack hook stops the build with its output.
+  const hook = `${l.tag}-hook`;
+  const h = await runAgent([...buildArgs(hook).filter((a, i, all) => !(a === '--hooks' || all[i - 1] === '--hooks')), '--hooks', l.badHooks], 900_000);
+  assert.equal(h.code, 9, h.stderr);
+  assert.match(h.stderr, /BUILD_FAILED: hook .*postunpack exited 3:\s+hook says no to hookhost/);
+  assertReleased(hook);
+  const failed = (await events(hook)).find((e) => e.type === 'agent_failed');
+  assert.match(String(failed?.detail['message']), /hook says no/);
+
+  // A suite the mirror does not have: mmdebstrap's own error, nothing left.
+  const ns = `${l.tag}-nosuite`;
+  const n = await runAgent([...buildArgs(ns), '--suite', 'nosuchsuite'], 300_000);
+  assert.equal(n.code, 9, n.stderr);
+  assert.match(n.stderr, /BUILD_FAILED: bootstrap: mmdebstrap .* exited/);
+  assert.match(n.stderr, /nosuchsuite/);
+  assertReleased(ns);
+
+  // SIGINT once the disk is partitioned and mounted: the build unwinds.
+  const int = `${l.tag}-int`;
+  let sent = false;
+  const i = await runAgent(buildArgs(int), 600_000, (err, kill) => {
+    if (!sent && /\] disk_ready/.test(err)) {
+      sent = true;
+      setTimeout(() => kill('SIGINT'), 1500);
+    }
+  });
+  assert.ok(sent, `the build reached disk_ready:\n${i.stderr}`);
+  assert.notEqual(i.code, 0);
+  assert.match(i.stderr, /interrupted/);
+  assertReleased(int);
+});
+
+void statSync;
