@@ -560,6 +560,18 @@ export async function installGrub(mnt: string, disk: string, firmware: 'uefi' | 
     ? ['--target=x86_64-efi', '--efi-directory=/boot/efi', '--boot-directory=/boot', '--removable', '--no-nvram', '--no-floppy']
     : ['--target=i386-pc', '--boot-directory=/boot', '--no-floppy', disk];
   await run('chroot', [mnt, 'grub-install', ...args], { step: 'bootloader', env });
-  await run('chroot', [mnt, 'grub-mkconfig', '-o', '/boot/grub/grub.cfg'], { step: 'bootloader', env });
+  // grub-mkconfig's 10_linux writes root=UUID= only when /dev/disk/by-uuid/UUID exists, which
+  // needs udev; without it (a build host, a container) it would write root=/dev/loopNpM. So for
+  // this run GRUB_DEVICE names the root by UUID (default/grub.d is sourced after grub-probe ran).
+  const rootDev = (await run('findmnt', ['-n', '-o', 'SOURCE', '--mountpoint', mnt], { step: 'bootloader' })).output.trim();
+  const uuid = (await run('blkid', ['-s', 'UUID', '-o', 'value', rootDev], { step: 'bootloader' })).output.trim();
+  const dropIn = join(mnt, 'etc/default/grub.d/zz-forge-build-root.cfg');
+  mkdirSync(dirname(dropIn), { recursive: true });
+  writeFileSync(dropIn, `GRUB_DEVICE=UUID=${uuid}\n`);
+  try {
+    await run('chroot', [mnt, 'grub-mkconfig', '-o', '/boot/grub/grub.cfg'], { step: 'bootloader', env });
+  } finally {
+    rmSync(dropIn, { force: true });
+  }
 }
 
