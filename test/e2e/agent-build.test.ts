@@ -266,7 +266,7 @@ function sha(path: string): string {
 
 async function loginAndFirstBoot(l: Lab, sys: string): Promise<Ev> {
   const fb = await waitFor(`first_boot of ${sys}`, 900_000, async () => (await events(sys)).find((e) => e.type === 'first_boot'));
-  await waitFor(`login prompt of ${sys}`, 300_000, () => (/login: *$/m.test(consoleLog(sys)) ? true : undefined));
+  await waitFor(`login prompt of ${sys}`, 300_000, () => (/^\S+ login: /m.test(consoleLog(sys)) ? true : undefined));
   const types = (await events(sys)).map((e) => e.type).filter((t) => STAGES.includes(t));
   assert.deepEqual(types, STAGES, 'build stages then the guest\'s first boot, in order');
   assert.equal(fb.detail['authorized_keys'], l.keyFingerprint, "the guest reports root's authorized_keys fingerprint");
@@ -357,7 +357,7 @@ test('--build debootstrap, BIOS, raw: login prompt, overlay tokens, hooks, insta
   assertReleasedLoops(l);
   rmSync(`/var/log/libvirt/qemu/${sys}-console.log`, { force: true });
   virsh(['start', sys]);
-  await waitFor('login prompt after reinstall-grub', 600_000, () => (/bioshost login: *$/m.test(consoleLog(sys)) ? true : undefined));
+  await waitFor('login prompt after reinstall-grub', 600_000, () => (/^bioshost login: /m.test(consoleLog(sys)) ? true : undefined));
   virsh(['destroy', sys]);
 
   // An existing domain is refused and nothing changes.
@@ -400,7 +400,7 @@ test('--build (from the profile\'s build_method), UEFI on OVMF/q35, qcow2, a dat
   const st = await runAgent(['vm', 'start', sys], 120_000);
   assert.equal(st.code, 0, st.stderr);
   const fb = await waitFor(`first_boot of ${sys}`, 900_000, async () => (await events(sys)).find((e) => e.type === 'first_boot'));
-  await waitFor(`login prompt of ${sys}`, 300_000, () => (/login: *$/m.test(consoleLog(sys)) ? true : undefined));
+  await waitFor(`login prompt of ${sys}`, 300_000, () => (/^\S+ login: /m.test(consoleLog(sys)) ? true : undefined));
   assert.equal(fb.detail['authorized_keys'], `${l.keyFingerprint},${l.secondFingerprint}`, "the record's key and the one ssh-key put added");
   const types = (await events(sys)).map((e) => e.type).filter((x) => STAGES.includes(x));
   assert.deepEqual(types, STAGES.filter((x) => x !== 'disk_boot_started'));
