@@ -349,8 +349,10 @@ export async function runBuild(opts: AgentOptions, deps: BuildDeps): Promise<Bui
     await mount([rootDev], mnt);
     const bootPart = fsList.find((f) => f.role === 'boot');
     if (bootPart !== undefined) await mount([bootPart.dev], join(mnt, 'boot'));
+    // The ESP is never mounted on the build host (a host kernel may lack vfat): GRUB's EFI image
+    // is written into it with mtools (installGrub).
     const esp = fsList.find((f) => f.role === 'esp');
-    if (esp !== undefined) await mount([esp.dev], join(mnt, 'boot/efi'));
+    if (esp !== undefined) mkdirSync(join(mnt, 'boot/efi'), { recursive: true });
 
     const aptCache = opts.aptCache ?? join(opts.cacheDir, 'apt');
     mkdirSync(aptCache, { recursive: true });
@@ -476,7 +478,7 @@ ${plan.firstbootUrl !== undefined ? 'systemctl enable forge-firstboot.service' :
     if (swap !== undefined) entries.push({ uuid: await uuid(swap.dev), mount: 'none', type: 'swap', pass: 0 });
     writeFileSync(join(mnt, 'etc/fstab'), fstab(entries));
     writeFileSync(join(mnt, 'etc/default/grub'), grubDefaults());
-    await installGrub(mnt, bootVol.loop, plan.firmware, chrootEnv);
+    await installGrub(mnt, plan.firmware === 'uefi' ? (esp as { dev: string }).dev : bootVol.loop, plan.firmware, chrootEnv);
     const cfg = readFileSync(join(mnt, 'boot/grub/grub.cfg'), 'utf8');
     const rootUuid = (entries[0] as { uuid: string }).uuid;
     if (!cfg.includes(`root=UUID=${rootUuid}`) || !cfg.includes('console=ttyS0')) {
@@ -554,17 +556,42 @@ ${plan.firstbootUrl !== undefined ? 'systemctl enable forge-firstboot.service' :
   }
 }
 
-/** GRUB into the mounted tree on DISK (BIOS: i386-pc into the BIOS boot partition; UEFI: the removable path, no NVRAM). */
-export async function installGrub(mnt: string, disk: string, firmware: 'uefi' | 'bios', env: Record<string, string>): Promise<void> {
-  const args = firmware === 'uefi'
-    ? ['--target=x86_64-efi', '--efi-directory=/boot/efi', '--boot-directory=/boot', '--removable', '--no-nvram', '--no-floppy']
-    : ['--target=i386-pc', '--boot-directory=/boot', '--no-floppy', disk];
-  await run('chroot', [mnt, 'grub-install', ...args], { step: 'bootloader', env });
+/**
+ * GRUB into the mounted tree. BIOS: `grub-install --target=i386-pc DISK` (boot code in the MBR,
+ * core.img in the BIOS boot partition). UEFI: what `grub-install --removable` does, without
+ * mounting the ESP (TARGET: the ESP partition): the x86_64-efi modules into /boot/grub, an EFI
+ * image from grub-mkimage whose early config finds the root by UUID, written with mtools to the
+ * firmware's fallback path EFI/BOOT/BOOTX64.EFI (UEFI 2.x 3.5.1.1: no boot variable needed).
+ */
+export async function installGrub(mnt: string, target: string, firmware: 'uefi' | 'bios', env: Record<string, string>): Promise<void> {
+  const rootDev = (await run('findmnt', ['-n', '-o', 'SOURCE', '--mountpoint', mnt], { step: 'bootloader' })).output.trim();
+  const uuid = (await run('blkid', ['-s', 'UUID', '-o', 'value', rootDev], { step: 'bootloader' })).output.trim();
+  if (firmware === 'uefi') {
+    const mods = join(mnt, 'boot/grub/x86_64-efi');
+    rmSync(mods, { recursive: true, force: true });
+    mkdirSync(mods, { recursive: true });
+    for (const f of readdirSync(join(mnt, 'usr/lib/grub/x86_64-efi'))) {
+      if (/\.(mod|lst)$/.test(f)) writeFileSync(join(mods, f), readFileSync(join(mnt, 'usr/lib/grub/x86_64-efi', f)));
+    }
+    writeFileSync(join(mnt, 'tmp/forge-grub-early.cfg'), `search.fs_uuid ${uuid} root\nset prefix=($root)'/boot/grub'\n`);
+    try {
+      await run('chroot', [mnt, 'grub-mkimage', '-O', 'x86_64-efi', '-o', '/tmp/forge-BOOTX64.EFI', '-c', '/tmp/forge-grub-early.cfg', '-p', '/boot/grub',
+        'part_gpt', 'part_msdos', 'ext2', 'fat', 'search', 'search_fs_uuid', 'normal', 'configfile', 'linux', 'echo', 'serial', 'terminal', 'efi_gop', 'all_video'], { step: 'bootloader', env });
+      // mkfs.vfat's geometry on a loop partition trips mtools' sanity check; the filesystem is fine.
+      const mt = { MTOOLS_SKIP_CHECK: '1' };
+      await run('mmd', ['-D', 's', '-i', target, '::/EFI'], { step: 'bootloader', allowFail: true, env: mt });
+      await run('mmd', ['-D', 's', '-i', target, '::/EFI/BOOT'], { step: 'bootloader', allowFail: true, env: mt });
+      await run('mcopy', ['-o', '-i', target, join(mnt, 'tmp/forge-BOOTX64.EFI'), '::/EFI/BOOT/BOOTX64.EFI'], { step: 'bootloader', env: mt });
+    } finally {
+      rmSync(join(mnt, 'tmp/forge-grub-early.cfg'), { force: true });
+      rmSync(join(mnt, 'tmp/forge-BOOTX64.EFI'), { force: true });
+    }
+  } else {
+    await run('chroot', [mnt, 'grub-install', '--target=i386-pc', '--boot-directory=/boot', '--no-floppy', target], { step: 'bootloader', env });
+  }
   // grub-mkconfig's 10_linux writes root=UUID= only when /dev/disk/by-uuid/UUID exists, which
   // needs udev; without it (a build host, a container) it would write root=/dev/loopNpM. So for
   // this run GRUB_DEVICE names the root by UUID (default/grub.d is sourced after grub-probe ran).
-  const rootDev = (await run('findmnt', ['-n', '-o', 'SOURCE', '--mountpoint', mnt], { step: 'bootloader' })).output.trim();
-  const uuid = (await run('blkid', ['-s', 'UUID', '-o', 'value', rootDev], { step: 'bootloader' })).output.trim();
   const dropIn = join(mnt, 'etc/default/grub.d/zz-forge-build-root.cfg');
   mkdirSync(dirname(dropIn), { recursive: true });
   writeFileSync(dropIn, `GRUB_DEVICE=UUID=${uuid}\n`);

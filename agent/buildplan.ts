@@ -301,7 +301,7 @@ export function grubDefaults(): string {
 export function fstab(entries: { uuid: string; mount: string; type: string; pass: number }[]): string {
   const lines = ['# written by forge-agent --build'];
   for (const e of entries) {
-    lines.push(e.type === 'swap' ? `UUID=${e.uuid} none swap sw 0 0` : `UUID=${e.uuid} ${e.mount} ${e.type} ${e.type === 'vfat' ? 'umask=0077' : 'errors=remount-ro'} 0 ${e.pass}`);
+    lines.push(e.type === 'swap' ? `UUID=${e.uuid} none swap sw 0 0` : `UUID=${e.uuid} ${e.mount} ${e.type} ${e.type === 'vfat' ? 'umask=0077,nofail' : 'errors=remount-ro'} 0 ${e.pass}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -136,6 +136,7 @@ export async function main(argv: string[]): Promise<number> {
       for (const n of await deps.api.list(opts.list)) io.out(n);
       return EXIT.ok;
     }
+    if (opts.display && opts.build === 'debootstrap') throw new ForgeError('USAGE', '--display shows the installer path only; --build debootstrap has no dry run yet', { field: 'display' });
     if (opts.target !== undefined && opts.build !== 'installer' && !opts.display) {
       // `--build debootstrap`, or `build_method: debootstrap` on the record (profile autoinstall_meta), so one record works both ways.
       const method = opts.build ?? buildMethodOf(await deps.api.blended(opts.target.kind, opts.target.name));

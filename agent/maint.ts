@@ -19,6 +19,8 @@ interface MountState {
   /** Mount points, in mount order. */
   mounts: string[];
   firmware: 'uefi' | 'bios';
+  /** The ESP partition (from fstab's /boot/efi), mounted or not. */
+  esp?: string;
 }
 
 const STATE_DIR = '/run/forge-agent';
@@ -53,8 +55,15 @@ export async function mountVm(v: Virsh, name: string, err: (s: string) => void, 
   const st: MountState = { name, root: at, loops: [], mounts: [], firmware: info.firmware };
   try {
     for (const d of disks) st.loops.push(await out('losetup', ['-P', '-f', '--show', d.source], 'mount'));
-    // devtmpfs makes loopNpM at once; a short wait covers a udev that recreates them.
-    await new Promise((r) => setTimeout(r, 300));
+    // The partition nodes (loopNpM) can lag behind losetup on a busy host: rescan, then wait for
+    // them while the disk carries a partition table.
+    for (const l of st.loops) {
+      const table = (await run('blkid', ['-p', '-s', 'PTTYPE', '-o', 'value', l], { step: 'mount', allowFail: true })).output.trim();
+      if (table === '') continue;
+      await run('partx', ['-u', l], { step: 'mount', allowFail: true });
+      const base = l.replace('/dev/', '');
+      for (let i = 0; i < 100 && !readdirSync('/dev').some((f) => f.startsWith(`${base}p`)); i++) await new Promise((r) => setTimeout(r, 100));
+    }
     // Candidates: every partition of every disk, or the whole disk when it has none (seed 001's root volume).
     const cands: string[] = [];
     for (const l of st.loops) {
@@ -82,13 +91,19 @@ export async function mountVm(v: Virsh, name: string, err: (s: string) => void, 
     if (rootDev === undefined) throw new ForgeError('NOT_FOUND', `no root filesystem (one with /etc/fstab) on the disks of ${name}: ${cands.join(', ')}`, { field: 'NAME' });
     for (const m of fstabMounts(readFileSync(join(at, 'etc/fstab'), 'utf8'))) {
       const dev = uuids.get(m.uuid);
+      if (dev !== undefined && m.mount === '/boot/efi') st.esp = dev;
       if (dev === undefined) {
         err(`warning: ${m.mount}: no filesystem with UUID ${m.uuid} on the disks of ${name}`);
         continue;
       }
       const p = join(at, m.mount);
       mkdirSync(p, { recursive: true });
-      await run('mount', [dev, p], { step: 'mount' });
+      const r = await run('mount', [dev, p], { step: 'mount', allowFail: true });
+      if (r.code !== 0) {
+        // e.g. the ESP on a host kernel without vfat: the rest is still useful.
+        err(`warning: ${m.mount} (${m.type} ${dev}) not mounted: ${r.output.trim().split('\n')[0] ?? ''}`);
+        continue;
+      }
       st.mounts.push(p);
     }
     mkdirSync(STATE_DIR, { recursive: true });
@@ -126,7 +141,8 @@ export async function reinstallGrub(v: Virsh, name: string, err: (s: string) => 
       await run('mount', [...args, src, join(at, dst)], { step: 'reinstall-grub' });
       binds.push(join(at, dst));
     }
-    await installGrub(at, st.loops[0] as string, st.firmware, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8' });
+    if (st.firmware === 'uefi' && st.esp === undefined) throw new ForgeError('NOT_FOUND', `${name} boots UEFI but its fstab names no /boot/efi partition found on its disks`, { field: 'NAME' });
+    await installGrub(at, st.firmware === 'uefi' ? (st.esp as string) : (st.loops[0] as string), st.firmware, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8' });
     return st.firmware;
   } finally {
     for (const b of binds.reverse()) await run('umount', [b], { step: 'reinstall-grub', allowFail: true });
