@@ -335,7 +335,8 @@ send() {
 }
 for i in $(seq 1 60); do
   if send; then
-    mkdir -p /var/lib/forge && touch /var/lib/forge/firstboot.done
+    # on disk before anything else happens: a power cut must not make it report twice
+    mkdir -p /var/lib/forge && touch /var/lib/forge/firstboot.done && sync
     echo "forge-firstboot: reported to $url" > /dev/console
     exit 0
   fi
