@@ -65,7 +65,8 @@ export const LOADERS: readonly LoaderSpec[] = [
     name: 'grubaa64.efi',
     stage: 'grub',
     firmware: 'arm64-uefi',
-    package: 'grub-efi-arm64-signed (arm64 hosts) or debian-installer-12-netboot-arm64',
+    // Installable on any Debian host (Architecture: all); grub-efi-arm64-signed's file wins on an arm64 host.
+    package: 'debian-installer-12-netboot-arm64',
     paths: ['/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed', `${DI_ARM64}/grubaa64.efi`],
     summary: 'signed network GRUB for arm64 UEFI (reads grub/grub.cfg or debian-installer/arm64/grub/grub.cfg)',
   },
@@ -73,7 +74,7 @@ export const LOADERS: readonly LoaderSpec[] = [
     name: 'shimaa64.efi',
     stage: 'shim',
     firmware: 'arm64-uefi',
-    package: 'shim-signed (arm64 hosts) or debian-installer-12-netboot-arm64',
+    package: 'debian-installer-12-netboot-arm64',
     paths: ['/usr/lib/shim/shimaa64.efi.signed', `${DI_ARM64}/bootnetaa64.efi`],
     summary: 'Secure Boot shim for arm64 (loads grubaa64.efi)',
   },
