@@ -64,12 +64,17 @@ const STAGE_COLOR: Record<string, string> = {
   new: '#5b6670',
 };
 
-/** Same table as server/boot/lifecycle.ts STAGE_OF (the timeline colours by stage). */
+/**
+ * The stage each event type puts a system in (the timeline colours by stage): server/core/events.ts
+ * EVENTS, for the types whose stage is not `configured` (the fallback). The page loads no server
+ * module, so this is a copy; test/unit/core-events.test.ts fails when it differs from the table.
+ */
 const STAGE_OF: Record<string, string> = {
   dhcp_offer: 'booting', dhcp_ack: 'booting', loader_fetched: 'booting', boot_config_served: 'booting', kernel_fetched: 'booting',
   initrd_fetched: 'booting', autoinstall_served: 'installing', autoinstall_failed: 'failed', install_start: 'installing',
-  install_done: 'installed', netboot_disabled: 'installed', first_boot: 'running', agent_start: 'booting',
-  installer_running: 'installing', installer_finished: 'installed', disk_boot_started: 'installed', agent_failed: 'failed', edited: 'configured',
+  install_done: 'installed', netboot_disabled: 'installed', first_boot: 'running', install_progress: 'installing',
+  cloud_init_done: 'running', agent_start: 'booting', installer_running: 'installing', installer_finished: 'installed',
+  disk_boot_started: 'installed', agent_failed: 'failed', edited: 'configured',
 };
 
 // ------------------------------------------------------------------ helpers
