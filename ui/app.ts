@@ -74,7 +74,8 @@ const STAGE_OF: Record<string, string> = {
   initrd_fetched: 'booting', autoinstall_served: 'installing', autoinstall_failed: 'failed', install_start: 'installing',
   install_done: 'installed', netboot_disabled: 'installed', first_boot: 'running', install_progress: 'installing',
   cloud_init_done: 'running', agent_start: 'booting', installer_running: 'installing', installer_finished: 'installed',
-  disk_boot_started: 'installed', agent_failed: 'failed', edited: 'configured',
+  disk_boot_started: 'installed', agent_failed: 'failed', edited: 'configured', build_started: 'installing',
+  disk_ready: 'installing', bootstrap_done: 'installing', hooks_done: 'installing', bootloader_done: 'installed',
 };
 
 // ------------------------------------------------------------------ helpers
