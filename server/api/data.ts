@@ -118,7 +118,7 @@ export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
     });
   }
   if (ctx.config.dhcp_mode === 'managed' && ctx.config.dhcp_subnet.length === 0 && (await ctx.store.listNames('subnet')).length === 0) {
-    out.push({ severity: 'error', object: 'settings', field: 'dhcp_subnet', message: 'managed DHCP needs a subnet: --dhcp-subnet, or forge subnet add' });
+    out.push({ severity: 'warning', object: 'settings', field: 'dhcp_subnet', message: 'managed DHCP has no subnet and answers nobody: --dhcp-subnet, or forge subnet add' });
   }
   return out;
 }

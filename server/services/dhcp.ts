@@ -149,6 +149,9 @@ export async function startDhcp(deps: DhcpDeps, leases?: LeaseTable): Promise<Dh
   }
   const endpoints = sockets.filter((x) => ![...bcast.values()].includes(x)).map((x) => `udp ${deps.config.dhcp_listen}:${x.address().port} (dhcp ${s.mode})`);
   links?.start();
+  if (s.mode === 'managed' && s.subnets.length === 0) {
+    log.warn('managed DHCP has no subnet yet: answering nobody until one is added (forge subnet add --name NAME --cidr ...; picked up within seconds)');
+  }
   log.info('DHCP service started', { mode: s.mode, endpoints: endpoints.join(', '), broadcast_from: [...bcast.keys()].join(' '), subnets: s.subnets.map((n) => n.cidr).join(' '), next_server: s.nextServer });
   return {
     name: 'dhcp',

@@ -105,8 +105,9 @@ test('stored subnets on real sockets, README literal: dhclient on the attached s
     await lan.must('ip', ['route', 'add', '10.99.0.0/24', 'via', '10.98.0.50']);
     await lan.must('ip', ['route', 'add', '10.100.0.0/24', 'via', '10.98.0.50']);
 
-    // README: forge subnet add ... then forge serve --dhcp-mode managed (the CLI needs a running server, so serve first, then add: both orders are zero-sync).
-    const srv = await serve(lan, dir, ['--dhcp-mode', 'managed', '--dhcp-subnet', '10.98.0.0/24']);
+    // README, Subnets: forge serve --dhcp-mode managed (no subnet yet: it starts and answers nobody), then forge subnet add ...
+    const srv = await serve(lan, dir, ['--dhcp-mode', 'managed']);
+    assert.match(srv.out(), /no subnet yet: answering nobody/);
     const add = async (args: string[]): Promise<void> => {
       const r = await srv.cli(['subnet', 'add', ...args]);
       assert.equal(r.code, 0, `${args.join(' ')}\n${r.stdout}${r.stderr}`);

@@ -380,13 +380,22 @@ test('malformed packets are dropped, counted and logged as DHCP_DECODE; settings
   } finally {
     await f.cleanup();
   }
-  for (const bad of [{ dhcp_subnet: ['10.98.0.0/33'] }, { dhcp_range: ['10.97.0.1,10.97.0.9'] }, { dhcp_range: ['10.98.0.9,10.98.0.1'] }, { dhcp_subnet: [] }]) {
+  for (const bad of [{ dhcp_subnet: ['10.98.0.0/33'] }, { dhcp_range: ['10.97.0.1,10.97.0.9'] }, { dhcp_range: ['10.98.0.9,10.98.0.1'] }]) {
     const f2 = await fixture(bad);
     try {
       await assert.rejects(createDhcpHandler(f2.ctx), (e: unknown) => e instanceof ForgeError && e.code === 'CONFIG_INVALID');
     } finally {
       await f2.cleanup();
     }
+  }
+  // No subnet at all is not an error (the first one is added through the running server): nobody is answered.
+  const f3 = await fixture({ dhcp_subnet: [] });
+  try {
+    const h = await createDhcpHandler(f3.ctx);
+    assert.equal(h.settings.subnets.length, 0);
+    assert.equal(await h.handle({ data: wire({ type: MessageType.DISCOVER, mac: MAC }), ...from }), undefined);
+  } finally {
+    await f3.cleanup();
   }
 });
 

@@ -82,8 +82,9 @@ export function fallbackOf(config: ForgeConfig): SubnetFallback {
 
 /**
  * `stored`: the subnet objects of the store (validated on write; one that no
- * longer parses is skipped). Managed mode needs at least one subnet, from the
- * flags or the store.
+ * longer parses is skipped). Managed mode may start without any subnet (the
+ * CLI that adds the first one needs a running server); it answers nobody until
+ * one is added, and says so at start (dhcp.ts).
  */
 export function dhcpSettings(
   config: ForgeConfig,
@@ -118,9 +119,6 @@ export function dhcpSettings(
   }
   // A stored subnet replaces the flag subnet it overlaps (README "Subnets").
   const subnets = [...storedNets, ...flagNets.filter((f) => !storedNets.some((n) => overlaps(n, f)))];
-  if (config.dhcp_mode === 'managed' && subnets.length === 0) {
-    throw bad('dhcp_subnet', 'managed mode needs at least one subnet (--dhcp-subnet, or forge subnet add)');
-  }
   const pools: Pool[] = [];
   for (const subnet of subnets) {
     const own = storedRanges.get(subnet) ?? [];
