@@ -14,6 +14,7 @@ import { MessageType, Opt, decode, decodeDomainSearch, encodeDomainSearch, type 
 import { createDhcpHandler } from '../../server/services/dhcp.js';
 import type { DhcpHandler } from '../../server/services/dhcp/handler.js';
 import { fixture, wire, type ClientOpts } from './dhcp-fixtures.js';
+import { BootService, type BootDeps } from '../../server/boot/provider.js';
 
 function fails(fn: () => unknown, code: string, field: string): void {
   assert.throws(fn, (e: unknown) => {
@@ -211,6 +212,21 @@ test('stored subnets: INIT-REBOOT from an unknown client is silent unless the su
     assert.ok(onAuth && onQuiet);
     assert.notEqual(onAuth.file, '', 'unknown=default serves a boot file');
     assert.equal(onQuiet.file, '', 'dhcp_unknown=ignore: no boot file');
+  } finally {
+    await f.cleanup();
+  }
+});
+
+test('boot-config stage: an unknown machine gets the unknown policy of the stored subnet holding its address, as at the DHCP stage', async () => {
+  const f = await fixture({ dhcp_unknown: 'ignore', default_profile: 'deb12-base' });
+  try {
+    await f.store.create('subnet', validateNew('subnet', { name: 'disc', cidr: '10.96.0.0/25', unknown: 'discover' }));
+    await f.store.create('subnet', validateNew('subnet', { name: 'plain', cidr: '10.96.0.128/25' }));
+    const boot = new BootService({ store: f.store, settings: f.ctx.settings, config: { ...f.ctx.config, unknown_boot: 'local' }, log: f.ctx.log, record: () => undefined, baseUrl: () => 'http://10.96.0.1:8080' } as unknown as BootDeps);
+    const mac = '52:54:00:00:ee:01';
+    assert.equal((await boot.decide(mac, '::ffff:10.96.0.20')).target.kind, 'discover', 'subnet disc says discover');
+    assert.equal((await boot.decide(mac, '10.96.0.140')).target.kind, 'local', 'subnet plain takes dhcp_unknown=ignore: local disk');
+    assert.equal((await boot.decide(mac)).target.kind, 'local', 'no address: the server-wide policy');
   } finally {
     await f.cleanup();
   }
