@@ -17,6 +17,7 @@ import { blendProfile, blendSystem, type Vars } from './core/blend.js';
 import { INHERIT } from './core/model.js';
 import type { Distro, NetInterface, Profile, Settings, System, VirtType } from './core/model.js';
 import { ForgeError } from './errors.js';
+import { windowOpen } from './core/access.js';
 import type { Store } from './store/store.js';
 
 /** Longest profile chain followed (sub-profiles of sub-profiles ...). */
@@ -68,10 +69,17 @@ function brokenChain(e: unknown): boolean {
 
 // ---------------------------------------------------------------- blended views
 
-/** A system's blended variables (what templates see) and its distro. */
+/** The system's install token while its install window is open (core/access.ts), for its URLs. */
+export async function openInstallToken(store: Store, settings: Settings, name: string): Promise<string | undefined> {
+  const w = await store.installWindow(name);
+  return windowOpen(w, Date.now(), settings.install_grace_minutes) ? w!.token : undefined;
+}
+
+/** A system's blended variables (what templates see) and its distro; URLs carry its open install token. */
 export async function systemVars(store: Store, settings: Settings, s: System): Promise<{ vars: Vars; distro: Distro }> {
   const chain = await chainOf(store, s.profile);
-  return { vars: blendSystem(s, chain.profiles, chain.distro, settings, await store.list('subnet')), distro: chain.distro };
+  const token = await openInstallToken(store, settings, s.name);
+  return { vars: blendSystem(s, chain.profiles, chain.distro, settings, await store.list('subnet'), token), distro: chain.distro };
 }
 
 /** A profile's blended variables and its distro. */

@@ -86,6 +86,14 @@ export interface ForgeConfig {
   unknown_boot: UnknownBoot;
   /** Minutes in one install stage before `forge status` says stalled. */
   stall_minutes: number;
+  /** Minutes after netboot is turned off that a system's install URLs still answer (core/access.ts). */
+  install_grace_minutes: number;
+  /** Events older than this many days are deleted by the cleanup timer. */
+  events_keep_days: number;
+  /** At most this many events are kept per system (the oldest go first). */
+  events_per_system: number;
+  /** Audit entries older than this many days are deleted. */
+  audit_keep_days: number;
   log_level: LogLevel;
   log_format: LogFormat;
   access_log: boolean;
@@ -180,6 +188,10 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   uefi_loader: { kind: { oneOf: ['ipxe', 'grub', 'shim'] }, doc: 'UEFI loader: ipxe, grub, or shim (Secure Boot: signed shim -> signed GRUB); arm64 clients get grub for ipxe' },
   unknown_boot: { kind: { oneOf: ['local', 'menu'] }, doc: 'unknown machine without a default system' },
   stall_minutes: { kind: 'int', doc: 'minutes in a stage before status says stalled' },
+  install_grace_minutes: { kind: 'int', doc: 'minutes after netboot is turned off that the install token still works (first-boot callbacks, cloud-init)', shape: (v: number) => (v <= 10_080 ? undefined : 'must be at most 10080 (a week)') },
+  events_keep_days: { kind: 'int', doc: 'days events are kept (an automatic cleanup deletes older ones)', shape: (v: number) => (v >= 1 ? undefined : 'must be at least 1') },
+  events_per_system: { kind: 'int', doc: 'events kept per system at most (the oldest are deleted first; the last install_done stays)', shape: (v: number) => (v >= 10 ? undefined : 'must be at least 10') },
+  audit_keep_days: { kind: 'int', doc: 'days audit entries are kept', shape: (v: number) => (v >= 1 ? undefined : 'must be at least 1') },
   log_level: { kind: { oneOf: ['debug', 'info', 'warn', 'error'] }, doc: 'log verbosity' },
   log_format: { kind: { oneOf: ['text', 'json'] }, doc: 'log lines as text (key=value) or JSON, same fields' },
   access_log: { kind: 'bool', doc: 'one log line per HTTP request (component http.access)' },
@@ -234,6 +246,10 @@ export function defaults(): ForgeConfig {
     uefi_loader: 'ipxe',
     unknown_boot: 'local',
     stall_minutes: 60,
+    install_grace_minutes: 60,
+    events_keep_days: 30,
+    events_per_system: 1000,
+    audit_keep_days: 365,
     log_level: 'info',
     log_format: 'text',
     access_log: true,

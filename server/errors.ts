@@ -56,6 +56,7 @@ export const CATALOGUE = {
   // --- auth
   AUTH_REQUIRED: { status: 401, exit: EXIT.auth, summary: 'a bearer token is required for this endpoint' },
   AUTH_INVALID: { status: 403, exit: EXIT.auth, summary: 'the bearer token is wrong' },
+  FORBIDDEN: { status: 403, exit: EXIT.auth, summary: 'the token\'s role does not allow this (a read token cannot write)' },
   // --- store / model
   DUPLICATE_NAME: { status: 409, exit: EXIT.conflict, summary: 'an object of this type already has this name' },
   DUPLICATE_MAC: { status: 409, exit: EXIT.conflict, summary: 'another interface already has this MAC address' },

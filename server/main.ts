@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { join } from 'node:path';
-import { apiRouter } from './api/routes.js';
+import { apiRouter, apiRoutes, installCallbackRows, type ApiDeps } from './api/routes.js';
 import { ensureDiscoveryImage } from './discovery/image.js';
 import { Router } from 'express';
 import { checkRootsConfig } from './boot/confine.js';
@@ -20,6 +20,8 @@ import type { ForgeConfig } from './config.js';
 import { baseUrlOf } from './core/blend.js';
 import { settingsFromConfig } from './settings-from-config.js';
 import { EventHub } from './api/stream.js';
+import { Auth } from './auth.js';
+import { startRetention } from './events/retention.js';
 import { Metrics, timedStore } from './metrics.js';
 import type { BaseUrl, RecordEvent } from './deps.js';
 import { ForgeError } from './errors.js';
@@ -163,6 +165,10 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   const leases = config.dhcp_mode === 'managed' ? createLeaseTable({ store, log }, 'managed') : undefined;
   const boot = new BootService({ store, settings, config, log, record, baseUrl, ...(leases !== undefined ? { liveLeases: liveLeases(leases) } : {}) });
   const renderer = new Renderer(rootsFor(config));
+  const alog = log.child('audit');
+  const auth = new Auth(() => token, store, (e) => {
+    store.addAudit(e).catch((err: unknown) => alog.warn('could not record audit entry', { action: e.action, err }));
+  });
   const autoinstall = autoinstallRoutes({
     autoinstall: new AutoinstallService(store, settings, renderer),
     renderer,
@@ -170,26 +176,30 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     pxeJustOnce: settings.pxe_just_once,
     log,
     record,
+    auth,
+    graceMinutes: config.install_grace_minutes,
   });
   const bootHttp = bootRoutes({ boot, store, config, log, baseUrl, dhcpLinks: () => dhcpLinks() });
+  const apiDeps: ApiDeps = {
+    store,
+    settings,
+    config,
+    auth,
+    baseUrl,
+    events,
+    log,
+    autoinstall: autoinstall.api,
+    boot: bootHttp.api,
+    publicRows: [...autoinstall.rows, ...bootHttp.rows],
+    kexecTarget: (system, mac) => boot.kexecTarget(system, mac),
+  };
   const app = buildApp(
     {
-      cobbler: cobblerApiRouter({ store, settings, token, log, config }),
+      cobbler: cobblerApiRouter({ store, settings, auth, log, config }),
       autoinstall: mountPublicRows(Router(), autoinstall.rows),
       boot: mountPublicRows(Router(), bootHttp.rows),
-      api: apiRouter({
-        store,
-        settings,
-        config,
-        token,
-        baseUrl,
-        events,
-        log,
-        autoinstall: autoinstall.api,
-        boot: bootHttp.api,
-        publicRows: [...autoinstall.rows, ...bootHttp.rows],
-        kexecTarget: (system, mac) => boot.kexecTarget(system, mac),
-      }),
+      api: apiRouter(apiDeps),
+      installCallbacks: mountPublicRows(Router(), installCallbackRows(apiRoutes(apiDeps))),
       dbFile: postgres ? redactUrl(config.store) : join(config.data_dir, 'forge.db'),
     },
     log,
@@ -208,7 +218,11 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
       }),
   });
 
+  // Events and audit entries do not grow without end (events/retention.ts).
+  const stopRetention = startRetention(store, config, log);
+
   const close = async (): Promise<void> => {
+    stopRetention();
     for (const s of [...services].reverse()) {
       try {
         await s.close();

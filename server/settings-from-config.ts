@@ -30,6 +30,7 @@ export function settingsFromConfig(config: ForgeConfig, table?: IfaceTable): Set
     http_port: config.http_port,
     next_server: config.next_server !== '' ? config.next_server : server.replace(/:\d+$/, ''),
     pxe_just_once: config.pxe_just_once,
+    install_grace_minutes: config.install_grace_minutes,
     default_name_servers: config.dhcp_dns,
     default_name_servers_search: config.dhcp_domain !== '' ? [config.dhcp_domain] : [],
     default_virt_type: 'kvm',

@@ -10,6 +10,7 @@ import { validateNew } from '../core/validate.js';
 import { ForgeError, invalid } from '../errors.js';
 import type { ExportDocument, Store } from '../store/store.js';
 import { blendedProfile } from '../catalog.js';
+import { slicer } from '../core/yield.js';
 import { DISTRO_PATH_FIELDS, assertDistroConfined, bootRootsOf, whyRefused } from '../boot/confine.js';
 
 export interface Problem {
@@ -55,11 +56,14 @@ export interface DataDeps {
   config: Pick<ForgeConfig, 'dhcp_mode' | 'dhcp_subnet' | 'boot_roots' | 'data_dir' | 'server' | 'listen'>;
 }
 
+/** Chunked (core/yield.ts) like validate: a check of 100k systems never holds DHCP/TFTP answers. */
 export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
   const out: Problem[] = [];
   const { store } = ctx;
   const roots = bootRootsOf(ctx.config);
+  const slice = slicer();
   for (const d of await store.list('distro')) {
+    await slice();
     // Left over from before boot_roots (or a root removed since): never served, say so.
     for (const f of DISTRO_PATH_FIELDS) {
       const v = d[f];
@@ -81,6 +85,7 @@ export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
   // `forge check` also asks); here only what blending needs.
   const okProfiles = new Set<string>();
   for (const p of await store.list('profile')) {
+    await slice();
     try {
       await blendedProfile(store, ctx.settings, p.name);
       okProfiles.add(p.name);
@@ -92,7 +97,10 @@ export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
   // A system blends when its profile does (the store keeps references valid),
   // so a whole-site check stays fast at 100k systems.
   const noMac: string[] = [];
-  for (const s of await store.list('system')) {
+  for (const name of await store.listNames('system')) {
+    await slice();
+    const s = await store.get('system', name);
+    if (s === undefined) continue;
     if (!okProfiles.has(s.profile)) {
       out.push({ severity: 'error', object: `system ${s.name}`, field: 'profile', message: `profile ${s.profile} is missing or has no distro` });
     }

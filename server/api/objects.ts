@@ -12,7 +12,7 @@ import { assertDistroConfined, bootRootsOf } from '../boot/confine.js';
 import { FIELDS, INTERFACE_FIELDS, RANDOM_MAC, filterRefusal, isName, redact, redactVars, validateNew, validatePatch } from '../core/validate.js';
 import { normalizeMac } from '../core/mac.js';
 import { ForgeError, invalid } from '../errors.js';
-import { tokenMatches } from './auth.js';
+import type { Auth } from '../auth.js';
 import type { ListFilter, Store, WriteOptions } from '../store/store.js';
 import { blendedProfile, blendedSystem, effectiveVirtType } from '../catalog.js';
 
@@ -25,8 +25,8 @@ function hasRandomMac(s: System): boolean {
 export interface ObjectsDeps {
   store: Store;
   settings: Settings;
-  /** The bearer token: reads that carry it see secret fields unmasked. */
-  token: string;
+  /** Reads with a read or admin token see secret fields unmasked. */
+  auth: Auth;
   /** boot_roots and data_dir: distro files are confined (boot/confine.ts). */
   config: Pick<ForgeConfig, 'boot_roots' | 'data_dir'>;
 }
@@ -96,10 +96,11 @@ function param(req: Request, key: string): string {
   return v;
 }
 
-/** True when the request carries the right bearer token (reads then show secrets). */
-function authorised(ctx: ObjectsDeps, req: Request): boolean {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
-  return m !== null && tokenMatches(ctx.token, m[1]!);
+/** The top-level fields whose values differ (what the audit log says a write changed). */
+export function changedFields(before: object, after: object): string[] {
+  const a = before as Record<string, unknown>;
+  const b = after as Record<string, unknown>;
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => k !== 'mtime' && k !== 'ctime' && JSON.stringify(a[k]) !== JSON.stringify(b[k])).sort();
 }
 
 /** The handlers of one kind's routes; the rows are in api/routes.ts. */
@@ -120,7 +121,7 @@ export function objectHandlers(ctx: ObjectsDeps, kind: ObjectKind): ObjectHandle
   return {
     list: async (req, res) => {
       const filter = parseFilter(kind, req.query);
-      const authed = authorised(ctx, req);
+      const authed = await ctx.auth.canReadSecrets(req, res);
       for (const k of Object.keys(filter)) {
         const why = filterRefusal(kind, k, authed);
         if (why !== undefined) throw invalid(k, why);
@@ -172,7 +173,7 @@ export function objectHandlers(ctx: ObjectsDeps, kind: ObjectKind): ObjectHandle
 
     get: async (req, res) => {
       const obj = await ctx.store.mustGet(kind, param(req, 'name'));
-      res.json(authorised(ctx, req) ? obj : redact(kind, obj));
+      res.json((await ctx.auth.canReadSecrets(req, res)) ? obj : redact(kind, obj));
     },
 
     patch: async (req, res) => {
@@ -182,7 +183,14 @@ export function objectHandlers(ctx: ObjectsDeps, kind: ObjectKind): ObjectHandle
       // transaction so concurrent edits of one object never lose each other.
       const preview = validatePatch(kind, await ctx.store.mustGet(kind, name), req.body);
       const opts = await writeOptions(ctx, kind, [preview]);
-      res.json(redact(kind, await ctx.store.update(kind, name, (cur) => validatePatch(kind, cur, req.body), opts)));
+      let changed: string[] = [];
+      const after = await ctx.store.update(kind, name, (cur) => {
+        const next = validatePatch(kind, cur, req.body);
+        changed = changedFields(cur, next);
+        return next;
+      }, opts);
+      res.locals['audit_fields'] = changed;
+      res.json(redact(kind, after));
     },
 
     remove: async (req, res) => {
@@ -216,7 +224,7 @@ export function objectHandlers(ctx: ObjectsDeps, kind: ObjectKind): ObjectHandle
     blended: async (req, res) => {
       const name = param(req, 'name');
       const vars = kind === 'system' ? await blendedSystem(ctx.store, ctx.settings, name) : await blendedProfile(ctx.store, ctx.settings, name);
-      res.json(authorised(ctx, req) ? vars : redactVars(vars));
+      res.json((await ctx.auth.canReadSecrets(req, res)) ? vars : redactVars(vars));
     },
   };
 }

@@ -97,7 +97,7 @@ function components(): Record<string, Schema> {
       required: ['code', 'message'],
     },
     Health: { type: 'object', properties: { ok: { type: 'boolean' }, name: str, version: str, base_url: str }, required: ['ok', 'name', 'version'] },
-    Whoami: { type: 'object', properties: { role: { type: 'string', enum: ['anonymous', 'admin'] }, can_write: { type: 'boolean' } }, required: ['role', 'can_write'] },
+    Whoami: { type: 'object', properties: { role: { type: 'string', enum: ['anonymous', 'read', 'admin'] }, token_id: { type: 'string' }, can_write: { type: 'boolean' } }, required: ['role', 'can_write'] },
     Removed: { type: 'object', properties: { removed: { type: 'array', items: str } }, required: ['removed'] },
     Created: { type: 'object', properties: { created: { type: 'integer', minimum: 0 } }, required: ['created'] },
     Event: {
@@ -153,7 +153,7 @@ function operation(row: RouteRow): Schema {
   for (const r of replies) responses[String(r.status ?? 200)] = { description: r.description, content: content(r.type, r.schema) };
   const err = { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
   const errors = new Set(row.errors ?? []);
-  if (row.auth === 'admin') {
+  if (row.auth === 'admin' || row.auth === 'token') {
     errors.add(401);
     errors.add(403);
   }
@@ -166,7 +166,7 @@ function operation(row: RouteRow): Schema {
     summary: row.summary,
     operationId: `${row.method}${openapiPath(row.path).replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
     'x-forge-auth': row.auth,
-    ...(row.auth === 'admin' ? { security: [{ bearer: [] }] } : {}),
+    ...(row.auth === 'admin' || row.auth === 'token' ? { security: [{ bearer: [] }] } : {}),
     ...(parameters.length > 0 ? { parameters } : {}),
     ...(row.request !== undefined ? { requestBody: { required: true, content: content(row.request.type, row.request.schema) } } : {}),
     responses,
@@ -193,7 +193,7 @@ export function openapiDocument(version: string, api: readonly RouteRow[], root:
     info: {
       title: 'forge',
       version,
-      description: 'Network install server API. Admin routes need Authorization: Bearer TOKEN; x-forge-auth on each operation says who may call it (anonymous, read, admin).',
+      description: 'Network install server API. Admin routes need Authorization: Bearer TOKEN; x-forge-auth on each operation says who may call it (anonymous; read: anyone, secrets masked without a token; token: a read or admin token; admin).',
     },
     paths,
     components: {

@@ -16,11 +16,11 @@ import { Router } from 'express';
 import type { RequestHandler } from 'express';
 import type { BaseUrl } from '../deps.js';
 import type { Logger } from '../log.js';
-import { requireToken } from './auth.js';
+import type { Auth } from '../auth.js';
+import { auditWrites, tokenHandlers } from './tokens.js';
 import { dataHandlers, type DataDeps } from './data.js';
 import { eventHandlers } from './events.js';
-import { hasToken, streamHandler, type EventHub } from './stream.js';
-import { ForgeError } from '../errors.js';
+import { streamHandler, type EventHub } from './stream.js';
 import { objectHandlers, PLURAL } from './objects.js';
 import { openapiDocument } from './openapi.js';
 import { powerHandlers } from './power.js';
@@ -37,8 +37,8 @@ export { VERSION };
 
 /** What the /api/v1 routes use. */
 export interface ApiDeps extends DataDeps {
-  /** Bearer token required by admin routes. */
-  token: string;
+  /** Tokens and roles (server/auth.ts): admin routes need an admin token; reads with a read or admin token show secrets. */
+  auth: Auth;
   baseUrl: BaseUrl;
   /** Stored events, published for the live stream. */
   events: EventHub;
@@ -104,11 +104,11 @@ export function apiRoutes(ctx: ApiDeps): RouteRow[] {
     res.json({ ok: true, name: 'forge', version: VERSION, base_url: ctx.baseUrl() });
   };
   // What the web UI shows: edit controls only for a token that may write.
-  const whoami: RequestHandler = (req, res) => {
-    const given = req.get('authorization') !== undefined;
-    if (given && !hasToken(req, ctx.token)) throw new ForgeError('AUTH_INVALID', 'the bearer token is wrong', { field: 'authorization' });
-    res.json({ role: given ? 'admin' : 'anonymous', can_write: given });
+  const whoami: RequestHandler = async (req, res) => {
+    const p = await ctx.auth.identify(req, res);
+    res.json(p.kind === 'anonymous' ? { role: 'anonymous', can_write: false } : { role: p.role, token_id: p.id, can_write: p.role === 'admin' });
   };
+  const tokens = tokenHandlers(ctx.store);
   // DHCP leases as stored (the running server writes them in batches).
   const leases: RequestHandler = async (_req, res) => {
     res.json(await ctx.store.listLeases());
@@ -126,6 +126,24 @@ export function apiRoutes(ctx: ApiDeps): RouteRow[] {
     },
     { method: 'get', path: '/whoami', auth: 'anonymous', summary: 'the role of the bearer token sent (anonymous without one): what the web UI may show', reply: OK('role', 'Whoami'), errors: [403], handler: whoami },
     { method: 'get', path: '/leases', auth: 'read', summary: 'DHCP leases as stored', reply: OK('leases', { type: 'array', items: { type: 'object' } }), handler: leases },
+
+    // ----- API tokens and the audit log (admin)
+    {
+      method: 'post', path: '/tokens', auth: 'admin', summary: 'create an API token {role: read|admin, comment}; the answer carries the token, shown this once (only its SHA-256 is stored)',
+      request: { schema: { type: 'object', properties: { role: { type: 'string', enum: ['read', 'admin'] }, comment: { type: 'string', maxLength: 200 } }, additionalProperties: false } },
+      reply: CREATED('token', { type: 'object' }), errors: [400], handler: tokens.create,
+    },
+    { method: 'get', path: '/tokens', auth: 'admin', summary: 'API tokens: id, role, comment, created, revoked (never the token)', reply: OK('tokens', { type: 'array', items: { type: 'object' } }), handler: tokens.list },
+    { method: 'delete', path: '/tokens/:id', auth: 'admin', summary: 'revoke an API token (it stops working at once)', reply: OK('token', { type: 'object' }), errors: [400, 404], handler: tokens.revoke },
+    {
+      method: 'get', path: '/audit', auth: 'admin', summary: 'audit log: every write (token id and role, method and path, object, names of the fields written, client address, status) and every failed authentication',
+      query: [
+        { name: 'since', in: 'query', description: 'ISO-8601 time: entries from it', schema: { type: 'string' } },
+        { name: 'object', in: 'query', description: 'TYPE/NAME, TYPE or NAME', schema: { type: 'string' } },
+        { name: 'limit', in: 'query', description: 'the newest N (1..100000, default 1000)', schema: { type: 'integer', minimum: 1, maximum: 100000 } },
+      ],
+      reply: OK('entries, oldest first', { type: 'array', items: { type: 'object' } }), errors: [400], handler: tokens.audit,
+    },
 
     // ----- events
     {
@@ -149,7 +167,7 @@ export function apiRoutes(ctx: ApiDeps): RouteRow[] {
     { method: 'post', path: '/systems/:name/events', auth: 'admin', summary: 'record an event {type, source?, detail?}', request: { schema: 'NewEvent' }, reply: CREATED('event', 'Event'), errors: [400, 404], handler: ev.add },
 
     // ----- export, import, check
-    { method: 'get', path: '/export', auth: 'admin', summary: 'every object as one JSON document (carries secrets: token only)', reply: OK('export document', { type: 'object' }), handler: data.exportAll },
+    { method: 'get', path: '/export', auth: 'token', summary: 'every object as one JSON document (carries secrets: a read or admin token)', reply: OK('export document', { type: 'object' }), handler: data.exportAll },
     {
       method: 'post', path: '/import', auth: 'admin', summary: 'import an export document, all or nothing (replace=true overwrites)',
       query: [{ name: 'replace', in: 'query', description: 'overwrite objects that exist', schema: { type: 'boolean' } }],
@@ -222,8 +240,8 @@ export function apiRoutes(ctx: ApiDeps): RouteRow[] {
       before: [ai.cloudInitForm], request: { type: 'form', schema: { type: 'object', properties: { instance_id: { type: 'string' }, hostname: { type: 'string' }, fqdn: { type: 'string' } } } },
       reply: RECORDED, errors: [404, 413], handler: ai.cloudInitDone,
     },
-    { method: 'get', path: '/systems/:name/autoinstall', auth: 'read', summary: 'rendered autoinstall (preview, no event)', reply: TEXT, errors: [404, 500], handler: ai.previewSystem },
-    { method: 'get', path: '/profiles/:name/autoinstall', auth: 'read', summary: 'rendered autoinstall (preview)', reply: TEXT, errors: [404, 500], handler: ai.previewProfile },
+    { method: 'get', path: '/systems/:name/autoinstall', auth: 'token', summary: 'rendered autoinstall with its secrets (preview, no event; a read or admin token)', reply: TEXT, errors: [404, 500], handler: ai.previewSystem },
+    { method: 'get', path: '/profiles/:name/autoinstall', auth: 'token', summary: 'rendered autoinstall with its secrets (preview; a read or admin token)', reply: TEXT, errors: [404, 500], handler: ai.previewProfile },
     { method: 'get', path: '/validate', auth: 'read', summary: 'render every profile and system, list every error', reply: OK('{ok, checked, errors}', { type: 'object' }), handler: ai.validate },
     { method: 'get', path: '/templates', auth: 'read', summary: 'templates and snippets with what shadows what', reply: OK('lists', { type: 'object' }), handler: ai.templates },
     {
@@ -255,11 +273,19 @@ export function apiRoutes(ctx: ApiDeps): RouteRow[] {
   return rows;
 }
 
+/** The installer callbacks among the rows (anonymous, per system): also served under /i/TOKEN/api/v1 (core/access.ts). */
+export function installCallbackRows(rows: readonly RouteRow[]): RouteRow[] {
+  return rows.filter((r) => r.auth === 'anonymous' && /^\/systems\/:name\/(install\/|firstboot$|cloud-init\/done$)/.test(r.path));
+}
+
 /** What each auth level runs before a row's handler. */
-export function apiGuards(token: () => string): Guards {
-  return { anonymous: [], read: [], admin: [requireToken(token)] };
+export function apiGuards(auth: Auth): Guards {
+  return { anonymous: [], read: [], token: [auth.require('read')], admin: [auth.require('admin')] };
 }
 
 export function apiRouter(ctx: ApiDeps): Router {
-  return mountRows(Router(), apiRoutes(ctx), apiGuards(() => ctx.token));
+  const r = Router();
+  // Every write (and who made it) into the audit log, once it is answered.
+  r.use(auditWrites(ctx.auth, ctx.store, ctx.log));
+  return mountRows(r, apiRoutes(ctx), apiGuards(ctx.auth));
 }

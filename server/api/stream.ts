@@ -20,7 +20,7 @@ import type { ForgeEvent } from '../core/model.js';
 import { ForgeError, invalid } from '../errors.js';
 import { encodeSse, sseComment } from '../protocol/sse/codec.js';
 import { globToRegExp } from '../store/common.js';
-import { tokenMatches } from './auth.js';
+import type { Auth } from '../auth.js';
 
 export const STREAM_LIMITS = {
   anonymous: 16,
@@ -95,17 +95,12 @@ function resumeId(req: Request): number | undefined {
   return n;
 }
 
-/** Whether the request carries the (admin) token; the stream limits and GET /whoami use it. */
-export function hasToken(req: Request, token: string): boolean {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
-  return m !== null && tokenMatches(token, m[1]!);
-}
 
 /** What the live stream uses. */
 export interface StreamDeps {
   store: Store;
   events: EventHub;
-  token: string;
+  auth: Auth;
   log: Logger;
 }
 
@@ -118,7 +113,7 @@ export function streamHandler(ctx: StreamDeps): RequestHandler {
   return async (req: Request, res: Response) => {
     const filter = parseEventFilter(req.query as Record<string, unknown>);
     let after = resumeId(req);
-    const anon = !hasToken(req, ctx.token);
+    const anon = (await ctx.auth.identify(req, res)).kind === 'anonymous';
     if (total >= STREAM_LIMITS.total || (anon && anonymous >= STREAM_LIMITS.anonymous)) {
       res.setHeader('Retry-After', '10');
       throw new ForgeError(

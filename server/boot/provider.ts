@@ -20,6 +20,7 @@ import { bootRootsOf, whyRefused } from './confine.js';
 import { isUrl, localFile, type LocalFile } from './distfiles.js';
 import { discoveryDir } from '../discovery/image.js';
 import { join } from 'node:path';
+import { EventLimiter } from '../events/limit.js';
 
 /** Profiles shown in a menu at most (a menu of thousands helps nobody). */
 const MENU_LIMIT = 200;
@@ -48,7 +49,7 @@ export interface BootDeps {
 }
 
 export class BootService {
-  private readonly recent = new Map<string, number>();
+  private readonly recent = new EventLimiter(EVENT_DEDUPE_MS);
 
   constructor(private readonly deps: BootDeps) {}
 
@@ -230,12 +231,7 @@ export class BootService {
   /** Record an event, once per (system, type, file) per window. */
   record<T extends EventType>(system: string | undefined, type: T, source: EventSource, detail: EventDetails[T]): void {
     if (system === undefined) return;
-    const key = `${system}\0${type}\0${String((detail as { file?: unknown }).file ?? '')}`;
-    const now = Date.now();
-    const last = this.recent.get(key);
-    if (last !== undefined && now - last < EVENT_DEDUPE_MS) return;
-    if (this.recent.size > 10_000) this.recent.clear();
-    this.recent.set(key, now);
+    if (!this.recent.allow(`${system}\0${type}\0${String((detail as { file?: unknown }).file ?? '')}`)) return;
     this.deps.record(lifecycleEvent({ system, type, source, detail }));
   }
 }

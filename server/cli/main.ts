@@ -23,6 +23,7 @@ import { commands as serveCommands } from './commands/serve.js';
 import { commands as cobblerCommands } from './commands/cobbler.js';
 import { commands as powerCommands } from './commands/power.js';
 import { commands as discoveryCommands } from './commands/discovery.js';
+import { commands as accessCommands } from './commands/access.js';
 
 export const REGISTRY: CommandSpec[] = [
   ...objectCommands,
@@ -33,6 +34,7 @@ export const REGISTRY: CommandSpec[] = [
   ...cobblerCommands,
   ...powerCommands,
   ...discoveryCommands,
+  ...accessCommands,
 ];
 
 REGISTRY.push({

@@ -39,7 +39,8 @@ import { POWER_TYPE_MAP } from './import.js';
 import { VERSION } from '../core/version.js';
 import { ForgeError } from '../errors.js';
 import { chainOf } from '../catalog.js';
-import { tokenMatches } from '../api/auth.js';
+import { clientOf, type Auth } from '../auth.js';
+import { allows, type TokenPrincipal } from '../core/access.js';
 import { decodeCall, encodeFault, encodeResponse, XmlRpcDecodeError } from '../protocol/xmlrpc/codec.js';
 import type { XmlRpcValue } from '../protocol/xmlrpc/codec.js';
 import type { ListFilter } from '../store/store.js';
@@ -116,8 +117,8 @@ export function readView(kind: ObjectKind, o: ForgeObject, authenticated: boolea
 export interface CobblerApiDeps {
   store: Store;
   settings: Settings;
-  /** login's password and the write token. */
-  token: string;
+  /** Tokens and roles (api/auth.ts): login's password is any API token; writes need an admin one. */
+  auth: Auth;
   log: Logger;
   /** boot_roots and data_dir: distro files are confined (boot/confine.ts), as on the REST API. */
   config: Pick<ForgeConfig, 'boot_roots' | 'data_dir'>;
@@ -127,12 +128,21 @@ export class CobblerApi {
   private readonly pending = new Map<string, Pending>();
   constructor(private readonly ctx: CobblerApiDeps) {}
 
-  private authed(token: unknown): boolean {
-    return typeof token === 'string' && token !== '' && tokenMatches(this.ctx.token, token);
+  /** The token's principal (undefined: no such token). */
+  async principal(token: unknown): Promise<TokenPrincipal | undefined> {
+    return typeof token === 'string' && token !== '' ? this.ctx.auth.principalOf(token) : undefined;
   }
 
-  private requireToken(token: unknown): void {
-    if (!this.authed(token)) throw new Fault('invalid token: log in with login(user, FORGE_TOKEN) and pass the token it returns');
+  /** A read or admin token: reads show secrets. */
+  private async authed(token: unknown): Promise<boolean> {
+    const p = await this.principal(token);
+    return p !== undefined && allows(p, 'read');
+  }
+
+  private async requireToken(token: unknown): Promise<void> {
+    const p = await this.principal(token);
+    if (p === undefined) throw new Fault('invalid token: log in with login(user, FORGE_TOKEN) and pass the token it returns');
+    if (!allows(p, 'admin')) throw new Fault(`token ${p.id} has role ${p.role}: writes need an admin token`);
   }
 
   private kindOf(what: unknown): ObjectKind | 'repo' | 'image' | 'menu' {
@@ -146,7 +156,7 @@ export class CobblerApi {
   async getItems(what: unknown, token?: unknown): Promise<CobblerRecord[]> {
     const kind = this.kindOf(what);
     if (kind === 'repo' || kind === 'image' || kind === 'menu') return [];
-    const authed = this.authed(token);
+    const authed = (await this.authed(token));
     return (await this.ctx.store.list(kind)).map((o) => readView(kind, o, authed));
   }
 
@@ -154,7 +164,7 @@ export class CobblerApi {
     const kind = this.kindOf(what);
     if (kind === 'repo' || kind === 'image' || kind === 'menu') return '~';
     const o = await this.ctx.store.get(kind, str(name, 'name'));
-    return o === undefined ? '~' : readView(kind, o, this.authed(token));
+    return o === undefined ? '~' : readView(kind, o, (await this.authed(token)));
   }
 
   async findItems(what: unknown, criteria: unknown, expand: unknown, token?: unknown): Promise<(CobblerRecord | string)[]> {
@@ -167,7 +177,7 @@ export class CobblerApi {
         const k = ALIASES[k0] ?? k0;
         const known = k in FIELDS[kind] || (kind === 'system' && (k === 'mac_address' || k === 'ip_address'));
         if (!known) throw new Fault(`find_${kind}: ${k0}: ${why(k0)} to search on`);
-        const refused = filterRefusal(kind, k, this.authed(token) || this.authed(expand));
+        const refused = filterRefusal(kind, k, (await this.authed(token)) || (await this.authed(expand)));
         if (refused !== undefined) throw new Fault(`find_${kind}: ${k0}: ${refused}`);
         filter[k] = k === 'mac_address' ? String(v).toLowerCase() : String(v);
       }
@@ -176,7 +186,7 @@ export class CobblerApi {
     // `expand`, which is truthy and so asks for whole records.
     const full = expand !== undefined && expand !== false && expand !== 0 && expand !== '' && expand !== '~';
     if (!full) return (await this.ctx.store.listNames(kind, filter)).sort();
-    const authed = this.authed(token) || this.authed(expand);
+    const authed = (await this.authed(token)) || (await this.authed(expand));
     return (await this.ctx.store.list(kind, filter)).map((o) => readView(kind, o, authed));
   }
 
@@ -204,7 +214,7 @@ export class CobblerApi {
     const o = await this.ctx.store.get(kind, str(name, 'name'));
     if (o === undefined) return {};
     const { vars, plain } = await this.blendBoth(kind, o);
-    if (this.authed(token)) return renderedRecord(kind, vars, plain, o);
+    if ((await this.authed(token))) return renderedRecord(kind, vars, plain, o);
     return renderedRecord(kind, redactVars(vars), redactVars(plain), redact(kind, o));
   }
 
@@ -235,14 +245,14 @@ export class CobblerApi {
 
   async handle(kind: ObjectKind, name: unknown, token: unknown): Promise<string> {
     // Cobbler >= 3.4 drops the token here (Ansible then calls get_system_handle(name)).
-    if (token !== undefined) this.requireToken(token);
+    if (token !== undefined) await this.requireToken(token);
     const n = str(name, 'name');
     if ((await this.ctx.store.get(kind, n)) === undefined) throw new Fault(`internal error, unknown ${kind} name ${n}`);
     return this.newHandle(kind, n);
   }
 
-  newItem(kind: ObjectKind, token: unknown): string {
-    this.requireToken(token);
+  async newItem(kind: ObjectKind, token: unknown): Promise<string> {
+    await this.requireToken(token);
     return this.newHandle(kind, undefined);
   }
 
@@ -265,7 +275,7 @@ export class CobblerApi {
   }
 
   async modify(kind: ObjectKind, id: unknown, attribute: unknown, arg: unknown, token: unknown): Promise<boolean> {
-    this.requireToken(token);
+    await this.requireToken(token);
     const p = this.pendingFor(kind, id);
     const attr0 = str(attribute, 'attribute').replace(/-/g, '_');
     if (kind === 'system' && attr0 === 'modify_interface') {
@@ -328,7 +338,7 @@ export class CobblerApi {
   }
 
   async save(kind: ObjectKind, id: unknown, token: unknown): Promise<boolean> {
-    this.requireToken(token);
+    await this.requireToken(token);
     const key = str(id, 'object id');
     const p = this.pendingFor(kind, key);
     try {
@@ -353,7 +363,7 @@ export class CobblerApi {
   }
 
   async remove(kind: ObjectKind, name: unknown, token: unknown, recursive: unknown): Promise<boolean> {
-    this.requireToken(token);
+    await this.requireToken(token);
     try {
       await this.ctx.store.remove(kind, str(name, 'name'), { recursive: recursive === undefined || recursive === true || recursive === 1 });
     } catch (e) {
@@ -392,18 +402,18 @@ export class CobblerApi {
       case 'extended_version':
         return { version: '3.3.0', version_tuple: [3, 3, 0], gitdate: '', gitstamp: '', builddate: '', forge: VERSION };
       case 'login':
-        if (typeof a[1] !== 'string' || !tokenMatches(this.ctx.token, a[1])) throw new Fault(`login failed (${typeof a[0] === 'string' ? a[0] : ''}): the password is forge's API token (DATA_DIR/token)`);
-        return this.ctx.token;
+        if (typeof a[1] !== 'string' || (await this.principal(a[1])) === undefined) throw new Fault(`login failed (${typeof a[0] === 'string' ? a[0] : ''}): the password is a forge API token (DATA_DIR/token or forge token create)`);
+        return a[1];
       case 'logout':
         return true;
       case 'token_check':
-        return this.authed(a[0]);
+        return (await this.authed(a[0]));
       case 'check_access':
       case 'check_access_no_fail':
-        return this.authed(a[0]) ? 1 : 0;
+        return (await this.authed(a[0])) ? 1 : 0;
       case 'sync':
       case 'sync_dhcp':
-        this.requireToken(a[0]);
+        await this.requireToken(a[0]);
         this.ctx.log.info('XML-RPC sync: nothing to do (forge makes boot files, DHCP answers and autoinstall files when machines ask)', { method });
         return true;
       case 'get_settings':
@@ -455,6 +465,21 @@ export class CobblerApi {
 }
 
 /** POST /cobbler_api: decode, call, encode; every failure is an XML-RPC fault, never a crash. */
+/** XML-RPC methods that change something (audited like REST writes). */
+const XMLRPC_WRITE = /^(new|modify|save|remove|copy|rename)_|^(sync|sync_dhcp|xapi_object_edit|background_\w+|power_system)$/;
+
+/** The audit entry of a successful XML-RPC write: the principal of the token among its parameters. */
+async function auditCall(api: CobblerApi, ctx: CobblerApiDeps, req: Request, method: string, params: XmlRpcValue[]): Promise<void> {
+  let p: TokenPrincipal | undefined;
+  for (const v of params) if (typeof v === 'string' && (p = await api.principal(v)) !== undefined) break;
+  if (p === undefined) return;
+  const m = /_(distro|profile|system)$/.exec(method);
+  const name = params.find((v): v is string => typeof v === 'string' && !/^forge_|^[A-Za-z0-9_-]{32,}$/.test(v) && !v.startsWith('___'));
+  await ctx.store
+    .addAudit({ actor: p.id, role: p.role, client: clientOf(req), action: `xmlrpc ${method}`, object_type: m?.[1] ?? '', object: m !== null ? name ?? '' : '', detail: {} })
+    .catch(() => undefined);
+}
+
 export function cobblerApiRouter(ctx: CobblerApiDeps): Router {
   const api = new CobblerApi(ctx);
   const log = ctx.log.child('xmlrpc');
@@ -479,6 +504,7 @@ export function cobblerApiRouter(ctx: CobblerApiDeps): Router {
           const call = decodeCall(typeof raw === 'string' ? raw : '');
           method = call.method;
           const result = await api.call(call.method, call.params);
+          if (XMLRPC_WRITE.test(call.method)) await auditCall(api, ctx, req, call.method, call.params);
           reply(res, encodeResponse(stripNone(result) as XmlRpcValue));
         } catch (e) {
           if (e instanceof Fault || e instanceof XmlRpcDecodeError) {

@@ -19,6 +19,7 @@
  * The result is what `forge ... dumpvars` prints and what templates see.
  * Pure: the caller loads the chain and the subnets.
  */
+import { installBaseUrl } from './access.js';
 import { kernelCommandLine } from './cmdline.js';
 import { intToIp } from './ipv4.js';
 import { INHERIT } from './model.js';
@@ -108,7 +109,7 @@ function blendChain(chain: readonly Profile[], distro: Distro, settings: Setting
   return vars;
 }
 
-function finish(vars: Vars, settings: Settings, distro: Distro, autoinstallPath: string): Vars {
+function finish(vars: Vars, settings: Settings, distro: Distro, autoinstallPath: string, installToken?: string): Vars {
   // Settings' name servers are a fallback, not a prefix of every list.
   if ((vars['name_servers'] as unknown[]).length === 0) vars['name_servers'] = [...settings.default_name_servers];
   if ((vars['name_servers_search'] as unknown[]).length === 0) {
@@ -119,11 +120,17 @@ function finish(vars: Vars, settings: Settings, distro: Distro, autoinstallPath:
 
   const baseUrl = baseUrlOf(settings);
   vars['base_url'] = baseUrl;
-  vars['http_server'] = baseUrl.replace(/^http:\/\//, '');
   vars['distro_name'] = distro.name;
-  vars['autoinstall_url'] = `${baseUrl}/autoinstall/${autoinstallPath}`;
+  // Install URLs carry the system's install token while it is in its install window
+  // (core/access.ts): BASE/i/TOKEN/autoinstall/..., callbacks and the NoCloud seed alike.
+  const installBase = installBaseUrl(baseUrl, installToken);
+  vars['install_base_url'] = installBase;
+  // Cobbler templates build every forge URL from http_server ("http://%s/cblr/svc/op/nopxe/system/%s"):
+  // during the window it carries the token path, and forge serves boot files under it too.
+  vars['http_server'] = installBase.replace(/^http:\/\//, '');
+  vars['autoinstall_url'] = `${installBase}/autoinstall/${autoinstallPath}`;
   // NoCloud seed (cloud-init, Ubuntu autoinstall): a directory URL, so the trailing slash.
-  vars['cloud_init_url'] = `${baseUrl}/cloud-init/${autoinstallPath}/`;
+  vars['cloud_init_url'] = `${installBase}/cloud-init/${autoinstallPath}/`;
   vars['kernel_url'] = `${baseUrl}/boot/distro/${encodeURIComponent(distro.name)}/kernel`;
   vars['initrd_url'] = `${baseUrl}/boot/distro/${encodeURIComponent(distro.name)}/initrd`;
   vars['kernel_cmdline'] = kernelCommandLine({ vars, autoinstallUrl: vars['autoinstall_url'] as string, seedUrl: vars['cloud_init_url'] as string });
@@ -142,7 +149,8 @@ export function blendProfile(chain: readonly Profile[], distro: Distro, settings
   return finish(vars, settings, distro, `profile/${encodeURIComponent(profile.name)}`);
 }
 
-export function blendSystem(system: System, chain: readonly Profile[], distro: Distro, settings: Settings, subnets: readonly Subnet[] = []): Vars {
+/** `installToken`: the system's token while its install window is open (catalog.ts), else none in URLs. */
+export function blendSystem(system: System, chain: readonly Profile[], distro: Distro, settings: Settings, subnets: readonly Subnet[] = [], installToken?: string): Vars {
   const vars = blendChain(chain, distro, settings);
   applyLayer(vars, system);
   vars['name'] = system.name;
@@ -157,7 +165,7 @@ export function blendSystem(system: System, chain: readonly Profile[], distro: D
   }
   const firstDns = Object.values(ifaces).find((i) => i.dns_name !== '')?.dns_name;
   vars['hostname'] = system.hostname !== '' ? system.hostname : firstDns ?? system.name;
-  return finish(vars, settings, distro, `system/${encodeURIComponent(system.name)}`);
+  return finish(vars, settings, distro, `system/${encodeURIComponent(system.name)}`, installToken);
 }
 
 /** Subnet defaults of interfaces and of the system (see the module comment). Mutates both. */

@@ -64,6 +64,8 @@ export const EVENTS = {
   dhcp_rival: { stage: 'configured' },
   /** Server-wide (system ''): a re-probe of a rival link heard no other server; forge answers there again. */
   dhcp_rival_gone: { stage: 'configured' },
+  /** An install URL of the system was refused (no, wrong or stale install token, or outside the window): not where its install is. */
+  install_refused: { stage: 'configured', neutral: true },
 } as const satisfies Record<string, EventSpec>;
 
 export type EventType = keyof typeof EVENTS;
@@ -132,6 +134,8 @@ export type EventDetails = {
   dhcp_rival: { interface: string; subnet: string; servers: { from: string; serverId: string | undefined; yiaddr: string }[]; answering: boolean };
   /** servers: the answers heard before the link went quiet. */
   dhcp_rival_gone: { interface: string; subnet: string; servers: { from: string; serverId: string | undefined; yiaddr: string }[] };
+  /** reason: no_token, wrong_token (stale: an earlier install's) or window_closed; url with the token masked. */
+  install_refused: { reason: 'no_token' | 'wrong_token' | 'window_closed'; client: string; url: string };
 };
 
 /** arch: the client system architecture type (option 93, RFC 4578 section 2.1); relay: giaddr (RFC 2131 section 4.1). */

@@ -198,6 +198,8 @@ export interface Settings {
   http_port: number;
   next_server: string;
   pxe_just_once: boolean;
+  /** Minutes the install token still works after netboot is turned off (core/access.ts). */
+  install_grace_minutes: number;
   default_name_servers: string[];
   default_name_servers_search: string[];
   default_virt_type: VirtType;

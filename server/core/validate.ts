@@ -220,8 +220,34 @@ export function redact<T>(kind: ObjectKind, obj: T): T {
  */
 export function redactVars<T extends Record<string, unknown>>(vars: T): T {
   const out: Record<string, unknown> = { ...vars };
-  for (const k of Object.keys(out)) if (isSecretMetaKey(k) || k === 'power_pass') out[k] = masked(out[k]);
+  for (const k of Object.keys(out)) {
+    if (isSecretMetaKey(k) || k === 'power_pass') out[k] = masked(out[k]);
+    else if (typeof out[k] === 'string') out[k] = maskInstallTokens(out[k]);
+  }
   if ('autoinstall_meta' in out) out['autoinstall_meta'] = redactMeta(out['autoinstall_meta']);
+  return out as T;
+}
+
+/** An install token inside a URL (core/access.ts: BASE/i/TOKEN/...). */
+const INSTALL_TOKEN_IN_URL = /\/i\/[0-9a-f]{32}(?=\/|$)/g;
+
+/** A string with any install token in it masked (anonymous reads of blended URLs and kernel command lines). */
+export function maskInstallTokens(v: string): string {
+  return v.replace(INSTALL_TOKEN_IN_URL, `/i/${MASK}`);
+}
+
+/**
+ * Blended variables with every secret value emptied (not masked): what an
+ * anonymous profile render gets (templates treat '' as "not set": root
+ * password locked, no token).
+ */
+export function withoutSecrets<T extends Record<string, unknown>>(vars: T): T {
+  const out: Record<string, unknown> = { ...vars };
+  for (const k of Object.keys(out)) if ((isSecretMetaKey(k) || k === 'power_pass') && typeof out[k] === 'string') out[k] = '';
+  const meta = out['autoinstall_meta'];
+  if (meta !== null && typeof meta === 'object' && !Array.isArray(meta)) {
+    out['autoinstall_meta'] = Object.fromEntries(Object.entries(meta as Record<string, unknown>).map(([k, v]) => [k, isSecretMetaKey(k) && typeof v === 'string' ? '' : v]));
+  }
   return out as T;
 }
 

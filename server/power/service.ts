@@ -66,7 +66,9 @@ export async function powerAction(deps: PowerDeps, name: string, action: PowerAc
         break;
       case 'reinstall': {
         // 1. netboot on: forge's next boot config for this MAC is the installer.
+        // A new install, a new install token (turning netboot on rotates it; when it was on already, rotate here).
         if (!s.netboot_enabled) await deps.store.update('system', name, (cur) => ({ ...cur, netboot_enabled: true }));
+        else await deps.store.rotateInstallToken(name);
         result.steps.push('netboot_enabled');
         await event(deps, s, 'reinstall_requested', { netboot_enabled: true });
         // 2. PXE next boot, where the firmware can be told.

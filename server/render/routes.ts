@@ -1,7 +1,14 @@
 /**
  * Autoinstall routes and install callbacks.
  *
- * Installers (no token: they cannot hold one):
+ * Installers (no bearer token: they cannot hold one). A system's URLs are
+ * answered only through its install token and only in its install window
+ * (core/access.ts): forge generates them as /i/TOKEN/<path below>; without
+ * the token, with a stale one or outside the window they answer 404 and
+ * record install_refused (at most one per system, reason and minute). A read
+ * or admin bearer token reads any of them. Profile renders (no system: boot
+ * menus, dhcp_unknown=default) are served to anyone but with every secret
+ * value emptied (root password locked); a token gets them whole.
  *   GET /autoinstall/{system,profile}/NAME             the rendered file, text/plain
  *   GET /cblr/svc/op/{autoinstall,ks}/{system,profile}/NAME   Cobbler's URLs (koan, old kickstart URLs)
  *   GET /autoinstall/{system,profile}/NAME/repo-key/REPO.asc  an inline armoured repo key (preseed apt-setup)
@@ -17,8 +24,8 @@
  * never a partial file, and records `autoinstall_failed` on the system.
  *
  * Read-only API for the CLI (no events recorded):
- *   GET /api/v1/{systems,profiles}/NAME/autoinstall    rendered text (forge ... get-autoinstall)
- *   GET /api/v1/validate                               render everything, list every error
+ *   GET /api/v1/{systems,profiles}/NAME/autoinstall    rendered text (forge ... get-autoinstall; read or admin token)
+ *   GET /api/v1/validate                               render everything, list every error (chunked: never holds DHCP/TFTP)
  *   GET /api/v1/templates                              templates and snippets, with what shadows what
  *   GET /api/v1/templates/effective?system=N|profile=N files and snippet overrides in effect
  *   GET /api/v1/templates/file?name=N[&snippet=1]      one template/snippet: file in effect and content
@@ -38,6 +45,10 @@ type FirstBootReport = { hostname?: string; kernel?: string; authorized_keys?: s
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { ForgeError } from '../errors.js';
+import { clientOf, type Auth } from '../auth.js';
+import { INSTALL_TOKEN_LOCAL, installVerdict } from '../core/access.js';
+import { MASK } from '../core/validate.js';
+import { EventLimiter } from '../events/limit.js';
 import type { Renderer } from './renderer.js';
 import { CLOUD_INIT_FILES, type AutoinstallService, type CloudInitFile, type TargetKind } from './service.js';
 import type { RenderResult } from './renderer.js';
@@ -53,9 +64,15 @@ function param(req: Request, key: string): string {
   return v;
 }
 
-function clientOf(req: Request): string {
-  return req.ip ?? req.socket.remoteAddress ?? '';
+/** The URL as events show it (they are public): the install token masked. */
+function urlOf(req: Request): string {
+  return req.originalUrl.replace(/^\/i\/[^/]+/, `/i/${MASK}`);
 }
+
+/** Refusal events: one per system, reason and minute (a scanner must not fill the timeline). */
+const REFUSAL_WINDOW_MS = 60_000;
+/** Served/callback events: one per system, type and URL in this window (installers retry, ROMs fetch twice). */
+const SERVED_WINDOW_MS = 10_000;
 
 /** What the autoinstall routes use; main.ts builds the renderer and the service once. */
 export interface AutoinstallDeps {
@@ -66,6 +83,9 @@ export interface AutoinstallDeps {
   pxeJustOnce: boolean;
   log: Logger;
   record: RecordEvent;
+  auth: Auth;
+  /** install_grace_minutes (core/access.ts). */
+  graceMinutes: number;
 }
 
 /** Handlers of the autoinstall module's /api/v1 routes; their rows are in api/routes.ts. */
@@ -98,24 +118,45 @@ const RECORDED: ReplySpec = { description: 'recorded: {system, event, netboot_en
 export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api: AutoinstallApi } {
   const { renderer, autoinstall: svc } = ctx;
   const log = ctx.log.child('render');
+  const refused = new EventLimiter(REFUSAL_WINDOW_MS);
+  const served = new EventLimiter(SERVED_WINDOW_MS);
+
+  /**
+   * Whether this request may have `kind NAME`'s install URLs, and with secrets:
+   * a read/admin token always; a profile anonymously without secrets; a system
+   * only with its install token in its window (else 404 + install_refused).
+   */
+  const admit = async (req: Request, res: Response, kind: TargetKind, name: string): Promise<{ secrets: boolean }> => {
+    if (await ctx.auth.canReadSecrets(req, res)) return { secrets: true };
+    if (kind === 'profile') return { secrets: false };
+    await ctx.store.mustGet('system', name);
+    const given = res.locals[INSTALL_TOKEN_LOCAL] as string | undefined;
+    const v = installVerdict(await ctx.store.installWindow(name), given, Date.now(), ctx.graceMinutes);
+    if (v.ok) return { secrets: true };
+    if (refused.allow(`${name}\0${v.reason}`)) {
+      ctx.record({ system: name, type: 'install_refused', source: 'http', detail: { reason: v.reason, client: clientOf(req), url: urlOf(req) } });
+    }
+    throw new ForgeError('NOT_FOUND', `system ${name}: no install in progress for this URL (outside its install window, or the install token is missing or stale)`);
+  };
 
   const serve = async (
     req: Request,
     res: Response,
     kind: TargetKind,
     name: string,
-    render: () => Promise<RenderResult> = () => svc.render(kind, name),
+    render: (secrets: boolean) => Promise<RenderResult> = (secrets) => svc.render(kind, name, { secrets }),
     extra: { file?: string } = {},
   ): Promise<void> => {
     const client = clientOf(req);
+    const { secrets } = await admit(req, res, kind, name);
     let result;
     try {
-      result = await render();
+      result = await render(secrets);
     } catch (e) {
       const fe = e instanceof ForgeError ? e : new ForgeError('TEMPLATE_ERROR', e instanceof Error ? e.message : String(e));
       // Record on the system when there is one (an unknown name is just a 404).
       if (kind === 'system' && fe.code !== 'NOT_FOUND') {
-        const detail: EventDetails['autoinstall_failed'] = { code: fe.code, message: fe.message, client, url: req.originalUrl, ...extra };
+        const detail: EventDetails['autoinstall_failed'] = { code: fe.code, message: fe.message, client, url: urlOf(req), ...extra };
         if (fe.details !== undefined) detail.where = fe.details;
         ctx.record({ system: name, type: 'autoinstall_failed', source: 'http', detail });
       }
@@ -123,23 +164,20 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
       throw fe;
     }
     if (kind === 'system') {
-      ctx.record({
-        system: name,
-        type: 'autoinstall_served',
-        source: 'http',
-        detail: {
-          template: result.template.file,
-          snippets: result.snippets.length,
-          // Which overrides shaped this file (per_system/per_profile/per_distro or a site copy).
-          overrides: result.snippets.filter((u) => u.level !== 'shared' || u.origin === 'site').map((u) => `${u.name} ${u.level}${u.for !== undefined ? ` ${u.for}` : ''} (${u.origin})`),
-          bytes: Buffer.byteLength(result.text),
-          client,
-          // forge's address the installer used (the provisioning NIC on a multi-homed host).
-          server: localEndOf(req.socket),
-          url: req.originalUrl,
-          ...extra,
-        },
-      });
+      const detail: EventDetails['autoinstall_served'] = {
+        template: result.template.file,
+        snippets: result.snippets.length,
+        // Which overrides shaped this file (per_system/per_profile/per_distro or a site copy).
+        overrides: result.snippets.filter((u) => u.level !== 'shared' || u.origin === 'site').map((u) => `${u.name} ${u.level}${u.for !== undefined ? ` ${u.for}` : ''} (${u.origin})`),
+        bytes: Buffer.byteLength(result.text),
+        client,
+        // forge's address the installer used (the provisioning NIC on a multi-homed host).
+        server: localEndOf(req.socket),
+        url: urlOf(req),
+        ...extra,
+      };
+      // The same file to the same client again within the window: one event.
+      if (served.allow(`${name}\0autoinstall_served\0${JSON.stringify(detail)}`)) ctx.record({ system: name, type: 'autoinstall_served', source: 'http', detail });
     }
     res.status(200).type('text/plain; charset=utf-8').send(result.text);
   };
@@ -152,7 +190,9 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
   const repoKey = async (req: Request, res: Response): Promise<void> => {
     const file = param(req, 'file');
     const repo = file.replace(/\.asc$/, '');
-    const p = await svc.prepare(kindOf(param(req, 'kind')), param(req, 'name'));
+    const kind = kindOf(param(req, 'kind'));
+    await admit(req, res, kind, param(req, 'name'));
+    const p = await svc.prepare(kind, param(req, 'name'));
     const meta = p.vars['autoinstall_meta'];
     const key = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>)[`repo_key_${repo}`] : undefined;
     if (typeof key !== 'string' || !key.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')) {
@@ -171,15 +211,17 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
     if (!(CLOUD_INIT_FILES as readonly string[]).includes(file)) {
       throw new ForgeError('ROUTE_NOT_FOUND', `no cloud-init file "${file}": use ${CLOUD_INIT_FILES.join(', ')}`, { field: 'file' });
     }
-    await serve(req, res, kind, name, () => svc.renderCloudInit(kind, name, file as CloudInitFile), { file });
+    await serve(req, res, kind, name, (secrets) => svc.renderCloudInit(kind, name, file as CloudInitFile, { secrets }), { file });
   };
 
   // ----- install callbacks
 
   const event = async (req: Request, res: Response, name: string, type: CallbackEvent, extra: FirstBootReport = {}): Promise<void> => {
+    await admit(req, res, 'system', name);
     const sys = await ctx.store.mustGet('system', name);
     const client = clientOf(req);
-    ctx.record({ system: sys.name, type, source: 'http', detail: { client, url: req.originalUrl, ...extra } });
+    // A repeated install_start (installers retry) is one event per window; done and first boot change state: always.
+    if (type !== 'install_start' || served.allow(`${sys.name}\0${type}\0${client}\0${urlOf(req)}`)) ctx.record({ system: sys.name, type, source: 'http', detail: { client, url: urlOf(req), ...extra } });
     let netboot = sys.netboot_enabled;
     if (type === 'install_done' && ctx.pxeJustOnce && sys.netboot_enabled) {
       // Read again right before the write so a concurrent edit is not undone.
@@ -191,9 +233,10 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
     res.status(200).json({ system: sys.name, event: type, netboot_enabled: netboot });
   };
   async function cloudInitDone(req: Request, res: Response): Promise<void> {
+    await admit(req, res, 'system', param(req, 'name'));
     const sys = await ctx.store.mustGet('system', param(req, 'name'));
     const body: Record<string, unknown> = typeof req.body === 'object' && req.body !== null ? (req.body as Record<string, unknown>) : {};
-    const detail: EventDetails['cloud_init_done'] = { client: clientOf(req), url: req.originalUrl };
+    const detail: EventDetails['cloud_init_done'] = { client: clientOf(req), url: urlOf(req) };
     for (const k of ['instance_id', 'hostname', 'fqdn'] as const) if (typeof body[k] === 'string') detail[k] = body[k].slice(0, 255);
     ctx.record({ system: sys.name, type: 'cloud_init_done', source: 'http', detail });
     res.status(200).json({ system: sys.name, event: 'cloud_init_done' });
@@ -212,6 +255,7 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
   // subiquity's webhook reporter (autoinstall `reporting`): one JSON event per
   // install step; kept on the timeline as install_progress (a few fields, bounded).
   const installReport = async (req: Request, res: Response): Promise<void> => {
+    await admit(req, res, 'system', param(req, 'name'));
     const sys = await ctx.store.mustGet('system', param(req, 'name'));
     const body: Record<string, unknown> = typeof req.body === 'object' && req.body !== null ? (req.body as Record<string, unknown>) : {};
     const detail: EventDetails['install_progress'] = { client: clientOf(req) };
@@ -233,6 +277,7 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
   // ----- read-only API for the CLI
 
   const preview = (kind: TargetKind) => async (req: Request, res: Response): Promise<void> => {
+    // The whole file, secrets included: its row needs a read or admin token (api/routes.ts).
     const r = await svc.render(kind, param(req, 'name'));
     res.status(200).type('text/plain; charset=utf-8').send(r.text);
   };

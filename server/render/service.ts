@@ -10,9 +10,11 @@ import type { Vars } from '../core/blend.js';
 import { BREEDS } from '../core/model.js';
 import { installerFormat, type InstallerFormat } from '../core/installer.js';
 import { ForgeError } from '../errors.js';
+import { withoutSecrets } from '../core/validate.js';
+import { coalesced, slicer } from '../core/yield.js';
 import type { Settings } from '../core/model.js';
 import type { Store } from '../store/store.js';
-import { chainOf } from '../catalog.js';
+import { chainOf, openInstallToken } from '../catalog.js';
 import { Renderer, type FileUse, type RenderResult, type RenderTarget } from './renderer.js';
 import { templateContext } from './vars.js';
 import { checkRendered } from './checks/index.js';
@@ -32,6 +34,11 @@ export const DEFAULT_TEMPLATES: Record<InstallerFormat, string> = {
 /** The NoCloud seed files forge serves under /cloud-init/{system,profile}/NAME/. */
 export const CLOUD_INIT_FILES = ['user-data', 'meta-data', 'vendor-data', 'network-config'] as const;
 export type CloudInitFile = (typeof CLOUD_INIT_FILES)[number];
+
+export interface RenderOptions {
+  /** false: every secret value emptied (anonymous profile renders). Default true. */
+  secrets?: boolean;
+}
 
 export interface Prepared {
   templateName: string;
@@ -57,12 +64,15 @@ export class AutoinstallService {
     readonly renderer: Renderer,
   ) {}
 
-  /** Load and blend; throws NOT_FOUND / REFERENCE_MISSING like the API. */
-  async prepare(kind: TargetKind, name: string): Promise<Prepared> {
+  /**
+   * Load and blend; throws NOT_FOUND / REFERENCE_MISSING like the API.
+   * `secrets: false` empties every secret value (anonymous profile renders).
+   */
+  async prepare(kind: TargetKind, name: string, opts: RenderOptions = {}): Promise<Prepared> {
     if (kind === 'system') {
       const sys = await this.store.mustGet('system', name);
       const chain = await chainOf(this.store, sys.profile);
-      const vars = blendSystem(sys, chain.profiles, chain.distro, this.settings, await this.store.list('subnet'));
+      const vars = blendSystem(sys, chain.profiles, chain.distro, this.settings, await this.store.list('subnet'), await openInstallToken(this.store, this.settings, sys.name));
       return {
         templateName: templateNameFor(vars),
         vars: templateContext(vars),
@@ -71,7 +81,8 @@ export class AutoinstallService {
     }
     await this.store.mustGet('profile', name);
     const chain = await chainOf(this.store, name);
-    const vars = blendProfile(chain.profiles, chain.distro, this.settings);
+    const blended = blendProfile(chain.profiles, chain.distro, this.settings);
+    const vars = opts.secrets === false ? withoutSecrets(blended) : blended;
     return {
       templateName: templateNameFor(vars),
       vars: templateContext(vars),
@@ -79,8 +90,8 @@ export class AutoinstallService {
     };
   }
 
-  async render(kind: TargetKind, name: string): Promise<RenderResult> {
-    const p = await this.prepare(kind, name);
+  async render(kind: TargetKind, name: string, opts: RenderOptions = {}): Promise<RenderResult> {
+    const p = await this.prepare(kind, name, opts);
     return this.renderer.render(p.templateName, p.vars, p.target);
   }
 
@@ -91,8 +102,8 @@ export class AutoinstallService {
    * and network-config come from cloud-init/*.yaml (site-overridable like
    * every template). meta-data's instance-id names the last completed install.
    */
-  async renderCloudInit(kind: TargetKind, name: string, file: CloudInitFile): Promise<RenderResult & { templateName: string }> {
-    const p = await this.prepare(kind, name);
+  async renderCloudInit(kind: TargetKind, name: string, file: CloudInitFile, opts: RenderOptions = {}): Promise<RenderResult & { templateName: string }> {
+    const p = await this.prepare(kind, name, opts);
     let templateName = `cloud-init/${file}.yaml`;
     if (file === 'user-data') {
       const dir = p.templateName.split('/')[0];
@@ -126,11 +137,20 @@ export class AutoinstallService {
     return report;
   }
 
-  /** Render every profile and system; collect every failure (never stops at the first). */
-  async validate(): Promise<ValidateReport> {
+  /**
+   * Render every profile and system; collect every failure (never stops at
+   * the first). Chunked (core/yield.ts): a 10,000-system validate leaves the
+   * event loop every few ms, so DHCP/TFTP/HTTP answers never wait on it; one
+   * run at a time, shared by callers that ask meanwhile.
+   */
+  readonly validate: () => Promise<ValidateReport> = coalesced(() => this.validateAll());
+
+  private async validateAll(): Promise<ValidateReport> {
     const errors: ValidateReport['errors'] = [];
     let checked = 0;
+    const slice = slicer();
     const run = async (kind: TargetKind, name: string): Promise<void> => {
+      await slice();
       checked++;
       try {
         const p = await this.prepare(kind, name);
@@ -151,8 +171,9 @@ export class AutoinstallService {
         errors.push(item);
       }
     };
-    for (const p of await this.store.list('profile')) await run('profile', p.name);
-    for (const s of await this.store.list('system')) await run('system', s.name);
+    // Names only (one cheap query), each object loaded when its turn comes.
+    for (const n of await this.store.listNames('profile')) await run('profile', n);
+    for (const n of await this.store.listNames('system')) await run('system', n);
     return { ok: errors.length === 0, checked, errors };
   }
 }

@@ -5,7 +5,8 @@
  *
  * Added (never overriding a blended value of the same name):
  *  - install_start_url, install_done_url, firstboot_url: forge's install
- *    callbacks for a system ('' when rendering a profile: no system to mark);
+ *    callbacks for a system ('' when rendering a profile: no system to mark),
+ *    under install_base_url (with the install token during the window);
  *  - serial_console: `ttyS0,115200` taken from kernel_options `console=ttyS..`
  *    when autoinstall_meta does not set it ('' when there is none);
  *  - installer_format: kickstart|preseed|autoyast|autoinstall|agama|generic
@@ -26,6 +27,7 @@ export type Vars = Record<string, unknown>;
 
 const str = (x: unknown): string => (typeof x === 'string' ? x : '');
 
+/** `baseUrl`: install_base_url (BASE/i/TOKEN during the install window, core/access.ts). */
 export function callbackUrls(baseUrl: string, system: string): { start: string; done: string; firstboot: string } {
   if (system === '') return { start: '', done: '', firstboot: '' };
   const base = `${baseUrl}/api/v1/systems/${encodeURIComponent(system)}`;
@@ -40,7 +42,7 @@ export function serialFromKernelOptions(ko: unknown): string {
 
 export function templateContext(vars: Vars): Vars {
   const ctx: Vars = { ...vars };
-  const urls = callbackUrls(str(vars['base_url']), str(vars['system_name']));
+  const urls = callbackUrls(str(vars['install_base_url'] ?? vars['base_url']), str(vars['system_name']));
   if (ctx['install_start_url'] === undefined) ctx['install_start_url'] = urls.start;
   if (ctx['install_done_url'] === undefined) ctx['install_done_url'] = urls.done;
   if (ctx['firstboot_url'] === undefined) ctx['firstboot_url'] = urls.firstboot;

@@ -15,6 +15,8 @@
  * Durability is PostgreSQL's: a COMMIT that returned is on the server's WAL
  * (synchronous_commit=on, the default).
  */
+import { PgAccess } from './postgres/access.js';
+import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '../core/access.js';
 import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
 import type { Discovered, Rule } from '../discovery/model.js';
 import { ForgeError } from '../errors.js';
@@ -37,24 +39,59 @@ export class PgStore implements Store {
   private readonly events: PgEvents;
   private readonly leases: PgLeases;
   private readonly discovery: PgDiscovery;
+  private readonly access: PgAccess;
   private readonly watchers = new Set<() => Promise<void>>();
 
   constructor(readonly db: Db) {
     this.events = new PgEvents(db);
     this.leases = new PgLeases(db);
     this.discovery = new PgDiscovery(db);
+    this.access = new PgAccess(db);
     this.objects = new PgObjects(db, {
       systemRenamed: async (c, from, to) => {
         await this.events.systemRenamed(c, from, to);
         await this.leases.systemRenamed(c, from, to);
       },
       systemRemoved: (c, name) => this.events.systemRemoved(c, name),
+      netbootChanged: (c, name, on) => this.access.netbootChanged(c, name, on),
     });
   }
 
   /** The database URL without its password. */
   get where(): string {
     return this.db.where;
+  }
+
+  // install windows, API tokens, audit (core/access.ts)
+  installWindow(system: string): Promise<InstallWindow | undefined> {
+    return this.access.installWindow(system);
+  }
+  rotateInstallToken(system: string): Promise<InstallWindow> {
+    return this.access.rotate(system);
+  }
+  createApiToken(role: Role, comment: string, hash: string): Promise<ApiTokenInfo> {
+    return this.access.createToken(role, comment, hash);
+  }
+  listApiTokens(): Promise<ApiTokenInfo[]> {
+    return this.access.listTokens();
+  }
+  findApiToken(hash: string): Promise<ApiTokenInfo | undefined> {
+    return this.access.tokenByHash(hash);
+  }
+  revokeApiToken(id: number): Promise<ApiTokenInfo> {
+    return this.access.revokeToken(id);
+  }
+  addAudit(e: NewAudit): Promise<void> {
+    return this.access.addAudit(e);
+  }
+  listAudit(q?: { since?: string; object?: string; limit?: number }): Promise<AuditEntry[]> {
+    return this.access.listAudit(q);
+  }
+  pruneEvents(before: string, perSystem: number, chunk: number): Promise<number> {
+    return this.access.pruneEvents(before, perSystem, chunk);
+  }
+  pruneAudit(before: string, chunk: number): Promise<number> {
+    return this.access.pruneAudit(before, chunk);
   }
 
   schemaVersion(): Promise<number> {

@@ -21,6 +21,8 @@ import { join } from 'node:path';
 import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
 import type { ExportDocument, ImportCounts, ListFilter, NewEvent, RemoveOptions, Store, WriteOptions } from './store.js';
 import { EventRows } from './sqlite/events.js';
+import { AuditRows, InstallRows, TokenRows, type AuditQuery } from './sqlite/access.js';
+import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '../core/access.js';
 import { DiscoveryRows } from './sqlite/discovery.js';
 import type { Discovered, Rule } from '../discovery/model.js';
 import { LeaseRows } from './sqlite/leases.js';
@@ -46,6 +48,9 @@ export class SqliteStore implements Store {
   private readonly events: EventRows;
   private readonly leases: LeaseRows;
   private readonly discovery: DiscoveryRows;
+  private readonly installs: InstallRows;
+  private readonly tokens: TokenRows;
+  private readonly audit: AuditRows;
 
   constructor(opts: SqliteOptions) {
     this.db = new Database(opts.file);
@@ -58,12 +63,17 @@ export class SqliteStore implements Store {
     this.events = new EventRows(this.db, this.queue);
     this.leases = new LeaseRows(this.db, this.queue);
     this.discovery = new DiscoveryRows(this.db, this.queue);
+    this.installs = new InstallRows(this.db, this.queue);
+    this.tokens = new TokenRows(this.db, this.queue);
+    this.audit = new AuditRows(this.db, this.queue);
     this.objects = new ObjectRows(this.db, this.queue, {
       systemRenamed: (from, to) => {
         this.events.systemRenamed(from, to);
         this.leases.systemRenamed(from, to);
       },
       systemRemoved: (name) => this.events.systemRemoved(name),
+      // install_windows follows renames and removals through its foreign key.
+      netbootChanged: (name, on) => this.installs.netbootChanged(name, on),
     });
   }
 
@@ -182,6 +192,38 @@ export class SqliteStore implements Store {
   }
   removeRule(name: string): Promise<void> {
     return this.discovery.removeRule(name);
+  }
+
+  // install windows, API tokens, audit (core/access.ts)
+  async installWindow(system: string): Promise<InstallWindow | undefined> {
+    return this.installs.get(system);
+  }
+  rotateInstallToken(system: string): Promise<InstallWindow> {
+    return this.installs.rotate(system);
+  }
+  createApiToken(role: Role, comment: string, hash: string): Promise<ApiTokenInfo> {
+    return this.tokens.create(role, comment, hash);
+  }
+  async listApiTokens(): Promise<ApiTokenInfo[]> {
+    return this.tokens.list();
+  }
+  async findApiToken(hash: string): Promise<ApiTokenInfo | undefined> {
+    return this.tokens.byHash(hash);
+  }
+  revokeApiToken(id: number): Promise<ApiTokenInfo> {
+    return this.tokens.revoke(id);
+  }
+  addAudit(e: NewAudit): Promise<void> {
+    return this.audit.add(e);
+  }
+  async listAudit(q?: AuditQuery): Promise<AuditEntry[]> {
+    return this.audit.list(q);
+  }
+  pruneEvents(before: string, perSystem: number, chunk: number): Promise<number> {
+    return this.events.prune(before, perSystem, chunk);
+  }
+  pruneAudit(before: string, chunk: number): Promise<number> {
+    return this.audit.prune(before, chunk);
   }
 
   async integrityCheck(): Promise<string> {

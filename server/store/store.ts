@@ -11,6 +11,7 @@
  * at the edge (core/validate.ts).
  */
 import type { Discovered, Rule } from '../discovery/model.js';
+import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '../core/access.js';
 import type { ForgeEvent, EventType, KindMap, Lease, ObjectKind } from '../core/model.js';
 
 export interface ListFilter {
@@ -141,6 +142,25 @@ export interface Store {
   /** `create`: DUPLICATE_NAME when it exists; else insert or replace. */
   putRule(rule: Rule, create: boolean): Promise<Rule>;
   removeRule(name: string): Promise<void>;
+
+  // security (core/access.ts)
+  /** The system's install token and window (undefined: netboot never on since migration 4). */
+  installWindow(system: string): Promise<InstallWindow | undefined>;
+  /** A new install token and an open window (reinstall). Netboot on/off moves the window by itself (in the object write). */
+  rotateInstallToken(system: string): Promise<InstallWindow>;
+  /** `hash`: hex SHA-256 of the token (the token itself is never stored). */
+  createApiToken(role: Role, comment: string, hash: string): Promise<ApiTokenInfo>;
+  listApiTokens(): Promise<ApiTokenInfo[]>;
+  /** The live token with this digest (revoked ones are not found). */
+  findApiToken(hash: string): Promise<ApiTokenInfo | undefined>;
+  /** Throws NOT_FOUND. Revoking twice is not an error. */
+  revokeApiToken(id: number): Promise<ApiTokenInfo>;
+  addAudit(e: NewAudit): Promise<void>;
+  /** Newest `limit` (default 1000) entries matching, oldest first. `object`: TYPE/NAME, TYPE or NAME. */
+  listAudit(q?: { since?: string; object?: string; limit?: number }): Promise<AuditEntry[]>;
+  /** One retention step (at most `chunk` deletions): events older than `before`, and beyond `perSystem` per system. */
+  pruneEvents(before: string, perSystem: number, chunk: number): Promise<number>;
+  pruneAudit(before: string, chunk: number): Promise<number>;
 
   integrityCheck(): Promise<string>;
   close(): Promise<void>;

@@ -22,12 +22,16 @@ import json
 import os
 import sys
 import urllib.request
+import urllib.error
 import xmlrpc.client
 
 
 def fetch(url):
-    with urllib.request.urlopen(url, timeout=60) as r:
-        return r.status, r.read()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
 
 
 def koan(host, port, system, profile):

@@ -162,7 +162,6 @@ before(async () => {
     lab = { net, dir, srv, base: `http://${net.hostIp}:${srv.port}`, tag, domains: [] };
 
     const kernel = guestKernel().vmlinuz;
-    for (const sys of ['inst', 'pxe']) buildDiskImage(tree, `${tag}-${sys}`, `${lab.base}/api/v1/systems/${tag}-${sys}/firstboot`);
     for (const [d, init] of [['good', INSTALLER_INIT], ['crash', CRASH_INIT], ['hang', HANG_INIT]] as const) {
       await create('distros', { name: `${tag}-${d}`, kernel, initrd: initrdFor(init), breed: 'generic', arch: 'x86_64', tree, kernel_options: { quiet: null } });
       await create('profiles', { name: `${tag}-${d}`, distro: `${tag}-${d}` });
@@ -179,6 +178,11 @@ before(async () => {
         netboot_enabled: true,
         interfaces: { eth0: { mac_address: sys === 'pxe' ? pxeMac : mac() } },
       });
+    }
+    // The installed system's first-boot callback, as a template bakes it: under the system's install token.
+    for (const sys of ['inst', 'pxe']) {
+      const b = (await srv.api('GET', `/api/v1/systems/${tag}-${sys}/blended`)).body as { install_base_url: string };
+      buildDiskImage(tree, `${tag}-${sys}`, `${b.install_base_url}/api/v1/systems/${tag}-${sys}/firstboot`);
     }
   } catch (e) {
     await lab?.srv.stop();

@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { need } from '../lib/env.js';
-import { startForge, waitForEvent, type ForgeServer, type TimelineEvent } from '../lib/server.js';
+import { installerUrl, startForge, waitForEvent, type ForgeServer, type TimelineEvent } from '../lib/server.js';
 import { startQemu, type Vm } from '../lib/qemu.js';
 import { cloudImage, overlay } from '../lib/cloud-image.js';
 
@@ -69,7 +69,7 @@ test('a real cloud-init (Debian 12 image under qemu) takes hostname and ssh key 
   const mac = '52:54:00:41:00:01';
   await must(['system', 'add', '--name', 'ci1', '--profile', 'cloud', '--mac', mac, '--hostname', 'ci1.lab.example']);
   const vars = (await s.api('GET', '/api/v1/systems/ci1/blended')).body as { cloud_init_url: string };
-  assert.equal(vars.cloud_init_url, 'http://10.0.2.100:80/cloud-init/system/ci1/');
+  assert.match(vars.cloud_init_url, /^http:\/\/10\.0\.2\.100:80\/i\/[0-9a-f]{32}\/cloud-init\/system\/ci1\/$/, 'the seed URL carries the install token');
 
   const sshPort = await freePort();
   const machine = startQemu({
@@ -97,7 +97,7 @@ test('a real cloud-init (Debian 12 image under qemu) takes hostname and ssh key 
   const idx = (pred: (e: (typeof evs)[number]) => boolean): number => evs.findIndex(pred);
   assert.ok(idx((e) => e.detail['file'] === 'user-data') < idx((e) => e.type === 'cloud_init_done'), 'user-data served before cloud-init phoned home');
   const done = evs.find((e) => e.type === 'cloud_init_done')!;
-  const meta = parse(await (await fetch(`${s.url}/cloud-init/system/ci1/meta-data`)).text()) as Record<string, string>;
+  const meta = parse(await (await fetch(await installerUrl(s, '/cloud-init/system/ci1/meta-data'))).text()) as Record<string, string>;
   assert.equal(done.detail['instance_id'], meta['instance-id'], 'phone_home reports the instance-id forge served');
   assert.equal(done.detail['hostname'], 'ci1', 'cloud-init set the hostname from forge');
 

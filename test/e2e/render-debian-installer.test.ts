@@ -72,7 +72,7 @@ async function runInstaller(c: (typeof CASES)[number]): Promise<void> {
   };
   await must(['system', 'add', '--name', c.name, '--profile', 'deb12p', '--mac', c.mac, '--hostname', `${c.name}.lab.example`, ...c.add]);
   const vars = (await s.api('GET', `/api/v1/systems/${c.name}/blended`)).body as { kernel_cmdline: string };
-  assert.match(vars.kernel_cmdline, new RegExp(`^auto=true priority=critical url=http://10\\.0\\.2\\.100:80/autoinstall/system/${c.name} hostname=${c.name} domain=lab\\.example interface=auto`));
+  assert.match(vars.kernel_cmdline, new RegExp(`^auto=true priority=critical url=http://10\\.0\\.2\\.100:80/i/[0-9a-f]{32}/autoinstall/system/${c.name} hostname=${c.name} domain=lab\\.example interface=auto`));
   if (c.id === 'static') assert.match(vars.kernel_cmdline, /netcfg\/disable_autoconfig=true netcfg\/get_ipaddress=10\.0\.2\.15 netcfg\/get_netmask=255\.255\.255\.0 netcfg\/get_gateway=10\.0\.2\.2/);
 
   const machine = startQemu({

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { inCI, need } from '../lib/env.js';
-import { startForge, type ForgeServer } from '../lib/server.js';
+import { installerUrl, startForge, type ForgeServer } from '../lib/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -239,7 +239,7 @@ test('the timeline picture grows while a boot\'s requests arrive, live from the 
   const steps = [`/boot/ipxe/${MAC}`, '/autoinstall/system/ui-vm1', '/api/v1/systems/ui-vm1/install/start', '/api/v1/systems/ui-vm1/install/done'];
   let seen = start;
   for (const path of steps) {
-    const r = await fetch(forge!.url + path);
+    const r = await fetch(await installerUrl(forge!, path));
     await r.text();
     assert.ok(r.status < 400, `${path}: ${r.status}`);
     // Polled from here: the page's CSP (script-src 'self') refuses the driver's eval-based waits.

@@ -105,12 +105,12 @@ test('every /api/v1 route is in the OpenAPI document and the document lists only
       for (const [m, op] of Object.entries(item)) {
         if (!['get', 'post', 'put', 'patch', 'delete'].includes(m)) continue;
         const auth = op['x-forge-auth'];
-        assert.ok(auth === 'anonymous' || auth === 'read' || auth === 'admin', `${m} ${p}: x-forge-auth ${String(auth)}`);
+        assert.ok(auth === 'anonymous' || auth === 'read' || auth === 'token' || auth === 'admin', `${m} ${p}: x-forge-auth ${String(auth)}`);
         if (op.responses?.['200']?.content?.['text/event-stream'] !== undefined) continue; // a stream stays open
         const url = `http://127.0.0.1:${srv.httpPort}${p.replace(/\{[^}]+\}/g, 'no-such-thing')}`;
         const r = await fetch(url, { method: m.toUpperCase(), ...(m === 'get' || m === 'delete' ? {} : { headers: { 'content-type': 'application/json' }, body: '{}' }) });
         const body = (await r.json().catch(() => ({}))) as { code?: string };
-        if (auth === 'admin') {
+        if (auth === 'admin' || auth === 'token') {
           admin++;
           assert.equal(r.status, 401, `${m.toUpperCase()} ${p} without a token`);
           assert.equal(body.code, 'AUTH_REQUIRED', `${m.toUpperCase()} ${p}`);

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { checkKickstart } from '../lib/kickstart-check.js';
 import { checkAutoyast } from '../../server/render/checks/autoyast.js';
 import { need } from '../lib/env.js';
-import { runCli, startForge } from '../lib/server.js';
+import { installerUrl, runCli, startForge } from '../lib/server.js';
 import type { ForgeServer } from '../lib/server.js';
 
 const CORPUS = fileURLToPath(new URL('../../../test/fixtures/cheetah/', import.meta.url));
@@ -69,7 +69,8 @@ after(async () => {
 });
 
 async function fetchText(path: string): Promise<string> {
-  const res = await fetch(`${forge.url}${path}`);
+  // Systems through their install token, as installers; profiles with the token (anonymous profile renders carry no secrets).
+  const res = await fetch(await installerUrl(forge, path), path.includes('/profile/') ? { headers: { authorization: `Bearer ${forge.token}` } } : {});
   const text = await res.text();
   assert.equal(res.status, 200, `${path}: ${text}`);
   return text;
@@ -95,7 +96,7 @@ test('kickstart for a system: renders, passes the kickstart checks, keeps Cobble
   // %pre: raw shell kept byte for byte, pre trigger, per-MAC network lines, the bond takes its slave's MAC
   assert.match(ks, /^exec 1>\/tmp\/ks-pre\.log 2>&1\n# raw text here: \$# args, \$\? status, \$\{HOME\}$/m);
   assert.match(ks, /^echo "pre for web1, home \$\{HOME\}"$/m);
-  assert.match(ks, new RegExp(`^curl "http://127\\.0\\.0\\.1:${forge.port}/cblr/svc/op/trig/mode/pre/system/web1" -o /dev/null$`, 'm'));
+  assert.match(ks, new RegExp(`^curl "http://127\\.0\\.0\\.1:${forge.port}/i/[0-9a-f]{32}/cblr/svc/op/trig/mode/pre/system/web1" -o /dev/null$`, 'm'));
   assert.match(ks, /^ {2}echo "network --device=\$IFNAME --bootproto=static --ip=192\.0\.2\.21 --netmask=255\.255\.255\.0" >> \/tmp\/pre_install_network_config$/m);
   assert.match(ks, /^ {2}ip route add 10\.9\.0\.0\/16 via 192\.0\.2\.254 dev \$IFNAME$/m);
   assert.match(ks, /^# master bond0 takes 52:54:00:aa:00:02 from eth1$/m);
@@ -107,7 +108,7 @@ test('kickstart for a system: renders, passes the kickstart checks, keeps Cobble
   assert.match(ks, /^ {2}\/sbin\/grubby --update-kernel=\$\(\/sbin\/grubby --default-kernel\) --args="console=ttyS0,115200"$/m);
   assert.match(ks, /^echo "export COBBLER_SERVER=127\.0\.0\.1" > \/etc\/profile\.d\/cobbler\.sh$/m);
   assert.match(ks, /^# not configured to register \(ok\)$/m);
-  assert.match(ks, new RegExp(`^curl "http://127\\.0\\.0\\.1:${forge.port}/cblr/svc/op/nopxe/system/web1" -o /dev/null$`, 'm'));
+  assert.match(ks, new RegExp(`^curl "http://127\\.0\\.0\\.1:${forge.port}/i/[0-9a-f]{32}/cblr/svc/op/nopxe/system/web1" -o /dev/null$`, 'm'));
   assert.match(ks, /^# config files\n# end config files$/m, 'no template_files in forge: the loop is empty');
 });
 
@@ -129,7 +130,7 @@ test('preseed: renders and passes debconf-set-selections --checkonly', async (t)
   assert.match(seed, /^d-i mirror\/http\/directory string \/debian$/m, '$install_source_directory from the tree URL');
   assert.match(seed, /^# Debian bookworm$/m);
   assert.match(seed, /^d-i grub-installer\/bootdev string default$/m);
-  assert.match(seed, new RegExp(`^d-i preseed/late_command string wget -O /dev/null http://127\\.0\\.0\\.1:${forge.port}/cblr/svc/op/trig/mode/post/system/deb_one \\|\\| true$`, 'm'));
+  assert.match(seed, new RegExp(`^d-i preseed/late_command string wget -O /dev/null http://127\\.0\\.0\\.1:${forge.port}/i/[0-9a-f]{32}/cblr/svc/op/trig/mode/post/system/deb_one \\|\\| true$`, 'm'));
   assert.doesNotMatch(seed, /apt-setup\/local0/, 'no repo_data: no extra repositories');
   if (need(t, { commands: ['debconf-set-selections'] }) !== undefined) return;
   const f = join(tmp, 'deb_one.seed');

@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { parse } from 'yaml';
 import type { ForgeServer } from '../lib/server.js';
 import { startRenderSite, type RenderSite } from '../lib/render-site.js';
+import { installerUrl } from '../lib/server.js';
 
 import { checkUserData } from '../../server/render/checks/userdata.js';
 import { checkAgama } from '../../server/render/checks/agama.js';
@@ -83,7 +84,7 @@ test('instance-id is stable across fetches and changes after a completed install
   const id = async (): Promise<string> => (parse((await get('/cloud-init/system/u1/meta-data')).text) as Record<string, string>)['instance-id']!;
   const a = await id();
   assert.equal(await id(), a, 'a reboot before the install completes must not rerun cloud-init');
-  assert.equal((await fetch(`${srv.url}/api/v1/systems/u1/install/done`, { method: 'POST' })).status, 200);
+  assert.equal((await fetch(await installerUrl(srv, `/api/v1/systems/u1/install/done`), { method: 'POST' })).status, 200);
   await waitEvent('u1', 'install_done');
   const b = await id();
   assert.notEqual(b, a);
@@ -102,7 +103,7 @@ test('rendered at request time from the store, with site overrides', async () =>
 });
 
 test('subiquity reporting and cloud-init phone_home land on the timeline', async () => {
-  const r = await fetch(`${srv.url}/api/v1/systems/u1/install/report`, {
+  const r = await fetch(await installerUrl(srv, `/api/v1/systems/u1/install/report`), {
     method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ event_type: 'finish', name: 'subiquity/Install/install', result: 'SUCCESS', description: 'x'.repeat(1000) }),
   });
@@ -112,26 +113,26 @@ test('subiquity reporting and cloud-init phone_home land on the timeline', async
   assert.equal(p.detail['event_type'], 'finish');
   assert.equal(p.detail['result'], 'SUCCESS');
   assert.equal(String(p.detail['description']).length, 300, 'bounded');
-  const ph = await fetch(`${srv.url}/api/v1/systems/u1/cloud-init/done`, {
+  const ph = await fetch(await installerUrl(srv, `/api/v1/systems/u1/cloud-init/done`), {
     method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'instance_id=forge-u1-7&hostname=u1&fqdn=u1.lab.example',
   });
   assert.equal(ph.status, 200);
   const evs2 = await waitEvent('u1', 'cloud_init_done');
   assert.equal(evs2.find((e) => e.type === 'cloud_init_done')!.detail['instance_id'], 'forge-u1-7');
-  assert.equal((await fetch(`${srv.url}/api/v1/systems/nosuch/cloud-init/done`, { method: 'POST' })).status, 404);
+  assert.equal((await fetch(await installerUrl(srv, `/api/v1/systems/nosuch/cloud-init/done`), { method: 'POST' })).status, 404);
 });
 
 test('kernel command lines: autoinstall ds=nocloud-net;s=URL/ (ip= when static), inst.auto for Agama', async () => {
   const dump = async (n: string): Promise<Record<string, unknown>> => JSON.parse(await ok(['system', 'dumpvars', '--name', n, '--json'])) as Record<string, unknown>;
   const u1 = String((await dump('u1'))['kernel_cmdline']);
-  assert.match(u1, new RegExp(`(^| )autoinstall ds=nocloud-net;s=${srv.url.replace(/[.]/g, '\\.')}/cloud-init/system/u1/( |$)`));
+  assert.match(u1, new RegExp(`(^| )autoinstall ds=nocloud-net;s=${srv.url.replace(/[.]/g, '\\.')}/i/[0-9a-f]{32}/cloud-init/system/u1/( |$)`));
   assert.match(u1, /(^| )ip=dhcp( |$)/);
   assert.match(u1, /cloud-config-url=\/dev\/null/);
   const u2 = String((await dump('u2'))['kernel_cmdline']);
   assert.match(u2, /(^| )ip=10\.0\.0\.32::.*:255\.255\.255\.0:renamed::none( |$)/);
   assert.match(u2, /BOOTIF=01-52-54-00-30-00-02/);
   const a1 = String((await dump('a1'))['kernel_cmdline']);
-  assert.match(a1, new RegExp(`inst\\.auto=${srv.url.replace(/[.]/g, '\\.')}/autoinstall/system/a1`));
+  assert.match(a1, new RegExp(`inst\\.auto=${srv.url.replace(/[.]/g, '\\.')}/i/[0-9a-f]{32}/autoinstall/system/a1`));
   // GRUB's config quotes the ; (it would end the command); see boot/configs.ts grubWord.
   const { grubWord } = await import('../../server/boot/configs.js');
   assert.equal(grubWord('ds=nocloud-net;s=http://h/x/'), "'ds=nocloud-net;s=http://h/x/'");

@@ -11,6 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ForgeServer } from '../lib/server.js';
 import { startRenderSite, type RenderSite } from '../lib/render-site.js';
+import { installerUrl } from '../lib/server.js';
 
 import { need } from '../lib/env.js';
 import { spawnSync } from 'node:child_process';
@@ -50,7 +51,8 @@ test('GET /autoinstall/system/NAME serves a complete kickstart and records autoi
   assert.match(r.type, /^text\/plain/);
   assert.deepEqual(checkKickstart(r.text), []);
   assert.match(r.text, /network --device=52:54:00:10:00:01 --bootproto=dhcp/);
-  assert.match(r.text, new RegExp(`forge_callback '${srv.url.replace(/[.]/g, '\\.')}/api/v1/systems/vm1/install/done'`));
+  // The callbacks carry the system's install token (it is in its install window: netboot on).
+  assert.match(r.text, new RegExp(`forge_callback '${srv.url.replace(/[.]/g, '\\.')}/i/[0-9a-f]{32}/api/v1/systems/vm1/install/done'`));
   const evs = await waitEvent('vm1', 'autoinstall_served');
   const served = evs.find((e) => e.type === 'autoinstall_served')!;
   assert.match(String(served.detail['template']), /kickstart\/default\.ks$/);
@@ -76,7 +78,7 @@ test('the CLI prints the file and the kernel command line carries inst.ks', asyn
   const vars = JSON.parse(await ok(['system', 'dumpvars', '--name', 'vm2', '--json'])) as Record<string, unknown>;
   assert.equal(
     vars['kernel_cmdline'],
-    `inst.ks=${srv.url}/autoinstall/system/vm2 inst.repo=http://127.0.0.1/tree/rocky9 ip=10.0.0.2:::255.255.255.0:vm2:eth0:none ifname=eth0:52:54:00:10:00:02 console=ttyS0,115200`,
+    `inst.ks=${await installerUrl(srv, '/autoinstall/system/vm2')} inst.repo=http://127.0.0.1/tree/rocky9 ip=10.0.0.2:::255.255.255.0:vm2:eth0:none ifname=eth0:52:54:00:10:00:02 console=ttyS0,115200`,
   );
 });
 
@@ -161,10 +163,10 @@ test('template names cannot escape the roots', async () => {
 });
 
 test('install callbacks: start, done (netboot off with pxe_just_once), firstboot, Cobbler aliases', async () => {
-  const start = await fetch(`${srv.url}/api/v1/systems/vm2/install/start`, { method: 'POST' });
+  const start = await fetch(await installerUrl(srv, `/api/v1/systems/vm2/install/start`), { method: 'POST' });
   assert.equal(start.status, 200);
   await waitEvent('vm2', 'install_start');
-  const done = await fetch(`${srv.url}/api/v1/systems/vm2/install/done`, { method: 'POST' });
+  const done = await fetch(await installerUrl(srv, `/api/v1/systems/vm2/install/done`), { method: 'POST' });
   assert.equal(done.status, 200);
   assert.equal(((await done.json()) as { netboot_enabled: boolean }).netboot_enabled, false);
   const sys = await srv.api('GET', '/api/v1/systems/vm2');
@@ -173,19 +175,19 @@ test('install callbacks: start, done (netboot off with pxe_just_once), firstboot
   const types = evs.map((e) => e.type);
   assert.ok(types.indexOf('install_start') < types.indexOf('install_done'), types.join(','));
   assert.ok(types.includes('install_done'));
-  assert.equal((await fetch(`${srv.url}/api/v1/systems/vm2/firstboot`)).status, 200);
+  assert.equal((await fetch(await installerUrl(srv, `/api/v1/systems/vm2/firstboot`))).status, 200);
   await waitEvent('vm2', 'first_boot');
 
   // Cobbler's nopxe (GET, as autoinstall_done snippets call it) on vm1.
   assert.equal((await srv.api('GET', '/api/v1/systems/vm1')).body instanceof Object, true);
-  const nopxe = await fetch(`${srv.url}/cblr/svc/op/nopxe/system/vm1`);
+  const nopxe = await fetch(await installerUrl(srv, `/cblr/svc/op/nopxe/system/vm1`));
   assert.equal(nopxe.status, 200);
   assert.equal(((await srv.api('GET', '/api/v1/systems/vm1')).body as { netboot_enabled: boolean }).netboot_enabled, false);
   await waitEvent('vm1', 'netboot_disabled');
-  assert.equal((await fetch(`${srv.url}/cblr/svc/op/trig/mode/pre/system/vm1`)).status, 200);
+  assert.equal((await fetch(await installerUrl(srv, `/cblr/svc/op/trig/mode/pre/system/vm1`))).status, 200);
   await waitEvent('vm1', 'install_start');
-  assert.equal((await fetch(`${srv.url}/cblr/svc/op/trig/mode/bogus/system/vm1`)).status, 404);
-  assert.equal((await fetch(`${srv.url}/api/v1/systems/nosuch/install/done`, { method: 'POST' })).status, 404);
+  assert.equal((await fetch(await installerUrl(srv, `/cblr/svc/op/trig/mode/bogus/system/vm1`))).status, 404);
+  assert.equal((await fetch(await installerUrl(srv, `/api/v1/systems/nosuch/install/done`), { method: 'POST' })).status, 404);
 });
 
 test('the generic script, run by busybox sh with only busybox wget, reports start and done', async (t) => {

@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecResult, Lan } from './netns.js';
-import { FORGE_BIN, testBootRoots } from './server.js';
+import { FORGE_BIN, installerUrl, testBootRoots } from './server.js';
 import { buildInitramfs } from './guest.js';
 
 export interface NsForge {
@@ -70,6 +70,20 @@ export async function startForgeIn(lan: ForgeHost, dataDir: string, flags: strin
   });
   const token = readFileSync(join(dataDir, 'token'), 'utf8').trim();
   const env = { ...baseEnv, FORGE_SERVER: url, FORGE_TOKEN: token };
+  const api = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> => {
+    const a = ['-s', '-X', method, '-H', `Authorization: Bearer ${token}`, '-w', '\n%{http_code}'];
+    if (body !== undefined) a.push('-H', 'Content-Type: application/json', '--data-binary', JSON.stringify(body));
+    const r = await lan.exec('curl', [...a, url + path], { timeoutMs: 30_000 });
+    const cut = r.stdout.lastIndexOf('\n');
+    const text = r.stdout.slice(0, cut);
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
+    return { status: Number(r.stdout.slice(cut + 1)), body: parsed };
+  };
   return {
     url,
     token,
@@ -77,22 +91,10 @@ export async function startForgeIn(lan: ForgeHost, dataDir: string, flags: strin
     proc,
     output: () => out,
     cli: (cliArgs) => lan.exec(process.execPath, [FORGE_BIN, ...cliArgs], { env, timeoutMs: 60_000 }),
-    async api(method, path, body) {
-      const a = ['-s', '-X', method, '-H', `Authorization: Bearer ${token}`, '-w', '\n%{http_code}'];
-      if (body !== undefined) a.push('-H', 'Content-Type: application/json', '--data-binary', JSON.stringify(body));
-      const r = await lan.exec('curl', [...a, url + path], { timeoutMs: 30_000 });
-      const cut = r.stdout.lastIndexOf('\n');
-      const text = r.stdout.slice(0, cut);
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        /* not JSON */
-      }
-      return { status: Number(r.stdout.slice(cut + 1)), body: parsed };
-    },
+    api,
     async text(path) {
-      return (await lan.exec('curl', ['-s', url + path], { timeoutMs: 30_000 })).stdout;
+      // Installer paths as an installer has them: through the system's install token.
+      return (await lan.exec('curl', ['-s', await installerUrl({ url, api }, path)], { timeoutMs: 30_000 })).stdout;
     },
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;

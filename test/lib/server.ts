@@ -182,8 +182,28 @@ export async function startForge(opts: StartOptions = {}): Promise<ForgeServer> 
 }
 
 /** GET a path from the server: status, content type and body text. */
+/** The system an installer path is about (/autoinstall/system/N, /cblr/svc/op/.../system/N, /api/v1/systems/N/install/...). */
+const INSTALLER_PATH = [
+  /^\/(?:autoinstall|cloud-init|cblr\/svc\/op\/(?:autoinstall|ks|nopxe)|cblr\/svc\/op\/trig\/mode\/[^/]+)\/system\/([^/?]+)/,
+  /^\/api\/v1\/systems\/([^/?]+)\/(?:install\/(?:start|done|report)|firstboot|cloud-init\/done)/,
+];
+
+/**
+ * The URL an installer uses for `path`: forge's own install_base_url for the
+ * system (BASE/i/TOKEN while its install window is open, core/access.ts), as
+ * the rendered kernel command line and templates carry it. Other paths: as is.
+ */
+export async function installerUrl(srv: Pick<ForgeServer, 'url' | 'api'>, path: string): Promise<string> {
+  const m = INSTALLER_PATH.map((re) => re.exec(path)).find((x) => x !== null);
+  if (m === undefined || m === null) return srv.url + path;
+  const r = await srv.api('GET', `/api/v1/systems/${m[1]!}/blended`);
+  const base = r.status === 200 ? (r.body as { install_base_url?: unknown }).install_base_url : undefined;
+  return typeof base === 'string' ? base.replace(/^http:\/\/[^/]+/, srv.url) + path : srv.url + path;
+}
+
+/** GET as an installer would (installer paths through the system's install token, installerUrl). */
 export async function getText(srv: ForgeServer, path: string): Promise<{ status: number; type: string; text: string }> {
-  const res = await fetch(srv.url + path);
+  const res = await fetch(await installerUrl(srv, path));
   return { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text() };
 }
 

@@ -10,6 +10,7 @@ const settings: Settings = {
   http_port: 8080,
   next_server: '10.0.0.1',
   pxe_just_once: true,
+  install_grace_minutes: 60,
   default_name_servers: ['10.0.0.53'],
   default_name_servers_search: ['example.org'],
   default_virt_type: 'kvm',

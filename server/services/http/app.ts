@@ -5,14 +5,15 @@
  */
 import { fileURLToPath } from 'node:url';
 import express from 'express';
-import type { ErrorRequestHandler, Express, Request, Router } from 'express';
+import type { ErrorRequestHandler, Express, Request, RequestHandler, Router } from 'express';
 import { hostPortRule } from '../../config.js';
 import { withServerAddress } from '../origin.js';
 import { ForgeError } from '../../errors.js';
 import { storageError } from '../../store/datadir.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
-import { localEndOf, markMount, observe } from './observe.js';
+import { localEndOf, markInstallMount, markMount, observe } from './observe.js';
+import { INSTALL_PREFIX, INSTALL_TOKEN_LOCAL } from '../../core/access.js';
 
 /**
  * The address a client used to reach forge: its Host header (what it will reach again), or the
@@ -35,6 +36,8 @@ export interface AppRouters {
   boot: Router;
   /** Mounted at /api/v1. */
   api: Router;
+  /** The install callbacks of /api/v1 (systems/NAME/install/..., firstboot, cloud-init/done), mounted again under /i/TOKEN/api/v1. */
+  installCallbacks?: Router;
   /** The database file, named in storage errors (disk full, read-only). */
   dbFile?: string;
 }
@@ -77,6 +80,14 @@ export function buildApp(routers: AppRouters, logger: Logger, obs?: AppObservati
   // Cobbler's XML-RPC API for koan and Ansible (anonymous reads, token writes; own body bound).
   app.use(routers.cobbler);
   app.use(routers.autoinstall);
+  // The same installer URLs under a system's install token (core/access.ts): /i/TOKEN/autoinstall/...,
+  // /i/TOKEN/cblr/svc/op/..., /i/TOKEN/cloud-init/..., /i/TOKEN/api/v1/systems/NAME/install/done.
+  const installToken: RequestHandler = (req, res, next) => {
+    res.locals[INSTALL_TOKEN_LOCAL] = req.params['install_token'];
+    next();
+  };
+  if (routers.installCallbacks !== undefined) app.use(`${INSTALL_PREFIX}/:install_token/api/v1`, markInstallMount, installToken, routers.installCallbacks);
+  app.use(`${INSTALL_PREFIX}/:install_token`, markInstallMount, installToken, routers.autoinstall, routers.boot);
   app.use(routers.boot);
   app.use('/api/v1', markMount, routers.api);
 

@@ -25,6 +25,16 @@ export const markMount: RequestHandler = (req, _res, next) => {
   next();
 };
 
+/**
+ * For the /i/TOKEN prefix (core/access.ts): routes are labelled as if
+ * unprefixed, so a metric label or log line never carries an install token
+ * (and tokens do not multiply label sets).
+ */
+export const markInstallMount: RequestHandler = (req, _res, next) => {
+  (req as Tagged)[MOUNT] = '';
+  next();
+};
+
 export function observe(opts: { log: Logger; accessLog: boolean; metrics: Metrics }): RequestHandler {
   return (req, res, next) => {
     const t0 = process.hrtime.bigint();
@@ -45,7 +55,7 @@ export function observe(opts: { log: Logger; accessLog: boolean; metrics: Metric
           // The local end the request arrived on: which of forge's addresses (which NIC) it used.
           server: localEndOf(req.socket),
           method: req.method,
-          path: pathOf(req.originalUrl),
+          path: pathOf(req.originalUrl).replace(/^\/i\/[^/]+/, '/i/********'),
           route: r,
           status,
           bytes: typeof len === 'string' ? Number(len) : typeof len === 'number' ? len : 0,

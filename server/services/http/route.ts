@@ -15,9 +15,10 @@ export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
  * Who may call a route.
  *   anonymous  public by design: installers, the discovery image, firmware (they cannot hold a token)
  *   read       a read; open without a token today (secret fields masked), a read token may be required later
- *   admin      changes state or shows secrets: needs the admin bearer token (RFC 6750 section 2.1)
+ *   token      shows secrets: needs a read or admin bearer token (server/auth.ts)
+ *   admin      changes state: needs an admin bearer token (RFC 6750 section 2.1)
  */
-export type Auth = 'anonymous' | 'read' | 'admin';
+export type Auth = 'anonymous' | 'read' | 'token' | 'admin';
 
 /** A JSON Schema (OpenAPI 3.1 schema object). */
 export type Schema = Record<string, unknown>;
@@ -87,5 +88,5 @@ export function mountPublicRows(router: Router, rows: readonly RouteRow[]): Rout
   for (const row of rows) {
     if (row.auth !== 'anonymous') throw new Error(`${row.method.toUpperCase()} ${row.path}: a public table holds only anonymous routes (this one is ${row.auth})`);
   }
-  return mountRows(router, rows, { anonymous: [], read: [], admin: [] });
+  return mountRows(router, rows, { anonymous: [], read: [], token: [], admin: [] });
 }

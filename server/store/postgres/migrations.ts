@@ -145,6 +145,45 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    // As SQLite's migration 5 (store/sqlite/migrations.ts): per-install tokens,
+    // API tokens by role (SHA-256 digests only), the audit log.
+    version: 4,
+    name: 'install windows, API tokens, audit log',
+    sql: `
+      CREATE TABLE install_windows (
+        system TEXT COLLATE "C" PRIMARY KEY REFERENCES systems(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        token TEXT NOT NULL,
+        opened TEXT NOT NULL,
+        closed TEXT
+      );
+      INSERT INTO install_windows (system, token, opened, closed)
+        SELECT name, md5(random()::text || clock_timestamp()::text || name), to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), NULL
+        FROM systems WHERE (data::jsonb ->> 'netboot_enabled') = 'true';
+      CREATE TABLE api_tokens (
+        id SERIAL PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('read', 'admin')),
+        comment TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        revoked TEXT
+      );
+      CREATE TABLE audit (
+        id BIGSERIAL PRIMARY KEY,
+        time TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        client TEXT NOT NULL,
+        action TEXT NOT NULL,
+        object_type TEXT NOT NULL,
+        object TEXT NOT NULL,
+        detail TEXT NOT NULL
+      );
+      CREATE INDEX audit_time ON audit(time);
+      CREATE INDEX audit_object ON audit(object_type, object, id);
+      CREATE INDEX events_time ON events(time);
+    `,
+  },
 ];
 
 /**

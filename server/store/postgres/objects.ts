@@ -42,6 +42,8 @@ const nul = (v: string): string | null => (v === '' ? null : v);
 export interface PgSystemHooks {
   systemRenamed(c: Client, from: string, to: string): Promise<void>;
   systemRemoved(c: Client, name: string): Promise<void>;
+  /** A system was written with netboot turned on (created so, or off -> on) or off (on -> off). */
+  netbootChanged(c: Client, name: string, on: boolean): Promise<void>;
 }
 
 export class PgObjects {
@@ -274,6 +276,7 @@ export class PgObjects {
       await this.guarded(c, kind, s.name, 'INSERT INTO systems (name, profile, data) VALUES ($1, $2, $3)', [s.name, s.profile, '{}']);
       await this.writeInterfaces(c, s, opts);
       await c.query('UPDATE systems SET data = $1 WHERE name = $2', [JSON.stringify(s), s.name]);
+      if (s.netboot_enabled) await this.hooks.netbootChanged(c, s.name, true);
     }
     return obj;
   }
@@ -300,6 +303,7 @@ export class PgObjects {
       await c.query('DELETE FROM interfaces WHERE system = $1', [s.name]);
       await this.writeInterfaces(c, s, opts);
       await this.guarded(c, kind, s.name, 'UPDATE systems SET profile = $1, data = $2 WHERE name = $3', [s.profile, JSON.stringify(s), s.name]);
+      if (s.netboot_enabled !== (prev as System).netboot_enabled) await this.hooks.netbootChanged(c, s.name, s.netboot_enabled);
     }
     return obj;
   }

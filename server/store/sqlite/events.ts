@@ -5,7 +5,12 @@ import type { NewEvent } from '../store.js';
 import { rowToEvent, type EventRow } from '../common.js';
 import type { WriteQueue } from './queue.js';
 
+/** The row retention never deletes: its system's newest install_done (the NoCloud instance-id). */
+const KEEP = `(e.type = 'install_done' AND e.id = (SELECT max(e2.id) FROM events e2 WHERE e2.system = e.system AND e2.type = 'install_done'))`;
+
 export class EventRows {
+  /** Systems that got events since their cap was last enforced (bounded). */
+  private readonly touched = new Set<string>();
   private readonly insEvent: Database.Statement;
   private readonly renameSystem: Database.Statement;
   private readonly removeSystem: Database.Statement;
@@ -17,11 +22,14 @@ export class EventRows {
     this.insEvent = db.prepare('INSERT INTO events (system, type, source, time, detail) VALUES (?, ?, ?, ?, ?)');
     this.renameSystem = db.prepare('UPDATE events SET system = ? WHERE system = ?');
     this.removeSystem = db.prepare('DELETE FROM events WHERE system = ?');
+    // At open (before anything is served): every system with events gets its cap checked once.
+    for (const r of db.prepare('SELECT DISTINCT system FROM events LIMIT 100000').all() as { system: string }[]) this.touched.add(r.system);
   }
 
   async add(ev: NewEvent): Promise<ForgeEvent> {
     const time = ev.time ?? new Date().toISOString();
     const detail = ev.detail ?? {};
+    if (this.touched.size < 100_000) this.touched.add(ev.system);
     const id = await this.queue.write(() =>
       Number(this.insEvent.run(ev.system, ev.type, ev.source, time, JSON.stringify(detail)).lastInsertRowid),
     );
@@ -50,6 +58,33 @@ export class EventRows {
   after(afterId: number, limit: number): ForgeEvent[] {
     const rows = this.db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?').all(afterId, limit) as EventRow[];
     return rows.map(rowToEvent);
+  }
+
+  /**
+   * Retention, one bounded step (the cleanup timer calls it until it returns
+   * 0, yielding between calls, so a big backlog never blocks the event
+   * loop): deletes at most `chunk` events older than `before`, and of the
+   * systems that got events since the last step, at most `chunk` events
+   * beyond the newest `perSystem`. A system's newest install_done is always
+   * kept (its id is the NoCloud instance-id, render/service.ts).
+   */
+  async prune(before: string, perSystem: number, chunk: number): Promise<number> {
+    return this.queue.write(() => {
+      let n = this.db.prepare(`DELETE FROM events WHERE id IN (SELECT id FROM events e WHERE time < ? AND NOT ${KEEP} ORDER BY time LIMIT ?)`).run(before, chunk).changes;
+      for (const system of [...this.touched]) {
+        if (chunk - n <= 0) break;
+        // The id of the newest event past the cap (index events_system: O(perSystem)).
+        const edge = this.db.prepare('SELECT id FROM events WHERE system = ? ORDER BY id DESC LIMIT 1 OFFSET ?').get(system, perSystem) as { id: number } | undefined;
+        if (edge === undefined) {
+          this.touched.delete(system);
+          continue;
+        }
+        const d = this.db.prepare(`DELETE FROM events WHERE id IN (SELECT id FROM events e WHERE system = ? AND id <= ? AND NOT ${KEEP} ORDER BY id LIMIT ?)`).run(system, edge.id, chunk - n).changes;
+        n += d;
+        if (d === 0) this.touched.delete(system);
+      }
+      return n;
+    });
   }
 
   /** Inside a write: the timeline follows a renamed system. */

@@ -120,6 +120,47 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX subnets_network ON subnets(network, broadcast);
     `,
   },
+  {
+    // Security (issue 13): per-install tokens (one row per system, rotated when
+    // netboot turns on; closed when it turns off), API tokens by role (only a
+    // SHA-256 of each is kept: tokens are 256 random bits, so a slow KDF adds
+    // nothing), and the audit log of writes and failed authentication.
+    version: 5,
+    name: 'install windows, API tokens, audit log',
+    sql: `
+      CREATE TABLE install_windows (
+        system TEXT PRIMARY KEY REFERENCES systems(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        token TEXT NOT NULL,
+        opened TEXT NOT NULL,
+        closed TEXT
+      );
+      INSERT INTO install_windows (system, token, opened, closed)
+        SELECT name, lower(hex(randomblob(16))), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), NULL
+        FROM systems WHERE json_extract(data, '$.netboot_enabled') = 1;
+      CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        role TEXT NOT NULL CHECK (role IN ('read', 'admin')),
+        comment TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        revoked TEXT
+      );
+      CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        client TEXT NOT NULL,
+        action TEXT NOT NULL,
+        object_type TEXT NOT NULL,
+        object TEXT NOT NULL,
+        detail TEXT NOT NULL
+      );
+      CREATE INDEX audit_time ON audit(time);
+      CREATE INDEX audit_object ON audit(object_type, object, id);
+      CREATE INDEX events_time ON events(time);
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. */

@@ -24,6 +24,8 @@ type DB = Database.Database;
 export interface SystemHooks {
   systemRenamed(from: string, to: string): void;
   systemRemoved(name: string): void;
+  /** A system was written with netboot turned on (created so, or off -> on) or off (on -> off). */
+  netbootChanged(name: string, on: boolean): void;
 }
 
 export class ObjectRows {
@@ -270,6 +272,7 @@ export class ObjectRows {
       this.st.insSystem.run(s.name, s.profile, '{}');
       this.writeInterfaces(s, opts);
       this.st.updSystem.run(s.profile, JSON.stringify(s), s.name);
+      if (s.netboot_enabled) this.hooks.netbootChanged(s.name, true);
     }
     return obj;
   }
@@ -297,6 +300,7 @@ export class ObjectRows {
       this.st.delIfaces.run(s.name);
       this.writeInterfaces(s, opts);
       this.st.updSystem.run(s.profile, JSON.stringify(s), s.name);
+      if (s.netboot_enabled !== (old as System).netboot_enabled) this.hooks.netbootChanged(s.name, s.netboot_enabled);
     }
     return obj;
   }

