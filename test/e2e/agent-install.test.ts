@@ -163,7 +163,7 @@ before(async () => {
 
     const kernel = guestKernel().vmlinuz;
     for (const [d, init] of [['good', INSTALLER_INIT], ['crash', CRASH_INIT], ['hang', HANG_INIT]] as const) {
-      await create('distros', { name: `${tag}-${d}`, kernel, initrd: initrdFor(init), breed: 'generic', arch: 'x86_64', tree, kernel_options: { quiet: null } });
+      await create('distros', { name: `${tag}-${d}`, kernel, initrd: initrdFor(init), breed: 'generic', arch: 'x86_64', tree, kernel_options: { quiet: null, no_timer_check: null } });
       await create('profiles', { name: `${tag}-${d}`, distro: `${tag}-${d}` });
     }
     for (const [sys, prof] of [['inst', 'good'], ['crash', 'crash'], ['hang', 'hang'], ['dup', 'hang'], ['disk', 'good'], ['pool', 'hang'], ['pxe', 'good'], ['dev', 'hang']] as const) {

@@ -131,7 +131,7 @@ function defineVm(name: string, disk: string, system: string | undefined, macAdd
     disk: { kind: 'file', path: disk, format, bus: 'virtio' },
     nics: [{ mac: macAddr, source: { network: lab.net.name }, model: 'virtio' }],
     graphics: 'vnc', consoleLog: join(LOGDIR, `${name}-console.log`),
-    boot: { kind: 'kernel', kernel: lab.kernel, initrd: lab.initrd, cmdline: 'console=ttyS0 quiet' }, installer: false,
+    boot: { kind: 'kernel', kernel: lab.kernel, initrd: lab.initrd, cmdline: 'console=ttyS0 quiet no_timer_check' }, installer: false,
     ...(system === undefined ? {} : { system }),
   });
   if (!marked) xml = xml.replace(/\s*<metadata>[\s\S]*<\/metadata>/, '');

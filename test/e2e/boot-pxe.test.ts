@@ -87,7 +87,7 @@ before(async () => {
     const r = await forge!.api(method, path, body);
     assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
   };
-  await mk('POST', '/api/v1/distros', { name: 'guest', kernel: kernel.vmlinuz, initrd, arch: 'x86_64', breed: 'generic', kernel_options: { console: 'ttyS0' } });
+  await mk('POST', '/api/v1/distros', { name: 'guest', kernel: kernel.vmlinuz, initrd, arch: 'x86_64', breed: 'generic', kernel_options: { console: 'ttyS0', no_timer_check: null } });
   await mk('POST', '/api/v1/profiles', { name: 'guest', distro: 'guest' });
   await mk('POST', '/api/v1/profiles', { name: 'guest-pxelinux', parent: 'guest', boot_loaders: ['pxelinux'] });
   await mk('POST', '/api/v1/profiles', { name: 'guest-grub', parent: 'guest', boot_loaders: ['grub'] });
@@ -95,7 +95,7 @@ before(async () => {
   if (existsSync(DI)) {
     const imp = await forge.cli(['import', '--path', DI, '--name', 'deb12']);
     assert.equal(imp.code, 0, imp.stdout + imp.stderr);
-    await mk('PATCH', '/api/v1/distros/deb12', { kernel_options: { console: 'ttyS0' } });
+    await mk('PATCH', '/api/v1/distros/deb12', { kernel_options: { console: 'ttyS0', no_timer_check: null } });
   }
   const all = [['vm-ui', 'guest'], ['vm-bios', 'guest'], ['vm-uefi', 'guest'], ['vm-grub', 'guest-grub'], ['vm-pxelinux', 'guest-pxelinux'], ['vm-proxy', 'guest'], ['vm-shim', 'guest-shim']];
   if (existsSync(DI)) all.push(['vm-di', 'deb12']);

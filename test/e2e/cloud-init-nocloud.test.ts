@@ -76,7 +76,7 @@ test('a real cloud-init (Debian 12 image under qemu) takes hostname and ssh key 
     kernel: img.kernel,
     initrd: img.initrd,
     disk: overlay(img, join(work, 'ci1.qcow2')),
-    append: `root=/dev/vda rw console=ttyS0,115200 ds=nocloud-net;s=${vars.cloud_init_url}`,
+    append: `root=/dev/vda rw console=ttyS0,115200 no_timer_check ds=nocloud-net;s=${vars.cloud_init_url}`,
     memoryMiB: 1024,
     extraArgs: [
       '-netdev', `user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:busybox nc 127.0.0.1 ${s.port},hostfwd=tcp:127.0.0.1:${sshPort}-:22`,

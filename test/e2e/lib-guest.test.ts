@@ -25,7 +25,7 @@ halt_now`,
     ]);
     assert.ok(dns.pid);
     const tap = await lan.addTap();
-    const vm = startQemu({ host: lan, tap, mac: '52:54:00:aa:bb:01', kernel: kernel.vmlinuz, initrd, append: 'console=ttyS0 quiet', netboot: false });
+    const vm = startQemu({ host: lan, tap, mac: '52:54:00:aa:bb:01', kernel: kernel.vmlinuz, initrd, append: 'console=ttyS0 quiet no_timer_check', netboot: false });
     try {
       const out = await vm.waitForSerial(/forge-guest: powering off/, 150_000);
       assert.match(out, /forge-guest: init started/);

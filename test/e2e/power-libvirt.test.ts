@@ -36,7 +36,7 @@ function domainXml(name: string, dir: string, log: string): string {
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>${dir}/vmlinuz</kernel>
     <initrd>${dir}/initrd</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+    <cmdline>console=ttyS0 quiet panic=-1 no_timer_check</cmdline>
   </os>
   <on_reboot>restart</on_reboot>
   <devices>

@@ -63,7 +63,7 @@ async function runInstaller(c: (typeof CASES)[number]): Promise<void> {
     };
     await must0(['distro', 'add', '--name', 'deb12', '--arch', 'x86_64', '--breed', 'debian', '--os-version', 'bookworm', '--kernel', `${DI}/linux`, '--initrd', `${DI}/initrd.gz`]);
     // lowmem/low: d-i shows a "low memory" note below ~700 MiB; slirp with restrict=on gives no DNS server.
-    await must0(['profile', 'add', '--name', 'deb12p', '--distro', 'deb12', '--kernel-options', 'console=ttyS0,115200 lowmem/low=1 netcfg/get_nameservers=10.0.2.3']);
+    await must0(['profile', 'add', '--name', 'deb12p', '--distro', 'deb12', '--kernel-options', 'console=ttyS0,115200 no_timer_check lowmem/low=1 netcfg/get_nameservers=10.0.2.3']);
   }
   const s = srv;
   const must = async (args: string[]): Promise<void> => {

@@ -165,7 +165,7 @@ export function buildDiskImage(dir: string, system: string, firstbootUrl: string
   execFileSync('mkfs.vfat', ['-n', 'FORGEVM', img], { stdio: 'ignore' });
   execFileSync('syslinux', ['--install', img]);
   const cfg = join(dir, `${system}.syslinux.cfg`);
-  writeFileSync(cfg, `DEFAULT forge\nPROMPT 0\nTIMEOUT 0\nLABEL forge\n  KERNEL vmlinuz\n  INITRD fb.gz\n  APPEND console=ttyS0 quiet forge.firstboot=${firstbootUrl}\n`);
+  writeFileSync(cfg, `DEFAULT forge\nPROMPT 0\nTIMEOUT 0\nLABEL forge\n  KERNEL vmlinuz\n  INITRD fb.gz\n  APPEND console=ttyS0 quiet no_timer_check forge.firstboot=${firstbootUrl}\n`);
   execFileSync('mcopy', ['-i', img, kernel.vmlinuz, '::vmlinuz']);
   execFileSync('mcopy', ['-i', img, fb, '::fb.gz']);
   execFileSync('mcopy', ['-i', img, cfg, '::syslinux.cfg']);

@@ -112,7 +112,7 @@ export function qemuArgs(o: QemuOptions, serialPath: string, varsPath: string | 
   if (o.kernel !== undefined) {
     args.push('-kernel', o.kernel);
     if (o.initrd !== undefined) args.push('-initrd', o.initrd);
-    args.push('-append', o.append ?? 'console=ttyS0');
+    args.push('-append', o.append ?? 'console=ttyS0 no_timer_check');
   }
   for (const [k, v] of Object.entries(o.fwCfg ?? {})) args.push('-fw_cfg', `name=${k},string=${v}`);
   args.push(...(o.extraArgs ?? []));
