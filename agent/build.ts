@@ -23,7 +23,7 @@ import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, op
 import { dirname, join } from 'node:path';
 import { ForgeError } from '../server/errors.js';
 import type { AgentEvent, ForgeApi } from './api.js';
-import { buildVolumes, firstbootScript, FIRSTBOOT_UNIT, fstab, grubDefaults, lvmCommands, mkfsCommands, mmdebstrapArgs, networkdFiles, partitions, planBuild, sgdiskArgs, substituteTokens, volumeSizeMiB, type BuildPlan, type Partition } from './buildplan.js';
+import { buildVolumes, firstbootScript, FIRSTBOOT_UNIT, fstab, grubDefaults, installPath, lvmCommands, mkfsCommands, mmdebstrapArgs, networkdFiles, partitions, planBuild, sgdiskArgs, substituteTokens, volumeSizeMiB, type BuildPlan, type Partition } from './buildplan.js';
 import { persistentXml } from './flow.js';
 import { diskSpec, prepareDisk, removeDisk } from './disk.js';
 import type { DiskSpec, NicSpec } from './domxml.js';
@@ -240,6 +240,9 @@ export async function runBuild(opts: AgentOptions, deps: BuildDeps): Promise<Bui
     domain: ip.domain, firmware: ip.firmware, suite: opts.suite, mirror: opts.mirror, overlayDir: opts.overlayDir, hooksDir: opts.hooksDir, layout: opts.layout, server: opts.server, targetKind: ip.targetKind,
   });
   const reportTo = ip.targetKind === 'system' ? ip.system : undefined;
+  if (plan.firstbootUrl !== undefined && installPath(blended as Record<string, unknown>) === '') {
+    deps.err(`forge-agent: warning: system ${ip.system} is outside its install window (netboot off), so forge will refuse its first-boot report; turn netboot on (forge system edit --name ${ip.system} --netboot-enabled true) to have first_boot recorded`);
+  }
   const elapsed = (): string => `${Math.round((Date.now() - t0) / 1000)}s`;
   const report = async (type: BuildEvent, detail: Record<string, unknown>): Promise<void> => {
     if (opts.json) deps.out(JSON.stringify({ event: type, time: new Date().toISOString(), system: ip.system, domain: ip.domain, ...detail }));

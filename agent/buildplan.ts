@@ -157,9 +157,20 @@ export function planBuild(v: Record<string, unknown>, o: BuildOptions): BuildPla
     hooksDir: o.hooksDir ?? s(v['hooks']) ?? '/etc/forge/hooks',
     firmware: o.firmware,
     layout: o.layout ?? (s(v['layout']) === 'split' ? 'split' : 'gpt'),
-    firstbootUrl: o.targetKind === 'system' && o.server !== '' ? `${o.server}/api/v1/systems/${encodeURIComponent(name)}/firstboot` : undefined,
+    firstbootUrl: o.targetKind === 'system' && o.server !== '' ? `${o.server}${installPath(v)}/api/v1/systems/${encodeURIComponent(name)}/firstboot` : undefined,
     rootfsKey,
   };
+}
+
+/**
+ * The install token path (`/i/TOKEN`) of the record's install_base_url, or '' outside its
+ * install window. forge answers install callbacks, first boot included, only under that path
+ * while the system is being installed (netboot on, or install_grace_minutes after), so the
+ * guest's report goes to the server the agent reached, under the record's token.
+ */
+export function installPath(v: Record<string, unknown>): string {
+  const m = /(\/i\/[^/\s]+)$/.exec(s(v['install_base_url']) ?? '');
+  return m?.[1] ?? '';
 }
 
 /** Replace %KEY% for every token (unknown %WORDS% stay as they are). */

@@ -56,7 +56,10 @@ test('build plan: suite, mirror, packages, hostname, keys, network, tokens from 
   ]);
   assert.equal(p.overlayDir, '/etc/forge/overlay/web');
   assert.equal(p.hooksDir, '/etc/forge/hooks');
-  assert.equal(p.firstbootUrl, 'http://forge:8080/api/v1/systems/vm9/firstboot');
+  assert.equal(p.firstbootUrl, 'http://forge:8080/api/v1/systems/vm9/firstboot', 'outside the install window: no token path');
+  // In the window, the report goes to the server the agent reached, under the record's install token.
+  const w = planBuild({ ...REC, base_url: 'http://10.0.0.1:8080', install_base_url: 'http://10.0.0.1:8080/i/4f2a9c0d1e', }, O);
+  assert.equal(w.firstbootUrl, 'http://forge:8080/i/4f2a9c0d1e/api/v1/systems/vm9/firstboot');
   assert.equal(p.tokens['DISTR'], 'bookworm');
   assert.equal(p.tokens['marker'], 'x1');
   // Same inputs, same cached root tree; another package list, another.
