@@ -181,7 +181,7 @@ before(async () => {
     }
     // The installed system's first-boot callback, as a template bakes it: under the system's install token.
     for (const sys of ['inst', 'pxe']) {
-      const b = (await srv.api('GET', `/api/v1/systems/${tag}-${sys}/blended`)).body as { install_base_url: string };
+      const b = (await api('GET', `/api/v1/systems/${tag}-${sys}/blended`)).body as { install_base_url: string };
       buildDiskImage(tree, `${tag}-${sys}`, `${b.install_base_url}/api/v1/systems/${tag}-${sys}/firstboot`);
     }
   } catch (e) {
