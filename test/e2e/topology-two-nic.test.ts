@@ -94,9 +94,10 @@ test('two-NIC host, README flags, server up before any VM: a BIOS and a UEFI VM 
   assert.ok(uefiDhcp.some((e) => /"arch":7\b/.test(JSON.stringify(e.detail))), `the UEFI VM identified itself as x64 UEFI (arch 7): ${JSON.stringify(uefiDhcp.map((e) => e.detail))}`);
 
   // The access log: every boot/autoinstall request came in on the bridge address, never on loopback or mgmt0.
-  const access = f.output().split('\n').filter((l) => /http\.access: request /.test(l) && /path=\/(boot|autoinstall)\//.test(l));
+  const access = f.output().split('\n').filter((l) => /http\.access: request /.test(l) && /path=(\/i\/[^/ ]+)?\/(boot|autoinstall)\//.test(l));
   for (const name of ['di-bios', 'di-uefi']) {
-    const pre = access.filter((l) => l.includes(`path=/autoinstall/system/${name} `));
+    // Installer URLs carry the install token since issue 13: path=/i/TOKEN/autoinstall/...
+    const pre = access.filter((l) => new RegExp(`path=(/i/[^/ ]+)?/autoinstall/system/${name} `).test(l));
     assert.ok(pre.length >= 1, `${name}: the preseed request is in the access log:\n${access.join('\n')}`);
     for (const l of pre) assert.match(l, /server=10\.98\.0\.1:8080 /, l);
   }
