@@ -95,7 +95,7 @@ test('metrics parse with the Prometheus parser and move with perfdhcp, atftp and
     };
     await api('POST', '/api/v1/distros', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i', breed: 'generic' });
     await api('POST', '/api/v1/profiles', { name: 'p', distro: 'd' });
-    await api('POST', '/api/v1/systems', { name: 'vm1', profile: 'p', interfaces: { eth0: { mac_address: '52:54:00:aa:00:01' } } });
+    await api('POST', '/api/v1/systems', { name: 'vm1', profile: 'p', netboot_enabled: true, interfaces: { eth0: { mac_address: '52:54:00:aa:00:01' } } });
 
     const before = parseExposition(await text('/metrics'));
     for (const f of before) {
@@ -118,7 +118,11 @@ test('metrics parse with the Prometheus parser and move with perfdhcp, atftp and
     assert.equal(got.code, 0, got.stderr);
     const tftpBytes = statSync(local).size;
     // An HTTP boot: what iPXE and the installer ask for.
-    for (const p of ['/boot/ipxe/52:54:00:aa:00:01', '/autoinstall/system/vm1', '/api/v1/systems/vm1/install/start', '/api/v1/systems/vm1/install/done']) await text(p);
+    await text('/boot/ipxe/52:54:00:aa:00:01');
+    // Installer paths under the system's install token, as the rendered files carry them (issue 13).
+    const installBase = ((await forge.api('GET', '/api/v1/systems/vm1/blended')).body as { install_base_url: string }).install_base_url.replace(/^http:\/\/[^/]+/, '');
+    assert.match(installBase, /^\/i\/[0-9a-f]+$/);
+    for (const p of ['/autoinstall/system/vm1', '/api/v1/systems/vm1/install/start', '/api/v1/systems/vm1/install/done']) await text(installBase + p);
     const after = parseExposition(await text('/metrics'));
 
     const d = (s: string, l: Record<string, string> = {}): number => value(after, s, l) - value(before, s, l, false);

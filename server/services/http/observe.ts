@@ -31,7 +31,8 @@ export const markMount: RequestHandler = (req, _res, next) => {
  * (and tokens do not multiply label sets).
  */
 export const markInstallMount: RequestHandler = (req, _res, next) => {
-  (req as Tagged)[MOUNT] = '';
+  // /i/TOKEN/api/v1 -> /api/v1, /i/TOKEN -> '': the same label as the unprefixed route.
+  (req as Tagged)[MOUNT] = req.baseUrl.replace(/^\/i\/[^/]+/, '');
   next();
 };
 
