@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startForge } from '../lib/server.js';
+import { installerUrl, startForge } from '../lib/server.js';
 import type { ForgeServer } from '../lib/server.js';
 
 let srv: ForgeServer;
@@ -122,7 +122,8 @@ test('systems: a static address outside every subnet is refused (naming the inte
   assert.match(line('kernel_cmdline') ?? '', /netcfg\/get_gateway=10\.96\.0\.1/);
   assert.match(line('kernel_cmdline') ?? '', /netcfg\/get_netmask=255\.255\.255\.0/);
   // The rendered preseed sees them too.
-  const seed = await fetch(`${srv.url}/autoinstall/system/in`).then((r) => r.text());
+  // As the installer asks for it: under the system's install token (issue 13).
+  const seed = await fetch(await installerUrl(srv, '/autoinstall/system/in')).then((r) => r.text());
   assert.match(seed, /netcfg\/get_gateway string 10\.96\.0\.1/);
   const doc = (await srv.api('GET', '/api/v1/export')).body as { subnets: { name: string }[] };
   assert.deepEqual(doc.subnets.map((s) => s.name), ['lab']);
