@@ -19,13 +19,13 @@
  * mounts, loop devices, new disks; the domain is defined only at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ForgeError } from '../server/errors.js';
 import type { AgentEvent, ForgeApi } from './api.js';
 import { buildVolumes, firstbootScript, FIRSTBOOT_UNIT, fstab, grubDefaults, installPath, lvmCommands, mkfsCommands, mmdebstrapArgs, networkdFiles, partitions, planBuild, sgdiskArgs, substituteTokens, volumeSizeMiB, type BuildPlan, type Partition } from './buildplan.js';
 import { persistentXml } from './flow.js';
-import { diskSpec, prepareDisk, removeDisk } from './disk.js';
+import { diskSpec, holdsData, prepareDisk, removeDisk } from './disk.js';
 import type { DiskSpec, NicSpec } from './domxml.js';
 import type { AgentOptions } from './options.js';
 import { parseBlended, planInstall, type DiskTarget, type InstallPlan } from './plan.js';
@@ -109,19 +109,6 @@ export function run(cmd: string, args: string[], o: { step: string; env?: Record
 
 async function out1(cmd: string, args: string[], step: string): Promise<string> {
   return (await run(cmd, args, { step })).output.trim();
-}
-
-/** The first MiB holds something other than zeros (a partition table, a filesystem, data). */
-export function holdsData(path: string): boolean {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(1 << 20);
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    for (let i = 0; i < n; i++) if (buf[i] !== 0) return true;
-    return false;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Undo actions in reverse order of doing; each runs even when an earlier one failed. */

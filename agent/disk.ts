@@ -59,7 +59,8 @@ export function diskActions(t: DiskTarget, spec: DiskSpec, sizeGiB: number, forc
   }
 }
 
-function holdsData(dev: string): boolean {
+/** The first MiB holds something other than zeros (a partition table, a filesystem, data). */
+export function holdsData(dev: string): boolean {
   const fd = openSync(dev, 'r');
   try {
     const buf = Buffer.alloc(1 << 20);
