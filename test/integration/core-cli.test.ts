@@ -4,7 +4,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startForge } from '../lib/server.js';
+import { cliOk, startForge } from '../lib/server.js';
 import type { ForgeServer } from '../lib/server.js';
 
 let srv: ForgeServer;
@@ -15,11 +15,7 @@ after(async () => {
   await srv?.stop();
 });
 
-async function ok(args: string[]): Promise<string> {
-  const r = await srv.cli(args);
-  assert.equal(r.code, 0, `forge ${args.join(' ')}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r.stdout;
-}
+const ok = (args: string[]): Promise<string> => cliOk(srv, args);
 
 test('the issue command sequence works end to end', async () => {
   await ok(['distro', 'add', '--name', 'deb12', '--arch', 'x86_64', '--breed', 'debian', '--os-version', 'bookworm',

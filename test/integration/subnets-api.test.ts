@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { installerUrl, startForge } from '../lib/server.js';
+import { cliOk, installerUrl, startForge } from '../lib/server.js';
 import type { ForgeServer } from '../lib/server.js';
 
 let srv: ForgeServer;
@@ -17,11 +17,7 @@ after(async () => {
   await srv?.stop();
 });
 
-async function ok(args: string[]): Promise<string> {
-  const r = await srv.cli(args);
-  assert.equal(r.code, 0, `forge ${args.join(' ')}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r.stdout;
-}
+const ok = (args: string[]): Promise<string> => cliOk(srv, args);
 
 async function refused(args: string[], pattern: RegExp): Promise<void> {
   const r = await srv.cli(args);

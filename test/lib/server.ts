@@ -7,6 +7,7 @@
  *   const r = await srv.cli(['system', 'list']);   // runs the real `forge` CLI
  *   await srv.stop();                          // SIGTERM, then SIGKILL after 5 s
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -222,4 +223,11 @@ export async function waitForEvent(srv: ForgeServer, system: string, type: strin
     if (Date.now() > deadline) throw new Error(`no ${type} event for ${system} within ${timeoutMs} ms; have ${evs.map((e) => e.type).join(', ')}`);
     await new Promise((res) => setTimeout(res, 50));
   }
+}
+
+/** `forge ARGS` against srv, which must exit 0: its stdout (the failure shows both streams). */
+export async function cliOk(srv: Pick<ForgeServer, 'cli'>, args: string[]): Promise<string> {
+  const r = await srv.cli(args);
+  assert.equal(r.code, 0, `forge ${args.join(' ')}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r.stdout;
 }
