@@ -120,7 +120,7 @@ test('metrics parse with the Prometheus parser and move with perfdhcp, atftp and
     // An HTTP boot: what iPXE and the installer ask for.
     await text('/boot/ipxe/52:54:00:aa:00:01');
     // Installer paths under the system's install token, as the rendered files carry them (issue 13).
-    const installBase = ((await forge.api('GET', '/api/v1/systems/vm1/blended')).body as { install_base_url: string }).install_base_url.replace(/^http:\/\/[^/]+/, '');
+    const installBase = ((await api('GET', '/api/v1/systems/vm1/blended')) as { install_base_url: string }).install_base_url.replace(/^http:\/\/[^/]+/, '');
     assert.match(installBase, /^\/i\/[0-9a-f]+$/);
     for (const p of ['/autoinstall/system/vm1', '/api/v1/systems/vm1/install/start', '/api/v1/systems/vm1/install/done']) await text(installBase + p);
     const after = parseExposition(await text('/metrics'));
