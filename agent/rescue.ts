@@ -12,9 +12,10 @@
  * package instead (offline hosts, CI caches).
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { aptExtract, copyModules, debianKernel, moduleClosure, type KernelUser } from '../server/boot/debkernel.js';
+import { copyFileSync, chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { aptExtract, debianKernel, moduleClosure, type KernelUser } from '../server/boot/debkernel.js';
+import { BUSYBOX_INIT_BASE, writeInitramfs } from '../server/boot/initramfs.js';
 import { sh } from './disk.js';
 
 export interface RescueSystem {
@@ -37,16 +38,6 @@ export const MNTOPTS = 'trans=virtio,version=9p2000.L,msize=524288,cache=none';
  * streams its output to the console and $OUTDIR/job.log, leaves the exit
  * status in $OUTDIR/.exit and powers off.
  */
-/** The first lines of a busybox PID 1: applets, PATH, /proc /sys /dev (the test guests start the same way). */
-export const BUSYBOX_INIT_BASE = `#!/bin/busybox sh
-/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin /proc /sys /dev /tmp /run /mnt
-/bin/busybox --install -s
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
-`;
-
 export const RESCUE_INIT = `${BUSYBOX_INIT_BASE}for m in $(cat /etc/modules-order); do insmod "/lib/modules/$m" 2>/dev/null; done
 say() { echo "forge-rescue: $*" > /dev/console; }
 off() { sync; poweroff -f; sleep 30; }
@@ -99,24 +90,6 @@ export async function rescueSystem(cacheDir: string, progress: (msg: string) => 
   if (existsSync(initrd)) return { kernel, initrd };
   progress(`building the rescue system (kernel ${version}, busybox-static)`);
   const modules = await moduleClosure(RESCUE, k.modulesDir, REQUIRED_MODULES, OPTIONAL_MODULES);
-  const dir = join(cache, `.build-${process.pid}`);
-  rmSync(dir, { recursive: true, force: true });
-  try {
-    mkdirSync(join(dir, 'bin'), { recursive: true });
-    mkdirSync(join(dir, 'etc'), { recursive: true });
-    mkdirSync(join(dir, 'lib', 'modules'), { recursive: true });
-    copyFileSync(bb, join(dir, 'bin', 'busybox'));
-    chmodSync(join(dir, 'bin', 'busybox'), 0o755);
-    const names = await copyModules(RESCUE, modules, join(dir, 'lib', 'modules'));
-    writeFileSync(join(dir, 'etc', 'modules-order'), names.join('\n') + '\n');
-    writeFileSync(join(dir, 'init'), RESCUE_INIT, { mode: 0o755 });
-    mkdirSync(dirname(initrd), { recursive: true });
-    const tmp = `${initrd}.tmp-${process.pid}`;
-    await sh('sh', ['-c', 'cd "$1" && find . | cpio -o -H newc --quiet | gzip -1 > "$2"', 'sh', dir, tmp], 600_000);
-    chmodSync(tmp, 0o644);
-    renameSync(tmp, initrd);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  writeInitramfs(RESCUE, initrd, { init: RESCUE_INIT, modules, busybox: bb, gzipLevel: 1 });
   return { kernel, initrd };
 }

@@ -6,7 +6,7 @@
  * modules.dep, so module dependencies are resolved with `modinfo -F depends`.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ForgeError, type ErrorCode } from '../errors.js';
@@ -122,22 +122,4 @@ export async function moduleClosure(u: KernelUser, modulesDir: string, required:
   for (const n of required) await visit(n, true);
   for (const n of optional) await visit(n, false);
   return order;
-}
-
-/** Copy module files into DEST (xz/zstd ones decompressed: busybox insmod reads plain .ko); returns the names in order. */
-export async function copyModules(u: KernelUser, files: readonly string[], dest: string): Promise<string[]> {
-  mkdirSync(dest, { recursive: true });
-  const names: string[] = [];
-  for (const m of files) {
-    let base = m.split('/').pop() ?? m;
-    for (const [ext, tool] of [['.xz', 'xz'], ['.zst', 'zstd']] as const) {
-      if (base.endsWith(ext)) {
-        base = base.slice(0, -ext.length);
-        await sh(u, 'sh', ['-c', `${tool} -dc "$1" > "$2"`, 'sh', m, join(dest, base)]);
-      }
-    }
-    if (!existsSync(join(dest, base))) copyFileSync(m, join(dest, base));
-    names.push(base);
-  }
-  return names;
 }

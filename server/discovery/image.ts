@@ -14,14 +14,10 @@
  * forge.mac=MAC or BOOTIF=01-aa-bb-.. (the boot NIC; default the first with
  * a DHCP lease), forge.poll=SECONDS (default 5).
  */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { ForgeError } from '../errors.js';
-import { copyModules, debianKernel, moduleClosure, type KernelUser } from '../boot/debkernel.js';
-
-export const BUSYBOX = '/bin/busybox';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { debianKernel, moduleClosure, type KernelUser } from '../boot/debkernel.js';
+import { requireBusybox, writeInitramfs } from '../boot/initramfs.js';
 /** Debian's kexec-tools (optional: without it the image reboots instead of kexec'ing). */
 export const KEXEC = '/sbin/kexec';
 
@@ -144,21 +140,6 @@ export interface ImagePaths {
   kexec: boolean;
 }
 
-/** A binary and the shared libraries it links (by ldd), copied to the same paths under ROOT. */
-function copyWithLibs(bin: string, root: string): void {
-  const files = [bin];
-  for (const line of execFileSync('ldd', [bin], { encoding: 'utf8' }).split('\n')) {
-    const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
-    if (m?.[1] !== undefined) files.push(m[1]);
-  }
-  for (const f of files) {
-    const dest = join(root, f);
-    mkdirSync(dirname(dest), { recursive: true });
-    copyFileSync(realpathSync(f), dest);
-    chmodSync(dest, 0o755);
-  }
-}
-
 export interface ImageOptions {
   /** linux-image root (boot/vmlinuz-VER + lib/modules/VER); default the package extracted into OUT/kernel. */
   kernelDir?: string;
@@ -167,35 +148,25 @@ export interface ImageOptions {
 
 /** Build OUT/linux and OUT/initrd.gz; returns their paths. Writes atomically (rename). */
 export async function buildDiscoveryImage(outDir: string, opts: ImageOptions = {}): Promise<ImagePaths> {
-  if (!existsSync(BUSYBOX)) throw new ForgeError('IMPORT_UNRECOGNISED', `${BUSYBOX} missing (apt-get install busybox-static)`, { field: 'busybox' });
+  requireBusybox(IMAGE);
   mkdirSync(outDir, { recursive: true });
   const k = await debianKernel(IMAGE, opts.kernelDir, outDir);
   opts.progress?.(`discovery image: kernel ${k.version} from ${k.root}`);
   const modules = await moduleClosure(IMAGE, k.modulesDir, REQUIRED_MODULES, OPTIONAL_MODULES);
-  const work = mkdtempSync(join(tmpdir(), 'forge-discovery-'));
-  try {
-    const root = join(work, 'root');
-    for (const d of ['bin', 'etc', 'lib/modules']) mkdirSync(join(root, d), { recursive: true });
-    copyFileSync(BUSYBOX, join(root, 'bin', 'busybox'));
-    chmodSync(join(root, 'bin', 'busybox'), 0o755);
-    const order = await copyModules(IMAGE, modules, join(root, 'lib', 'modules'));
-    const kexec = existsSync(KEXEC);
-    if (kexec) copyWithLibs(KEXEC, root);
-    writeFileSync(join(root, 'etc', 'modules-order'), order.join('\n') + '\n');
-    writeFileSync(join(root, 'etc', 'udhcpc.script'), UDHCPC, { mode: 0o755 });
-    writeFileSync(join(root, 'init'), DISCOVERY_INIT, { mode: 0o755 });
-    const initrd = join(outDir, 'initrd.gz');
-    const kernel = join(outDir, 'linux');
-    execFileSync('sh', ['-c', `find . | cpio -o -H newc --quiet | gzip -6 > "${initrd}.tmp"`], { cwd: root });
-    chmodSync(`${initrd}.tmp`, 0o644);
-    renameSync(`${initrd}.tmp`, initrd);
-    copyFileSync(k.vmlinuz, `${kernel}.tmp`);
-    chmodSync(`${kernel}.tmp`, 0o644);
-    renameSync(`${kernel}.tmp`, kernel);
-    return { kernel, initrd, modules: order, version: k.version, kexec };
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
+  const kexec = existsSync(KEXEC);
+  const initrd = join(outDir, 'initrd.gz');
+  const kernel = join(outDir, 'linux');
+  const order = writeInitramfs(IMAGE, initrd, {
+    init: DISCOVERY_INIT,
+    modules,
+    files: { 'etc/udhcpc.script': UDHCPC },
+    ...(kexec ? { binaries: [KEXEC] } : {}),
+    gzipLevel: 6,
+  });
+  copyFileSync(k.vmlinuz, `${kernel}.tmp`);
+  chmodSync(`${kernel}.tmp`, 0o644);
+  renameSync(`${kernel}.tmp`, kernel);
+  return { kernel, initrd, modules: order, version: k.version, kexec };
 }
 
 /** forge serve under policy discover: the image is built when missing (once; rebuild with forge discovery image). */

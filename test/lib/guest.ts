@@ -9,10 +9,10 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { BUSYBOX_INIT_BASE } from '../../agent/rescue.js';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KernelUser } from '../../server/boot/debkernel.js';
+import { BUSYBOX_INIT_BASE, writeInitramfs } from '../../server/boot/initramfs.js';
 
 export const CACHE_DIR = process.env['FORGE_TEST_CACHE'] ?? '/var/cache/forge-test';
 
@@ -133,55 +133,23 @@ export interface InitramfsOptions {
   modules?: string[];
 }
 
+const GUEST: KernelUser = { label: 'test guest', unavailable: 'VIRT_UNAVAILABLE', failed: 'VIRT_FAILED' };
+
 /**
  * Build (or reuse from the cache) a gzip'd newc cpio initramfs holding
- * busybox-static, the modules and /init. Returns its path.
+ * busybox-static, the modules and /init (server/boot/initramfs.ts, the
+ * builder of the discovery image and the rescue system). Returns its path.
  */
 export function buildInitramfs(opts: InitramfsOptions): string {
   const kernel = guestKernel();
   const modules = moduleClosure(kernel, opts.modules ?? DEFAULT_MODULES);
   const h = createHash('sha256');
-  h.update(kernel.version).update(INIT_PRELUDE).update(opts.init).update(modules.join('\n'));
+  // The builder's own text is in the key: a change to it rebuilds every cached guest.
+  h.update(writeInitramfs.toString()).update(kernel.version).update(INIT_PRELUDE).update(opts.init).update(modules.join('\n'));
   for (const [k, v] of Object.entries(opts.files ?? {}).sort(([a], [b]) => a.localeCompare(b))) h.update(k).update(v);
   const out = join(CACHE_DIR, 'initramfs', `${h.digest('hex').slice(0, 16)}.cpio.gz`);
   if (existsSync(out)) return out;
 
-  const dir = join(tmpdir(), `forge-initramfs-${process.pid}-${Date.now()}`);
-  try {
-    mkdirSync(join(dir, 'bin'), { recursive: true });
-    mkdirSync(join(dir, 'etc'), { recursive: true });
-    mkdirSync(join(dir, 'lib', 'modules'), { recursive: true });
-    copyFileSync('/bin/busybox', join(dir, 'bin', 'busybox'));
-    chmodSync(join(dir, 'bin', 'busybox'), 0o755);
-    const names: string[] = [];
-    for (const m of modules) {
-      let base = m.split('/').pop() ?? m;
-      const dest = join(dir, 'lib', 'modules', base);
-      if (m.endsWith('.xz')) {
-        base = base.slice(0, -3);
-        writeFileSync(join(dir, 'lib', 'modules', base), execFileSync('xz', ['-dc', m], { maxBuffer: 64 << 20 }));
-      } else if (m.endsWith('.zst')) {
-        base = base.slice(0, -4);
-        writeFileSync(join(dir, 'lib', 'modules', base), execFileSync('zstd', ['-dc', m], { maxBuffer: 64 << 20 }));
-      } else {
-        copyFileSync(m, dest);
-      }
-      names.push(base);
-    }
-    writeFileSync(join(dir, 'etc', 'modules-order'), names.join('\n') + '\n');
-    writeFileSync(join(dir, 'etc', 'udhcpc.script'), UDHCPC_SCRIPT, { mode: 0o755 });
-    writeFileSync(join(dir, 'init'), INIT_PRELUDE + opts.init + '\n', { mode: 0o755 });
-    for (const [p, content] of Object.entries(opts.files ?? {})) {
-      const dest = join(dir, p.replace(/^\/+/, ''));
-      mkdirSync(dirname(dest), { recursive: true });
-      writeFileSync(dest, content, { mode: 0o755 });
-    }
-    mkdirSync(dirname(out), { recursive: true });
-    const tmpOut = `${out}.tmp-${process.pid}`;
-    execFileSync('sh', ['-c', `cd "${dir}" && find . | cpio -o -H newc --quiet | gzip -1 > "${tmpOut}"`]);
-    renameSync(tmpOut, out);
-    return out;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  writeInitramfs(GUEST, out, { init: INIT_PRELUDE + opts.init + '\n', modules, files: { 'etc/udhcpc.script': UDHCPC_SCRIPT, ...opts.files }, gzipLevel: 1 });
+  return out;
 }

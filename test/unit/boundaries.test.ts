@@ -13,10 +13,13 @@
  *                     only the error catalogue, so the agent ships without the server
  *   agent/            reaches the server only through that client: from server/ it
  *                     imports the error catalogue, core/, api/client.ts, (types
- *                     only) api/types.ts and boot/debkernel.ts (Debian's linux-image
+ *                     only) api/types.ts, boot/debkernel.ts (Debian's linux-image
  *                     for the small systems both build, the rescue VM and the
- *                     discovery image: node builtins and the error catalogue only);
- *                     no agent file names an /api/v1 path
+ *                     discovery image) and boot/initramfs.ts (their one busybox
+ *                     initramfs builder): those two use node builtins, the error
+ *                     catalogue and each other only; no agent file names an /api/v1 path
+ *   one initramfs builder  only server/boot/initramfs.ts packs a cpio archive (the
+ *                     discovery image, the rescue VM and test/lib/guest.ts call it)
  *   server/cli/       calls the API only through that client: no fetch() of its own
  *                     except the event stream's reader (events-client.ts)
  */
@@ -33,7 +36,11 @@ const CORE_NODE_ALLOWED = new Set(['node:net']);
 /** The shared API client (CLI and agent). */
 const API_CLIENT = 'server/api/client.ts';
 /** What the agent may import from server/ besides core/. */
-const AGENT_SERVER_ALLOWED = new Set(['server/errors.ts', API_CLIENT, 'server/api/types.ts', 'server/boot/debkernel.ts']);
+const AGENT_SERVER_ALLOWED = new Set(['server/errors.ts', API_CLIENT, 'server/api/types.ts', 'server/boot/debkernel.ts', 'server/boot/initramfs.ts']);
+/** The small-system modules the agent ships: node builtins, the error catalogue and each other. */
+const SMALL_SYSTEM = new Set(['server/boot/debkernel.ts', 'server/boot/initramfs.ts']);
+/** The one initramfs builder. */
+const INITRAMFS_BUILDER = 'server/boot/initramfs.ts';
 /** What the agent may import only as types (erased: not shipped code). */
 const AGENT_TYPES_ONLY = new Set(['server/api/types.ts']);
 /** The CLI files that may call fetch(): the event stream reader (SSE, not request/answer). */
@@ -153,4 +160,21 @@ test('the agent reaches the server only through its API client', () => {
     .filter((f) => /['"`]\/api\/v1/.test(withoutComments(readFileSync(join(ROOT, f), 'utf8'))))
     .map((f) => `${f} names an /api/v1 path`);
   assert.deepEqual(paths, []);
+});
+
+test('the small-system modules the agent ships (debkernel, initramfs) import only node builtins, the catalogue and each other', () => {
+  assert.ok(IMPORTS.some((i) => i.file === 'agent/rescue.ts' && i.target === INITRAMFS_BUILDER), 'the rescue system uses the builder');
+  assert.deepEqual(
+    violations((i) => SMALL_SYSTEM.has(i.file) && (forge(i) ? i.target !== 'server/errors.ts' && !SMALL_SYSTEM.has(i.target) : !i.spec.startsWith('node:'))),
+    [],
+  );
+});
+
+test('one initramfs builder: only server/boot/initramfs.ts packs a cpio archive', () => {
+  const users = ['server/discovery/image.ts', 'agent/rescue.ts', 'test/lib/guest.ts'];
+  for (const f of users) assert.match(readFileSync(join(ROOT, f), 'utf8'), /writeInitramfs\(/, `${f} builds through writeInitramfs`);
+  const packers = [...ALL, ...sources('test/lib'), ...sources('bench')]
+    .filter((f) => f !== INITRAMFS_BUILDER && /cpio\s+-o|['"`]cpio['"`]\s*,\s*\[\s*['"`]-o/.test(withoutComments(readFileSync(join(ROOT, f), 'utf8'))))
+    .map((f) => `${f} packs its own cpio archive`);
+  assert.deepEqual(packers, []);
 });
