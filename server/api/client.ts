@@ -12,22 +12,34 @@
  */
 import { ForgeError, fromBody } from '../errors.js';
 import type {
+  ApiTokenInfo,
+  AuditEntry,
   BootInfo,
   CallbackResult,
   Created,
+  Discovered,
   DistroFiles,
+  ExplainReport,
+  ExportDocument,
   ForgeEvent,
   Health,
+  ImportAnswer,
   KindMap,
   LoaderStatus,
   NewEvent,
+  NewToken,
   ObjectKind,
   PowerAction,
   PowerResult,
   Problem,
+  Provisioned,
   RemoteFile,
   Removed,
+  Rule,
+  RuleTest,
   StatusAnswer,
+  TemplateFile,
+  TemplateLists,
   ValidateReport,
   Whoami,
 } from './types.js';
@@ -219,5 +231,70 @@ export class ApiClient {
   }
   powerBulk(glob: string, action: PowerAction, concurrency?: number): Promise<{ results: PowerResult[]; failed: number }> {
     return this.request('POST', '/api/v1/power', { name: glob, action, ...(concurrency === undefined ? {} : { concurrency }) });
+  }
+
+  // ----- export and import
+  exportAll(): Promise<ExportDocument> {
+    return this.request('GET', '/api/v1/export');
+  }
+  /** All or nothing; `replace` overwrites objects of the same name. */
+  importAll(doc: unknown, replace = false): Promise<ImportAnswer> {
+    return this.request('POST', `/api/v1/import${replace ? '?replace=true' : ''}`, doc);
+  }
+
+  // ----- templates
+  templates(): Promise<TemplateLists> {
+    return this.request('GET', '/api/v1/templates');
+  }
+  templateFile(name: string, snippet = false): Promise<TemplateFile> {
+    return this.request('GET', `/api/v1/templates/file?name=${enc(name)}${snippet ? '&snippet=1' : ''}`);
+  }
+  /** The template and snippet files in effect for a system or profile. */
+  effectiveTemplates(kind: 'profile' | 'system', name: string): Promise<ExplainReport> {
+    return this.request('GET', `/api/v1/templates/effective?${kind}=${enc(name)}`);
+  }
+
+  // ----- discovery
+  discovered(): Promise<Discovered[]> {
+    return this.request('GET', '/api/v1/discovered');
+  }
+  getDiscovered(name: string): Promise<Discovered> {
+    return this.request('GET', `/api/v1/discovered/${enc(name)}`);
+  }
+  forgetDiscovered(name: string): Promise<Removed> {
+    return this.request('DELETE', `/api/v1/discovered/${enc(name)}`);
+  }
+  provision(name: string, body: { profile: string; hostname?: string }): Promise<Provisioned> {
+    return this.request('POST', `/api/v1/discovered/${enc(name)}/provision`, body);
+  }
+  rules(): Promise<Rule[]> {
+    return this.request('GET', '/api/v1/rules');
+  }
+  addRule(rule: Record<string, unknown>): Promise<Rule> {
+    return this.request('POST', '/api/v1/rules', rule);
+  }
+  editRule(name: string, patch: Record<string, unknown>): Promise<Rule> {
+    return this.request('PATCH', `/api/v1/rules/${enc(name)}`, patch);
+  }
+  removeRule(name: string): Promise<Removed> {
+    return this.request('DELETE', `/api/v1/rules/${enc(name)}`);
+  }
+  testRules(discovered: string): Promise<RuleTest> {
+    return this.request('GET', `/api/v1/rules/test?discovered=${enc(discovered)}`);
+  }
+
+  // ----- tokens and audit
+  createToken(body: { role: string; comment?: string }): Promise<NewToken> {
+    return this.request('POST', '/api/v1/tokens', body);
+  }
+  tokens(): Promise<ApiTokenInfo[]> {
+    return this.request('GET', '/api/v1/tokens');
+  }
+  revokeToken(id: number | string): Promise<ApiTokenInfo> {
+    return this.request('DELETE', `/api/v1/tokens/${enc(String(id))}`);
+  }
+  audit(query?: URLSearchParams | Record<string, string>): Promise<AuditEntry[]> {
+    const q = query === undefined ? '' : new URLSearchParams(query).toString();
+    return this.request('GET', `/api/v1/audit${q === '' ? '' : `?${q}`}`);
   }
 }

@@ -15,9 +15,17 @@ export type { RuleVerdict } from '../discovery/service.js';
 export type { LoaderStatus } from '../boot/loaders.js';
 export type { StageInfo } from '../events/lifecycle.js';
 export type { DhcpLinkStatus } from '../services/dhcp/links.js';
+export type { ApiTokenInfo, AuditEntry } from '../core/access.js';
+export type { ExportDocument, ImportCounts } from '../store/store.js';
 import type { StageInfo } from '../events/lifecycle.js';
 import type { DhcpLinkStatus } from '../services/dhcp/links.js';
 import type { EventType } from '../core/model.js';
+import type { ApiTokenInfo } from '../core/access.js';
+import type { ImportCounts } from '../store/store.js';
+import type { FileUse, TemplateEntry } from '../render/renderer.js';
+import type { RenderRoots } from '../render/roots.js';
+import type { Facts } from '../rules/expr.js';
+import type { RuleVerdict } from '../discovery/service.js';
 
 /** GET /api/v1/health */
 export interface Health {
@@ -93,4 +101,38 @@ export interface NewEvent {
   type: EventType;
   source?: string;
   detail?: Record<string, unknown>;
+}
+
+/** POST /api/v1/import */
+export interface ImportAnswer {
+  imported: ImportCounts;
+}
+
+/** POST /api/v1/tokens: the token itself is in this answer only. */
+export type NewToken = ApiTokenInfo & { token: string };
+
+/** GET /api/v1/templates */
+export interface TemplateLists {
+  roots: RenderRoots;
+  templates: TemplateEntry[];
+  snippets: TemplateEntry[];
+}
+
+/** GET /api/v1/templates/file */
+export type TemplateFile = FileUse & { content: string };
+
+/** POST /api/v1/discovered/NAME/provision */
+export interface Provisioned {
+  discovered: string;
+  system: string;
+}
+
+/** GET /api/v1/rules/test?discovered=NAME */
+export interface RuleTest {
+  discovered: string;
+  facts: Facts;
+  rules: RuleVerdict[];
+  /** The rule that would fire, or null. */
+  fires: string | null;
+  hostname: string | null;
 }

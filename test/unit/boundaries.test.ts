@@ -20,8 +20,9 @@
  *                     catalogue and each other only; no agent file names an /api/v1 path
  *   one initramfs builder  only server/boot/initramfs.ts packs a cpio archive (the
  *                     discovery image, the rescue VM and test/lib/guest.ts call it)
- *   server/cli/       calls the API only through that client: no fetch() of its own
- *                     except the event stream's reader (events-client.ts)
+ *   server/cli/       calls the API only through that client's typed methods: no
+ *                     fetch() of its own, no client.request(path) and no /api/v1
+ *                     path, except the event stream's reader (events-client.ts)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -135,6 +136,19 @@ test('the CLI calls the API only through the shared client', () => {
     .filter((f) => !CLI_FETCH_ALLOWED.has(f) && /\bfetch\(/.test(withoutComments(readFileSync(join(ROOT, f), 'utf8'))))
     .map((f) => `${f} calls fetch()`);
   assert.deepEqual(own, []);
+});
+
+test('the CLI uses typed client methods: no client.request(path), no /api/v1 path of its own', () => {
+  const raw = sources('server/cli')
+    .filter((f) => !CLI_FETCH_ALLOWED.has(f))
+    .flatMap((f) => {
+      const src = withoutComments(readFileSync(join(ROOT, f), 'utf8'));
+      return [
+        ...(/\.request\s*(<[^>]*>)?\s*\(/.test(src) ? [`${f} calls client.request(path)`] : []),
+        ...(/['"`]\/api\/v1/.test(src) ? [`${f} names an /api/v1 path`] : []),
+      ];
+    });
+  assert.deepEqual(raw, []);
 });
 
 test('render/ does not import the API', () => {

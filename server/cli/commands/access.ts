@@ -2,7 +2,6 @@
  * `forge token create|list|revoke` (API tokens by role) and `forge audit`
  * (writes and failed authentication). Both need an admin token.
  */
-import type { ApiTokenInfo, AuditEntry } from '../../core/access.js';
 import { ForgeError } from '../../errors.js';
 import type { CommandSpec, OptionSpec, ParsedArgs } from '../command.js';
 import { table } from './boot.js';
@@ -33,10 +32,8 @@ export const commands: CommandSpec[] = [
       json: JSON_OPT,
     },
     async run(a, io) {
-      const body: Record<string, unknown> = { role: str(a, 'role') ?? 'read' };
       const c = str(a, 'comment');
-      if (c !== undefined) body['comment'] = c;
-      const r = await io.client.request<ApiTokenInfo & { token: string }>('POST', '/api/v1/tokens', body);
+      const r = await io.client.createToken({ role: str(a, 'role') ?? 'read', ...(c !== undefined ? { comment: c } : {}) });
       if (a.values['json'] === true) io.out(JSON.stringify(r, null, 2));
       else {
         io.out(r.token);
@@ -50,7 +47,7 @@ export const commands: CommandSpec[] = [
     summary: 'list API tokens (id, role, comment, created, revoked; never the token)',
     options: { json: JSON_OPT },
     async run(a, io) {
-      const r = await io.client.request<ApiTokenInfo[]>('GET', '/api/v1/tokens');
+      const r = await io.client.tokens();
       if (a.values['json'] === true) io.out(JSON.stringify(r, null, 2));
       else {
         const rows = [['ID', 'ROLE', 'CREATED', 'REVOKED', 'COMMENT'], ['bootstrap', 'admin', '', '', 'DATA_DIR/token']];
@@ -68,7 +65,7 @@ export const commands: CommandSpec[] = [
     async run(a, io) {
       const id = a.positionals[0];
       if (id === undefined || !/^\d+$/.test(id)) throw new ForgeError('USAGE', 'give the token id (forge token list)', { field: 'id' });
-      const r = await io.client.request<ApiTokenInfo>('DELETE', `/api/v1/tokens/${id}`);
+      const r = await io.client.revokeToken(id);
       io.out(`token ${r.id} revoked ${r.revoked ?? ''}`.trimEnd());
       return 0;
     },
@@ -90,8 +87,7 @@ export const commands: CommandSpec[] = [
       if (object !== undefined) q.set('object', object);
       const limit = str(a, 'limit');
       if (limit !== undefined) q.set('limit', limit);
-      const qs = q.toString();
-      const r = await io.client.request<AuditEntry[]>('GET', `/api/v1/audit${qs !== '' ? `?${qs}` : ''}`);
+      const r = await io.client.audit(q);
       if (a.values['json'] === true) io.out(JSON.stringify(r, null, 2));
       else {
         const rows = [['TIME', 'WHO', 'FROM', 'ACTION', 'OBJECT', 'DETAIL']];

@@ -118,7 +118,7 @@ const importCmd: CommandSpec = {
     const info = await io.client.bootInfo();
     const treeUrl = `${info.base_url}/tree/${encodeURIComponent(name)}`;
     const isoUrl = str(args, 'iso-url') ?? (t.iso !== undefined ? `${treeUrl}/${encodeURIComponent(t.iso)}` : undefined);
-    await io.client.request('POST', '/api/v1/distros', {
+    await io.client.create('distro', {
       name,
       arch: (arch as Arch | undefined) ?? t.arch,
       breed: (breed as Breed | undefined) ?? t.breed,
@@ -138,7 +138,7 @@ const importCmd: CommandSpec = {
     if (isoUrl !== undefined) io.out(`  iso    ${isoUrl}`);
     else if (t.layout === 'ubuntu-live') io.out('  note: no ISO found; casper needs one (give --iso-url URL or edit the distro\'s autoinstall_meta iso_url)');
     if (!flag(args, 'no-profile')) {
-      await io.client.request('POST', '/api/v1/profiles', { name, distro: name });
+      await io.client.create('profile', { name, distro: name });
       io.out(`profile ${name} (distro ${name})`);
     }
     return 0;

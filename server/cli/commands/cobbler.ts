@@ -38,9 +38,8 @@ function validatePlan(plan: ImportPlan): string[] {
 
 async function existing(io: CliIO): Promise<string[]> {
   const out: string[] = [];
-  for (const { kind, key } of KINDS) {
-    const names = await io.client.request<{ name: string }[]>('GET', `/api/v1/${key}?fields=name`);
-    out.push(...names.map((n) => `${kind} ${n.name}`));
+  for (const { kind } of KINDS) {
+    out.push(...(await io.client.names(kind)).map((n) => `${kind} ${n}`));
   }
   return out;
 }
@@ -91,7 +90,7 @@ export const importCobblerCmd: CommandSpec = {
       const have = new Set(await existing(io));
       conflicts = KINDS.flatMap(({ kind, key }) => plan.doc[key].map((o) => `${kind} ${o.name}`)).filter((n) => have.has(n));
     } else {
-      await io.client.request('POST', '/api/v1/import', plan.doc);
+      await io.client.importAll(plan.doc);
     }
     if (json) {
       io.out(JSON.stringify({ dry_run: dry, [dry ? 'would_import' : 'imported']: counts, ...(dry ? { conflicts } : {}), unmapped: plan.unmapped, config: plan.config }, null, 2));
@@ -135,7 +134,7 @@ export const validateAutoinstallsCmd: CommandSpec = {
 };
 
 async function eachKind(io: CliIO, f: (kind: ObjectKind, objs: Record<string, unknown>[]) => void): Promise<void> {
-  for (const { kind, key } of KINDS) f(kind, await io.client.request<Record<string, unknown>[]>('GET', `/api/v1/${key}`));
+  for (const { kind } of KINDS) f(kind, (await io.client.list(kind)) as unknown as Record<string, unknown>[]);
 }
 
 export const reportCmd: CommandSpec = {
@@ -171,7 +170,7 @@ export const listCmd: CommandSpec = {
   options: { json: { type: 'boolean', description: 'machine-readable JSON output' } },
   async run(args, io) {
     const names: Record<string, string[]> = {};
-    for (const { key } of KINDS) names[key] = (await io.client.request<{ name: string }[]>('GET', `/api/v1/${key}?fields=name`)).map((n) => n.name);
+    for (const { kind, key } of KINDS) names[key] = await io.client.names(kind);
     if (args.values['json'] === true) io.out(JSON.stringify(names, null, 2));
     else {
       for (const { key } of KINDS) {

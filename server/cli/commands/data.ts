@@ -1,7 +1,6 @@
 /** `forge export`, `forge import-data FILE`, `forge check`. */
 import { readFileSync } from 'node:fs';
 import { ForgeError } from '../../errors.js';
-import type { Problem } from '../../api/data.js';
 import type { CommandSpec } from '../command.js';
 
 export const exportCmd: CommandSpec = {
@@ -9,7 +8,7 @@ export const exportCmd: CommandSpec = {
   summary: 'print every distro, profile and system as one JSON document (forge export > backup.json)',
   options: {},
   async run(_args, io) {
-    io.out(JSON.stringify(await io.client.request('GET', '/api/v1/export'), null, 2));
+    io.out(JSON.stringify(await io.client.exportAll(), null, 2));
     return 0;
   },
 };
@@ -41,11 +40,7 @@ export const importCmd: CommandSpec = {
     } catch (e) {
       throw new ForgeError('BAD_JSON', `${file} is not valid JSON: ${(e as Error).message}`, { field: 'file' });
     }
-    const r = await io.client.request<{ imported: { distros: number; profiles: number; systems: number } }>(
-      'POST',
-      `/api/v1/import${args.values['replace'] === true ? '?replace=true' : ''}`,
-      doc,
-    );
+    const r = await io.client.importAll(doc, args.values['replace'] === true);
     io.out(`imported ${r.imported.distros} distros, ${r.imported.profiles} profiles, ${r.imported.systems} systems`);
     return 0;
   },

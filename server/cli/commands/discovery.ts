@@ -4,8 +4,7 @@
  * discovery image, and the rules that enlist them.
  */
 import { ForgeError } from '../../errors.js';
-import type { Discovered, Rule } from '../../discovery/model.js';
-import type { RuleVerdict } from '../../discovery/service.js';
+import type { Discovered } from '../../discovery/model.js';
 import type { CommandSpec, OptionSpec, ParsedArgs } from '../command.js';
 import { table } from './boot.js';
 import { join } from 'node:path';
@@ -20,7 +19,6 @@ const must = (a: ParsedArgs, k: string): string => {
 };
 const JSON_OPT: OptionSpec = { type: 'boolean', description: 'machine-readable JSON output' };
 const NAME: OptionSpec = { type: 'string', description: 'name', arg: 'NAME' };
-const enc = encodeURIComponent;
 
 function discoveredReport(d: Discovered): string[] {
   const i = d.inventory;
@@ -88,7 +86,7 @@ export const commands: CommandSpec[] = [
     summary: 'list machines that booted the discovery image (unknown MACs) with their facts',
     options: { json: JSON_OPT },
     async run(a, io) {
-      const ds = await io.client.request<Discovered[]>('GET', '/api/v1/discovered');
+      const ds = await io.client.discovered();
       if (a.values['json'] === true) {
         io.out(JSON.stringify(ds, null, 2));
         return 0;
@@ -108,7 +106,7 @@ export const commands: CommandSpec[] = [
     options: { name: NAME, json: JSON_OPT },
     async run(a, io) {
       const n = str(a, 'name');
-      const ds = n !== undefined ? [await io.client.request<Discovered>('GET', `/api/v1/discovered/${enc(n)}`)] : await io.client.request<Discovered[]>('GET', '/api/v1/discovered');
+      const ds = n !== undefined ? [await io.client.getDiscovered(n)] : await io.client.discovered();
       if (a.values['json'] === true) io.out(JSON.stringify(n !== undefined ? ds[0] : ds, null, 2));
       else ds.forEach((d, i) => {
         if (i > 0) io.out('');
@@ -122,7 +120,7 @@ export const commands: CommandSpec[] = [
     summary: 'forget a discovered machine (it is discovered again at its next report)',
     options: { name: NAME },
     async run(a, io) {
-      await io.client.request('DELETE', `/api/v1/discovered/${enc(must(a, 'name'))}`);
+      await io.client.forgetDiscovered(must(a, 'name'));
       return 0;
     },
   },
@@ -137,10 +135,8 @@ export const commands: CommandSpec[] = [
     },
     help: 'example: forge discovered provision --name disc-525400123456 --profile deb12-web --hostname web07',
     async run(a, io) {
-      const body: Record<string, unknown> = { profile: must(a, 'profile') };
       const h = str(a, 'hostname');
-      if (h !== undefined) body['hostname'] = h;
-      const r = await io.client.request<{ system: string }>('POST', `/api/v1/discovered/${enc(must(a, 'name'))}/provision`, body);
+      const r = await io.client.provision(must(a, 'name'), { profile: must(a, 'profile'), ...(h !== undefined ? { hostname: h } : {}) });
       if (a.values['json'] === true) io.out(JSON.stringify(r, null, 2));
       else io.out(`system ${r.system} created; it installs at its next boot`);
       return 0;
@@ -156,7 +152,7 @@ facts: ram_mib cpus cpu_model arch vendor product serial uuid firmware mac disks
        disks.largest_gib disks.rotational nics.count nics.up
 operators: == != < <= > >= ~ !~ (glob: * ?, case-insensitive) && || ! ( )`,
     async run(a, io) {
-      const r = await io.client.request('POST', '/api/v1/rules', { name: must(a, 'name'), ...ruleBody(a) });
+      const r = await io.client.addRule({ name: must(a, 'name'), ...ruleBody(a) });
       if (a.values['json'] === true) io.out(JSON.stringify(r, null, 2));
       return 0;
     },
@@ -168,7 +164,7 @@ operators: == != < <= > >= ~ !~ (glob: * ?, case-insensitive) && || ! ( )`,
     async run(a, io) {
       const body = ruleBody(a);
       if (Object.keys(body).length === 0) throw new ForgeError('USAGE', 'nothing to change: give at least one field flag');
-      const r = await io.client.request('PATCH', `/api/v1/rules/${enc(must(a, 'name'))}`, body);
+      const r = await io.client.editRule(must(a, 'name'), body);
       if (a.values['json'] === true) io.out(JSON.stringify(r, null, 2));
       return 0;
     },
@@ -178,7 +174,7 @@ operators: == != < <= > >= ~ !~ (glob: * ?, case-insensitive) && || ! ( )`,
     summary: 'list discovery rules in the order they are tried',
     options: { json: JSON_OPT },
     async run(a, io) {
-      const rules = await io.client.request<Rule[]>('GET', '/api/v1/rules');
+      const rules = await io.client.rules();
       if (a.values['json'] === true) {
         io.out(JSON.stringify(rules, null, 2));
         return 0;
@@ -194,7 +190,7 @@ operators: == != < <= > >= ~ !~ (glob: * ?, case-insensitive) && || ! ( )`,
     summary: 'remove a discovery rule',
     options: { name: NAME },
     async run(a, io) {
-      await io.client.request('DELETE', `/api/v1/rules/${enc(must(a, 'name'))}`);
+      await io.client.removeRule(must(a, 'name'));
       return 0;
     },
   },
@@ -204,10 +200,7 @@ operators: == != < <= > >= ~ !~ (glob: * ?, case-insensitive) && || ! ( )`,
     options: { discovered: { type: 'string', description: 'discovered machine name', arg: 'NAME' }, json: JSON_OPT },
     help: 'example: forge rule test --discovered disc-525400123456',
     async run(a, io) {
-      const r = await io.client.request<{ rules: RuleVerdict[]; fires: string | null; hostname: string | null }>(
-        'GET',
-        `/api/v1/rules/test?discovered=${enc(must(a, 'discovered'))}`,
-      );
+      const r = await io.client.testRules(must(a, 'discovered'));
       if (a.values['json'] === true) {
         io.out(JSON.stringify(r, null, 2));
         return 0;

@@ -138,10 +138,8 @@ export function formatReport(kind: ObjectKind, obj: ForgeObject): string[] {
 
 function commandsFor(kind: ObjectKind): CommandSpec[] {
   const plural = PLURAL[kind];
-  const base = `/api/v1/${plural}`;
   const fopts = fieldOptions(kind);
   const iopts = kind === 'system' ? interfaceOptions() : {};
-  const enc = encodeURIComponent;
 
   const add: CommandSpec = {
     path: [kind, 'add'],
@@ -162,7 +160,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
         const ifname = str(args, 'interface') ?? 'eth0';
         if (i !== undefined || str(args, 'interface') !== undefined) body['interfaces'] = { [ifname]: i ?? {} };
       }
-      const created = await io.client.request('POST', base, body);
+      const created = await io.client.create(kind, body);
       if (args.values['json'] === true) printJson(io, created);
       return 0;
     },
@@ -192,7 +190,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
       const body = fieldsFromArgs(kind, args);
       const dictKeys = Object.entries(FIELDS[kind]).filter(([k, s]) => s.type === 'dict' && body[k] !== undefined).map(([k]) => k);
       if (args.values['in-place'] === true && dictKeys.length > 0) {
-        const cur = await io.client.request<Record<string, unknown>>('GET', `${base}/${enc(name)}`);
+        const cur: Readonly<Record<string, unknown>> = { ...(await io.client.get(kind, name)) };
         for (const k of dictKeys) {
           const merged: OptionDict = { ...((cur[k] as OptionDict | undefined) ?? {}) };
           for (const [dk, dv] of Object.entries(body[k] as OptionDict)) {
@@ -213,7 +211,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
         }
       }
       if (Object.keys(body).length === 0) throw new ForgeError('USAGE', 'nothing to change: give at least one field flag');
-      const updated = await io.client.request('PATCH', `${base}/${enc(name)}`, body);
+      const updated = await io.client.patch(kind, name, body);
       if (args.values['json'] === true) printJson(io, updated);
       return 0;
     },
@@ -275,7 +273,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
     options: { json: JSON_OPT },
     async run(args, io) {
       if (args.values['json'] === true) {
-        printJson(io, await io.client.request<ForgeObject[]>('GET', base));
+        printJson(io, await io.client.list(kind));
         return 0;
       }
       const names = await io.client.names(kind);
@@ -290,7 +288,7 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
     options: { name: NAME, json: JSON_OPT },
     async run(args, io) {
       const n = str(args, 'name');
-      const objs = n !== undefined ? [await io.client.request<ForgeObject>('GET', `${base}/${enc(n)}`)] : await io.client.request<ForgeObject[]>('GET', base);
+      const objs: ForgeObject[] = n !== undefined ? [await io.client.get(kind, n)] : await io.client.list(kind);
       if (args.values['json'] === true) {
         printJson(io, n !== undefined ? objs[0] : objs);
         return 0;
@@ -321,10 +319,9 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
         q.set(flag === 'mac' ? 'mac_address' : flag.replace(/-/g, '_'), v);
       }
       if ([...q.keys()].length === 0) throw new ForgeError('USAGE', 'give at least one field to match');
-      q.set('fields', 'name');
-      const objs = await io.client.request<{ name: string }[]>('GET', `${base}?${q.toString()}`);
-      if (args.values['json'] === true) printJson(io, objs.map((o) => o.name));
-      else if (objs.length > 0) io.out(objs.map((o) => o.name).join('\n'));
+      const names = await io.client.names(kind, Object.fromEntries(q));
+      if (args.values['json'] === true) printJson(io, names);
+      else if (names.length > 0) io.out(names.join('\n'));
       return 0;
     },
   };

@@ -9,14 +9,12 @@
  * All through the HTTP API (server/render/routes.ts).
  */
 import { ForgeError } from '../../errors.js';
-import type { FileUse, TemplateEntry } from '../../render/renderer.js';
-import type { ExplainReport, ValidateReport } from '../../render/service.js';
+import type { TemplateEntry } from '../../render/renderer.js';
 import type { CommandSpec, OptionSpec, ParsedArgs } from '../command.js';
 
 const NAME: OptionSpec = { type: 'string', description: 'object name', arg: 'NAME' };
 const JSON_OPT: OptionSpec = { type: 'boolean', description: 'machine-readable JSON output' };
 
-const enc = encodeURIComponent;
 
 function str(args: ParsedArgs, key: string): string {
   const v = args.values[key];
@@ -35,8 +33,8 @@ function getAutoinstall(kind: 'system' | 'profile'): CommandSpec {
     summary: `print the rendered autoinstall file (kickstart, preseed, AutoYaST) of a ${kind}`,
     options: { name: NAME },
     async run(args, io) {
-      const text = await io.client.request<unknown>('GET', `/api/v1/${kind}s/${enc(mustName(args))}/autoinstall`);
-      const s = typeof text === 'string' ? text : JSON.stringify(text, null, 2);
+      // Answered as text/plain whatever the format (preview route).
+      const s = await io.client.autoinstall(kind, mustName(args));
       // io.out adds a newline; keep the file byte-exact.
       io.out(s.endsWith('\n') ? s.slice(0, -1) : s);
       return 0;
@@ -66,7 +64,7 @@ const templateList: CommandSpec = {
   summary: 'list templates and snippets: the file in effect (site or shipped) and what it shadows',
   options: { json: JSON_OPT },
   async run(args, io) {
-    const r = await io.client.request<{ templates: TemplateEntry[]; snippets: TemplateEntry[] }>('GET', '/api/v1/templates');
+    const r = await io.client.templates();
     if (args.values['json'] === true) {
       io.out(JSON.stringify(r, null, 2));
       return 0;
@@ -109,8 +107,7 @@ const templateShow: CommandSpec = {
       throw new ForgeError('USAGE', 'give exactly one of --system NAME, --profile NAME or a template NAME');
     }
     if (name !== '') {
-      const q = `name=${enc(name)}${args.values['snippet'] === true ? '&snippet=1' : ''}`;
-      const r = await io.client.request<FileUse & { content: string }>('GET', `/api/v1/templates/file?${q}`);
+      const r = await io.client.templateFile(name, args.values['snippet'] === true);
       if (args.values['json'] === true) io.out(JSON.stringify(r, null, 2));
       else {
         io.out(`# ${r.name}: ${r.file} (${r.origin})`);
@@ -118,11 +115,7 @@ const templateShow: CommandSpec = {
       }
       return 0;
     }
-    const q = system !== '' ? `system=${enc(system)}` : `profile=${enc(profile)}`;
-    const r = await io.client.request<ExplainReport>(
-      'GET',
-      `/api/v1/templates/effective?${q}`,
-    );
+    const r = await io.client.effectiveTemplates(system !== '' ? 'system' : 'profile', system !== '' ? system : profile);
     if (args.values['json'] === true) {
       io.out(JSON.stringify(r, null, 2));
     } else {
