@@ -6,7 +6,7 @@
  * the result is a plain value the rest of the server reads.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { ForgeError } from './errors.js';
 
@@ -25,6 +25,8 @@ export interface ForgeConfig {
   http_port: number;
   /** Host (or host:port) that installers and agents use to reach forge's HTTP; '' = derive. */
   server: string;
+  /** This server's name among several on one database (a subnet's `servers` names it); default the host name. */
+  server_name: string;
   templates_dir: string;
   snippets_dir: string;
   pxe_just_once: boolean;
@@ -149,6 +151,11 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   listen: { kind: 'string', doc: 'HTTP listen address (an address other than 0.0.0.0/:: is also what installers are told)', shape: ipRule },
   http_port: { kind: 'int', doc: 'HTTP port (API, boot files, autoinstall)', shape: portRule },
   server: { kind: 'string', doc: 'host[:port] installers use to reach forge (env FORGE_SERVE_SERVER; default: the address each client reached forge on)', shape: hostPortRule },
+  server_name: {
+    kind: 'string',
+    doc: "this server's name among several on one database: it answers DHCP on subnets whose `servers` name it or name nobody (default: the host name)",
+    shape: (v: string) => (/^[A-Za-z0-9._-]{1,128}$/.test(v) && v !== '.' && v !== '..' ? undefined : `must be 1-128 letters, digits, '.', '_' or '-' (got "${v}")`),
+  },
   templates_dir: { kind: 'string', doc: 'site templates that shadow the shipped ones' },
   snippets_dir: { kind: 'string', doc: 'site snippets that shadow the shipped ones' },
   pxe_just_once: { kind: 'bool', doc: 'install done disables netboot' },
@@ -209,6 +216,8 @@ export function defaults(): ForgeConfig {
     listen: '0.0.0.0',
     http_port: 8080,
     server: '',
+    // The short host name: what an operator types in a subnet's `servers`.
+    server_name: hostname().split('.')[0] || 'forge',
     templates_dir: '/etc/forge/templates',
     snippets_dir: '/etc/forge/snippets',
     pxe_just_once: true,

@@ -507,6 +507,7 @@ async function dhcpPage(): Promise<void> {
     field('DNS search', 'dns_search'),
     field('Lease time (s)', 'lease_time'),
     field('MTU', 'mtu'),
+    field('Servers', 'servers', { placeholder: 'every server' }),
   ];
   page('DHCP',
     canWrite
@@ -522,11 +523,12 @@ async function dhcpPage(): Promise<void> {
     subnets === undefined || subnets.length === 0
       ? h('p', { class: 'muted' }, 'No stored subnets (forge subnet add); the --dhcp-subnet flags serve their one implicit subnet.')
       : h('table', { 'aria-label': 'subnets' },
-          h('thead', {}, h('tr', {}, ...['Name', 'CIDR', 'Ranges', 'Router', 'DNS', 'Domain', 'Search', 'Lease', 'MTU', 'Next server', 'Authoritative', 'Unknown'].map((c) => h('th', {}, c)), canWrite ? h('th', {}, 'Actions') : null)),
+          h('thead', {}, h('tr', {}, ...['Name', 'CIDR', 'Ranges', 'Router', 'DNS', 'Domain', 'Search', 'Lease', 'MTU', 'Next server', 'Authoritative', 'Unknown', 'Servers'].map((c) => h('th', {}, c)), canWrite ? h('th', {}, 'Actions') : null)),
           h('tbody', {}, ...subnets.map((sn) => h('tr', {},
             h('td', {}, String(sn['name'] ?? '')), h('td', {}, String(sn['cidr'] ?? '')), h('td', {}, list(sn['range'])), h('td', {}, String(sn['router'] ?? '')),
             h('td', {}, list(sn['dns'])), h('td', {}, String(sn['domain'] ?? '')), h('td', {}, list(sn['dns_search'])), h('td', {}, num(sn['lease_time'], 'default')),
             h('td', {}, num(sn['mtu'], '')), h('td', {}, String(sn['next_server'] ?? '')), h('td', {}, sn['authoritative'] === true ? 'yes' : 'no'), h('td', {}, String(sn['unknown'] ?? '') === '' ? 'server default' : String(sn['unknown'])),
+            h('td', {}, list(sn['servers']) || 'every server'),
             canWrite ? h('td', {}, confirmDelete('subnet', String(sn['name']), () => void dhcpPage())) : null)))),
     h('h2', {}, 'Pool use per subnet'),
     pools.size === 0

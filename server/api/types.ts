@@ -93,6 +93,8 @@ export interface StatusAnswer {
   time?: string;
   systems: StatusRow[];
   stall_minutes: number;
+  /** The answering server's server_name (several servers on one database). */
+  server_name?: string;
   dhcp_links?: DhcpLinkStatus[];
 }
 

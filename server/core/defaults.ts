@@ -123,5 +123,6 @@ export function defaultSubnet(name: string): Subnet {
     mtu: 0,
     authoritative: false,
     unknown: '',
+    servers: [],
   };
 }

@@ -178,6 +178,11 @@ export interface Subnet extends BaseObject {
   authoritative: boolean;
   /** Machines without a system on this subnet. */
   unknown: SubnetUnknown;
+  /**
+   * The forge servers (their server_name) that answer this subnet's DHCP; [] = every server
+   * (one server, or several answering it together). README "Sites with several servers".
+   */
+  servers: string[];
 }
 
 export type ForgeObject = Distro | Profile | System | Subnet;

@@ -148,6 +148,15 @@ export function effectiveSubnet(s: Subnet, f: SubnetFallback): EffectiveSubnet {
 }
 
 /**
+ * Whether the server named `serverName` answers DHCP on subnet `s`: a subnet that names no
+ * server is answered by every server (one server, or a pair answering it together); one that
+ * names servers only by those.
+ */
+export function answersSubnet(s: Pick<Subnet, 'servers'>, serverName: string): boolean {
+  return s.servers.length === 0 || s.servers.includes(serverName);
+}
+
+/**
  * The unknown-machine policy on a subnet: its own `unknown`, else the server's
  * dhcp_unknown (the discovery engineer's plan reads this one accessor).
  */

@@ -165,6 +165,7 @@ export const FIELDS: { [K in ObjectKind]: Record<string, FieldSpec> } = {
     mtu: { type: 'int', min: 0, max: MTU_MAX, doc: 'option 26 interface MTU, 68 or more (0: not sent)' },
     authoritative: { type: 'bool', doc: 'ACK/NAK INIT-REBOOT requests of clients forge has no record of (RFC 2131 4.3.2)' },
     unknown: { type: 'enum', values: SUBNET_UNKNOWN, doc: 'machines without a system: ignore, discover or default (empty: dhcp_unknown)' },
+    servers: { type: 'list', item: 'name', doc: 'forge servers (their server_name) that answer DHCP here (empty: every server)' },
   },
 };
 

@@ -20,24 +20,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, chmodSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { need } from '../lib/env.js';
 import { createLan, type Lan, type LanClient } from '../lib/netns.js';
 import { FORGE_BIN } from '../lib/server.js';
 import { perfStats } from '../lib/perfdhcp.js';
-import { BOOTREQUEST, MessageType, Opt, Options, decode, decodeDomainSearch, encode, macToChaddr, type Packet } from '../../server/protocol/dhcp4/index.js';
+import { MessageType, Opt, decodeDomainSearch, type Packet } from '../../server/protocol/dhcp4/index.js';
+import { exchange, packet, waitFor } from '../lib/dhcp-raw.js';
 
-const RAW = fileURLToPath(new URL('./dhcp-raw-client.js', import.meta.url));
 const REQ = { root: true, commands: ['ip', 'dhclient', 'perfdhcp', 'dnsmasq'] };
-
-async function waitFor(out: () => string, re: RegExp, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!re.test(out())) {
-    if (Date.now() > end) throw new Error(`${what}: not seen in ${ms} ms:\n${out()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Serve {
   proc: ChildProcess;
@@ -60,26 +51,6 @@ async function serve(lan: Lan, dir: string, flags: string[]): Promise<Serve> {
     // The CLI runs in the namespace too (the server's loopback is there).
     cli: (args) => lan.exec(process.execPath, [FORGE_BIN, ...args], { env: { ...process.env, FORGE_SERVER: 'http://127.0.0.1:8080', FORGE_TOKEN: token }, timeoutMs: 30_000 }),
   };
-}
-
-function packet(o: { type: number; mac: string; xid: number; giaddr?: string; requested?: string; serverId?: string; maxSize?: number; hostname?: string }): Buffer {
-  const opts = new Options().setUint8(Opt.MessageType, o.type);
-  if (o.requested !== undefined) opts.setIp(Opt.RequestedIP, o.requested);
-  if (o.serverId !== undefined) opts.setIp(Opt.ServerIdentifier, o.serverId);
-  if (o.maxSize !== undefined) opts.setUint16(Opt.MaxMessageSize, o.maxSize);
-  opts.set(Opt.ParameterRequestList, Buffer.of(1, 3, 6, 12, 15, 26, 51, 54, 119));
-  const p: Packet = {
-    op: BOOTREQUEST, htype: 1, hlen: 6, hops: o.giaddr !== undefined ? 1 : 0, xid: o.xid, secs: 0, flags: 0x8000,
-    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: o.giaddr ?? '0.0.0.0', chaddr: macToChaddr(o.mac), sname: '', file: '', options: opts,
-  };
-  return encode(p);
-}
-
-/** Sends packets from `host` (bound to bind:bindPort) and returns the replies decoded, with their size. */
-async function exchange(host: LanClient, job: { bind: string; bindPort: number; to: string; port?: number; listenMs?: number }, packets: Buffer[]): Promise<{ p: Packet; size: number }[]> {
-  const r = await host.exec(process.execPath, [RAW, JSON.stringify({ port: 67, listenMs: 1500, ...job, packets: packets.map((b) => b.toString('hex')) })], { timeoutMs: 30_000 });
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.split('\n').filter((l) => l !== '').map((h) => ({ p: decode(Buffer.from(h, 'hex')), size: h.length / 2 }));
 }
 
 const ipsOf = (p: Packet, code: number): string[] => {

@@ -351,6 +351,22 @@ describe('PostgreSQL: several servers on one database', () => {
     assert.equal(rows.length, PG_MIGRATIONS.length);
   });
 
+  test('migration 5: a subnet stored before subnets named their servers names nobody, key order kept', async () => {
+    const [a, , url] = await pair();
+    const fresh = validateNew('subnet', { name: 'lab', cidr: '10.96.0.0/24' });
+    const old = { ...fresh } as Record<string, unknown>;
+    delete old['servers'];
+    // The row as version 4 wrote it, and the schema as it was before version 5.
+    await cluster!.sql(dbName(url), `INSERT INTO subnets (name, network, broadcast, data) VALUES ('lab', ${0x0a600000}, ${0x0a6000ff}, '${JSON.stringify(old)}')`);
+    await cluster!.sql(dbName(url), 'DELETE FROM schema_migrations WHERE version = 5');
+    const again = await openPgStore(url);
+    stores.push(again);
+    assert.deepEqual((await again.get('subnet', 'lab'))?.servers, []);
+    const rows = await cluster!.sql(dbName(url), "SELECT data FROM subnets WHERE name = 'lab'");
+    assert.equal(rows[0]?.['data'], JSON.stringify(fresh), 'the document a new subnet has');
+    assert.equal(await a.schemaVersion(), PG_MIGRATIONS[PG_MIGRATIONS.length - 1]!.version);
+  });
+
   test('concurrent creates of one name, one MAC, one IP from two servers: exactly one wins each', async () => {
     const [a, b] = await pair();
     await a.create('distro', validateNew('distro', { name: 'd', kernel: '/k', initrd: '/i' }));

@@ -94,6 +94,11 @@ test('/api/v1/subnets: token for writes, errors name the field, nothing half-wri
   const openapi = (await srv.api('GET', '/api/v1/openapi.json', undefined, { auth: false })).body as { paths: Record<string, unknown>; components: { schemas: Record<string, { properties: Record<string, unknown> }> } };
   for (const p of ['/api/v1/subnets', '/api/v1/subnets/{name}', '/api/v1/subnets/{name}/rename', '/api/v1/subnets/{name}/copy']) assert.ok(p in openapi.paths, p);
   assert.ok('dns_search' in (openapi.components.schemas['Subnet']?.properties ?? {}));
+  assert.match(JSON.stringify(openapi.components.schemas['Subnet']?.properties['servers']), /server_name/, 'servers is documented in the OpenAPI schema');
+  // servers: a list of server names, refused naming the field.
+  const badServers = await srv.api('PATCH', '/api/v1/subnets/side', { servers: ['a', 'b c'] });
+  assert.equal(badServers.status, 400);
+  assert.equal((badServers.body as { field: string }).field, 'servers');
   assert.equal((await srv.api('DELETE', '/api/v1/subnets/side')).status, 200);
 });
 

@@ -3,7 +3,7 @@
  * wrong shape are refused naming the key and the rule (issue 11).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -59,4 +59,12 @@ test('addresses, address lists and ports are checked by shape', () => {
   const cfg = load({ FORGE_DHCP_DNS: '10.0.0.1 10.0.0.2' }, { listen: '127.0.0.1', next_server: '10.0.0.1', http_port: '0' });
   assert.deepEqual(cfg.dhcp_dns, ['10.0.0.1', '10.0.0.2']);
   assert.equal(cfg.listen, '127.0.0.1');
+});
+
+test('server_name: the short host name by default, a name a subnet can list, else refused naming the key', () => {
+  assert.equal(load({}).server_name, hostname().split('.')[0]);
+  assert.equal(load({ FORGE_SERVER_NAME: 'rack2' }).server_name, 'rack2');
+  assert.equal(load({}, { server_name: 'boot-a.1' }).server_name, 'boot-a.1');
+  refused(() => load({}, { server_name: 'two words' }), 'server_name', /letters, digits/);
+  refused(() => load({}, { server_name: '' }), 'server_name', /1-128/);
 });

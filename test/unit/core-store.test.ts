@@ -60,6 +60,29 @@ test('migrations: a version-1 database with data is upgraded in place', async ()
   await again.close();
 });
 
+test('migration 6: a subnet stored before subnets named their servers names nobody (every server answers it), key order kept', async () => {
+  const dir = tmp();
+  const file = join(dir, 'forge.db');
+  const v5 = new Database(file);
+  v5.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)');
+  for (const m of MIGRATIONS.filter((x) => x.version <= 5)) {
+    v5.exec(m.sql);
+    v5.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, new Date().toISOString());
+  }
+  const old = { ...validateNew('subnet', { name: 'lab', cidr: '10.96.0.0/24' }) } as Record<string, unknown>;
+  delete old['servers'];
+  v5.prepare('INSERT INTO subnets (name, network, broadcast, data) VALUES (?, ?, ?, ?)').run('lab', 0x0a600000, 0x0a6000ff, JSON.stringify(old));
+  v5.close();
+  const st = new SqliteStore({ file });
+  try {
+    assert.deepEqual((await st.get('subnet', 'lab'))?.servers, []);
+    const data = st.db.prepare("SELECT data FROM subnets WHERE name = 'lab'").pluck().get() as string;
+    assert.equal(data, JSON.stringify(validateNew('subnet', { name: 'lab', cidr: '10.96.0.0/24', ctime: old['ctime'], mtime: old['mtime'] }, { keepTimes: true })), 'the document a new subnet has');
+  } finally {
+    await st.close();
+  }
+});
+
 test('lookups by MAC and IP use the unique indexes (query plan)', async () => {
   const st = await seeded();
   try {

@@ -231,3 +231,28 @@ test('boot-config stage: an unknown machine gets the unknown policy of the store
     await f.cleanup();
   }
 });
+
+test('subnets name their servers: answered where named or unnamed, ignored where other servers are named; a rename is live', async () => {
+  let clock = 1_000_000;
+  const f = await fixture({ dhcp_subnet: [], dhcp_router: '', dhcp_dns: [], dhcp_domain: '', next_server: '', server_name: 'rack1' });
+  try {
+    await f.store.create('subnet', validateNew('subnet', { name: 'low', cidr: '10.96.0.0/25', range: '10.96.0.10,10.96.0.20', servers: 'rack2 rack3' }));
+    await f.store.create('subnet', validateNew('subnet', { name: 'high', cidr: '10.96.0.128/25', range: '10.96.0.140,10.96.0.150', servers: ['rack1'] }));
+    await f.store.create('subnet', validateNew('subnet', { name: 'any', cidr: '10.97.0.0/24', range: '10.97.0.50,10.97.0.60' }));
+    assert.deepEqual((await f.store.get('subnet', 'low'))?.servers, ['rack2', 'rack3'], 'stored as a list');
+    assert.deepEqual((await f.store.get('subnet', 'any'))?.servers, [], 'default: every server');
+    const h = await createDhcpHandler(f.ctx, () => clock);
+    assert.equal(await ask(h, { type: MessageType.DISCOVER, mac: '52:54:00:00:1a:01', giaddr: RELAY_A }, RELAY_A), undefined, 'low names rack2 and rack3, not rack1');
+    assert.equal((await ask(h, { type: MessageType.DISCOVER, mac: '52:54:00:00:1b:01', giaddr: RELAY_B }, RELAY_B))?.yiaddr, '10.96.0.140', 'high names rack1');
+    assert.equal((await ask(h, { type: MessageType.DISCOVER, mac: '52:54:00:00:1c:01', giaddr: '10.97.0.1' }, '10.97.0.1'))?.yiaddr, '10.97.0.50', 'a subnet naming nobody is answered as before');
+    // A REQUEST of the other servers' subnet is not answered either (no NAK: it is not ours to judge).
+    assert.equal(await ask(h, { type: MessageType.REQUEST, mac: '52:54:00:00:1a:01', giaddr: RELAY_A, requested: '10.96.0.10' }, RELAY_A), undefined);
+    // Naming this server is live at the next refresh, like any subnet edit.
+    await f.store.update('subnet', 'low', (cur) => validatePatch('subnet', cur, { servers: 'rack2 rack1' }));
+    clock += 1500;
+    assert.equal((await ask(h, { type: MessageType.DISCOVER, mac: '52:54:00:00:1a:01', giaddr: RELAY_A }, RELAY_A))?.yiaddr, '10.96.0.10');
+    fails(() => validateNew('subnet', { name: 'bad', cidr: '10.95.0.0/24', servers: 'ok bad/name' }), 'INVALID_FIELD', 'servers');
+  } finally {
+    await f.cleanup();
+  }
+});

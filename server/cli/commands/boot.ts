@@ -219,9 +219,14 @@ function statusLines(res: StatusAnswer): string[] {
   const links = res.dhcp_links ?? [];
   if (links.length > 0) {
     out.push('');
+    if (res.server_name !== undefined) out.push(`DHCP of server ${res.server_name}:`);
     const lrows = [['DHCP LINK', 'INTERFACE', 'ADDRESS', 'STATE', 'SINCE']];
     const state = (l: DhcpLinkStatus): string =>
-      l.rival === undefined ? l.state : `${l.state} (other server: ${l.rival}${l.next_probe !== undefined ? `; next probe ${l.next_probe}` : ''})`;
+      l.servers !== undefined
+        ? `${l.state} (answered by ${l.servers})`
+        : l.rival === undefined
+          ? l.state
+          : `${l.state} (other server: ${l.rival}${l.next_probe !== undefined ? `; next probe ${l.next_probe}` : ''})`;
     for (const l of links) lrows.push([l.subnet, l.interface || '-', l.address || '-', state(l), l.since]);
     out.push(...table(lrows));
   }

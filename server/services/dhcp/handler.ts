@@ -138,6 +138,8 @@ export class DhcpHandler {
       if (p.options.vendorClass() === PROBE_VENDOR_CLASS) return this.ignore();
       await this.refresh();
       const arrival = await this.arrival(p);
+      // A subnet that names other servers is theirs to answer, direct or relayed (its `servers`).
+      if (arrival.subnet !== undefined && !arrival.subnet.answered) return this.ignore();
       // A link being probed, or with another server on it, is not answered directly (links.ts).
       if (p.giaddr === ZERO && arrival.subnet !== undefined && this.settings.silentSubnets.has(arrival.subnet.cidr)) return this.ignore();
       // Boot URLs rendered below (ctx.baseUrl) use the address facing this client.

@@ -10,6 +10,8 @@
  *               by `forge status`) and keeps serving every other link and relay. The link is probed
  *               again every dhcp_reprobe_seconds (default 60); once no other server answers, forge
  *               answers there again (logged, a dhcp_rival_gone event).
+ *   elsewhere   the stored subnet names other servers (`servers`) than this one (server_name):
+ *               they answer it, this server neither answers nor probes there.
  *
  * Links are looked at every LINK_POLL_MS, so a link that comes up is probed within seconds. The
  * set of links follows the subnets (stored subnets added or removed while running).
@@ -27,7 +29,9 @@ export interface DhcpLinkStatus {
   subnet: string;
   interface: string;
   address: string;
-  state: 'no-carrier' | 'probing' | 'serving' | 'rival';
+  state: 'no-carrier' | 'probing' | 'serving' | 'rival' | 'elsewhere';
+  /** The servers that answer the subnet, when state is elsewhere. */
+  servers?: string;
   /** ISO time of the last state change. */
   since: string;
   /** The other servers heard, when state is rival (or was, with dhcp_force). */
@@ -128,6 +132,16 @@ export class LinkWatch {
     const reprobe = this.ctx.config.dhcp_reprobe_seconds ?? 0;
     for (const l of this.links.values()) {
       const address = this.s.serverIdBySubnet.get(l.subnet);
+      const subnet = this.s.subnets.find((n) => n.cidr === l.subnet);
+      if (subnet !== undefined && !subnet.answered) {
+        if (l.state !== 'elsewhere') this.log.info('subnet answered by other servers: not answering or probing there', { subnet: l.subnet, servers: subnet.servers.join(' ') });
+        this.set(l, 'elsewhere');
+        l.servers = subnet.servers.join(' ');
+        l.address = address ?? '';
+        l.interface = address === undefined ? '' : ifaceOf(address);
+        continue;
+      }
+      delete l.servers;
       if (address === undefined) {
         if (l.state !== 'no-carrier') this.log.info('link down: nothing to answer there until it comes up', { subnet: l.subnet, interface: l.interface });
         this.set(l, 'no-carrier');
@@ -135,7 +149,8 @@ export class LinkWatch {
       }
       l.address = address;
       l.interface = ifaceOf(address);
-      if (l.state === 'no-carrier') up.push(l);
+      // A link that comes up, or a subnet that now names this server, is probed before it is answered.
+      if (l.state === 'no-carrier' || l.state === 'elsewhere') up.push(l);
       else if (l.state === 'rival' && reprobe > 0 && now >= l.reprobeAt) again.push(l);
     }
     if (up.length === 0 && again.length === 0) return;

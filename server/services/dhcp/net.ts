@@ -10,6 +10,14 @@ export interface Subnet extends Network {
   site: EffectiveSubnet;
   /** `flags`: the implicit subnet of --dhcp-subnet; `store`: a stored subnet object. */
   source: 'flags' | 'store';
+  /**
+   * This server answers DHCP here (core/subnet.ts answersSubnet: the stored subnet's `servers`
+   * name it or nobody; flag subnets always). A subnet answered elsewhere stays in the list so a
+   * client on it is matched to it (and ignored) rather than to another subnet.
+   */
+  answered: boolean;
+  /** The stored subnet's `servers` ([] = every server). */
+  servers: string[];
 }
 
 /** A usable host address of the subnet (not the network or broadcast address). */

@@ -11,7 +11,7 @@ import { networkInterfaces } from 'node:os';
 import type { ForgeConfig } from '../../config.js';
 import { ForgeError } from '../../errors.js';
 import type { Subnet as StoredSubnet } from '../../core/model.js';
-import { effectiveSubnet, overlaps, parseRange, type SubnetFallback } from '../../core/subnet.js';
+import { answersSubnet, effectiveSubnet, overlaps, parseRange, type SubnetFallback } from '../../core/subnet.js';
 import { defaultSubnet } from '../../core/defaults.js';
 import { inSubnet, intToIp, ipToInt, parseCidr, type Pool, type Subnet } from './net.js';
 
@@ -99,7 +99,7 @@ export function dhcpSettings(
   for (const c of config.dhcp_subnet) {
     const s = parseCidr(c);
     if (s === undefined) throw bad('dhcp_subnet', `"${c}" is not an IPv4 CIDR with a /8../30 prefix`);
-    flagNets.push({ ...s, source: 'flags', site: effectiveSubnet({ ...defaultSubnet(''), cidr: s.cidr }, fallback) });
+    flagNets.push({ ...s, source: 'flags', site: effectiveSubnet({ ...defaultSubnet(''), cidr: s.cidr }, fallback), answered: true, servers: [] });
   }
   const flagRanges: { r: string; first: number; last: number }[] = [];
   for (const r of config.dhcp_range) {
@@ -113,7 +113,7 @@ export function dhcpSettings(
   for (const o of stored) {
     const net = parseCidr(o.cidr);
     if (net === undefined) continue;
-    const n: Subnet = { ...net, source: 'store', site: effectiveSubnet(o, fallback) };
+    const n: Subnet = { ...net, source: 'store', site: effectiveSubnet(o, fallback), answered: answersSubnet(o, config.server_name), servers: [...o.servers] };
     storedNets.push(n);
     storedRanges.set(n, o.range.map(parseRange).filter((x): x is { first: number; last: number } => x !== undefined));
   }

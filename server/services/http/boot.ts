@@ -162,7 +162,7 @@ function query(req: Request, name: string): string | undefined {
 export interface BootRouteDeps {
   boot: BootService;
   store: Store;
-  config: Pick<ForgeConfig, 'loaders' | 'bios_loader' | 'uefi_loader' | 'unknown_boot' | 'stall_minutes' | 'pxe_just_once' | 'boot_roots' | 'data_dir'>;
+  config: Pick<ForgeConfig, 'loaders' | 'bios_loader' | 'uefi_loader' | 'unknown_boot' | 'stall_minutes' | 'server_name' | 'pxe_just_once' | 'boot_roots' | 'data_dir'>;
   log: Logger;
   baseUrl: BaseUrl;
   /** Managed DHCP's directly served links and their rival-server state. */
@@ -346,7 +346,7 @@ export function bootRoutes(deps: BootRouteDeps): { rows: RouteRow[]; api: BootAp
         const events = await store.listEvents(s.name, { limit: 200 });
         out.push({ name: s.name, profile: s.profile, netboot_enabled: s.netboot_enabled, ...stageInfo(events, now, config.stall_minutes) });
       }
-      res.json({ time: new Date(now).toISOString(), stall_minutes: config.stall_minutes, systems: out, dhcp_links: deps.dhcpLinks?.() ?? [] });
+      res.json({ time: new Date(now).toISOString(), stall_minutes: config.stall_minutes, systems: out, server_name: config.server_name, dhcp_links: deps.dhcpLinks?.() ?? [] });
     } catch (e) {
       jsonError(res, e);
     }

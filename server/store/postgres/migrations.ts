@@ -184,6 +184,16 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX events_time ON events(time);
     `,
   },
+  {
+    // SQLite migration 6: a subnet names the servers that answer it; rows written before name
+    // nobody. Text, not jsonb, so the document keeps its key order (exports stay byte for byte
+    // those of SQLite).
+    version: 5,
+    name: 'subnets: servers',
+    sql: `
+      UPDATE subnets SET data = regexp_replace(data, '}\\s*$', ',"servers":[]}') WHERE NOT (data::jsonb ? 'servers');
+    `,
+  },
 ];
 
 /**

@@ -161,6 +161,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_time ON events(time);
     `,
   },
+  {
+    // Issue 19: a subnet names the servers that answer it. Rows written before keep answering
+    // on every server (servers = [], appended last as new documents have it).
+    version: 6,
+    name: 'subnets: servers',
+    sql: `
+      UPDATE subnets SET data = json_set(data, '$.servers', json('[]')) WHERE json_type(data, '$.servers') IS NULL;
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. */
