@@ -1,10 +1,11 @@
 /**
  * Several real `forge serve` processes on one PostgreSQL (started by
  * test/lib/postgres.ts), driven over HTTP and the real CLI the way a site
- * does: an edit on one is what the other answers at the next request; the
- * event stream of each carries the events recorded by both (LISTEN/NOTIFY);
- * concurrent creates of one name / MAC / IP on both: exactly one wins, the
- * other gets the conflict error naming the field. Then the migration path
+ * does: three servers, an edit on one is what the other two answer at the
+ * next request; the event stream of each carries the events recorded by all
+ * three (LISTEN/NOTIFY); concurrent creates of one name / MAC / IP on all
+ * three: exactly one wins, the other two get the conflict error naming the
+ * field. Then the migration path
  * from one SQLite server: `forge export` -> `forge import-data` into a
  * PostgreSQL server and back, identical. And a database that cannot be
  * reached: `forge serve` refuses to start, naming the URL without its
@@ -45,46 +46,48 @@ async function ok(s: ForgeServer, method: string, path: string, body?: unknown):
   return r.body;
 }
 
-test('two servers on one database: edits, events and conflicts are shared', async () => {
+test('three servers on one database: edits, events and conflicts are shared', async () => {
   const url = await cluster!.createDatabase();
-  const [a, b] = await Promise.all([serve(['--store', url]), serve(['--store', url])]);
+  const trio = await Promise.all([serve(['--store', url]), serve(['--store', url]), serve(['--store', url])]);
+  const [a, b, c] = trio as [ForgeServer, ForgeServer, ForgeServer];
   assert.match(a.output(), /serving \(data PostgreSQL postgres:\/\/forge@\/forge_/);
 
-  const streamA = await openStream(a.url, '', { authorization: `Bearer ${a.token}` });
-  const streamB = await openStream(b.url, '', { authorization: `Bearer ${b.token}` });
-  assert.equal(streamA.status, 200);
+  const streams = await Promise.all(trio.map((s) => openStream(s.url, '', { authorization: `Bearer ${s.token}` })));
+  for (const st of streams) assert.equal(st.status, 200);
 
   await ok(a, 'POST', '/api/v1/distros', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i', breed: 'generic' });
   await ok(b, 'POST', '/api/v1/profiles', { name: 'p', distro: 'd' });
   await ok(a, 'POST', '/api/v1/systems', { name: 'web1', profile: 'p', interfaces: { eth0: { mac_address: '52:54:00:40:00:01' } } });
-  // An edit on one is live on the other at the next request (no cache, no sync).
+  // An edit on one is live on the other two at the next request (no cache, no sync).
   await ok(b, 'PATCH', '/api/v1/systems/web1', { comment: 'edited on b' });
   assert.equal(((await ok(a, 'GET', '/api/v1/systems/web1')) as { comment: string }).comment, 'edited on b');
+  assert.equal(((await ok(c, 'GET', '/api/v1/systems/web1')) as { comment: string }).comment, 'edited on b');
+  await ok(c, 'PATCH', '/api/v1/systems/web1', { comment: 'then on c' });
+  for (const s of [a, b]) assert.equal(((await ok(s, 'GET', '/api/v1/systems/web1')) as { comment: string }).comment, 'then on c');
   const list = await b.cli(['system', 'list']);
   assert.equal(list.code, 0, list.stderr);
   assert.match(list.stdout, /web1/);
 
-  // Events recorded through either server reach both servers' streams, in id order.
+  // Events recorded through any server reach all three servers' streams, in id order.
   const sent: ForgeEvent[] = [];
-  for (let i = 0; i < 6; i++) {
-    const s = i % 2 === 0 ? a : b;
-    sent.push((await ok(s, 'POST', '/api/v1/systems/web1/events', { type: 'install_start', source: i % 2 === 0 ? 'server-a' : 'server-b' })) as ForgeEvent);
+  const sources = ['server-a', 'server-b', 'server-c'];
+  for (let i = 0; i < 9; i++) {
+    sent.push((await ok(trio[i % 3]!, 'POST', '/api/v1/systems/web1/events', { type: 'install_start', source: sources[i % 3] })) as ForgeEvent);
   }
-  await streamA.waitFor(6);
-  await streamB.waitFor(6);
   const ids = sent.map((e) => e.id);
-  assert.deepEqual(streamA.events.map((e) => e.id), ids, "a's stream: both servers' events");
-  assert.deepEqual(streamB.events.map((e) => e.id), ids, "b's stream: both servers' events");
-  assert.deepEqual(new Set(streamA.events.map((e) => e.source)), new Set(['server-a', 'server-b']));
-  streamA.close();
-  streamB.close();
-  // Resuming on the other server with the last id seen replays nothing twice and nothing lost.
-  const resumed = await openStream(b.url, `?since_id=${ids[2]}`, { authorization: `Bearer ${b.token}` });
-  await resumed.waitFor(3);
+  for (const [i, st] of streams.entries()) {
+    await st.waitFor(9);
+    assert.deepEqual(st.events.map((e) => e.id), ids, `${'abc'[i]!}'s stream: all three servers' events`);
+    assert.deepEqual(new Set(st.events.map((e) => e.source)), new Set(sources));
+    st.close();
+  }
+  // Resuming on another server with the last id seen replays nothing twice and nothing lost.
+  const resumed = await openStream(c.url, `?since_id=${ids[2]}`, { authorization: `Bearer ${c.token}` });
+  await resumed.waitFor(6);
   assert.deepEqual(resumed.events.map((e) => e.id), ids.slice(3));
   resumed.close();
 
-  // Concurrent creates of one name, one MAC, one IP on both servers: one wins, the other is told why.
+  // Concurrent creates of one name, one MAC, one IP on all three servers: one wins, the others are told why.
   for (let round = 0; round < 5; round++) {
     const cases: [string, (side: string) => unknown, string, string][] = [
       ['DUPLICATE_NAME', () => ({ name: `same${round}`, profile: 'p' }), 'name', 'name'],
@@ -92,12 +95,13 @@ test('two servers on one database: edits, events and conflicts are shared', asyn
       ['DUPLICATE_IP', (side) => ({ name: `ip${side}${round}`, profile: 'p', interfaces: { eth0: { ip_address: `10.3.0.${round + 1}` } } }), 'interfaces.eth0.ip_address', 'IP'],
     ];
     for (const [code, body, field, what] of cases) {
-      const r = await Promise.all([a.api('POST', '/api/v1/systems', body('a')), b.api('POST', '/api/v1/systems', body('b'))]);
+      const r = await Promise.all(trio.map((s, i) => s.api('POST', '/api/v1/systems', body('abc'[i]!))));
       const statuses = r.map((x) => x.status).sort();
-      assert.deepEqual(statuses, [201, 409], `${what} round ${round}: ${JSON.stringify(r.map((x) => x.body))}`);
-      const loser = r.find((x) => x.status === 409)!.body as { code: string; field: string; message: string };
-      assert.equal(loser.code, code);
-      assert.equal(loser.field, field);
+      assert.deepEqual(statuses, [201, 409, 409], `${what} round ${round}: ${JSON.stringify(r.map((x) => x.body))}`);
+      for (const loser of r.filter((x) => x.status === 409).map((x) => x.body as { code: string; field: string; message: string })) {
+        assert.equal(loser.code, code);
+        assert.equal(loser.field, field);
+      }
     }
   }
   const names = ((await ok(b, 'GET', '/api/v1/systems')) as { name: string }[]).map((s) => s.name);
