@@ -13,163 +13,45 @@
  *  - failure paths: installer kernel panic, installer timeout, domain name
  *    already defined, disk already present.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { need } from '../lib/env.js';
 import { guestKernel } from '../lib/guest.js';
-import { startForge, type ForgeServer } from '../lib/server.js';
 import {
-  AGENT_BIN, CRASH_INIT, HANG_INIT, INSTALLER_INIT, buildDiskImage, createNetwork, domainState, initrdFor, installSnippet, labDir,
-  removeDomain, udevKvmPermissions, virsh, type LabNetwork,
+  CRASH_INIT, HANG_INIT, INSTALLER_INIT, agentLab, buildDiskImage, domainState, initrdFor, installSnippet, labMac as mac,
+  removeDomain, virsh, waitFor,
 } from '../lib/agent-lab.js';
 
-interface Lab {
-  net: LabNetwork;
-  dir: string;
-  srv: ForgeServer;
-  base: string;
-  tag: string;
-  domains: string[];
-}
+// The PXE system's NIC gets forge's per-MAC iPXE script as its DHCP boot file.
+const pxeMac = mac();
 
-let lab: Lab | undefined;
-let skipReason: string | undefined;
-
-const REQS = { root: true, commands: ['virsh', 'virt-xml-validate', 'qemu-img', 'qemu-system-x86_64', 'mkfs.vfat', 'syslinux', 'mcopy', 'cpio', 'modinfo', 'dnsmasq'] };
-
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
-  if (lab === undefined) throw new Error('no lab');
-  const res = await fetch(lab.base + path, {
-    method,
-    headers: { authorization: `Bearer ${lab.srv.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, body: parsed };
-}
-
-async function create(kind: string, obj: Record<string, unknown>): Promise<void> {
-  const r = await api('POST', `/api/v1/${kind}`, obj);
-  assert.ok(r.status === 200 || r.status === 201, `create ${kind} ${String(obj['name'])}: ${r.status} ${JSON.stringify(r.body)}`);
-}
-
-interface Ev {
-  type: string;
-  source: string;
-  detail: Record<string, unknown>;
-  id: number;
-  time: string;
-}
-
-async function events(system: string): Promise<Ev[]> {
-  const r = await api('GET', `/api/v1/systems/${system}/events`);
-  assert.equal(r.status, 200);
-  return [...(r.body as Ev[])].sort((a, b) => a.time.localeCompare(b.time) || a.id - b.id);
-}
-
-async function waitFor<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-interface AgentRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runAgent(args: string[], timeoutMs: number): Promise<AgentRun> {
-  if (lab === undefined) throw new Error('no lab');
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [AGENT_BIN, ...args], {
-      env: { ...env, FORGE_SERVER: lab!.base, FORGE_TOKEN: lab!.srv.token },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`forge-agent ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    p.on('error', reject);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
-
-/** Common agent flags: software emulation, the test network, the lab's disk and cache dirs. */
-function agentArgs(system: string, extra: string[] = []): string[] {
-  if (lab === undefined) throw new Error('no lab');
-  return [
-    '--system', system, '--virt', '--virt-type', 'qemu', ...(extra.includes('--no-wait') ? [] : ['--vm-poll']), '--nogfx',
-    '--virt-network', lab.net.name, '--virt-path', join(lab.dir, 'disks'), '--cache-dir', join(lab.dir, 'cache'),
-    '--timeout', '300', ...extra,
-  ];
-}
-
-function mac(): string {
-  return ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
-}
-
-before(async () => {
-  // need() wants a TestContext; outside a test the check is done by hand and reported by each test.
-  const probe = spawnSync('sh', ['-c', REQS.commands.map((c) => `command -v ${c} >/dev/null`).join(' && ')]);
-  if (process.getuid?.() !== 0 || probe.status !== 0) {
-    skipReason = 'needs root and libvirt/qemu/syslinux tools';
-    return;
-  }
-  if (spawnSync('virsh', ['-c', 'qemu:///system', 'version'], { timeout: 30_000 }).status !== 0) {
-    skipReason = 'libvirtd is not running (start virtlogd -d and libvirtd -d)';
-    return;
-  }
-  udevKvmPermissions();
-  const tag = `fgag${randomBytes(2).toString('hex')}`;
-  const port = 20000 + randomInt(20000);
-  // The PXE system's NIC gets forge's per-MAC iPXE script as its DHCP boot file.
-  const pxeMac = mac();
-  const net = createNetwork('fgag', (ip) => `http://${ip}:${port}/boot/ipxe/${pxeMac}`);
-  const dir = labDir('fgag');
-  try {
+const L = agentLab({
+  prefix: 'fgag',
+  reqs: { root: true, commands: ['virsh', 'virt-xml-validate', 'qemu-img', 'qemu-system-x86_64', 'mkfs.vfat', 'syslinux', 'mcopy', 'cpio', 'modinfo', 'dnsmasq'] },
+  skip: 'needs root and libvirt/qemu/syslinux tools',
+  bootp: (ip, port) => `http://${ip}:${port}/boot/ipxe/${pxeMac}`,
+  serveArgs: (dir) => {
     const snippets = join(dir, 'snippets');
     mkdirSync(join(snippets, 'generic'), { recursive: true });
     writeFileSync(join(snippets, 'generic', 'install'), installSnippet());
+    return ['--snippets-dir', snippets, '--pxe-just-once', 'true'];
+  },
+  async setup(core) {
+    const { tag, dir } = core;
     const tree = join(dir, 'tree');
     mkdirSync(tree, { recursive: true });
-    const srv = await startForge({
-      args: ['--listen', net.hostIp, '--server', net.hostIp, '--http-port', String(port), '--snippets-dir', snippets, '--pxe-just-once', 'true'],
-    });
-    lab = { net, dir, srv, base: `http://${net.hostIp}:${srv.port}`, tag, domains: [] };
-
     const kernel = guestKernel().vmlinuz;
     for (const [d, init] of [['good', INSTALLER_INIT], ['crash', CRASH_INIT], ['hang', HANG_INIT]] as const) {
-      await create('distros', { name: `${tag}-${d}`, kernel, initrd: initrdFor(init), breed: 'generic', arch: 'x86_64', tree, kernel_options: { quiet: null, no_timer_check: null } });
-      await create('profiles', { name: `${tag}-${d}`, distro: `${tag}-${d}` });
+      await L.create('distros', { name: `${tag}-${d}`, kernel, initrd: initrdFor(init), breed: 'generic', arch: 'x86_64', tree, kernel_options: { quiet: null, no_timer_check: null } });
+      await L.create('profiles', { name: `${tag}-${d}`, distro: `${tag}-${d}` });
     }
     for (const [sys, prof] of [['inst', 'good'], ['crash', 'crash'], ['hang', 'hang'], ['dup', 'hang'], ['disk', 'good'], ['pool', 'hang'], ['pxe', 'good'], ['dev', 'hang']] as const) {
       const name = `${tag}-${sys}`;
-      lab.domains.push(name);
-      await create('systems', {
+      core.domains.push(name);
+      await L.create('systems', {
         name,
         profile: `${tag}-${prof}`,
         virt_ram: 256,
@@ -181,40 +63,24 @@ before(async () => {
     }
     // The installed system's first-boot callback, as a template bakes it: under the system's install token.
     for (const sys of ['inst', 'pxe']) {
-      const b = (await api('GET', `/api/v1/systems/${tag}-${sys}/blended`)).body as { install_base_url: string };
+      const b = (await L.api('GET', `/api/v1/systems/${tag}-${sys}/blended`)).body as { install_base_url: string };
       buildDiskImage(tree, `${tag}-${sys}`, `${b.install_base_url}/api/v1/systems/${tag}-${sys}/firstboot`);
     }
-  } catch (e) {
-    await lab?.srv.stop();
-    net.destroy();
-    rmSync(dir, { recursive: true, force: true });
-    lab = undefined;
-    throw e;
-  }
+    return {};
+  },
 });
+const { api, events } = L;
+const ready = L.ready;
+const runAgent = L.agent;
 
-after(async () => {
-  if (lab === undefined) return;
-  for (const d of lab.domains) {
-    removeDomain(d);
-    // FORGE_AGENT_KEEP_LOGS=1 keeps the serial console logs for a post-mortem.
-    if (process.env['FORGE_AGENT_KEEP_LOGS'] === undefined) {
-      for (const suffix of ['-install', '-console', '']) rmSync(`/var/log/libvirt/qemu/${d}${suffix}.log`, { force: true });
-    }
-  }
-  await lab.srv.stop();
-  lab.net.destroy();
-  rmSync(lab.dir, { recursive: true, force: true });
-});
-
-function ready(t: import('node:test').TestContext): Lab | undefined {
-  if (need(t, REQS) !== undefined) return undefined;
-  if (skipReason !== undefined) {
-    need(t, { files: [`/nonexistent/${skipReason}`] });
-    return undefined;
-  }
-  assert.ok(lab !== undefined, 'lab setup failed');
-  return lab;
+/** Common agent flags: software emulation, the test network, the lab's disk and cache dirs. */
+function agentArgs(system: string, extra: string[] = []): string[] {
+  const lab = L.get();
+  return [
+    '--system', system, '--virt', '--virt-type', 'qemu', ...(extra.includes('--no-wait') ? [] : ['--vm-poll']), '--nogfx',
+    '--virt-network', lab.net.name, '--virt-path', join(lab.dir, 'disks'), '--cache-dir', join(lab.dir, 'cache'),
+    '--timeout', '300', ...extra,
+  ];
 }
 
 test('forge-agent --vm-poll: installer runs, writes the disk, the VM boots it and reports first boot', { timeout: 600_000 }, async (t) => {

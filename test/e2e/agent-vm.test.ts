@@ -14,19 +14,15 @@
  * its source with its own MAC and forge record; destroy --remove-disks keeps
  * a file another domain uses; every action is a vm_action event.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { buildDomainXml } from '../../agent/domxml.js';
-import { need } from '../lib/env.js';
 import { buildInitramfs, guestKernel } from '../lib/guest.js';
-import { startForge, type ForgeServer } from '../lib/server.js';
-import { AGENT_BIN, createNetwork, domainState, labDir, removeDomain, udevKvmPermissions, virsh, type LabNetwork } from '../lib/agent-lab.js';
-
-const REQS = { root: true, commands: ['virsh', 'qemu-img', 'qemu-system-x86_64', 'cpio', 'modinfo', 'dnsmasq', 'script'] };
+import { AGENT_BIN, agentLab, domainState, labMac as mac, virsh, waitFor as waitForEvery, type AgentRun as Run } from '../lib/agent-lab.js';
 
 /** The guest: bump the counter in the disk's first 32 bytes, say it, then a shell on the console. */
 export const COUNTER_INIT = `n=$(dd if=/dev/vda bs=32 count=1 2>/dev/null | tr -dc '0-9')
@@ -39,55 +35,24 @@ say "disks: $(ls /sys/block | grep -v -e loop -e ram | tr '\\n' ' ')"
 export PS1='forge-vm# '
 while true; do sh -i </dev/console >/dev/console 2>&1; done`;
 
-interface Lab {
-  net: LabNetwork;
-  dir: string;
-  srv: ForgeServer;
-  tag: string;
-  domains: string[];
-  kernel: string;
-  initrd: string;
-}
-
-let lab: Lab | undefined;
-let skipReason: string | undefined;
+const L = agentLab({
+  prefix: 'fgvm',
+  reqs: { root: true, commands: ['virsh', 'qemu-img', 'qemu-system-x86_64', 'cpio', 'modinfo', 'dnsmasq', 'script'] },
+  skip: 'needs root, libvirt and qemu',
+  async setup(core) {
+    const kernel = guestKernel().vmlinuz;
+    const initrd = buildInitramfs({ init: COUNTER_INIT });
+    await L.create('distros', { name: `${core.tag}-d`, kernel, initrd, breed: 'generic', arch: 'x86_64' });
+    await L.create('profiles', { name: `${core.tag}-p`, distro: `${core.tag}-d` });
+    return { kernel, initrd };
+  },
+});
+const { events, ready } = L;
 
 const LOGDIR = '/var/log/libvirt/qemu';
 
-function mac(): string {
-  return ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 function agent(args: string[], timeoutMs = 300_000): Promise<Run> {
-  if (lab === undefined) throw new Error('no lab');
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
-  return new Promise((resolve, reject) => {
-    // The rescue system reuses the tests' extracted Debian kernel instead of downloading it again.
-    const rescueKernel = dirname(dirname(guestKernel().vmlinuz));
-    const p = spawn(process.execPath, [AGENT_BIN, ...args], {
-      env: { ...env, FORGE_SERVER: lab!.srv.url, FORGE_TOKEN: lab!.srv.token, FORGE_AGENT_RESCUE_KERNEL_DIR: rescueKernel },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`forge-agent ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    p.on('error', reject);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+  return L.agent(args, timeoutMs);
 }
 
 async function ok(args: string[]): Promise<Run> {
@@ -96,15 +61,7 @@ async function ok(args: string[]): Promise<Run> {
   return r;
 }
 
-async function waitFor<T>(what: string, ms: number, f: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const waitFor = <T>(what: string, ms: number, f: () => T | undefined | Promise<T | undefined>): Promise<T> => waitForEvery(what, ms, f, 500);
 
 /** Boot NAME with forge-agent and return the counter its console printed. */
 async function bootCounter(name: string): Promise<number> {
@@ -125,7 +82,7 @@ async function killVm(name: string): Promise<void> {
 }
 
 function defineVm(name: string, disk: string, system: string | undefined, macAddr: string, marked = true, format: 'qcow2' | 'raw' = 'qcow2'): void {
-  if (lab === undefined) throw new Error('no lab');
+  const lab = L.get();
   let xml = buildDomainXml({
     name, uuid: randomUUID(), type: 'qemu', memoryMiB: 192, vcpus: 1,
     disk: { kind: 'file', path: disk, format, bus: 'virtio' },
@@ -141,68 +98,10 @@ function defineVm(name: string, disk: string, system: string | undefined, macAdd
   lab.domains.push(name);
 }
 
-async function events(system: string): Promise<{ type: string; detail: Record<string, unknown> }[]> {
-  const r = await lab!.srv.api('GET', `/api/v1/systems/${system}/events`);
-  assert.equal(r.status, 200);
-  return (r.body as { type: string; detail: Record<string, unknown>; id: number }[]).sort((a, b) => a.id - b.id);
-}
-
-before(async () => {
-  const probe = spawnSync('sh', ['-c', REQS.commands.map((c) => `command -v ${c} >/dev/null`).join(' && ')]);
-  if (process.getuid?.() !== 0 || probe.status !== 0) {
-    skipReason = 'needs root, libvirt and qemu';
-    return;
-  }
-  if (spawnSync('virsh', ['-c', 'qemu:///system', 'version'], { timeout: 30_000 }).status !== 0) {
-    skipReason = 'libvirtd is not running (start virtlogd -d and libvirtd -d)';
-    return;
-  }
-  udevKvmPermissions();
-  const tag = `fgvm${randomBytes(2).toString('hex')}`;
-  const net = createNetwork('fgvm');
-  const dir = labDir('fgvm');
-  try {
-    const srv = await startForge();
-    lab = { net, dir, srv, tag, domains: [], kernel: guestKernel().vmlinuz, initrd: buildInitramfs({ init: COUNTER_INIT }) };
-    const distro = await srv.api('POST', '/api/v1/distros', { name: `${tag}-d`, kernel: lab.kernel, initrd: lab.initrd, breed: 'generic', arch: 'x86_64' });
-    assert.equal(distro.status, 201, JSON.stringify(distro.body));
-    assert.equal((await srv.api('POST', '/api/v1/profiles', { name: `${tag}-p`, distro: `${tag}-d` })).status, 201);
-  } catch (e) {
-    await lab?.srv.stop();
-    net.destroy();
-    rmSync(dir, { recursive: true, force: true });
-    lab = undefined;
-    throw e;
-  }
-});
-
-after(async () => {
-  if (lab === undefined) return;
-  for (const d of [...lab.domains, ...lab.domains.map((d) => `${d}-snap`)]) {
-    removeDomain(d);
-    virsh(['undefine', '--nvram', d], { allowFail: true }); // a UEFI domain keeps its definition without --nvram
-    if (process.env['FORGE_AGENT_KEEP_LOGS'] === undefined) for (const s of ['-console', '-install', '']) rmSync(join(LOGDIR, `${d}${s}.log`), { force: true });
-  }
-  await lab.srv.stop();
-  lab.net.destroy();
-  rmSync(lab.dir, { recursive: true, force: true });
-});
-
-function ready(t: import('node:test').TestContext): Lab | undefined {
-  if (need(t, REQS) !== undefined) return undefined;
-  if (skipReason !== undefined) {
-    need(t, { files: [`/nonexistent/${skipReason}`] });
-    return undefined;
-  }
-  assert.ok(lab !== undefined, 'lab setup failed');
-  return lab;
-}
-
 /** Drive `forge-agent console NAME` under a pty (script(1)): expect the prompt, run a command, leave with Ctrl-]. */
 async function consoleSession(name: string): Promise<string> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
   const p = spawn('script', ['-qfec', `${process.execPath} ${AGENT_BIN} console ${name}`, '/dev/null'], {
-    env: { ...env, FORGE_SERVER: lab!.srv.url, FORGE_TOKEN: lab!.srv.token },
+    env: L.agentEnv(),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let out = '';
@@ -231,7 +130,7 @@ async function consoleSession(name: string): Promise<string> {
 
 /** The counter stored on a qcow2 disk, read on the host (qemu-img dd: no guest involved). */
 function diskCounter(disk: string): number {
-  const raw = join(lab!.dir, `peek-${randomBytes(2).toString('hex')}.raw`);
+  const raw = join(L.get().dir, `peek-${randomBytes(2).toString('hex')}.raw`);
   execFileSync('qemu-img', ['dd', '-f', 'qcow2', '-O', 'raw', 'bs=32', 'count=1', `if=${disk}`, `of=${raw}`]);
   const n = Number(readFileSync(raw).subarray(0, 32).toString('latin1').replace(/[^0-9]/g, '') || '0');
   rmSync(raw, { force: true });
@@ -243,7 +142,7 @@ test('forge-agent --firmware uefi --virt-path a,b: the installer runs on OVMF/q3
   if (l === undefined) return;
   const name = `${l.tag}-uefi`;
   l.domains.push(name);
-  assert.equal((await l.srv.api('POST', '/api/v1/systems', { name, profile: `${l.tag}-p`, interfaces: { eth0: { mac_address: mac() } } })).status, 201);
+  assert.equal((await L.api('POST', '/api/v1/systems', { name, profile: `${l.tag}-p`, interfaces: { eth0: { mac_address: mac() } } })).status, 201);
   const r = await ok([
     '--system', name, '--virt', '--virt-type', 'qemu', '--no-wait', '--nogfx', '--firmware', 'uefi',
     '--virt-path', `${l.dir},${l.dir}`, '--virt-file-size', '1', '--virt-network', l.net.name, '--cache-dir', join(l.dir, 'cache'),
@@ -277,7 +176,7 @@ test('forge-agent vm/snapshot/snap run/console/clone/destroy on one forge VM', {
   const name = `${l.tag}-vm`;
   const sys = name;
   const sysMac = mac();
-  assert.equal((await l.srv.api('POST', '/api/v1/systems', { name: sys, profile: `${l.tag}-p`, interfaces: { eth0: { mac_address: sysMac, ip_address: '' } } })).status, 201);
+  assert.equal((await L.api('POST', '/api/v1/systems', { name: sys, profile: `${l.tag}-p`, interfaces: { eth0: { mac_address: sysMac, ip_address: '' } } })).status, 201);
   const disk = join(l.dir, `${name}-disk01.qcow2`);
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '16M']);
   defineVm(name, disk, sys, sysMac);
@@ -381,6 +280,7 @@ test('forge-agent vm/snapshot/snap run/console/clone/destroy on one forge VM', {
     const before = diskCounter(disk);
     const run = agent(['snap', 'run', name], 600_000);
     const copy = `${name}-snap`;
+    l.domains.push(copy);
     assert.equal(await bootCounter(copy), before + 1);
     virsh(['destroy', copy]);
     const r = await run;
@@ -395,7 +295,7 @@ test('forge-agent vm/snapshot/snap run/console/clone/destroy on one forge VM', {
     l.domains.push(cloneName);
     const c = await ok(['clone', name, cloneName]);
     assert.match(c.stdout, new RegExp(`${cloneName}: cloned from ${name}`));
-    const rec = (await l.srv.api('GET', `/api/v1/systems/${cloneName}`)).body as { profile: string; interfaces: Record<string, { mac_address: string; ip_address: string }> };
+    const rec = (await L.api('GET', `/api/v1/systems/${cloneName}`)).body as { profile: string; interfaces: Record<string, { mac_address: string; ip_address: string }> };
     assert.equal(rec.profile, `${l.tag}-p`);
     const cmac = rec.interfaces['eth0']?.mac_address ?? '';
     assert.match(cmac, /^52:54:00:/);
@@ -453,7 +353,7 @@ test('job run in a rescue VM: .pre, job (reads /tmp/.in, writes /tmp/.out, chang
   if (l === undefined) return;
   const name = `${l.tag}-job`;
   const sys = name;
-  assert.equal((await l.srv.api('POST', '/api/v1/systems', { name: sys, profile: `${l.tag}-p`, interfaces: { eth0: { mac_address: mac() } } })).status, 201);
+  assert.equal((await L.api('POST', '/api/v1/systems', { name: sys, profile: `${l.tag}-p`, interfaces: { eth0: { mac_address: mac() } } })).status, 201);
   // An installed system's root filesystem: ext4 on the whole disk, with /etc and /bin.
   const root = join(l.dir, 'rootfs');
   mkdirSync(join(root, 'etc'), { recursive: true });

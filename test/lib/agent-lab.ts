@@ -7,11 +7,15 @@
  *  - a small bootable disk image (syslinux on FAT, no partition table) whose
  *    "firstboot" initramfs reports to forge and powers off.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { after, before, type TestContext } from 'node:test';
+import { need } from './env.js';
 import { buildInitramfs, guestKernel } from './guest.js';
+import { apiRequest, startForge, type ForgeServer } from './server.js';
 
 export const AGENT_BIN = new URL('../../agent/main.js', import.meta.url).pathname;
 
@@ -48,7 +52,7 @@ export interface LabNetwork {
  * random /24. `bootp(hostIp)` sets the DHCP boot file name (RFC 2132 option
  * 67 / BOOTP file): an http:// URL is fetched directly by the NIC's iPXE ROM.
  */
-export function createNetwork(prefix: string, bootp?: (hostIp: string) => string): LabNetwork {
+export function createNetwork(prefix: string, bootp?: (hostIp: string) => string, opts: { dhcp?: boolean } = {}): LabNetwork {
   for (let attempt = 0; attempt < 5; attempt++) {
     const rand = randomBytes(2).toString('hex');
     const name = `${prefix}-${rand}`;
@@ -58,8 +62,8 @@ export function createNetwork(prefix: string, bootp?: (hostIp: string) => string
     const xml = `<network>
   <name>${name}</name>
   <bridge name='${bridge}' stp='off'/>
-  <ip address='${net}.1' netmask='255.255.255.0'>
-    <dhcp><range start='${net}.100' end='${net}.200'/>${bootp === undefined ? '' : `<bootp file='${bootp(`${net}.1`)}'/>`}</dhcp>
+  <ip address='${net}.1' netmask='255.255.255.0'>${opts.dhcp === false ? '' : `
+    <dhcp><range start='${net}.100' end='${net}.200'/>${bootp === undefined ? '' : `<bootp file='${bootp(`${net}.1`)}'/>`}</dhcp>`}
   </ip>
 </network>
 `;
@@ -178,4 +182,197 @@ export function labDir(prefix: string): string {
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o755);
   return dir;
+}
+
+/** A random locally administered MAC in qemu/KVM's OUI 52:54:00 (what libvirt gives its guests). */
+export function labMac(): string {
+  return ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+/** Poll `probe` until it returns a value (every `everyMs`), or fail naming `what`. */
+export async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 1000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface AgentRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface LabEvent {
+  type: string;
+  source: string;
+  detail: Record<string, unknown>;
+  id: number;
+  time: string;
+}
+
+/** What every agent e2e lab holds: its network, directory, forge server and the domains to remove. */
+export interface LabCore {
+  net: LabNetwork;
+  dir: string;
+  srv: ForgeServer;
+  /** forge's URL on the lab network (what the agent and the guests use). */
+  base: string;
+  /** Unique prefix of this run's object and domain names. */
+  tag: string;
+  /** Domains removed (with their NVRAM and logs) after the file's tests. */
+  domains: string[];
+}
+
+export interface LabSpec<X> {
+  /** Prefix of the network, directory and tag names (a few letters). */
+  prefix: string;
+  /** Tools the tests need (need(): skip on a laptop, fail under CI=true). */
+  reqs: { root?: boolean; commands?: string[] };
+  /** What a skip says when a tool is missing. */
+  skip: string;
+  /** The network's DHCP boot file (see createNetwork), given the host's address and forge's HTTP port. */
+  bootp?: (hostIp: string, port: number) => string;
+  /** Extra `forge serve` flags (forge always listens on the lab network's host address). */
+  serveArgs?: (dir: string) => string[];
+  /** The file's own fixtures: objects on the server, images, keys. */
+  setup(core: LabCore): Promise<X>;
+}
+
+export interface AgentLab<X> {
+  /** The lab for a test, or undefined after the test was skipped (a missing tool off CI). */
+  ready(t: TestContext): (LabCore & X) | undefined;
+  /** The lab (throws before setup). */
+  get(): LabCore & X;
+  /** The API on the lab network with the server's token. */
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
+  /** POST an object; asserts it was created. */
+  create(kind: string, obj: Record<string, unknown>): Promise<void>;
+  /** A system's timeline, oldest first. */
+  events(system: string): Promise<LabEvent[]>;
+  /** Run forge-agent against the lab's server (no FORGE_* from the host but the tests' rescue kernel). */
+  agent(args: string[], timeoutMs: number, opts?: { onStderr?: (s: string, kill: (sig: NodeJS.Signals) => void) => void }): Promise<AgentRun>;
+  /** The environment forge-agent runs with (also for agent runs under a pty). */
+  agentEnv(): NodeJS.ProcessEnv;
+}
+
+/**
+ * The one lab of the agent e2e files: registers node:test before/after
+ * hooks that check the tools, start libvirtd's isolated network, a lab
+ * directory qemu can read and a real `forge serve` on the network's host
+ * address, run the file's own setup, and afterwards remove every domain (with
+ * NVRAM and, unless FORGE_AGENT_KEEP_LOGS is set, its logs), the server, the
+ * network and the directory. A failed setup cleans up what it made.
+ */
+export function agentLab<X>(spec: LabSpec<X>): AgentLab<X> {
+  let lab: (LabCore & X) | undefined;
+  let skipReason: string | undefined;
+  const get = (): LabCore & X => {
+    if (lab === undefined) throw new Error('the agent lab is not set up');
+    return lab;
+  };
+
+  before(async () => {
+    // need() wants a TestContext; here the check is done by hand and reported by each test's ready().
+    const probe = spawnSync('sh', ['-c', (spec.reqs.commands ?? []).map((c) => `command -v ${c} >/dev/null`).join(' && ') || 'true']);
+    if ((spec.reqs.root === true && process.getuid?.() !== 0) || probe.status !== 0) {
+      skipReason = spec.skip;
+      return;
+    }
+    if (spawnSync('virsh', ['-c', 'qemu:///system', 'version'], { timeout: 30_000 }).status !== 0) {
+      skipReason = 'libvirtd is not running (start virtlogd -d and libvirtd -d)';
+      return;
+    }
+    udevKvmPermissions();
+    const tag = `${spec.prefix}${randomBytes(2).toString('hex')}`;
+    const port = 20000 + randomInt(20000);
+    const net = createNetwork(spec.prefix, spec.bootp === undefined ? undefined : (ip) => (spec.bootp as (h: string, p: number) => string)(ip, port));
+    const dir = labDir(spec.prefix);
+    let srv: ForgeServer | undefined;
+    try {
+      srv = await startForge({ args: ['--listen', net.hostIp, '--server', net.hostIp, '--http-port', String(port), ...(spec.serveArgs?.(dir) ?? [])] });
+      const core: LabCore = { net, dir, srv, base: `http://${net.hostIp}:${srv.port}`, tag, domains: [] };
+      lab = core as LabCore & X; // setup() may use the lab's api/create before its own fields exist
+      lab = { ...core, ...(await spec.setup(core)) };
+      lab.domains = core.domains;
+    } catch (e) {
+      await srv?.stop();
+      net.destroy();
+      rmSync(dir, { recursive: true, force: true });
+      lab = undefined;
+      throw e;
+    }
+  });
+
+  after(async () => {
+    if (lab === undefined) return;
+    for (const d of lab.domains) {
+      removeDomain(d);
+      virsh(['undefine', '--nvram', d], { allowFail: true }); // a UEFI domain keeps its definition without --nvram
+      if (process.env['FORGE_AGENT_KEEP_LOGS'] === undefined) {
+        for (const suffix of ['-install', '-console', '']) rmSync(`/var/log/libvirt/qemu/${d}${suffix}.log`, { force: true });
+      }
+    }
+    await lab.srv.stop();
+    lab.net.destroy();
+    rmSync(lab.dir, { recursive: true, force: true });
+  });
+
+  const api = (method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> =>
+    apiRequest(get().base, get().srv.token, method, path, body, { timeoutMs: 30_000 });
+
+  const agentEnv = (): NodeJS.ProcessEnv => {
+    const l = get();
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
+    // The rescue system reuses the tests' extracted Debian kernel instead of downloading it again.
+    return { ...env, FORGE_SERVER: l.base, FORGE_TOKEN: l.srv.token, FORGE_AGENT_RESCUE_KERNEL_DIR: dirname(dirname(guestKernel().vmlinuz)) };
+  };
+
+  return {
+    ready(t) {
+      if (need(t, spec.reqs) !== undefined) return undefined;
+      if (skipReason !== undefined) {
+        need(t, { files: [`/nonexistent/${skipReason}`] });
+        return undefined;
+      }
+      assert.ok(lab !== undefined, 'lab setup failed');
+      return lab;
+    },
+    get,
+    api,
+    async create(kind, obj) {
+      const r = await api('POST', `/api/v1/${kind}`, obj);
+      assert.ok(r.status === 200 || r.status === 201, `create ${kind} ${String(obj['name'])}: ${r.status} ${JSON.stringify(r.body)}`);
+    },
+    async events(system) {
+      const r = await api('GET', `/api/v1/systems/${system}/events`);
+      assert.equal(r.status, 200, `events of ${system}: ${JSON.stringify(r.body)}`);
+      return [...(r.body as LabEvent[])].sort((a, b) => a.time.localeCompare(b.time) || a.id - b.id);
+    },
+    agentEnv,
+    agent(args, timeoutMs, opts = {}) {
+      return new Promise((resolve, reject) => {
+        const p = spawn(process.execPath, [AGENT_BIN, ...args], { env: agentEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+        p.stderr.setEncoding('utf8').on('data', (d: string) => {
+          stderr += d;
+          opts.onStderr?.(stderr, (sig) => p.kill(sig));
+        });
+        const timer = setTimeout(() => {
+          p.kill('SIGKILL');
+          reject(new Error(`forge-agent ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
+        }, timeoutMs);
+        p.on('error', reject);
+        p.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code: code ?? -1, stdout, stderr });
+        });
+      });
+    },
+  };
 }

@@ -84,6 +84,29 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, opts: { input?: s
   });
 }
 
+/** fetch() of BASE+path with the bearer token (unless auth: false); the body parsed as JSON when it is. */
+export async function apiRequest(
+  base: string, token: string, method: string, path: string, body?: unknown, o: { auth?: boolean | string; raw?: string; timeoutMs?: number } = {},
+): Promise<{ status: number; body: unknown }> {
+  const headers: Record<string, string> = {};
+  const auth = o.auth ?? true;
+  if (auth !== false) headers['authorization'] = `Bearer ${typeof auth === 'string' ? auth : token}`;
+  let payload: string | undefined = o.raw;
+  if (body !== undefined) payload = JSON.stringify(body);
+  if (payload !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(base + path, {
+    method, headers, ...(payload === undefined ? {} : { body: payload }), ...(o.timeoutMs === undefined ? {} : { signal: AbortSignal.timeout(o.timeoutMs) }),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, body: parsed };
+}
+
 export async function startForge(opts: StartOptions = {}): Promise<ForgeServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'forge-test-'));
   const args = [
@@ -155,23 +178,7 @@ export async function startForge(opts: StartOptions = {}): Promise<ForgeServer> 
     output: () => out,
     cli: (cliArgs, env = {}, o = {}) =>
       runCli(cliArgs, { ...baseEnv, FORGE_SERVER: url, FORGE_TOKEN: token, FORGE_DATA_DIR: dataDir, ...env }, o),
-    async api(method, path, body, o = {}) {
-      const headers: Record<string, string> = {};
-      const auth = o.auth ?? true;
-      if (auth !== false) headers['authorization'] = `Bearer ${typeof auth === 'string' ? auth : token}`;
-      let payload: string | undefined = o.raw;
-      if (body !== undefined) payload = JSON.stringify(body);
-      if (payload !== undefined) headers['content-type'] = 'application/json';
-      const res = await fetch(url + path, { method, headers, ...(payload === undefined ? {} : { body: payload }) });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        /* not JSON */
-      }
-      return { status: res.status, body: parsed };
-    },
+    api: (method, path, body, o = {}) => apiRequest(url, token, method, path, body, o),
     async stop(o = {}) {
       await waitExit('SIGTERM', 5000);
       if (o.keepData !== true && opts.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
