@@ -1,49 +1,30 @@
 /**
- * forge web UI: one module, no framework, compiled by tsc at build time and
- * served by forge at /ui (no CDN: it works offline). It reads and writes
- * only through the REST API (/api/v1) with the token the user logs in with,
- * and follows GET /api/v1/events/stream (EventSource) for live updates.
+ * forge web UI: one module, no framework, bundled at build time
+ * (scripts/build-ui.mjs: esbuild) and served by forge at /ui (no CDN: it
+ * works offline). It reads and writes only through the REST API (/api/v1),
+ * with the server's own typed client (server/api/client.ts, the one the CLI
+ * and forge-agent use) and the token the user logs in with, and follows
+ * GET /api/v1/events/stream (EventSource) for live updates. Answer types
+ * come from server/api/types.ts and each event's stage from the one event
+ * table (server/core/events.ts): the bundle shares those modules, so there
+ * is no copy to keep in step.
  * Every element is built with createElement/textContent: server data is
  * never parsed as HTML. Keyboard: every action is a link, button or form
  * field in document order; focus moves to the page heading on navigation.
  */
 
+import { ApiClient } from '../server/api/client.js';
+import type { ForgeEvent, StatusRow } from '../server/api/types.js';
+import { EVENT_TYPES, isNeutral, stageOfType } from '../server/core/events.js';
+import { ForgeError } from '../server/errors.js';
+
 type Json = Record<string, unknown>;
 
-interface ForgeEvent {
-  id: number;
-  system: string;
-  type: string;
-  source: string;
-  time: string;
-  detail: Json;
-}
-
-interface StatusRow {
-  name: string;
-  profile: string;
-  netboot_enabled: boolean;
-  stage: string;
-  since: string;
-  stalled: boolean;
-  minutes: number;
-  last_event: string;
-}
-
-interface ApiError {
-  code: string;
-  message: string;
-  field?: string;
-  details?: { file?: string; line?: number; column?: number; template?: string };
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: ApiError,
-  ) {
-    super(body.message);
-  }
+/** What a TEMPLATE_ERROR carries in its details (render/errors.ts): where the template failed. */
+interface TemplateErrorAt {
+  file?: string;
+  line?: number;
+  column?: number;
 }
 
 // ------------------------------------------------------------------ state
@@ -64,19 +45,6 @@ const STAGE_COLOR: Record<string, string> = {
   new: '#5b6670',
 };
 
-/**
- * The stage each event type puts a system in (the timeline colours by stage): server/core/events.ts
- * EVENTS, for the types whose stage is not `configured` (the fallback). The page loads no server
- * module, so this is a copy; test/unit/core-events.test.ts fails when it differs from the table.
- */
-const STAGE_OF: Record<string, string> = {
-  dhcp_offer: 'booting', dhcp_ack: 'booting', loader_fetched: 'booting', boot_config_served: 'booting', kernel_fetched: 'booting',
-  initrd_fetched: 'booting', autoinstall_served: 'installing', autoinstall_failed: 'failed', install_start: 'installing',
-  install_done: 'installed', netboot_disabled: 'installed', first_boot: 'running', install_progress: 'installing',
-  cloud_init_done: 'running', agent_start: 'booting', installer_running: 'installing', installer_finished: 'installed',
-  disk_boot_started: 'installed', agent_failed: 'failed', edited: 'configured', build_started: 'installing',
-  disk_ready: 'installing', bootstrap_done: 'installing', hooks_done: 'installing', bootloader_done: 'installed',
-};
 
 // ------------------------------------------------------------------ helpers
 
@@ -101,21 +69,13 @@ function s(tag: string, attrs: Record<string, string | number>, text?: string): 
   return el;
 }
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (token !== '') headers['authorization'] = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    /* text (a rendered autoinstall file) */
-  }
-  if (!res.ok) throw new HttpError(res.status, typeof parsed === 'object' && parsed !== null ? (parsed as ApiError) : { code: 'HTTP', message: `HTTP ${res.status}` });
-  return parsed as T;
+/** The shared client, same origin, with the token logged in with (none: read-only). */
+function api(): ApiClient {
+  return new ApiClient({ server: '', token: token === '' ? undefined : token });
 }
+
+/** A server object as a plain record, for the generic tables and forms. */
+const rec = (o: object): Json => ({ ...o });
 
 const enc = encodeURIComponent;
 const main = (): HTMLElement => document.getElementById('main')!;
@@ -128,7 +88,7 @@ function page(title: string, ...children: Child[]): void {
 }
 
 function errorBox(e: unknown): HTMLElement {
-  const msg = e instanceof HttpError ? `${e.body.code}: ${e.body.message}` : e instanceof Error ? e.message : String(e);
+  const msg = e instanceof ForgeError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
   return h('div', { class: 'error', role: 'alert' }, msg);
 }
 
@@ -170,14 +130,14 @@ function actionForm(label: string, fields: HTMLElement[], fn: (v: Record<string,
   return f;
 }
 
-function confirmDelete(kind: string, name: string, after: () => void): HTMLElement {
+function confirmDelete(kind: 'distro' | 'profile' | 'system' | 'subnet', name: string, after: () => void): HTMLElement {
   return h('button', {
     class: 'danger',
     type: 'button',
     'aria-label': `delete ${kind} ${name}`,
     onclick: () => {
       if (!confirm(`Delete ${kind} ${name}?`)) return;
-      api('DELETE', `/api/v1/${kind}s/${enc(name)}`).then(after, (e: unknown) => alert(e instanceof Error ? e.message : String(e)));
+      api().remove(kind, name).then(after, (e: unknown) => alert(e instanceof Error ? e.message : String(e)));
     },
   }, 'Delete');
 }
@@ -187,7 +147,7 @@ function confirmDelete(kind: string, name: string, after: () => void): HTMLEleme
 async function whoami(): Promise<void> {
   const who = document.getElementById('who')!;
   try {
-    const r = await api<{ role: string; can_write: boolean }>('GET', '/api/v1/whoami');
+    const r = await api().whoami();
     canWrite = r.can_write;
     who.replaceChildren(`${r.role}${canWrite ? '' : ' (read-only)'} `, h('button', { class: 'secondary', type: 'button', onclick: logout }, token === '' ? 'Log in' : 'Log out'));
   } catch (e) {
@@ -236,7 +196,7 @@ function loginPage(err?: unknown): void {
 let statusRows: StatusRow[] = [];
 
 async function systemsPage(): Promise<void> {
-  const [st, profiles] = await Promise.all([api<{ systems: StatusRow[]; stall_minutes: number }>('GET', '/api/v1/status'), api<Json[]>('GET', '/api/v1/profiles?fields=name')]);
+  const [st, profiles] = await Promise.all([api().status(), api().names('profile')]);
   statusRows = st.systems;
   const tbody = h('tbody');
   const table = h('table', { 'aria-label': 'systems' }, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Profile'), h('th', {}, 'Netboot'), h('th', {}, 'Stage'), h('th', {}, 'In stage'), h('th', {}, 'Last event'), canWrite ? h('th', {}, h('span', { class: 'muted' }, 'Actions')) : null)), tbody);
@@ -247,13 +207,13 @@ async function systemsPage(): Promise<void> {
     canWrite
       ? actionForm('Add system', [
           field('Name', 'name', { required: true }),
-          select('Profile', 'profile', profiles.map((p) => String(p['name']))),
+          select('Profile', 'profile', profiles),
           field('MAC address', 'mac', { placeholder: 'random' }),
           field('IP address', 'ip', { placeholder: 'dhcp' }),
         ], async (v) => {
           const eth0: Json = { mac_address: v['mac'] === '' ? 'random' : v['mac'] };
           if (v['ip'] !== '') eth0['ip_address'] = v['ip'];
-          await api('POST', '/api/v1/systems', { name: v['name'], profile: v['profile'], interfaces: { eth0 } });
+          await api().create('system', { name: v['name'], profile: v['profile'], interfaces: { eth0 } });
           await systemsPage();
         })
       : null,
@@ -274,7 +234,7 @@ function fillSystems(tbody: HTMLElement, changed: Set<string>): void {
 async function refreshSystems(changed: Set<string>): Promise<void> {
   const tbody = document.querySelector('table[aria-label="systems"] tbody');
   if (tbody === null) return;
-  const st = await api<{ systems: StatusRow[] }>('GET', '/api/v1/status');
+  const st = await api().status();
   statusRows = st.systems;
   fillSystems(tbody as HTMLElement, changed);
 }
@@ -309,7 +269,7 @@ export function timelineSvg(events: ForgeEvent[]): SVGElement {
   events.forEach((e, i) => {
     const y = top + i * rowH + 10;
     const cx = x(e.time);
-    const stage = STAGE_OF[e.type] ?? 'configured';
+    const stage = stageOfType(e.type);
     const color = STAGE_COLOR[stage] ?? '#5b6670';
     if (prev !== undefined) svg.append(s('line', { x1: prev.x, y1: prev.y, x2: cx, y2: y, stroke: '#c0c8d0', 'stroke-dasharray': '3 3' }));
     svg.append(s('line', { x1: x0, y1: y, x2: x1, y2: y, stroke: '#f0f2f4' }));
@@ -344,17 +304,16 @@ function codeBlock(text: string, badLine?: number): HTMLElement {
 async function autoinstallSection(kind: 'system' | 'profile', name: string, blended: Json): Promise<HTMLElement> {
   const box = h('section', { 'aria-label': 'autoinstall' }, h('h2', {}, 'Rendered autoinstall'));
   try {
-    const text = await api<string>('GET', `/api/v1/${kind}s/${enc(name)}/autoinstall`);
-    box.append(codeBlock(typeof text === 'string' ? text : JSON.stringify(text, null, 2)));
+    box.append(codeBlock(await api().autoinstall(kind, name)));
   } catch (e) {
     box.append(errorBox(e));
-    const d = e instanceof HttpError ? e.body.details : undefined;
+    const d = e instanceof ForgeError && typeof e.details === 'object' && e.details !== null ? (e.details as TemplateErrorAt) : undefined;
     if (d?.line !== undefined) {
       box.append(h('p', {}, `${d.file ?? ''} line ${d.line}${d.column !== undefined ? `, column ${d.column}` : ''}:`));
       // The template source in effect, with the failing line marked.
       const tname = String(blended['autoinstall'] ?? '');
       try {
-        const f = await api<{ file: string; content: string }>('GET', `/api/v1/templates/file?name=${enc(tname)}`);
+        const f = await api().templateFile(tname);
         if (d.file === undefined || d.file === '' || f.file === d.file || d.file.endsWith(tname)) box.append(codeBlock(f.content, d.line));
       } catch {
         /* the template itself is missing: the message says so */
@@ -366,11 +325,11 @@ async function autoinstallSection(kind: 'system' | 'profile', name: string, blen
 
 async function systemPage(name: string): Promise<void> {
   const [sys, blended, events, profiles, st] = await Promise.all([
-    api<Json>('GET', `/api/v1/systems/${enc(name)}`),
-    api<Json>('GET', `/api/v1/systems/${enc(name)}/blended`).catch(() => ({}) as Json),
-    api<ForgeEvent[]>('GET', `/api/v1/systems/${enc(name)}/events`),
-    api<Json[]>('GET', '/api/v1/profiles?fields=name'),
-    api<{ systems: StatusRow[] }>('GET', '/api/v1/status'),
+    api().get('system', name).then(rec),
+    api().blended('system', name).catch(() => ({}) as Json),
+    api().events(name),
+    api().names('profile'),
+    api().status(),
   ]);
   statusRows = st.systems;
   const row = statusRows.find((r) => r.name === name);
@@ -393,8 +352,8 @@ async function systemPage(name: string): Promise<void> {
         canWrite
           ? h('div', {},
               h('h2', {}, 'Edit'),
-              actionForm('Save', [select('Profile', 'profile', profiles.map((p) => String(p['name'])), String(sys['profile'] ?? '')), select('Netboot', 'netboot_enabled', ['true', 'false'], String(sys['netboot_enabled'] === true)), field('Comment', 'comment', { value: String(sys['comment'] ?? '') })], async (v) => {
-                await api('PATCH', `/api/v1/systems/${enc(name)}`, { profile: v['profile'], netboot_enabled: v['netboot_enabled'] === 'true', comment: v['comment'] });
+              actionForm('Save', [select('Profile', 'profile', profiles, String(sys['profile'] ?? '')), select('Netboot', 'netboot_enabled', ['true', 'false'], String(sys['netboot_enabled'] === true)), field('Comment', 'comment', { value: String(sys['comment'] ?? '') })], async (v) => {
+                await api().patch('system', name, { profile: v['profile'], netboot_enabled: v['netboot_enabled'] === 'true', comment: v['comment'] });
                 await systemPage(name);
               }),
               confirmDelete('system', name, () => (location.hash = '#/')))
@@ -416,17 +375,17 @@ function editForm(kind: 'distro' | 'profile' | 'subnet', names: string[], fields
     const body: Json = {};
     for (const [k, val] of Object.entries(v)) if (k !== 'name' && val !== '') body[k] = val;
     if (Object.keys(body).length === 0) throw new Error('fill at least one field to change');
-    await api('PATCH', `/api/v1/${kind}s/${enc(v['name'] ?? '')}`, body);
+    await api().patch(kind, v['name'] ?? '', body);
     await after();
   });
 }
 
 async function distrosPage(): Promise<void> {
-  const ds = await api<Json[]>('GET', '/api/v1/distros');
+  const ds = (await api().list('distro')).map(rec);
   page('Distros',
     canWrite
       ? actionForm('Add distro', [field('Name', 'name', { required: true }), select('Breed', 'breed', ['redhat', 'debian', 'ubuntu', 'suse', 'generic']), select('Arch', 'arch', ['x86_64', 'i386', 'aarch64', 'ppc64le', 's390x']), field('Kernel', 'kernel', { required: true, placeholder: '/srv/os/linux' }), field('Initrd', 'initrd', { required: true })], async (v) => {
-          await api('POST', '/api/v1/distros', v);
+          await api().create('distro', v);
           await distrosPage();
         })
       : null,
@@ -439,7 +398,7 @@ async function distrosPage(): Promise<void> {
 }
 
 async function profilesPage(): Promise<void> {
-  const [ps, ds] = await Promise.all([api<Json[]>('GET', '/api/v1/profiles'), api<Json[]>('GET', '/api/v1/distros?fields=name')]);
+  const [ps, ds] = await Promise.all([api().list('profile').then((l) => l.map(rec)), api().names('distro')]);
   // Inheritance as a tree: each profile under its parent, distro-level profiles at the top.
   const children = new Map<string, Json[]>();
   for (const p of ps) {
@@ -461,10 +420,10 @@ async function profilesPage(): Promise<void> {
   walk('', 0);
   page('Profiles',
     canWrite
-      ? actionForm('Add profile', [field('Name', 'name', { required: true }), select('Distro', 'distro', ['', ...ds.map((d) => String(d['name']))]), select('Parent', 'parent', ['', ...ps.map((p) => String(p['name']))]), field('Autoinstall template', 'autoinstall', { placeholder: 'preseed/default.seed' })], async (v) => {
+      ? actionForm('Add profile', [field('Name', 'name', { required: true }), select('Distro', 'distro', ['', ...ds]), select('Parent', 'parent', ['', ...ps.map((p) => String(p['name']))]), field('Autoinstall template', 'autoinstall', { placeholder: 'preseed/default.seed' })], async (v) => {
           const body: Json = { name: v['name'] };
           for (const k of ['distro', 'parent', 'autoinstall']) if (v[k] !== '' && v[k] !== undefined) body[k] = v[k];
-          await api('POST', '/api/v1/profiles', body);
+          await api().create('profile', body);
           await profilesPage();
         })
       : null,
@@ -490,9 +449,9 @@ function poolUse(metrics: string): Map<string, { held: number; size: number }> {
 
 async function dhcpPage(): Promise<void> {
   const [leases, metrics, subnets] = await Promise.all([
-    api<{ mac: string; ip: string; state: string; expires: number; hostname: string; system: string }[]>('GET', '/api/v1/leases'),
+    api().leases(),
     fetch('/metrics').then((r) => r.text()),
-    api<Json[]>('GET', '/api/v1/subnets').catch(() => undefined),
+    api().list('subnet').then((l) => l.map(rec)).catch(() => undefined),
   ]);
   const pools = poolUse(metrics);
   const list = (v: unknown): string => (Array.isArray(v) ? v.map(String).join(' ') : '');
@@ -514,7 +473,7 @@ async function dhcpPage(): Promise<void> {
       ? actionForm('Add subnet', [field('Name', 'name', { required: true }), ...subnetFields()], async (v) => {
           const body: Json = {};
           for (const [k, val] of Object.entries(v)) if (val !== '') body[k] = val;
-          await api('POST', '/api/v1/subnets', body);
+          await api().create('subnet', body);
           await dhcpPage();
         })
       : null,
@@ -563,7 +522,7 @@ function connectLive(): void {
   });
   es.onmessage = null;
   // Every event type arrives as its own SSE event name.
-  for (const t of Object.keys(STAGE_OF)) es.addEventListener(t, (m) => onEvent(JSON.parse((m as MessageEvent<string>).data) as ForgeEvent));
+  for (const t of EVENT_TYPES) es.addEventListener(t, (m) => onEvent(JSON.parse((m as MessageEvent<string>).data) as ForgeEvent));
 }
 
 function onEvent(ev: ForgeEvent): void {
@@ -571,8 +530,9 @@ function onEvent(ev: ForgeEvent): void {
     if (!timelineOf.events.some((e) => e.id === ev.id)) {
       timelineOf.events.push(ev);
       timelineOf.draw();
-      // The stage follows the newest event (as forge status judges it), without a reload.
-      if (ev.type !== 'edited') document.getElementById('stage')?.replaceChildren(badge(STAGE_OF[ev.type] ?? 'configured'));
+      // The stage follows the newest event as forge status judges it (events/lifecycle.ts: a
+      // neutral event, such as an edit or a power action, never moves it), without a reload.
+      if (!isNeutral(ev.type)) document.getElementById('stage')?.replaceChildren(badge(stageOfType(ev.type)));
     }
   }
   pending.add(ev.system);
@@ -606,7 +566,7 @@ async function route(): Promise<void> {
     if (hash.startsWith('/dhcp')) return await dhcpPage();
     return await systemsPage();
   } catch (e) {
-    if (e instanceof HttpError && (e.status === 401 || e.status === 403)) {
+    if (e instanceof ForgeError && (e.status === 401 || e.status === 403)) {
       loggedIn = false;
       return loginPage(e);
     }

@@ -25,6 +25,7 @@ import type {
   Health,
   ImportAnswer,
   KindMap,
+  Lease,
   LoaderStatus,
   NewEvent,
   NewToken,
@@ -231,6 +232,11 @@ export class ApiClient {
   }
   powerBulk(glob: string, action: PowerAction, concurrency?: number): Promise<{ results: PowerResult[]; failed: number }> {
     return this.request('POST', '/api/v1/power', { name: glob, action, ...(concurrency === undefined ? {} : { concurrency }) });
+  }
+
+  // ----- DHCP
+  leases(): Promise<Lease[]> {
+    return this.request('GET', '/api/v1/leases');
   }
 
   // ----- export and import

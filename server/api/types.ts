@@ -5,7 +5,7 @@
  * are declared there and re-exported here; the rest are declared here. The
  * OpenAPI components (api/openapi.ts) describe the same shapes.
  */
-export type { Distro, Profile, System, KindMap, ObjectKind, ForgeEvent, EventType } from '../core/model.js';
+export type { Distro, Profile, System, KindMap, ObjectKind, ForgeEvent, EventType, Lease } from '../core/model.js';
 export type { Problem } from './data.js';
 export type { PowerAction, PowerResult } from '../power/service.js';
 export type { ValidateReport, ExplainReport } from '../render/service.js';

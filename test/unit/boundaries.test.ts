@@ -18,6 +18,11 @@
  *                     discovery image) and boot/initramfs.ts (their one busybox
  *                     initramfs builder): those two use node builtins, the error
  *                     catalogue and each other only; no agent file names an /api/v1 path
+ *   ui/               the web UI (bundled by esbuild): at run time it imports from
+ *                     server/ only the shared client, the error catalogue and core/
+ *                     (the event table), types only from api/types.ts; it declares
+ *                     no type api/types.ts exports and no copy of the event stages,
+ *                     and names no /api/v1 path but the event stream's (EventSource)
  *   one initramfs builder  only server/boot/initramfs.ts packs a cpio archive (the
  *                     discovery image, the rescue VM and test/lib/guest.ts call it)
  *   server/cli/       calls the API only through that client's typed methods: no
@@ -83,7 +88,7 @@ function importsOf(file: string): Import[] {
   return out;
 }
 
-const ALL = [...sources('server'), ...sources('agent')];
+const ALL = [...sources('server'), ...sources('agent'), ...sources('ui')];
 const IMPORTS = ALL.flatMap(importsOf);
 const forge = (i: Import): boolean => i.spec.startsWith('.');
 
@@ -191,4 +196,32 @@ test('one initramfs builder: only server/boot/initramfs.ts packs a cpio archive'
     .filter((f) => f !== INITRAMFS_BUILDER && /cpio\s+-o|['"`]cpio['"`]\s*,\s*\[\s*['"`]-o/.test(withoutComments(readFileSync(join(ROOT, f), 'utf8'))))
     .map((f) => `${f} packs its own cpio archive`);
   assert.deepEqual(packers, []);
+});
+
+test('the web UI shares the server modules instead of copying them', () => {
+  const ui = sources('ui');
+  assert.ok(IMPORTS.some((i) => i.file === 'ui/app.ts' && i.target === API_CLIENT && !i.typeOnly), 'the UI uses the shared client');
+  assert.ok(IMPORTS.some((i) => i.file === 'ui/app.ts' && i.target === 'server/core/events.ts' && !i.typeOnly), 'the UI reads the event table');
+  const UI_RUNTIME = (t: string): boolean => t === API_CLIENT || t === 'server/errors.ts' || t.startsWith('server/core/') || t.startsWith('ui/');
+  assert.deepEqual(violations((i) => i.file.startsWith('ui/') && (forge(i) ? (i.typeOnly ? !UI_RUNTIME(i.target) && i.target !== 'server/api/types.ts' : !UI_RUNTIME(i.target)) : true)), []);
+  // The names api/types.ts exports, and the event types: the UI declares none of the first and maps none of the second to a stage.
+  const typesSrc = withoutComments(readFileSync(join(ROOT, 'server/api/types.ts'), 'utf8'));
+  const shared = new Set<string>();
+  for (const m of typesSrc.matchAll(/export\s+type\s*\{([^}]*)\}/g)) for (const n of m[1]!.split(',')) if (n.trim() !== '') shared.add(n.trim().split(/\s+as\s+/).pop()!);
+  for (const m of typesSrc.matchAll(/export\s+(?:interface|type)\s+([A-Za-z0-9_]+)/g)) shared.add(m[1]!);
+  assert.ok(shared.has('ForgeEvent') && shared.has('StatusRow') && shared.size > 20, `api/types.ts exports read (${shared.size})`);
+  const eventTypes = [...withoutComments(readFileSync(join(ROOT, 'server/core/events.ts'), 'utf8')).matchAll(/^\s{2}([a-z_]+): \{ stage:/gm)].map((m) => m[1]!);
+  assert.ok(eventTypes.includes('dhcp_offer') && eventTypes.length > 20, `event types read (${eventTypes.length})`);
+  const copies = ui.flatMap((f) => {
+    const src = withoutComments(readFileSync(join(ROOT, f), 'utf8'));
+    const own = [...src.matchAll(/\b(?:interface|type|class)\s+([A-Za-z0-9_]+)/g)].map((m) => m[1]!).filter((n) => shared.has(n));
+    const stages = eventTypes.filter((t) => new RegExp(`\\b${t}['"]?\\s*:\\s*['"\`]`).test(src));
+    const paths = [...src.matchAll(/['"`](\/api\/v1[^'"`]*)/g)].map((m) => m[1]!).filter((p) => p !== '/api/v1/events/stream');
+    return [
+      ...own.map((n) => `${f} declares its own ${n} (import it from server/api/types.ts)`),
+      ...(stages.length > 0 ? [`${f} maps event types to stages itself (${stages.slice(0, 3).join(', ')}...): use server/core/events.ts`] : []),
+      ...paths.map((p) => `${f} names ${p}: call the shared client`),
+    ];
+  });
+  assert.deepEqual(copies, []);
 });

@@ -6,7 +6,6 @@
  * unused directive.
  */
 import { test } from 'node:test';
-import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { EVENTS, EVENT_TYPES, STAGES, isNeutral, lifecycleEvent, stageOfType, type LifecycleEvent } from '../../server/core/events.js';
 import { EVENT_TYPES as MODEL_EVENT_TYPES } from '../../server/core/model.js';
@@ -45,16 +44,4 @@ test('recorders build events whose detail is typed by their type', () => {
   // @ts-expect-error no such event type
   const bad3: LifecycleEvent = { system: 'vm1', type: 'install_finished', source: 'http', detail: {} };
   assert.ok(bad1 !== undefined && bad2 !== undefined && bad3 !== undefined);
-});
-
-test("the web UI's copy of the stages (ui/app.ts STAGE_OF) is the table's", () => {
-  const src = readFileSync(new URL('../../../ui/app.ts', import.meta.url), 'utf8');
-  const body = /const STAGE_OF: Record<string, string> = \{([^}]*)\}/.exec(src)?.[1];
-  assert.ok(body !== undefined, 'ui/app.ts has its STAGE_OF table');
-  const ui = Object.fromEntries([...body.matchAll(/([a-z_]+):\s*'([a-z]+)'/g)].map((m) => [m[1]!, m[2]!]));
-  assert.ok(Object.keys(ui).length > 10, 'the table was read');
-  for (const [t, stage] of Object.entries(ui)) assert.equal(stage, stageOfType(t as (typeof EVENT_TYPES)[number]), `ui: ${t}`);
-  // configured is the page's fallback: every other stage must be listed.
-  const missing = EVENT_TYPES.filter((t) => stageOfType(t) !== 'configured' && ui[t] === undefined);
-  assert.deepEqual(missing, [], 'event types the page would colour as configured');
 });
