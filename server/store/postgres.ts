@@ -230,6 +230,8 @@ export class PgStore implements Store {
 
   async close(): Promise<void> {
     for (const stop of [...this.watchers]) await stop();
+    await this.objects.drain();
+    await this.access.drain();
     await this.events.drain();
     await this.leases.drain();
     await this.db.close();

@@ -7,9 +7,13 @@ import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '..
 import { ForgeError } from '../../errors.js';
 import { newInstallToken } from '../sqlite/access.js';
 import type { Client, Db } from './db.js';
+import { GroupWriter } from './batch.js';
 
 const OPEN = `INSERT INTO install_windows (system, token, opened, closed) VALUES ($1, $2, $3, NULL)
   ON CONFLICT (system) DO UPDATE SET token = excluded.token, opened = excluded.opened, closed = NULL`;
+
+const AUDIT_COLS = 'time, actor, role, client, action, object_type, object, detail';
+const auditRow = (e: NewAudit): string[] => [e.time ?? new Date().toISOString(), e.actor, e.role, e.client, e.action, e.object_type, e.object, JSON.stringify(e.detail)];
 
 interface TokenRow {
   id: number;
@@ -63,10 +67,25 @@ export class PgAccess {
     return { ...row, revoked };
   }
 
-  async addAudit(e: NewAudit): Promise<void> {
-    await this.db.query('INSERT INTO audit (time, actor, role, client, action, object_type, object, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', [
-      e.time ?? new Date().toISOString(), e.actor, e.role, e.client, e.action, e.object_type, e.object, JSON.stringify(e.detail),
-    ]);
+  /** Audit rows of concurrent requests share one INSERT (postgres/batch.ts). */
+  private readonly auditWriter = new GroupWriter<NewAudit, void>(
+    async (es) => {
+      const cols: string[][] = [[], [], [], [], [], [], [], []];
+      for (const e of es) auditRow(e).forEach((v, i) => cols[i]!.push(v));
+      await this.db.query(`INSERT INTO audit (${AUDIT_COLS}) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])`, cols);
+      return es.map(() => undefined);
+    },
+    async (e) => {
+      await this.db.query(`INSERT INTO audit (${AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, auditRow(e));
+    },
+  );
+
+  addAudit(e: NewAudit): Promise<void> {
+    return this.auditWriter.write(e);
+  }
+
+  drain(): Promise<void> {
+    return this.auditWriter.drain();
   }
 
   async listAudit(q: { since?: string; object?: string; limit?: number } = {}): Promise<AuditEntry[]> {

@@ -1,0 +1,86 @@
+/**
+ * The scale paths of the PostgreSQL store (issue 19 part B), on a real
+ * PostgreSQL 15 (test/lib/postgres.ts): concurrent one-by-one adds share
+ * one statement (postgres/batch.ts) yet each keeps its own outcome: a batch
+ * holding a refused add writes the others and tells only that one why,
+ * naming the field; a bulk create's one-statement path falls back to the
+ * item-by-item path and names the item.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { validateNew } from '../../server/core/validate.js';
+import type { System } from '../../server/core/model.js';
+import { ForgeError } from '../../server/errors.js';
+import { openPgStore, type PgStore } from '../../server/store/postgres.js';
+import { startPostgres, type PgCluster } from '../lib/postgres.js';
+
+let cluster: PgCluster | undefined;
+before(async () => {
+  cluster = await startPostgres();
+});
+after(async () => {
+  await cluster?.stop();
+});
+
+const sys = (name: string, mac: string, ip = ''): System =>
+  validateNew('system', { name, profile: 'p', netboot_enabled: true, interfaces: { eth0: { mac_address: mac, ...(ip === '' ? {} : { ip_address: ip, static: true, netmask: '255.255.255.0' }) } } });
+
+async function seeded(): Promise<PgStore> {
+  const st = await openPgStore(await cluster!.createDatabase());
+  await st.create('distro', validateNew('distro', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i', breed: 'debian' }));
+  await st.create('profile', validateNew('profile', { name: 'p', distro: 'd' }));
+  return st;
+}
+
+test('concurrent adds share statements, and a refused one fails alone, naming its field', async () => {
+  const st = await seeded();
+  try {
+    await st.create('system', sys('taken', '52:54:00:00:99:99', '10.9.0.99'));
+    for (let round = 0; round < 5; round++) {
+      const adds = Array.from({ length: 16 }, (_, i) => {
+        const n = round * 16 + i;
+        // One add per round reuses an address the store already holds, one a name, one repeats a MAC of its own batch.
+        if (i === 5) return sys(`r${n}`, '52:54:00:00:99:99');
+        if (i === 9) return sys('taken', `52:54:00:01:00:${n.toString(16).padStart(2, '0')}`);
+        if (i === 12) return sys(`r${n}`, `52:54:00:02:00:${(n - 1).toString(16).padStart(2, '0')}`);
+        return sys(`r${n}`, `52:54:00:02:00:${n.toString(16).padStart(2, '0')}`);
+      });
+      const out = await Promise.allSettled(adds.map((s) => st.create('system', s)));
+      const refused = out.flatMap((o, i) => (o.status === 'rejected' ? [[i, o.reason as ForgeError] as const] : []));
+      // 11 and 12 race for one MAC: either may win, exactly one.
+      const pair = refused.find(([i]) => i === 11 || i === 12)?.[0] ?? -1;
+      assert.deepEqual(refused.map(([i, e]) => [i, e.code, e.field]), [
+        [5, 'DUPLICATE_MAC', 'interfaces.eth0.mac_address'],
+        [9, 'DUPLICATE_NAME', 'name'],
+        [pair, 'DUPLICATE_MAC', 'interfaces.eth0.mac_address'],
+      ], `round ${round}`);
+      for (const [i, o] of out.entries()) {
+        if (o.status !== 'fulfilled') continue;
+        const stored = await st.get('system', adds[i]!.name);
+        assert.equal(stored?.interfaces['eth0']?.mac_address, adds[i]!.interfaces['eth0']!.mac_address);
+        assert.deepEqual(stored, o.value, 'what create returned is what is stored');
+        assert.equal((await st.installWindow(adds[i]!.name))?.closed, null, 'netboot on: an open install window');
+      }
+    }
+    assert.equal((await st.listNames('system')).length, 1 + 5 * 13);
+  } finally {
+    await st.close();
+  }
+});
+
+test('a static address outside every stored subnet is refused through the one-statement path too', async () => {
+  const st = await seeded();
+  try {
+    await st.create('subnet', validateNew('subnet', { name: 'lab', cidr: '10.9.0.0/24' }));
+    const out = await Promise.allSettled([st.create('system', sys('in', '52:54:00:03:00:01', '10.9.0.5')), st.create('system', sys('out', '52:54:00:03:00:02', '10.8.0.5'))]);
+    assert.equal(out[0].status, 'fulfilled');
+    assert.equal(out[1].status, 'rejected');
+    assert.equal(((out[1] as PromiseRejectedResult).reason as ForgeError).code, 'OUTSIDE_SUBNETS');
+    await assert.rejects(st.bulkCreate('system', [sys('b1', '52:54:00:03:00:03', '10.9.0.6'), sys('b2', '52:54:00:03:00:04', '10.7.0.1')]), (e: ForgeError) => e.code === 'OUTSIDE_SUBNETS' && /item 1 \(b2\)/.test(e.message));
+    assert.equal(await st.get('system', 'b1'), undefined, 'bulk: all or nothing');
+    assert.equal(await st.bulkCreate('system', [sys('b1', '52:54:00:03:00:03', '10.9.0.6'), sys('b2', '52:54:00:03:00:04', '10.9.0.7')]), 2);
+    assert.equal((await st.findSystemByMac('52:54:00:03:00:04'))?.name, 'b2');
+  } finally {
+    await st.close();
+  }
+});
