@@ -20,13 +20,14 @@ import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '..
 import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
 import type { Discovered, Rule } from '../discovery/model.js';
 import { ForgeError } from '../errors.js';
-import type { ExportDocument, ImportCounts, ListFilter, NewEvent, RemoveOptions, Store, WriteOptions } from './store.js';
+import type { ExportDocument, ImportCounts, ListFilter, NewEvent, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
 import { Db, redactUrl } from './postgres/db.js';
 import { PgDiscovery } from './postgres/discovery.js';
 import { PgEvents } from './postgres/events.js';
 import { PgLeases } from './postgres/leases.js';
 import { migratePg, pgSchemaVersion } from './postgres/migrations.js';
 import { PgObjects } from './postgres/objects.js';
+import { watchSystems } from './postgres/changes.js';
 
 export { PG_MIGRATIONS } from './postgres/migrations.js';
 export { redactUrl } from './postgres/db.js';
@@ -127,6 +128,17 @@ export class PgStore implements Store {
   }
   remove(kind: ObjectKind, name: string, opts?: RemoveOptions): Promise<string[]> {
     return this.objects.remove(kind, name, opts);
+  }
+  systemDocs(q: { after: string; limit: number } | { names: readonly string[] }): Promise<SystemDoc[]> {
+    return this.objects.systemDocs(q);
+  }
+  async watchSystems(fn: (names: string[]) => void, reset: () => void): Promise<() => Promise<void>> {
+    const stop = await watchSystems(this.db.url, fn, reset);
+    this.watchers.add(stop);
+    return async () => {
+      this.watchers.delete(stop);
+      await stop();
+    };
   }
   findSystemByMac(mac: string): Promise<System | undefined> {
     return this.objects.findSystemByMac(mac);

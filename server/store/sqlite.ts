@@ -19,7 +19,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
-import type { ExportDocument, ImportCounts, ListFilter, NewEvent, RemoveOptions, Store, WriteOptions } from './store.js';
+import type { ExportDocument, ImportCounts, ListFilter, NewEvent, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
 import { EventRows } from './sqlite/events.js';
 import { AuditRows, InstallRows, TokenRows, type AuditQuery } from './sqlite/access.js';
 import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '../core/access.js';
@@ -117,6 +117,9 @@ export class SqliteStore implements Store {
   }
   remove(kind: ObjectKind, name: string, opts?: RemoveOptions): Promise<string[]> {
     return this.objects.remove(kind, name, opts);
+  }
+  systemDocs(q: { after: string; limit: number } | { names: readonly string[] }): Promise<SystemDoc[]> {
+    return this.objects.systemDocs(q);
   }
   findSystemByMac(mac: string): Promise<System | undefined> {
     return this.objects.findSystemByMac(mac);

@@ -14,6 +14,11 @@ import type { Discovered, Rule } from '../discovery/model.js';
 import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '../core/access.js';
 import type { ForgeEvent, EventType, KindMap, Lease, ObjectKind } from '../core/model.js';
 
+export interface SystemDoc {
+  name: string;
+  data: string;
+}
+
 export interface ListFilter {
   /** Exact-match or glob (`*`, `?`) on top-level fields, or `mac_address`/`ip_address` of any interface. */
   [field: string]: string;
@@ -91,6 +96,20 @@ export interface Store {
 
   findSystemByMac(mac: string): Promise<KindMap['system'] | undefined>;
   findSystemByIp(ip: string): Promise<KindMap['system'] | undefined>;
+  /**
+   * Stored system documents as written (JSON text), for in-process indexes
+   * (store/index.ts) and streamed listings: a page by name after `after`, or
+   * the ones named (absent names are left out).
+   */
+  systemDocs(q: { after: string; limit: number } | { names: readonly string[] }): Promise<SystemDoc[]>;
+  /**
+   * Only a store several servers share has it: the names of systems any
+   * server writes from now on (created, changed, renamed from or to,
+   * removed), soon after each commit, in commit order; `reset` when some may
+   * have been missed (the feed reconnected). Resolves with the stop function
+   * once listening (what is read after that misses no write).
+   */
+  watchSystems?(fn: (names: string[]) => void, reset: () => void): Promise<() => Promise<void>>;
   /** All MACs in use (for --mac=random collision checks). */
   macInUse(mac: string): Promise<boolean>;
 

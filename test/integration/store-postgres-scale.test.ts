@@ -12,6 +12,7 @@ import { validateNew } from '../../server/core/validate.js';
 import type { System } from '../../server/core/model.js';
 import { ForgeError } from '../../server/errors.js';
 import { openPgStore, type PgStore } from '../../server/store/postgres.js';
+import { SystemIndex, indexedStore } from '../../server/store/index.js';
 import { startPostgres, type PgCluster } from '../lib/postgres.js';
 
 let cluster: PgCluster | undefined;
@@ -82,5 +83,67 @@ test('a static address outside every stored subnet is refused through the one-st
     assert.equal((await st.findSystemByMac('52:54:00:03:00:04'))?.name, 'b2');
   } finally {
     await st.close();
+  }
+});
+
+test('the in-process index of two servers stays right under concurrent edits from both', async () => {
+  const hex = (n: number): string => n.toString(16).padStart(2, '0');
+  const mac = (n: number): string => `52:54:01:${hex((n >> 16) & 255)}:${hex((n >> 8) & 255)}:${hex(n & 255)}`;
+  const url = await cluster!.createDatabase();
+  const raw = [await openPgStore(url), await openPgStore(url)];
+  const idx = raw.map((r) => new SystemIndex(r));
+  const st = raw.map((r, i) => indexedStore(r, idx[i]!));
+  try {
+    await st[0]!.create('distro', validateNew('distro', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i', breed: 'debian' }));
+    await st[0]!.create('profile', validateNew('profile', { name: 'p', distro: 'd' }));
+    // Systems that exist before the indexes load, and edits while they load.
+    await st[0]!.bulkCreate('system', Array.from({ length: 3000 }, (_, n) => sys(`pre${n}`, mac(0x10000 + n), `10.20.${n >> 8}.${n & 255}`)));
+    for (const i of idx) await i.start();
+    // Each server: adds, MAC moves, renames, removes, some of them on the other server's systems;
+    // some collide (the store refuses one; the index must follow what was stored, not what was tried).
+    const work = async (side: number): Promise<void> => {
+      const s = st[side]!;
+      const other = 1 - side;
+      for (let k = 0; k < 150; k++) {
+        const n = side * 1000 + k;
+        const ops: Promise<unknown>[] = [
+          s.create('system', sys(`s${side}-${k}`, mac(0x20000 + n))),
+          s.update('system', `pre${k * 2 + side}`, (o) => ({ ...o, interfaces: { eth0: { ...o.interfaces['eth0']!, mac_address: mac(0x30000 + (k % 60)) } } })),
+          k % 3 === 0 ? s.rename('system', `pre${1000 + k * 2 + side}`, `moved${side}-${k}`) : Promise.resolve(),
+          k % 5 === 0 ? s.remove('system', `pre${2000 + k * 2 + other}`) : Promise.resolve(),
+        ];
+        await Promise.allSettled(ops);
+      }
+    };
+    await Promise.all([work(0), work(1), ...idx.map((i) => i.loaded())]);
+    // A last write on each side: once the other side's index holds it, it has applied everything
+    // committed before (notifications arrive in commit order; re-reads are serialised).
+    for (const [side, s] of st.entries()) await s.create('system', sys(`sentinel${side}`, mac(0x40000 + side)));
+    for (const [side, i] of idx.entries()) {
+      const deadline = Date.now() + 60_000;
+      while (i.peekMac(mac(0x40000 + (1 - side))) !== `sentinel${1 - side}`) {
+        assert.ok(Date.now() < deadline, `index ${side} never saw the other server's last write`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    const truth = await raw[0]!.list('system');
+    const macs = truth.flatMap((s) => Object.values(s.interfaces).filter((x) => x.mac_address !== '').map((x) => [x.mac_address, s.name] as const));
+    assert.ok(truth.length > 3000 && macs.some(([, n]) => n.startsWith('moved')), 'the edits happened');
+    for (const [side, i] of idx.entries()) {
+      const stats = i.stats();
+      assert.equal(stats.systems, truth.length, `index ${side}: systems`);
+      assert.equal(stats.macs, macs.length, `index ${side}: MACs`);
+      for (const [m, n] of macs) assert.equal(i.peekMac(m), n, `index ${side}: ${m}`);
+      for (const s of truth) assert.deepEqual(await st[side]!.findSystemByMac(Object.values(s.interfaces)[0]!.mac_address), s, `index ${side}: document of ${s.name}`);
+      for (const s of truth) {
+        const a = s.interfaces['eth0']?.ip_address ?? '';
+        if (a !== '') assert.equal(i.peekIp(a), s.name);
+      }
+    }
+    // A MAC the index does not hold (stored by a write it has not heard of) is asked of the store.
+    await raw[1]!.create('system', sys('fresh', mac(0x50000)));
+    assert.equal((await st[0]!.findSystemByMac(mac(0x50000)))?.name, 'fresh');
+  } finally {
+    for (const s of st) await s.close();
   }
 });

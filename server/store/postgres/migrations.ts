@@ -194,6 +194,25 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       UPDATE subnets SET data = regexp_replace(data, '}\\s*$', ',"servers":[]}') WHERE NOT (data::jsonb ? 'servers');
     `,
   },
+  {
+    // Issue 19 (scale): every systems row written NOTIFYs its name (old and new on a rename;
+    // ON UPDATE CASCADE from a profile rename fires it too), delivered at commit in commit order,
+    // so each server's in-process index (store/index.ts) follows every server's writes. No SQLite
+    // counterpart: one process owns a SQLite store and sees its own writes.
+    version: 6,
+    name: 'systems: change notifications',
+    sql: `
+      CREATE FUNCTION forge_systems_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP <> 'INSERT' THEN PERFORM pg_notify('forge_systems', OLD.name); END IF;
+        IF TG_OP <> 'DELETE' AND (TG_OP = 'INSERT' OR NEW.name <> OLD.name OR NEW.data <> OLD.data OR NEW.profile <> OLD.profile) THEN
+          PERFORM pg_notify('forge_systems', NEW.name);
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER systems_notify AFTER INSERT OR UPDATE OR DELETE ON systems FOR EACH ROW EXECUTE FUNCTION forge_systems_notify();
+    `,
+  },
 ];
 
 /**

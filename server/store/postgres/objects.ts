@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { ForgeError } from '../../errors.js';
 import { randomMac } from '../../core/mac.js';
 import type { Distro, KindMap, ObjectKind, Profile, Subnet, System } from '../../core/model.js';
-import type { ExportDocument, ImportCounts, ListFilter, RemoveOptions, WriteOptions } from '../store.js';
+import type { ExportDocument, ImportCounts, ListFilter, RemoveOptions, SystemDoc, WriteOptions } from '../store.js';
 import { ipToInt } from '../../core/ipv4.js';
 import { parseCidr } from '../../core/subnet.js';
 import { TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter } from '../common.js';
@@ -208,6 +208,11 @@ export class PgObjects {
       `system_by_${col}`,
     );
     return rows[0] === undefined ? undefined : (JSON.parse(rows[0].data) as System);
+  }
+
+  systemDocs(q: { after: string; limit: number } | { names: readonly string[] }): Promise<SystemDoc[]> {
+    if ('names' in q) return this.db.query<SystemDoc & Record<string, unknown>>('SELECT name, data FROM systems WHERE name = ANY($1::text[])', [q.names], 'system_docs_named');
+    return this.db.query<SystemDoc & Record<string, unknown>>('SELECT name, data FROM systems WHERE name > $1 ORDER BY name LIMIT $2', [q.after, q.limit], 'system_docs_page');
   }
 
   findSystemByMac(mac: string): Promise<System | undefined> {

@@ -12,7 +12,7 @@ import { randomMac } from '../../core/mac.js';
 import type { Distro, KindMap, ObjectKind, Profile, Subnet, System } from '../../core/model.js';
 import { parseCidr } from '../../core/subnet.js';
 import { ipToInt } from '../../core/ipv4.js';
-import type { ExportDocument, ImportCounts, ListFilter, RemoveOptions, WriteOptions } from '../store.js';
+import type { ExportDocument, ImportCounts, ListFilter, RemoveOptions, SystemDoc, WriteOptions } from '../store.js';
 import type { WriteQueue } from './queue.js';
 import { TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter } from '../common.js';
 
@@ -122,6 +122,14 @@ export class ObjectRows {
       params.push(glob);
     }
     return { where, params, js };
+  }
+
+  async systemDocs(q: { after: string; limit: number } | { names: readonly string[] }): Promise<SystemDoc[]> {
+    if ('names' in q) {
+      const one = this.cached('SELECT name, data FROM systems WHERE name = ?');
+      return q.names.flatMap((n) => (one.get(n) as SystemDoc | undefined) ?? []);
+    }
+    return this.cached('SELECT name, data FROM systems WHERE name > ? ORDER BY name LIMIT ?').all(q.after, q.limit) as SystemDoc[];
   }
 
   async list<K extends ObjectKind>(kind: K, filter: ListFilter = {}): Promise<KindMap[K][]> {
