@@ -21,3 +21,16 @@ function literal(address: string, family: unknown, cb: LookupCb): void {
 }
 
 export const literalLookup = literal as unknown as NonNullable<SocketOptions['lookup']>;
+
+/**
+ * For a socket that sends to one peer (a TFTP transfer, RFC 1350 section 4): that literal is
+ * answered without parsing it again per datagram; any other address goes through `literal`.
+ */
+export function peerLookup(peer: string): NonNullable<SocketOptions['lookup']> {
+  const family = isIP(peer);
+  const fn = (address: string, opts: unknown, cb: LookupCb): void => {
+    if (address === peer && family !== 0) cb(null, address, family);
+    else literal(address, opts, cb);
+  };
+  return fn as unknown as NonNullable<SocketOptions['lookup']>;
+}

@@ -3,7 +3,8 @@
  * windowsize) and curl fetch byte-identical files, including one past the
  * 16-bit block rollover; traversal and writes are refused; the PXE ROM
  * abort-then-retry is quiet; foreign TIDs get error 5 while the transfer
- * completes; a lossy path completes; the transfer cap holds.
+ * completes; a lossy path completes; the transfer cap holds; files on disk
+ * are served from the in-memory copy once cached, and fresh once replaced.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,12 +14,13 @@ const execFileSyncQuiet = (cmd: string, args: string[]): void => {
   execFileSync(cmd, args, { stdio: 'ignore', timeout: 10000 });
 };
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync, statSync, openSync, writeSync, closeSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync, statSync, openSync, writeSync, closeSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TftpServer, type TransferInfo } from '../../server/services/tftp/index.js';
 import { startTftp, type TftpDeps } from '../../server/services/tftp.js';
+import { HotFiles } from '../../server/services/hotfiles.js';
 import { memoryLogger } from '../../server/log.js';
 import { defaults } from '../../server/config.js';
 import type { BootFileProvider } from '../../server/boot/files.js';
@@ -161,6 +163,46 @@ test('files from the boot-file provider come first, and completions carry the sy
   assert.equal(sha(g.data), hashes['small.bin']);
   const l = await tftpGet(server.port, 'link-in');
   assert.equal(l.data.toString(), 'inside\n');
+});
+
+test('a file on disk is served from the in-memory copy once cached, and a replaced file is served fresh at once', async (t) => {
+  if (need(t, { commands: ['atftp'] })) return;
+  const hot = new HotFiles();
+  const s = new TftpServer({ port: 0, address: '127.0.0.1', root, log: memoryLogger('info'), hotFiles: hot });
+  await s.start();
+  const path = join(root, 'hot.bin');
+  const size = 300 * 1024 + 17;
+  const first = randomBytes(size);
+  // Whole seconds, so the same mtime can be set again exactly below.
+  const stamp = 1_700_000_000;
+  writeFileSync(path, first);
+  utimesSync(path, stamp, stamp);
+  const get = async (ws: number): Promise<Buffer> => {
+    const local = join(out, `hot-${ws}`);
+    const r = await run('atftp', ['--option', 'blksize 1468', '--option', `windowsize ${ws}`, '-g', '-r', 'hot.bin', '-l', local, '127.0.0.1', String(s.port)]);
+    assert.equal(r.code, 0, r.stderr);
+    return readFileSync(local);
+  };
+  try {
+    // First request: streamed from disk while the cache loads the file.
+    assert.equal(sha(await get(1)), sha(first));
+    const deadline = Date.now() + 10_000;
+    while (hot.bytes < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(hot.bytes, size, 'the file was loaded into the cache');
+    // Same size and mtime, other bytes on disk: what comes back is the cached copy, which
+    // proves the transfer was sent from memory (lock-step and windowed).
+    const second = randomBytes(size);
+    writeFileSync(path, second);
+    utimesSync(path, stamp, stamp);
+    assert.equal(sha(await get(1)), sha(first));
+    assert.equal(sha(await get(16)), sha(first));
+    // A real replacement changes the mtime: served fresh at once, not the stale copy.
+    utimesSync(path, stamp + 10, stamp + 10);
+    assert.equal(sha(await get(8)), sha(second));
+    assert.equal(s.stats.failed, 0);
+  } finally {
+    await s.close();
+  }
 });
 
 test('traversal attempts are refused with an access violation and a warn line; the host file is never sent', async (t) => {

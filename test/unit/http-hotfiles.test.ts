@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HotFiles } from '../../server/services/http/hotfiles.js';
+import { HotFiles } from '../../server/services/hotfiles.js';
 
 async function settle(h: HotFiles, path: string, size: number): Promise<Buffer | undefined> {
   for (let i = 0; i < 100; i++) {

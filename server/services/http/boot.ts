@@ -26,7 +26,7 @@ import { stageInfo, type StageInfo } from '../../events/lifecycle.js';
 import type { BootService, Rendered } from '../../boot/provider.js';
 import { sha256Of } from '../../boot/distfiles.js';
 import { parseRange } from './range.js';
-import { HotFiles } from './hotfiles.js';
+import { hotFiles } from '../hotfiles.js';
 import { parseBootPath } from '../../boot/target.js';
 import { normalizeMac } from '../../core/mac.js';
 import { bootRootsOf, whyRefused } from '../../boot/confine.js';
@@ -68,8 +68,6 @@ export interface Served {
   end: number;
 }
 
-/** Boot files served from memory (hotfiles.ts): one per process, shared by every route. */
-const hotFiles = new HotFiles();
 const SLICE = 1024 * 1024;
 
 /** Writes buf[from, to) in 1 MiB slices of the shared buffer, waiting for 'drain' (no copies in user space). */

@@ -26,7 +26,9 @@ import {
   type ServerLimits,
   type TftpOption,
 } from '../../protocol/tftp/index.js';
-import { literalLookup } from '../literal-lookup.js';
+import { hotFiles, type HotFiles } from '../hotfiles.js';
+import { literalLookup, peerLookup } from '../literal-lookup.js';
+import { RetransmitClock } from './clock.js';
 import { checkRequestPath, lookupInRoot } from './paths.js';
 import { BufferSource, FileSource, toNetascii, type BlockSource } from './source.js';
 import { printable, Transfer, type Peer, type TftpStats, type TransferInfo } from './transfer.js';
@@ -74,6 +76,11 @@ export interface TftpServerOptions {
   maxPerClient?: number;
   /** Called once per completed transfer. */
   onComplete?: (info: TransferInfo) => void;
+  /**
+   * Where files on disk are served from memory once read (the process's one cache, shared with
+   * HTTP, by default). A file's first request streams from disk while the cache loads it.
+   */
+  hotFiles?: HotFiles;
 }
 
 
@@ -146,6 +153,8 @@ export class TftpServer {
   private boundPort = 0;
   private closing = false;
   private readonly limiter = new LogLimiter();
+  readonly clock: RetransmitClock;
+  private readonly hot: HotFiles;
 
   constructor(readonly opts: TftpServerOptions) {
     this.log = opts.log;
@@ -159,6 +168,8 @@ export class TftpServer {
     this.retries = opts.retries ?? 5;
     this.timeoutMs = opts.timeoutMs ?? 1000;
     this.maxTransfers = Math.max(1, opts.maxTransfers ?? 64);
+    this.clock = new RetransmitClock(this.timeoutMs);
+    this.hot = opts.hotFiles ?? hotFiles;
   }
 
   get port(): number {
@@ -377,7 +388,10 @@ export class TftpServer {
         source = new BufferSource(file.data, neg.blksize);
       } else {
         neg = negotiate(req.options, file.size, this.limits);
-        source = await FileSource.open(file.path, file.size, neg.blksize);
+        // Kernels, initrds and loaders are asked for by every booting machine: from memory
+        // once cached (no thread-pool read, no promise on the window path), else from disk.
+        const cached = this.hot.get(file.path, file.size);
+        source = cached !== undefined ? new BufferSource(cached, neg.blksize) : await FileSource.open(file.path, file.size, neg.blksize);
       }
     } catch (e) {
       this.log.error('cannot open file', { client, file: printable(rel), error: e instanceof Error ? e.message : String(e) });
@@ -387,7 +401,7 @@ export class TftpServer {
 
     let sock: dgram.Socket;
     try {
-      sock = await this.openTransferSocket();
+      sock = await this.openTransferSocket(peer.address);
     } catch (e) {
       source.close();
       this.log.error('cannot open a transfer socket', { client, error: e instanceof Error ? e.message : String(e) });
@@ -408,9 +422,10 @@ export class TftpServer {
     return true;
   }
 
-  private openTransferSocket(): Promise<dgram.Socket> {
+  private openTransferSocket(peerAddress: string): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const sock = dgram.createSocket({ type: this.family, lookup: literalLookup });
+      // Every DATA datagram goes to the one peer: its lookup answers without parsing it again.
+      const sock = dgram.createSocket({ type: this.family, lookup: peerLookup(peerAddress) });
       const onError = (e: Error): void => {
         sock.close();
         reject(e);

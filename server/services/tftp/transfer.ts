@@ -6,7 +6,8 @@
  */
 import type dgram from 'node:dgram';
 import type { Logger } from '../../log.js';
-import { dataHeader, encode, ErrorCode, errorPacket, decode, type Negotiated, type RequestPacket } from '../../protocol/tftp/index.js';
+import { encode, ErrorCode, errorPacket, decode, Opcode, type Negotiated, type RequestPacket } from '../../protocol/tftp/index.js';
+import type { RetransmitClock, Ticking } from './clock.js';
 import type { BlockSource, FileSource } from './source.js';
 
 export interface TransferInfo {
@@ -57,7 +58,33 @@ export interface TransferHost {
   /** A transfer without progress for this long ends (the lifetime bound). */
   readonly stallMs: number;
   readonly opts: { onComplete?: (info: TransferInfo) => void };
+  /** The engine's one retransmission clock (clock.ts). */
+  readonly clock: RetransmitClock;
   release(t: Transfer): void;
+}
+
+/**
+ * The 4-byte DATA header (RFC 1350 section 5: opcode 3, block number) of every wire block
+ * number, made once for the process and never written again. A DATA datagram goes out as
+ * [header, payload slice] without allocating or writing a header per block; a send the kernel
+ * cannot take at once (EAGAIN) may keep referencing a header, which is safe as it never changes.
+ */
+const HEADER_BYTES = Buffer.alloc(65536 * 4);
+for (let n = 0; n < 65536; n++) {
+  HEADER_BYTES.writeUInt16BE(Opcode.DATA, n * 4);
+  HEADER_BYTES.writeUInt16BE(n, n * 4 + 2);
+}
+// Pre-sized, so V8 keeps it a fast (holey) array as views are added; a view is made the first
+// time its block number is sent (at most 65536 of them, a few MB, for the process).
+const HEADERS = new Array<Buffer | undefined>(65536);
+function dataHeaderOf(block: number): Buffer {
+  const w = block & 0xffff;
+  let h = HEADERS[w];
+  if (h === undefined) {
+    h = HEADER_BYTES.subarray(w * 4, w * 4 + 4);
+    HEADERS[w] = h;
+  }
+  return h;
 }
 
 /**
@@ -65,7 +92,7 @@ export interface TransferHost {
  * wire carries the low 16 bits, so block 65536 goes out as 0 (rollover as
  * tftpd-hpa, atftp and curl expect).
  */
-export class Transfer {
+export class Transfer implements Ticking {
   state: 'oack' | 'data' | 'done' = 'oack';
   /** Highest block the client acknowledged (0 before any). */
   private base = 0;
@@ -77,12 +104,14 @@ export class Transfer {
   private readonly timeoutMs: number;
   private tries = 0;
   private waiting = false;
-  private timer: NodeJS.Timeout;
+  /** Clock tick at which the unacknowledged window (or OACK) is resent. */
+  private due: number;
   /** Current retransmission wait: the base, doubled per consecutive timeout. */
   private wait: number;
   private readonly started = Date.now();
-  /** Last time the client moved the transfer forward (begin, ACK of the OACK or of new data). */
-  private lastProgress = Date.now();
+  /** Clock tick at which the client last moved the transfer forward (begin, ACK of the OACK or of new data). */
+  private lastProgress: number;
+  private readonly clock: RetransmitClock;
   private readonly oack: Buffer | undefined;
 
   constructor(
@@ -102,7 +131,10 @@ export class Transfer {
     this.lastBlock = Math.floor(src.size / this.blksize) + 1;
     this.oack = neg.oack.length > 0 ? encode({ op: 'OACK', options: neg.oack }) : undefined;
     this.wait = this.timeoutMs;
-    this.timer = setTimeout(() => this.onTimeout(), this.wait);
+    this.clock = server.clock;
+    this.clock.add(this);
+    this.due = this.clock.after(this.wait);
+    this.lastProgress = this.clock.tick;
     sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     sock.on('error', (e) => {
       this.server.log.warn('transfer socket error', { client: this.info.client, file: this.info.file, error: e.message });
@@ -155,7 +187,7 @@ export class Transfer {
       if (wire !== 0) return;
       this.state = 'data';
       this.tries = 0;
-      this.lastProgress = Date.now();
+      this.lastProgress = this.clock.tick;
       this.sendWindow();
       return;
     }
@@ -167,7 +199,7 @@ export class Transfer {
     if (delta === 0 || delta > this.sentUpTo - this.base) return;
     this.base += delta;
     this.tries = 0;
-    this.lastProgress = Date.now();
+    this.lastProgress = this.clock.tick;
     if (this.base >= this.lastBlock) {
       this.finish();
       return;
@@ -202,21 +234,20 @@ export class Transfer {
     this.rearm(this.timeoutMs);
   }
 
-  /** (Re)starts the retransmission timer; refresh() is cheap when the wait is unchanged. */
+  /** (Re)starts the retransmission wait: an integer deadline on the engine's clock, no timer call. */
   private rearm(ms: number): void {
-    if (ms === this.wait) {
-      this.timer.refresh();
-      return;
-    }
-    clearTimeout(this.timer);
     this.wait = ms;
-    this.timer = setTimeout(() => this.onTimeout(), ms);
+    this.due = this.clock.after(ms);
+  }
+
+  onTick(tick: number): void {
+    if (tick >= this.due) this.onTimeout();
   }
 
   private sendBlock(n: number): void {
     const data = this.src.block(n);
     if (data === undefined) return; // not loaded (cannot happen after prefetch); the timer resends
-    this.sock.send([dataHeader(n), data], this.peer.port, this.peer.address);
+    this.sock.send([dataHeaderOf(n), data], this.peer.port, this.peer.address);
   }
 
   private onTimeout(): void {
@@ -226,7 +257,7 @@ export class Transfer {
       return;
     }
     this.tries++;
-    if (Date.now() - this.lastProgress >= this.server.stallMs) {
+    if (this.clock.since(this.lastProgress) >= this.server.stallMs) {
       // The lifetime bound: however the timeout and backoff add up, a transfer
       // without progress for stallMs frees its slot (a flood of unanswered
       // RRQs with timeout=255 pins slots for seconds, not hours).
@@ -263,7 +294,7 @@ export class Transfer {
     // at 8x the base. It also leaves a quiet gap in which a client that
     // re-ACKs only on its own timer (atftp, after one extra ACK) gets to speak.
     // Never past the stall bound, so it is checked on time.
-    const left = this.server.stallMs - (Date.now() - this.lastProgress);
+    const left = this.server.stallMs - this.clock.since(this.lastProgress);
     this.rearm(Math.max(1, Math.min(this.wait * 2, this.timeoutMs * 8, left)));
   }
 
@@ -326,7 +357,7 @@ export class Transfer {
   close(): void {
     if (this.state === 'done') return;
     this.state = 'done';
-    clearTimeout(this.timer);
+    this.clock.delete(this);
     this.src.close();
     try {
       this.sock.close();

@@ -1,5 +1,5 @@
 /**
- * Boot files held in memory for HTTP: kernels, initrds and loaders are fetched by every
+ * Boot files held in memory for HTTP and TFTP: kernels, initrds and loaders are fetched by every
  * installing machine, often hundreds at once. Streaming each from disk costs a thread-pool read
  * and a fresh 256 KiB buffer per chunk per client (1,000 clients: 4x slower than nginx's
  * sendfile in the issue 21 bench); one shared copy in memory is written to every socket as
@@ -9,6 +9,9 @@
  * while its size and mtime are unchanged (checked with one stat per request), so a replaced
  * kernel is served fresh at once. Bounded: files up to 256 MiB, 1 GiB in all, least recently
  * used dropped first.
+ *
+ * TFTP (tftp/server.ts) serves from the same copy: a cached file needs no thread-pool read and
+ * no promise per read-ahead chunk, so a window is sent straight from the ACK's callback.
  */
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -86,3 +89,6 @@ export class HotFiles {
       .finally(() => this.loading.delete(path));
   }
 }
+
+/** The one cache of the process, shared by the HTTP boot routes and the TFTP engine. */
+export const hotFiles = new HotFiles();
