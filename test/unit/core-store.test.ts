@@ -4,32 +4,16 @@
  * between writes of one batch. The Store contract both backends keep is
  * test/integration/store-contract.test.ts.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ForgeError } from '../../server/errors.js';
-import { MIGRATIONS, SqliteStore, globToRegExp, openSqliteStore } from '../../server/store/sqlite.js';
+import { MIGRATIONS, SqliteStore, globToRegExp } from '../../server/store/sqlite.js';
 import { validateNew } from '../../server/core/validate.js';
+import { sqliteFixture } from '../lib/sqlite-store.js';
 
-const dirs: string[] = [];
-const tmp = (): string => {
-  const d = mkdtempSync(join(tmpdir(), 'forge-store-'));
-  dirs.push(d);
-  return d;
-};
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function seeded(): Promise<SqliteStore> {
-  const st = openSqliteStore(tmp());
-  await st.create('distro', validateNew('distro', { name: 'd', kernel: '/k', initrd: '/i' }));
-  await st.create('profile', validateNew('profile', { name: 'p', distro: 'd' }));
-  return st;
-}
+const { tmp, seeded } = sqliteFixture('forge-store-');
 
 test('migrations: a version-1 database with data is upgraded in place', async () => {
   const dir = tmp();

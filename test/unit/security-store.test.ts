@@ -6,36 +6,21 @@
  * window, grace), API tokens kept only as digests, the audit log's filters,
  * and retention (age, per-system cap, newest install_done kept) in chunks.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { installVerdict, windowOpen, allows } from '../../server/core/access.js';
 import { maskInstallTokens, redactVars, withoutSecrets } from '../../server/core/validate.js';
-import { MIGRATIONS, openSqliteStore, type SqliteStore } from '../../server/store/sqlite.js';
+import { MIGRATIONS, openSqliteStore } from '../../server/store/sqlite.js';
 import { validateNew } from '../../server/core/validate.js';
 import { newApiToken, tokenHash } from '../../server/auth.js';
 import { runRetention } from '../../server/events/retention.js';
 import { sinceOf } from '../../server/cli/commands/access.js';
+import { sqliteFixture } from '../lib/sqlite-store.js';
 
-const dirs: string[] = [];
-const tmp = (): string => {
-  const d = mkdtempSync(join(tmpdir(), 'forge-sec-'));
-  dirs.push(d);
-  return d;
-};
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function seeded(): Promise<SqliteStore> {
-  const st = openSqliteStore(tmp());
-  await st.create('distro', validateNew('distro', { name: 'd', kernel: '/k', initrd: '/i' }));
-  await st.create('profile', validateNew('profile', { name: 'p', distro: 'd' }));
-  return st;
-}
+const { tmp, seeded } = sqliteFixture('forge-sec-');
 
 test('install windows follow netboot: open with a new token, close, reopen with another, rotate, rename, remove', async () => {
   const st = await seeded();
