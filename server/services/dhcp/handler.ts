@@ -219,6 +219,7 @@ export class DhcpHandler {
     const subnet = this.subnetOf(p);
     let address: string | undefined;
     if (p.giaddr !== ZERO) {
+      if (subnet !== undefined) this.settings.relays.set(subnet.cidr, p.giaddr);
       // Relayed: the address the relay reaches us on (it forwarded to one of ours).
       address = await localAddressFor(p.giaddr);
     } else if (subnet !== undefined) {

@@ -39,6 +39,8 @@ export interface DhcpSettings {
   localBroadcasts: string[];
   /** Subnets whose directly attached link is being probed or has a rival: direct requests are not answered. */
   silentSubnets: Set<string>;
+  /** The relay (giaddr, RFC 2131 section 4.1) last heard for each subnet cidr: `forge status` names it. */
+  relays: Map<string, string>;
   /** Seconds an OFFER holds its address before it may go to another client. */
   offerHoldSeconds: number;
 }
@@ -167,6 +169,7 @@ export function dhcpSettings(
     localBroadcasts: localBroadcasts(table),
     offerHoldSeconds: 30,
     silentSubnets: new Set(),
+    relays: new Map(),
   };
 }
 
