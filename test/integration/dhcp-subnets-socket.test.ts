@@ -7,7 +7,8 @@
  *     (option 119 parsed by dhclient itself), MTU and lease time;
  *   - hand-built relayed requests (giaddr of two other stored subnets, from port 67 of a relay
  *     namespace) each get their own subnet's options, and perfdhcp through that relay address
- *     completes DORA exchanges;
+ *     completes DORA exchanges; `forge status` shows those subnets as relayed (never no-carrier),
+ *     naming the relay once one was heard;
  *   - RFC 2131 details on the wire: a DECLINE from a non-owner is ignored (the owner still gets its
  *     ACK), a reply over the client's option 57 is trimmed (option 119 dropped first, the rest
  *     kept, within 576 bytes), an INIT-REBOOT from an unknown client is unanswered on a plain
@@ -112,6 +113,20 @@ test('stored subnets on real sockets, README literal: dhclient on the attached s
     assert.equal(env['new_dhcp_lease_time'], '1800');
     await c.exec('dhclient', ['-x', '-pf', join(dir, 'dhclient.pid'), 'eth0']);
 
+    // forge status: the subnets with no interface of this host are relayed, not links without carrier.
+    const statusShows = async (re: RegExp, what: string): Promise<string> => {
+      const end = Date.now() + 20_000;
+      for (;;) {
+        const r = await srv.cli(['status']);
+        if (re.test(r.stdout)) return r.stdout;
+        if (Date.now() > end) throw new Error(`forge status: ${what} not shown in 20 s:\n${r.stdout}${r.stderr}`);
+        await new Promise((res) => setTimeout(res, 500));
+      }
+    };
+    const before = await statusShows(/10\.99\.0\.0\/24\s+-\s+-\s+relayed \(no relayed request yet\)/, 'east relayed before any relay is heard');
+    assert.match(before, /10\.98\.0\.0\/24\s+br0\s+10\.98\.0\.1\s+serving/, 'the attached subnet is a served link');
+    assert.doesNotMatch(before, /no-carrier/, 'no subnet reads as a link without carrier');
+
     // 2. Relayed requests: each subnet's own options (replies come back to giaddr:67).
     const east = await exchange(relay, { bind: '10.99.0.1', bindPort: 67, to: '10.98.0.1' }, [packet({ type: MessageType.DISCOVER, mac: '52:54:00:99:00:01', xid: 0x9901, giaddr: '10.99.0.1', maxSize: 1500 })]);
     const west = await exchange(relay, { bind: '10.100.0.1', bindPort: 67, to: '10.98.0.1' }, [packet({ type: MessageType.DISCOVER, mac: '52:54:00:a0:00:01', xid: 0xa001, giaddr: '10.100.0.1' })]);
@@ -125,6 +140,8 @@ test('stored subnets on real sockets, README literal: dhclient on the attached s
     assert.deepEqual([ipsOf(w, Opt.Router), ipsOf(w, Opt.DomainNameServer), str(w, Opt.DomainName)], [['10.100.0.1'], ['10.100.0.53', '10.100.0.54'], 'west.example']);
     assert.equal(Buffer.from(w.options.get(Opt.LeaseTime)!).readUInt32BE(0), 900);
     assert.deepEqual(ipsOf(w, Opt.ServerIdentifier), ['10.98.0.1'], 'the server identifier is the address facing the relay');
+    const heard = await statusShows(/10\.100\.0\.0\/24\s+-\s+-\s+relayed \(via relay 10\.100\.0\.1\)/, 'west relayed via its relay');
+    assert.match(heard, /10\.99\.0\.0\/24\s+-\s+-\s+relayed \(via relay 10\.99\.0\.1\)/, heard);
 
     // 3. Option 57: the same east client with a 576-byte limit; option 119 goes first, what boots stays.
     const small = byXid(await exchange(relay, { bind: '10.99.0.1', bindPort: 67, to: '10.98.0.1' }, [packet({ type: MessageType.DISCOVER, mac: '52:54:00:99:00:02', xid: 0x9902, giaddr: '10.99.0.1', maxSize: 576 })]), 0x9902);

@@ -215,7 +215,8 @@ function statusLines(res: StatusAnswer): string[] {
   const out = table(rows);
   const stalled = res.systems.filter((s) => s.stalled).length;
   if (stalled > 0) out.push(`${stalled} stalled (no progress for ${res.stall_minutes}m or more)`);
-  // Managed DHCP's directly served links: a rival server found on one silences forge there.
+  // Managed DHCP's served subnets: a rival server found on a link silences forge there; a subnet
+  // with no interface of this host is reached through a relay.
   const links = res.dhcp_links ?? [];
   if (links.length > 0) {
     out.push('');
@@ -224,9 +225,11 @@ function statusLines(res: StatusAnswer): string[] {
     const state = (l: DhcpLinkStatus): string =>
       l.servers !== undefined
         ? `${l.state} (answered by ${l.servers})`
-        : l.rival === undefined
-          ? l.state
-          : `${l.state} (other server: ${l.rival}${l.next_probe !== undefined ? `; next probe ${l.next_probe}` : ''})`;
+        : l.state === 'relayed'
+          ? `relayed (${l.relay !== undefined ? `via relay ${l.relay}` : 'no relayed request yet'})`
+          : l.rival === undefined
+            ? l.state
+            : `${l.state} (other server: ${l.rival}${l.next_probe !== undefined ? `; next probe ${l.next_probe}` : ''})`;
     for (const l of links) lrows.push([l.subnet, l.interface || '-', l.address || '-', state(l), l.since]);
     out.push(...table(lrows));
   }

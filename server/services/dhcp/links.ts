@@ -1,9 +1,12 @@
 /**
  * The links managed DHCP serves directly, each with its own rival-server state:
  *
- *   no-carrier  forge has no running interface in the subnet (a bridge before its first VM is
- *               NO-CARRIER and invisible to os.networkInterfaces()); nobody can be answered there
- *               and no rival can be heard: never a reason to stop the server;
+ *   no-carrier  an interface of the host holds an address in the subnet but is not running (a
+ *               bridge before its first VM is NO-CARRIER and invisible to os.networkInterfaces());
+ *               nobody can be answered there and no rival can be heard: never a reason to stop;
+ *   relayed     no interface of the host is in the subnet: its clients reach forge only through a
+ *               DHCP relay (giaddr, RFC 2131 section 4.1), named once one was heard. Nothing to
+ *               probe: a rival there answers the relay, which forwards to every server it names;
  *   probing     the link came up: forge listens for another server before answering on it;
  *   serving     no other server answered (or dhcp_force);
  *   rival       another server answered: forge stays silent on this link (logged, an event, shown
@@ -16,7 +19,11 @@
  * Links are looked at every LINK_POLL_MS, so a link that comes up is probed within seconds. The
  * set of links follows the subnets (stored subnets added or removed while running).
  */
+import { execFile } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
+import { promisify } from 'node:util';
+import { ipToInt } from '../../core/ipv4.js';
+import { inNetwork, parseCidr, type Network } from '../../core/subnet.js';
 import type { Logger } from '../../log.js';
 import type { DhcpDeps } from '../dhcp.js';
 import { probeLinks, type ProbeAnswer } from './probe.js';
@@ -29,7 +36,9 @@ export interface DhcpLinkStatus {
   subnet: string;
   interface: string;
   address: string;
-  state: 'no-carrier' | 'probing' | 'serving' | 'rival' | 'elsewhere';
+  state: 'no-carrier' | 'relayed' | 'probing' | 'serving' | 'rival' | 'elsewhere';
+  /** The relay (giaddr) last heard for the subnet, when state is relayed. */
+  relay?: string;
   /** The servers that answer the subnet, when state is elsewhere. */
   servers?: string;
   /** ISO time of the last state change. */
@@ -44,6 +53,44 @@ interface Link extends DhcpLinkStatus {
   rivals: ProbeAnswer[];
   /** Unix ms of the next re-probe while state is rival. */
   reprobeAt: number;
+}
+
+/** An IPv4 address configured on an interface of the host, running or not. */
+export interface HostAddress {
+  ifname: string;
+  address: string;
+}
+
+/**
+ * What a served subnet is when forge has no running address in it: the link without carrier of
+ * the interface that holds an address in it, else a subnet reached only through a relay (named
+ * when one was heard). Without the host's configured addresses (`configured` undefined), only a
+ * relay heard tells them apart.
+ */
+export function unattached(net: Network, configured: readonly HostAddress[] | undefined, relay: string | undefined): Pick<DhcpLinkStatus, 'state' | 'interface' | 'relay'> {
+  const own = configured?.find((a) => inNetwork(net, ipToInt(a.address) ?? -1));
+  if (own !== undefined) return { state: 'no-carrier', interface: own.ifname };
+  if (configured === undefined && relay === undefined) return { state: 'no-carrier', interface: '' };
+  return { state: 'relayed', interface: '', ...(relay !== undefined ? { relay } : {}) };
+}
+
+const run = promisify(execFile);
+
+/**
+ * Every IPv4 address configured on the host, on running interfaces or not (iproute2's JSON:
+ * os.networkInterfaces() lists running interfaces only); undefined when `ip` cannot say.
+ */
+export async function hostAddresses(): Promise<HostAddress[] | undefined> {
+  try {
+    const { stdout } = await run('ip', ['-j', '-4', 'addr', 'show'], { timeout: 5000, maxBuffer: 4 << 20 });
+    const out: HostAddress[] = [];
+    for (const i of JSON.parse(stdout) as { ifname?: unknown; addr_info?: { local?: unknown }[] }[]) {
+      for (const a of i.addr_info ?? []) if (typeof i.ifname === 'string' && typeof a.local === 'string') out.push({ ifname: i.ifname, address: a.local });
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
 }
 
 function ifaceOf(address: string): string {
@@ -68,6 +115,7 @@ export class LinkWatch {
     private readonly log: Logger,
     private readonly reload: () => Promise<void> = async () => refreshSettings(s, dhcpSettings(ctx.config, ctx.settings.next_server)),
     private readonly now: () => number = Date.now,
+    private readonly configured: () => Promise<HostAddress[] | undefined> = hostAddresses,
   ) {
     this.syncLinks();
   }
@@ -130,6 +178,7 @@ export class LinkWatch {
     const again: Link[] = [];
     const now = this.now();
     const reprobe = this.ctx.config.dhcp_reprobe_seconds ?? 0;
+    let host: Promise<HostAddress[] | undefined> | undefined;
     for (const l of this.links.values()) {
       const address = this.s.serverIdBySubnet.get(l.subnet);
       const subnet = this.s.subnets.find((n) => n.cidr === l.subnet);
@@ -143,14 +192,24 @@ export class LinkWatch {
       }
       delete l.servers;
       if (address === undefined) {
-        if (l.state !== 'no-carrier') this.log.info('link down: nothing to answer there until it comes up', { subnet: l.subnet, interface: l.interface });
-        this.set(l, 'no-carrier');
+        // Read once per look, and only when some subnet has no running address.
+        host ??= this.configured();
+        const net = subnet ?? parseCidr(l.subnet);
+        const u = net !== undefined ? unattached(net, await host, this.s.relays.get(l.subnet)) : { state: 'no-carrier' as const, interface: '' };
+        if (u.state === 'no-carrier' && l.state !== 'no-carrier') this.log.info('link down: nothing to answer there until it comes up', { subnet: l.subnet, interface: u.interface });
+        if (u.state === 'relayed' && l.state !== 'relayed') this.log.info('subnet reached through a relay only: answered when relayed requests arrive', { subnet: l.subnet, relay: u.relay ?? '' });
+        this.set(l, u.state);
+        l.interface = u.interface;
+        l.address = '';
+        if (u.relay !== undefined) l.relay = u.relay;
+        else delete l.relay;
         continue;
       }
+      delete l.relay;
       l.address = address;
       l.interface = ifaceOf(address);
       // A link that comes up, or a subnet that now names this server, is probed before it is answered.
-      if (l.state === 'no-carrier' || l.state === 'elsewhere') up.push(l);
+      if (l.state === 'no-carrier' || l.state === 'relayed' || l.state === 'elsewhere') up.push(l);
       else if (l.state === 'rival' && reprobe > 0 && now >= l.reprobeAt) again.push(l);
     }
     if (up.length === 0 && again.length === 0) return;
