@@ -24,6 +24,7 @@ const DHCP_PACKETS: Record<string, { type: string; result: string }> = {
   exhausted: { type: 'discover', result: 'no_address' },
   acks: { type: 'request', result: 'ack' },
   naks: { type: 'request', result: 'nak' },
+  unrecorded: { type: 'request', result: 'not_recorded' },
   releases: { type: 'release', result: 'released' },
   declines: { type: 'decline', result: 'declined' },
   informs: { type: 'inform', result: 'ack' },

@@ -1,11 +1,13 @@
 /**
  * A raw DHCP sender for the real-socket tests, run inside a namespace:
- * `node dhcp-raw-client.js '<json>'` with {bind, bindPort, to, port, listenMs, packets: [hex]}.
+ * `node dhcp-raw-client.js '<json>'` with {bind, bindPort, to, port, listenMs, packets: [hex]}
+ * (or `@FILE` holding that JSON, for more packets than one argument may carry).
  * It sends each packet (built by the test with the codec, so a relay's giaddr, a DECLINE or an
  * INIT-REBOOT REQUEST can be any shape) and prints every BOOTREPLY it receives as one hex line
  * until listenMs has passed. Not a test file itself.
  */
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 
 interface Job {
   bind: string;
@@ -19,7 +21,8 @@ interface Job {
 }
 
 async function main(): Promise<void> {
-  const j = JSON.parse(process.argv[2] ?? '{}') as Job;
+  const arg = process.argv[2] ?? '{}';
+  const j = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as Job;
   const sock = createSocket({ type: 'udp4', reuseAddr: true });
   await new Promise<void>((resolve) => sock.bind(j.bindPort, j.bind, () => resolve()));
   sock.setBroadcast(true);

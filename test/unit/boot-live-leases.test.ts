@@ -1,8 +1,8 @@
 /**
  * The boot events name a system by its client address through the DHCP
- * server's in-memory lease table before the batched write reaches the store
- * (UEFI firmware asks TFTP for its loader within milliseconds of the ACK).
- * Real SQLite store, real LeaseTable; the flush is held back on purpose.
+ * server's in-memory lease table from the moment it is bound, before its
+ * write is committed (the table is what every lookup reads first).
+ * Real SQLite store, real LeaseTable.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,9 +19,10 @@ test('a lease bound a moment ago names its system before the store has it; offer
   const dir = mkdtempSync(join(tmpdir(), 'fg-live-'));
   const store = openSqliteStore(dir);
   try {
-    const table = new LeaseTable(store, memoryLogger(), 60_000); // no flush during the test
+    const table = new LeaseTable(store, memoryLogger());
     const ip = (s: string): number => ipToInt(s)!;
-    table.bind('52:54:00:00:00:01', ip('10.98.0.100'), Date.now(), 3_600_000, 'vm1', 'vm1');
+    // Not awaited yet: the store commits the write in a later turn of the event loop.
+    const committed = table.bind('52:54:00:00:00:01', ip('10.98.0.100'), Date.now(), 3_600_000, 'vm1', 'vm1');
     table.offer('52:54:00:00:00:02', ip('10.98.0.101'), Date.now(), 30_000, 'vm2', 'vm2');
     assert.equal(await store.getLeaseByIp('10.98.0.100'), undefined, 'the store does not have the lease yet');
 
@@ -34,8 +35,8 @@ test('a lease bound a moment ago names its system before the store has it; offer
     assert.equal(await boot.systemByAddress('10.98.0.101'), undefined, 'an offer is not a lease');
     assert.equal(await boot.systemByAddress('10.98.0.102'), undefined);
 
-    await table.flush();
-    assert.equal((await store.getLeaseByIp('10.98.0.100'))?.system, 'vm1', 'the batch reaches the store');
+    await committed;
+    assert.equal((await store.getLeaseByIp('10.98.0.100'))?.system, 'vm1', 'once bind resolves, the store has it');
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });

@@ -54,6 +54,8 @@ export interface DhcpStats {
   oversized: number;
   /** Replies sent with optional options dropped to fit (reply.ts DROP_ORDER). */
   trimmed: number;
+  /** ACKs not sent because the store could not record the lease (leases.ts: committed before the ACK). */
+  unrecorded: number;
   errors: number;
 }
 
@@ -100,6 +102,7 @@ export class DhcpHandler {
     exhausted: 0,
     oversized: 0,
     trimmed: 0,
+    unrecorded: 0,
     errors: 0,
   };
   readonly log: Logger;

@@ -1,8 +1,14 @@
 /**
  * The in-memory lease index of managed mode: the hot path reads and writes
- * only these maps; the store is written behind, coalesced per MAC, so a reply
- * never waits for the database. OFFERs are held in memory only (RFC 2131
- * s4.3.1 lets a server reserve an offered address without recording it).
+ * these maps, and every change is also written to the store. OFFERs are held
+ * in memory only (RFC 2131 s4.3.1 lets a server reserve an offered address
+ * without recording it).
+ *
+ * Durability: a binding is committed before its DHCPACK leaves (`bind`
+ * resolves after the COMMIT), as Kea's memfile appends the lease line before
+ * it answers. The store groups the writes of one event-loop turn into one
+ * COMMIT (store/sqlite/queue.ts; PostgreSQL: store/postgres/ordered.ts), so
+ * under load one commit carries every ACK of that turn.
  */
 import type { LiveLeases } from '../../deps.js';
 import type { Lease, LeaseState } from '../../core/model.js';
@@ -27,15 +33,13 @@ export class LeaseTable {
   private readonly byMac = new Map<string, LeaseEntry>();
   private readonly byIp = new Map<number, LeaseEntry>();
   private readonly cursor = new Map<Pool, number>();
-  private readonly dirty = new Map<string, LeaseEntry>();
-  private flushTimer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
+  /** Store writes not yet committed (awaited on close). */
+  private readonly writing = new Set<Promise<void>>();
   persistErrors = 0;
 
   constructor(
     private readonly store: Store | undefined,
     private readonly log: Logger,
-    private readonly flushMs = 100,
   ) {}
 
   /** Loads persisted leases (bound/declined ones still valid) at start. */
@@ -103,11 +107,14 @@ export class LeaseTable {
     this.index({ mac, ip, state: 'offered', expires: now + holdMs, hostname, system });
   }
 
-  bind(mac: string, ip: number, now: number, leaseMs: number, system: string, hostname: string): LeaseEntry {
+  /**
+   * Binds `ip` to `mac` at once (the next packet sees it) and resolves when the binding is
+   * committed to the store; it rejects when the store refused it. The ACK is sent only after.
+   */
+  bind(mac: string, ip: number, now: number, leaseMs: number, system: string, hostname: string): Promise<void> {
     const e: LeaseEntry = { mac, ip, state: 'bound', expires: now + leaseMs, hostname, system };
     this.index(e);
-    this.persist(e);
-    return e;
+    return this.persist(e);
   }
 
   release(mac: string, ip: number, now: number): boolean {
@@ -115,7 +122,7 @@ export class LeaseTable {
     if (e === undefined || e.ip !== ip || e.state === 'declined') return false;
     const r: LeaseEntry = { ...e, state: 'released', expires: now };
     this.index(r);
-    this.persist(r);
+    this.persistBehind(r);
     return true;
   }
 
@@ -125,7 +132,7 @@ export class LeaseTable {
     const cur = this.byMac.get(mac);
     if (cur !== undefined && cur.ip === ip) this.byMac.delete(mac);
     this.index(e);
-    this.persist({ ...e, mac });
+    this.persistBehind({ ...e, mac });
   }
 
   /** Drop an outstanding offer (the client chose another server, RFC 2131 s4.3.2). */
@@ -140,49 +147,36 @@ export class LeaseTable {
     return this.byMac.size;
   }
 
-  private persist(e: LeaseEntry): void {
-    if (this.store === undefined) return;
-    this.dirty.set(e.mac, e);
-    if (this.flushTimer === undefined) {
-      this.flushTimer = setTimeout(() => {
-        this.flushTimer = undefined;
-        this.flushing = this.flushing.then(() => this.flushNow());
-      }, this.flushMs);
-      this.flushTimer.unref();
-    }
+  /** Writes `e` to the store; resolves once committed. */
+  private persist(e: LeaseEntry): Promise<void> {
+    if (this.store === undefined) return Promise.resolve();
+    const w = this.store.putLease({ mac: e.mac, ip: intToIp(e.ip), state: e.state, expires: e.expires, hostname: e.hostname, system: e.system } satisfies Lease);
+    this.writing.add(w);
+    const forget = (): boolean => this.writing.delete(w);
+    w.then(forget, forget);
+    return w;
   }
 
-  private async flushNow(): Promise<void> {
-    if (this.store === undefined) return;
-    const batch = [...this.dirty.values()];
-    this.dirty.clear();
-    // Issued together so a store with group commit (store/sqlite.ts) writes the batch in one COMMIT.
-    const results = await Promise.allSettled(
-      batch.map((e) =>
-        this.store!.putLease({ mac: e.mac, ip: intToIp(e.ip), state: e.state, expires: e.expires, hostname: e.hostname, system: e.system } satisfies Lease),
-      ),
-    );
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') return;
-      this.persistErrors++;
-      if (this.persistErrors <= 5 || this.persistErrors % 1000 === 0) this.log.warn('could not persist lease', { mac: batch[i]?.mac, err: r.reason });
-    });
+  /** RELEASE and DECLINE get no answer (RFC 2131 s4.3.4, s4.3.3): their write is not waited for, a failure is logged. */
+  private persistBehind(e: LeaseEntry): void {
+    this.persist(e).catch((err: unknown) => this.persistFailed(e.mac, err));
   }
 
-  /** Writes everything pending (on close). */
+  /** Counted, and logged for the first few and every 1000th (a full disk must not flood the log). */
+  persistFailed(mac: string, err: unknown): void {
+    this.persistErrors++;
+    if (this.persistErrors <= 5 || this.persistErrors % 1000 === 0) this.log.warn('could not persist lease', { mac, err, failed: this.persistErrors });
+  }
+
+  /** Waits for every write issued so far (on close). */
   async flush(): Promise<void> {
-    if (this.flushTimer !== undefined) {
-      clearTimeout(this.flushTimer);
-      this.flushTimer = undefined;
-    }
-    this.flushing = this.flushing.then(() => this.flushNow());
-    await this.flushing;
+    await Promise.allSettled([...this.writing]);
   }
 }
 
 /**
  * The table as the boot events read it: bound and released leases, the ones
- * the store will hold once the batch is written (offers never reach it).
+ * the store holds or is committing (offers never reach it).
  */
 export function liveLeases(table: LeaseTable): LiveLeases {
   return {

@@ -272,7 +272,15 @@ export class ManagedDhcp {
     const boot = this.h.applyPlan(p, r, plan, arrival);
     const out = this.send(p, r, arrival);
     if (out === undefined) return undefined;
-    this.h.leases.bind(mac, want, now, subnet.site.lease_time * 1000, resolved?.system.name ?? '', host);
+    try {
+      // Committed before the ACK leaves: an acknowledged lease survives a crash (leases.ts).
+      await this.h.leases.bind(mac, want, now, subnet.site.lease_time * 1000, resolved?.system.name ?? '', host);
+    } catch (e) {
+      // Not recorded, so not acknowledged: the client retransmits its REQUEST (RFC 2131 s4.1: retransmission is the client's job).
+      this.h.leases.persistFailed(mac, e);
+      this.h.stats.unrecorded++;
+      return undefined;
+    }
     this.h.stats.acks++;
     this.h.record('dhcp_ack', p, resolved, r.yiaddr, boot, plan);
     this.h.log.debug('ACK', { mac, ip: r.yiaddr, boot: boot ?? '', relay: p.giaddr });
