@@ -17,11 +17,19 @@ export class WriteQueue {
   private flushScheduled = false;
   /** Group commits done and writes they carried (for benchmarks). */
   readonly commitStats = { commits: 0, writes: 0 };
+  /**
+   * `fn()` in a transaction, or in a SAVEPOINT when one is open. Made once: better-sqlite3's
+   * `db.transaction(fn)` builds four wrapper functions and their properties per call, which
+   * showed in DHCP profiles once every ACK waited for its commit (issue 21).
+   */
+  private readonly tx: (fn: () => unknown) => unknown;
 
   constructor(
-    private readonly db: Database.Database,
+    db: Database.Database,
     private readonly groupCommit: boolean,
-  ) {}
+  ) {
+    this.tx = db.transaction((fn: () => unknown) => fn());
+  }
 
   /**
    * Runs `fn` in a transaction of its own as far as the caller can tell, but
@@ -34,7 +42,7 @@ export class WriteQueue {
   write<T>(fn: () => T): Promise<T> {
     if (!this.groupCommit) {
       try {
-        return Promise.resolve(this.db.transaction(fn)());
+        return Promise.resolve(this.tx(fn) as T);
       } catch (e) {
         return Promise.reject(e);
       }
@@ -61,18 +69,18 @@ export class WriteQueue {
     const results: ({ ok: true; v: unknown } | { ok: false; e: unknown })[] = [];
     try {
       if (batch.length === 1) {
-        results.push({ ok: true, v: this.db.transaction(batch[0]!.run)() });
+        results.push({ ok: true, v: this.tx(batch[0]!.run) });
       } else {
-        this.db.transaction(() => {
+        this.tx(() => {
           for (const w of batch) {
             try {
-              // nested transaction() = SAVEPOINT ... RELEASE / ROLLBACK TO
-              results.push({ ok: true, v: this.db.transaction(w.run)() });
+              // nested = SAVEPOINT ... RELEASE / ROLLBACK TO
+              results.push({ ok: true, v: this.tx(w.run) });
             } catch (e) {
               results.push({ ok: false, e });
             }
           }
-        })();
+        });
       }
       this.commitStats.commits++;
       this.commitStats.writes += batch.length;
