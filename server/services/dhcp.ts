@@ -73,7 +73,6 @@ export async function startDhcp(deps: DhcpDeps, leases?: LeaseTable): Promise<Dh
   const sockets: Socket[] = [];
   /** Sockets bound to our own addresses on dhcp_port: they send limited broadcasts per interface. */
   const bcast = new Map<string, Socket>();
-  const pending = new Set<Promise<void>>();
   const bindBroadcasters = async (): Promise<void> => {
     if (deps.config.dhcp_listen !== '0.0.0.0') return;
     // Managed: our address in each served subnet. Proxy: every address, or only those inside
@@ -115,22 +114,38 @@ export async function startDhcp(deps: DhcpDeps, leases?: LeaseTable): Promise<Dh
     }
     await sendWithFallback(sock, out.data, out.port, out.address, out.fallback);
   };
+  const sendFailed = (e: unknown): void => {
+    handler.stats.errors++;
+    log.warn('could not send reply', { err: e });
+  };
+  /** A unicast reply (a relay's giaddr, a renewing client): sent with a plain callback, no promise per datagram. */
+  const sent = (e: Error | null): void => {
+    if (e) sendFailed(e);
+  };
+  const reply = (sock: Socket, out: Outbound | undefined): Promise<void> | undefined => {
+    if (out === undefined) return undefined;
+    if (out.address !== BROADCAST && out.fallback === undefined) {
+      sock.send(out.data, out.port, out.address, sent);
+      return undefined;
+    }
+    return deliver(sock, out);
+  };
+  // Replies still being made or sent, awaited on close.
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  const settle = (): void => {
+    if (--inFlight === 0) drained?.();
+  };
   const serve = (sock: Socket, port: number): void => {
     sock.on('error', (e) => log.error('socket error', { port, err: e }));
     sock.on('message', (data, rinfo) => {
       const msg: Inbound = { data, address: rinfo.address, port: rinfo.port, localPort: port };
-      const job = handler
+      inFlight++;
+      handler
         .handle(msg)
-        .then(async (out) => {
-          if (out === undefined) return;
-          await deliver(sock, out);
-        })
-        .catch((e: unknown) => {
-          handler.stats.errors++;
-          log.warn('could not send reply', { to: rinfo.address, err: e });
-        })
-        .finally(() => pending.delete(job));
-      pending.add(job);
+        .then((out) => reply(sock, out))
+        .catch(sendFailed)
+        .then(settle, settle);
     });
   };
   const listen = async (port: number): Promise<void> => {
@@ -161,7 +176,7 @@ export async function startDhcp(deps: DhcpDeps, leases?: LeaseTable): Promise<Dh
     async close() {
       links?.stop();
       for (const x of sockets) await closeUdp(x);
-      await Promise.allSettled([...pending]);
+      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
       await handler.leases.flush();
     },
   };
