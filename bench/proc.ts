@@ -31,3 +31,15 @@ export function procCpuMs(pid: number | undefined): number {
 export function load1(): string {
   return (loadavg()[0] ?? NaN).toFixed(1);
 }
+
+/** User and system CPU milliseconds of a process so far (utime and stime, its own threads only), NaN once gone. */
+export function procUserSysMs(pid: number | undefined): { user: number; sys: number } {
+  try {
+    if (pid === undefined) throw new Error('no pid');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]) * TICK_MS, sys: Number(fields[12]) * TICK_MS };
+  } catch {
+    return { user: NaN, sys: NaN };
+  }
+}
