@@ -32,6 +32,26 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 `;
 
+/**
+ * busybox udhcpc's event script (`udhcpc -s`, run with bound/renew/deconfig and the lease in
+ * $ip $mask $router $dns): puts the address and the default route on the interface; with
+ * `resolvConf`, the DNS servers into /etc/resolv.conf as well.
+ */
+export function udhcpcScript(opts: { resolvConf: boolean }): string {
+  return `#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/\${mask:-24}" dev "$interface"
+    [ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface"
+${opts.resolvConf ? `    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+` : ''}    ;;
+esac
+exit 0
+`;
+}
+
 export interface InitramfsSpec {
   /** The shell script PID 1 runs (/init, mode 0755). */
   init: string;

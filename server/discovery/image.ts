@@ -17,7 +17,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { debianKernel, moduleClosure, type KernelUser } from '../boot/debkernel.js';
-import { requireBusybox, writeInitramfs } from '../boot/initramfs.js';
+import { requireBusybox, udhcpcScript, writeInitramfs } from '../boot/initramfs.js';
 /** Debian's kexec-tools (optional: without it the image reboots instead of kexec'ing). */
 export const KEXEC = '/sbin/kexec';
 
@@ -118,16 +118,8 @@ while true; do
 done
 `;
 
-const UDHCPC = `#!/bin/sh
-case "$1" in
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/\${mask:-24}" dev "$interface"
-    [ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface"
-    ;;
-esac
-exit 0
-`;
+/** The image's udhcpc script: address and route only (forge.url names forge by address). */
+const UDHCPC = udhcpcScript({ resolvConf: false });
 
 export interface ImagePaths {
   kernel: string;

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KernelUser } from '../../server/boot/debkernel.js';
-import { BUSYBOX_INIT_BASE, writeInitramfs } from '../../server/boot/initramfs.js';
+import { BUSYBOX_INIT_BASE, udhcpcScript, writeInitramfs } from '../../server/boot/initramfs.js';
 
 export const CACHE_DIR = process.env['FORGE_TEST_CACHE'] ?? '/var/cache/forge-test';
 
@@ -111,18 +111,8 @@ net_up() {
 say "init started, kernel $(uname -r)"
 `;
 
-const UDHCPC_SCRIPT = `#!/bin/sh
-case "$1" in
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/\${mask:-24}" dev "$interface"
-    [ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface"
-    : > /etc/resolv.conf
-    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
-    ;;
-esac
-exit 0
-`;
+/** Guests resolve names (the install tests fetch by host name): DNS into /etc/resolv.conf too. */
+const UDHCPC_SCRIPT = udhcpcScript({ resolvConf: true });
 
 export interface InitramfsOptions {
   /** Shell run after INIT_PRELUDE as /init (PID 1). Should end in halt_now or a wait. */
