@@ -4,7 +4,7 @@
  * bridge has two answers to "what is my address"; the right one is the one the client came in on.
  *
  * The edges (HTTP middleware, the TFTP provider, the DHCP handler) run each request inside
- * `withServerAddress(addr, fn)`; ServerContext's settings and base URL read it (server/main.ts),
+ * `withServerAddress(addr, fn)`; the services' base URL function reads it (server/main.ts),
  * so every renderer below sees the per-request value without threading it through each call.
  *
  * Node's dgram does not say which local address a datagram arrived on (no IP_PKTINFO): for UDP

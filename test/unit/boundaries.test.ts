@@ -23,6 +23,10 @@
  *                     (the event table), types only from api/types.ts; it declares
  *                     no type api/types.ts exports and no copy of the event stages,
  *                     and names no /api/v1 path but the event stream's (EventSource)
+ *   typed events      outside the store, an event is stored only as a LifecycleEvent
+ *                     (core/events.ts): store.addEvent takes lifecycleEvent(...) or the
+ *                     typed recorder's event (main.ts); only events posted over the API
+ *                     (api/events.ts) carry the poster's free detail
  *   one initramfs builder  only server/boot/initramfs.ts packs a cpio archive (the
  *                     discovery image, the rescue VM and test/lib/guest.ts call it)
  *   server/cli/       calls the API only through that client's typed methods: no
@@ -224,4 +228,14 @@ test('the web UI shares the server modules instead of copying them', () => {
     ];
   });
   assert.deepEqual(copies, []);
+});
+
+test('events are stored typed: addEvent outside the store takes lifecycleEvent(...), save the typed recorder and API-posted events', () => {
+  /** main.ts: the recorder (deps.ts RecordEvent takes a LifecycleEvent); api/events.ts: POST /api/v1/systems/NAME/events. */
+  const ALLOWED = new Set(['server/main.ts', 'server/api/events.ts']);
+  const calls = sources('server').filter((f) => !f.startsWith('server/store/')).flatMap((f) =>
+    [...withoutComments(readFileSync(join(ROOT, f), 'utf8')).matchAll(/\.addEvent\(\s*([A-Za-z_]*)/g)].map((m) => ({ f, arg: m[1]! })),
+  );
+  assert.ok(calls.some((c) => c.f === 'server/power/service.ts'), 'recorders are scanned');
+  assert.deepEqual(calls.filter((c) => !ALLOWED.has(c.f) && c.arg !== 'lifecycleEvent').map((c) => `${c.f}: addEvent(${c.arg}...) is not a lifecycleEvent(...)`), []);
 });
