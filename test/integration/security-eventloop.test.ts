@@ -9,12 +9,14 @@
  * every system checked. `forge check` (GET /api/v1/check) is probed the
  * same way.
  *
- * The bound is on the 95th percentile, and every answer within 1 s: on a
- * shared 2-core machine at load 15 an idle forge already showed single
- * answers of 170 ms (the OS, not forge: the test prints its idle baseline
- * beside the figures), while a validate that held the loop would hold every
- * probe for its whole run (about a minute here), failing both bounds and the
- * probe count.
+ * The bound is on the 95th percentile, 50 ms above the 95th percentile of
+ * the same probes against the idle server measured just before, and every
+ * answer within 1 s: on a shared 2-core machine at load 15-20 an idle forge
+ * already showed single answers of 50-170 ms (the OS, not forge: the test
+ * prints its idle baseline beside the figures), while a validate that held
+ * the loop would hold every probe for its whole run (about a minute here),
+ * failing both bounds and the probe count. On an idle machine the idle p95
+ * is 1-3 ms, so the bound stays about 50 ms there.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -104,9 +106,19 @@ const summary = (rtts: number[]): string => {
   return `${s.length} probes, median ${s[Math.floor(s.length / 2)]?.toFixed(1)} ms, p95 ${p95(s).toFixed(1)} ms, max ${s[s.length - 1]?.toFixed(1)} ms`;
 };
 
-test(`validate over ${SYSTEMS} systems: every DHCP answer meanwhile within ${BOUND_MS} ms`, { timeout: 600_000 }, async () => {
+/** Round trips of 20 probes against the server while it does nothing else: the machine's own noise. */
+async function idleBaseline(): Promise<number[]> {
   const idle: number[] = [];
-  for (let i = 1; i <= 20; i++) idle.push(await inform(i));
+  for (let i = 1; i <= 20; i++) {
+    idle.push(await inform(i));
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return idle;
+}
+
+test(`validate over ${SYSTEMS} systems: every DHCP answer meanwhile within ${BOUND_MS} ms of idle`, { timeout: 600_000 }, async () => {
+  const idle = await idleBaseline();
+  const bound = BOUND_MS + p95(idle);
   const t0 = performance.now();
   // Two callers at once: they share one run (one answer, the same body).
   const { result: both, rtts } = await probeDuring(Promise.all([srv.api('GET', '/api/v1/validate'), srv.api('GET', '/api/v1/validate')]));
@@ -118,18 +130,20 @@ test(`validate over ${SYSTEMS} systems: every DHCP answer meanwhile within ${BOU
   assert.equal(body.checked, SYSTEMS + 1, 'validate rendered every system and the profile');
   assert.ok(rtts.length >= 20, `validate ran ${ms.toFixed(0)} ms: only ${rtts.length} probes answered during it`);
   process.stdout.write(`# validate ${ms.toFixed(0)} ms; idle: ${summary(idle)}; during validate: ${summary(rtts)}\n`);
-  assert.ok(p95(rtts) <= BOUND_MS, `DHCP answers waited (95th percentile ${p95(rtts).toFixed(1)} ms) while validate ran (${summary(rtts)})`);
+  assert.ok(p95(rtts) <= bound, `DHCP answers waited (95th percentile ${p95(rtts).toFixed(1)} ms, bound ${bound.toFixed(1)} ms) while validate ran (${summary(rtts)}; idle: ${summary(idle)})`);
   assert.ok(Math.max(...rtts) <= 1000, `a DHCP answer waited over 1 s while validate ran (${summary(rtts)})`);
 });
 
-test(`forge check over ${SYSTEMS} systems: every DHCP answer meanwhile within ${BOUND_MS} ms`, { timeout: 600_000 }, async () => {
+test(`forge check over ${SYSTEMS} systems: every DHCP answer meanwhile within ${BOUND_MS} ms of idle`, { timeout: 600_000 }, async () => {
+  const idle = await idleBaseline();
+  const bound = BOUND_MS + p95(idle);
   const t0 = performance.now();
   const { result, rtts } = await probeDuring(srv.api('GET', '/api/v1/check'));
   const ms = performance.now() - t0;
   assert.equal(result.status, 200);
-  process.stdout.write(`# check ${ms.toFixed(0)} ms; during check: ${summary(rtts)}\n`);
+  process.stdout.write(`# check ${ms.toFixed(0)} ms; idle: ${summary(idle)}; during check: ${summary(rtts)}\n`);
   if (rtts.length > 0) {
-    assert.ok(p95(rtts) <= BOUND_MS, `DHCP answers waited while check ran (${summary(rtts)})`);
+    assert.ok(p95(rtts) <= bound, `DHCP answers waited while check ran (${summary(rtts)}; bound ${bound.toFixed(1)} ms; idle: ${summary(idle)})`);
     assert.ok(Math.max(...rtts) <= 1000, `a DHCP answer waited over 1 s while check ran (${summary(rtts)})`);
   }
 });
