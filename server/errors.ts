@@ -39,6 +39,8 @@ export const EXIT = {
   render: 8,
   /** A VM / libvirt / disk operation failed (forge-agent). */
   virt: 9,
+  /** Stopped by SIGINT (Ctrl-C): 128 + signal 2, the status a POSIX shell reports for a process killed by SIGINT (XCU 2.8.2). */
+  interrupted: 130,
 } as const;
 
 export const CATALOGUE = {
@@ -100,6 +102,7 @@ export const CATALOGUE = {
   VM_RUNNING: { status: 409, exit: EXIT.conflict, summary: 'the VM is running; stop it first' },
   NOT_FORGE_DOMAIN: { status: 404, exit: EXIT.notFound, summary: 'no forge-made domain of that name (forge-agent vm manages only its own)' },
   BUILD_FAILED: { status: 500, exit: EXIT.virt, summary: 'forge-agent --build failed (a step, a hook, the bootstrap or GRUB); what it made was released' },
+  BUILD_INTERRUPTED: { status: 500, exit: EXIT.interrupted, summary: 'forge-agent --build was interrupted (SIGINT); what it made was released' },
   JOB_FAILED: { status: 500, exit: EXIT.virt, summary: 'a rescue-VM job failed or timed out' },
   DOWNLOAD_FAILED: { status: 502, exit: EXIT.unavailable, summary: 'a kernel/initrd download failed or did not match its checksum' },
   // --- power

@@ -68,6 +68,7 @@ const PINNED_EXIT: Record<string, number> = {
   unavailable: 7,
   render: 8,
   virt: 9,
+  interrupted: 130,
 };
 
 test('exit codes are pinned', () => {
