@@ -3,10 +3,15 @@
  * filesystem of its disks under /mnt/NAME, found through the root's fstab by
  * UUID), `umount`, and `reinstall-grub` (GRUB into the disk again, BIOS or
  * UEFI as the domain boots). Raw files, LVs and devices go on loop devices
- * (losetup -P); a qcow2 disk needs qemu-nbd, which this host path does not
- * use: the error says to run a job in the rescue VM instead.
+ * (losetup -P). A qcow2 (or any other format qemu reads) is first exported as
+ * a raw image through FUSE by qemu-storage-daemon (qemu-storage-daemon(1),
+ * `--export type=fuse`: the image appears as a regular file of its virtual
+ * size, writes go to the qcow2), and that file goes on the loop device. So no
+ * nbd kernel module is needed. The daemon holds qemu's image lock while it
+ * runs, so the VM cannot start on a mounted disk; umount stops it (SIGTERM:
+ * it flushes and closes the image) and waits for it to exit.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ForgeError } from '../server/errors.js';
 import { installGrub, run } from './build.js';
@@ -16,6 +21,8 @@ interface MountState {
   name: string;
   root: string;
   loops: string[];
+  /** qemu-storage-daemon FUSE exports (qcow2 disks): pid and the exported raw file. */
+  exports?: { pid: number; file: string }[];
   /** Mount points, in mount order. */
   mounts: string[];
   firmware: 'uefi' | 'bios';
@@ -49,12 +56,14 @@ export async function mountVm(v: Virsh, name: string, err: (s: string) => void, 
   if (isRunning(await v.state(name))) throw new ForgeError('VM_RUNNING', `${name} is running; stop it first (forge-agent vm stop ${name}): its filesystems must not be mounted twice`, { field: 'NAME' });
   if (existsSync(stateFile(name))) throw new ForgeError('VIRT_EXISTS', `${name} is already mounted (${(JSON.parse(readFileSync(stateFile(name), 'utf8')) as MountState).root}); forge-agent umount ${name} first`, { field: 'NAME' });
   const disks = info.disks.filter((d) => d.device === 'disk' && d.source !== '');
-  for (const d of disks) {
-    if (d.format === 'qcow2') throw new ForgeError('USAGE', `${d.source} is qcow2, which a loop device cannot read; use forge-agent job run ${name} post-install (the rescue VM) instead`, { field: 'NAME' });
-  }
-  const st: MountState = { name, root: at, loops: [], mounts: [], firmware: info.firmware };
+  const formatted = disks.filter((d) => d.format !== '' && d.format !== 'raw');
+  if (formatted.length > 0) fuseExportPossible(name, formatted[0]?.source ?? '', formatted[0]?.format ?? '');
+  const st: MountState = { name, root: at, loops: [], exports: [], mounts: [], firmware: info.firmware };
   try {
-    for (const d of disks) st.loops.push(await out('losetup', ['-P', '-f', '--show', d.source], 'mount'));
+    for (const [i, d] of disks.entries()) {
+      const file = d.format !== '' && d.format !== 'raw' ? await fuseExport(st, d.source, d.format, i) : d.source;
+      st.loops.push(await out('losetup', ['-P', '-f', '--show', file], 'mount'));
+    }
     // The partition nodes (loopNpM) can lag behind losetup on a busy host: rescan, then wait for
     // them while the disk carries a partition table.
     for (const l of st.loops) {
@@ -115,12 +124,66 @@ export async function mountVm(v: Virsh, name: string, err: (s: string) => void, 
   }
 }
 
+/** Why a non-raw disk cannot be exported here, as an error naming what to do; nothing when it can. */
+function fuseExportPossible(name: string, source: string, format: string): void {
+  const why = !existsSync('/dev/fuse')
+    ? 'there is no /dev/fuse (load the fuse module: modprobe fuse)'
+    : !['/usr/bin/qemu-storage-daemon', '/usr/local/bin/qemu-storage-daemon'].some((f) => existsSync(f))
+      ? 'qemu-storage-daemon is not installed (Debian package qemu-system-common)'
+      : undefined;
+  if (why !== undefined) throw new ForgeError('USAGE', `${source} is ${format}: a loop device reads raw images only, and exporting it as raw through FUSE needs qemu-storage-daemon, but ${why}; or run forge-agent job run ${name} post-install (the rescue VM) instead`, { field: 'NAME' });
+}
+
+/**
+ * Export disk `source` (qemu format `format`) as a raw file through FUSE; returns the file.
+ * Options in qemu's JSON form, so no file name needs QemuOpts comma escaping.
+ */
+async function fuseExport(st: MountState, source: string, format: string, i: number): Promise<string> {
+  mkdirSync(STATE_DIR, { recursive: true });
+  const file = join(STATE_DIR, `export-${st.name}-${i}.raw`);
+  const pidFile = `${file}.pid`;
+  // qemu-storage-daemon(1): a FUSE export's mountpoint must be an existing regular file.
+  writeFileSync(file, '');
+  rmSync(pidFile, { force: true });
+  const r = await run('qemu-storage-daemon', [
+    '--blockdev', JSON.stringify({ driver: 'file', 'node-name': 'file0', filename: source }),
+    '--blockdev', JSON.stringify({ driver: format, 'node-name': 'disk0', file: 'file0' }),
+    '--export', JSON.stringify({ type: 'fuse', id: 'exp0', 'node-name': 'disk0', mountpoint: file, writable: true }),
+    '--pidfile', pidFile, '--daemonize',
+  ], { step: 'mount', allowFail: true });
+  if (r.code !== 0) {
+    rmSync(file, { force: true });
+    throw new ForgeError('VIRT_FAILED', `qemu-storage-daemon could not export ${source} (${format}) through FUSE: ${r.output.trim().split('\n').slice(-3).join(' ')}`, { field: 'NAME' });
+  }
+  st.exports?.push({ pid: Number(readFileSync(pidFile, 'utf8').trim()), file });
+  rmSync(pidFile, { force: true });
+  if (statSync(file).size === 0) throw new ForgeError('VIRT_FAILED', `the FUSE export of ${source} is empty`, { field: 'NAME' });
+  return file;
+}
+
+/** The process runs (a zombie does not count: a daemon's exit may wait for a pid 1 that never reaps it). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 async function release(st: MountState): Promise<void> {
   for (const m of [...st.mounts].reverse()) {
     const r = await run('umount', [m], { step: 'umount', allowFail: true });
     if (r.code !== 0) await run('umount', ['-l', m], { step: 'umount' });
   }
   for (const l of st.loops) await run('losetup', ['-d', l], { step: 'umount', allowFail: true });
+  for (const e of st.exports ?? []) {
+    // SIGTERM: qemu-storage-daemon flushes the image, removes the FUSE mount and exits.
+    if (alive(e.pid)) process.kill(e.pid, 'SIGTERM');
+    for (let i = 0; i < 300 && alive(e.pid); i++) await new Promise((r) => setTimeout(r, 100));
+    if (alive(e.pid)) throw new ForgeError('VIRT_FAILED', `qemu-storage-daemon (pid ${e.pid}) exporting ${e.file} did not exit within 30 s of SIGTERM`, { field: 'NAME' });
+    if (readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === e.file)) await run('umount', [e.file], { step: 'umount', allowFail: true });
+    rmSync(e.file, { force: true });
+  }
   rmSync(stateFile(st.name), { force: true });
 }
 

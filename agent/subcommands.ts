@@ -169,7 +169,7 @@ export const SUBCOMMANDS: readonly SubSpec[] = [
     args: ['NAME?'],
     flags: [SYSTEM],
     summary: "mount a stopped VM's filesystems under /mnt/NAME (root, then its fstab's /boot, /boot/efi, ... by UUID)",
-    details: ['Refuses while the VM runs. Raw files, LVs and devices (losetup -P); for a qcow2 disk use job run NAME post-install.'],
+    details: ['Refuses while the VM runs. Raw files, LVs and devices go on loop devices (losetup -P); a qcow2 disk is first exported', 'as a raw file through FUSE by qemu-storage-daemon (no nbd module needed); umount stops the export.'],
   },
   {
     path: ['umount'],
