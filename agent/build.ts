@@ -23,7 +23,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { dirname, join } from 'node:path';
 import { ForgeError } from '../server/errors.js';
 import type { AgentEvent, ForgeApi } from './api.js';
-import { buildVolumes, firstbootScript, FIRSTBOOT_UNIT, fstab, grubDefaults, installPath, lvmCommands, mkfsCommands, mmdebstrapArgs, networkdFiles, partitions, planBuild, sgdiskArgs, substituteTokens, volumeSizeMiB, type BuildPlan, type Partition } from './buildplan.js';
+import { buildVolumes, firstbootScript, FIRSTBOOT_UNIT, fstab, grubDefaults, installPath, lvmCommands, mkfsCommands, mmdebstrapArgs, networkdFiles, partitions, planBuild, resolvConf, UBUNTU_KEYRING, sgdiskArgs, substituteTokens, volumeSizeMiB, type BuildPlan, type Partition } from './buildplan.js';
 import { persistentXml } from './flow.js';
 import { diskSpec, holdsData, prepareDisk, removeDisk } from './disk.js';
 import type { DiskSpec, NicSpec } from './domxml.js';
@@ -56,7 +56,7 @@ export function interruptBuild(): void {
 }
 
 function checkInterrupted(): void {
-  if (interrupted) throw new ForgeError('BUILD_FAILED', 'interrupted (SIGINT); everything this build made was released', { details: { reason: 'interrupted' } });
+  if (interrupted) throw new ForgeError('BUILD_INTERRUPTED', 'interrupted (SIGINT); everything this build made was released', { details: { reason: 'interrupted' } });
 }
 
 /** Run a command; output collected (and passed to `line` as it comes). Throws BUILD_FAILED naming the step. */
@@ -94,7 +94,7 @@ export function run(cmd: string, args: string[], o: { step: string; env?: Record
       current = undefined;
       if (timer !== undefined) clearTimeout(timer);
       if (interrupted) {
-        reject(new ForgeError('BUILD_FAILED', `interrupted (SIGINT) during ${o.step}; everything this build made was released`, { details: { reason: 'interrupted' } }));
+        reject(new ForgeError('BUILD_INTERRUPTED', `interrupted (SIGINT) during ${o.step}; everything this build made was released`, { details: { reason: 'interrupted' } }));
         return;
       }
       const rc = code ?? (signal !== null ? 128 : 1);
@@ -237,11 +237,14 @@ export async function runBuild(opts: AgentOptions, deps: BuildDeps): Promise<Bui
     if (reportTo !== undefined) await deps.api.event(reportTo, type as AgentEvent, { domain: ip.domain, ...detail });
   };
   if (ip.disk.kind === 'pool') throw new ForgeError('USAGE', '--build: a pool volume cannot be attached to a loop device; use a directory, a file, a VG or a device', { field: 'virt-path' });
+  if (plan.keyring !== undefined && !existsSync(plan.keyring)) {
+    throw new ForgeError('INVALID_FIELD', `keyring ${plan.keyring} does not exist${plan.keyring === UBUNTU_KEYRING ? ` (Ubuntu suite ${plan.suite}: Ubuntu's ubuntu-keyring package provides it; Debian 12 does not ship it)` : ''}; set autoinstall_meta keyring to an OpenPGP keyring that signs ${plan.mirror}`, { field: 'keyring' });
+  }
   if (opts.overlayDir !== undefined && !existsSync(opts.overlayDir)) throw new ForgeError('INVALID_FIELD', `overlay directory ${opts.overlayDir} does not exist`, { field: 'overlay' });
   if (opts.hooksDir !== undefined && !existsSync(opts.hooksDir)) throw new ForgeError('INVALID_FIELD', `hooks directory ${opts.hooksDir} does not exist`, { field: 'hooks' });
 
   const nics: NicSpec[] = ip.nics.map((n) => ({ ...n, mac: n.mac === 'random' ? deps.randomMac() : n.mac }));
-  if (plan.nics.length === 0) plan.nics = nics.map((n) => ({ mac: n.mac, ip: '', prefix: 24, gateway: '' }));
+  if (plan.nics.length === 0) plan.nics = nics.map((n) => ({ mac: n.mac, ip: '', prefix: 24, gateway: '', mtu: 0 }));
   const virt = await deps.connectVirt();
   const undo = new Unwind();
   let started = false;
@@ -377,8 +380,9 @@ export async function runBuild(opts: AgentOptions, deps: BuildDeps): Promise<Bui
     let overlayFiles = 0;
     if (existsSync(plan.overlayDir)) overlayFiles = copyTree(plan.overlayDir, mnt, plan.tokens);
     rmSync(join(mnt, 'etc/resolv.conf'), { force: true });
-    if (plan.nameServers.length > 0) {
-      writeFileSync(join(mnt, 'etc/resolv.conf'), [...plan.nameServers.map((d) => `nameserver ${d}`), ...(plan.dnsSearch.length > 0 ? [`search ${plan.dnsSearch.join(' ')}`] : [])].join('\n') + '\n');
+    const resolv = resolvConf(plan);
+    if (resolv !== undefined) {
+      writeFileSync(join(mnt, 'etc/resolv.conf'), resolv);
     } else if (existsSync('/etc/resolv.conf')) {
       writeFileSync(join(mnt, 'etc/resolv.conf'), readFileSync('/etc/resolv.conf'));
     }

@@ -12,16 +12,26 @@ import type { DiskTarget } from './plan.js';
 
 export type Layout = 'gpt' | 'split';
 
-/** Debian/Ubuntu release numbers as os_version may hold them, to suite names. */
+/** Debian/Ubuntu release numbers as os_version may hold them, to suite names (distro-info-data's debian.csv, ubuntu.csv). */
 const SUITES: Record<string, string> = {
   '9': 'stretch', '10': 'buster', '11': 'bullseye', '12': 'bookworm', '13': 'trixie', '14': 'forky',
-  '20.04': 'focal', '22.04': 'jammy', '24.04': 'noble', '24.10': 'oracular', '25.04': 'plucky',
+  '18.04': 'bionic', '20.04': 'focal', '22.04': 'jammy', '24.04': 'noble', '24.10': 'oracular', '25.04': 'plucky', '25.10': 'questing', '26.04': 'resolute',
 };
-const UBUNTU_SUITES = new Set(['focal', 'jammy', 'noble', 'oracular', 'plucky']);
+/**
+ * Ubuntu suites (as mmdebstrap's get_suite_by_vendor knows them: its built-in list, distro-info-data's
+ * ubuntu.csv, debootstrap's scripts linked to gutsy); a distro of breed ubuntu is Ubuntu whatever its suite.
+ */
+const UBUNTU_SUITES = new Set(['bionic', 'focal', 'jammy', 'kinetic', 'lunar', 'mantic', 'noble', 'oracular', 'plucky', 'questing', 'resolute']);
+/**
+ * Ubuntu's archive keyring where debootstrap (scripts/gutsy `keyring`) and mmdebstrap
+ * (get_keyring_by_suite) look for it. Debian 12 does not ship it (Ubuntu's ubuntu-keyring package does):
+ * the build checks it exists before it starts, or takes the record's `keyring`.
+ */
+export const UBUNTU_KEYRING = '/usr/share/keyrings/ubuntu-archive-keyring.gpg';
 
-/** Packages every built guest gets: init, kernel, both GRUB platforms, ssh, fsck. */
+/** Packages every built guest gets: init, kernel, both GRUB platforms, ssh, ip (users and the first-boot report's network line), fsck. */
 export const BASE_PACKAGES = [
-  'systemd-sysv', 'udev', 'kmod', 'e2fsprogs', 'initramfs-tools', 'openssh-server',
+  'systemd-sysv', 'udev', 'kmod', 'e2fsprogs', 'initramfs-tools', 'openssh-server', 'iproute2',
   'grub-pc-bin', 'grub-efi-amd64-bin', 'grub2-common',
 ] as const;
 
@@ -31,6 +41,8 @@ export interface BuildNic {
   ip: string;
   prefix: number;
   gateway: string;
+  /** 0 = the link's default (DHCP's option 26 may still set it) */
+  mtu: number;
 }
 
 export interface BuildPlan {
@@ -124,8 +136,13 @@ export function planBuild(v: Record<string, unknown>, o: BuildOptions): BuildPla
       const r = i as Record<string, unknown>;
       const mac = s(r['mac_address'])?.toLowerCase();
       if (mac === undefined) continue;
+      // As the installer path's templates do (snippets/preseed/network, late_interfaces): static needs
+      // static=true and an address; netmask, gateway and MTU are the interface's, which the server's
+      // blend fills from the interface's subnet object (core/blend.ts applySubnets) when unset.
       const ip = r['static'] === true ? s(r['ip_address']) ?? '' : '';
-      nics.push({ mac, ip, prefix: prefixOf(s(r['netmask']) ?? '24'), gateway: s(r['if_gateway']) ?? s(v['gateway']) ?? '' });
+      const mtu = typeof r['mtu'] === 'number' && Number.isInteger(r['mtu']) ? r['mtu'] : 0;
+      if (mtu !== 0 && (mtu < 68 || mtu > 65535)) throw new ForgeError('INVALID_FIELD', `interfaces: mtu ${mtu} of ${mac} is outside 68..65535 (RFC 791, RFC 2132 9.15)`, { field: 'mtu' });
+      nics.push({ mac, ip, prefix: prefixOf(s(r['netmask']) ?? '24'), gateway: s(r['if_gateway']) ?? s(v['gateway']) ?? '', mtu });
     }
   }
   const tokens: Record<string, string> = {};
@@ -135,8 +152,11 @@ export function planBuild(v: Record<string, unknown>, o: BuildOptions): BuildPla
   }
   Object.assign(tokens, { DISTR: suite, SUITE: suite, HOSTNAME: hostname, SYSTEM: name });
   const profile = s(v['profile_name']) ?? s(v['profile']) ?? name;
-  const keyring = s(v['keyring']);
-  const all = [...BASE_PACKAGES, ...(ubuntu ? ['linux-image-virtual'] : ['linux-image-amd64']), ...packages];
+  const keyring = s(v['keyring']) ?? (ubuntu ? UBUNTU_KEYRING : undefined);
+  // The kernel: Debian's linux-image-amd64; Ubuntu's linux-image-virtual (the kernel for VMs, in main).
+  // Ubuntu: ubuntu-keyring too, so apt inside the guest trusts Ubuntu's archive (mmdebstrap's --keyring is
+  // used by the bootstrap only and not copied in; Debian's apt depends on debian-archive-keyring itself).
+  const all = [...BASE_PACKAGES, ...(ubuntu ? ['linux-image-virtual', 'ubuntu-keyring'] : ['linux-image-amd64']), ...packages];
   const rootfsKey = createHash('sha256').update(JSON.stringify({ suite, mirror, keyring, all, v: 1 })).digest('hex').slice(0, 16);
   return {
     suite,
@@ -262,6 +282,7 @@ export function lvmCommands(vg: string, lv: string, sizeMiB: number, state: 'abs
 export function mmdebstrapArgs(p: BuildPlan, out: string, aptCache: string | undefined): string[] {
   const a = ['--mode=root', '--variant=required', '--format=tar', `--include=${p.packages.join(',')}`];
   if (p.keyring !== undefined) a.push(`--keyring=${p.keyring}`);
+  // Ubuntu's kernel, GRUB and ssh are in main; universe for the record's own packages (debootstrap's gutsy script takes main only).
   if (p.ubuntu) a.push('--components=main,universe');
   if (aptCache !== undefined) {
     // mmdebstrap(1), "cache downloaded packages": sync the archive dir in before apt runs and out at the end.
@@ -278,9 +299,12 @@ export function mmdebstrapArgs(p: BuildPlan, out: string, aptCache: string | und
 /** systemd-networkd files, one per NIC matched by MAC: DHCP unless the record gives a static address. */
 export function networkdFiles(p: BuildPlan): Record<string, string> {
   const files: Record<string, string> = {};
-  const nics = p.nics.length > 0 ? p.nics : [{ mac: '', ip: '', prefix: 24, gateway: '' }];
+  const nics = p.nics.length > 0 ? p.nics : [{ mac: '', ip: '', prefix: 24, gateway: '', mtu: 0 }];
   nics.forEach((n, i) => {
-    const lines = ['[Match]', n.mac !== '' ? `MACAddress=${n.mac}` : 'Name=en* eth*', '', '[Network]'];
+    const lines = ['[Match]', n.mac !== '' ? `MACAddress=${n.mac}` : 'Name=en* eth*', ''];
+    // systemd.network(5) [Link] MTUBytes=: set before the link is configured (a DHCP MTU option does not override it).
+    if (n.mtu > 0) lines.push('[Link]', `MTUBytes=${n.mtu}`, '');
+    lines.push('[Network]');
     if (n.ip === '') lines.push('DHCP=yes');
     else {
       lines.push(`Address=${n.ip}/${n.prefix}`);
@@ -291,6 +315,16 @@ export function networkdFiles(p: BuildPlan): Record<string, string> {
     files[`/etc/systemd/network/10-forge-${i}.network`] = lines.join('\n') + '\n';
   });
   return files;
+}
+
+/**
+ * The guest's /etc/resolv.conf (resolv.conf(5): nameserver lines, at most 3 are used, then one
+ * search line) when the record (or its subnet, through the server's blend) names DNS servers;
+ * undefined: copy the host's.
+ */
+export function resolvConf(p: BuildPlan): string | undefined {
+  if (p.nameServers.length === 0) return undefined;
+  return [...p.nameServers.map((d) => `nameserver ${d}`), ...(p.dnsSearch.length > 0 ? [`search ${p.dnsSearch.join(' ')}`] : [])].join('\n') + '\n';
 }
 
 /** GRUB's defaults: the serial console on the kernel line (and GRUB's own menu on the serial port too). */
@@ -333,7 +367,18 @@ if [ -s /root/.ssh/authorized_keys ]; then
   keys=$(ssh-keygen -lf /root/.ssh/authorized_keys 2>/dev/null | awk '{print $2}' | paste -sd, - | sed 's/+/%2B/g')
 fi
 disks=$(ls /sys/block | grep -v -e '^loop' -e '^ram' -e '^sr' | paste -sd, -)
-body="hostname=$(hostname)&kernel=$(uname -r)&authorized_keys=$keys&disks=$disks"
+# What the network came up with: each link's IPv4 address and MTU, the default route, the DNS servers and search list.
+net=""
+for d in /sys/class/net/*; do
+  n=\${d##*/}; [ "$n" = lo ] && continue
+  a=$(ip -4 -o addr show dev "$n" scope global 2>/dev/null | awk '{print $4}' | paste -sd+ -)
+  net="$net$n=\${a:-none}/mtu$(cat "$d/mtu");"
+done
+gw=$(ip -4 route show default 2>/dev/null | awk '{print $3; exit}')
+dns=$(awk '/^nameserver/{print $2}' /etc/resolv.conf | paste -sd+ -)
+search=$(awk '/^search/{$1=""; print substr($0,2)}' /etc/resolv.conf | tr ' ' '+')
+net="\${net}gw=$gw;dns=$dns;search=$search"
+body="hostname=$(hostname)&kernel=$(uname -r)&authorized_keys=$keys&disks=$disks&network=$(printf %s "$net" | sed -e 's/+/%2B/g' -e 's/;/%3B/g' -e 's/=/%3D/g' -e 's|/|%2F|g')"
 send() {
   if command -v curl >/dev/null; then curl -fsS -m 20 -o /dev/null --data "$body" "$url"; return; fi
   hp=\${url#http://}; hp=\${hp%%/*}; path=/\${url#http://*/}

@@ -227,7 +227,7 @@ export function apiRoutes(ctx: ApiDeps): RouteRow[] {
     { method: 'get', path: '/systems/:name/firstboot', auth: 'anonymous', summary: 'install callback: first_boot', reply: RECORDED, errors: [404], handler: ai.firstBoot },
     {
       method: 'post', path: '/systems/:name/firstboot', auth: 'anonymous', summary: 'install callback: first_boot (optional form fields from the booted system, e.g. forge-agent --build)',
-      before: [ai.cloudInitForm], request: { type: 'form', schema: { type: 'object', properties: { hostname: { type: 'string' }, kernel: { type: 'string' }, authorized_keys: { type: 'string' }, disks: { type: 'string' } } } },
+      before: [ai.cloudInitForm], request: { type: 'form', schema: { type: 'object', properties: { hostname: { type: 'string' }, kernel: { type: 'string' }, authorized_keys: { type: 'string' }, disks: { type: 'string' }, network: { type: 'string' } } } },
       reply: RECORDED, errors: [404, 413], handler: ai.firstBoot,
     },
     {

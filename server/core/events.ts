@@ -106,8 +106,8 @@ export type EventDetails = {
   install_start: Callback;
   install_done: Callback;
   netboot_disabled: { reason: 'pxe_just_once'; client: string };
-  /** forge-agent --build's guests add what they see: host name, kernel, root's authorized_keys fingerprints, disks. */
-  first_boot: Callback & { hostname?: string; kernel?: string; authorized_keys?: string; disks?: string };
+  /** forge-agent --build's guests add what they see: host name, kernel, root's authorized_keys fingerprints, disks, network (addresses, MTU, default route, DNS). */
+  first_boot: Callback & { hostname?: string; kernel?: string; authorized_keys?: string; disks?: string; network?: string };
   /** subiquity's webhook reporter: its event's fields, each at most 300 characters. */
   install_progress: { client: string; event_type?: string; name?: string; result?: string; description?: string; origin?: string; level?: string };
   cloud_init_done: Callback & { instance_id?: string; hostname?: string; fqdn?: string };

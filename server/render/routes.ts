@@ -41,7 +41,7 @@ import type { EventDetails } from '../core/events.js';
 /** The events installers' callbacks record. */
 type CallbackEvent = 'install_start' | 'install_done' | 'first_boot';
 /** What a booted system may report with its first boot (forge-agent --build's report). */
-type FirstBootReport = { hostname?: string; kernel?: string; authorized_keys?: string; disks?: string };
+type FirstBootReport = { hostname?: string; kernel?: string; authorized_keys?: string; disks?: string; network?: string };
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { ForgeError } from '../errors.js';
@@ -245,11 +245,11 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
     await event(req, res, param(req, 'name'), type);
   };
   // A booted system may say what it sees (forge-agent --build's first-boot report: form fields
-  // hostname, kernel, authorized_keys fingerprints, disks); bounded, kept on the event.
+  // hostname, kernel, authorized_keys fingerprints, disks, network); bounded, kept on the event.
   const firstBoot = async (req: Request, res: Response): Promise<void> => {
     const body: Record<string, unknown> = typeof req.body === 'object' && req.body !== null ? (req.body as Record<string, unknown>) : {};
     const extra: FirstBootReport = {};
-    for (const k of ['hostname', 'kernel', 'authorized_keys', 'disks'] as const) if (typeof body[k] === 'string') extra[k] = (body[k] as string).slice(0, 1024);
+    for (const k of ['hostname', 'kernel', 'authorized_keys', 'disks', 'network'] as const) if (typeof body[k] === 'string') extra[k] = (body[k] as string).slice(0, 1024);
     await event(req, res, param(req, 'name'), 'first_boot', extra);
   };
   // subiquity's webhook reporter (autoinstall `reporting`): one JSON event per

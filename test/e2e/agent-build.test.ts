@@ -208,9 +208,13 @@ before(async () => {
     await create('distros', { name: `${tag}-deb12`, kernel: guestKernel().vmlinuz, initrd, breed: 'debian', os_version: 'bookworm', arch: 'x86_64' });
     // build_method on the profile: its systems build without --build (one of them is run that way).
     await create('profiles', { name: `${tag}-build`, distro: `${tag}-deb12`, autoinstall_meta: { build_method: 'debootstrap', marker, ssh_authorized_keys: pub } });
+    // The UEFI guest's network comes from a subnet object (netmask /25, gateway, DNS, search, MTU), as the installer path's does.
+    const prefix = net.hostIp.replace(/\.1$/, '');
+    await create('subnets', { name: `${tag}-lab`, cidr: `${prefix}.0/25`, router: net.hostIp, dns: [net.hostIp], dns_search: ['forge-lab.example'], mtu: 1400 });
     for (const sys of ['bios', 'uefi', 'fs', 'hook', 'nosuite', 'int']) {
       const name = `${tag}-${sys}`;
       lab.domains.push(name);
+      const mac = ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
       await create('systems', {
         name,
         profile: `${tag}-build`,
@@ -219,7 +223,7 @@ before(async () => {
         virt_cpus: 1,
         virt_file_size: 3,
         ...(sys === 'bios' || sys === 'fs' ? { virt_disk_driver: 'raw' } : {}),
-        interfaces: { eth0: { mac_address: ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':') } },
+        interfaces: { eth0: sys === 'uefi' ? { mac_address: mac, static: true, ip_address: `${prefix}.50` } : { mac_address: mac } },
       });
     }
   } catch (e) {
@@ -393,6 +397,32 @@ test('--build (from the profile\'s build_method), UEFI on OVMF/q35, qcow2, a dat
   assert.match(xml, /machine='pc-q35/);
   assert.match(xml, /-disk02\.qcow2/);
   assertReleasedLoops(l);
+  // mount on a qcow2 disk (a qemu-storage-daemon FUSE export on a loop device): the built files, the network from the subnet.
+  const m = await runAgent(['mount', '--system', sys], 120_000);
+  assert.equal(m.code, 0, m.stderr);
+  const at = `/mnt/${sys}`;
+  let esp: string | undefined;
+  try {
+    assert.equal(readFileSync(join(at, 'etc/forge-custom-marker'), 'utf8').trim(), 'custom');
+    assert.match(readFileSync(join(at, 'etc/systemd/network/10-forge-0.network'), 'utf8'), /\[Link\]\nMTUBytes=1400\n/);
+    // The host has no vfat: the ESP stays unmounted, named in the warning; wipe GRUB's EFI image on it with mtools.
+    esp = /\/boot\/efi \(vfat (\/dev\/loop\d+p\d+)\) not mounted/.exec(m.stderr)?.[1];
+    if (esp !== undefined) {
+      const del = spawnSync('mdel', ['-i', esp, '::/EFI/BOOT/BOOTX64.EFI'], { encoding: 'utf8', env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } });
+      assert.equal(del.status, 0, del.stderr);
+    }
+  } finally {
+    const u = await runAgent(['umount', '--system', sys], 60_000);
+    assert.equal(u.code, 0, u.stderr);
+  }
+  assert.ok(esp !== undefined, `mount names the unmounted ESP:\n${m.stderr}`);
+  assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(sys), 'umount released the mounts and the FUSE export');
+  assert.equal(spawnSync('qemu-img', ['check', disk], { encoding: 'utf8' }).status, 0, 'the qcow2 is consistent after the FUSE export');
+  assertReleasedLoops(l);
+  // reinstall-grub on the qcow2 disk (UEFI): the EFI image is written again; the boot below proves it.
+  const rg = await runAgent(['reinstall-grub', '--system', sys], 300_000);
+  assert.equal(rg.code, 0, rg.stderr);
+  assertReleasedLoops(l);
   // issue 16: a key put into the never-booted guest (rescue VM, offline) shows in its first-boot report.
   const put = await runAgent(['ssh-key', 'put', sys, l.secondKey, '--cache-dir', join(l.dir, 'cache')], 900_000);
   assert.equal(put.code, 0, `ssh-key put failed:\n${put.stdout}\n${put.stderr}`);
@@ -406,6 +436,12 @@ test('--build (from the profile\'s build_method), UEFI on OVMF/q35, qcow2, a dat
   assert.deepEqual(types, STAGES.filter((x) => x !== 'disk_boot_started'));
   assert.equal(fb.detail['disks'], 'vda,vdb', 'the guest sees its system disk and the data disk');
   assert.match(consoleLog(sys), /uefihost login:/);
+  // What the booted guest's network came up with, from the interface and its subnet object: address/25, MTU, gateway, DNS, search.
+  const hostIp = l.net.hostIp;
+  const prefix = hostIp.replace(/\.1$/, '');
+  const network = String(fb.detail['network']);
+  assert.match(network, new RegExp(`^\\w+=${prefix.replace(/\./g, '\\.')}\\.50/25/mtu1400;`), network);
+  assert.match(network, new RegExp(`;gw=${hostIp.replace(/\./g, '\\.')};dns=${hostIp.replace(/\./g, '\\.')};search=forge-lab\\.example$`), network);
   virsh(['destroy', sys]);
 });
 
@@ -458,8 +494,8 @@ test('--build failures release loop devices and mounts, define no domain: failin
     }
   });
   assert.ok(sent, `the build reached disk_ready:\n${i.stderr}`);
-  assert.notEqual(i.code, 0);
-  assert.match(i.stderr, /interrupted/);
+  assert.equal(i.code, 130, `SIGINT exits 128 + 2, as a shell reports it:\n${i.stderr}`);
+  assert.match(i.stderr, /BUILD_INTERRUPTED: interrupted \(SIGINT\)/);
   assertReleased(int);
 });
 

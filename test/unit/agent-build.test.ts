@@ -9,13 +9,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ForgeError } from '../../server/errors.js';
-import { buildVolumes, firstbootScript, fstab, lvmCommands, mkfsCommands, mmdebstrapArgs, networkdFiles, partitions, planBuild, sgdiskArgs, substituteTokens, suiteOf, volumeSizeMiB } from '../../agent/buildplan.js';
+import { buildVolumes, firstbootScript, fstab, lvmCommands, mkfsCommands, mmdebstrapArgs, networkdFiles, partitions, planBuild, resolvConf, sgdiskArgs, substituteTokens, suiteOf, volumeSizeMiB } from '../../agent/buildplan.js';
+import { blendSystem } from '../../server/core/blend.js';
+import { defaultSubnet } from '../../server/core/defaults.js';
+import { distro, nic, profile, settings, system } from '../lib/render-fixtures.js';
 import { configReport, layerConfig } from '../../agent/config.js';
 import { fstabMounts } from '../../agent/maint.js';
+import { runBuild } from '../../agent/build.js';
 import { buildMethodOf } from '../../agent/main.js';
 import { parseOptions } from '../../agent/options.js';
 
@@ -51,8 +55,8 @@ test('build plan: suite, mirror, packages, hostname, keys, network, tokens from 
   assert.equal(p.sshKeys.length, 2);
   assert.equal(p.timezone, 'Europe/Berlin');
   assert.deepEqual(p.nics, [
-    { mac: '52:54:00:00:00:01', ip: '192.0.2.9', prefix: 24, gateway: '192.0.2.1' },
-    { mac: '52:54:00:00:00:02', ip: '', prefix: 24, gateway: '192.0.2.1' },
+    { mac: '52:54:00:00:00:01', ip: '192.0.2.9', prefix: 24, gateway: '192.0.2.1', mtu: 0 },
+    { mac: '52:54:00:00:00:02', ip: '', prefix: 24, gateway: '192.0.2.1', mtu: 0 },
   ]);
   assert.equal(p.overlayDir, '/etc/forge/overlay/web');
   assert.equal(p.hooksDir, '/etc/forge/hooks');
@@ -73,6 +77,59 @@ test('build plan: suite, mirror, packages, hostname, keys, network, tokens from 
   assert.ok(mmdebstrapArgs(u, '/x.tar', undefined).includes('--components=main,universe'));
   // A profile build has no record to report first boot to.
   assert.equal(planBuild(REC, { ...O, targetKind: 'profile' }).firstbootUrl, undefined);
+});
+
+test("Ubuntu suites: mmdebstrap's and debootstrap's rules (keyring, mirror, components, kernel package)", () => {
+  for (const os of ['jammy', '22.04', 'noble', '24.04', 'resolute']) {
+    const u = planBuild({ ...REC, os_version: os, breed: 'debian', tree: '' }, O);
+    assert.equal(u.ubuntu, true, os);
+    // mmdebstrap get_sourceslist_by_suite: amd64 Ubuntu comes from archive.ubuntu.com/ubuntu (ports.ubuntu.com is for other arches).
+    assert.equal(u.mirror, 'http://archive.ubuntu.com/ubuntu');
+    // debootstrap scripts/gutsy `keyring`, mmdebstrap get_keyring_by_suite without Dpkg::Vendor::Ubuntu.
+    assert.equal(u.keyring, '/usr/share/keyrings/ubuntu-archive-keyring.gpg');
+    assert.ok(u.packages.includes('linux-image-virtual') && !u.packages.includes('linux-image-amd64'), "Ubuntu's VM kernel, not Debian's");
+    assert.ok(u.packages.includes('ubuntu-keyring'), "apt in the guest must trust Ubuntu's archive after the build");
+    const a = mmdebstrapArgs(u, '/x.tar', undefined);
+    assert.ok(a.includes('--keyring=/usr/share/keyrings/ubuntu-archive-keyring.gpg'));
+    assert.ok(a.includes('--components=main,universe'));
+    assert.deepEqual(a.slice(-3), [u.suite, '/x.tar', 'http://archive.ubuntu.com/ubuntu']);
+  }
+  // Debian keeps the host's default keyring (mmdebstrap picks debian-archive-keyring) and no extra components.
+  const d = planBuild(REC, O);
+  assert.equal(d.keyring, undefined);
+  assert.ok(!mmdebstrapArgs(d, '/x.tar', undefined).some((x) => x.startsWith('--components') || x.startsWith('--keyring')));
+  // Every Ubuntu suite this host's distro-info-data knows (the list mmdebstrap reads) from bionic on is recognised.
+  const csv = '/usr/share/distro-info/ubuntu.csv';
+  let known: string[] = [];
+  try {
+    known = readFileSync(csv, 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[2] as string);
+  } catch {
+    /* distro-info-data not installed */
+  }
+  for (const suite of known.slice(known.indexOf('bionic')).filter((x) => !['cosmic', 'disco', 'eoan', 'groovy', 'hirsute', 'impish'].includes(x))) {
+    assert.equal(planBuild({ ...REC, os_version: suite, breed: 'debian' }, O).ubuntu, true, `${suite} (from ${csv})`);
+  }
+});
+
+test('an Ubuntu build without Ubuntu\'s keyring on the host fails before anything is made, naming the keyring field', async () => {
+  if (existsSync('/usr/share/keyrings/ubuntu-archive-keyring.gpg')) return; // the host has it: nothing to refuse
+  const o = parseOptions(['--server', 'http://f:1', '--system', 'u1', '--virt', '--build', 'debootstrap', '--virt-path', '/nonexistent-dir'], { env: {}, isTTY: false, isRoot: true, home: '/root' });
+  const events: string[] = [];
+  const api = {
+    // The server's own blend of an Ubuntu 24.04 distro.
+    blended: () => Promise.resolve(blendSystem(system('u1', 'web', { interfaces: { eth0: nic({ mac_address: '52:54:00:00:00:09' }) } }), [profile('web', { distro: 'u24' })], distro('u24', 'ubuntu', 'noble', ''), settings)),
+    distroFiles: () => Promise.reject(new Error('unused')),
+    list: () => Promise.resolve([]),
+    event: (_s: string, t: string) => {
+      events.push(t);
+      return Promise.resolve(true);
+    },
+  };
+  await assert.rejects(
+    runBuild(o, { api, connectVirt: () => Promise.reject(new Error('must not connect')), resolveVirtType: () => Promise.reject(new Error('unused')), out: () => undefined, err: () => undefined, uuid: () => 'u', randomMac: () => '52:54:00:00:00:09', tty: false }),
+    (e: unknown) => e instanceof ForgeError && e.code === 'INVALID_FIELD' && e.field === 'keyring' && /ubuntu-archive-keyring\.gpg does not exist.*ubuntu-keyring package/.test(e.message),
+  );
+  assert.deepEqual(events, [], 'nothing started, nothing recorded');
 });
 
 test('build plan: bad input names the field', () => {
@@ -126,6 +183,15 @@ test('golden: the exact LVM, sgdisk, mkfs and mmdebstrap commands', () => {
   }
   lines.push('# mmdebstrap');
   cmd(['mmdebstrap', ...mmdebstrapArgs(p, '/cache/rootfs/x.tar', '/cache/apt')]);
+  // Ubuntu (its archive is unreachable here, so these are golden only): suite by name, by release number and by breed.
+  for (const [label, rec] of [
+    ['Ubuntu 22.04 by release number, Ubuntu\'s archive by default', { ...REC, os_version: '22.04', breed: 'ubuntu', tree: '' }],
+    ['Ubuntu noble, a local mirror, the record\'s keyring', { ...REC, os_version: 'noble', breed: 'debian', tree: 'http://mirror.lab/ubuntu', keyring: '/etc/forge/keys/ubuntu.gpg' }],
+    ['Ubuntu resolute (26.04) from a distro of breed ubuntu', { ...REC, os_version: '26.04', breed: 'ubuntu', tree: 'http://mirror.lab/ubuntu' }],
+  ] as const) {
+    lines.push(`# mmdebstrap, ${label}`);
+    cmd(['mmdebstrap', ...mmdebstrapArgs(planBuild(rec, O), '/cache/rootfs/u.tar', '/cache/apt')]);
+  }
   const text = lines.join('\n') + '\n';
   const file = join(GOLDEN, 'build-commands.txt');
   if (process.env['FORGE_UPDATE_GOLDEN'] === '1') {
@@ -147,6 +213,46 @@ test('network, fstab and the first-boot script', () => {
   const r = spawnSync('bash', ['-n'], { input: sh, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(sh, /url='http:\/\/forge:8080\/api\/v1\/systems\/it'\\''s\/firstboot'/);
+});
+
+/** Compare with (or, FORGE_UPDATE_GOLDEN=1, write) test/golden/agent/NAME. */
+function golden(name: string, text: string): void {
+  const file = join(GOLDEN, name);
+  if (process.env['FORGE_UPDATE_GOLDEN'] === '1') {
+    mkdirSync(GOLDEN, { recursive: true });
+    writeFileSync(file, text);
+  }
+  assert.equal(text, readFileSync(file, 'utf8'));
+}
+
+test('golden: the guest network from the record\'s interfaces and their subnet objects (netmask, gateway, MTU, DNS, search), as the installer path takes them', () => {
+  // The server's own blend (what GET /systems/NAME/blended returns) with stored subnets, then the build plan.
+  const lab = { ...defaultSubnet('lab'), cidr: '10.96.0.128/25', router: '10.96.0.129', dns: ['10.96.0.130', '10.96.0.131'], domain: 'lab.example', dns_search: ['lab.example', 'example'], mtu: 1400 };
+  const other = { ...defaultSubnet('other'), cidr: '10.97.0.0/24', router: '10.97.0.1', mtu: 9000 };
+  const s = system('vm9', 'web', {
+    hostname: 'vm9',
+    interfaces: {
+      eth0: nic({ mac_address: '52:54:00:00:00:01', ip_address: '10.96.0.140', static: true }),
+      eth1: nic({ mac_address: '52:54:00:00:00:02', ip_address: '10.97.0.5', netmask: '255.255.0.0', if_gateway: '10.97.0.254', mtu: 1500, static: true }),
+      eth2: nic({ mac_address: '52:54:00:00:00:03' }),
+    },
+  });
+  const d = distro('deb12', 'debian', 'bookworm', 'http://deb.debian.org/debian');
+  const blended = blendSystem(s, [profile('web', { distro: 'deb12' })], d, settings, [other, lab]);
+  const p = planBuild(blended, O);
+  assert.deepEqual(p.nics.map((n) => [n.ip, n.prefix, n.gateway, n.mtu]), [
+    ['10.96.0.140', 25, '10.96.0.129', 1400],
+    ['10.97.0.5', 16, '10.97.0.254', 1500],
+    ['', 24, '10.96.0.129', 0],
+  ], "the subnet fills what the interface leaves unset; the interface's own values win");
+  assert.deepEqual([p.nameServers, p.dnsSearch], [['10.96.0.130', '10.96.0.131'], ['lab.example', 'example']]);
+  const files = networkdFiles(p);
+  const text = [...Object.entries(files).map(([f, t]) => `# ${f}\n${t}`), `# /etc/resolv.conf\n${resolvConf(p) ?? ''}`].join('\n');
+  golden('build-network.txt', text);
+  // The record's own DNS wins over the subnet's; none at all: the host's resolv.conf is copied.
+  assert.equal(resolvConf(planBuild({ ...blended, name_servers: ['9.9.9.9'], name_servers_search: [] }, O)), 'nameserver 9.9.9.9\n');
+  assert.equal(resolvConf(planBuild({ ...blended, name_servers: [], name_servers_search: [] }, O)), undefined);
+  assert.throws(() => planBuild({ ...blended, interfaces: { eth0: { mac_address: '52:54:00:00:00:01', mtu: 20 } } }, O), (e: unknown) => e instanceof ForgeError && e.field === 'mtu');
 });
 
 test("build_method on the record picks the path; --build overrides", () => {
