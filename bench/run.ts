@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { withCharts, writeCharts } from './charts.js';
 
-const AREAS = ['core', 'store', 'render', 'dhcp', 'tftp', 'boot', 'pxe', 'agent'] as const;
+const AREAS = ['core', 'store', 'render', 'dhcp', 'tftp', 'boot', 'pxe', 'agent', 'build'] as const;
 const root = new URL('../../', import.meta.url).pathname;
 const sectionDir = `${root}docs/bench`;
 
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     '',
     'What the bench needs (not installed by CI, which does not run it): Debian 12 with `apt-get install perfdhcp',
     'kea-dhcp4-server dnsmasq tftpd-hpa atftp tcpdump qemu-system-x86 ipxe-qemu pxelinux syslinux-common',
-    'debian-installer-12-netboot-amd64 virtinst libvirt-daemon-system` (most are already in .ci/apt-packages.txt for the',
+    'debian-installer-12-netboot-amd64 virtinst libvirt-daemon-system vmdb2 debootstrap mmdebstrap` (most are already in .ci/apt-packages.txt for the',
     'tests), run as root (network namespaces). atftpd, nginx and radvd are fetched by the bench itself with',
     '`apt-get download` and unpacked with `dpkg -x` into ~/.cache/forge-bench/debs (FORGE_BENCH_CACHE): atftpd conflicts',
     'with tftpd-hpa as a package, and installing nginx or radvd would start system-wide daemons. VM parts take one of',
