@@ -248,7 +248,8 @@ export async function run(): Promise<string> {
       const vdir = join(dir, 'vmdb2');
       mkdirSync(vdir, { recursive: true });
       const img = join(vdir, `${name}.img`);
-      const log = join(vdir, `${name}-console.log`);
+      // The serial console through virtlogd, as forge-agent's domains log theirs (qemu itself may not write under vdir).
+      const log = `/var/log/libvirt/qemu/${name}-console.log`;
       const up0 = mirror!.upstreamBytes();
       const loadBefore = load1();
       const t0 = Date.now();
@@ -269,7 +270,7 @@ export async function run(): Promise<string> {
       must('virt-install', [
         '--connect', 'qemu:///system', '--name', name, '--virt-type', 'qemu', '--memory', String(RAM), '--vcpus', '1',
         '--disk', `path=${img},format=raw,bus=virtio`, '--import', '--network', `network=${net.name},model=virtio`,
-        '--graphics', 'none', '--serial', `file,path=${log}`, '--osinfo', 'detect=on,require=off', '--noautoconsole',
+        '--graphics', 'none', '--serial', `pty,log.file=${log}`, '--osinfo', 'detect=on,require=off', '--noautoconsole',
       ]);
       await until(`login prompt of ${name}`, BUILD_MS, () => (/^\S+ login: /m.test(consoleOf(log)) ? true : undefined));
       const login = secs(t0);
