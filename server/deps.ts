@@ -6,8 +6,13 @@
  */
 import type { LifecycleEvent } from './core/events.js';
 
-/** Record a lifecycle event (its detail typed by its type, core/events.ts); fire-and-forget, never throws (failures are logged). */
-export type RecordEvent = (ev: LifecycleEvent) => void;
+/**
+ * Record a lifecycle event (its detail typed by its type, core/events.ts); fire-and-forget, never
+ * throws or rejects (failures are logged). It may return the write's promise: a caller that must
+ * see its event in the store before it answers (an installer callback, so that a retry through
+ * another server finds it) awaits it.
+ */
+export type RecordEvent = (ev: LifecycleEvent) => void | Promise<void>;
 
 /**
  * The base URL installers and agents use, e.g. `http://10.98.0.1:8080` (no

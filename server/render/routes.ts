@@ -216,12 +216,31 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
 
   // ----- install callbacks
 
+  /**
+   * The same callback already in the shared timeline within the window: with several servers on
+   * one database an installer that retries through the service address after its server died
+   * reaches another server, whose own limiter has not seen the first (README "Sites with several
+   * servers"). A read of the system's recent events; a failed read records (never loses) the event.
+   */
+  const recordedElsewhere = async (system: string, type: CallbackEvent, client: string, url: string): Promise<boolean> => {
+    try {
+      const recent = await ctx.store.listEvents(system, { since: new Date(Date.now() - SERVED_WINDOW_MS).toISOString(), limit: 50 });
+      return recent.some((e) => e.type === type && (e.detail as { client?: unknown }).client === client && (e.detail as { url?: unknown }).url === url);
+    } catch {
+      return false;
+    }
+  };
+
   const event = async (req: Request, res: Response, name: string, type: CallbackEvent, extra: FirstBootReport = {}): Promise<void> => {
     await admit(req, res, 'system', name);
     const sys = await ctx.store.mustGet('system', name);
     const client = clientOf(req);
     // A repeated install_start (installers retry) is one event per window; done and first boot change state: always.
-    if (type !== 'install_start' || served.allow(`${sys.name}\0${type}\0${client}\0${urlOf(req)}`)) ctx.record({ system: sys.name, type, source: 'http', detail: { client, url: urlOf(req), ...extra } });
+    const url = urlOf(req);
+    if (type !== 'install_start' || (served.allow(`${sys.name}\0${type}\0${client}\0${url}`) && !(await recordedElsewhere(sys.name, type, client, url)))) {
+      // Written before the answer: a retry through another server must find it (recordedElsewhere).
+      await ctx.record({ system: sys.name, type, source: 'http', detail: { client, url, ...extra } });
+    }
     let netboot = sys.netboot_enabled;
     if (type === 'install_done' && ctx.pxeJustOnce && sys.netboot_enabled) {
       // Read again right before the write so a concurrent edit is not undone.

@@ -87,6 +87,20 @@ test('three servers on one database: edits, events and conflicts are shared', as
   assert.deepEqual(resumed.events.map((e) => e.id), ids.slice(3));
   resumed.close();
 
+  // An installer's install_start callback repeated through another server (its own died, the
+  // service address moved) is one event: the dedupe reads the shared timeline, not one server's memory.
+  await ok(a, 'POST', '/api/v1/systems', { name: 'inst1', profile: 'p', netboot_enabled: true });
+  const base = ((await ok(a, 'GET', '/api/v1/systems/inst1/blended')) as { install_base_url: string }).install_base_url;
+  const path = `${new URL(base).pathname}/api/v1/systems/inst1/install/start`;
+  assert.match(path, /^\/i\/[0-9a-f]{32}\/api\/v1\/systems\/inst1\/install\/start$/);
+  for (const s of [a, b, c, b]) {
+    const r = await fetch(s.url + path);
+    assert.equal(r.status, 200, `install/start on ${s.url}: ${await r.text()}`);
+  }
+  const started = ((await ok(c, 'GET', '/api/v1/systems/inst1/events')) as ForgeEvent[]).filter((e) => e.type === 'install_start');
+  assert.equal(started.length, 1, `one install_start for four calls through three servers: ${JSON.stringify(started)}`);
+  await ok(a, 'DELETE', '/api/v1/systems/inst1');
+
   // Concurrent creates of one name, one MAC, one IP on all three servers: one wins, the others are told why.
   for (let round = 0; round < 5; round++) {
     const cases: [string, (side: string) => unknown, string, string][] = [

@@ -490,7 +490,9 @@ function fakeContext(over: Partial<ReturnType<typeof defaults>>, events: NewEven
   return {
     config,
     log: memoryLogger('debug'),
-    record: (ev) => events.push(ev),
+    record: (ev) => {
+      events.push(ev);
+    },
   };
 }
 
