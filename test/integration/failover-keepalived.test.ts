@@ -17,39 +17,11 @@ import { need } from '../lib/env.js';
 import { createLan, type Host, type LanClient } from '../lib/netns.js';
 import { forgeInNamespace, type NsForge } from '../lib/forge-ns.js';
 import { startPostgres } from '../lib/postgres.js';
+import { startKeepalived, vipHolder } from '../lib/keepalived.js';
 
 const REQ = { root: true, commands: ['ip', 'keepalived', 'curl'] };
 const VIP = '10.98.0.10';
 const PORT = 18080;
-
-/** keepalived.conf for one of the pair: the address follows forge's health, never its own opinion alone. */
-function kaConf(name: string, ip: string, priority: number): string {
-  return `global_defs {
-  router_id ${name}
-  enable_script_security
-  script_user root
-}
-vrrp_script forge_up {
-  script "/usr/bin/curl -sf -m 1 -o /dev/null http://${ip}:${PORT}/api/v1/health"
-  interval 1
-  fall 2
-  rise 1
-}
-vrrp_instance forge {
-  state BACKUP
-  interface eth0
-  virtual_router_id 61
-  priority ${priority}
-  advert_int 1
-  virtual_ipaddress {
-    ${VIP}/24
-  }
-  track_script {
-    forge_up
-  }
-}
-`;
-}
 
 test('keepalived floating address: SIGKILL the active forge, the same URL answers from the other, same data', async (t) => {
   if (need(t, REQ) !== undefined) return;
@@ -70,16 +42,12 @@ test('keepalived floating address: SIGKILL the active forge, the same URL answer
       // One token for the pair: a client using the address must not care which server answers.
       writeFileSync(join(dd, 'token'), `${token}\n`, { mode: 0o600 });
       forges.push(await forgeInNamespace(h, ip, dd, ['--store', url, '--listen', '0.0.0.0', '--http-port', String(PORT), '--server', `${VIP}:${PORT}`], { timeoutMs: 30_000 }));
-      writeFileSync(join(dd, 'keepalived.conf'), kaConf(`forge-${name}`, ip, prio));
-      h.spawn('keepalived', ['--dont-fork', '--log-console', '--vrrp', '-f', join(dd, 'keepalived.conf'), '-p', join(dd, 'ka.pid'), '-r', join(dd, 'vrrp.pid')]);
+      startKeepalived(h, dd, { name: `forge-${name}`, ip, port: PORT, vip: VIP, priority: prio });
       hosts.push([name, ip, h]);
     }
     const viaVip = (client: Host, path: string, extra: string[] = []) =>
       client.exec('curl', ['-s', '-m', '2', '-w', '\n%{http_code}', ...extra, `http://${VIP}:${PORT}${path}`], { timeoutMs: 10_000 });
-    const holder = async (): Promise<string | undefined> => {
-      for (const [name, , h] of hosts) if ((await h.must('ip', ['-4', 'addr', 'show', 'eth0'])).includes(VIP)) return name;
-      return undefined;
-    };
+    const holder = (): Promise<string | undefined> => vipHolder(hosts.map(([name, , h]) => [name, h] as [string, LanClient]), VIP);
     const until = async (what: string, ok: () => Promise<boolean>, ms = 60_000): Promise<number> => {
       const t0 = Date.now();
       while (!(await ok())) {
