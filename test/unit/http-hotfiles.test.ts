@@ -78,3 +78,27 @@ test('hot files: files over the per-file bound are not cached; the total bound d
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('hot files: requests that arrive while a file loads all wait for the one read, then get the same copy', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fghot-'));
+  try {
+    const f = join(dir, 'kernel');
+    const bytes = Buffer.alloc(300_000, 9);
+    writeFileSync(f, bytes);
+    const h = new HotFiles();
+    // 50 at once, as a rack of PXE clients asks for one kernel: one read, one copy for all.
+    const got = await Promise.all(Array.from({ length: 50 }, () => h.fetch(f, bytes.length)));
+    assert.ok(got.every((b) => b !== undefined && b === got[0]), 'every request got the same in-memory copy');
+    assert.deepEqual(got[0], bytes);
+    assert.equal(h.bytes, bytes.length);
+    // What the caller announced must match what is served: a size that disagrees with the file gets nothing.
+    assert.equal(await h.fetch(f, bytes.length - 1), undefined);
+    // Not cacheable (empty, over the per-file bound, missing): undefined, so the caller streams from disk.
+    writeFileSync(join(dir, 'empty'), '');
+    assert.equal(await h.fetch(join(dir, 'empty'), 0), undefined);
+    assert.equal(await new HotFiles(1000, 2000).fetch(f, bytes.length), undefined);
+    assert.equal(await h.fetch(join(dir, 'missing'), 10), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -121,6 +121,19 @@ export function sendFile(req: IncomingMessage, res: ServerResponse, path: string
     writeSlices(res, cached, start, end + 1);
     return { status, start, end };
   }
+  // Not in memory yet: wait for the one read in flight (hotfiles.ts), stream only what cannot be cached.
+  void hotFiles.fetch(path, size).then((data) => {
+    if (res.destroyed) return;
+    if (data !== undefined) {
+      res.writeHead(status, headers);
+      writeSlices(res, data, start, end + 1);
+    } else streamFile(res, path, start, end, status, headers, name);
+  });
+  return { status, start, end };
+}
+
+/** A file streamed from disk (one that cannot be held in memory). */
+function streamFile(res: ServerResponse, path: string, start: number, end: number, status: number, headers: Record<string, string>, name: string): void {
   const stream = createReadStream(path, { start, end, highWaterMark: 256 * 1024 });
   stream.once('open', () => {
     res.writeHead(status, headers);
@@ -131,7 +144,6 @@ export function sendFile(req: IncomingMessage, res: ServerResponse, path: string
     else res.destroy(e);
   });
   res.once('close', () => stream.destroy());
-  return { status, start, end };
 }
 
 function errorToResponse(res: ServerResponse, e: unknown): void {

@@ -389,8 +389,9 @@ export class TftpServer {
       } else {
         neg = negotiate(req.options, file.size, this.limits);
         // Kernels, initrds and loaders are asked for by every booting machine: from memory
-        // once cached (no thread-pool read, no promise on the window path), else from disk.
-        const cached = this.hot.get(file.path, file.size);
+        // (no thread-pool read, no promise on the window path; a request that arrives while
+        // the file loads waits for that one read), from disk only when it cannot be cached.
+        const cached = await this.hot.fetch(file.path, file.size);
         source = cached !== undefined ? new BufferSource(cached, neg.blksize) : await FileSource.open(file.path, file.size, neg.blksize);
       }
     } catch (e) {
