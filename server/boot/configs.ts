@@ -54,7 +54,7 @@ export function ipxeScript(t: BootTarget, loc: Locator): string {
       lines.push('item local Boot from local disk');
       lines.push('choose --default local --timeout 30000 target && goto ${target} || goto local');
       t.entries.forEach((e, i) => {
-        lines.push(`:p${i}`, ...ipxeBoot(e, loc, 'local'));
+        lines.push(`:p${i}`, ...ipxeBoot(e, loc, 'local', `p${i}`));
       });
       lines.push(':local', 'exit');
       break;
@@ -63,12 +63,38 @@ export function ipxeScript(t: BootTarget, loc: Locator): string {
   return lines.join('\n') + '\n';
 }
 
-function ipxeBoot(e: InstallEntry, loc: Locator, onFail: string): string[] {
+/** Downloads of the kernel and initrd tried this many times in all before the fallback. */
+export const IPXE_FETCH_TRIES = 10;
+/** Seconds between tries: longer than a floating service address takes to move (keepalived, ~3 s). */
+export const IPXE_RETRY_SECONDS = 4;
+
+/**
+ * Fetch kernel and initrd, then boot; a failed fetch is tried again. A download cut short by the
+ * loss of the server (SIGKILL, a reboot, the service address moving to another server: README
+ * "Sites with several servers") fails in iPXE with a content-length underrun
+ * (src/net/tcp/httpcore.c, http_close_transfer_identity), as does a connection refused while
+ * the address has not moved yet; each is retried from the start after a pause. iPXE script
+ * rules (src/core/exec.c, src/hci/commands/nvo_cmd.c): a failing command ends the script unless
+ * followed by `||`; `inc` creates a missing setting as int32 0 + 1; `iseq` compares the
+ * expanded strings. The images are named so a retry frees only the copies of the failed try
+ * (a second kernel registered beside the first would reach Linux as one more initrd).
+ * `n` keeps the labels of a menu's entries apart.
+ */
+function ipxeBoot(e: InstallEntry, loc: Locator, onFail: string, n = ''): string[] {
   const args = ['initrd=initrd', e.cmdline].filter((s) => s !== '').join(' ');
   return [
-    `kernel ${kernelOf(e, loc)} ${ipxeArgs(args)} || goto ${onFail}`,
-    `initrd --name initrd ${initrdOf(e, loc)} || goto ${onFail}`,
+    `:fetch${n}`,
+    `kernel --name kernel ${kernelOf(e, loc)} ${ipxeArgs(args)} || goto retry${n}`,
+    `initrd --name initrd ${initrdOf(e, loc)} || goto retry${n}`,
     `boot || goto ${onFail}`,
+    `:retry${n}`,
+    'inc forge_tries',
+    `iseq \${forge_tries} ${IPXE_FETCH_TRIES} && goto ${onFail} ||`,
+    `echo forge: download failed (try \${forge_tries} of ${IPXE_FETCH_TRIES}); trying again in ${IPXE_RETRY_SECONDS} s`,
+    'imgfree kernel ||',
+    'imgfree initrd ||',
+    `sleep ${IPXE_RETRY_SECONDS}`,
+    `goto fetch${n}`,
   ];
 }
 

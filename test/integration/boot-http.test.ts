@@ -150,7 +150,7 @@ test('iPXE script per MAC: kernel/initrd over HTTP, blended command line, events
     assert.equal(r.statusLine, 'HTTP/1.1 200 OK');
     const text = r.body.toString('utf8');
     assert.match(text, /^#!ipxe\n/);
-    assert.match(text, new RegExp(`^kernel ${srv.url.replace(/\./g, '\\.')}/boot/distro/deb12/kernel\\?mac=${mac} initrd=initrd .*url=${srv.url.replace(/\./g, '\\.')}/i/[0-9a-f]{32}/autoinstall/system/vm9`, 'm'));
+    assert.match(text, new RegExp(`^kernel --name kernel ${srv.url.replace(/\./g, '\\.')}/boot/distro/deb12/kernel\\?mac=${mac} initrd=initrd .*url=${srv.url.replace(/\./g, '\\.')}/i/[0-9a-f]{32}/autoinstall/system/vm9`, 'm'));
     assert.match(text, /^initrd --name initrd \S+\/boot\/distro\/deb12\/initrd/m);
   }
   const k = await raw(srv.port, get(`/boot/distro/deb12/kernel?mac=${mac}`));

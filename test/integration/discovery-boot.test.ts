@@ -48,8 +48,8 @@ describe('dhcp_unknown=discover: the discovery image over HTTP and TFTP', () => 
     const img = join(s.dataDir, 'discovery');
     assert.ok(existsSync(join(img, 'linux')) && existsSync(join(img, 'initrd.gz')), 'forge serve built the image into DATA_DIR/discovery');
     const ipxe = (await s.api('GET', `/boot/ipxe/${UNKNOWN}`, undefined, { auth: false })).body as string;
-    assert.match(ipxe, new RegExp(`^kernel ${s.url}/boot/discovery/kernel initrd=initrd console=tty0 console=ttyS0 no_timer_check forge\\.url=${s.url} forge\\.mac=${UNKNOWN} \\|\\| goto failed$`, 'm'));
-    assert.match(ipxe, new RegExp(`^initrd --name initrd ${s.url}/boot/discovery/initrd \\|\\| goto failed$`, 'm'));
+    assert.match(ipxe, new RegExp(`^kernel --name kernel ${s.url}/boot/discovery/kernel initrd=initrd console=tty0 console=ttyS0 no_timer_check forge\\.url=${s.url} forge\\.mac=${UNKNOWN} \\|\\| goto retry$`, 'm'));
+    assert.match(ipxe, new RegExp(`^initrd --name initrd ${s.url}/boot/discovery/initrd \\|\\| goto retry$`, 'm'));
     const known = (await s.api('GET', '/boot/ipxe/52:54:00:5e:00:02', undefined, { auth: false })).body as string;
     assert.match(known, /\/boot\/distro\/d\/kernel/);
     assert.doesNotMatch(known, /discovery/);

@@ -3,7 +3,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { grubConfig, grubWord, ipxeScript, pxelinuxConfig, pxelinuxMenu, type Locator } from '../../server/boot/configs.js';
+import { IPXE_FETCH_TRIES, IPXE_RETRY_SECONDS, grubConfig, grubWord, ipxeScript, pxelinuxConfig, pxelinuxMenu, type Locator } from '../../server/boot/configs.js';
 import { parseBootPath } from '../../server/boot/target.js';
 import { normalizeMac as normaliseMac } from '../../server/core/mac.js';
 import { decideBoot, unknownPolicy, type BootTarget, type SystemFacts } from '../../server/core/bootplan.js';
@@ -25,12 +25,26 @@ const install: BootTarget = {
 };
 const local: BootTarget = { kind: 'local', system: 'vm9', reason: 'netboot_disabled' };
 
-test('iPXE install script: kernel with initrd=initrd and the command line, named initrd, boot', () => {
+test('iPXE install script: kernel with initrd=initrd and the command line, named initrd, boot; a failed fetch is tried again, then the fallback', () => {
   const s = ipxeScript(install, http);
   assert.ok(s.startsWith('#!ipxe\n'));
-  assert.match(s, /^kernel http:\/\/10\.98\.0\.1:8080\/boot\/distro\/deb12\/kernel initrd=initrd auto=true priority=critical url=http:\/\/10\.98\.0\.1:8080\/autoinstall\/system\/vm9 \|\| goto failed$/m);
-  assert.match(s, /^initrd --name initrd http:\/\/10\.98\.0\.1:8080\/boot\/distro\/deb12\/initrd \|\| goto failed$/m);
+  assert.match(s, /^:fetch\nkernel --name kernel http:\/\/10\.98\.0\.1:8080\/boot\/distro\/deb12\/kernel initrd=initrd auto=true priority=critical url=http:\/\/10\.98\.0\.1:8080\/autoinstall\/system\/vm9 \|\| goto retry$/m);
+  assert.match(s, /^initrd --name initrd http:\/\/10\.98\.0\.1:8080\/boot\/distro\/deb12\/initrd \|\| goto retry$/m);
   assert.match(s, /^boot \|\| goto failed$/m);
+  // The retry: count, give up after IPXE_FETCH_TRIES, free the failed try's images, pause, again.
+  const retry = s.slice(s.indexOf('\n:retry\n') + 1, s.indexOf('\n:failed'));
+  assert.deepEqual(retry.split('\n'), [
+    ':retry',
+    'inc forge_tries',
+    `iseq \${forge_tries} ${IPXE_FETCH_TRIES} && goto failed ||`,
+    `echo forge: download failed (try \${forge_tries} of ${IPXE_FETCH_TRIES}); trying again in ${IPXE_RETRY_SECONDS} s`,
+    'imgfree kernel ||',
+    'imgfree initrd ||',
+    `sleep ${IPXE_RETRY_SECONDS}`,
+    'goto fetch',
+  ]);
+  // Every command that may fail is guarded (an unguarded failure would end the script, not retry it).
+  for (const line of s.split('\n').filter((l) => /^(kernel|initrd|boot|imgfree|iseq) /.test(l))) assert.match(line, /\|\|( goto \w+)?$/, line);
   // The only exit is the failure path, after the boot attempt.
   assert.ok(s.indexOf('\nexit') > s.indexOf('\nboot '));
 });
@@ -46,7 +60,8 @@ test('iPXE menu: one item per profile, default local, labels safe', () => {
   assert.match(s, /^item p0 deb12$/m);
   assert.match(s, /^item p1 rocky9$/m);
   assert.match(s, /^choose --default local --timeout \d+ target && goto \$\{target\} \|\| goto local$/m);
-  assert.match(s, /^:p1\nkernel http:\/\/10\.98\.0\.1:8080\/boot\/distro\/r9\/kernel initrd=initrd \|\| goto local$/m);
+  assert.match(s, /^:p1\n:fetchp1\nkernel --name kernel http:\/\/10\.98\.0\.1:8080\/boot\/distro\/r9\/kernel initrd=initrd \|\| goto retryp1$/m);
+  assert.match(s, /^iseq \$\{forge_tries\} \d+ && goto local \|\|\n(.*\n){4}goto fetchp1$/m);
   assert.match(s, /^:local\nexit$/m);
 });
 
@@ -142,8 +157,9 @@ test('discover target: every format boots the discovery image with forge.url and
   assert.equal(d.target.kind, 'discover', 'discover wins over the default system');
   assert.equal(d.matched, 'none');
   const ipxe = ipxeScript(d.target, http);
-  assert.match(ipxe, /^kernel http:\/\/10\.98\.0\.1:8080\/boot\/discovery\/kernel initrd=initrd console=ttyS0 forge\.url=http:\/\/10\.98\.0\.1:8080 forge\.mac=52:54:00:00:00:09 \|\| goto failed$/m);
-  assert.match(ipxe, /^initrd --name initrd http:\/\/10\.98\.0\.1:8080\/boot\/discovery\/initrd \|\| goto failed$/m);
+  assert.match(ipxe, /^kernel --name kernel http:\/\/10\.98\.0\.1:8080\/boot\/discovery\/kernel initrd=initrd console=ttyS0 forge\.url=http:\/\/10\.98\.0\.1:8080 forge\.mac=52:54:00:00:00:09 \|\| goto retry$/m);
+  assert.match(ipxe, /^initrd --name initrd http:\/\/10\.98\.0\.1:8080\/boot\/discovery\/initrd \|\| goto retry$/m);
+  assert.match(ipxe, /^iseq \$\{forge_tries\} \d+ && goto failed \|\|$/m);
   assert.match(ipxe, /:failed\n.*\n.*\nexit/);
   const px = pxelinuxConfig(d.target, tftp);
   assert.match(px, /^ {2}KERNEL \/discovery\/kernel$/m);
@@ -188,10 +204,10 @@ test('iPXE kernel line: every argument reaches the kernel as written, `;` in a w
     const line = s.split('\n').find((l) => l.startsWith('kernel '));
     assert.ok(line !== undefined);
     const argv = ipxeKernelArgv(line);
-    assert.equal(argv[0], 'kernel');
-    assert.equal(argv[1], 'http://10.98.0.1:8080/boot/distro/deb12/kernel');
-    assert.deepEqual(argv.slice(2), ['initrd=initrd', ...c.split(' ')], `kernel line for ${c}`);
-    // ... and the line still ends in the failure branch, which a stray terminator would have cut.
-    assert.match(line, / \|\| goto failed$/);
+    assert.deepEqual(argv.slice(0, 3), ['kernel', '--name', 'kernel']);
+    assert.equal(argv[3], 'http://10.98.0.1:8080/boot/distro/deb12/kernel');
+    assert.deepEqual(argv.slice(4), ['initrd=initrd', ...c.split(' ')], `kernel line for ${c}`);
+    // ... and the line still ends in the retry branch, which a stray terminator would have cut.
+    assert.match(line, / \|\| goto retry$/);
   }
 });

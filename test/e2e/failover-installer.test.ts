@@ -1,0 +1,139 @@
+/**
+ * Failover of an install in progress, end to end. Two forge servers on one PostgreSQL, each in a
+ * network namespace on one LAN bridge, set up as README "Sites with several servers" says: the
+ * same store, token, `--http-port`, `--listen 0.0.0.0` and `--server VIP:PORT`, both answering the
+ * README's managed subnet (a pair: `--dhcp-probe-seconds 0`), and keepalived from Debian in each
+ * namespace holding the service address 10.98.0.10 on the server whose forge answers.
+ *
+ * A BIOS VM (qemu TCG, Debian's iPXE ROM) PXE-boots the real Debian 12 installer through the
+ * address. The path from server A to the bridge is rate-limited (tc) so the 40 MB initrd takes
+ * seconds; once forge recorded initrd_fetched and the socket still has data queued (ss), A's forge
+ * gets SIGKILL. iPXE's download ends short (content-length underrun), forge's script retries it,
+ * keepalived has moved the address to B, the initrd comes from B, and the installer reaches its
+ * preseed and its install_start callback on B: recorded once.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { need } from '../lib/env.js';
+import { createLan, type Host, type Lan } from '../lib/netns.js';
+import { forgeInNamespace, type NsForge } from '../lib/forge-ns.js';
+import { startPostgres } from '../lib/postgres.js';
+import { startKeepalived, vipHolder } from '../lib/keepalived.js';
+import { startQemu, type Vm } from '../lib/qemu.js';
+import { DI_AMD64, DI_KOPTS, README_MANAGED, screenText } from '../lib/boot-lab.js';
+import { FORGE_BIN } from '../lib/server.js';
+import { openPgStore, type PgStore } from '../../server/store/postgres.js';
+import type { ForgeEvent } from '../../server/core/model.js';
+
+const VIP = '10.98.0.10';
+const PORT = 8080;
+const MAC = '52:54:00:6f:00:01';
+const ROM = '/usr/lib/ipxe/qemu/efi-virtio.rom';
+const REQ = { root: true, commands: ['ip', 'keepalived', 'curl', 'tc', 'ss', 'qemu-system-x86_64'], files: [join(DI_AMD64, 'initrd.gz'), ROM] };
+
+test('failover during an install: SIGKILL the active server while the initrd downloads; the installer retries through the service address and reaches its preseed and install_start on the other, recorded once', { timeout: 900_000 }, async (t) => {
+  if (need(t, REQ) !== undefined) return;
+  const cluster = await startPostgres(t);
+  if (cluster === undefined) return;
+  const dir = mkdtempSync(join(tmpdir(), 'fgfo-'));
+  let lan: Lan | undefined;
+  const forges: NsForge[] = [];
+  let vm: Vm | undefined;
+  let store: PgStore | undefined;
+  try {
+    lan = await createLan('fgfo');
+    const url = await cluster.createDatabase();
+    store = await openPgStore(url);
+    const token = randomBytes(24).toString('base64url');
+    const hosts: [string, Host][] = [];
+    for (const [name, ip, prio] of [['a', '10.98.0.11', 150], ['b', '10.98.0.12', 100]] as const) {
+      const h = await lan.addClient();
+      await h.must('ip', ['addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+      const dd = join(dir, name);
+      mkdirSync(dd, { mode: 0o700 });
+      writeFileSync(join(dd, 'token'), `${token}\n`, { mode: 0o600 });
+      forges.push(await forgeInNamespace(h, ip, dd, [
+        ...README_MANAGED, '--dhcp-probe-seconds', '0',
+        '--store', url, '--server-name', name, '--listen', '0.0.0.0', '--http-port', String(PORT), '--server', `${VIP}:${PORT}`, '--log-level', 'info',
+      ], { timeoutMs: 60_000 }));
+      startKeepalived(h, dd, { name: `forge-${name}`, ip, port: PORT, vip: VIP, priority: prio });
+      hosts.push([name, h]);
+    }
+    const [a, b] = forges as [NsForge, NsForge];
+    const hostA = hosts[0]![1];
+    // The CLI of an operator on the LAN, through the service address.
+    const cli = async (args: string[]): Promise<string> => {
+      const r = await lan!.exec(process.execPath, [FORGE_BIN, ...args], { env: { ...process.env, FORGE_SERVER: `http://${VIP}:${PORT}`, FORGE_TOKEN: token }, timeoutMs: 120_000 });
+      assert.equal(r.code, 0, `forge ${args.join(' ')}\n${r.stdout}${r.stderr}`);
+      return r.stdout;
+    };
+    const t0 = Date.now();
+    while ((await lan.exec('curl', ['-sf', '-m', '2', '-o', '/dev/null', `http://${VIP}:${PORT}/api/v1/health`])).code !== 0) {
+      assert.ok(Date.now() - t0 < 60_000, 'the service address did not answer within 60 s');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(await vipHolder(hosts, VIP), 'a', 'the higher priority holds the address');
+    await cli(['import', '--path', DI_AMD64, '--name', 'deb12']);
+    await cli(['profile', 'add', '--name', 'deb12-x86', '--distro', 'deb12', '--kernel-options', DI_KOPTS]);
+    await cli(['system', 'add', '--name', 'vm-fo', '--profile', 'deb12-x86', '--mac', MAC]);
+    const script = await lan.must('curl', ['-sf', '-m', '5', `http://${VIP}:${PORT}/boot/ipxe/${MAC}`]).catch(() => '');
+    t.diagnostic(`iPXE script:\n${script}`);
+
+    // A's path to the bridge at 24 Mbit/s: the initrd takes about 14 s from A.
+    await hostA.must('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '24mbit', 'burst', '64kb', 'latency', '400ms']);
+    const tap = await lan.addTap();
+    vm = startQemu({ host: lan, tap, mac: MAC, firmware: 'bios', memoryMiB: 1024 });
+
+    const events = async (): Promise<ForgeEvent[]> => (await store!.listEvents('vm-fo', { limit: 500 })).sort((x, y) => x.id - y.id);
+    const types = (evs: ForgeEvent[]): string => evs.map((e) => `${e.source}:${e.type}`).join(' ');
+    const waitEvent = async (what: (e: ForgeEvent) => boolean, label: string, ms: number): Promise<ForgeEvent[]> => {
+      const start = Date.now();
+      for (;;) {
+        const evs = await events();
+        if (evs.some(what)) return evs;
+        if (Date.now() - start > ms || vm!.proc.exitCode !== null) {
+          throw new Error(`${label}: not within ${ms / 1000} s; events: ${types(evs)}\nscreen: ${screenText(vm!.serial()).slice(-1500)}\n--- a:\n${a.output().slice(-2000)}\n--- b:\n${b.output().slice(-2000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    // 1. The initrd download from A has begun: forge recorded it, and A's socket still has data to send.
+    await waitEvent((e) => e.type === 'initrd_fetched', 'initrd fetch from A', 300_000);
+    const inFlight = await hostA.must('ss', ['-tnH', 'state', 'established', `( sport = :${PORT} )`]);
+    const queued = inFlight.split('\n').filter((l) => l.trim() !== '').map((l) => Number(l.trim().split(/\s+/)[1]));
+    assert.ok(queued.some((q) => q > 0), `the initrd is still being sent by A when it is killed (ss: ${inFlight})`);
+    a.proc.kill('SIGKILL');
+    const killedAt = Date.now();
+    const beforeKill = (await events()).length;
+
+    // 2. The installer reaches its preseed and install_start, served by B through the address.
+    const evs = await waitEvent((e) => e.type === 'install_start', 'install_start after the kill', 600_000);
+    t.diagnostic(`SIGKILL -> install_start in ${Math.round((Date.now() - killedAt) / 1000)} s; events: ${types(evs)}`);
+    assert.equal(await vipHolder(hosts, VIP), 'b', 'keepalived moved the address to B');
+    const after = evs.slice(beforeKill);
+    assert.ok(after.some((e) => e.type === 'initrd_fetched'), `the initrd was fetched again after the kill: ${types(after)}`);
+    assert.match(b.output(), /path=\/boot\/distro\/deb12\/initrd[^\n]*status=200/, 'B served the whole initrd');
+    const served = after.find((e) => e.type === 'autoinstall_served');
+    assert.ok(served !== undefined, `the preseed was served after the kill: ${types(after)}`);
+    assert.equal((served.detail as { server?: string }).server, `${VIP}:${PORT}`, 'through the service address');
+    // Give a duplicate callback the time to arrive before counting.
+    await new Promise((r) => setTimeout(r, 10_000));
+    const starts = (await events()).filter((e) => e.type === 'install_start');
+    assert.equal(starts.length, 1, `install_start recorded once: ${JSON.stringify(starts)}`);
+  } catch (e) {
+    if (vm !== undefined) t.diagnostic(`screen tail: ${screenText(vm.serial()).slice(-2500)}`);
+    for (const f of forges) t.diagnostic(f.output().slice(-3000));
+    throw e;
+  } finally {
+    await vm?.kill().catch(() => undefined);
+    for (const f of forges) await f.stop().catch(() => undefined);
+    await store?.close().catch(() => undefined);
+    await lan?.destroy().catch(() => undefined);
+    await cluster.stop();
+    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  }
+});
