@@ -4,7 +4,7 @@
  * set higher up the chain, or in the settings, shows through.
  */
 import { INHERIT } from './model.js';
-import type { Distro, NetInterface, Profile, Subnet, System } from './model.js';
+import type { Distro, NetInterface, Profile, Subnet, System, VirtFields } from './model.js';
 
 export function defaultDistro(name: string): Distro {
   return {
@@ -25,6 +25,20 @@ export function defaultDistro(name: string): Distro {
   };
 }
 
+/** Profiles and systems inherit every virt_* field until one is set (core/model.ts VirtFields). */
+function inheritedVirt(): VirtFields {
+  return {
+    virt_type: INHERIT,
+    virt_cpus: INHERIT,
+    virt_ram: INHERIT,
+    virt_file_size: INHERIT,
+    virt_path: INHERIT,
+    virt_bridge: INHERIT,
+    virt_disk_driver: INHERIT,
+    virt_auto_boot: INHERIT,
+  };
+}
+
 export function defaultProfile(name: string): Profile {
   return {
     name,
@@ -42,14 +56,7 @@ export function defaultProfile(name: string): Profile {
     enable_ipxe: INHERIT,
     enable_menu: INHERIT,
     boot_loaders: [],
-    virt_type: INHERIT,
-    virt_cpus: INHERIT,
-    virt_ram: INHERIT,
-    virt_file_size: INHERIT,
-    virt_path: INHERIT,
-    virt_bridge: INHERIT,
-    virt_disk_driver: INHERIT,
-    virt_auto_boot: INHERIT,
+    ...inheritedVirt(),
   };
 }
 
@@ -95,14 +102,7 @@ export function defaultSystem(name: string): System {
     power_pass: '',
     power_id: '',
     power_ca: '',
-    virt_type: INHERIT,
-    virt_cpus: INHERIT,
-    virt_ram: INHERIT,
-    virt_file_size: INHERIT,
-    virt_path: INHERIT,
-    virt_bridge: INHERIT,
-    virt_disk_driver: INHERIT,
-    virt_auto_boot: INHERIT,
+    ...inheritedVirt(),
   };
 }
 
