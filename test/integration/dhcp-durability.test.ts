@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { need } from '../lib/env.js';
 import { createLan } from '../lib/netns.js';
 import { forgeInNamespace, type NsForge } from '../lib/forge-ns.js';
-import { BOOTREQUEST, MessageType, Opt, Options, decode, encode, macOf, macToChaddr } from '../../server/protocol/dhcp4/index.js';
+import { MessageType, Opt, Options, decode, encode, macOf } from '../../server/protocol/dhcp4/index.js';
+import { bootRequest } from '../lib/dhcp-request.js';
 import { SqliteStore } from '../../server/store/sqlite.js';
 
 const RAW = fileURLToPath(new URL('./dhcp-raw-client.js', import.meta.url));
@@ -30,10 +31,7 @@ function request(i: number, giaddr: string, serverId: string): Buffer {
   opts.setIp(Opt.RequestedIP, `10.98.${1 + Math.floor(i / 250)}.${(i % 250) + 1}`);
   opts.setIp(Opt.ServerIdentifier, serverId);
   const mac = `02:dd:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
-  return encode({
-    op: BOOTREQUEST, htype: 1, hlen: 6, hops: 1, xid: 0x5000 + i, secs: 0, flags: 0,
-    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr, chaddr: macToChaddr(mac), sname: '', file: '', options: opts,
-  });
+  return encode(bootRequest({ mac, xid: 0x5000 + i, options: opts, hops: 1, giaddr }));
 }
 
 test('every lease forge ACKed is in the store after SIGKILL in the middle of a stream of REQUESTs', async (t) => {

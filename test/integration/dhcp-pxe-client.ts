@@ -6,7 +6,8 @@
  * one JSON line, until listenMs has passed. Not a test file itself.
  */
 import { createSocket } from 'node:dgram';
-import { BOOTREQUEST, Opt, Options, decode, encode, macOf, macToChaddr, type Packet } from '../../server/protocol/dhcp4/index.js';
+import { Opt, Options, decode, encode, macOf, type Packet } from '../../server/protocol/dhcp4/index.js';
+import { bootRequest } from '../lib/dhcp-request.js';
 
 export interface Step {
   mac: string;
@@ -48,23 +49,7 @@ export function stepPacket(s: Step): Packet {
   if (s.serverId !== undefined) o.setIp(Opt.ServerIdentifier, s.serverId);
   o.set(Opt.ParameterRequestList, Buffer.of(1, 3, 6, 43, 54, 60, 66, 67));
   o.set(Opt.ClientUuid, Buffer.concat([Buffer.of(0), Buffer.alloc(16, 0x11)]));
-  return {
-    op: BOOTREQUEST,
-    htype: 1,
-    hlen: 6,
-    hops: 0,
-    xid: s.xid,
-    secs: 4,
-    flags: s.broadcastFlag === false ? 0 : 0x8000,
-    ciaddr: s.ciaddr ?? '0.0.0.0',
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
-    giaddr: '0.0.0.0',
-    chaddr: macToChaddr(s.mac),
-    sname: '',
-    file: '',
-    options: o,
-  };
+  return bootRequest({ mac: s.mac, xid: s.xid, options: o, secs: 4, flags: s.broadcastFlag === false ? 0 : 0x8000, ...(s.ciaddr !== undefined ? { ciaddr: s.ciaddr } : {}) });
 }
 
 async function main(): Promise<void> {

@@ -21,7 +21,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
-import { BOOTREQUEST, MessageType, Opt, Options, decode, encode, macToChaddr } from '../../server/protocol/dhcp4/index.js';
+import { MessageType, Opt, Options, decode, encode } from '../../server/protocol/dhcp4/index.js';
+import { bootRequest } from '../lib/dhcp-request.js';
 import { freeUdpPort } from '../lib/tftp-client.js';
 import { startForge, type ForgeServer } from '../lib/server.js';
 
@@ -60,7 +61,7 @@ let xid = 1;
 function inform(i: number): Promise<number> {
   const id = xid++;
   const o = new Options().setUint8(Opt.MessageType, MessageType.INFORM);
-  const pkt = encode({ op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: id, secs: 0, flags: 0, ciaddr: '127.0.0.1', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr: macToChaddr(mac(i)), sname: '', file: '', options: o });
+  const pkt = encode(bootRequest({ mac: mac(i), xid: id, options: o, ciaddr: '127.0.0.1' }));
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const timer = setTimeout(() => {

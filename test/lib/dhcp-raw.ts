@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import type { Host } from './netns.js';
-import { BOOTREQUEST, Opt, Options, decode, encode, macToChaddr, type Packet } from '../../server/protocol/dhcp4/index.js';
+import { Opt, Options, decode, encode, type Packet } from '../../server/protocol/dhcp4/index.js';
+import { bootRequest } from './dhcp-request.js';
 
 const RAW = fileURLToPath(new URL('../integration/dhcp-raw-client.js', import.meta.url));
 
@@ -17,11 +18,7 @@ export function packet(o: { type: number; mac: string; xid: number; giaddr?: str
   if (o.serverId !== undefined) opts.setIp(Opt.ServerIdentifier, o.serverId);
   if (o.maxSize !== undefined) opts.setUint16(Opt.MaxMessageSize, o.maxSize);
   opts.set(Opt.ParameterRequestList, Buffer.of(1, 3, 6, 12, 15, 26, 51, 54, 119));
-  const p: Packet = {
-    op: BOOTREQUEST, htype: 1, hlen: 6, hops: o.giaddr !== undefined ? 1 : 0, xid: o.xid, secs: 0, flags: 0x8000,
-    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: o.giaddr ?? '0.0.0.0', chaddr: macToChaddr(o.mac), sname: '', file: '', options: opts,
-  };
-  return encode(p);
+  return encode(bootRequest({ mac: o.mac, xid: o.xid, options: opts, flags: 0x8000, hops: o.giaddr !== undefined ? 1 : 0, ...(o.giaddr !== undefined ? { giaddr: o.giaddr } : {}) }));
 }
 
 /** Sends packets from `host` (bound to bind:bindPort) and returns the replies decoded, with their size. */

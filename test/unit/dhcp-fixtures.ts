@@ -13,7 +13,8 @@ import type { DhcpDeps } from '../../server/services/dhcp.js';
 import { memoryLogger } from '../../server/log.js';
 import type { NewEvent } from '../../server/store/store.js';
 import { SqliteStore } from '../../server/store/sqlite.js';
-import { BOOTREQUEST, MessageType, Opt, Options, encode, macToChaddr, type Packet } from '../../server/protocol/dhcp4/index.js';
+import { MessageType, Opt, Options, encode, type Packet } from '../../server/protocol/dhcp4/index.js';
+import { bootRequest } from '../lib/dhcp-request.js';
 
 export interface Fixture {
   ctx: DhcpDeps;
@@ -102,23 +103,15 @@ export function clientPacket(o: ClientOpts): Packet {
   if (o.vendorClass !== undefined) opts.setString(Opt.VendorClass, o.vendorClass);
   if (o.userClass !== undefined) opts.setString(Opt.UserClass, o.userClass);
   if (o.relayInfo !== undefined) opts.set(Opt.RelayAgentInfo, o.relayInfo);
-  return {
-    op: BOOTREQUEST,
-    htype: 1,
-    hlen: 6,
-    hops: o.giaddr !== undefined ? 1 : 0,
+  return bootRequest({
+    mac: o.mac,
     xid: o.xid ?? 0x1234,
-    secs: 0,
-    flags: o.flags ?? 0,
-    ciaddr: o.ciaddr ?? '0.0.0.0',
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
-    giaddr: o.giaddr ?? '0.0.0.0',
-    chaddr: macToChaddr(o.mac),
-    sname: '',
-    file: '',
     options: opts,
-  };
+    hops: o.giaddr !== undefined ? 1 : 0,
+    ...(o.flags !== undefined ? { flags: o.flags } : {}),
+    ...(o.ciaddr !== undefined ? { ciaddr: o.ciaddr } : {}),
+    ...(o.giaddr !== undefined ? { giaddr: o.giaddr } : {}),
+  });
 }
 
 export const wire = (o: ClientOpts): Buffer => encode(clientPacket(o));
