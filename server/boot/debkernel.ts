@@ -27,13 +27,18 @@ export interface KernelUser {
   failed: ErrorCode;
 }
 
+/** A host tool that failed, as the caller's error: not installed (ENOENT), else what it wrote to stderr. */
+export function toolError(u: KernelUser, cmd: string, args: readonly string[], e: unknown): ForgeError {
+  const err = e as { code?: unknown; stderr?: string | Buffer; message: string };
+  if (err.code === 'ENOENT') return new ForgeError(u.unavailable, `${u.label}: ${cmd} is not installed`);
+  return new ForgeError(u.failed, `${u.label}: ${cmd} ${args.join(' ')}: ${String(err.stderr ?? '').trim() || err.message}`, { cause: e });
+}
+
 async function sh(u: KernelUser, cmd: string, args: string[], timeoutMs = 120_000): Promise<string> {
   try {
     return (await run(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20 })).stdout;
   } catch (e) {
-    const err = e as { code?: unknown; stderr?: string; message: string };
-    if (err.code === 'ENOENT') throw new ForgeError(u.unavailable, `${u.label}: ${cmd} is not installed`);
-    throw new ForgeError(u.failed, `${u.label}: ${cmd} ${args.join(' ')}: ${(err.stderr ?? '').trim() || err.message}`, { cause: e });
+    throw toolError(u, cmd, args, e);
   }
 }
 

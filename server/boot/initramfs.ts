@@ -17,7 +17,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSy
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ForgeError } from '../errors.js';
-import type { KernelUser } from './debkernel.js';
+import { toolError, type KernelUser } from './debkernel.js';
 
 /** Debian's busybox-static installs here. */
 export const BUSYBOX = '/bin/busybox';
@@ -71,9 +71,7 @@ function run(u: KernelUser, cmd: string, args: string[], opts: { cwd?: string } 
   try {
     return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 16 << 20, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
   } catch (e) {
-    const err = e as { code?: unknown; stderr?: string; message: string };
-    if (err.code === 'ENOENT') throw new ForgeError(u.unavailable, `${u.label}: ${cmd} is not installed`);
-    throw new ForgeError(u.failed, `${u.label}: ${cmd} ${args.join(' ')}: ${(err.stderr ?? '').trim() || err.message}`, { cause: e });
+    throw toolError(u, cmd, args, e);
   }
 }
 
