@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     '(2 cores) and shared, so read ratios rather than absolute numbers. Each section says when and where it was measured,',
     'and the load average beside each figure; forge and the rival run interleaved so that both see the same load.',
     '',
-    'What the bench needs (not installed by CI, which does not run it): Debian 12 with `apt-get install perfdhcp',
+    'What the bench needs (not installed by CI, which does not run it): Debian 12 with `apt-get install perfdhcp time',
     'kea-dhcp4-server dnsmasq tftpd-hpa atftp tcpdump qemu-system-x86 ipxe-qemu pxelinux syslinux-common',
     'debian-installer-12-netboot-amd64 virtinst libvirt-daemon-system vmdb2 debootstrap mmdebstrap` (most are already in .ci/apt-packages.txt for the',
     'tests), run as root (network namespaces). atftpd, nginx and radvd are fetched by the bench itself with',
