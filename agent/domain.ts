@@ -147,6 +147,25 @@ function setAttr(tag: string, name: string, value: string): string {
 }
 
 /**
+ * The same domain with some disks in other files (a snapshot's overlay, a
+ * restored disk): each <disk> whose source file is a key gets the new file
+ * and driver type. The <backingStore> chain libvirt reported is dropped: it
+ * probes the new file's chain itself when the domain starts
+ * (https://libvirt.org/kbase/backing_chains.html). Pure.
+ */
+export function moveDisks(xml: string, disks: ReadonlyMap<string, { file: string; format: string }>): string {
+  return xml.replace(/<disk(?:\s[^>]*)?>[\s\S]*?<\/disk>/g, (d) => {
+    const src = attr(openTag(first(d, 'source')), 'file');
+    const to = disks.get(src);
+    if (to === undefined) return d;
+    return d
+      .replace(/<source(\s[^>]*)?\/?>/, (t) => setAttr(t, 'file', to.file))
+      .replace(/<driver(\s[^>]*)?\/?>/, (t) => setAttr(t, 'type', to.format))
+      .replace(/\s*<backingStore(?:\s[^>]*)?(?:\/>|>[\s\S]*?<\/backingStore>)/g, '');
+  });
+}
+
+/**
  * The inactive XML of a domain (virsh dumpxml --inactive) made into another
  * domain's: a clone, or a snap-run throwaway. Pure. Everything that names the
  * source (name, uuid, disk files, MACs, console log, marker) is replaced;
@@ -155,15 +174,7 @@ function setAttr(tag: string, name: string, value: string): string {
  */
 export function retargetDomainXml(xml: string, r: Retarget): string {
   let out = xml.replace(/<name>[^<]*<\/name>/, `<name>${esc(r.name)}</name>`).replace(/<uuid>[^<]*<\/uuid>/, `<uuid>${esc(r.uuid)}</uuid>`);
-  out = out.replace(/<disk(?:\s[^>]*)?>[\s\S]*?<\/disk>/g, (d) => {
-    const src = attr(openTag(first(d, 'source')), 'file');
-    const to = r.disks.get(src);
-    if (to === undefined) return d;
-    return d
-      .replace(/<source(\s[^>]*)?\/?>/, (t) => setAttr(t, 'file', to.file))
-      .replace(/<driver(\s[^>]*)?\/?>/, (t) => setAttr(t, 'type', to.format))
-      .replace(/\s*<backingStore(?:\s[^>]*)?(?:\/>|>[\s\S]*?<\/backingStore>)/g, '');
-  });
+  out = moveDisks(out, r.disks);
   out = out.replace(/<mac(\s[^>]*)?\/>/g, (t) => {
     const to = r.macs.get(attr(t, 'address').toLowerCase());
     return to === undefined ? t : setAttr(t, 'address', to);

@@ -88,10 +88,14 @@ export const SUBCOMMANDS: readonly SubSpec[] = [
     args: ['NAME', 'SNAP?'],
     flags: [
       { long: 'comment', value: true, help: 'a short description kept with the snapshot' },
-      { long: 'live', value: false, help: 'snapshot a running VM with its memory (it pauses while the disks are copied, then resumes)' },
+      { long: 'live', value: false, help: 'snapshot a running VM with its memory (it pauses while the disks are snapshotted, then resumes)' },
+      { long: 'kind', value: true, help: 'auto (default): a reflink copy where the filesystem clones files (btrfs, XFS reflink=1), else a qcow2 overlay; or reflink|overlay' },
     ],
     summary: 'snapshot the disks of a stopped VM (names S0, S1, ...; LAST points at the newest)',
-    details: ['Copies are reflinks on btrfs/XFS and sparse copies elsewhere, kept in DIR/NAME.snapshots beside the first disk.'],
+    details: [
+      'An overlay snapshot freezes each disk file as the snapshot and moves the VM onto a new qcow2 overlay (DISK.N.qcow2 beside it); the domain XML follows.',
+      'A reflink copy is kept in DIR/NAME.snapshots/SNAP beside the first disk; it shares blocks with the disk until either is written.',
+    ],
   },
   {
     path: ['snapshot', 'list'],
@@ -105,20 +109,20 @@ export const SUBCOMMANDS: readonly SubSpec[] = [
     args: ['NAME', 'SNAP?'],
     flags: [FORCE],
     summary: "put a snapshot's disks back (default LAST); the current disks are lost, so --force (unless they are missing)",
-    details: ['A live snapshot resumes the guest where it was.'],
+    details: ['The VM gets a new qcow2 overlay on the snapshot (or a reflink copy of it); a live snapshot resumes the guest where it was.'],
   },
   {
     path: ['snapshot', 'delete'],
     args: ['NAME', 'SNAP'],
     flags: [FORCE],
     summary: 'delete a snapshot (needs --force); LAST moves to the newest remaining one',
-    details: [],
+    details: ["Files on the snapshot's image (the disk, later snapshots) are rebased onto its backing file (qemu-img rebase) first; an image another domain uses is refused."],
   },
   {
     path: ['snap', 'run'],
-    args: ['NAME'],
+    args: ['NAME', 'SNAP?'],
     flags: [],
-    summary: 'run a throwaway copy of a stopped VM on a qcow2 overlay of its disks, discarded when the guest shuts down',
+    summary: 'run a throwaway copy of a stopped VM on a qcow2 overlay of its disks (or of snapshot SNAP), discarded when the guest shuts down',
     details: ['The copy is the transient domain NAME-snap with new MACs; its console log is NAME-snap-console.log.'],
   },
   {

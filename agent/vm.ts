@@ -18,9 +18,9 @@ import { basename, dirname, extname, join, resolve as resolvePath } from 'node:p
 import { ForgeError } from '../server/errors.js';
 import { HttpForgeApi, type ForgeApi } from './api.js';
 import { sh } from './disk.js';
-import { parseDomainXml, retargetDomainXml, type DomainInfo } from './domain.js';
+import { moveDisks, parseDomainXml, retargetDomainXml, type DomainInfo } from './domain.js';
 import { randomMac } from './plan.js';
-import { copyFile, createSnapshot, deleteSnapshot, LAST, listSnapshots, restoreSnapshot, snapshotRoot } from './snapshots.js';
+import { backingChain, copyFile, createSnapshot, deleteSnapshot, findSnapshot, LAST, listSnapshots, restoreSnapshot, snapshotRoot, type DiskChange, type SnapshotKind, type SnapshotMeta } from './snapshots.js';
 import type { ParsedSub } from './subcommands.js';
 import { exitStatus, follow, hookScript, rescueDomainXml, resolveJob, stageJob, type JobSource } from './jobs.js';
 import { rescueSystem } from './rescue.js';
@@ -154,7 +154,7 @@ async function vmInfo(v: Virsh, ctx: VmContext, name: string): Promise<void> {
 }
 
 /** Seed 004: a VM whose disk is gone but which has snapshots gets LAST back before it starts. */
-async function restoreMissing(ctx: VmContext, info: DomainInfo): Promise<boolean> {
+async function restoreMissing(v: Virsh, ctx: VmContext, info: DomainInfo): Promise<boolean> {
   const missing = info.disks.filter((d) => d.device === 'disk' && d.type === 'file' && d.source !== '' && !existsSync(d.source));
   if (missing.length === 0) return false;
   let root: string;
@@ -167,16 +167,54 @@ async function restoreMissing(ctx: VmContext, info: DomainInfo): Promise<boolean
   if (rows.length === 0) return false;
   const last = rows.find((r) => r.last) ?? rows.at(-1);
   ctx.io.err(`${info.name}: disk ${missing.map((d) => d.source).join(', ')} missing; restoring snapshot LAST (${last?.name ?? '?'}) first`);
-  const { meta } = await restoreSnapshot(root, LAST);
+  const { meta } = await restoreSnapshot(root, LAST, { disks: info.disks, used: new Set((await filesOfOthers(v, info.name)).keys()), apply: defineWith(v, info.name) });
   await report(ctx, info, 'snapshot_restore', { snapshot: meta.name, reason: 'disk missing at start' });
   return true;
+}
+
+/** Keeps the domain's definition in step with its disks: the inactive XML with the changed disk files, defined again. */
+function defineWith(v: Virsh, name: string): (changes: DiskChange[]) => Promise<void> {
+  return async (changes) => {
+    const xml = moveDisks(await v.xml(name, true), new Map(changes.map((c) => [c.from, { file: c.file, format: c.format }])));
+    const f = tmpXml(xml);
+    try {
+      await v.run(['define', f]);
+    } finally {
+      rmSync(f, { force: true });
+    }
+  };
+}
+
+/**
+ * Starts the guest saved in a live snapshot's memory file on the VM's disks
+ * as they are now: the saved XML names the disk files at save time, which an
+ * overlay snapshot or a restore has replaced (virsh restore --xml may change
+ * host-side paths, not the guest ABI).
+ */
+async function resumeSaved(v: Virsh, name: string, memoryFile: string, meta: SnapshotMeta): Promise<void> {
+  const now = parseDomainXml(await v.xml(name, true)).disks;
+  const map = new Map<string, { file: string; format: string }>();
+  for (const s of meta.disks) {
+    const d = now.find((x) => x.target === s.target);
+    if (d !== undefined && d.source !== s.source) map.set(s.source, { file: d.source, format: d.format });
+  }
+  if (map.size === 0) {
+    await v.run(['restore', memoryFile], 3_600_000);
+    return;
+  }
+  const f = tmpXml(moveDisks(await v.run(['save-image-dumpxml', memoryFile]), map));
+  try {
+    await v.run(['restore', memoryFile, '--xml', f], 3_600_000);
+  } finally {
+    rmSync(f, { force: true });
+  }
 }
 
 async function vmStart(v: Virsh, ctx: VmContext, name: string): Promise<void> {
   const info = await forgeDomain(v, name);
   const st = await v.state(name);
   if (isRunning(st)) throw new ForgeError('VM_RUNNING', `${name} is already ${st}`, { field: 'NAME' });
-  await restoreMissing(ctx, info);
+  await restoreMissing(v, ctx, info);
   await v.run(['start', name]);
   ctx.io.out(`${name} started (console: forge-agent console ${name})`);
   await report(ctx, info, 'start');
@@ -221,9 +259,9 @@ async function vmKill(v: Virsh, ctx: VmContext, p: ParsedSub, name: string): Pro
   await report(ctx, info, 'kill');
 }
 
-/** Every file the other domains use as a disk or as the backing file of one. */
-async function filesOfOthers(v: Virsh, self: string): Promise<Set<string>> {
-  const used = new Set<string>();
+/** Every file the other domains use (their disks and each disk's whole backing chain) -> the domain using it. */
+async function filesOfOthers(v: Virsh, self: string): Promise<Map<string, string>> {
+  const used = new Map<string, string>();
   for (const n of await v.names()) {
     if (n === self) continue;
     let xml: string;
@@ -233,39 +271,29 @@ async function filesOfOthers(v: Virsh, self: string): Promise<Set<string>> {
       continue;
     }
     for (const d of parseDomainXml(xml).disks) {
-      if (d.source !== '') used.add(d.source);
-      if (d.backing !== '') used.add(d.backing);
+      if (d.source === '') continue;
+      used.set(d.source, n);
+      if (d.backing !== '') used.set(d.backing, n);
+      if (d.type === 'file' && d.device === 'disk') for (const f of await backingChain(d.source)) used.set(f, n);
     }
   }
   return used;
-}
-
-async function backingOf(file: string): Promise<string> {
-  try {
-    const j = JSON.parse(await sh('qemu-img', ['info', '-U', '--output=json', file])) as Record<string, unknown>;
-    const b = j['full-backing-filename'] ?? j['backing-filename'];
-    return typeof b === 'string' ? b : '';
-  } catch {
-    return '';
-  }
 }
 
 async function vmDestroy(v: Virsh, ctx: VmContext, p: ParsedSub, name: string): Promise<void> {
   const info = await forgeDomain(v, name);
   const removeDisks = p.flags.get('remove-disks') === true;
   needForce(p, removeDisks ? `destroy --remove-disks deletes the domain ${name}, its disks and snapshots` : `destroy removes the domain definition of ${name}`);
+  // Files other domains run on or over (their chains) stay.
   const others = await filesOfOthers(v, name);
-  // Files whose overlays other domains run on stay, too.
-  for (const f of [...others]) {
-    const b = await backingOf(f);
-    if (b !== '') others.add(b);
-  }
   let snapRoot: string | undefined;
   try {
     snapRoot = snapshotRoot(info);
   } catch {
     snapRoot = undefined;
   }
+  // Overlay snapshots keep their images beside the disks, outside the snapshot directory.
+  const images = snapRoot === undefined ? [] : [...new Set(listSnapshots(snapRoot).flatMap((r) => r.disks.map((d) => d.image)))];
   if (isRunning(await v.state(name))) await v.run(['destroy', name]);
   const nvram = info.firmware === 'uefi' ? ['--nvram'] : [];
   await v.run(['undefine', name, ...nvram]);
@@ -283,6 +311,16 @@ async function vmDestroy(v: Virsh, ctx: VmContext, p: ParsedSub, name: string): 
       }
       rmSync(d.source, { force: true });
       removed.push(d.source);
+    }
+    for (const f of images) {
+      if (snapRoot !== undefined && f.startsWith(`${snapRoot}/`)) continue; // reflink copies go with the directory
+      if (others.has(f)) {
+        kept.push(`${f} (used by another domain)`);
+        continue;
+      }
+      if (!existsSync(f)) continue;
+      rmSync(f, { force: true });
+      removed.push(f);
     }
     if (snapRoot !== undefined && existsSync(snapRoot)) {
       rmSync(snapRoot, { recursive: true, force: true });
@@ -305,10 +343,14 @@ async function snapshotCreate(v: Virsh, ctx: VmContext, p: ParsedSub): Promise<v
     throw new ForgeError('VM_RUNNING', `${name} is ${st}: a disk snapshot needs it stopped; add --live to snapshot it running, with its memory`, { field: 'NAME' });
   }
   if (live && !isRunning(st)) throw new ForgeError('USAGE', `--live: ${name} is not running (a stopped VM gets a disk snapshot without --live)`, { field: 'live' });
-  const meta = await createSnapshot(info, {
+  const k = p.flags.get('kind') ?? 'auto';
+  if (k !== 'auto' && k !== 'reflink' && k !== 'overlay') throw new ForgeError('USAGE', `--kind must be one of auto|reflink|overlay, not '${String(k)}'`, { field: 'kind' });
+  const { meta } = await createSnapshot(info, {
     name: snap,
     comment,
     now: ctx.now(),
+    ...(k === 'auto' ? {} : { kind: k as SnapshotKind }),
+    apply: defineWith(v, name),
     ...(live
       ? {
           saveMemory: async (file: string) => {
@@ -319,11 +361,12 @@ async function snapshotCreate(v: Virsh, ctx: VmContext, p: ParsedSub): Promise<v
       : {}),
   });
   if (live) {
-    // Resume at once from the state just saved (the disks are the ones it was saved with).
-    await v.run(['restore', join(snapshotRoot(info), meta.name, 'memory.save')], 3_600_000);
+    // Resume at once from the state just saved, on the disks as they now are (an overlay's new file).
+    await resumeSaved(v, name, join(snapshotRoot(info), meta.name, 'memory.save'), meta);
   }
-  ctx.io.out(`${name}: snapshot ${meta.name} created${meta.memory ? ' (live, with memory)' : ''} (LAST -> ${meta.name})`);
-  await report(ctx, info, 'snapshot_create', { snapshot: meta.name, comment: meta.comment, live: meta.memory });
+  const kinds = [...new Set(meta.disks.map((d) => d.kind))].join('+');
+  ctx.io.out(`${name}: snapshot ${meta.name} created${meta.memory ? ' (live, with memory)' : ''} as ${kinds === 'overlay' ? 'a qcow2 overlay' : kinds === 'reflink' ? 'a reflink copy' : `${kinds} disks`} (LAST -> ${meta.name})`);
+  await report(ctx, info, 'snapshot_create', { snapshot: meta.name, comment: meta.comment, live: meta.memory, kind: kinds });
 }
 
 async function snapshotList(v: Virsh, ctx: VmContext, name: string): Promise<void> {
@@ -333,7 +376,9 @@ async function snapshotList(v: Virsh, ctx: VmContext, name: string): Promise<voi
     ctx.io.out(`${name} has no snapshots`);
     return;
   }
-  const table = [['NAME', 'TIME', 'SIZE', 'COMMENT'], ...rows.map((r) => [`${r.name}${r.last ? ' (LAST)' : ''}${r.memory ? ' [live]' : ''}`, r.time, human(r.size), r.comment])];
+  const table = [['NAME', 'TIME', 'SIZE', 'KIND', 'COMMENT'], ...rows.map((r) => [
+    `${r.name}${r.last ? ' (LAST)' : ''}${r.memory ? ' [live]' : ''}`, r.time, human(r.size), [...new Set(r.disks.map((d) => d.kind))].join('+'), r.comment,
+  ])];
   const w = table[0]!.map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
   for (const r of table) ctx.io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i] as number))).join('  '));
 }
@@ -344,9 +389,11 @@ async function snapshotRestore(v: Virsh, ctx: VmContext, p: ParsedSub): Promise<
   await refuseRunning(v, info, 'snapshot restore');
   const disks = info.disks.filter((d) => d.device === 'disk' && d.type === 'file');
   if (disks.some((d) => existsSync(d.source))) needForce(p, `restoring replaces the current disks of ${name} (take a snapshot first to keep them)`);
-  const { meta, memoryFile } = await restoreSnapshot(snapshotRoot(info), snap ?? LAST);
+  const { meta, memoryFile } = await restoreSnapshot(snapshotRoot(info), snap ?? LAST, {
+    disks: info.disks, used: new Set((await filesOfOthers(v, name)).keys()), apply: defineWith(v, name),
+  });
   if (memoryFile !== undefined) {
-    await v.run(['restore', memoryFile], 3_600_000);
+    await resumeSaved(v, name, memoryFile, meta);
     ctx.io.out(`${name}: restored snapshot ${meta.name} and resumed it (live snapshot)`);
   } else {
     ctx.io.out(`${name}: restored snapshot ${meta.name}`);
@@ -359,7 +406,11 @@ async function snapshotDelete(v: Virsh, ctx: VmContext, p: ParsedSub): Promise<v
   const info = await forgeDomain(v, name);
   const root = snapshotRoot(info);
   needForce(p, `deleting snapshot ${snap} of ${name} loses it`);
-  const meta = deleteSnapshot(root, snap);
+  const meta = await deleteSnapshot(root, snap, {
+    disks: info.disks.filter((d) => d.device === 'disk' && d.type === 'file').map((d) => d.source),
+    usedBy: await filesOfOthers(v, name),
+    apply: defineWith(v, name),
+  });
   const last = listSnapshots(root).find((r) => r.last);
   ctx.io.out(`${name}: snapshot ${meta.name} deleted${last !== undefined ? ` (LAST -> ${last.name})` : ''}`);
   await report(ctx, info, 'snapshot_delete', { snapshot: meta.name });
@@ -388,10 +439,12 @@ function siblingLog(info: DomainInfo, name: string): string {
   return join(dir, `${name}-console.log`);
 }
 
-async function snapRun(v: Virsh, ctx: VmContext, name: string): Promise<void> {
-  const info = await forgeDomain(v, name);
+async function snapRun(v: Virsh, ctx: VmContext, name: string, snap: string | undefined): Promise<void> {
+  let info = await forgeDomain(v, name);
   await refuseRunning(v, info, 'snap run (the overlay must sit on a disk nobody writes)');
-  await restoreMissing(ctx, info);
+  // On a snapshot: the throwaway overlay sits on the snapshot's frozen image instead of the disk.
+  const on = snap === undefined ? undefined : findSnapshot(snapshotRoot(info), snap);
+  if (on === undefined && (await restoreMissing(v, ctx, info))) info = await forgeDomain(v, name);
   const runName = `${name}-snap`;
   if ((await v.state(runName)) !== undefined) throw new ForgeError('VIRT_EXISTS', `a domain ${runName} exists already (another snap run?)`);
   const disks = new Map<string, { file: string; format: string }>();
@@ -402,8 +455,10 @@ async function snapRun(v: Virsh, ctx: VmContext, name: string): Promise<void> {
   try {
     for (const d of info.disks.filter((x) => x.device === 'disk')) {
       if (d.type !== 'file') throw new ForgeError('VIRT_FAILED', `disk ${d.target} is a ${d.type} disk; snap run needs file disks`);
+      const img = on?.disks.find((s) => s.target === d.target);
+      if (on !== undefined && img === undefined) throw new ForgeError('NOT_FOUND', `snapshot ${on.name} has no image of disk ${d.target}`, { field: 'SNAP' });
       const ov = join(dirname(d.source), `.${basename(d.source, extname(d.source))}.snap-run.qcow2`);
-      await sh('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', d.source, '-F', d.format || 'raw', ov]);
+      await sh('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', img?.image ?? d.source, '-F', (img?.format ?? d.format) || 'raw', ov]);
       overlays.push(ov);
       disks.set(d.source, { file: ov, format: 'qcow2' });
     }
@@ -420,8 +475,8 @@ async function snapRun(v: Virsh, ctx: VmContext, name: string): Promise<void> {
       void v.run(['destroy', runName]).catch(() => undefined);
     };
     process.once('SIGINT', stop);
-    ctx.io.out(`${runName} running on a throwaway overlay of ${name}; it is discarded when the guest shuts down (console: forge-agent console ${runName})`);
-    await report(ctx, info, 'snap_run', { domain_copy: runName });
+    ctx.io.out(`${runName} running on a throwaway overlay of ${name}${on === undefined ? '' : ` at snapshot ${on.name}`}; it is discarded when the guest shuts down (console: forge-agent console ${runName})`);
+    await report(ctx, info, 'snap_run', { domain_copy: runName, ...(on === undefined ? {} : { snapshot: on.name }) });
     while ((await v.state(runName)) !== undefined) await new Promise((r) => setTimeout(r, 1000));
     process.removeListener('SIGINT', stop);
     ctx.io.out(`${runName} shut down; overlay discarded`);
@@ -431,7 +486,8 @@ async function snapRun(v: Virsh, ctx: VmContext, name: string): Promise<void> {
 }
 
 function cloneFile(src: string, from: string, to: string, target: string): string {
-  const b = basename(src);
+  // The clone's disk is one new file: an overlay's `.N` (agent/snapshots.ts overlayPath) is not carried over.
+  const b = basename(src).replace(/\.\d+(\.qcow2)$/, '$1');
   const nb = b.includes(from) ? b.split(from).join(to) : `${to}-${target}${extname(b) || '.img'}`;
   return join(dirname(src), nb);
 }
@@ -472,8 +528,15 @@ async function clone(v: Virsh, ctx: VmContext, from: string, to: string): Promis
   const made: string[] = [];
   try {
     for (const [src, dst] of disks) {
-      await copyFile(src, dst.file);
       made.push(dst.file);
+      if ((await backingChain(src)).length > 1) {
+        // A disk on a snapshot chain: the clone gets it flattened into one qcow2 of its own (allocated data only), so
+        // it never depends on the source's snapshot images (which the source may delete or destroy).
+        await sh('qemu-img', ['convert', '-q', '-O', 'qcow2', src, dst.file], 3_600_000);
+        dst.format = 'qcow2';
+      } else {
+        await copyFile(src, dst.file);
+      }
     }
     const xml = retargetDomainXml(await v.xml(from, true), {
       name: to, uuid: randomUUID(), disks, macs, consoleLog: siblingLog(info, to), system, role: 'persistent', dropNvram: true,
@@ -712,7 +775,7 @@ export async function runSub(p: ParsedSub, ctx: VmContext): Promise<number> {
       await snapshotDelete(v, ctx, p);
       return 0;
     case 'snap run':
-      await snapRun(v, ctx, a[0] as string);
+      await snapRun(v, ctx, a[0] as string, a[1]);
       return 0;
     case 'clone':
       await clone(v, ctx, a[0] as string, a[1] as string);

@@ -15,7 +15,9 @@ import { dirname, join } from 'node:path';
 import { after, before, type TestContext } from 'node:test';
 import { need } from './env.js';
 import { buildInitramfs, guestKernel } from './guest.js';
-import { apiRequest, startForge, type ForgeServer } from './server.js';
+import { startForgeIn } from './boot-lab.js';
+import { run } from './netns.js';
+import { apiRequest, runCli, startForge, type ForgeServer } from './server.js';
 
 export const AGENT_BIN = new URL('../../agent/main.js', import.meta.url).pathname;
 
@@ -236,8 +238,17 @@ export interface LabSpec<X> {
   skip: string;
   /** The network's DHCP boot file (see createNetwork), given the host's address and forge's HTTP port. */
   bootp?: (hostIp: string, port: number) => string;
-  /** Extra `forge serve` flags (forge always listens on the lab network's host address). */
+  /** Extra `forge serve` flags (forge on the host listens on the lab network's host address). */
   serveArgs?: (dir: string) => string[];
+  /**
+   * forge answers DHCP on the lab network (no libvirt DHCP there): started
+   * as the README's managed-mode line says, with nothing else but --data-dir
+   * (no --server, --listen, port or probe flag), in a network namespace of
+   * its own whose veth is a port of the lab bridge (NET.2), so that its DHCP
+   * socket sees this bridge only. Boot files go under DATA/distros (a
+   * default boot root).
+   */
+  managedDhcp?: boolean;
   /** The file's own fixtures: objects on the server, images, keys. */
   setup(core: LabCore): Promise<X>;
 }
@@ -257,6 +268,64 @@ export interface AgentLab<X> {
   agent(args: string[], timeoutMs: number, opts?: { onStderr?: (s: string, kill: (sig: NodeJS.Signals) => void) => void }): Promise<AgentRun>;
   /** The environment forge-agent runs with (also for agent runs under a pty). */
   agentEnv(): NodeJS.ProcessEnv;
+}
+
+/**
+ * `forge serve` with the README's managed DHCP line for the lab network, in
+ * a namespace `NETNAME-f` joined to the lab bridge by a veth (forge at NET.2,
+ * the host at NET.1 as router and DNS). Returned as a ForgeServer the host
+ * reaches at http://NET.2:8080 (forge's default port); stop() also deletes
+ * the namespace (and with it the veth).
+ */
+async function managedForge(net: LabNetwork, dataDir: string): Promise<ForgeServer> {
+  const prefix = net.hostIp.replace(/\.1$/, '');
+  const ns = `${net.name}-f`;
+  const id = randomBytes(3).toString('hex');
+  const [a, b] = [`fa${id}`, `fb${id}`];
+  const ip = async (...args: string[]): Promise<void> => {
+    const r = await run('ip', args);
+    if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+  };
+  const host = {
+    serverIp: `${prefix}.2`,
+    exec: (cmd: string, args: string[], o?: Parameters<typeof run>[2]) => run('ip', ['netns', 'exec', ns, cmd, ...args], o),
+    spawn: (cmd: string, args: string[], o?: import('node:child_process').SpawnOptions) => spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...o }),
+  };
+  await ip('netns', 'add', ns);
+  try {
+    await ip('link', 'add', a, 'type', 'veth', 'peer', 'name', b);
+    await ip('link', 'set', b, 'netns', ns);
+    await ip('link', 'set', a, 'master', net.bridge, 'up');
+    await ip('-n', ns, 'link', 'set', 'lo', 'up');
+    await ip('-n', ns, 'link', 'set', b, 'name', 'eth0');
+    await ip('-n', ns, 'addr', 'add', `${prefix}.2/24`, 'dev', 'eth0');
+    await ip('-n', ns, 'link', 'set', 'eth0', 'up');
+    mkdirSync(dataDir, { recursive: true });
+    const flags = ['--dhcp-mode', 'managed', '--dhcp-subnet', `${prefix}.0/24`, '--dhcp-range', `${prefix}.100,${prefix}.200`, '--dhcp-router', `${prefix}.1`, '--dhcp-dns', `${prefix}.1`];
+    const f = await startForgeIn(host, dataDir, flags, 8080, 60_000, { readme: true });
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_'))), FORGE_SERVER: f.url, FORGE_TOKEN: f.token };
+    return {
+      url: f.url,
+      port: 8080,
+      token: f.token,
+      dataDir,
+      proc: f.proc,
+      output: f.output,
+      cli: (args, e = {}, o = {}) => runCli(args, { ...env, ...e }, o),
+      api: (method, path, body, o = {}) => apiRequest(f.url, f.token, method, path, body, { timeoutMs: 30_000, ...o }),
+      async stop() {
+        await f.stop();
+        await run('ip', ['netns', 'del', ns]);
+      },
+      async kill() {
+        f.proc.kill('SIGKILL');
+      },
+    };
+  } catch (e) {
+    await run('ip', ['netns', 'pids', ns]).then((r) => r.stdout.split(/\s+/).filter((x) => /^\d+$/.test(x)).forEach((pid) => process.kill(Number(pid), 'SIGKILL')));
+    await run('ip', ['netns', 'del', ns]);
+    throw e;
+  }
 }
 
 /**
@@ -289,12 +358,12 @@ export function agentLab<X>(spec: LabSpec<X>): AgentLab<X> {
     udevKvmPermissions();
     const tag = `${spec.prefix}${randomBytes(2).toString('hex')}`;
     const port = 20000 + randomInt(20000);
-    const net = createNetwork(spec.prefix, spec.bootp === undefined ? undefined : (ip) => (spec.bootp as (h: string, p: number) => string)(ip, port));
+    const net = createNetwork(spec.prefix, spec.bootp === undefined ? undefined : (ip) => (spec.bootp as (h: string, p: number) => string)(ip, port), { dhcp: spec.managedDhcp !== true });
     const dir = labDir(spec.prefix);
     let srv: ForgeServer | undefined;
     try {
-      srv = await startForge({ args: ['--listen', net.hostIp, '--server', net.hostIp, '--http-port', String(port), ...(spec.serveArgs?.(dir) ?? [])] });
-      const core: LabCore = { net, dir, srv, base: `http://${net.hostIp}:${srv.port}`, tag, domains: [] };
+      srv = spec.managedDhcp === true ? await managedForge(net, join(dir, 'forge')) : await startForge({ args: ['--listen', net.hostIp, '--server', net.hostIp, '--http-port', String(port), ...(spec.serveArgs?.(dir) ?? [])] });
+      const core: LabCore = { net, dir, srv, base: srv.url.startsWith('http://127.') ? `http://${net.hostIp}:${srv.port}` : srv.url, tag, domains: [] };
       lab = core as LabCore & X; // setup() may use the lab's api/create before its own fields exist
       lab = { ...core, ...(await spec.setup(core)) };
       lab.domains = core.domains;
