@@ -29,7 +29,8 @@
  *                     (api/events.ts) carry the poster's free detail
  *   one initramfs builder  only server/boot/initramfs.ts packs a cpio archive (the
  *                     discovery image, the rescue VM and test/lib/guest.ts call it)
- *   server/cli/       calls the API only through that client's typed methods: no
+ *   server/cli/       calls the API only through that client's typed methods (so do
+ *                     the agent and the UI: no client.request(path) there either): no
  *                     fetch() of its own, no client.request(path) and no /api/v1
  *                     path, except the event stream's reader (events-client.ts)
  */
@@ -147,16 +148,14 @@ test('the CLI calls the API only through the shared client', () => {
   assert.deepEqual(own, []);
 });
 
-test('the CLI uses typed client methods: no client.request(path), no /api/v1 path of its own', () => {
-  const raw = sources('server/cli')
-    .filter((f) => !CLI_FETCH_ALLOWED.has(f))
-    .flatMap((f) => {
-      const src = withoutComments(readFileSync(join(ROOT, f), 'utf8'));
-      return [
-        ...(/\.request\s*(<[^>]*>)?\s*\(/.test(src) ? [`${f} calls client.request(path)`] : []),
-        ...(/['"`]\/api\/v1/.test(src) ? [`${f} names an /api/v1 path`] : []),
-      ];
-    });
+test('the CLI, the agent and the UI use typed client methods: no client.request(path); the CLI names no /api/v1 path of its own', () => {
+  const raw = [...sources('server/cli').filter((f) => !CLI_FETCH_ALLOWED.has(f)), ...sources('agent'), ...sources('ui')].flatMap((f) => {
+    const src = withoutComments(readFileSync(join(ROOT, f), 'utf8'));
+    return [
+      ...(/\.request\s*(<[^>]*>)?\s*\(/.test(src) ? [`${f} calls client.request(path)`] : []),
+      ...(f.startsWith('server/cli/') && /['"`]\/api\/v1/.test(src) ? [`${f} names an /api/v1 path`] : []),
+    ];
+  });
   assert.deepEqual(raw, []);
 });
 
