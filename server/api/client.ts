@@ -87,11 +87,8 @@ export class ApiClient {
     this.timeoutMs = opts.timeoutMs;
   }
 
-  /**
-   * One request; `path` is from the server root (`/api/v1/systems`). Answers
-   * the parsed JSON, or the text of a non-JSON answer (rendered files).
-   */
-  async request<T = unknown>(method: HttpMethod, path: string, body?: unknown): Promise<T> {
+  /** The HTTP exchange: token, JSON body, timeout; an unreachable server is SERVER_UNAVAILABLE. */
+  private async send(method: HttpMethod, path: string, body?: unknown): Promise<Response> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token !== undefined) headers['authorization'] = `Bearer ${this.token}`;
     let payload: string | undefined;
@@ -99,9 +96,8 @@ export class ApiClient {
       headers['content-type'] = 'application/json';
       payload = JSON.stringify(body);
     }
-    let res: Response;
     try {
-      res = await fetch(this.server + path, {
+      return await fetch(this.server + path, {
         method,
         headers,
         ...(payload === undefined ? {} : { body: payload }),
@@ -114,6 +110,14 @@ export class ApiClient {
         cause: e,
       });
     }
+  }
+
+  /**
+   * One request; `path` is from the server root (`/api/v1/systems`). Answers
+   * the parsed JSON, or the text of a non-JSON answer (rendered files).
+   */
+  async request<T = unknown>(method: HttpMethod, path: string, body?: unknown): Promise<T> {
+    const res = await this.send(method, path, body);
     const text = await res.text();
     const type = res.headers.get('content-type') ?? '';
     let parsed: unknown = text;
@@ -142,6 +146,35 @@ export class ApiClient {
     const q = query === undefined ? '' : new URLSearchParams(query).toString();
     return this.request('GET', `/api/v1/${PLURAL[kind]}${q === '' ? '' : `?${q}`}`);
   }
+  /**
+   * A listing as the server streams it (api/objects.ts streamList): `onRow`
+   * gets each element as it arrives, before the last one is sent.
+   */
+  async listRows(kind: ObjectKind, query: Record<string, string>, onRow: (row: unknown) => void): Promise<void> {
+    const path = `/api/v1/${PLURAL[kind]}?${new URLSearchParams(query).toString()}`;
+    const res = await this.send('GET', path);
+    if (!res.ok || res.body === null) {
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        /* not JSON: the status says it */
+      }
+      throw fromBody(parsed, res.status);
+    }
+    const rows = new JsonRows((t) => onRow(JSON.parse(t)));
+    const dec = new TextDecoder();
+    try {
+      const reader = res.body.getReader();
+      for (let piece = await reader.read(); !piece.done; piece = await reader.read()) rows.push(dec.decode(piece.value, { stream: true }));
+      rows.push(dec.decode());
+      rows.end();
+    } catch (e) {
+      throw new ForgeError('SERVER_UNAVAILABLE', `GET ${path}: the listing from ${this.server} was cut off or malformed: ${(e as Error).message}`, { field: 'server', cause: e });
+    }
+  }
+
   async names(kind: ObjectKind, query?: Record<string, string>): Promise<string[]> {
     const rows = await this.request<{ name: string }[]>('GET', `/api/v1/${PLURAL[kind]}?${new URLSearchParams({ ...query, fields: 'name' }).toString()}`);
     return rows.map((r) => r.name);
@@ -302,5 +335,79 @@ export class ApiClient {
   audit(query?: URLSearchParams | Record<string, string>): Promise<AuditEntry[]> {
     const q = query === undefined ? '' : new URLSearchParams(query).toString();
     return this.request('GET', `/api/v1/audit${q === '' ? '' : `?${q}`}`);
+  }
+}
+
+/**
+ * Here, not in a module of its own: the client needs nothing of the server at
+ * run time but the error catalogue (test/unit/boundaries.test.ts).
+ *
+ * Splits a JSON array arriving in pieces into its elements as each
+ * completes (RFC 8259 section 5: elements separated by commas, strings
+ * section 7, with backslash escapes), so `forge system list` prints the
+ * first row of a streamed listing while the rest is still on the wire.
+ * Each element is handed over as its text; the caller JSON.parses it. Text
+ * that is not one array of complete elements is an error at `end`.
+ */
+export class JsonRows {
+  private buf = '';
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private start = -1;
+  private opened = false;
+  private closed = false;
+
+  constructor(private readonly onRow: (text: string) => void) {}
+
+  push(piece: string): void {
+    const base = this.buf.length;
+    this.buf += piece;
+    for (let i = base; i < this.buf.length; i++) {
+      const ch = this.buf[i]!;
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (ch === '\\') this.escaped = true;
+        else if (ch === '"') this.inString = false;
+        continue;
+      }
+      if (ch === ' ' || ch === '\n' || ch === '\r' || ch === '\t') continue;
+      if (this.closed) throw new SyntaxError('JSON rows: text after the closing ]');
+      if (!this.opened) {
+        if (ch !== '[') throw new SyntaxError('JSON rows: the answer is not an array');
+        this.opened = true;
+        continue;
+      }
+      if (this.depth === 0) {
+        if (ch === ',') {
+          this.emit(i);
+          continue;
+        }
+        if (ch === ']') {
+          this.emit(i);
+          this.closed = true;
+          continue;
+        }
+        if (this.start < 0) this.start = i;
+      }
+      if (ch === '"') this.inString = true;
+      else if (ch === '{' || ch === '[') this.depth++;
+      else if (ch === '}' || ch === ']') this.depth--;
+    }
+    // Keep only the element in progress.
+    const keep = this.start < 0 ? this.buf.length : this.start;
+    this.buf = this.buf.slice(keep);
+    if (this.start >= 0) this.start = 0;
+  }
+
+  /** Throws when the text ended inside the array (a cut connection). */
+  end(): void {
+    if (!this.closed) throw new SyntaxError('JSON rows: the answer ended before its closing ]');
+  }
+
+  private emit(at: number): void {
+    if (this.start < 0) return;
+    this.onRow(this.buf.slice(this.start, at).trim());
+    this.start = -1;
   }
 }

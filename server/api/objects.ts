@@ -4,7 +4,7 @@
  * here, once (core/validate.ts); referential rules are the store's, inside
  * its transaction.
  */
-import type { Request, RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { ouiFor } from '../core/mac.js';
 import type { Distro, KindMap, ObjectKind, Settings, System } from '../core/model.js';
 import type { ForgeConfig } from '../config.js';
@@ -103,6 +103,55 @@ export function changedFields(before: object, after: object): string[] {
   return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => k !== 'mtime' && k !== 'ctime' && JSON.stringify(a[k]) !== JSON.stringify(b[k])).sort();
 }
 
+/** Rows per store page of a streamed listing: the first small (its row is out within a page read), then larger. */
+export const LIST_PAGES = { first: 100, rest: 2000 };
+
+/**
+ * A listing as one JSON array, written page by page as the store reads it
+ * (Store.listPage), so the first row leaves before the last is read and a
+ * million systems are never in memory at once. The socket's backpressure
+ * paces the reads. A failure before the first byte is the usual error
+ * answer; after it, the connection is cut (the client sees a truncated
+ * array, never a valid but partial one).
+ */
+async function streamList(res: Response, page: (after: string, limit: number) => Promise<{ rows: string[]; next: string | undefined }>, row: (r: string) => string): Promise<void> {
+  let p = await page('', LIST_PAGES.first);
+  res.status(200).type('application/json');
+  let sep = '[';
+  try {
+    for (;;) {
+      let chunk = '';
+      for (const r of p.rows) {
+        chunk += sep + row(r);
+        sep = ',';
+      }
+      if (p.next === undefined) {
+        res.end(chunk + (sep === '[' ? '[]' : ']'));
+        return;
+      }
+      if (chunk !== '') {
+        if (!res.write(chunk)) await drained(res);
+      } else if (!res.headersSent) res.flushHeaders();
+      if (res.destroyed) return;
+      p = await page(p.next, LIST_PAGES.rest);
+    }
+  } catch (e) {
+    res.destroy(e instanceof Error ? e : new Error(String(e)));
+  }
+}
+
+function drained(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
 /** The handlers of one kind's routes; the rows are in api/routes.ts. */
 export interface ObjectHandlers {
   list: RequestHandler;
@@ -127,22 +176,18 @@ export function objectHandlers(ctx: ObjectsDeps, kind: ObjectKind): ObjectHandle
         if (why !== undefined) throw invalid(k, why);
       }
       const fields = parseFields(kind, req.query['fields']);
-      const show = authed ? <T,>(o: T): T => o : <T,>(o: T): T => redact(kind, o);
-      if (fields !== undefined && fields.length === 1 && fields[0] === 'name') {
-        res.json((await ctx.store.listNames(kind, filter)).map((name) => ({ name })));
-        return;
-      }
-      const objs = (await ctx.store.list(kind, filter)).map(show);
-      if (fields === undefined) {
-        res.json(objs);
-        return;
-      }
-      res.json(
-        objs.map((o) => {
-          const src = o as unknown as Record<string, unknown>;
-          return Object.fromEntries(fields.map((f) => [f, src[f]]));
-        }),
-      );
+      const names = fields !== undefined && fields.length === 1 && fields[0] === 'name';
+      // The stored document as written is what res.json(list) sent (same bytes); only a redacted
+      // or projected row is parsed.
+      const row = names
+        ? (n: string): string => JSON.stringify({ name: n })
+        : authed && fields === undefined
+          ? (d: string): string => d
+          : (d: string): string => {
+              const o = (authed ? JSON.parse(d) : redact(kind, JSON.parse(d) as KindMap[typeof kind])) as Record<string, unknown>;
+              return JSON.stringify(fields === undefined ? o : Object.fromEntries(fields.map((f) => [f, o[f]])));
+            };
+      await streamList(res, (after, limit) => ctx.store.listPage(kind, filter, { after, limit, names }), row);
     },
 
     bulk: async (req, res) => {

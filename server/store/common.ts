@@ -6,7 +6,7 @@
  */
 import { ForgeError } from '../errors.js';
 import type { EventType, ForgeEvent, ObjectKind, Profile, Subnet, System } from '../core/model.js';
-import type { ListFilter } from './store.js';
+import type { ListFilter, ListPage } from './store.js';
 
 export const TABLE: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems', subnet: 'subnets' };
 
@@ -69,6 +69,20 @@ export function matchesDoc(o: Record<string, unknown>, f: Pick<SplitFilter, 'jsF
     if (!f.ifaceFilters.every(([k, re]) => ifs.some((i) => re.test(fieldString(i[k]))))) return false;
   }
   return true;
+}
+
+/**
+ * A page of stored rows (name order, at most `page.limit`) as Store.listPage
+ * answers it: the filter's part SQL could not check is checked here.
+ */
+export function pageOf(rows: readonly { name: string; data: string }[], page: ListPage, f: Pick<SplitFilter, 'jsFilters' | 'ifaceFilters'>): { rows: string[]; next: string | undefined } {
+  const inJs = f.jsFilters.length > 0 || f.ifaceFilters.length > 0;
+  const out: string[] = [];
+  for (const r of rows) {
+    if (inJs && !matchesDoc(JSON.parse(r.data) as Record<string, unknown>, f)) continue;
+    out.push(page.names === true ? r.name : r.data);
+  }
+  return { rows: out, next: rows.length < page.limit ? undefined : rows[rows.length - 1]!.name };
 }
 
 /** Parents before children (stable otherwise), so a batch may hold whole trees. */

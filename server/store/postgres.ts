@@ -20,7 +20,7 @@ import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '..
 import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
 import type { Discovered, Rule } from '../discovery/model.js';
 import { ForgeError } from '../errors.js';
-import type { ExportDocument, ImportCounts, ListFilter, NewEvent, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
+import type { ExportDocument, ImportCounts, ListFilter, ListPage, NewEvent, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
 import { Db, redactUrl } from './postgres/db.js';
 import { PgDiscovery } from './postgres/discovery.js';
 import { PgEvents } from './postgres/events.js';
@@ -104,6 +104,9 @@ export class PgStore implements Store {
   }
   listNames(kind: ObjectKind, filter?: ListFilter): Promise<string[]> {
     return this.objects.listNames(kind, filter);
+  }
+  listPage(kind: ObjectKind, filter: ListFilter, page: ListPage): Promise<{ rows: string[]; next: string | undefined }> {
+    return this.objects.listPage(kind, filter, page);
   }
   get<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K] | undefined> {
     return this.objects.get(kind, name);

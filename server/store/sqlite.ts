@@ -19,7 +19,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
-import type { ExportDocument, ImportCounts, ListFilter, NewEvent, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
+import type { ExportDocument, ImportCounts, ListFilter, ListPage, NewEvent, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
 import { EventRows } from './sqlite/events.js';
 import { AuditRows, InstallRows, TokenRows, type AuditQuery } from './sqlite/access.js';
 import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '../core/access.js';
@@ -93,6 +93,9 @@ export class SqliteStore implements Store {
   }
   listNames(kind: ObjectKind, filter?: ListFilter): Promise<string[]> {
     return this.objects.listNames(kind, filter);
+  }
+  listPage(kind: ObjectKind, filter: ListFilter, page: ListPage): Promise<{ rows: string[]; next: string | undefined }> {
+    return this.objects.listPage(kind, filter, page);
   }
   get<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K] | undefined> {
     return this.objects.get(kind, name);

@@ -14,6 +14,13 @@ import type { Discovered, Rule } from '../discovery/model.js';
 import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '../core/access.js';
 import type { ForgeEvent, EventType, KindMap, Lease, ObjectKind } from '../core/model.js';
 
+export interface ListPage {
+  after: string;
+  limit: number;
+  /** Names instead of documents. */
+  names?: boolean;
+}
+
 export interface SystemDoc {
   name: string;
   data: string;
@@ -69,6 +76,13 @@ export interface Store {
   list<K extends ObjectKind>(kind: K, filter?: ListFilter): Promise<KindMap[K][]>;
   /** Names only, same filter semantics as list (cheap at 100k objects). */
   listNames(kind: ObjectKind, filter?: ListFilter): Promise<string[]>;
+  /**
+   * One page of a listing in name order, for streaming it: the stored JSON
+   * documents (or the names, with `names`) matching `filter` among the next
+   * `limit` stored rows after the name `after`. `next` is where the page
+   * ended (give it as `after` for the next page), undefined after the last.
+   */
+  listPage(kind: ObjectKind, filter: ListFilter, page: ListPage): Promise<{ rows: string[]; next: string | undefined }>;
   get<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K] | undefined>;
   /** Throws NOT_FOUND. */
   mustGet<K extends ObjectKind>(kind: K, name: string): Promise<KindMap[K]>;

@@ -13,6 +13,7 @@ import type { System } from '../../server/core/model.js';
 import { ForgeError } from '../../server/errors.js';
 import { openPgStore, type PgStore } from '../../server/store/postgres.js';
 import { SystemIndex, indexedStore } from '../../server/store/index.js';
+import type { ListFilter } from '../../server/store/store.js';
 import { startPostgres, type PgCluster } from '../lib/postgres.js';
 
 let cluster: PgCluster | undefined;
@@ -145,5 +146,28 @@ test('the in-process index of two servers stays right under concurrent edits fro
     assert.equal((await st[0]!.findSystemByMac(mac(0x50000)))?.name, 'fresh');
   } finally {
     for (const s of st) await s.close();
+  }
+});
+
+test('listPage on PostgreSQL pages what list answers, filters included (SQL-checked and document-checked)', async () => {
+  const st = await seeded();
+  try {
+    await st.bulkCreate('system', Array.from({ length: 250 }, (_, n) => ({ ...sys(`h${n}`, `52:54:00:04:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`), comment: n % 7 === 0 ? 'seven' : '' })));
+    for (const filter of <ListFilter[]>[{}, { name: 'h1*' }, { comment: 'sev*' }, { mac_address: '52:54:00:04:00:1*' }]) {
+      for (const names of [false, true]) {
+        const got: string[] = [];
+        let after = '';
+        for (;;) {
+          const p = await st.listPage('system', filter, { after, limit: 40, names });
+          got.push(...p.rows);
+          if (p.next === undefined) break;
+          after = p.next;
+        }
+        const want = await st.list('system', filter);
+        assert.deepEqual(got, names ? want.map((s) => s.name) : want.map((s) => JSON.stringify(s)), JSON.stringify(filter));
+      }
+    }
+  } finally {
+    await st.close();
   }
 });

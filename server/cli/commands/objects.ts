@@ -97,6 +97,31 @@ function printJson(io: CliIO, v: unknown): void {
   io.out(JSON.stringify(v, null, 2));
 }
 
+/**
+ * A streamed listing printed exactly as printJson(io, rows) prints the whole
+ * array, each element as it arrives (the last one held back for its comma).
+ */
+async function printJsonRows(io: CliIO, produce: (onRow: (row: unknown) => void) => Promise<void>): Promise<void> {
+  let held: unknown;
+  let any = false;
+  const flush = (last: boolean): void => io.out(JSON.stringify(held, null, 2).split('\n').map((l) => `  ${l}`).join('\n') + (last ? '' : ','));
+  await produce((row) => {
+    if (any) flush(false);
+    else io.out('[');
+    held = row;
+    any = true;
+  });
+  if (!any) io.out('[]');
+  else {
+    flush(true);
+    io.out(']');
+  }
+}
+
+/** Names of a streamed `fields=name` listing, each as it arrives. */
+const eachName = (io: CliIO, kind: ObjectKind, query: Record<string, string>, fn: (name: string) => void): Promise<void> =>
+  io.client.listRows(kind, { ...query, fields: 'name' }, (r) => fn((r as { name: string }).name));
+
 // ------------------------------------------------------------------ report formatting
 
 const LABEL_WIDTH = 31;
@@ -272,12 +297,9 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
     summary: `list ${plural}`,
     options: { json: JSON_OPT },
     async run(args, io) {
-      if (args.values['json'] === true) {
-        printJson(io, await io.client.list(kind));
-        return 0;
-      }
-      const names = await io.client.names(kind);
-      if (names.length > 0) io.out(names.map((n) => `   ${n}`).join('\n'));
+      // Streamed (api/objects.ts streamList): the first row prints before the last is read.
+      if (args.values['json'] === true) await printJsonRows(io, (onRow) => io.client.listRows(kind, {}, onRow));
+      else await eachName(io, kind, {}, (n) => io.out(`   ${n}`));
       return 0;
     },
   };
@@ -319,9 +341,9 @@ function commandsFor(kind: ObjectKind): CommandSpec[] {
         q.set(flag === 'mac' ? 'mac_address' : flag.replace(/-/g, '_'), v);
       }
       if ([...q.keys()].length === 0) throw new ForgeError('USAGE', 'give at least one field to match');
-      const names = await io.client.names(kind, Object.fromEntries(q));
-      if (args.values['json'] === true) printJson(io, names);
-      else if (names.length > 0) io.out(names.join('\n'));
+      const query = Object.fromEntries(q);
+      if (args.values['json'] === true) await printJsonRows(io, (onRow) => eachName(io, kind, query, onRow));
+      else await eachName(io, kind, query, (n) => io.out(n));
       return 0;
     },
   };

@@ -11,10 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { ForgeError } from '../../errors.js';
 import { randomMac } from '../../core/mac.js';
 import type { Distro, KindMap, ObjectKind, Profile, Subnet, System } from '../../core/model.js';
-import type { ExportDocument, ImportCounts, ListFilter, RemoveOptions, SystemDoc, WriteOptions } from '../store.js';
+import type { ExportDocument, ImportCounts, ListFilter, ListPage, RemoveOptions, SystemDoc, WriteOptions } from '../store.js';
 import { ipToInt } from '../../core/ipv4.js';
 import { parseCidr } from '../../core/subnet.js';
-import { TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter } from '../common.js';
+import { pageOf, TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter } from '../common.js';
 import { pgCode, type Client, type Db } from './db.js';
 import { newInstallToken } from '../sqlite/access.js';
 import { GroupWriter } from './batch.js';
@@ -193,6 +193,14 @@ export class PgObjects {
       if (matchesDoc(o, js)) out.push(o as unknown as KindMap[K]);
     }
     return out;
+  }
+
+  async listPage(kind: ObjectKind, filter: ListFilter, page: ListPage): Promise<{ rows: string[]; next: string | undefined }> {
+    const { where, params, js } = this.compile(kind, filter);
+    const inJs = js.jsFilters.length > 0 || js.ifaceFilters.length > 0;
+    const n = params.length;
+    const sql = `SELECT name, ${page.names === true && !inJs ? "'' AS data" : 'data'} FROM ${TABLE[kind]}${where === '' ? ' WHERE' : `${where} AND`} name > $${n + 1} ORDER BY name LIMIT $${n + 2}`;
+    return pageOf(await this.db.query<SystemDoc & Record<string, unknown>>(sql, [...params, page.after, page.limit]), page, js);
   }
 
   async listNames(kind: ObjectKind, filter: ListFilter = {}): Promise<string[]> {

@@ -12,9 +12,9 @@ import { randomMac } from '../../core/mac.js';
 import type { Distro, KindMap, ObjectKind, Profile, Subnet, System } from '../../core/model.js';
 import { parseCidr } from '../../core/subnet.js';
 import { ipToInt } from '../../core/ipv4.js';
-import type { ExportDocument, ImportCounts, ListFilter, RemoveOptions, SystemDoc, WriteOptions } from '../store.js';
+import type { ExportDocument, ImportCounts, ListFilter, ListPage, RemoveOptions, SystemDoc, WriteOptions } from '../store.js';
 import type { WriteQueue } from './queue.js';
-import { TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter } from '../common.js';
+import { pageOf, TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter } from '../common.js';
 
 export { globToRegExp, orderProfiles } from '../common.js';
 
@@ -130,6 +130,15 @@ export class ObjectRows {
       return q.names.flatMap((n) => (one.get(n) as SystemDoc | undefined) ?? []);
     }
     return this.cached('SELECT name, data FROM systems WHERE name > ? ORDER BY name LIMIT ?').all(q.after, q.limit) as SystemDoc[];
+  }
+
+  async listPage(kind: ObjectKind, filter: ListFilter, page: ListPage): Promise<{ rows: string[]; next: string | undefined }> {
+    const { where, params, js } = this.compileFilter(kind, filter);
+    const inJs = js.jsFilters.length > 0 || js.ifaceFilters.length > 0;
+    where.push('name > ?');
+    const sql = `SELECT name, ${page.names === true && !inJs ? "'' AS data" : 'data'} FROM ${TABLE[kind]} WHERE ${where.join(' AND ')} ORDER BY name LIMIT ?`;
+    const rows = this.cached(sql).all(...params, page.after, page.limit) as SystemDoc[];
+    return pageOf(rows, page, js);
   }
 
   async list<K extends ObjectKind>(kind: K, filter: ListFilter = {}): Promise<KindMap[K][]> {
