@@ -470,3 +470,27 @@ test('managed: offers and ACKs to iPXE carry its no-ProxyDHCP flag (175.176 = 1)
     await fp.cleanup();
   }
 });
+
+test('managed: a lease the store refuses to record is not ACKed; the retransmitted REQUEST is, once the store takes it', async () => {
+  const f = await fixture({ dhcp_range: ['10.98.0.100,10.98.0.110'] });
+  try {
+    const h = await createDhcpHandler(f.ctx);
+    const mac = '02:00:00:00:00:7e';
+    const offer = await ask(h, { type: MessageType.DISCOVER, mac });
+    assert.equal(offer?.p.options.messageType(), MessageType.OFFER);
+    // A real SQLite refusal of lease writes (as a full disk gives SQLITE_FULL), reads unaffected.
+    for (const op of ['INSERT', 'UPDATE']) f.store.db.exec(`CREATE TRIGGER refuse_${op} BEFORE ${op} ON leases BEGIN SELECT RAISE(ABORT, 'lease writes refused by the test'); END`);
+    const req = { type: MessageType.REQUEST, mac, requested: offer?.p.yiaddr ?? '', serverId: '10.98.0.1' };
+    assert.equal(await ask(h, req), undefined, 'no ACK for a lease that is not recorded');
+    assert.equal(h.stats.unrecorded, 1);
+    assert.equal(h.stats.acks, 0);
+    assert.equal(await f.store.getLease(mac), undefined);
+    assert.ok(f.lines.some((l) => /could not persist lease/.test(l) && /refused by the test/.test(l)), f.lines.join('\n'));
+    for (const op of ['INSERT', 'UPDATE']) f.store.db.exec(`DROP TRIGGER refuse_${op}`);
+    const ack = await ask(h, req);
+    assert.equal(ack?.p.options.messageType(), MessageType.ACK, 'the client\'s retransmission is ACKed');
+    assert.equal((await f.store.getLease(mac))?.ip, offer?.p.yiaddr);
+  } finally {
+    await f.cleanup();
+  }
+});
