@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { withCharts, writeCharts } from './charts.js';
 
-const AREAS = ['core', 'store', 'render', 'dhcp', 'tftp', 'boot', 'pxe', 'agent', 'build'] as const;
+const AREAS = ['core', 'store', 'servers', 'render', 'dhcp', 'tftp', 'boot', 'pxe', 'agent', 'build'] as const;
 const root = new URL('../../', import.meta.url).pathname;
 const sectionDir = `${root}docs/bench`;
 

@@ -77,7 +77,7 @@ async function adds(st: Store, from: number, count: number): Promise<{ rate: num
 }
 
 /** API adds spread over `servers` (CONC clients in all, split evenly). */
-async function apiAdds(servers: ForgeServer[], from: number, count: number): Promise<{ rate: number; lat: number[] }> {
+export async function apiAdds(servers: ForgeServer[], from: number, count: number): Promise<{ rate: number; lat: number[] }> {
   const per = Math.floor(count / servers.length);
   const t0 = performance.now();
   const parts = await Promise.all(
