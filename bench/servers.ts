@@ -216,7 +216,7 @@ export async function run(): Promise<string> {
     '',
     '### Failover: SIGKILL of the active forge -> next answer (two servers, keepalived, `fall 2` at `interval 1`)',
     '',
-    'HTTP: the health URL on the service address (curl, 1 s timeout, every 50 ms). DHCP: a broadcast DISCOVER every 100 ms until an OFFER comes (both servers answer the subnet, so the other one answers at once).',
+    'HTTP: the health URL on the service address (curl, 1 s timeout, every 50 ms). DHCP: a broadcast DISCOVER every 100 ms until an OFFER comes (both servers answer the subnet, so the other one answers at once; each probe is a fresh node process sending one DISCOVER, so this figure is an upper bound, most of it that process starting on the loaded machine).',
     '',
     '| kill | next HTTP answer | next DHCP OFFER | load |',
     '|---|---|---|---|',
