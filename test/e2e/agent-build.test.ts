@@ -3,7 +3,7 @@
  * archive (packages cached in /var/cache/forge-test/debootstrap/apt between
  * runs; the root tree built once per run and shared by every build here),
  * real loop devices, sgdisk, mkfs, GRUB, a real forge serve and real VMs on
- * an isolated libvirt network under qemu TCG:
+ * an isolated libvirt network under qemu TCG (the lab: test/lib/agent-lab.ts):
  *  - BIOS build to a raw file (SeaBIOS): serial console reaches the login
  *    prompt; /etc/issue shows the overlay's substituted tokens and the
  *    markers of both host hooks and install-custom.sh, in build order; the
@@ -12,29 +12,27 @@
  *    `mount` refuses while it runs, then shows the files from the disk;
  *    reinstall-grub after the boot sector was wiped, then it boots again
  *  - UEFI build to qcow2 on OVMF/q35 with a second (data) disk, from the same
- *    cached root tree: login prompt, first boot, the guest sees both disks
+ *    cached root tree, its static address in a subnet object: `mount` of the
+ *    qcow2 (qemu-storage-daemon FUSE export), GRUB's EFI image deleted, then
+ *    reinstall-grub on the qcow2; login prompt, first boot, the guest sees
+ *    both disks and reports the network it came up with: the address with
+ *    the subnet's /25, its MTU 1400, gateway, DNS and search list
  *  - refusals change nothing: an existing domain, a disk with a filesystem
  *  - failures release loop devices and mounts and define no domain: a
  *    failing hook (its output in the error), a suite the mirror lacks, SIGINT
+ *    (exit 130, BUILD_INTERRUPTED)
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { need } from '../lib/env.js';
-import { startForge, type ForgeServer } from '../lib/server.js';
+import { join } from 'node:path';
+import { test } from 'node:test';
 import { guestKernel } from '../lib/guest.js';
-import { AGENT_BIN, createNetwork, domainState, labDir, removeDomain, udevKvmPermissions, virsh, type LabNetwork } from '../lib/agent-lab.js';
+import { agentLab, domainState, virsh, waitFor, type LabCore, type LabEvent } from '../lib/agent-lab.js';
 
-interface Lab {
-  net: LabNetwork;
-  dir: string;
-  srv: ForgeServer;
-  base: string;
-  tag: string;
-  domains: string[];
+/** What this file's lab holds beside the shared lab core. */
+interface BuildLab {
   overlay: string;
   hooks: string;
   badHooks: string;
@@ -43,138 +41,18 @@ interface Lab {
   secondKey: string;
   secondFingerprint: string;
 }
+type Lab = LabCore & BuildLab;
 
-let lab: Lab | undefined;
-let skipReason: string | undefined;
-
-const REQS = { root: true, commands: ['virsh', 'qemu-img', 'qemu-system-x86_64', 'mmdebstrap', 'losetup', 'sgdisk', 'mkfs.ext4', 'mkfs.vfat', 'mkswap', 'ssh-keygen', 'dnsmasq'] };
 /** Debian's packages, kept between runs so CI is not bound by downloads. */
 const APT_CACHE = process.env['FORGE_TEST_APT_CACHE'] ?? '/var/cache/forge-test/debootstrap/apt';
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
-  if (lab === undefined) throw new Error('no lab');
-  const res = await fetch(lab.base + path, {
-    method,
-    headers: { authorization: `Bearer ${lab.srv.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, body: parsed };
-}
-
-async function create(kind: string, obj: Record<string, unknown>): Promise<void> {
-  const r = await api('POST', `/api/v1/${kind}`, obj);
-  assert.ok(r.status === 200 || r.status === 201, `create ${kind} ${String(obj['name'])}: ${r.status} ${JSON.stringify(r.body)}`);
-}
-
-interface Ev {
-  type: string;
-  detail: Record<string, unknown>;
-  id: number;
-  time: string;
-}
-
-async function events(system: string): Promise<Ev[]> {
-  const r = await api('GET', `/api/v1/systems/${system}/events`);
-  assert.equal(r.status, 200);
-  return [...(r.body as Ev[])].sort((a, b) => a.time.localeCompare(b.time) || a.id - b.id);
-}
-
-async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2000));
-  }
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runAgent(args: string[], timeoutMs: number, onStderr?: (s: string, kill: (sig: NodeJS.Signals) => void) => void): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [AGENT_BIN, ...args], {
-      env: { ...process.env, FORGE_SERVER: lab!.base, FORGE_TOKEN: lab!.srv.token, FORGE_AGENT_RESCUE_KERNEL_DIR: dirname(dirname(guestKernel().vmlinuz)) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      onStderr?.(stderr, (sig) => p.kill(sig));
-    });
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`forge-agent ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    p.on('error', reject);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
-
-/** The agent's cache (root tree tarballs): per run, so every run bootstraps once for real; FORGE_TEST_BUILD_CACHE keeps it between local runs. */
-const CACHE = (l: Lab): string => process.env['FORGE_TEST_BUILD_CACHE'] ?? join(l.dir, 'cache');
-
-function buildArgs(system: string, extra: string[] = []): string[] {
-  const l = lab as Lab;
-  return [
-    '--system', system, '--virt', '--build', 'debootstrap', '--virt-type', 'qemu', '--nogfx',
-    '--virt-network', l.net.name, '--virt-path', join(l.dir, 'disks'), '--cache-dir', CACHE(l), '--apt-cache', APT_CACHE,
-    '--overlay', l.overlay, '--hooks', l.hooks, ...extra,
-  ];
-}
-
-/** Nothing of a build is left on the host: no loop device on the lab's files, no mount of its tree. */
-function assertReleased(system: string): void {
-  const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout;
-  assert.ok(!loops.includes((lab as Lab).dir), `loop devices left: ${loops}`);
-  const mounts = readFileSync('/proc/mounts', 'utf8');
-  assert.ok(!mounts.includes(`forge-build-${system}`), `mounts left: ${mounts.split('\n').filter((m) => m.includes('forge-build')).join('\n')}`);
-  assert.equal(domainState(system), '', `no domain ${system} may be defined`);
-  assert.ok(!existsSync(join((lab as Lab).dir, 'disks', `${system}-disk01.qcow2`)), 'no disk left');
-  assert.ok(!existsSync(join((lab as Lab).dir, 'disks', `${system}-disk01.qcow2.build-raw`)), 'no build image left');
-}
-
-function consoleLog(system: string): string {
-  try {
-    return readFileSync(`/var/log/libvirt/qemu/${system}-console.log`, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-before(async () => {
-  const probe = spawnSync('sh', ['-c', REQS.commands.map((c) => `command -v ${c} >/dev/null`).join(' && ')]);
-  if (process.getuid?.() !== 0 || probe.status !== 0) {
-    skipReason = 'needs root, libvirt/qemu, mmdebstrap and the disk tools';
-    return;
-  }
-  if (spawnSync('virsh', ['-c', 'qemu:///system', 'version'], { timeout: 30_000 }).status !== 0) {
-    skipReason = 'libvirtd is not running (start virtlogd -d and libvirtd -d)';
-    return;
-  }
-  udevKvmPermissions();
-  mkdirSync(APT_CACHE, { recursive: true });
-  const tag = `fgb${randomBytes(2).toString('hex')}`;
-  const net = createNetwork('fgb');
-  const dir = labDir('fgb');
-  try {
+const L = agentLab<BuildLab>({
+  prefix: 'fgb',
+  reqs: { root: true, commands: ['virsh', 'qemu-img', 'qemu-system-x86_64', 'mmdebstrap', 'losetup', 'sgdisk', 'mkfs.ext4', 'mkfs.vfat', 'mkswap', 'ssh-keygen', 'dnsmasq', 'qemu-storage-daemon', 'mdel'] },
+  skip: 'needs root, libvirt/qemu, mmdebstrap and the disk tools',
+  async setup(core) {
+    const { tag, dir, net } = core;
+    mkdirSync(APT_CACHE, { recursive: true });
     const marker = `m-${randomBytes(4).toString('hex')}`;
     // The overlay: tokens in /etc/issue (agetty prints it above the login prompt), install-custom.sh.
     const overlay = join(dir, 'overlay');
@@ -197,25 +75,22 @@ before(async () => {
     spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'forge-build-test', '-f', key]);
     const pub = readFileSync(`${key}.pub`, 'utf8').trim();
     const keyFingerprint = (spawnSync('ssh-keygen', ['-lf', `${key}.pub`], { encoding: 'utf8' }).stdout.split(' ')[1] ?? '').trim();
-
     const key2 = join(dir, 'id2_ed25519');
     spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'forge-build-put', '-f', key2]);
     const secondFingerprint = (spawnSync('ssh-keygen', ['-lf', `${key2}.pub`], { encoding: 'utf8' }).stdout.split(' ')[1] ?? '').trim();
-    const srv = await startForge({ args: ['--listen', net.hostIp, '--server', net.hostIp, '--http-port', String(20000 + randomInt(20000))] });
-    lab = { net, dir, srv, base: `http://${net.hostIp}:${srv.port}`, tag, domains: [], overlay, hooks, badHooks, marker, keyFingerprint, secondKey: `${key2}.pub`, secondFingerprint };
     const initrd = join(dir, 'unused-initrd');
     writeFileSync(initrd, 'not used by --build');
-    await create('distros', { name: `${tag}-deb12`, kernel: guestKernel().vmlinuz, initrd, breed: 'debian', os_version: 'bookworm', arch: 'x86_64' });
+    await L.create('distros', { name: `${tag}-deb12`, kernel: guestKernel().vmlinuz, initrd, breed: 'debian', os_version: 'bookworm', arch: 'x86_64' });
     // build_method on the profile: its systems build without --build (one of them is run that way).
-    await create('profiles', { name: `${tag}-build`, distro: `${tag}-deb12`, autoinstall_meta: { build_method: 'debootstrap', marker, ssh_authorized_keys: pub } });
+    await L.create('profiles', { name: `${tag}-build`, distro: `${tag}-deb12`, autoinstall_meta: { build_method: 'debootstrap', marker, ssh_authorized_keys: pub } });
     // The UEFI guest's network comes from a subnet object (netmask /25, gateway, DNS, search, MTU), as the installer path's does.
     const prefix = net.hostIp.replace(/\.1$/, '');
-    await create('subnets', { name: `${tag}-lab`, cidr: `${prefix}.0/25`, router: net.hostIp, dns: [net.hostIp], dns_search: ['forge-lab.example'], mtu: 1400 });
+    await L.create('subnets', { name: `${tag}-lab`, cidr: `${prefix}.0/25`, router: net.hostIp, dns: [net.hostIp], dns_search: ['forge-lab.example'], mtu: 1400 });
     for (const sys of ['bios', 'uefi', 'fs', 'hook', 'nosuite', 'int']) {
       const name = `${tag}-${sys}`;
-      lab.domains.push(name);
+      core.domains.push(name);
       const mac = ['52', '54', '00', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
-      await create('systems', {
+      await L.create('systems', {
         name,
         profile: `${tag}-build`,
         hostname: `${sys}host`,
@@ -226,37 +101,44 @@ before(async () => {
         interfaces: { eth0: sys === 'uefi' ? { mac_address: mac, static: true, ip_address: `${prefix}.50` } : { mac_address: mac } },
       });
     }
-  } catch (e) {
-    await lab?.srv.stop();
-    net.destroy();
-    rmSync(dir, { recursive: true, force: true });
-    lab = undefined;
-    throw e;
-  }
+    return { overlay, hooks, badHooks, marker, keyFingerprint, secondKey: `${key2}.pub`, secondFingerprint };
+  },
 });
 
-after(async () => {
-  if (lab === undefined) return;
-  for (const d of lab.domains) {
-    removeDomain(d);
-    spawnSync('virsh', ['-c', 'qemu:///system', 'undefine', '--nvram', d]);
-    if (process.env['FORGE_AGENT_KEEP_LOGS'] === undefined) {
-      for (const suffix of ['-console', '']) rmSync(`/var/log/libvirt/qemu/${d}${suffix}.log`, { force: true });
-    }
-  }
-  await lab.srv.stop();
-  lab.net.destroy();
-  rmSync(lab.dir, { recursive: true, force: true });
-});
+const runAgent = (args: string[], timeoutMs: number, onStderr?: (s: string, kill: (sig: NodeJS.Signals) => void) => void): ReturnType<typeof L.agent> =>
+  L.agent(args, timeoutMs, onStderr === undefined ? {} : { onStderr });
+const events = (system: string): Promise<LabEvent[]> => L.events(system);
+const ready = (t: import('node:test').TestContext): Lab | undefined => L.ready(t);
 
-function ready(t: import('node:test').TestContext): Lab | undefined {
-  if (need(t, REQS) !== undefined) return undefined;
-  if (skipReason !== undefined) {
-    need(t, { files: [`/nonexistent/${skipReason}`] });
-    return undefined;
+/** The agent's cache (root tree tarballs): per run, so every run bootstraps once for real; FORGE_TEST_BUILD_CACHE keeps it between local runs. */
+const CACHE = (l: Lab): string => process.env['FORGE_TEST_BUILD_CACHE'] ?? join(l.dir, 'cache');
+
+function buildArgs(system: string, extra: string[] = []): string[] {
+  const l = L.get();
+  return [
+    '--system', system, '--virt', '--build', 'debootstrap', '--virt-type', 'qemu', '--nogfx',
+    '--virt-network', l.net.name, '--virt-path', join(l.dir, 'disks'), '--cache-dir', CACHE(l), '--apt-cache', APT_CACHE,
+    '--overlay', l.overlay, '--hooks', l.hooks, ...extra,
+  ];
+}
+
+/** Nothing of a build is left on the host: no loop device on the lab's files, no mount of its tree. */
+function assertReleased(system: string): void {
+  const loops = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout;
+  assert.ok(!loops.includes(L.get().dir), `loop devices left: ${loops}`);
+  const mounts = readFileSync('/proc/mounts', 'utf8');
+  assert.ok(!mounts.includes(`forge-build-${system}`), `mounts left: ${mounts.split('\n').filter((m) => m.includes('forge-build')).join('\n')}`);
+  assert.equal(domainState(system), '', `no domain ${system} may be defined`);
+  assert.ok(!existsSync(join(L.get().dir, 'disks', `${system}-disk01.qcow2`)), 'no disk left');
+  assert.ok(!existsSync(join(L.get().dir, 'disks', `${system}-disk01.qcow2.build-raw`)), 'no build image left');
+}
+
+function consoleLog(system: string): string {
+  try {
+    return readFileSync(`/var/log/libvirt/qemu/${system}-console.log`, 'utf8');
+  } catch {
+    return '';
   }
-  assert.ok(lab !== undefined, 'lab setup failed');
-  return lab;
 }
 
 const STAGES = ['build_started', 'disk_ready', 'bootstrap_done', 'hooks_done', 'bootloader_done', 'disk_boot_started', 'first_boot'];
@@ -268,7 +150,7 @@ function sha(path: string): string {
   return `${r.stdout.split(' ')[0] as string} ${statSync(path).mtimeMs}`;
 }
 
-async function loginAndFirstBoot(l: Lab, sys: string): Promise<Ev> {
+async function loginAndFirstBoot(l: Lab, sys: string): Promise<LabEvent> {
   const fb = await waitFor(`first_boot of ${sys}`, 900_000, async () => (await events(sys)).find((e) => e.type === 'first_boot'));
   await waitFor(`login prompt of ${sys}`, 300_000, () => (/^\S+ login: /m.test(consoleLog(sys)) ? true : undefined));
   const types = (await events(sys)).map((e) => e.type).filter((t) => STAGES.includes(t));
