@@ -114,7 +114,12 @@ function version(cmd: string, args: string[]): string {
   return (r.stdout || r.stderr).trim().split('\n')[0] ?? '?';
 }
 
-/** The vmdb2 specification: seed 000's GPT (BIOS boot 4 MiB, swap 1020 MiB, root ext4), debootstrap minbase with the same packages, GRUB on the serial console. */
+/**
+ * The vmdb2 specification: seed 000's GPT (BIOS boot 4 MiB, swap 1020 MiB, root ext4), debootstrap minbase with the same
+ * packages, GRUB on the serial console. No udev here, so no /dev/disk/by-uuid: grub-mkconfig (10_linux) would then put
+ * root=/dev/loopNp3 on the kernel line, which the guest does not have; a shell step gives it the by-uuid link udev would
+ * have made (and removes it after). zerofree off: forge does not zero free blocks either (and zerofree is not installed).
+ */
 function vmdb2Spec(mirror: string, dev: string): string {
   return `steps:
   - mklabel: gpt
@@ -141,6 +146,7 @@ function vmdb2Spec(mirror: string, dev: string): string {
   - mkfs: ext4
     partition: root
   - mount: root
+    zerofree: false
   - shell: mkswap ${dev}p2
     root-fs: root
   - debootstrap: bookworm
@@ -151,10 +157,14 @@ function vmdb2Spec(mirror: string, dev: string): string {
   - fstab: root
   - shell: echo vmdb2host > "$ROOT/etc/hostname"
     root-fs: root
+  - shell: mkdir -p /dev/disk/by-uuid && ln -sfn ../../${dev.replace('/dev/', '')}p3 "/dev/disk/by-uuid/$(blkid -s UUID -o value ${dev}p3)"
+    root-fs: root
   - grub: bios
     tag: root
     image-dev: ${dev}
     console: serial
+  - shell: rm -f "/dev/disk/by-uuid/$(blkid -s UUID -o value ${dev}p3)"
+    root-fs: root
 `;
 }
 
@@ -245,7 +255,7 @@ export async function run(): Promise<string> {
     const vmdb2 = async (): Promise<Sample> => {
       const name = `${tag}-vmdb2`;
       domains.push(name);
-      const vdir = join(dir, 'vmdb2');
+      const vdir = join(dir, name); // virt-install names the pool it defines for this directory after it
       mkdirSync(vdir, { recursive: true });
       const img = join(vdir, `${name}.img`);
       // The serial console through virtlogd, as forge-agent's domains log theirs (qemu itself may not write under vdir).
@@ -304,6 +314,13 @@ export async function run(): Promise<string> {
     for (const l of spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout.split('\n')) {
       const m = /^(\/dev\/loop\d+):.*\(([^)]*)\)/.exec(l);
       if (m !== null && (m[2] as string).startsWith(dir)) spawnSync('losetup', ['-d', m[1] as string]);
+    }
+    // virt-install --import defines a storage pool for the image's directory: remove the ones under ours.
+    for (const pool of spawnSync('virsh', ['-c', 'qemu:///system', 'pool-list', '--all', '--name'], { encoding: 'utf8' }).stdout.split('\n').map((x) => x.trim()).filter((x) => x !== '')) {
+      if (spawnSync('virsh', ['-c', 'qemu:///system', 'pool-dumpxml', pool], { encoding: 'utf8' }).stdout.includes(`<path>${dir}`)) {
+        spawnSync('virsh', ['-c', 'qemu:///system', 'pool-destroy', pool]);
+        spawnSync('virsh', ['-c', 'qemu:///system', 'pool-undefine', pool]);
+      }
     }
     await srv?.stop();
     await mirror?.stop();
