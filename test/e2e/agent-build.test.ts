@@ -179,6 +179,9 @@ test('--build debootstrap, BIOS, raw: login prompt, overlay tokens, hooks, insta
   assert.match(log, /bioshost login:/);
   assert.match(log, /Linux version .* console=ttyS0|console=ttyS0/);
 
+  // The guest marks its report done (touch + sync) after forge answered it, and says so on its console: wait for
+  // that line, or the live snapshot below may capture (and its restore then lose) the guest before the mark is written.
+  await waitFor(`${sys}'s first-boot mark on disk`, 300_000, () => (/forge-firstboot: reported to /.test(consoleLog(sys)) ? true : undefined));
   // mount refuses while the VM runs.
   const busy = await runAgent(['mount', '--system', sys], 60_000);
   assert.equal(busy.code, 5, busy.stderr);
