@@ -215,7 +215,9 @@ export async function run(): Promise<string> {
     await mk('distros', { name: `${tag}-di`, kernel: `${DI}/linux`, initrd: `${DI}/initrd.gz`, breed: 'debian', os_version: 'bookworm', arch: 'x86_64' });
     const meta = { tree: mirrorUrl, install_finish: 'poweroff', serial_console: 'ttyS0,115200', tasks: 'none' };
     await mk('profiles', { name: `${tag}-build`, distro: `${tag}-build`, autoinstall_meta: { ...meta, build_method: 'debootstrap' } });
-    await mk('profiles', { name: `${tag}-di`, distro: `${tag}-di`, autoinstall_meta: meta, kernel_options: { 'console': 'ttyS0,115200' } });
+    // The lab network is isolated: libvirt's DHCP gives no router, and netcfg then asks netcfg/no_default_route
+    // (netcfg.templates, boolean) even at priority critical; answered on the kernel line as d-i takes preseed values.
+    await mk('profiles', { name: `${tag}-di`, distro: `${tag}-di`, autoinstall_meta: meta, kernel_options: { 'console': 'ttyS0,115200', 'netcfg/no_default_route': 'true' } });
     let n = 0;
     const system = async (profile: 'build' | 'di'): Promise<string> => {
       const name = `${tag}-${profile}${n++}`;
@@ -355,7 +357,7 @@ export async function run(): Promise<string> {
     'name, networkd and its first-boot report. vmdb2 0.26 maps an image file\'s partitions with kpartx (device-mapper, absent here), so the',
     'bench gives it a partitioned loop device as its image (`--image=/dev/loopN`), a use vmdb2 supports. mkosi was not measured.',
     '',
-    `Tools: ${version('mmdebstrap', ['--version'])}, ${version('vmdb2', ['--version'])}, ${version('debootstrap', ['--version'])}, debian-installer 12 netboot ${version('dpkg-query', ['-W', '-f=${Version}', 'debian-installer-12-netboot-amd64'])}, ${version('qemu-system-x86_64', ['--version'])}.`,
+    `Tools (Debian package versions): ${['mmdebstrap', 'vmdb2', 'debootstrap', 'debian-installer-12-netboot-amd64', 'qemu-system-x86'].map((p) => `${p} ${version('dpkg-query', ['-W', '-f=${Version}', p])}`).join(', ')}.`,
     '',
   ].join('\n');
 }
