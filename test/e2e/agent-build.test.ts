@@ -227,22 +227,25 @@ test('--build debootstrap, BIOS, raw: login prompt, overlay tokens, hooks, insta
   assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(at), 'umount released everything');
   assertReleasedLoops(l);
 
-  // Wipe GRUB's boot code (MBR code area and the BIOS boot partition), then reinstall it.
-  const fd = openSync(disk, 'r+');
-  writeSync(fd, Buffer.alloc(440), 0, 440, 0);
-  writeSync(fd, Buffer.alloc(4 << 20), 0, 4 << 20, 1 << 20);
-  closeSync(fd);
-  const mbr = (): Buffer => {
-    const f = openSync(disk, 'r');
-    const b = Buffer.alloc(440);
-    readSync(f, b, 0, 440, 0);
-    closeSync(f);
-    return b;
+  // Wipe GRUB's boot code (MBR code area and the BIOS boot partition), then reinstall it. On the domain's disk as it is
+  // now: after the snapshot restore above that is a qcow2 overlay of the raw file (reads of untouched clusters fall
+  // through to the raw file), so both go through qemu-io on the current disk.
+  const xml = virsh(['dumpxml', '--inactive', sys]);
+  const cur = /<disk type='file' device='disk'>\s*<driver name='qemu' type='(\w+)'[^>]*\/>\s*<source file='([^']+)'/.exec(xml);
+  assert.ok(cur !== null, xml);
+  const [fmt, current] = [cur[1] as string, cur[2] as string];
+  const io = (args: string[]): string => {
+    const r = spawnSync('qemu-io', ['-f', fmt, ...args, current], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
   };
+  io(['-c', 'write -z 0 440', '-c', 'write -z 1M 4M']);
+  const mbr = (): number[] => [...io(['-r', '-c', 'read -v 0 440']).matchAll(/^[0-9a-f]{8}:((?:\s+[0-9a-f]{2})+)/gm)].flatMap((m) => (m[1] as string).trim().split(/\s+/).map((h) => parseInt(h, 16)));
+  assert.equal(mbr().length, 440);
   assert.ok(mbr().every((x) => x === 0));
   const rg = await runAgent(['reinstall-grub', '--system', sys], 300_000);
   assert.equal(rg.code, 0, rg.stderr);
-  assert.ok(!mbr().every((x) => x === 0), 'boot code written again');
+  assert.ok(!mbr().every((x) => x === 0), `boot code written again:\n${rg.stdout}\n${rg.stderr}`);
   assertReleasedLoops(l);
   rmSync(`/var/log/libvirt/qemu/${sys}-console.log`, { force: true });
   virsh(['start', sys]);
