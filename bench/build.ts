@@ -215,16 +215,18 @@ export async function run(): Promise<string> {
     await mk('distros', { name: `${tag}-di`, kernel: `${DI}/linux`, initrd: `${DI}/initrd.gz`, breed: 'debian', os_version: 'bookworm', arch: 'x86_64' });
     const meta = { tree: mirrorUrl, install_finish: 'poweroff', serial_console: 'ttyS0,115200', tasks: 'none' };
     await mk('profiles', { name: `${tag}-build`, distro: `${tag}-build`, autoinstall_meta: { ...meta, build_method: 'debootstrap' } });
-    // The lab network is isolated: libvirt's DHCP gives no router, and netcfg then asks netcfg/no_default_route
-    // (netcfg.templates, boolean) even at priority critical; answered on the kernel line as d-i takes preseed values.
-    await mk('profiles', { name: `${tag}-di`, distro: `${tag}-di`, autoinstall_meta: meta, kernel_options: { 'console': 'ttyS0,115200', 'netcfg/no_default_route': 'true' } });
+    await mk('profiles', { name: `${tag}-di`, distro: `${tag}-di`, autoinstall_meta: meta, kernel_options: { 'console': 'ttyS0,115200' } });
     let n = 0;
     const system = async (profile: 'build' | 'di'): Promise<string> => {
       const name = `${tag}-${profile}${n++}`;
       domains.push(name);
       await mk('systems', {
         name, profile: `${tag}-${profile}`, hostname: `bench${n}`, virt_ram: RAM, virt_cpus: 1, virt_file_size: DISK_GIB, virt_disk_driver: 'raw', netboot_enabled: true,
-        interfaces: { eth0: { mac_address: 'random' } },
+        // The installer gets a static address with the lab's host as gateway and DNS (forge puts them on d-i's kernel
+        // line): libvirt's DHCP on the isolated network offers no router, and netcfg then stops at questions
+        // (netcfg/no_default_route, then netcfg/get_nameservers) that no preseed line can answer in time.
+        interfaces: { eth0: profile === 'di' ? { mac_address: 'random', static: true, ip_address: `${net.hostIp.replace(/\.1$/, '')}.${60 + n}`, netmask: '255.255.255.0', if_gateway: net.hostIp } : { mac_address: 'random' } },
+        ...(profile === 'di' ? { name_servers: [net.hostIp] } : {}),
       });
       return name;
     };
