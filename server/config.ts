@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { ForgeError } from './errors.js';
 
 export type DhcpMode = 'off' | 'proxy' | 'managed';
+export type Ipv6RaMode = 'auto' | 'on' | 'off';
 export type UnknownPolicy = 'ignore' | 'discover' | 'default';
 export type UnknownBoot = 'local' | 'menu';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -54,6 +55,8 @@ export interface ForgeConfig {
   dhcp_probe_seconds: number;
   /** Seconds between probes of a link where another DHCP server answered (0: never again). */
   dhcp_reprobe_seconds: number;
+  /** IPv6 router advertisements (radvd) on links managed DHCP serves, so PXE ROMs do not wait for IPv6 routers (services/ra.ts). */
+  ipv6_ra: Ipv6RaMode;
   /** What to do with MACs no system has. */
   dhcp_unknown: UnknownPolicy;
   /** Profile served to unknown MACs when dhcp_unknown is `default`. */
@@ -173,6 +176,10 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   dhcp_authoritative: { kind: 'bool', doc: 'ACK/NAK INIT-REBOOT requests of clients forge has no lease for (default: stay silent, RFC 2131 4.3.2)' },
   dhcp_probe_seconds: { kind: 'int', doc: 'seconds spent probing for another DHCP server (0 skips)' },
   dhcp_reprobe_seconds: { kind: 'int', doc: 'seconds between new probes of a link where another DHCP server answered; forge answers there again once none does (0: never)', shape: (v: number) => (v === 0 || (v >= 5 && v <= 86400) ? undefined : 'must be 0 (never) or 5..86400 seconds') },
+  ipv6_ra: {
+    kind: { oneOf: ['auto', 'on', 'off'] },
+    doc: "IPv6 router advertisements (no prefix, no DHCPv6 flags, router lifetime 0) answering solicitations on the links managed DHCP serves, through Debian's radvd, so PXE ROMs do not wait ~16 s for IPv6 routers: auto (when radvd is installed), on (radvd required), off",
+  },
   dhcp_unknown: { kind: { oneOf: ['ignore', 'discover', 'default'] }, doc: 'unknown MACs: ignore, discover (boot the discovery image), or default (serve default_profile)' },
   default_profile: { kind: 'string', doc: 'profile for unknown MACs when dhcp_unknown=default' },
   discovery_kernel_options: { kind: 'string', doc: 'kernel options of the discovery image (forge adds forge.url= and forge.mac=)' },
@@ -235,6 +242,7 @@ export function defaults(): ForgeConfig {
     dhcp_authoritative: false,
     dhcp_probe_seconds: 3,
     dhcp_reprobe_seconds: 60,
+    ipv6_ra: 'auto',
     dhcp_unknown: 'ignore',
     default_profile: '',
     // no_timer_check: the IO-APIC timer check misfires on loaded virtual machines (a panic before

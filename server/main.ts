@@ -33,6 +33,7 @@ import { AutoinstallService } from './render/service.js';
 import { createLeaseTable, startDhcp } from './services/dhcp.js';
 import { liveLeases } from './services/dhcp/leases.js';
 import type { DhcpLinkStatus } from './services/dhcp/links.js';
+import { startRouterAdvertiser } from './services/ra.js';
 import { followRequests } from './services/origin.js';
 import { bootRoutes } from './services/http/boot.js';
 import { mountPublicRows } from './services/http/route.js';
@@ -244,6 +245,9 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
       services.push(dhcp);
       metrics.watchDhcp(dhcp.handler);
       dhcpLinks = dhcp.links;
+      // Managed links forge serves get the RA that ends PXE ROMs' IPv6 wait (services/ra.ts).
+      const ra = config.dhcp_mode === 'managed' ? startRouterAdvertiser({ config, log, links: dhcp.links }) : undefined;
+      if (ra !== undefined) services.push(ra);
     }
     const tftp = config.tftp_enabled ? await startTftp({ config, log, record, metrics }, createBootFiles(boot, config.loaders, log)) : undefined;
     if (tftp !== undefined) services.push(tftp);

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { need } from '../lib/env.js';
 import { createLan, type Lan } from '../lib/netns.js';
 import { startQemu, OVMF_CODE, type Vm } from '../lib/qemu.js';
-import { DI_AMD64, DI_KOPTS, README_MANAGED, eventTypes, startForgeIn, waitForLabEvent, type LabEvent, type NsForge, teardownLab } from '../lib/boot-lab.js';
+import { DI_AMD64, DI_KOPTS, README_MANAGED, eventTypes, linkLocalOf, ndpCapture, startForgeIn, waitForLabEvent, type LabEvent, type NsForge, teardownLab } from '../lib/boot-lab.js';
 
 const MGMT = '192.168.77.2';
 /** d-i under TCG, two at once on a shared 2-core host: about 3-5 minutes from power-on to the preseed request. */
@@ -39,7 +39,7 @@ const vms: Vm[] = [];
 after(() => teardownLab({ vms, forge, lan: lan, dir }));
 
 test('two-NIC host, README flags, server up before any VM: a BIOS and a UEFI VM PXE-boot the Debian 12 installer and fetch their preseed over the bridge', { timeout: PRESEED_MS + 120_000 }, async (t) => {
-  if (need(t, { root: true, commands: ['qemu-system-x86_64', 'ip', 'curl'], files: [`${DI_AMD64}/linux`, `${DI_AMD64}/initrd.gz`, '/usr/lib/ipxe/qemu/efi-virtio.rom', OVMF_CODE] }) !== undefined) return;
+  if (need(t, { root: true, commands: ['qemu-system-x86_64', 'ip', 'curl', 'tcpdump', 'radvd'], files: [`${DI_AMD64}/linux`, `${DI_AMD64}/initrd.gz`, '/usr/lib/ipxe/qemu/efi-virtio.rom', OVMF_CODE] }) !== undefined) return;
   dir = mkdtempSync(join(tmpdir(), 'fgtwonic-'));
   lan = await createLan('fg2nic');
   await lan.addUplink({ address: MGMT, gateway: '192.168.77.1', prefixLen: 24 });
@@ -68,6 +68,9 @@ test('two-NIC host, README flags, server up before any VM: a BIOS and a UEFI VM 
     macs[name] = Object.values((s.body as { interfaces: Record<string, { mac_address: string }> }).interfaces)[0]!.mac_address;
   }
 
+  // Router solicitations and advertisements on the bridge, from before the first VM.
+  const ndp = await ndpCapture(lan, 'br0');
+
   // Both VMs at once (1 GiB each: below ~768 MiB d-i stops at a low-memory dialog before the preseed).
   const boot = async (name: 'di-bios' | 'di-uefi', firmware: 'bios' | 'uefi'): Promise<{ vm: Vm; evs: LabEvent[] }> => {
     const vm = startQemu({ host: lan!, tap: taps[name], mac: macs[name]!, firmware, memoryMiB: 1024 });
@@ -92,6 +95,31 @@ test('two-NIC host, README flags, server up before any VM: a BIOS and a UEFI VM 
   }
   const uefiDhcp = uefi.evs.filter((e) => e.source === 'dhcp');
   assert.ok(uefiDhcp.some((e) => /"arch":7\b/.test(JSON.stringify(e.detail))), `the UEFI VM identified itself as x64 UEFI (arch 7): ${JSON.stringify(uefiDhcp.map((e) => e.detail))}`);
+
+  // The ROMs' IPv6 wait (services/ra.ts): forge's RA (README default ipv6_ra auto) reached each
+  // ROM before it asked for its script, and the ROM stopped soliciting then (iPXE ndp.c: the
+  // first solicited RA without M/O flags ends IPv6 configuration); without it, iPXE solicits on
+  // until its configurator times out (15.75 s in this ROM) and only then asks for the script.
+  const brLl = /inet6 (fe80::[0-9a-f:]+)/.exec(await lan.must('ip', ['-6', '-o', 'addr', 'show', 'dev', 'br0', 'scope', 'link']))?.[1];
+  assert.ok(brLl !== undefined, 'the bridge has a link-local address');
+  for (const [name, r] of [['di-bios', bios], ['di-uefi', uefi]] as const) {
+    const ll = linkLocalOf(macs[name]!);
+    const scriptAt = Date.parse(r.evs.find((e) => e.type === 'boot_config_served')!.time);
+    const pk = ndp.packets();
+    const ras = pk.filter((p) => p.type === 'ra' && p.dst === ll);
+    const rom = pk.filter((p) => p.type === 'rs' && p.src === ll && p.t < scriptAt);
+    const wire = `${name} (${ll}):\n${ndp.raw().slice(-4000)}`;
+    assert.ok(rom.length >= 1, `the ROM solicited a router: ${wire}`);
+    const ra = ras[0];
+    assert.ok(ra !== undefined && ra.t < scriptAt, `forge's RA reached the ROM before its script request: ${wire}`);
+    assert.equal(ra.hlim, 255, ra.text);
+    assert.equal(ra.src, brLl, ra.text);
+    assert.match(ra.text, /router lifetime 0s/, ra.text);
+    // One solicitation may cross the RA on the wire; more would mean the ROM kept waiting.
+    const after = rom.filter((p) => p.t > ra.t);
+    assert.ok(after.length <= 1, `the ROM stopped soliciting after forge's RA (${after.length} more): ${wire}`);
+    t.diagnostic(`${name}: ${rom.length} ROM solicitation(s); forge's RA ${ra.t - rom[0]!.t} ms after the first; script request ${scriptAt - ra.t} ms after the RA`);
+  }
 
   // The access log: every boot/autoinstall request came in on the bridge address, never on loopback or mgmt0.
   const access = f.output().split('\n').filter((l) => /http\.access: request /.test(l) && /path=(\/i\/[^/ ]+)?\/(boot|autoinstall)\//.test(l));

@@ -240,3 +240,48 @@ export async function teardownLab(l: { vms: readonly { kill(): Promise<void> }[]
   await l.lan?.destroy().catch(() => undefined);
   if (l.dir !== '') rmSync(l.dir, { recursive: true, force: true });
 }
+
+/** The link-local address a NIC with `mac` takes by modified EUI-64 (RFC 4291 appendix A), as iPXE and Linux do by default. */
+export function linkLocalOf(mac: string): string {
+  const b = mac.split(':').map((x) => Number.parseInt(x, 16));
+  const e = [b[0]! ^ 0x02, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!];
+  const groups = [0, 2, 4, 6].map((i) => ((e[i]! << 8) | e[i + 1]!).toString(16));
+  return `fe80::${groups.join(':')}`;
+}
+
+/** One router solicitation or advertisement tcpdump decoded: epoch ms, addresses, IP hop limit. */
+export interface NdpPacket {
+  t: number;
+  type: 'rs' | 'ra';
+  src: string;
+  dst: string;
+  hlim: number;
+  text: string;
+}
+
+/**
+ * tcpdump's ICMPv6 decoder on `iface` of `host` (router solicitations and advertisements only):
+ * started before the VMs, read at the end. Ends with the namespace.
+ */
+export async function ndpCapture(host: Pick<Lan, 'spawn'>, iface: string): Promise<{ packets(): NdpPacket[]; raw(): string }> {
+  const p = host.spawn('tcpdump', ['-i', iface, '-n', '-l', '-tt', '-vv', 'icmp6 and (ip6[40] == 133 or ip6[40] == 134)']);
+  let out = '';
+  let err = '';
+  p.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  p.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const end = Date.now() + 15_000;
+  while (!/listening on/.test(err)) {
+    if (Date.now() > end || p.exitCode !== null) throw new Error(`tcpdump did not start on ${iface}: ${err}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const packets = (): NdpPacket[] => {
+    const res: NdpPacket[] = [];
+    for (const block of out.split(/\n(?=\d)/)) {
+      const m = /^(\d+\.\d+) IP6 \(.*?hlim (\d+),.*?\) (\S+) > (\S+): .*?ICMP6, router (solicitation|advertisement)/s.exec(block);
+      if (m === null) continue;
+      res.push({ t: Math.round(Number(m[1]) * 1000), hlim: Number(m[2]), src: m[3]!, dst: m[4]!.replace(/:$/, ''), type: m[5] === 'solicitation' ? 'rs' : 'ra', text: block });
+    }
+    return res;
+  };
+  return { packets, raw: () => out };
+}
