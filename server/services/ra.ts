@@ -28,6 +28,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { ForgeConfig, Ipv6RaMode } from '../config.js';
 import { ForgeError } from '../errors.js';
@@ -40,9 +41,17 @@ export type { Ipv6RaMode };
 /** Interface names radvd's configuration grammar takes unquoted (Linux IFNAMSIZ is 16 with the NUL). */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
-/** The interfaces that get RAs: those of links managed DHCP is serving, sorted, each once. */
-export function raInterfaces(links: readonly DhcpLinkStatus[]): string[] {
-  return [...new Set(links.filter((l) => l.state === 'serving' && IFNAME.test(l.interface)).map((l) => l.interface))].sort();
+/**
+ * The interfaces that get RAs: those of links managed DHCP is serving, sorted, each once; never a
+ * loopback interface (a subnet served on 127.0.0.0/8 has no PXE client and no link to advertise on).
+ */
+export function raInterfaces(links: readonly DhcpLinkStatus[], loopback: (ifname: string) => boolean = (i) => i === 'lo'): string[] {
+  return [...new Set(links.filter((l) => l.state === 'serving' && IFNAME.test(l.interface) && !loopback(l.interface)).map((l) => l.interface))].sort();
+}
+
+/** Whether the host's interface `ifname` is a loopback one (Node marks its addresses internal). */
+function isLoopback(ifname: string): boolean {
+  return ifname === 'lo' || (networkInterfaces()[ifname] ?? []).some((a) => a.internal);
 }
 
 /** radvd.conf for `ifaces` (each already checked against IFNAME): see the header for each line's reason. */
@@ -175,7 +184,7 @@ export function startRouterAdvertiser(deps: RaDeps, radvd: string | null = findR
 
   const tick = async (): Promise<void> => {
     if (closed || stopping !== undefined) return;
-    const ifaces = raInterfaces(deps.links());
+    const ifaces = raInterfaces(deps.links(), isLoopback);
     const want = ifaces.join(' ');
     if (want === current && (child !== undefined || want === '')) return;
     if (child === undefined && want !== '' && Date.now() < restartAt) return;

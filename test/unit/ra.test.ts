@@ -31,6 +31,9 @@ test('only links managed DHCP is serving get RAs: not probing, rival, elsewhere,
   // A name radvd's grammar would not take unquoted (or one too long for Linux) is never written.
   assert.deepEqual(raInterfaces([link('serving', 'a b'), link('serving', 'x'.repeat(16)), link('serving', 'br0;}')]), []);
   assert.deepEqual(raInterfaces([]), []);
+  // Loopback (a subnet served on 127.0.0.0/8, as some tests do): no RA, no radvd.
+  assert.deepEqual(raInterfaces([link('serving', 'lo', '127.0.0.0/8')]), []);
+  assert.deepEqual(raInterfaces([link('serving', 'lo0'), link('serving', 'br0')], (i) => i === 'lo0'), ['br0']);
 });
 
 test('the radvd configuration: solicited unicast only, no prefix, no M/O flags, router lifetime 0, hop limit unspecified', () => {
