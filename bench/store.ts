@@ -3,9 +3,10 @@
  * 100,000 systems (FORGE_BENCH_STORE_SCALES=100000,1000000 adds a million;
  * `1m` and `100k` are accepted). Per backend: a bulk load through the store
  * (5,000 per call), then in process the lookups the DHCP and boot paths
- * make: the store's own, and the in-process index's (store/index.ts, what
- * a PostgreSQL server answers DHCP and boot from) with its load time and
- * heap; listings (names, documents, the first streamed page); one-by-one
+ * make: the store's own, and the in-process index's (store/index.ts) with
+ * its load time and heap; then through the store `forge serve` runs on
+ * (store/layers.ts: index and object cache) a DHCP exchange's lookup by MAC
+ * (alone, and with adds in flight) and boot-config generation in process; listings (names, documents, the first streamed page); one-by-one
  * adds with 16 in flight. Then through a real `forge serve`: 16 HTTP
  * clients adding one system per POST, the streamed listing's first row and
  * whole, boot-config generation (GET /boot/ipxe/MAC), and at <= 100,000
@@ -25,6 +26,12 @@ import { openSqliteStore } from '../server/store/sqlite.js';
 import { openPgStore } from '../server/store/postgres.js';
 import type { Store } from '../server/store/store.js';
 import { SystemIndex } from '../server/store/index.js';
+import { serverStore } from '../server/store/layers.js';
+import { resolveByMac } from '../server/catalog.js';
+import { BootService } from '../server/boot/provider.js';
+import { defaults } from '../server/config.js';
+import { settingsFromConfig } from '../server/settings-from-config.js';
+import { memoryLogger } from '../server/log.js';
 import { startPostgres, type PgCluster } from '../test/lib/postgres.js';
 import { startForge, type ForgeServer } from '../test/lib/server.js';
 import { client, mac, ms, oneByOne, pct, system } from './core.js';
@@ -169,6 +176,44 @@ async function whileBooting(srv: ForgeServer, c: ReturnType<typeof client>, tota
   return { ms: took, boot: await boots };
 }
 
+/**
+ * What a DHCP exchange asks of the store for a client it has not seen in the last second
+ * (services/dhcp/handler.ts lookup -> catalog.ts resolveByMac: the system by MAC, then its
+ * blended boot loaders), through the store a server runs on (store/layers.ts), one at a time;
+ * with `busy` running meanwhile (adds through the same store) when given.
+ */
+async function dhcpLookups(st: Store, total: number, samples: number, busy?: Promise<unknown>): Promise<number[]> {
+  const lat: number[] = [];
+  let done = false;
+  void busy?.finally(() => (done = true));
+  for (let i = 0; busy !== undefined ? !done : i < samples; i++) {
+    const n = Math.floor(Math.random() * total);
+    const s = performance.now();
+    const r = await resolveByMac(st, mac(n));
+    lat.push(performance.now() - s);
+    if (r?.system.name !== `sys${n}`) throw new Error(`DHCP lookup of sys${n}`);
+    // A DHCP server answers other sockets between packets: let the adds run too.
+    if (busy !== undefined) await new Promise((r) => setImmediate(r));
+  }
+  await busy;
+  return lat;
+}
+
+/** Boot-config generation in process: the iPXE script for a MAC as GET /boot/ipxe/MAC makes it (decision, blend, render), through the server's store. */
+async function bootInProcess(st: Store, dir: string, total: number, samples: number): Promise<number[]> {
+  const config = { ...defaults(), data_dir: dir, server: '127.0.0.1' };
+  const boot = new BootService({ store: st, settings: settingsFromConfig(config), config, log: memoryLogger('error'), record: () => undefined, baseUrl: () => 'http://127.0.0.1:80' });
+  const lat: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const n = Math.floor(Math.random() * total);
+    const s = performance.now();
+    const r = await boot.ipxe(mac(n), '127.0.0.1');
+    lat.push(performance.now() - s);
+    if (!r.text.startsWith('#!ipxe') || r.decision.matched !== 'mac') throw new Error(`boot config of sys${n}: ${r.text.slice(0, 200)}`);
+  }
+  return lat;
+}
+
 const SCALE_WORDS: Record<string, number> = { '100k': 100_000, '1m': 1_000_000 };
 
 export async function run(): Promise<string> {
@@ -198,7 +243,25 @@ export async function run(): Promise<string> {
           row('`get(system, NAME)`, the store itself, in process', '', ms(pct(l.byName, 50)), ms(pct(l.byName, 99)));
           const ix = await indexFigures(st, scale, 20_000);
           row('in-process index (store/index.ts): load', `${ms(ix.loadMs)}, heap ${(ix.bytes / 2 ** 20).toFixed(0)} MiB = ${((ix.bytes / scale) * 100_000 / 2 ** 20).toFixed(0)} MiB per 100,000 systems`);
-          row(`index \`findSystemByMac\` (DHCP/boot path${backend === 'PostgreSQL' ? ' of a PostgreSQL server' : ', not used on SQLite'})`, '', ms(pct(ix.byMac, 50)), ms(pct(ix.byMac, 99)));
+          row('index `findSystemByMac` alone', '', ms(pct(ix.byMac, 50)), ms(pct(ix.byMac, 99)));
+          {
+            // The store `forge serve` runs on (index + object cache, store/layers.ts), loaded.
+            const layered = await serverStore(st, (e) => process.stderr.write(`index: ${String(e)}\n`));
+            try {
+              await layered.index.loaded();
+              await dhcpLookups(layered.store, scale, 2000);
+              const d = await dhcpLookups(layered.store, scale, 20_000);
+              row('DHCP lookup by MAC as an exchange makes it (system + blended boot loaders, `resolveByMac`), server store, in process', '', ms(pct(d, 50)), ms(pct(d, 99)));
+              const dl = await dhcpLookups(layered.store, scale, 0, adds(layered.store, scale + 50_000, 3000));
+              row(`same, while ${CONC} one-by-one adds are in flight in the same process (${dl.length.toLocaleString('en')} lookups)`, '', ms(pct(dl, 50)), ms(pct(dl, 99)));
+              await bootInProcess(layered.store, dir, scale, 500);
+              const b = await bootInProcess(layered.store, dir, scale, 5000);
+              row('boot-config generation in process (`BootService.ipxe`: decision, blend, render), server store', '', ms(pct(b, 50)), ms(pct(b, 99)));
+            } finally {
+              await layered.cache.stop();
+              await layered.index.stop();
+            }
+          }
           let t = performance.now();
           const names = await st.listNames('system');
           row('`listNames(system)`, every name at once', `${names.length.toLocaleString('en')} in ${ms(performance.now() - t)}`);

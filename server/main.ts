@@ -43,7 +43,7 @@ import type { Service } from './services/service.js';
 import { startTftp } from './services/tftp.js';
 import { openSqliteStore } from './store/sqlite.js';
 import { isPostgresUrl, openPgStore, redactUrl } from './store/postgres.js';
-import { SystemIndex, indexedStore } from './store/index.js';
+import { serverStore } from './store/layers.js';
 import { lockDataDir, prepareDataDir, storageError } from './store/datadir.js';
 import type { NewEvent, Store } from './store/store.js';
 
@@ -106,13 +106,19 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     lock.release();
     throw storageError(join(config.data_dir, 'token'), e);
   }
-  // PostgreSQL: MAC/IP -> system from memory for DHCP and boot (store/index.ts), kept fresh by
-  // every server's writes. SQLite answers those in process already (tens of µs), so it keeps no copy.
-  const index = postgres ? new SystemIndex(rawStore, (e) => log.warn('system index: re-read failed; lookups it cannot answer go to the store', { err: e })) : undefined;
-  if (index !== undefined) await index.start();
+  // MAC/IP -> system, distros, profiles, subnets and install windows from memory for DHCP, boot
+  // and renders (store/layers.ts), kept fresh by every server's writes.
+  let layered: Awaited<ReturnType<typeof serverStore>>;
+  try {
+    layered = await serverStore(rawStore, (e) => log.warn('system index: re-read failed; lookups it cannot answer go to the store', { err: e }));
+  } catch (e) {
+    await rawStore.close();
+    lock.release();
+    throw e;
+  }
   const metrics = new Metrics({ store: rawStore, stallMinutes: config.stall_minutes });
   // Every store call timed (forge_store_operation_duration_seconds).
-  const store = timedStore(index !== undefined ? indexedStore(rawStore, index) : rawStore, metrics.storeDuration);
+  const store = timedStore(layered.store, metrics.storeDuration);
   const evlog = log.child('events');
   const events = new EventHub();
   // PostgreSQL: the stream carries every server's events, all from the store's feed in id order.

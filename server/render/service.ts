@@ -12,10 +12,10 @@ import { installerFormat, type InstallerFormat } from '../core/installer.js';
 import { ForgeError } from '../errors.js';
 import { withoutSecrets } from '../core/validate.js';
 import { coalesced, slicer } from '../core/yield.js';
-import type { Settings } from '../core/model.js';
+import type { Settings, System } from '../core/model.js';
 import type { Store } from '../store/store.js';
 import { chainOf, openInstallToken } from '../catalog.js';
-import { Renderer, type FileUse, type RenderResult, type RenderTarget } from './renderer.js';
+import { Renderer, newRenderMemo, type FileUse, type RenderResult, type RenderTarget } from './renderer.js';
 import { templateContext } from './vars.js';
 import { checkRendered } from './checks/index.js';
 
@@ -57,6 +57,9 @@ export function templateNameFor(vars: Vars): string {
   return d;
 }
 
+/** Systems read per page by validate. */
+const VALIDATE_PAGE = 1000;
+
 export class AutoinstallService {
   constructor(
     private readonly store: Store,
@@ -69,16 +72,7 @@ export class AutoinstallService {
    * `secrets: false` empties every secret value (anonymous profile renders).
    */
   async prepare(kind: TargetKind, name: string, opts: RenderOptions = {}): Promise<Prepared> {
-    if (kind === 'system') {
-      const sys = await this.store.mustGet('system', name);
-      const chain = await chainOf(this.store, sys.profile);
-      const vars = blendSystem(sys, chain.profiles, chain.distro, this.settings, await this.store.list('subnet'), await openInstallToken(this.store, this.settings, sys.name));
-      return {
-        templateName: templateNameFor(vars),
-        vars: templateContext(vars),
-        target: { kind, name, system: sys.name, profiles: chain.profiles.map((p) => p.name), distro: chain.distro.name },
-      };
-    }
+    if (kind === 'system') return this.prepareSystem(await this.store.mustGet('system', name));
     await this.store.mustGet('profile', name);
     const chain = await chainOf(this.store, name);
     const blended = blendProfile(chain.profiles, chain.distro, this.settings);
@@ -87,6 +81,17 @@ export class AutoinstallService {
       templateName: templateNameFor(vars),
       vars: templateContext(vars),
       target: { kind, name, system: '', profiles: chain.profiles.map((p) => p.name), distro: chain.distro.name },
+    };
+  }
+
+  /** prepare() of a system already read (validate reads them a page at a time). */
+  async prepareSystem(sys: System): Promise<Prepared> {
+    const chain = await chainOf(this.store, sys.profile);
+    const vars = blendSystem(sys, chain.profiles, chain.distro, this.settings, await this.store.list('subnet'), await openInstallToken(this.store, this.settings, sys.name));
+    return {
+      templateName: templateNameFor(vars),
+      vars: templateContext(vars),
+      target: { kind: 'system', name: sys.name, system: sys.name, profiles: chain.profiles.map((p) => p.name), distro: chain.distro.name },
     };
   }
 
@@ -149,12 +154,14 @@ export class AutoinstallService {
     const errors: ValidateReport['errors'] = [];
     let checked = 0;
     const slice = slicer();
-    const run = async (kind: TargetKind, name: string): Promise<void> => {
+    // One snapshot of the template files for the whole run (render/renderer.ts RenderMemo).
+    const memo = newRenderMemo();
+    const run = async (kind: TargetKind, name: string, sys?: System): Promise<void> => {
       await slice();
       checked++;
       try {
-        const p = await this.prepare(kind, name);
-        const r = this.renderer.render(p.templateName, p.vars, p.target);
+        const p = sys !== undefined ? await this.prepareSystem(sys) : await this.prepare(kind, name);
+        const r = this.renderer.render(p.templateName, p.vars, p.target, memo);
         // The installer's own rules, so a user learns before an install, not after.
         const c = checkRendered(p.templateName, r.text, p.vars);
         if (c.problems.length > 0) {
@@ -171,9 +178,24 @@ export class AutoinstallService {
         errors.push(item);
       }
     };
-    // Names only (one cheap query), each object loaded when its turn comes.
+    // Profiles by name (one cheap query), each loaded when its turn comes.
     for (const n of await this.store.listNames('profile')) await run('profile', n);
-    for (const n of await this.store.listNames('system')) await run('system', n);
+    // Systems a page of documents at a time (one read per page, not one per system).
+    for (let after = ''; ;) {
+      const page = await this.store.systemDocs({ after, limit: VALIDATE_PAGE });
+      for (const d of page) {
+        let sys: System;
+        try {
+          sys = JSON.parse(d.data) as System;
+        } catch (e) {
+          errors.push({ kind: 'system', name: d.name, code: 'INTERNAL', message: `stored document is not JSON: ${(e as Error).message}` });
+          continue;
+        }
+        await run('system', d.name, sys);
+      }
+      if (page.length < VALIDATE_PAGE) break;
+      after = page[page.length - 1]!.name;
+    }
     return { ok: errors.length === 0, checked, errors };
   }
 }

@@ -27,7 +27,10 @@ import { PgEvents } from './postgres/events.js';
 import { PgLeases } from './postgres/leases.js';
 import { migratePg, pgSchemaVersion } from './postgres/migrations.js';
 import { PgObjects } from './postgres/objects.js';
-import { watchSystems } from './postgres/changes.js';
+import { watchChannel, watchSystems } from './postgres/changes.js';
+
+/** Channel of migration 7: `KIND:NAME` of every distro, profile, subnet and install window written. */
+const OBJECTS_CHANNEL = 'forge_objects';
 
 export { PG_MIGRATIONS } from './postgres/migrations.js';
 export { redactUrl } from './postgres/db.js';
@@ -137,6 +140,14 @@ export class PgStore implements Store {
   }
   async watchSystems(fn: (names: string[]) => void, reset: () => void): Promise<() => Promise<void>> {
     const stop = await watchSystems(this.db.url, fn, reset);
+    this.watchers.add(stop);
+    return async () => {
+      this.watchers.delete(stop);
+      await stop();
+    };
+  }
+  async watchObjects(fn: (keys: string[]) => void, reset: () => void, down: () => void): Promise<() => Promise<void>> {
+    const stop = await watchChannel(this.db.url, OBJECTS_CHANNEL, fn, reset, down);
     this.watchers.add(stop);
     return async () => {
       this.watchers.delete(stop);

@@ -124,6 +124,12 @@ export interface Store {
    * once listening (what is read after that misses no write).
    */
   watchSystems?(fn: (names: string[]) => void, reset: () => void): Promise<() => Promise<void>>;
+  /**
+   * Shared stores only (PostgreSQL): `KIND:NAME` (distro, profile, subnet, window) of every
+   * such row any server commits; `down` when the feed is lost, `reset` once it is back (some
+   * may have been missed). For store/cache.ts.
+   */
+  watchObjects?(fn: (keys: string[]) => void, reset: () => void, down: () => void): Promise<() => Promise<void>>;
   /** All MACs in use (for --mac=random collision checks). */
   macInUse(mac: string): Promise<boolean>;
 

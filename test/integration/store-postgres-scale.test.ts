@@ -13,6 +13,7 @@ import type { System } from '../../server/core/model.js';
 import { ForgeError } from '../../server/errors.js';
 import { openPgStore, type PgStore } from '../../server/store/postgres.js';
 import { SystemIndex, indexedStore } from '../../server/store/index.js';
+import { serverStore } from '../../server/store/layers.js';
 import type { ListFilter } from '../../server/store/store.js';
 import { startPostgres, type PgCluster } from '../lib/postgres.js';
 
@@ -169,5 +170,48 @@ test('listPage on PostgreSQL pages what list answers, filters included (SQL-chec
     }
   } finally {
     await st.close();
+  }
+});
+
+test('the object cache of two servers: reads come from memory, and each server sees the other\'s edits through the feed', async () => {
+  const url = await cluster!.createDatabase();
+  const a = await serverStore(await openPgStore(url), () => undefined);
+  const b = await serverStore(await openPgStore(url), () => undefined);
+  try {
+    await a.store.create('distro', validateNew('distro', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i', breed: 'debian' }));
+    await a.store.create('profile', validateNew('profile', { name: 'p', distro: 'd', comment: 'one' }));
+    await a.store.create('system', sys('s1', '52:54:02:00:00:01'));
+    const w0 = await a.store.installWindow('s1');
+    assert.ok(w0 !== undefined && w0.closed === null, 'a netboot system has an open window');
+    // B reads each twice: the second read is answered from memory (so only the feed can change it).
+    for (let k = 0; k < 2; k++) {
+      assert.equal((await b.store.get('profile', 'p'))?.comment, 'one');
+      assert.equal((await b.store.installWindow('s1'))?.token, w0.token);
+      assert.deepEqual(await b.store.list('subnet'), []);
+    }
+    const before = b.cache.stats();
+    assert.ok(before.live && before.hits >= 3, `B answered from memory: ${JSON.stringify(before)}`);
+    // A edits all three kinds; B must see each without any write of its own.
+    await a.store.update('profile', 'p', (p) => ({ ...p, comment: 'two' }));
+    const w1 = await a.store.rotateInstallToken('s1');
+    await a.store.create('subnet', validateNew('subnet', { name: 'n', cidr: '10.30.0.0/24' }));
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const p = await b.store.get('profile', 'p');
+      const w = await b.store.installWindow('s1');
+      const n = await b.store.list('subnet');
+      if (p?.comment === 'two' && w?.token === w1.token && n.length === 1) break;
+      assert.ok(Date.now() < deadline, `B still shows ${p?.comment} / ${w?.token === w0.token ? 'the old token' : 'a token'} / ${n.length} subnets`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // A's own writes are seen by A at once (dropped when the write returns, not when the feed says).
+    await a.store.update('profile', 'p', (p) => ({ ...p, comment: 'three' }));
+    assert.equal((await a.store.get('profile', 'p'))?.comment, 'three');
+    await a.store.remove('profile', 'p', { recursive: true });
+    assert.equal(await a.store.get('profile', 'p'), undefined);
+    assert.equal(await a.store.installWindow('s1'), undefined, 'the window went with its system');
+  } finally {
+    await a.store.close();
+    await b.store.close();
   }
 });

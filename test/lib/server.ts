@@ -59,6 +59,8 @@ export interface StartOptions {
   tftp?: boolean;
   /** ms to wait for readiness (default 20 s). */
   timeoutMs?: number;
+  /** Node flags before the script, e.g. `--cpu-prof` (not allowed in NODE_OPTIONS). */
+  nodeArgs?: string[];
 }
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv, opts: { input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
@@ -110,6 +112,7 @@ export async function apiRequest(
 export async function startForge(opts: StartOptions = {}): Promise<ForgeServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'forge-test-'));
   const args = [
+    ...(opts.nodeArgs ?? []),
     FORGE_BIN,
     'serve',
     '--data-dir',

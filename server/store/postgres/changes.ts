@@ -17,7 +17,16 @@ export const SYSTEMS_CHANNEL = 'forge_systems';
  * some may have been missed. Resolves, with the stop function, once LISTEN
  * took effect: a caller that loads after it misses nothing written meanwhile.
  */
-export async function watchSystems(url: string, fn: (names: string[]) => void, reset: () => void): Promise<() => Promise<void>> {
+export function watchSystems(url: string, fn: (names: string[]) => void, reset: () => void): Promise<() => Promise<void>> {
+  return watchChannel(url, SYSTEMS_CHANNEL, fn, reset);
+}
+
+/**
+ * The same feed for one channel: `fn` gets the payloads of a turn; `down`
+ * (optional) is told at once when the connection is lost, before the
+ * reconnect's `reset`, so a cache stops trusting itself for the gap.
+ */
+export async function watchChannel(url: string, channel: string, fn: (payloads: string[]) => void, reset: () => void, down?: () => void): Promise<() => Promise<void>> {
   let client: pg.Client | undefined;
   let stopped = false;
   let batch: string[] = [];
@@ -30,13 +39,14 @@ export async function watchSystems(url: string, fn: (names: string[]) => void, r
     if (stopped) return;
     const c = new pg.Client({ connectionString: url });
     c.on('notification', (m) => {
-      if (m.channel !== SYSTEMS_CHANNEL || m.payload === undefined) return;
+      if (m.channel !== channel || m.payload === undefined) return;
       if (batch.length === 0) setImmediate(deliver);
       batch.push(m.payload);
     });
     const retry = (): void => {
       if (stopped || client !== c) return;
       client = undefined;
+      down?.();
       c.end().catch(() => undefined);
       setTimeout(() => void connect(false), 1000).unref();
     };
@@ -45,7 +55,7 @@ export async function watchSystems(url: string, fn: (names: string[]) => void, r
     client = c;
     try {
       await c.connect();
-      await c.query(`LISTEN ${SYSTEMS_CHANNEL}`);
+      await c.query(`LISTEN ${channel}`);
       // Writes committed while the connection was down sent nobody their names.
       if (!first && !stopped) reset();
     } catch {

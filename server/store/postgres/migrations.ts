@@ -213,6 +213,27 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE TRIGGER systems_notify AFTER INSERT OR UPDATE OR DELETE ON systems FOR EACH ROW EXECUTE FUNCTION forge_systems_notify();
     `,
   },
+  {
+    // Issue 19 (scale): distros, profiles, subnets and install windows NOTIFY 'KIND:NAME' on
+    // every row written (at commit, in commit order), so each server's in-process cache of
+    // them (store/cache.ts: boot configs, DHCP and validate read them per request) drops what
+    // another server changed. Cascades (a profile rename rewriting its children) fire per row.
+    // No SQLite counterpart: one process owns a SQLite store and sees its own writes.
+    version: 7,
+    name: 'objects: change notifications',
+    sql: `
+      CREATE FUNCTION forge_objects_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP <> 'INSERT' THEN PERFORM pg_notify('forge_objects', TG_ARGV[0] || ':' || (to_jsonb(OLD) ->> TG_ARGV[1])); END IF;
+        IF TG_OP <> 'DELETE' THEN PERFORM pg_notify('forge_objects', TG_ARGV[0] || ':' || (to_jsonb(NEW) ->> TG_ARGV[1])); END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER distros_notify AFTER INSERT OR UPDATE OR DELETE ON distros FOR EACH ROW EXECUTE FUNCTION forge_objects_notify('distro', 'name');
+      CREATE TRIGGER profiles_notify AFTER INSERT OR UPDATE OR DELETE ON profiles FOR EACH ROW EXECUTE FUNCTION forge_objects_notify('profile', 'name');
+      CREATE TRIGGER subnets_notify AFTER INSERT OR UPDATE OR DELETE ON subnets FOR EACH ROW EXECUTE FUNCTION forge_objects_notify('subnet', 'name');
+      CREATE TRIGGER install_windows_notify AFTER INSERT OR UPDATE OR DELETE ON install_windows FOR EACH ROW EXECUTE FUNCTION forge_objects_notify('window', 'system');
+    `,
+  },
 ];
 
 /**
