@@ -9,11 +9,12 @@
  *   postgres/migrations.ts  the schema, append-only versions
  *   postgres/objects.ts     distros, profiles, systems and their interfaces
  *   postgres/events.ts      lifecycle events, and the LISTEN/NOTIFY feed
- *   postgres/leases.ts      the durable copy of DHCP leases
+ *   postgres/leases.ts      the durable copy of DHCP leases, and the address claims (group commits)
  *   postgres/discovery.ts   discovered machines and discovery rules
  *
  * Durability is PostgreSQL's: a COMMIT that returned is on the server's WAL
- * (synchronous_commit=on, the default).
+ * (synchronous_commit=on, the default), except a DHCP address claim's, which
+ * nothing is acknowledged on (postgres/leases.ts ASYNC_COMMIT).
  */
 import { PgAccess } from './postgres/access.js';
 import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '../core/access.js';

@@ -105,6 +105,15 @@ export class Db {
     }
   }
 
+  /** Runs `fn`, which issues one statement, outside BEGIN/COMMIT: the statement is its own transaction. */
+  async statement<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.pool);
+    } catch (e) {
+      throw this.translate(e);
+    }
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }

@@ -209,6 +209,18 @@ export class PgObjects {
     return (await this.db.query<{ name: string }>(`SELECT name FROM ${TABLE[kind]}${where} ORDER BY name`, params)).map((r) => r.name);
   }
 
+  /**
+   * Lookups by MAC or address are what DHCP asks for every packet the
+   * in-process index cannot answer (an unknown MAC, a pool address no system
+   * holds): those arriving while one is in flight go together in one query
+   * (one round trip for the group, store/postgres/batch.ts), as on SQLite
+   * they cost no round trip at all.
+   */
+  private readonly lookups = {
+    mac: new GroupWriter<string, System | undefined>((keys) => this.systemsBy('mac', keys), (k) => this.systemBy('mac', k)),
+    ip: new GroupWriter<string, System | undefined>((keys) => this.systemsBy('ip', keys), (k) => this.systemBy('ip', k)),
+  };
+
   private async systemBy(col: 'mac' | 'ip', v: string): Promise<System | undefined> {
     const rows = await this.db.query<{ data: string }>(
       `SELECT s.data FROM interfaces i JOIN systems s ON s.name = i.system WHERE i.${col} = $1`,
@@ -218,17 +230,31 @@ export class PgObjects {
     return rows[0] === undefined ? undefined : (JSON.parse(rows[0].data) as System);
   }
 
+  private async systemsBy(col: 'mac' | 'ip', keys: string[]): Promise<(System | undefined)[]> {
+    if (keys.length === 1) return [await this.systemBy(col, keys[0]!)];
+    const rows = await this.db.query<{ k: string; data: string }>(
+      `SELECT i.${col} AS k, s.data FROM interfaces i JOIN systems s ON s.name = i.system WHERE i.${col} = ANY($1::text[])`,
+      [[...new Set(keys)]],
+      `systems_by_${col}`,
+    );
+    const found = new Map(rows.map((r) => [r.k, r.data]));
+    return keys.map((k) => {
+      const d = found.get(k);
+      return d === undefined ? undefined : (JSON.parse(d) as System);
+    });
+  }
+
   systemDocs(q: { after: string; limit: number } | { names: readonly string[] }): Promise<SystemDoc[]> {
     if ('names' in q) return this.db.query<SystemDoc & Record<string, unknown>>('SELECT name, data FROM systems WHERE name = ANY($1::text[])', [q.names], 'system_docs_named');
     return this.db.query<SystemDoc & Record<string, unknown>>('SELECT name, data FROM systems WHERE name > $1 ORDER BY name LIMIT $2', [q.after, q.limit], 'system_docs_page');
   }
 
   findSystemByMac(mac: string): Promise<System | undefined> {
-    return this.systemBy('mac', mac);
+    return this.lookups.mac.write(mac);
   }
 
   findSystemByIp(ip: string): Promise<System | undefined> {
-    return this.systemBy('ip', ip);
+    return this.lookups.ip.write(ip);
   }
 
   async macInUse(mac: string): Promise<boolean> {

@@ -21,6 +21,8 @@ export class OrderedWrites<I, O> {
     /** Writes the batch in the transaction `c`; returns one result per item, in order. */
     private readonly writeBatch: (c: Client, batch: I[]) => Promise<O[]>,
     private readonly maxBatch = 500,
+    /** `writeBatch` issues one statement: run it as its own transaction (no BEGIN/COMMIT round trips). */
+    private readonly oneStatement = false,
   ) {}
 
   write(item: I): Promise<O> {
@@ -36,7 +38,8 @@ export class OrderedWrites<I, O> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
       try {
-        const out = await this.db.tx((c) => this.writeBatch(c, batch.map((b) => b.item)));
+        const items = batch.map((b) => b.item);
+        const out = this.oneStatement ? await this.db.statement((c) => this.writeBatch(c, items)) : await this.db.tx((c) => this.writeBatch(c, items));
         batch.forEach((b, i) => b.resolve(out[i]!));
       } catch (e) {
         for (const b of batch) b.reject(e);
