@@ -37,7 +37,8 @@ export interface DhcpDeps extends DhcpHandlerDeps {
 
 /** The lease table managed DHCP keeps (and the boot service reads); proxy mode keeps one without a store. */
 export function createLeaseTable(deps: Pick<DhcpDeps, 'store' | 'log'>, mode: ForgeConfig['dhcp_mode']): LeaseTable {
-  return new LeaseTable(mode === 'managed' ? deps.store : undefined, deps.log.child('dhcp'));
+  // A store several servers share (claimAddress) spreads each server's hand-outs over the pool.
+  return new LeaseTable(mode === 'managed' ? deps.store : undefined, deps.log.child('dhcp'), mode === 'managed' && deps.store.claimAddress !== undefined);
 }
 
 /**

@@ -37,10 +37,16 @@ export const COMMIT_WINDOW_MS = 2;
 /** How long a declined address stays out of the pool (RFC 2131 s4.3.3: the server must mark it unavailable). */
 export const DECLINE_HOLD_MS = 10 * 60_000;
 
+const poolKey = (p: Pool): string => `${p.subnet.cidr} ${p.first}-${p.last}`;
+
 export class LeaseTable {
   private readonly byMac = new Map<string, LeaseEntry>();
   private readonly byIp = new Map<number, LeaseEntry>();
-  private readonly cursor = new Map<Pool, number>();
+  /**
+   * Where each pool's next hand-out starts, by the pool's range: a refresh of the settings
+   * (settings.ts, every second) makes new Pool objects, and the round robin must not start over.
+   */
+  private readonly cursor = new Map<string, number>();
   /** Bindings waiting for the commit window to close, and the batches being committed (awaited on close). */
   private batch: { e: LeaseEntry; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private commitTimer: NodeJS.Timeout | undefined;
@@ -50,6 +56,12 @@ export class LeaseTable {
   constructor(
     private readonly store: Store | undefined,
     private readonly log: Logger,
+    /**
+     * Start each pool's round robin at a random address instead of its first (servers sharing
+     * one pool through the database): two servers that both start at the first address would
+     * ask for each other's addresses, one refused claim after another.
+     */
+    private readonly spread = false,
   ) {}
 
   /** Loads persisted leases (bound/declined ones still valid) at start. */
@@ -98,16 +110,26 @@ export class LeaseTable {
   /** Next free address of the pool for `mac` (round robin from the last hand-out), or undefined when exhausted. */
   allocate(pool: Pool, mac: string, now: number, reserved: (ip: number) => boolean): number | undefined {
     const size = pool.last - pool.first + 1;
-    let start = this.cursor.get(pool) ?? pool.first;
+    const key = poolKey(pool);
+    let start = this.cursor.get(key) ?? (this.spread ? this.randomIn(pool) : pool.first);
     if (start < pool.first || start > pool.last) start = pool.first;
     for (let i = 0; i < size; i++) {
       const ip = pool.first + ((start - pool.first + i) % size);
       if (this.availableFor(ip, mac, now) && !reserved(ip)) {
-        this.cursor.set(pool, ip === pool.last ? pool.first : ip + 1);
+        this.cursor.set(key, ip === pool.last ? pool.first : ip + 1);
         return ip;
       }
     }
     return undefined;
+  }
+
+  /** The next hand-out of `pool` starts at a random address (after another server's claim was met there). */
+  scatter(pool: Pool): void {
+    this.cursor.set(poolKey(pool), this.randomIn(pool));
+  }
+
+  private randomIn(pool: Pool): number {
+    return pool.first + Math.floor(Math.random() * (pool.last - pool.first + 1));
   }
 
   offer(mac: string, ip: number, now: number, holdMs: number, system: string, hostname: string): void {

@@ -12,12 +12,21 @@ import { DECLINE_HOLD_MS } from './leases.js';
 import type { Resolved } from '../../catalog.js';
 
 const LOOKUP_TTL_MS = 1000;
+/** Bound on the addresses remembered as another server's (a /16 pool's worth). */
+const ELSEWHERE_MAX = 65_536;
 
 export class ManagedDhcp {
   private reservedCache = new Set<number>();
   /** Addresses no system reserves (negative lookups), cleared with reservedCache. */
   private freeCache = new Set<number>();
   private reservedAt = 0;
+  /**
+   * Pool addresses another server's claim holds (a refused claim), with when to ask again:
+   * the round robin skips them without asking the database each time. Only allocation reads
+   * this; a client asking for such an address by name (REQUEST, option 50) still goes to the
+   * database, which may say it is this client's (it moved from the other server).
+   */
+  private readonly elsewhere = new Map<number, number>();
 
   constructor(private readonly h: DhcpHandler) {}
 
@@ -119,12 +128,26 @@ export class ManagedDhcp {
     if (wantN !== undefined && this.inPools(subnet, wantN) && leases.availableFor(wantN, mac, now) && !(await this.reservedByOther(wantN, mac)) && (await this.claim(wantN, mac, hold))) {
       return wantN;
     }
+    const skip = (x: number): boolean => {
+      if (this.reservedCache.has(x)) return true;
+      const until = this.elsewhere.get(x);
+      if (until === undefined) return false;
+      if (until > now) return true;
+      this.elsewhere.delete(x);
+      return false;
+    };
     for (const pool of this.poolsOf(subnet)) {
       const size = pool.last - pool.first + 1;
       for (let tries = 0; tries < size; tries++) {
-        const ip = leases.allocate(pool, mac, now, (x) => this.reservedCache.has(x));
+        const ip = leases.allocate(pool, mac, now, skip);
         if (ip === undefined) break;
-        if (!(await this.reservedByOther(ip, mac)) && (await this.claim(ip, mac, hold))) return ip;
+        if (await this.reservedByOther(ip, mac)) continue;
+        if (await this.claim(ip, mac, hold)) return ip;
+        // Another server holds it: remember that for one offer hold, and carry on from a random
+        // address, away from where that server is handing out (leases.ts scatter).
+        if (this.elsewhere.size >= ELSEWHERE_MAX) this.elsewhere.clear();
+        this.elsewhere.set(ip, now + this.s.offerHoldSeconds * 1000);
+        leases.scatter(pool);
       }
     }
     return undefined;
