@@ -37,14 +37,17 @@ const DHCP_RATES = (process.env['FORGE_BENCH_SERVERS_RATES'] ?? '1000,100').spli
 const DHCP_SECONDS = Number(process.env['FORGE_BENCH_SERVERS_SECONDS'] ?? 8);
 const REPEATS = Math.max(1, Number(process.env['FORGE_BENCH_SERVERS_REPEATS'] ?? 2));
 const CLIENTS = 18_000;
+/** Which parts run (adds, dhcp, failover) and which configurations (their labels' indexes, 0-3), for profiling one. */
+const PARTS = new Set((process.env['FORGE_BENCH_SERVERS_PARTS'] ?? 'adds,dhcp,failover').split(','));
 
 type Config = { label: string; store: 'sqlite' | 'pg'; servers: number };
-const CONFIGS: Config[] = [
+const ALL_CONFIGS: Config[] = [
   { label: 'SQLite, one server', store: 'sqlite', servers: 1 },
   { label: 'PostgreSQL, one server', store: 'pg', servers: 1 },
   { label: 'PostgreSQL, two servers', store: 'pg', servers: 2 },
   { label: 'PostgreSQL, three servers', store: 'pg', servers: 3 },
 ];
+const CONFIGS = (process.env['FORGE_BENCH_SERVERS_CONFIGS'] ?? '0,1,2,3').split(',').map((i) => ALL_CONFIGS[Number(i)]).filter((c): c is Config => c !== undefined);
 
 async function addsRow(cluster: PgCluster, c: Config, repeat: number): Promise<string> {
   const url = c.store === 'pg' ? await cluster.createDatabase('bench') : '';
@@ -173,25 +176,27 @@ async function failover(cluster: PgCluster): Promise<string[]> {
 
 export async function run(): Promise<string> {
   const load0 = load1();
-  const cluster: PgCluster = (await startPostgres(undefined, { fsync: true }))!;
+  const cluster: PgCluster = (await startPostgres(undefined, { fsync: process.env['FORGE_BENCH_PG_FSYNC'] !== 'off' }))!;
   const adds: string[] = [];
   const dhcp: string[] = [];
   let fo: string[] = [];
   try {
     for (let r = 1; r <= REPEATS; r++) {
-      for (const c of CONFIGS) {
+      for (const c of PARTS.has('adds') ? CONFIGS : []) {
         process.stderr.write(`bench servers: adds, ${c.label}, repeat ${r}\n`);
         adds.push(await addsRow(cluster, c, r));
       }
-      for (const rate of DHCP_RATES) {
+      for (const rate of PARTS.has('dhcp') ? DHCP_RATES : []) {
         for (const c of CONFIGS) {
           process.stderr.write(`bench servers: DHCP, ${c.label}, ${rate}/s, repeat ${r}\n`);
           dhcp.push(await dhcpRow(cluster, c, r, rate));
         }
       }
     }
-    process.stderr.write('bench servers: failover\n');
-    fo = await failover(cluster);
+    if (PARTS.has('failover')) {
+      process.stderr.write('bench servers: failover\n');
+      fo = await failover(cluster);
+    }
   } finally {
     await cluster.stop();
   }

@@ -16,8 +16,10 @@ export interface NsForge {
  * resolves when it is ready (or rejects with its output). `args` come last and win.
  */
 export async function forgeInNamespace(host: Host, ip: string, dataDir: string, args: string[], opts: { expectExit?: boolean; timeoutMs?: number } = {}): Promise<NsForge> {
+  // FORGE_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`): node flags for profiling a bench's servers.
+  const nodeArgs = (process.env['FORGE_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
   const proc = host.spawn(process.execPath, [
-    FORGE_BIN, 'serve', '--data-dir', dataDir, '--listen', ip, '--http-port', '0', '--server', ip,
+    ...nodeArgs, FORGE_BIN, 'serve', '--data-dir', dataDir, '--listen', ip, '--http-port', '0', '--server', ip,
     '--tftp-enabled', 'false', '--log-level', 'warn', ...args,
   ]);
   let out = '';
