@@ -72,14 +72,16 @@ async function httpFetch(base: string, kernel: string, initrd: string, n: number
   await Promise.all(
     Array.from({ length: n }, async (_, i) => {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      let step = 'kernel';
       try {
         // (`out.bytes += await ...` would read out.bytes before the await and lose the other clients' bytes)
         const k = await get(agent, base + kernel);
+        step = `initrd (kernel done at ${((performance.now() - t0) / 1000).toFixed(1)} s)`;
         const i2 = await get(agent, base + initrd);
         out.bytes += k + i2;
         out.done.push(performance.now() - t0);
       } catch (e) {
-        out.failures.push(`client ${i}: ${(e as Error).message}`);
+        out.failures.push(`client ${i}: ${step}: ${(e as Error).message} at ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       } finally {
         agent.destroy();
       }

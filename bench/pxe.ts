@@ -33,6 +33,10 @@ const N = Math.max(1, Number(process.env['PXE_BENCH_CLIENTS'] ?? 1000));
 const REPEATS = Math.max(1, Number(process.env['PXE_BENCH_REPEATS'] ?? 2));
 const TFTP_CONC = 200;
 const SERVER = '10.98.0.1';
+/** PXE_BENCH_PHASES=dhcp,tftp,http (default all) and PXE_BENCH_SERVERS=forge,rival (default both): reproduce one phase alone. */
+const PHASES = new Set((process.env['PXE_BENCH_PHASES'] ?? 'dhcp,tftp,http').split(','));
+const SERVERS = new Set((process.env['PXE_BENCH_SERVERS'] ?? 'forge,rival').split(','));
+const NONE = { stdout: '', stderr: '', code: 0 };
 
 interface Outcome {
   done: number[];
@@ -77,20 +81,30 @@ function treeCpuMs(pid: number | undefined): number {
   return procCpuMs(pid) + kids.reduce((a, k) => a + (procCpuMs(k) || 0), 0);
 }
 
+/** Failures counted by kind ("initrd: socket hang up: 7"), the numbers (client, seconds) taken out. */
+function kinds(failures: string[]): string[] {
+  const n = new Map<string, number>();
+  for (const f of failures) {
+    const k = f.replace(/^client \d+: /, '').replace(/ \(kernel done at [\d.]+ s\)/, '').replace(/ at [\d.]+ s$/, '');
+    n.set(k, (n.get(k) ?? 0) + 1);
+  }
+  return [...n].map(([k, c]) => `${c} x ${k}`);
+}
+
 async function phases(client: LanClient, server: Run['server'], repeat: number, tftpFile: string, kernelPath: string, initrdPath: string, cpu: () => number): Promise<Run> {
   const load = load1();
   const cpu0 = cpu();
   let t = performance.now();
-  const d = await client.exec('perfdhcp', ['-4', '-l', 'eth0', '-r', '2000', '-R', String(N), '-n', String(N), '-W', '1000000', SERVER], { timeoutMs: 120_000 });
+  const d = !PHASES.has('dhcp') ? NONE : await client.exec('perfdhcp', ['-4', '-l', 'eth0', '-r', '2000', '-R', String(N), '-n', String(N), '-W', '1000000', SERVER], { timeoutMs: 120_000 });
   const dhcpMs = performance.now() - t;
   const acks = Number([...d.stdout.matchAll(/received packets: (\d+)/g)][1]?.[1] ?? NaN);
   if (process.env['PXE_BENCH_DEBUG'] !== undefined) process.stderr.write(`perfdhcp ${d.code}: ${d.stdout}\n${d.stderr}\n`);
   t = performance.now();
-  const tf = await client.exec(process.execPath, [CLIENT, 'tftp', SERVER, tftpFile, String(N), String(TFTP_CONC)], { timeoutMs: 600_000 });
+  const tf = !PHASES.has('tftp') ? NONE : await client.exec(process.execPath, [CLIENT, 'tftp', SERVER, tftpFile, String(N), String(TFTP_CONC)], { timeoutMs: 600_000 });
   const tftpMs = performance.now() - t;
   const to = JSON.parse(tf.stdout.trim() || '{"done":[],"bytes":0,"failures":["no output"]}') as Outcome;
   t = performance.now();
-  const ht = await client.exec(process.execPath, [CLIENT, 'http', `http://${SERVER}:8080`, kernelPath, initrdPath, String(N)], { timeoutMs: 900_000 });
+  const ht = !PHASES.has('http') ? NONE : await client.exec(process.execPath, [CLIENT, 'http', `http://${SERVER}:8080`, kernelPath, initrdPath, String(N)], { timeoutMs: 900_000 });
   const httpMs = performance.now() - t;
   if (process.env['PXE_BENCH_DEBUG'] !== undefined) process.stderr.write(`tftp: ${tf.stdout.slice(0, 300)} ${tf.stderr.slice(0, 300)}\nhttp: ${ht.stdout.slice(0, 300)} ${ht.stderr.slice(0, 300)}\n`);
   const ho = JSON.parse(ht.stdout.trim() || '{"done":[],"bytes":0,"failures":["no output"]}') as Outcome;
@@ -106,7 +120,7 @@ async function phases(client: LanClient, server: Run['server'], repeat: number, 
     httpOk: ho.done.length,
     httpBytes: ho.bytes,
     cpuMs: cpu() - cpu0,
-    failures: [...to.failures, ...ho.failures].slice(0, 5),
+    failures: [...kinds([...to.failures, ...ho.failures]), ...[...to.failures, ...ho.failures].slice(0, 5)],
   };
 }
 
@@ -186,7 +200,7 @@ export async function run(): Promise<string> {
     for (let r = 1; r <= REPEATS; r++) {
       // Alternate who goes first, so neither always runs on the warmer (or busier) machine.
       const order = r % 2 === 1 ? ['forge', 'rival'] : ['rival', 'forge'];
-      for (const who of order) runs.push(who === 'forge' ? await forgeRun(lan, client, dir, r) : await rivalRun(lan, client, dir, r, nginxBin));
+      for (const who of order.filter((w) => SERVERS.has(w))) runs.push(who === 'forge' ? await forgeRun(lan, client, dir, r) : await rivalRun(lan, client, dir, r, nginxBin));
     }
   } finally {
     await lan.destroy();

@@ -146,7 +146,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   }
 
   const http = createServer();
-  applyTimeouts(http);
+  applyTimeouts(http, log.child('http'));
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(config.http_port, config.listen, () => {

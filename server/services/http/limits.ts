@@ -8,6 +8,8 @@ import express from 'express';
 import type { Request, RequestHandler } from 'express';
 import type { Server } from 'node:http';
 import { ForgeError } from '../../errors.js';
+import { keepAliveUntilReceived, type KeepAliveStats } from './keepalive.js';
+import type { Logger } from '../../log.js';
 
 /** Default limit for an authenticated write (one object, an event, a rename). */
 export const BODY_LIMIT_DEFAULT = 1024 * 1024;
@@ -84,7 +86,9 @@ export function boundedJsonBody(limit: number | ((req: Request) => number)): Req
  * (slowloris), a whole request within 10 minutes (a 256 MB import on a slow
  * link), and an idle keep-alive socket closes after 65 s; a socket with no
  * traffic at all for 2 minutes is closed even mid-response (a stalled
- * firmware download keeps no descriptor forever).
+ * firmware download keeps no descriptor forever). The keep-alive countdown
+ * starts when the client has acknowledged the response, not when forge
+ * handed it to the kernel (keepalive.ts).
  */
 export const HTTP_TIMEOUTS = {
   headersMs: 20_000,
@@ -93,9 +97,11 @@ export const HTTP_TIMEOUTS = {
   idleSocketMs: 120_000,
 } as const;
 
-export function applyTimeouts(http: Server): void {
-  http.headersTimeout = HTTP_TIMEOUTS.headersMs;
-  http.requestTimeout = HTTP_TIMEOUTS.requestMs;
-  http.keepAliveTimeout = HTTP_TIMEOUTS.keepAliveMs;
-  http.setTimeout(HTTP_TIMEOUTS.idleSocketMs, (socket) => socket.destroy());
+export function applyTimeouts(http: Server, log?: Logger, t: { readonly [K in keyof typeof HTTP_TIMEOUTS]: number } = HTTP_TIMEOUTS): KeepAliveStats {
+  http.headersTimeout = t.headersMs;
+  http.requestTimeout = t.requestMs;
+  http.keepAliveTimeout = t.keepAliveMs;
+  // Node emits the server's 'timeout' for both the idle and the keep-alive timer; keepalive.ts decides.
+  http.timeout = t.idleSocketMs;
+  return keepAliveUntilReceived(http, t, log);
 }
