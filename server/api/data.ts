@@ -56,6 +56,9 @@ export interface DataDeps {
   config: Pick<ForgeConfig, 'dhcp_mode' | 'dhcp_subnet' | 'boot_roots' | 'data_dir' | 'server' | 'listen'>;
 }
 
+/** Systems read per page by the check: one page is read and parsed without a yield, so small (about 1 ms on SQLite). */
+const CHECK_PAGE = 200;
+
 /** Chunked (core/yield.ts) like validate: a check of 100k systems never holds DHCP/TFTP answers. */
 export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
   const out: Problem[] = [];
@@ -97,15 +100,20 @@ export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
   // A system blends when its profile does (the store keeps references valid),
   // so a whole-site check stays fast at 100k systems.
   const noMac: string[] = [];
-  for (const name of await store.listNames('system')) {
-    await slice();
-    const s = await store.get('system', name);
-    if (s === undefined) continue;
-    if (!okProfiles.has(s.profile)) {
-      out.push({ severity: 'error', object: `system ${s.name}`, field: 'profile', message: `profile ${s.profile} is missing or has no distro` });
-    }
-    if (s.netboot_enabled && !Object.values((s as System).interfaces).some((i) => i.mac_address !== '') && s.name !== 'default') {
-      noMac.push(s.name);
+  // A page of documents per read (a read per system was a round trip each on PostgreSQL).
+  for (let after = '', more = true; more; ) {
+    const page = await store.systemDocs({ after, limit: CHECK_PAGE });
+    more = page.length === CHECK_PAGE;
+    after = page[page.length - 1]?.name ?? after;
+    for (const d of page) {
+      await slice();
+      const s = JSON.parse(d.data) as System;
+      if (!okProfiles.has(s.profile)) {
+        out.push({ severity: 'error', object: `system ${s.name}`, field: 'profile', message: `profile ${s.profile} is missing or has no distro` });
+      }
+      if (s.netboot_enabled && !Object.values((s as System).interfaces).some((i) => i.mac_address !== '') && s.name !== 'default') {
+        noMac.push(s.name);
+      }
     }
   }
   const SHOWN = 50;

@@ -57,8 +57,8 @@ export function templateNameFor(vars: Vars): string {
   return d;
 }
 
-/** Systems read per page by validate. */
-const VALIDATE_PAGE = 1000;
+/** Systems read per page by validate (small: a page is read without a yield, as in api/data.ts). */
+const VALIDATE_PAGE = 200;
 
 export class AutoinstallService {
   constructor(
@@ -183,6 +183,8 @@ export class AutoinstallService {
     // Systems a page of documents at a time (one read per page, not one per system).
     for (let after = ''; ;) {
       const page = await this.store.systemDocs({ after, limit: VALIDATE_PAGE });
+      // Their install windows in one read too (the object cache keeps them for the renders below).
+      await this.store.installWindows(page.map((d) => d.name));
       for (const d of page) {
         let sys: System;
         try {

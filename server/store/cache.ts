@@ -148,6 +148,25 @@ export class ObjectCache {
     return v;
   }
 
+  /** Several windows in one store read (those not held); validate primes a page of systems with it. */
+  async installWindows(systems: readonly string[]): Promise<InstallWindow[]> {
+    const out: InstallWindow[] = [];
+    const ask: string[] = [];
+    for (const s of systems) {
+      const hit = this.windows.get(s);
+      if (hit === undefined) ask.push(s);
+      else if (hit !== null) out.push(JSON.parse(hit) as InstallWindow);
+    }
+    this.hits += systems.length - ask.length;
+    this.misses += ask.length;
+    if (ask.length === 0) return out;
+    const gen = this.gen;
+    const found = await this.store.installWindows(ask);
+    const by = new Map(found.map((w) => [w.system, w]));
+    for (const s of ask) this.put(this.windows, gen, s, by.has(s) ? JSON.stringify(by.get(s)) : null);
+    return [...out, ...found];
+  }
+
   async installWindow(system: string): Promise<InstallWindow | undefined> {
     const hit = this.windows.get(system);
     if (hit !== undefined) {
@@ -190,6 +209,7 @@ export function cachedStore(store: Store, cache: ObjectCache): Store {
     get: (kind, name) => cache.get(kind, name),
     list: (kind, filter) => cache.list(kind, filter),
     installWindow: (system) => cache.installWindow(system),
+    installWindows: (systems) => cache.installWindows(systems),
     rotateInstallToken: (system) => after(store.rotateInstallToken(system), () => cache.dropWindows([system])),
     create: <K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions) => after(store.create(kind, obj, opts), dropper(kind, () => [obj.name])),
     bulkCreate: <K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions) => after(store.bulkCreate(kind, objs, opts), dropper(kind, () => objs.map((o) => o.name))),

@@ -71,6 +71,9 @@ export class PgStore implements Store {
   installWindow(system: string): Promise<InstallWindow | undefined> {
     return this.access.installWindow(system);
   }
+  installWindows(systems: readonly string[]): Promise<InstallWindow[]> {
+    return this.access.installWindows(systems);
+  }
   rotateInstallToken(system: string): Promise<InstallWindow> {
     return this.access.rotate(system);
   }

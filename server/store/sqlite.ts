@@ -204,6 +204,9 @@ export class SqliteStore implements Store {
   async installWindow(system: string): Promise<InstallWindow | undefined> {
     return this.installs.get(system);
   }
+  async installWindows(systems: readonly string[]): Promise<InstallWindow[]> {
+    return systems.flatMap((s) => this.installs.get(s) ?? []);
+  }
   rotateInstallToken(system: string): Promise<InstallWindow> {
     return this.installs.rotate(system);
   }

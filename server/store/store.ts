@@ -187,6 +187,8 @@ export interface Store {
   installWindow(system: string): Promise<InstallWindow | undefined>;
   /** A new install token and an open window (reinstall). Netboot on/off moves the window by itself (in the object write). */
   rotateInstallToken(system: string): Promise<InstallWindow>;
+  /** The windows of these systems (those that have one), in one read: validate's page of systems. */
+  installWindows(systems: readonly string[]): Promise<InstallWindow[]>;
   /** `hash`: hex SHA-256 of the token (the token itself is never stored). */
   createApiToken(role: Role, comment: string, hash: string): Promise<ApiTokenInfo>;
   listApiTokens(): Promise<ApiTokenInfo[]>;

@@ -101,6 +101,18 @@ for (const [backend, open] of Object.entries(backends)) {
       await rejects(st.mustGet('system', 'nope'), 'NOT_FOUND', 'name');
     });
 
+    test('install windows read one by one and a page at a time agree', async () => {
+      const st = await seeded(open);
+      await st.create('system', { ...sys('w1', 'p'), netboot_enabled: true });
+      await st.create('system', { ...sys('w2', 'p'), netboot_enabled: true });
+      await st.create('system', { ...sys('w3', 'p'), netboot_enabled: false });
+      const one = await Promise.all(['w1', 'w2', 'w3', 'nope'].map((n) => st.installWindow(n)));
+      assert.ok(one[0] !== undefined && one[1] !== undefined && one[0].token !== one[1].token, 'netboot systems have windows of their own');
+      const page = await st.installWindows(['w1', 'w2', 'w3', 'nope']);
+      assert.deepEqual([...page].sort((a, b) => a.system.localeCompare(b.system)), one.filter((w) => w !== undefined));
+      assert.deepEqual(await st.installWindows([]), []);
+    });
+
     test('concurrent writes succeed or fail on their own', async () => {
       const st = await seeded(open);
       const mk = (name: string, mac: string) => st.create('system', sys(name, 'p', { eth0: { mac_address: mac } }));

@@ -30,6 +30,10 @@ export class PgAccess {
     return (await this.db.query<InstallWindow & Record<string, unknown>>('SELECT system, token, opened, closed FROM install_windows WHERE system = $1', [system]))[0];
   }
 
+  async installWindows(systems: readonly string[]): Promise<InstallWindow[]> {
+    return this.db.query<InstallWindow & Record<string, unknown>>('SELECT system, token, opened, closed FROM install_windows WHERE system = ANY($1::text[])', [systems]);
+  }
+
   /** Inside the object write's transaction. */
   async netbootChanged(c: Client, system: string, on: boolean): Promise<void> {
     const now = new Date().toISOString();

@@ -2,7 +2,8 @@
  * The `events` table in PostgreSQL, and the feed that carries every
  * server's events to every server (LISTEN/NOTIFY).
  *
- * Writes are queued in call order and each batch is one transaction that
+ * Writes are queued in call order and each batch is one statement (its own
+ * transaction, INSERT_EVENTS) that
  * takes the events advisory lock before inserting: ids are then handed out
  * in commit order across all servers, so a reader that has seen id N and
  * asks for `id > N` never skips an event another server committed late.
@@ -21,22 +22,39 @@ import { OrderedWrites } from './ordered.js';
 
 export const EVENTS_CHANNEL = 'forge_events';
 
+/**
+ * A batch of events as one statement, so one round trip (it was five: BEGIN, lock, INSERT,
+ * NOTIFY, COMMIT, per batch of a boot config's event). The lock CTE is volatile, so it is
+ * materialised and runs before the first row reaches the INSERT, whose ids (nextval per row,
+ * in batch order: ORDER BY ord) are then handed out under the lock, held to the statement's
+ * commit: ids stay in commit order across servers. The NOTIFY (the last id) goes out at commit.
+ */
+const INSERT_EVENTS = `
+  WITH l AS (SELECT pg_advisory_xact_lock($6)),
+  ins AS (
+    INSERT INTO events (system, type, source, time, detail)
+    SELECT x.system, x.type, x.source, x.time, x.detail FROM l, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS x(system, type, source, time, detail, ord) ORDER BY x.ord
+    RETURNING id
+  ),
+  n AS (SELECT pg_notify('${EVENTS_CHANNEL}', max(id)::text) FROM ins)
+  SELECT ins.id FROM ins, n ORDER BY ins.id`;
+
 export class PgEvents {
   private readonly writes: OrderedWrites<NewEvent & { time: string; detail: Record<string, unknown> }, number>;
 
   constructor(private readonly db: Db) {
-    this.writes = new OrderedWrites(db, async (c, batch) => {
-      await c.query(`SELECT pg_advisory_xact_lock(${LOCKS.events})`);
-      const values: unknown[] = [];
-      const rows = batch.map((e) => {
-        values.push(e.system, e.type, e.source, e.time, JSON.stringify(e.detail));
-        const b = values.length - 5;
-        return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5})`;
-      });
-      const ids = (await c.query<{ id: string }>(`INSERT INTO events (system, type, source, time, detail) VALUES ${rows.join(', ')} RETURNING id`, values)).rows.map((r) => Number(r.id));
-      await c.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, String(ids[ids.length - 1])]);
-      return ids;
-    });
+    this.writes = new OrderedWrites(
+      db,
+      async (c, batch) => {
+        const cols: string[][] = [[], [], [], [], []];
+        for (const e of batch) [e.system, e.type, e.source, e.time, JSON.stringify(e.detail)].forEach((v, i) => cols[i]!.push(v));
+        const ids = (await c.query<{ id: string }>(INSERT_EVENTS, [...cols, LOCKS.events])).rows.map((r) => Number(r.id));
+        if (ids.length !== batch.length) throw new Error(`events: ${ids.length} of ${batch.length} written`);
+        return ids;
+      },
+      500,
+      true,
+    );
   }
 
   async add(ev: NewEvent): Promise<ForgeEvent> {
