@@ -52,6 +52,7 @@ export async function createDhcpHandler(
 ): Promise<DhcpHandler> {
   const stored = (): Promise<Subnet[]> => deps.store.list('subnet');
   const settings = dhcpSettings(deps.config, deps.settings.next_server, networkInterfaces(), await stored());
+  settings.cluster = await deps.store.clusterId();
   if (settings.mode === 'managed') await leases.load(now());
   const h = new DhcpHandler(deps, settings, leases, now);
   // Stored subnets and the host's interfaces, looked at again (handler.refresh, links.ts).

@@ -106,6 +106,18 @@ export class PgStore implements Store {
     return pgSchemaVersion(this.db);
   }
 
+  private cluster: Promise<string> | undefined;
+  clusterId(): Promise<string> {
+    this.cluster ??= this.db.query<{ id: string }>('SELECT id FROM cluster').then(
+      (r) => r[0]?.id ?? '',
+      (e: unknown) => {
+        this.cluster = undefined;
+        throw e;
+      },
+    );
+    return this.cluster;
+  }
+
   list<K extends ObjectKind>(kind: K, filter?: ListFilter): Promise<KindMap[K][]> {
     return this.objects.list(kind, filter);
   }

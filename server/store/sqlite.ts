@@ -82,6 +82,10 @@ export class SqliteStore implements Store {
     return schemaVersion(this.db);
   }
 
+  async clusterId(): Promise<string> {
+    return (this.db.prepare('SELECT id FROM cluster').get() as { id: string } | undefined)?.id ?? '';
+  }
+
   /** Group commits done and writes they carried (for benchmarks). */
   get commitStats(): { commits: number; writes: number } {
     return this.queue.commitStats;

@@ -132,6 +132,11 @@ export interface Store {
   watchObjects?(fn: (keys: string[]) => void, reset: () => void, down: () => void): Promise<() => Promise<void>>;
   /** All MACs in use (for --mac=random collision checks). */
   macInUse(mac: string): Promise<boolean>;
+  /**
+   * The identity of this store's data (32 hex digits, made by its migration): every server of
+   * one database has the same, two SQLite files never. The DHCP probe carries it.
+   */
+  clusterId(): Promise<string>;
 
   addEvent(ev: NewEvent): Promise<ForgeEvent>;
   listEvents(system: string, opts?: { since?: string; limit?: number }): Promise<ForgeEvent[]>;

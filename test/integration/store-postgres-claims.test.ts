@@ -11,6 +11,7 @@
  *     MAC moving to another address inside one group decide as one by one would.
  *   - Claims commit without their own WAL flush and leases with one (pg_stat_wal.wal_sync):
  *     the ACK waits for the lease's flush, which carries the claim before it.
+ *   - The cluster id the DHCP probe carries (services/dhcp/probe.ts) is one per database.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -109,4 +110,18 @@ test('claims commit without a WAL flush of their own, leases with one', async ()
   // Each lease waited for its flush; the claims only for the WAL writer's background flushes.
   assert.ok(leases >= 40, `40 leases one after another: ${leases} WAL flushes`);
   assert.ok(claims < 20, `40 claims one after another: ${claims} WAL flushes`);
+});
+
+test('clusterId: every server of one database has the same, another database another', async () => {
+  const url = await cluster!.createDatabase();
+  const [a, b] = await Promise.all([openPgStore(url), openPgStore(url)]);
+  const other = await openPgStore(await cluster!.createDatabase());
+  try {
+    const id = await a.clusterId();
+    assert.match(id, /^[0-9a-f]{32}$/);
+    assert.equal(await b.clusterId(), id);
+    assert.notEqual(await other.clusterId(), id);
+  } finally {
+    await Promise.all([a.close(), b.close(), other.close()]);
+  }
 });

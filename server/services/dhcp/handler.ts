@@ -22,7 +22,7 @@ import type { LeaseTable } from './leases.js';
 import { ManagedDhcp } from './managed.js';
 import { inSubnet, ipToInt, type Subnet } from './net.js';
 import { ProxyDhcp } from './proxy.js';
-import { PROBE_VENDOR_CLASS } from './probe.js';
+import { isPeerProbe } from './probe.js';
 import type { Outbound } from './reply.js';
 import { serverIdFor, type DhcpSettings } from './settings.js';
 import { bootLoadersOf, resolveByMac, type Resolved } from '../../catalog.js';
@@ -137,8 +137,8 @@ export class DhcpHandler {
       const p = d.packet;
       const mt = p.options.messageType();
       if (p.op !== BOOTREQUEST || mt === undefined || p.htype !== 1 || p.hlen !== 6) return this.ignore();
-      // forge's own rival probe (links.ts) is not a client.
-      if (p.options.vendorClass() === PROBE_VENDOR_CLASS) return this.ignore();
+      // The rival probe of a server of this store (links.ts) is not a client; any other is.
+      if (isPeerProbe(p, this.settings.cluster)) return this.ignore();
       await this.refresh();
       const arrival = await this.arrival(p);
       // A subnet that names other servers is theirs to answer, direct or relayed (its `servers`).

@@ -222,7 +222,7 @@ export class LinkWatch {
     for (const l of up) this.set(l, 'probing');
     const probing = [...up, ...again];
     this.log.info(again.length > 0 ? 'probing again for other DHCP servers' : 'probing for other DHCP servers', { links: probing.map((l) => `${l.interface} ${l.address}`).join(', '), seconds });
-    const results = await probeLinks({ serverPort: this.s.port, clientPort: this.s.clientPort, seconds, links: probing, ours: this.s.localAddrs });
+    const results = await probeLinks({ serverPort: this.s.port, clientPort: this.s.clientPort, seconds, links: probing, ours: this.s.localAddrs, cluster: this.s.cluster });
     probing.forEach((l, i) => {
       const r = results[i];
       const wasRival = l.state === 'rival';

@@ -8,13 +8,41 @@
  * probe has its own xid so an answer is attributed to the link it came from. A link without carrier
  * (a hypervisor bridge before its first VM) cannot have a rival: sending fails with ENETUNREACH, and
  * the link is probed again when it comes up.
+ *
+ * Servers of one store are not rivals: they answer one subnet together on purpose (README "Sites
+ * with several servers"). The probe says which store it comes from: option 43 (vendor-specific
+ * information, RFC 2132 s8.4, whose meaning option 60's vendor class `forge-probe` gives) holds
+ * sub-option 1, the store's cluster id (Store.clusterId, made by a migration: the same for every
+ * server of one PostgreSQL database, different for every SQLite file). A serving forge stays
+ * silent to a probe carrying its own cluster id and answers any other like a client's DISCOVER,
+ * so a forge of another store, or an older forge whose probe carries no id, hears it as a rival,
+ * as it hears dnsmasq or Kea. The id is no secret and no authentication: anyone on the link sees
+ * it; it keeps servers configured together from silencing each other, nothing more.
  */
 import { randomBytes } from 'node:crypto';
 import { BOOTREQUEST, FLAG_BROADCAST, MessageType, Opt, Options, decode, encode, macToChaddr, type Packet } from '../../protocol/dhcp4/index.js';
 import { bindUdp, closeUdp, sendUdp } from './udp.js';
 
-/** Vendor class of forge's own probe: forge's handler never answers it. */
+/** Vendor class of forge's own probe (option 60). */
 export const PROBE_VENDOR_CLASS = 'forge-probe';
+/** Sub-option of option 43 holding the prober's cluster id. */
+const SUB_CLUSTER = 1;
+
+/** Option 43 of a probe from the store `cluster`. */
+export function probeVendorInfo(cluster: string): Buffer {
+  const id = Buffer.from(cluster, 'ascii');
+  return Buffer.concat([Buffer.of(SUB_CLUSTER, id.length), id]);
+}
+
+/**
+ * Whether `p` is the start-up probe of a server of the store `cluster`: vendor class
+ * `forge-probe` and option 43's sub-option 1 equal to it. Such a DISCOVER is not answered.
+ */
+export function isPeerProbe(p: Packet, cluster: string): boolean {
+  if (cluster === '' || p.options.vendorClass() !== PROBE_VENDOR_CLASS) return false;
+  const sub = p.options.subOptions(Opt.VendorSpecific)?.find((o) => o.code === SUB_CLUSTER);
+  return sub !== undefined && sub.data.toString('ascii') === cluster;
+}
 
 export interface ProbeAnswer {
   from: string;
@@ -36,9 +64,11 @@ export interface ProbeOptions {
   links: readonly LinkProbe[];
   /** Our own addresses: offers from them are ours, not a rival's. */
   ours: readonly string[];
+  /** The store's cluster id: servers of the same store stay silent to the probe. */
+  cluster: string;
 }
 
-function discover(xid: number, mac: Buffer): Packet {
+function discover(xid: number, mac: Buffer, cluster: string): Packet {
   return {
     op: BOOTREQUEST,
     htype: 1,
@@ -57,7 +87,8 @@ function discover(xid: number, mac: Buffer): Packet {
     options: new Options()
       .setUint8(Opt.MessageType, MessageType.DISCOVER)
       .set(Opt.ParameterRequestList, Buffer.of(1, 3, 6, 54))
-      .setString(Opt.VendorClass, PROBE_VENDOR_CLASS),
+      .setString(Opt.VendorClass, PROBE_VENDOR_CLASS)
+      .set(Opt.VendorSpecific, probeVendorInfo(cluster)),
   };
 }
 
@@ -98,7 +129,7 @@ export async function probeLinks(o: ProbeOptions): Promise<LinkProbeResult[]> {
           }
           if (down[i] !== undefined || (answers[i]?.length ?? 0) > 0) return;
           try {
-            await sendUdp(s, encode(discover(xids[i] ?? 0, mac)), o.serverPort, '255.255.255.255');
+            await sendUdp(s, encode(discover(xids[i] ?? 0, mac, o.cluster)), o.serverPort, '255.255.255.255');
           } catch (e) {
             if (!isUnreachable(e)) throw e;
             down[i] = `${(e as Error).message}`;

@@ -43,6 +43,11 @@ export interface DhcpSettings {
   relays: Map<string, string>;
   /** Seconds an OFFER holds its address before it may go to another client. */
   offerHoldSeconds: number;
+  /**
+   * The store's cluster id (Store.clusterId), read once at start: the start-up probe carries it
+   * and a probe carrying it comes from a server of the same data (probe.ts). '' until read.
+   */
+  cluster: string;
 }
 
 export type IfaceTable = ReturnType<typeof networkInterfaces>;
@@ -168,6 +173,7 @@ export function dhcpSettings(
     localAddrs: locals,
     localBroadcasts: localBroadcasts(table),
     offerHoldSeconds: 30,
+    cluster: '',
     silentSubnets: new Set(),
     relays: new Map(),
   };

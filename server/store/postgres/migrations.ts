@@ -234,6 +234,17 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE TRIGGER install_windows_notify AFTER INSERT OR UPDATE OR DELETE ON install_windows FOR EACH ROW EXECUTE FUNCTION forge_objects_notify('window', 'system');
     `,
   },
+  {
+    // SQLite migration 7: the identity every server of this database shares, carried by the
+    // DHCP start-up probe (services/dhcp/probe.ts): a server of the same database stays silent
+    // to it, so servers answering one subnet are not each other's rivals.
+    version: 8,
+    name: 'cluster: the identity servers of one database share',
+    sql: `
+      CREATE TABLE cluster (id TEXT COLLATE "C" PRIMARY KEY);
+      INSERT INTO cluster (id) VALUES (replace(gen_random_uuid()::text, '-', ''));
+    `,
+  },
 ];
 
 /**

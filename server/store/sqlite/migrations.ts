@@ -170,6 +170,17 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE subnets SET data = json_set(data, '$.servers', json('[]')) WHERE json_type(data, '$.servers') IS NULL;
     `,
   },
+  {
+    // Issue 19: the identity of the data every server of one store shares (PostgreSQL
+    // migration 8). The DHCP start-up probe carries it, so a server of the same store stays
+    // silent to it and every other DHCP server still answers (services/dhcp/probe.ts).
+    version: 7,
+    name: 'cluster: the identity servers of one store share',
+    sql: `
+      CREATE TABLE cluster (id TEXT PRIMARY KEY);
+      INSERT INTO cluster (id) VALUES (lower(hex(randomblob(16))));
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. */
