@@ -168,7 +168,7 @@ export function chartsFrom(sections: Partial<Record<string, string>>): Map<strin
       title: 'Boot: power-on to installer kernel start (same VM)',
       unit: 'seconds; lower is better',
       groups: ['power-on -> kernel', 'first boot file -> kernel'],
-      series: rows.map((r) => ({ name: (r[0] ?? '').replace(/^(\w+):.*pxelinux.*forge TFTP.*/, '$1 (pxelinux/TFTP)').replace(/^forge: iPXE.*radvd.*/, 'forge (iPXE/HTTP) + RA').replace(/^forge: iPXE.*/, 'forge (iPXE/HTTP)').replace(/^dnsmasq:.*/, 'dnsmasq (pxelinux/TFTP)'), values: [num(r[2]), num(r[3])] })),
+      series: rows.map((r) => ({ name: bootSeries(r[0] ?? ''), values: [num(r[2]), num(r[3])] })),
     });
   }
   const agent = sections['agent'];
@@ -185,6 +185,17 @@ export function chartsFrom(sections: Partial<Record<string, string>>): Map<strin
 }
 
 /** Writes docs/bench/*.svg from docs/bench/*.md; returns area -> markdown image lines. */
+/** Short chart names for the boot paths (this stop's and older recorded sections). */
+function bootSeries(path: string): string {
+  if (/^forge:.*--ipv6-ra off/.test(path)) return 'forge, no RA';
+  if (/^dnsmasq:.*RA/.test(path)) return 'dnsmasq + RA';
+  if (/^(\w+):.*pxelinux.*forge TFTP/.test(path)) return 'forge (pxelinux/TFTP)';
+  if (/^forge: iPXE.*radvd/.test(path)) return 'forge (iPXE/HTTP) + RA';
+  if (/^forge: iPXE/.test(path)) return 'forge (iPXE/HTTP)';
+  if (/^dnsmasq:/.test(path)) return 'dnsmasq (pxelinux/TFTP)';
+  return path;
+}
+
 export function writeCharts(sectionDir: string): Map<string, string[]> {
   const sections: Record<string, string> = {};
   for (const a of ['core', 'render', 'dhcp', 'tftp', 'boot', 'pxe', 'agent']) {

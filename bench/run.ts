@@ -65,9 +65,10 @@ async function main(): Promise<void> {
     'What the bench needs (not installed by CI, which does not run it): Debian 12 with `apt-get install perfdhcp time',
     'kea-dhcp4-server dnsmasq tftpd-hpa atftp tcpdump qemu-system-x86 ipxe-qemu pxelinux syslinux-common',
     'debian-installer-12-netboot-amd64 virtinst libvirt-daemon-system vmdb2 debootstrap mmdebstrap` (most are already in .ci/apt-packages.txt for the',
-    'tests), run as root (network namespaces). atftpd, nginx and radvd are fetched by the bench itself with',
-    '`apt-get download` and unpacked with `dpkg -x` into ~/.cache/forge-bench/debs (FORGE_BENCH_CACHE): atftpd conflicts',
-    'with tftpd-hpa as a package, and installing nginx or radvd would start system-wide daemons. VM parts take one of',
+    'tests), run as root (network namespaces). atftpd and nginx (and radvd, when it is not installed: forge\'s ipv6_ra uses the',
+    'installed one) are fetched by the bench itself with `apt-get download` and unpacked with `dpkg -x` into',
+    '~/.cache/forge-bench/debs (FORGE_BENCH_CACHE): atftpd conflicts with tftpd-hpa as a package, and installing nginx would',
+    'start a system-wide daemon. VM parts take one of',
     'the machine-wide VM slots when run through /work/wt/vm.sh on the shared development machine.',
     '',
   ];
