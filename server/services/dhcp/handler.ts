@@ -106,6 +106,11 @@ export class DhcpHandler {
     errors: 0,
   };
   readonly log: Logger;
+  /**
+   * Whether pool addresses are claimed in a shared store (ManagedDhcp.claim). Off only for the
+   * start-up warm-up (warmup.ts), whose exchanges must not take addresses from real clients.
+   */
+  claims = true;
   private readonly managed: ManagedDhcp;
   private readonly proxyMode: ProxyDhcp;
 

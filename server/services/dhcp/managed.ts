@@ -101,14 +101,14 @@ export class ManagedDhcp {
    */
   private async claim(ip: number, mac: string, expires: number): Promise<boolean> {
     const st = this.h.ctx.store;
-    if (st.claimAddress === undefined) return true;
+    if (st.claimAddress === undefined || !this.h.claims) return true;
     return st.claimAddress(intToIp(ip), mac, expires, this.h.now());
   }
 
   /** RELEASE / DECLINE told to the shared store (not awaited: the client expects no answer). */
   private unclaim(ip: number, mac: string, holdUntil?: number): void {
     const st = this.h.ctx.store;
-    if (st.freeAddress === undefined) return;
+    if (st.freeAddress === undefined || !this.h.claims) return;
     st.freeAddress(intToIp(ip), mac, holdUntil).catch((e: unknown) => this.h.log.warn('could not free the address in the shared store', { mac, ip: intToIp(ip), err: e }));
   }
 
