@@ -32,7 +32,7 @@ fi
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   build-essential python3 bash-completion \
   ipxe pxelinux syslinux-common grub-efi-amd64-signed shim-signed \
-  qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev lvm2
+  qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev lvm2 radvd
 
 npm ci --no-audit --no-fund
 npm run build
