@@ -34,9 +34,9 @@ test('two servers, one pool, one database: perfdhcp through both, no address bou
   try {
     const url = await cluster.createDatabase();
     const pool = { first: 100, last: 139 };
-    // Both servers answer the subnet from the same pool. The probe would hear the other server
-    // and keep each silent (the safe default for an unexpected rival): a pair is configured on purpose.
-    const dhcp = ['--store', url, '--dhcp-mode', 'managed', '--dhcp-subnet', '10.98.0.0/24', '--dhcp-range', `10.98.0.${pool.first},10.98.0.${pool.last}`, '--dhcp-probe-seconds', '0'];
+    // Both servers answer the subnet from the same pool, with the default start-up probe: a server
+    // of the same database stays silent to it (dhcp-postgres-peers.test.ts).
+    const dhcp = ['--store', url, '--dhcp-mode', 'managed', '--dhcp-subnet', '10.98.0.0/24', '--dhcp-range', `10.98.0.${pool.first},10.98.0.${pool.last}`];
     const hostB = await lan.addClient();
     await hostB.must('ip', ['addr', 'add', '10.98.0.3/24', 'dev', 'eth0']);
     const [a, b] = await Promise.all([forgeInNamespace(lan, '10.98.0.1', join(dir, 'a'), dhcp, { timeoutMs: 30_000 }), forgeInNamespace(hostB, '10.98.0.3', join(dir, 'b'), dhcp, { timeoutMs: 30_000 })]);
