@@ -11,6 +11,7 @@ import { ForgeError, invalid } from '../errors.js';
 import type { ExportDocument, Store } from '../store/store.js';
 import { blendedProfile } from '../catalog.js';
 import { slicer } from '../core/yield.js';
+import { computing } from '../services/http/limits.js';
 import { DISTRO_PATH_FIELDS, assertDistroConfined, bootRootsOf, whyRefused } from '../boot/confine.js';
 
 export interface Problem {
@@ -160,8 +161,8 @@ export function dataHandlers(ctx: DataDeps): Record<'exportAll' | 'importAll' | 
       const counts = await ctx.store.importAll(doc, { replace: replace === 'true' || replace === '1' });
       res.json({ imported: counts });
     },
-    check: async (_req, res) => {
-      res.json({ problems: await checkConfiguration(ctx) });
+    check: async (req, res) => {
+      res.json({ problems: await computing(req, () => checkConfiguration(ctx)) });
     },
   };
 }

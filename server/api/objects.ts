@@ -13,6 +13,7 @@ import { FIELDS, INTERFACE_FIELDS, RANDOM_MAC, filterRefusal, isName, redact, re
 import { normalizeMac } from '../core/mac.js';
 import { ForgeError, invalid } from '../errors.js';
 import type { Auth } from '../auth.js';
+import { writeAudit } from './tokens.js';
 import type { ListFilter, Store, WriteOptions } from '../store/store.js';
 import { blendedProfile, blendedSystem, effectiveVirtType } from '../catalog.js';
 
@@ -206,13 +207,18 @@ export function objectHandlers(ctx: ObjectsDeps, kind: ObjectKind): ObjectHandle
           throw e;
         }
       });
-      const n = await ctx.store.bulkCreate(kind, objs, await writeOptions(ctx, kind, objs));
+      const a = writeAudit(req, res, 201);
+      const n = await ctx.store.bulkCreate(kind, objs, { ...(await writeOptions(ctx, kind, objs)), ...a.opts });
+      a.done();
       res.status(201).json({ created: n });
     },
 
     create: async (req, res) => {
       const obj = validateNew(kind, req.body);
-      const created = await ctx.store.create(kind, obj, await writeOptions(ctx, kind, [obj]));
+      // The audit row commits with the write (one transaction, one group commit).
+      const a = writeAudit(req, res, 201);
+      const created = await ctx.store.create(kind, obj, { ...(await writeOptions(ctx, kind, [obj])), ...a.opts });
+      a.done();
       res.status(201).json(redact(kind, created));
     },
 

@@ -10,7 +10,7 @@
  * values), when, from which address, and the HTTP status.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { ROLES, type Principal, type Role } from '../core/access.js';
+import { ROLES, type NewAudit, type Principal, type Role } from '../core/access.js';
 import { invalid } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
@@ -41,6 +41,47 @@ function writtenFields(req: Request, res: Response): string[] | undefined {
   return undefined;
 }
 
+const AUDIT_STARTED = 'audit_started';
+const AUDIT_PATH = 'audit_path';
+/** Set by a handler whose store write carried its audit row (WriteOptions.audit): not written again. */
+const AUDITED = 'audited';
+
+/**
+ * The audit row of this write request as it ends with `status` (undefined: not audited here, e.g.
+ * no token). What auditWrites records after the response, and what a handler hands its store write
+ * (`writeAudit`) so the row commits with the write.
+ */
+function auditEntryOf(req: Request, res: Response, status: number): NewAudit | undefined {
+  const p = res.locals['principal'] as Principal | undefined;
+  if (p === undefined || p.kind === 'anonymous') return undefined;
+  // The path below /api/v1 as auditWrites saw it (routers rewrite req.url on the way).
+  const seen = res.locals[AUDIT_PATH];
+  const path = typeof seen === 'string' ? seen : req.path;
+  const target = auditTarget(path);
+  const b: unknown = req.body;
+  // A create names its object in the body.
+  const name = target.name !== '' ? target.name : typeof b === 'object' && b !== null && typeof (b as Record<string, unknown>)['name'] === 'string' ? ((b as Record<string, unknown>)['name'] as string).slice(0, 200) : '';
+  const detail: Record<string, unknown> = { status };
+  const fields = writtenFields(req, res);
+  if (fields !== undefined) detail['fields'] = fields;
+  if (Array.isArray(req.body)) detail['count'] = req.body.length;
+  const started = res.locals[AUDIT_STARTED];
+  return {
+    time: typeof started === 'string' ? started : new Date().toISOString(),
+    actor: p.id, role: p.role, client: clientOf(req), action: `${req.method} /api/v1${path}`, object_type: target.type, object: name, detail,
+  };
+}
+
+/**
+ * For a handler's store write: the audit row it commits with (status `status`, what the handler
+ * answers on success). Marks the request audited only once the write returned: a refused write
+ * gets its row from auditWrites, with the refusal's status. Call `done()` after the write.
+ */
+export function writeAudit(req: Request, res: Response, status: number): { opts: { audit?: NewAudit }; done: () => void } {
+  const audit = auditEntryOf(req, res, status);
+  return { opts: audit === undefined ? {} : { audit }, done: () => void (res.locals[AUDITED] = audit !== undefined) };
+}
+
 export function auditWrites(auth: Auth, store: Store, log: Logger): RequestHandler {
   const alog = log.child('audit');
   return (req: Request, res: Response, next: NextFunction): void => {
@@ -48,30 +89,20 @@ export function auditWrites(auth: Auth, store: Store, log: Logger): RequestHandl
       next();
       return;
     }
-    const path = req.path;
-    const started = new Date().toISOString();
+    res.locals[AUDIT_STARTED] = new Date().toISOString();
+    res.locals[AUDIT_PATH] = req.path;
     res.on('finish', () => {
+      if (res.locals[AUDITED] === true) return; // committed with the write
       const p = res.locals['principal'] as Principal | undefined;
-      const client = clientOf(req);
-      const action = `${req.method} /api/v1${path}`;
       if (p === undefined || p.kind === 'anonymous') {
         // Refused before any token was checked (none sent): a failed authentication too.
-        if (res.statusCode === 401) auth.failed(client, action, 'no token');
+        if (res.statusCode === 401) auth.failed(clientOf(req), `${req.method} /api/v1${String(res.locals[AUDIT_PATH])}`, 'no token');
         return;
       }
       if (res.statusCode === 403) return; // a read token trying to write: audited by Auth.require
-      const target = auditTarget(path);
-      const { type } = target;
-      const b: unknown = req.body;
-      // A create names its object in the body.
-      const name = target.name !== '' ? target.name : typeof b === 'object' && b !== null && typeof (b as Record<string, unknown>)['name'] === 'string' ? ((b as Record<string, unknown>)['name'] as string).slice(0, 200) : '';
-      const detail: Record<string, unknown> = { status: res.statusCode };
-      const fields = writtenFields(req, res);
-      if (fields !== undefined) detail['fields'] = fields;
-      if (Array.isArray(req.body)) detail['count'] = req.body.length;
-      store
-        .addAudit({ time: started, actor: p.id, role: p.role, client, action, object_type: type, object: name, detail })
-        .catch((e: unknown) => alog.warn('could not record audit entry', { action, err: e }));
+      const e = auditEntryOf(req, res, res.statusCode);
+      if (e === undefined) return;
+      store.addAudit(e).catch((err: unknown) => alog.warn('could not record audit entry', { action: e.action, err }));
     });
     next();
   };

@@ -31,6 +31,7 @@
  *   GET /api/v1/templates/file?name=N[&snippet=1]      one template/snippet: file in effect and content
  */
 import { localEndOf } from '../services/http/observe.js';
+import { computing } from '../services/http/limits.js';
 import { readFileSync } from 'node:fs';
 import express from 'express';
 import type { Request, RequestHandler, Response } from 'express';
@@ -300,8 +301,8 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
     const r = await svc.render(kind, param(req, 'name'));
     res.status(200).type('text/plain; charset=utf-8').send(r.text);
   };
-  const validate = async (_req: Request, res: Response): Promise<void> => {
-    res.status(200).json(await svc.validate());
+  const validate = async (req: Request, res: Response): Promise<void> => {
+    res.status(200).json(await computing(req, () => svc.validate()));
   };
 
   const templates = (_req: Request, res: Response): void => {

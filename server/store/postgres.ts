@@ -59,6 +59,7 @@ export class PgStore implements Store {
       },
       systemRemoved: (c, name) => this.events.systemRemoved(c, name),
       netbootChanged: (c, name, on) => this.access.netbootChanged(c, name, on),
+      audited: (c, e) => this.access.addAuditIn(c, e),
     });
   }
 

@@ -74,6 +74,7 @@ export class SqliteStore implements Store {
       systemRemoved: (name) => this.events.systemRemoved(name),
       // install_windows follows renames and removals through its foreign key.
       netbootChanged: (name, on) => this.installs.netbootChanged(name, on),
+      audited: (e) => this.audit.addSync(e),
     });
   }
 

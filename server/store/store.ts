@@ -52,6 +52,11 @@ export interface NewEvent {
  * default 52:54:00). The caller picks the OUI from the blended virt_type.
  */
 export interface WriteOptions {
+  /**
+   * The audit row of this write, written in its transaction: an acknowledged write always has
+   * its row, a refused one none (the API then records the refusal after the response).
+   */
+  audit?: NewAudit;
   randomOui?: string | Record<string, string>;
 }
 

@@ -142,6 +142,14 @@ s.save_system(h, tok)
   assert.match(edit.client, /^127\.0\.0\.1$/);
   assert.ok(!JSON.stringify(rows).includes('as1.lab'), 'values are not logged');
   assert.ok(rows.some((x) => x.action === 'POST /api/v1/profiles' && x.object_type === 'profile' && !JSON.stringify(x).includes(HASH)), 'creates too, without the secret');
+  // A create's row commits with the create (WriteOptions.audit): exactly one per request, the
+  // refused one (a duplicate) its own with the refusal's status, written after the response.
+  const created = rows.filter((x) => x.action === 'POST /api/v1/systems' && x.object === 'as1');
+  assert.deepEqual(created.map((x) => [x.detail['status'], x.detail['fields']]), [[201, ['interfaces', 'name', 'profile']]], JSON.stringify(created));
+  const dup = await fetch(`${srv.url}/api/v1/systems`, { method: 'POST', headers: { authorization: `Bearer ${srv.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'as1', profile: 'ap' }) });
+  assert.equal(dup.status, 409);
+  const after = JSON.parse((await cli(['audit', '--json', '--object', 'system/as1'])).stdout) as AuditRow[];
+  assert.deepEqual(after.filter((x) => x.action === 'POST /api/v1/systems').map((x) => x.detail['status']), [201, 409]);
   const fails = rows.filter((x) => x.action === 'auth_failed');
   assert.ok(fails.some((x) => x.object === 'DELETE /api/v1/systems/as1' && x.detail['reason'] === 'wrong or revoked token'), JSON.stringify(fails));
   assert.ok(fails.some((x) => x.detail['reason'] === 'no token'));

@@ -10,6 +10,7 @@
  * servers), migrations raced, the event feed, clear connection errors; and
  * an export moved SQLite -> PostgreSQL -> SQLite unchanged.
  */
+import type { NewAudit } from '../../server/core/access.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -99,6 +100,26 @@ for (const [backend, open] of Object.entries(backends)) {
       assert.deepEqual(await st.listNames('profile', { distro: 'd' }), ['p']);
       assert.equal((await st.mustGet('system', 's')).profile, 'p');
       await rejects(st.mustGet('system', 'nope'), 'NOT_FOUND', 'name');
+    });
+
+    test('a write and its audit row (WriteOptions.audit) commit together or not at all', async () => {
+      const st = await seeded(open);
+      const entry = (object: string): NewAudit => ({ actor: 'bootstrap', role: 'admin', client: '127.0.0.1', action: 'POST /api/v1/systems', object_type: 'system', object, detail: { status: 201 } });
+      // Concurrent adds (PostgreSQL groups them into one statement): each its own row.
+      await Promise.all(['au1', 'au2', 'au3'].map((n, i) => st.create('system', sys(n, 'p', { eth0: { mac_address: `52:54:00:00:0a:0${i}` } }), { audit: entry(n) })));
+      await st.update('system', 'au1', (o) => ({ ...o, comment: 'x' }), { audit: entry('au1') });
+      await st.bulkCreate('system', [sys('au4', 'p'), sys('au5', 'p')], { audit: entry('') });
+      // Refused (duplicate MAC): no system, no row.
+      await rejects(st.create('system', sys('au6', 'p', { eth0: { mac_address: '52:54:00:00:0a:00' } }), { audit: entry('au6') }), 'DUPLICATE_MAC', 'interfaces.eth0.mac_address');
+      // An audit row the database refuses (actor NOT NULL) takes its write with it.
+      const broken = { ...entry('au7'), actor: null } as unknown as NewAudit;
+      await assert.rejects(st.create('system', sys('au7', 'p', { eth0: { mac_address: '52:54:00:00:0a:07' } }), { audit: broken }));
+      await assert.rejects(st.create('system', sys('au8', 'p', { eth0: { mac_address: 'random' } }), { audit: broken }));
+      assert.equal(await st.get('system', 'au7'), undefined, 'the write went with its refused audit row');
+      assert.equal(await st.get('system', 'au6'), undefined);
+      assert.deepEqual(await st.listNames('system', { name: 'au8' }), [], 'the checked path too');
+      const rows = (await st.listAudit()).map((e) => e.object).sort();
+      assert.deepEqual(rows, ['', 'au1', 'au1', 'au2', 'au3']);
     });
 
     test('install windows read one by one and a page at a time agree', async () => {

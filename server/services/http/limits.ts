@@ -97,6 +97,20 @@ export const HTTP_TIMEOUTS = {
   idleSocketMs: 120_000,
 } as const;
 
+/**
+ * Long work before the first byte (validate or check of 100,000 systems takes minutes on a busy
+ * host): the 2-minute idle-socket bound is for stalled transfers, not for an answer forge is still
+ * computing, so it is off for the socket while `work` runs and back before the answer is sent.
+ */
+export async function computing<T>(req: Request, work: () => Promise<T>): Promise<T> {
+  req.socket.setTimeout(0);
+  try {
+    return await work();
+  } finally {
+    req.socket.setTimeout(HTTP_TIMEOUTS.idleSocketMs);
+  }
+}
+
 export function applyTimeouts(http: Server, log?: Logger, t: { readonly [K in keyof typeof HTTP_TIMEOUTS]: number } = HTTP_TIMEOUTS): KeepAliveStats {
   http.headersTimeout = t.headersMs;
   http.requestTimeout = t.requestMs;

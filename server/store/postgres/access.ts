@@ -12,8 +12,8 @@ import { GroupWriter } from './batch.js';
 const OPEN = `INSERT INTO install_windows (system, token, opened, closed) VALUES ($1, $2, $3, NULL)
   ON CONFLICT (system) DO UPDATE SET token = excluded.token, opened = excluded.opened, closed = NULL`;
 
-const AUDIT_COLS = 'time, actor, role, client, action, object_type, object, detail';
-const auditRow = (e: NewAudit): string[] => [e.time ?? new Date().toISOString(), e.actor, e.role, e.client, e.action, e.object_type, e.object, JSON.stringify(e.detail)];
+export const AUDIT_COLS = 'time, actor, role, client, action, object_type, object, detail';
+export const auditRow = (e: NewAudit): string[] => [e.time ?? new Date().toISOString(), e.actor, e.role, e.client, e.action, e.object_type, e.object, JSON.stringify(e.detail)];
 
 interface TokenRow {
   id: number;
@@ -83,6 +83,11 @@ export class PgAccess {
       await this.db.query(`INSERT INTO audit (${AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, auditRow(e));
     },
   );
+
+  /** Inside an object write's transaction (WriteOptions.audit). */
+  async addAuditIn(c: Client, e: NewAudit): Promise<void> {
+    await c.query(`INSERT INTO audit (${AUDIT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, auditRow(e));
+  }
 
   addAudit(e: NewAudit): Promise<void> {
     return this.auditWriter.write(e);

@@ -18,6 +18,8 @@ import { pageOf, TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderP
 import { pgCode, type Client, type Db } from './db.js';
 import { newInstallToken } from '../sqlite/access.js';
 import { GroupWriter } from './batch.js';
+import { AUDIT_COLS, auditRow } from './access.js';
+import type { NewAudit } from '../../core/access.js';
 
 /** SQLite GLOB (`*`, `?`, `[...]`, `[^...]`) as an anchored PostgreSQL regular expression (9.7.3). */
 export function globToPgRegex(glob: string): string {
@@ -44,7 +46,7 @@ const nul = (v: string): string | null => (v === '' ? null : v);
  * New systems (and their interfaces and open install windows) in one
  * statement: the data-modifying CTEs run as one (PostgreSQL docs 7.8.4), the
  * foreign keys and unique constraints are checked at its end, and it is its
- * own transaction. `chk` is the OUTSIDE_SUBNETS rule of checkStaticInSubnets
+ * own transaction, with the adds' audit rows (WriteOptions.audit) in it. `chk` is the OUTSIDE_SUBNETS rule of checkStaticInSubnets
  * (no subnet stored, or every static address strictly inside one); when it
  * fails nothing is written and the count is short, so the caller takes the
  * checked path, whose error names the field.
@@ -59,6 +61,8 @@ const FAST_INSERT = `
     INSERT INTO interfaces (system, ifname, mac, ip) SELECT x.system, x.ifname, x.mac, x.ip FROM chk, unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS x(system, ifname, mac, ip) WHERE chk.ok
   ), w AS (
     INSERT INTO install_windows (system, token, opened, closed) SELECT x.system, x.token, $11, NULL FROM chk, unnest($9::text[], $10::text[]) AS x(system, token) WHERE chk.ok
+  ), a AS (
+    INSERT INTO audit (${AUDIT_COLS}) SELECT x.* FROM chk, unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[]) AS x WHERE chk.ok
   )
   SELECT count(*) AS n FROM s`;
 
@@ -79,7 +83,7 @@ function joinRows(parts: readonly InsertRows[]): unknown[] {
   return out;
 }
 
-function insertRows(input: readonly System[]): InsertRows | undefined {
+function insertRows(input: readonly System[], audit?: NewAudit): InsertRows | undefined {
   const now = new Date().toISOString();
   const cols: [string[], string[], string[], string[], string[], (string | null)[], (string | null)[], number[], string[], string[]] = [[], [], [], [], [], [], [], [], [], []];
   const objs: System[] = [];
@@ -108,7 +112,9 @@ function insertRows(input: readonly System[]): InsertRows | undefined {
     }
     objs.push(s);
   }
-  return { objs, values: [...cols, now] };
+  const audits: string[][] = [[], [], [], [], [], [], [], []];
+  if (audit !== undefined) auditRow(audit).forEach((v, i) => audits[i]!.push(v));
+  return { objs, values: [...cols, now, ...audits] };
 }
 
 /** What other tables do when a system is renamed or removed (inside the write's transaction). */
@@ -117,6 +123,8 @@ export interface PgSystemHooks {
   systemRemoved(c: Client, name: string): Promise<void>;
   /** A system was written with netboot turned on (created so, or off -> on) or off (on -> off). */
   netbootChanged(c: Client, name: string, on: boolean): Promise<void>;
+  /** The write's audit row (WriteOptions.audit), in its transaction. */
+  audited(c: Client, e: NewAudit): Promise<void>;
 }
 
 export class PgObjects {
@@ -124,13 +132,13 @@ export class PgObjects {
    * Profiled at 16 API clients, an add was ~11 round trips (checks, inserts, COMMIT), each a
    * socket write waking a backend: now concurrent adds share one statement and one commit.
    */
-  private readonly systemWriter = new GroupWriter<{ obj: System; rows: InsertRows }, System>(
+  private readonly systemWriter = new GroupWriter<{ obj: System; rows: InsertRows; audit: NewAudit | undefined }, System>(
     async (items) => {
       const values = joinRows(items.map((i) => i.rows));
       const n = Number((await this.db.query<{ n: string }>(FAST_INSERT, values))[0]?.n);
       return n === items.length ? items.map((i) => i.rows.objs[0]!) : undefined;
     },
-    (item) => this.db.tx((c) => this.createIn(c, 'system', item.obj, undefined, false)),
+    (item) => this.db.tx(async (c) => this.audited(c, await this.createIn(c, 'system', item.obj, undefined, false), item.audit)),
   );
 
   constructor(
@@ -444,10 +452,16 @@ export class PgObjects {
    */
   create<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
     if (kind === 'system') {
-      const rows = insertRows([obj as System]);
-      if (rows !== undefined) return this.systemWriter.write({ obj: obj as System, rows }) as Promise<KindMap[K]>;
+      const rows = insertRows([obj as System], opts?.audit);
+      if (rows !== undefined) return this.systemWriter.write({ obj: obj as System, rows, audit: opts?.audit }) as Promise<KindMap[K]>;
     }
-    return this.db.tx((c) => this.createIn(c, kind, obj, opts, false));
+    return this.db.tx(async (c) => this.audited(c, await this.createIn(c, kind, obj, opts, false), opts?.audit));
+  }
+
+  /** `r`, after writing `audit` in the transaction `c`. */
+  private async audited<T>(c: Client, r: T, audit: NewAudit | undefined): Promise<T> {
+    if (audit !== undefined) await this.hooks.audited(c, audit);
+    return r;
   }
 
   bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions): Promise<number> {
@@ -461,7 +475,7 @@ export class PgObjects {
         const n = await c.query<{ n: string }>(FAST_INSERT, rows.values).then((r) => Number(r.rows[0]?.n), () => -1);
         if (n === ordered.length) {
           await c.query('RELEASE SAVEPOINT bulk');
-          return n;
+          return this.audited(c, n, opts?.audit);
         }
         await c.query('ROLLBACK TO SAVEPOINT bulk');
       }
@@ -475,12 +489,12 @@ export class PgObjects {
           throw e;
         }
       }
-      return ordered.length;
+      return this.audited(c, ordered.length, opts?.audit);
     });
   }
 
   replace<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
-    return this.db.tx((c) => this.replaceIn(c, kind, obj, opts));
+    return this.db.tx(async (c) => this.audited(c, await this.replaceIn(c, kind, obj, opts), opts?.audit));
   }
 
   /** The row is locked (FOR UPDATE) from read to write: concurrent updates, from any server, queue. */
@@ -490,7 +504,7 @@ export class PgObjects {
       if (cur === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
       const next = fn(structuredClone(cur));
       if (next.name !== name) throw new ForgeError('INVALID_FIELD', 'name: cannot be changed by an update; use rename', { field: 'name' });
-      return this.replaceIn(c, kind, next, opts, cur);
+      return this.audited(c, await this.replaceIn(c, kind, next, opts, cur), opts?.audit);
     });
   }
 

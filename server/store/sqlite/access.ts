@@ -103,17 +103,22 @@ export interface AuditQuery {
 }
 
 export class AuditRows {
+  private readonly ins: Database.Statement;
+
   constructor(
     private readonly db: Database.Database,
     private readonly queue: WriteQueue,
-  ) {}
+  ) {
+    this.ins = db.prepare('INSERT INTO audit (time, actor, role, client, action, object_type, object, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  }
+
+  /** Inside a write (the object write's own audit row, WriteOptions.audit). */
+  addSync(e: NewAudit): void {
+    this.ins.run(e.time ?? new Date().toISOString(), e.actor, e.role, e.client, e.action, e.object_type, e.object, JSON.stringify(e.detail));
+  }
 
   async add(e: NewAudit): Promise<void> {
-    await this.queue.write(() => {
-      this.db
-        .prepare('INSERT INTO audit (time, actor, role, client, action, object_type, object, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(e.time ?? new Date().toISOString(), e.actor, e.role, e.client, e.action, e.object_type, e.object, JSON.stringify(e.detail));
-    });
+    await this.queue.write(() => this.addSync(e));
   }
 
   list(q: AuditQuery = {}): AuditEntry[] {

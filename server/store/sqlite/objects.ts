@@ -5,6 +5,7 @@
  * (unique names, MACs and IPs, references exist, no parent cycles) are
  * checked here, inside the write's transaction.
  */
+import type { NewAudit } from '../../core/access.js';
 import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { ForgeError } from '../../errors.js';
@@ -26,6 +27,8 @@ export interface SystemHooks {
   systemRemoved(name: string): void;
   /** A system was written with netboot turned on (created so, or off -> on) or off (on -> off). */
   netbootChanged(name: string, on: boolean): void;
+  /** The write's audit row (WriteOptions.audit), inside the write. */
+  audited(e: NewAudit): void;
 }
 
 export class ObjectRows {
@@ -322,8 +325,14 @@ export class ObjectRows {
     return obj;
   }
 
+  /** `r`, after writing the audit row of `opts` (inside the write's transaction). */
+  private audited<T>(r: T, opts: WriteOptions | undefined): T {
+    if (opts?.audit !== undefined) this.hooks.audited(opts.audit);
+    return r;
+  }
+
   async create<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
-    return this.queue.write(() => this.createSync(kind, obj, opts, false));
+    return this.queue.write(() => this.audited(this.createSync(kind, obj, opts, false), opts));
   }
 
   async bulkCreate<K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions): Promise<number> {
@@ -342,12 +351,12 @@ export class ObjectRows {
           throw e;
         }
       }
-      return ordered.length;
+      return this.audited(ordered.length, opts);
     });
   }
 
   async replace<K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions): Promise<KindMap[K]> {
-    return this.queue.write(() => this.replaceSync(kind, obj, opts));
+    return this.queue.write(() => this.audited(this.replaceSync(kind, obj, opts), opts));
   }
 
   async update<K extends ObjectKind>(
@@ -361,7 +370,7 @@ export class ObjectRows {
       if (cur === undefined) throw new ForgeError('NOT_FOUND', `${kind} ${name} does not exist`, { field: 'name' });
       const next = fn(cur);
       if (next.name !== name) throw new ForgeError('INVALID_FIELD', 'name: cannot be changed by an update; use rename', { field: 'name' });
-      return this.replaceSync(kind, next, opts);
+      return this.audited(this.replaceSync(kind, next, opts), opts);
     });
   }
 
