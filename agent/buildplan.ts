@@ -278,9 +278,18 @@ export function lvmCommands(vg: string, lv: string, sizeMiB: number, state: 'abs
   return [];
 }
 
+/** dpkg's configuration while the build runs (removed before the tree is packed). */
+export const BUILD_DPKG_CFG = 'etc/dpkg/dpkg.cfg.d/99forge-build-unsafe-io';
+
 /** mmdebstrap arguments: Debian packages only, packages cached in APTCACHE between runs. */
 export function mmdebstrapArgs(p: BuildPlan, out: string, aptCache: string | undefined): string[] {
-  const a = ['--mode=root', '--variant=required', '--format=tar', `--include=${p.packages.join(',')}`];
+  const a = ['--mode=root', '--variant=required', '--format=tar', `--include=${p.packages.join(',')}`,
+    // dpkg fsyncs every file it unpacks unless told --force-unsafe-io (dpkg(1)); this tree is built in a temporary
+    // directory and packed into a tar, so a crash loses it either way, and the fsyncs were a sixth of mmdebstrap's time
+    // here (docs/benchmarks.md). mkosi's Debian builds set the same option for the same reason. A setup hook, not
+    // --dpkgopt: mmdebstrap(1) keeps --dpkgopt in the image for good ("use hooks for temporary configuration options"),
+    // and the guest's own dpkg must stay safe, so the last hook removes it again.
+    `--setup-hook=mkdir -p "$1"/etc/dpkg/dpkg.cfg.d && echo force-unsafe-io > "$1"/${BUILD_DPKG_CFG}`];
   if (p.keyring !== undefined) a.push(`--keyring=${p.keyring}`);
   // Ubuntu's kernel, GRUB and ssh are in main; universe for the record's own packages (debootstrap's gutsy script takes main only).
   if (p.ubuntu) a.push('--components=main,universe');
@@ -292,7 +301,7 @@ export function mmdebstrapArgs(p: BuildPlan, out: string, aptCache: string | und
       `--customize-hook=sync-out /var/cache/apt/archives ${aptCache}`,
       '--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb');
   }
-  a.push(p.suite, out, p.mirror);
+  a.push(`--customize-hook=rm -f "$1"/${BUILD_DPKG_CFG}`, p.suite, out, p.mirror);
   return a;
 }
 

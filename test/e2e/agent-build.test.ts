@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { guestKernel } from '../lib/guest.js';
 import { agentLab, domainState, virsh, waitFor, type LabCore, type LabEvent } from '../lib/agent-lab.js';
+import { BUILD_DPKG_CFG } from '../../agent/buildplan.js';
 
 /** What this file's lab holds beside the shared lab core. */
 interface BuildLab {
@@ -214,6 +215,7 @@ test('--build debootstrap, BIOS, raw: login prompt, overlay tokens, hooks, insta
     assert.equal(readFileSync(join(at, 'etc/forge-hook-postunpack'), 'utf8').trim(), 'postunpack');
     assert.equal(readFileSync(join(at, 'etc/forge-hook-postconfig'), 'utf8').trim(), 'postconfig');
     assert.ok(!existsSync(join(at, 'usr/sbin/policy-rc.d')), 'policy-rc.d removed after the chroot steps');
+    assert.ok(existsSync(join(at, 'etc/dpkg/dpkg.cfg.d')) && !existsSync(join(at, BUILD_DPKG_CFG)), "the build's force-unsafe-io is not left in the guest's dpkg configuration");
     assert.match(readFileSync(join(at, 'etc/fstab'), 'utf8'), /^UUID=[0-9a-f-]+ \/ ext4/m);
     assert.match(readFileSync(join(at, 'boot/grub/grub.cfg'), 'utf8'), /console=ttyS0,115200n8 quiet/, "the serial console and Debian's quiet default on the kernel line");
     assert.ok(existsSync(join(at, 'var/lib/forge/firstboot.done')), 'the first-boot report ran once and marked itself done');
