@@ -21,7 +21,15 @@ export interface Mirror {
   warm(): boolean;
   /** Where the cache lives (the bench keeps its partial results beside it). */
   cacheDir: string;
+  /** Every request so far, in arrival order: when (ms since the epoch), the path under debian/, and the status answered. */
+  requests(): readonly MirrorRequest[];
   stop(): Promise<void>;
+}
+
+export interface MirrorRequest {
+  at: number;
+  path: string;
+  status: number;
 }
 
 const CACHE = join(process.env['FORGE_BENCH_CACHE'] ?? join(homedir(), '.cache', 'forge-bench'), 'mirror');
@@ -31,6 +39,7 @@ export async function startMirror(host: string, upstream: string): Promise<Mirro
   const runDir = join(CACHE, `run-${process.pid}`);
   rmSync(runDir, { recursive: true, force: true });
   let fetched = 0;
+  const log: MirrorRequest[] = [];
   const inflight = new Map<string, Promise<string | undefined>>();
   const fill = (rel: string): Promise<string | undefined> => {
     const file = rel.startsWith('pool/') ? join(CACHE, 'pool-cache', rel) : join(runDir, rel);
@@ -58,7 +67,9 @@ export async function startMirror(host: string, upstream: string): Promise<Mirro
       res.writeHead(404).end();
       return;
     }
+    const at = Date.now();
     const file = await fill(rel.slice('debian/'.length));
+    log.push({ at, path: rel.slice('debian/'.length), status: file === undefined ? 404 : 200 });
     if (file === undefined) {
       res.writeHead(404).end();
       return;
@@ -84,6 +95,7 @@ export async function startMirror(host: string, upstream: string): Promise<Mirro
     upstreamBytes: () => fetched,
     warm: () => existsSync(join(CACHE, 'pool-cache', 'pool', 'main')),
     cacheDir: CACHE,
+    requests: () => log,
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
