@@ -2,7 +2,8 @@
  * Failover of an install in progress, end to end. Two forge servers on one PostgreSQL, each in a
  * network namespace on one LAN bridge, set up as README "Sites with several servers" says: the
  * same store, token, `--http-port`, `--listen 0.0.0.0` and `--server VIP:PORT`, both answering the
- * README's managed subnet (a pair: `--dhcp-probe-seconds 0`), and keepalived from Debian in each
+ * README's managed subnet with the default start-up probe (servers of one database are not each
+ * other's rivals), and keepalived from Debian in each
  * namespace holding the service address 10.98.0.10 on the server whose forge answers.
  *
  * A BIOS VM (qemu TCG, Debian's iPXE ROM) PXE-boots the real Debian 12 installer through the
@@ -57,7 +58,7 @@ test('failover during an install: SIGKILL the active server while the initrd dow
       mkdirSync(dd, { mode: 0o700 });
       writeFileSync(join(dd, 'token'), `${token}\n`, { mode: 0o600 });
       forges.push(await forgeInNamespace(h, ip, dd, [
-        ...README_MANAGED, '--dhcp-probe-seconds', '0',
+        ...README_MANAGED,
         '--store', url, '--server-name', name, '--listen', '0.0.0.0', '--http-port', String(PORT), '--server', `${VIP}:${PORT}`, '--log-level', 'info',
       ], { timeoutMs: 60_000 }));
       startKeepalived(h, dd, { name: `forge-${name}`, ip, port: PORT, vip: VIP, priority: prio });
