@@ -26,6 +26,7 @@
 import type { InstallWindow } from '../core/access.js';
 import type { KindMap, ObjectKind } from '../core/model.js';
 import type { ExportDocument, ImportCounts, ListFilter, RemoveOptions, Store, WriteOptions } from './store.js';
+import { overlayStore } from './overlay.js';
 
 type Cached = 'distro' | 'profile' | 'subnet';
 const CACHED: ReadonlySet<string> = new Set<Cached>(['distro', 'profile', 'subnet']);
@@ -224,11 +225,5 @@ export function cachedStore(store: Store, cache: ObjectCache): Store {
       await store.close();
     },
   };
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (typeof prop === 'string' && Object.prototype.hasOwnProperty.call(overrides, prop)) return overrides[prop as keyof Store];
-      const v: unknown = Reflect.get(target, prop, receiver);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  return overlayStore(store, overrides);
 }

@@ -22,6 +22,7 @@
  */
 import type { KindMap, ObjectKind, System } from '../core/model.js';
 import type { ExportDocument, ImportCounts, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
+import { overlayStore } from './overlay.js';
 
 const PAGE = 5000;
 
@@ -242,11 +243,5 @@ export function indexedStore(store: Store, index: SystemIndex): Store {
       await store.close();
     },
   };
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (typeof prop === 'string' && Object.prototype.hasOwnProperty.call(overrides, prop)) return overrides[prop as keyof Store];
-      const v: unknown = Reflect.get(target, prop, receiver);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  return overlayStore(store, overrides);
 }
