@@ -33,7 +33,7 @@ import { AutoinstallService } from './render/service.js';
 import { createLeaseTable, startDhcp } from './services/dhcp.js';
 import { liveLeases } from './services/dhcp/leases.js';
 import type { DhcpLinkStatus } from './services/dhcp/links.js';
-import { startRouterAdvertiser } from './services/ra.js';
+import { findRadvd, startRouterAdvertiser, type RaStatus } from './services/ra.js';
 import { followRequests } from './services/origin.js';
 import { bootRoutes } from './services/http/boot.js';
 import { mountPublicRows } from './services/http/route.js';
@@ -171,6 +171,12 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   const baseUrl: BaseUrl = () => baseUrlOf(settings);
   /** Managed DHCP's link states for `forge status`; DHCP starts after the routes are built. */
   let dhcpLinks: () => DhcpLinkStatus[] = () => [];
+  /** The IPv6 RA state for `forge status` (services/ra.ts); replaced when the advertiser starts. */
+  let raStatus: () => RaStatus = () => ({
+    mode: config.ipv6_ra,
+    note: config.ipv6_ra === 'off' ? 'ipv6_ra is off' : config.dhcp_mode !== 'managed' ? `not sent in ${config.dhcp_mode} DHCP mode (the site's network)` : findRadvd() === undefined ? 'radvd is not installed' : 'not started',
+    links: [],
+  });
 
   // Managed DHCP's lease table, read by the boot events before the batched write reaches the store.
   const leases = config.dhcp_mode === 'managed' ? createLeaseTable({ store, log }, 'managed') : undefined;
@@ -190,7 +196,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     auth,
     graceMinutes: config.install_grace_minutes,
   });
-  const bootHttp = bootRoutes({ boot, store, config, log, baseUrl, dhcpLinks: () => dhcpLinks() });
+  const bootHttp = bootRoutes({ boot, store, config, log, baseUrl, dhcpLinks: () => dhcpLinks(), raStatus: () => raStatus() });
   const apiDeps: ApiDeps = {
     store,
     settings,
@@ -253,7 +259,10 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
       dhcpLinks = dhcp.links;
       // Managed links forge serves get the RA that ends PXE ROMs' IPv6 wait (services/ra.ts).
       const ra = config.dhcp_mode === 'managed' ? startRouterAdvertiser({ config, log, links: dhcp.links }) : undefined;
-      if (ra !== undefined) services.push(ra);
+      if (ra !== undefined) {
+        services.push(ra);
+        raStatus = () => ra.status();
+      }
     }
     const tftp = config.tftp_enabled ? await startTftp({ config, log, record, metrics }, createBootFiles(boot, config.loaders, log)) : undefined;
     if (tftp !== undefined) services.push(tftp);

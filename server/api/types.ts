@@ -15,10 +15,12 @@ export type { RuleVerdict } from '../discovery/service.js';
 export type { LoaderStatus } from '../boot/loaders.js';
 export type { StageInfo } from '../events/lifecycle.js';
 export type { DhcpLinkStatus } from '../services/dhcp/links.js';
+export type { RaLinkStatus, RaStatus } from '../services/ra.js';
 export type { ApiTokenInfo, AuditEntry } from '../core/access.js';
 export type { ExportDocument, ImportCounts } from '../store/store.js';
 import type { StageInfo } from '../events/lifecycle.js';
 import type { DhcpLinkStatus } from '../services/dhcp/links.js';
+import type { RaStatus } from '../services/ra.js';
 import type { EventType } from '../core/model.js';
 import type { ApiTokenInfo } from '../core/access.js';
 import type { ImportCounts } from '../store/store.js';
@@ -96,6 +98,8 @@ export interface StatusAnswer {
   /** The answering server's server_name (several servers on one database). */
   server_name?: string;
   dhcp_links?: DhcpLinkStatus[];
+  /** IPv6 router advertisements on the served links (managed DHCP's radvd). */
+  ipv6_ra?: RaStatus;
 }
 
 /** POST /api/v1/systems/NAME/events */

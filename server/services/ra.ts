@@ -22,14 +22,34 @@
  * it (restart with backoff, stopped with forge), rather than shipping a native addon or a helper
  * that would need a compiler on every install.
  *
+ * radvd ends with forge even when forge is SIGKILLed: it is started through util-linux's
+ * `setpriv --pdeathsig TERM`, so the kernel sends it SIGTERM when forge's main thread (which
+ * forks it: libuv spawns on the loop thread) dies (prctl(2) PR_SET_PDEATHSIG). The kernel clears
+ * that setting when the process changes its effective uid (prctl(2)), so radvd's own `--username`
+ * drop would undo it: as root, setpriv itself switches to Debian's `radvd` user before radvd
+ * starts, keeping only CAP_NET_RAW (ambient, for radvd's raw ICMPv6 socket; bounding set and
+ * no_new_privs so nothing regains more). That user cannot reach data_dir (0700), so radvd's
+ * configuration and pid file then live in /run/forge/radvd-HASH (root-owned /run, one directory
+ * per data_dir). radvd needs no other privilege with this configuration: it writes interface
+ * sysctls only for AdvCurHopLimit/AdvLinkMTU/AdvReachableTime/AdvRetransTimer values, all unset
+ * (radvd interface.c setup_iface -> privsep).
+ *
+ * Carrier and address changes need no restart: radvd listens on netlink and re-initialises an
+ * interface on RTM_NEWLINK/RTM_NEWADDR (radvd netlink.c process_netlink_msg -> touch_iface), and
+ * cannot send from a tentative link-local address (RFC 4862 section 5.4: DAD) until it is valid.
+ * A solicitation that arrives while the bridge's link-local address is still tentative goes
+ * unanswered, and the ROM's next one comes on its retry timer; `forge status` shows each link's
+ * RA state (carrier, link-local address, radvd) so that wait is visible.
+ *
  *   auto  (default) as above when radvd is installed; without it a warning says what it costs;
  *   on    the same, and forge refuses to start when radvd is missing (field ipv6_ra);
  *   off   never.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { accessSync, chmodSync, chownSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import type { ForgeConfig, Ipv6RaMode } from '../config.js';
 import { ForgeError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -79,8 +99,17 @@ export function radvdConfig(ifaces: readonly string[]): string {
 
 /** radvd's path: PATH, then the sbin directories a non-root PATH lacks; undefined when not installed. */
 export function findRadvd(path: string = process.env['PATH'] ?? ''): string | undefined {
-  for (const dir of [...path.split(delimiter).filter((d) => d !== ''), '/usr/sbin', '/sbin', '/usr/local/sbin']) {
-    const p = join(dir, 'radvd');
+  return findCommand('radvd', path);
+}
+
+/** util-linux's setpriv (Debian: essential, /usr/bin); undefined when missing. */
+export function findSetpriv(path: string = process.env['PATH'] ?? ''): string | undefined {
+  return findCommand('setpriv', path);
+}
+
+function findCommand(name: string, path: string): string | undefined {
+  for (const dir of [...path.split(delimiter).filter((d) => d !== ''), '/usr/sbin', '/sbin', '/usr/local/sbin', '/usr/bin', '/bin']) {
+    const p = join(dir, name);
     try {
       accessSync(p, constants.X_OK);
       return p;
@@ -89,6 +118,136 @@ export function findRadvd(path: string = process.env['PATH'] ?? ''): string | un
     }
   }
   return undefined;
+}
+
+/** How radvd is started: the command, where its files live, and whether it dies with forge. */
+export interface RadvdLaunch {
+  file: string;
+  args: string[];
+  /** Directory of radvd.conf and radvd.pid. */
+  dir: string;
+  /** Owner to give `dir` (the user radvd runs as, when that is not forge's). */
+  owner?: { uid: number; gid: number };
+  /** SIGTERM from the kernel when forge dies (setpriv --pdeathsig). */
+  pdeathsig: boolean;
+}
+
+export interface RadvdLaunchInput {
+  radvd: string;
+  /** undefined: setpriv is not installed. */
+  setpriv: string | undefined;
+  root: boolean;
+  /** Debian's radvd user, when it exists. */
+  user: { uid: number; gid: number } | undefined;
+  dataDir: string;
+  /** The root-owned runtime directory (/run) for a radvd that runs as its own user. */
+  runDir: string;
+}
+
+/** The per-data_dir directory under `runDir` a radvd running as its own user reads and writes. */
+export function radvdRunDir(runDir: string, dataDir: string): string {
+  return join(runDir, 'forge', `radvd-${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16)}`);
+}
+
+/**
+ * The radvd command line (pure; see the header for why each part). As root with setpriv and the
+ * radvd user: setpriv drops to that user with CAP_NET_RAW only and sets the parent-death signal
+ * last, after the uid change that would clear it. Without root (or without the user): setpriv
+ * only sets the parent-death signal. Without setpriv: radvd alone (its own --username drop as
+ * root), and a SIGKILLed forge leaves it running until the next start ends it (pid file).
+ */
+export function radvdLaunch(o: RadvdLaunchInput): RadvdLaunch {
+  const ownUser = o.root && o.user !== undefined;
+  const dir = ownUser && o.setpriv !== undefined ? radvdRunDir(o.runDir, o.dataDir) : join(o.dataDir, 'radvd');
+  const conf = join(dir, 'radvd.conf');
+  const radvdArgs = ['--nodaemon', '--config', conf, '--pidfile', join(dir, 'radvd.pid'), '--logmethod', 'stderr'];
+  if (o.setpriv === undefined) {
+    return { file: o.radvd, args: ownUser ? [...radvdArgs, '--username', 'radvd'] : radvdArgs, dir, pdeathsig: false };
+  }
+  const drop =
+    ownUser && o.user !== undefined
+      ? [
+          '--reuid', String(o.user.uid), '--regid', String(o.user.gid), '--clear-groups',
+          '--inh-caps', '-all,+net_raw', '--ambient-caps', '+net_raw', '--bounding-set', '-all,+net_raw', '--no-new-privs',
+        ]
+      : [];
+  return {
+    file: o.setpriv,
+    args: [...drop, '--pdeathsig', 'TERM', '--', o.radvd, ...radvdArgs],
+    dir,
+    ...(ownUser && o.user !== undefined ? { owner: o.user } : {}),
+    pdeathsig: true,
+  };
+}
+
+/** One served interface's RA state, for `forge status`. */
+export interface RaLinkStatus {
+  interface: string;
+  /**
+   * answering: radvd runs and the interface has carrier and a valid link-local address;
+   * no-carrier; tentative: its link-local address is still in duplicate address detection (RFC
+   * 4862 section 5.4), so solicitations go unanswered; no-link-local; starting: radvd is being
+   * (re)started.
+   */
+  state: 'answering' | 'no-carrier' | 'tentative' | 'no-link-local' | 'starting';
+  /** ISO time of the last state change forge saw (polled once a second). */
+  since: string;
+  /** radvd's pid, while it runs. */
+  pid?: number;
+}
+
+/** The RA part of GET /api/v1/status. */
+export interface RaStatus {
+  mode: Ipv6RaMode;
+  /** Why nothing is sent at all (off, radvd missing, not managed mode). */
+  note?: string;
+  links: RaLinkStatus[];
+}
+
+/** Link-local address flags of /proc/net/if_inet6 (linux include/uapi/linux/if_addr.h). */
+const IFA_F_DADFAILED = 0x08;
+const IFA_F_TENTATIVE = 0x40;
+
+/**
+ * The link-local state of `ifname` from /proc/net/if_inet6 text (pure): `valid` when one
+ * link-scope (0x20) address is neither tentative nor failed DAD.
+ */
+export function linkLocalState(ifInet6: string, ifname: string): 'valid' | 'tentative' | 'none' {
+  let tentative = false;
+  for (const line of ifInet6.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 6 || f[5] !== ifname || f[3] !== '20') continue;
+    const flags = Number.parseInt(f[4] ?? '', 16);
+    if ((flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)) === 0) return 'valid';
+    if ((flags & IFA_F_TENTATIVE) !== 0) tentative = true;
+  }
+  return tentative ? 'tentative' : 'none';
+}
+
+/** The interface's state as radvd would find it (carrier first, then its link-local address). */
+function interfaceState(ifname: string, radvdRunning: boolean): RaLinkStatus['state'] {
+  let carrier = '';
+  try {
+    carrier = readFileSync(`/sys/class/net/${ifname}/carrier`, 'utf8').trim();
+  } catch {
+    // down interfaces refuse the read (EINVAL)
+  }
+  if (carrier !== '1') return 'no-carrier';
+  let inet6 = '';
+  try {
+    inet6 = readFileSync('/proc/net/if_inet6', 'utf8');
+  } catch {
+    // IPv6 disabled
+  }
+  const ll = linkLocalState(inet6, ifname);
+  if (ll === 'tentative') return 'tentative';
+  if (ll === 'none') return 'no-link-local';
+  return radvdRunning ? 'answering' : 'starting';
+}
+
+/** The router advertiser: a Service with its per-link state. */
+export interface RouterAdvertiser extends Service {
+  status(): RaStatus;
 }
 
 export interface RaDeps {
@@ -106,7 +265,11 @@ const BACKOFF_MAX_MS = 30_000;
  * (`radvd` null: not installed).
  * Throws CONFIG_INVALID naming ipv6_ra when it is `on` and radvd is missing.
  */
-export function startRouterAdvertiser(deps: RaDeps, radvd: string | null = findRadvd() ?? null): Service | undefined {
+export function startRouterAdvertiser(
+  deps: RaDeps,
+  radvd: string | null = findRadvd() ?? null,
+  setpriv: string | undefined = findSetpriv(),
+): RouterAdvertiser | undefined {
   const mode = deps.config.ipv6_ra;
   if (mode === 'off') return undefined;
   const log = deps.log.child('ra');
@@ -115,11 +278,20 @@ export function startRouterAdvertiser(deps: RaDeps, radvd: string | null = findR
     log.warn('radvd is not installed: no IPv6 router advertisement on the served links, so iPXE ROMs wait for IPv6 router discovery (about 16 s in Debian 12\'s qemu ROM) before booting; install radvd or set --ipv6-ra off to silence this');
     return undefined;
   }
-  const dir = join(deps.config.data_dir, 'radvd');
+  const how = radvdLaunch({ radvd, setpriv, root: process.getuid?.() === 0, user: radvdUser(), dataDir: deps.config.data_dir, runDir: '/run' });
+  const dir = how.dir;
   const conf = join(dir, 'radvd.conf');
   const pidfile = join(dir, 'radvd.pid');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (how.owner !== undefined) {
+    // /run/forge must be searchable by radvd's user; its per-data_dir directory is radvd's own
+    // (it writes its pid file there) while the configuration stays root's.
+    mkdirSync(dirname(dir), { recursive: true, mode: 0o755 });
+    chmodSync(dirname(dir), 0o755);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chownSync(dir, how.owner.uid, how.owner.gid);
+  } else mkdirSync(dir, { recursive: true, mode: 0o700 });
   killStale(pidfile, conf, log);
+  if (!how.pdeathsig) log.warn('setpriv (util-linux) is missing: radvd cannot be tied to forge\'s life, so a killed forge leaves it running until the next start ends it');
 
   let current = '';
   let child: ChildProcess | undefined;
@@ -127,15 +299,15 @@ export function startRouterAdvertiser(deps: RaDeps, radvd: string | null = findR
   let failures = 0;
   let restartAt = 0;
   let closed = false;
+  /** Each served interface's last state and when it changed (for status and the log). */
+  const seen = new Map<string, { state: RaLinkStatus['state']; since: string }>();
 
   const launch = (ifaces: string[]): void => {
-    // radvd refuses a configuration others may write.
+    // radvd refuses a configuration others may write; it must read it as its own user (not umask's).
     writeFileSync(conf, radvdConfig(ifaces), { mode: 0o644 });
-    const args = ['--nodaemon', '--config', conf, '--pidfile', pidfile, '--logmethod', 'stderr'];
-    // As root, radvd drops to its own Debian user after opening the raw socket.
-    if (process.getuid?.() === 0 && hasUser('radvd')) args.push('--username', 'radvd');
+    chmodSync(conf, 0o644);
     const started = Date.now();
-    const p = spawn(radvd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(how.file, how.args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child = p;
     let tail = '';
     p.stderr?.setEncoding('utf8').on('data', (d: string) => {
@@ -159,11 +331,11 @@ export function startRouterAdvertiser(deps: RaDeps, radvd: string | null = findR
       log.warn('radvd exited; restarting', { code: code ?? '', signal: signal ?? '', restart_in_ms: wait, stderr: tail.trim().split('\n').slice(-3).join(' | ') });
     };
     p.on('error', (e) => {
-      log.warn('radvd could not be started', { path: radvd, err: e });
+      log.warn('radvd could not be started', { path: how.file, err: e });
       end(null, null);
     });
     p.on('exit', end);
-    log.info('sending IPv6 router advertisements (no prefix, router lifetime 0) in answer to solicitations', { interfaces: ifaces.join(' '), radvd });
+    log.info('sending IPv6 router advertisements (no prefix, router lifetime 0) in answer to solicitations', { interfaces: ifaces.join(' '), radvd, config: conf });
   };
 
   const stop = async (): Promise<void> => {
@@ -182,18 +354,35 @@ export function startRouterAdvertiser(deps: RaDeps, radvd: string | null = findR
     await stopping;
   };
 
+  /** Records each served interface's state; a change is logged so a boot's timeline shows it. */
+  const observe = (ifaces: readonly string[]): void => {
+    // radvd writes its pid file after it has read the configuration and opened its socket
+    // (radvd.c main), so a pid file naming the child is the sign it started.
+    const running = child !== undefined && child.exitCode === null && stopping === undefined && pidFileNames(pidfile, child.pid);
+    for (const i of [...seen.keys()]) if (!ifaces.includes(i)) seen.delete(i);
+    for (const i of ifaces) {
+      const state = interfaceState(i, running);
+      const was = seen.get(i);
+      if (was?.state === state) continue;
+      seen.set(i, { state, since: new Date().toISOString() });
+      if (state === 'answering') log.info('router advertisements ready', { interface: i });
+      else if (was !== undefined) log.info('router advertisements not ready', { interface: i, state });
+    }
+  };
+
   const tick = async (): Promise<void> => {
     if (closed || stopping !== undefined) return;
     const ifaces = raInterfaces(deps.links(), isLoopback);
     const want = ifaces.join(' ');
-    if (want === current && (child !== undefined || want === '')) return;
-    if (child === undefined && want !== '' && Date.now() < restartAt) return;
-    if (child !== undefined) {
-      await stop();
-      if (want === '') log.info('no served link: router advertisements stopped');
+    if (!(want === current && (child !== undefined || want === '')) && !(child === undefined && want !== '' && Date.now() < restartAt)) {
+      if (child !== undefined) {
+        await stop();
+        if (want === '') log.info('no served link: router advertisements stopped');
+      }
+      current = want;
+      if (want !== '' && !closed) launch(ifaces);
     }
-    current = want;
-    if (want !== '' && !closed) launch(ifaces);
+    observe(ifaces);
   };
 
   let busy = false;
@@ -213,21 +402,46 @@ export function startRouterAdvertiser(deps: RaDeps, radvd: string | null = findR
   return {
     name: 'ra',
     endpoints: ['icmpv6 router advertisements (radvd) on served links'],
+    status(): RaStatus {
+      const pid = child?.exitCode === null ? child.pid : undefined;
+      return {
+        mode,
+        links: [...seen].map(([i, v]) => ({ interface: i, state: v.state, since: v.since, ...(pid !== undefined && v.state === 'answering' ? { pid } : {}) })),
+      };
+    },
     async close() {
       closed = true;
       clearInterval(timer);
       await stop();
       rmSync(pidfile, { force: true });
+      if (how.owner !== undefined) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
-function hasUser(name: string): boolean {
+function pidFileNames(pidfile: string, pid: number | undefined): boolean {
   try {
-    return readFileSync('/etc/passwd', 'utf8').split('\n').some((l) => l.startsWith(`${name}:`));
+    return pid !== undefined && Number.parseInt(readFileSync(pidfile, 'utf8').trim(), 10) === pid;
   } catch {
     return false;
   }
+}
+
+/** Debian's radvd system user (its primary group is nogroup), from /etc/passwd. */
+function radvdUser(): { uid: number; gid: number } | undefined {
+  try {
+    for (const l of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = l.split(':');
+      if (f[0] === 'radvd') {
+        const uid = Number.parseInt(f[2] ?? '', 10);
+        const gid = Number.parseInt(f[3] ?? '', 10);
+        if (Number.isInteger(uid) && Number.isInteger(gid) && uid > 0) return { uid, gid };
+      }
+    }
+  } catch {
+    // no passwd file
+  }
+  return undefined;
 }
 
 /** A radvd a killed forge left running with this configuration would hold the pid file: end it. */

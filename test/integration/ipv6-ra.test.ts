@@ -6,17 +6,20 @@
  * Started the README's way (managed mode, the default probe, no ipv6 flag): a client on the
  * bridge gets one RA per solicitation, unicast, hop limit 255, router lifetime 0, no M/O flag, no
  * prefix. Nothing answers with --ipv6-ra off, nor in proxy mode (the site owns that network), and
- * radvd ends with forge.
+ * radvd ends with forge: on stop, and when forge is SIGKILLed (setpriv --pdeathsig). radvd runs as
+ * Debian's radvd user with CAP_NET_RAW only, and `forge status` (GET /api/v1/status) shows the
+ * link's RA state.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { need } from '../lib/env.js';
 import { createLan, must, type Lan, type LanClient } from '../lib/netns.js';
 import { FORGE_BIN } from '../lib/server.js';
+import type { RaStatus, StatusAnswer } from '../../server/api/types.js';
 
 async function waitFor(out: () => string, re: RegExp, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
@@ -32,9 +35,11 @@ interface Forge {
   dir: string;
 }
 
+const HTTP_PORT = '8097';
+
 async function serve(lan: Lan, extra: string[]): Promise<Forge> {
   const dir = mkdtempSync(join(tmpdir(), 'fgra-'));
-  const proc = lan.spawn(process.execPath, [FORGE_BIN, 'serve', '--data-dir', dir, '--tftp-enabled', 'false', ...extra]);
+  const proc = lan.spawn(process.execPath, [FORGE_BIN, 'serve', '--data-dir', dir, '--tftp-enabled', 'false', '--http-port', HTTP_PORT, ...extra]);
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -69,6 +74,55 @@ async function solicit(c: LanClient): Promise<{ rdisc: string; code: number | nu
   return { rdisc: r.stdout + r.stderr, code: r.code, wire };
 }
 
+interface RadvdProc {
+  pid: string;
+  cmdline: string[];
+  ppid: string;
+  uid: string;
+  capEff: string;
+}
+
+/** The radvd processes in the LAN's namespace (the host's view: /proc of each pid). */
+async function radvds(lan: Lan): Promise<RadvdProc[]> {
+  const pids = (await must('ip', ['netns', 'pids', lan.ns])).split(/\s+/).filter((x) => x !== '');
+  const out: RadvdProc[] = [];
+  for (const pid of pids) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'radvd') continue;
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      out.push({
+        pid,
+        cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'),
+        ppid: /^PPid:\s+(\d+)/m.exec(status)?.[1] ?? '',
+        uid: /^Uid:\s+(\d+)/m.exec(status)?.[1] ?? '',
+        capEff: /^CapEff:\s+([0-9a-f]+)/m.exec(status)?.[1] ?? '',
+      });
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** radvd's main processes (each forks a privsep helper, radvd.c main). */
+const mains = (ps: RadvdProc[]): RadvdProc[] => ps.filter((p) => !ps.some((q) => q.pid === p.ppid));
+
+/** GET /api/v1/status's RA part, from inside the namespace. */
+async function raStatus(lan: Lan): Promise<RaStatus | undefined> {
+  const st = await lan.must(process.execPath, ['-e', `fetch('http://10.98.0.1:${HTTP_PORT}/api/v1/status').then((r) => r.text()).then((t) => console.log(t))`]);
+  return (JSON.parse(st) as StatusAnswer).ipv6_ra;
+}
+
+async function until<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** tcpdump -vv lines, one entry per packet (continuation lines start with whitespace). */
 const packets = (wire: string): string[] => wire.split(/\n(?=\S)/).filter((p) => /ICMP6/.test(p));
 
@@ -81,9 +135,27 @@ test('managed DHCP the README way: rdisc6 gets an RA with no prefix, no M/O flag
     f = await serve(lan, ['--dhcp-mode', 'managed', '--dhcp-subnet', '10.98.0.0/24', '--dhcp-range', '10.98.0.100,10.98.0.200', '--dhcp-router', '10.98.0.1', '--dhcp-dns', '10.98.0.1']);
     const forge = f;
     await waitFor(forge.out, /serving this link/, 30_000, 'probe of the bridge');
+    // forge status: the bridge's RA state reaches answering, with radvd's pid.
+    let last: RaStatus | undefined;
+    const ready = await until('status shows br0 answering', 30_000, async () => {
+      last = await raStatus(lan);
+      const l = last?.links.find((x) => x.interface === 'br0');
+      return l?.state === 'answering' && l.pid !== undefined ? l : undefined;
+    }).catch((e: unknown) => {
+      throw new Error(`${String(e)}\n${JSON.stringify(last)}\n${forge.out()}`);
+    });
+    // radvd runs as Debian's radvd user with CAP_NET_RAW (bit 13) only, and is the pid status shows.
+    const all = await radvds(lan);
+    const [rd] = mains(all);
+    assert.ok(rd !== undefined, 'radvd runs in the namespace');
+    assert.equal(mains(all).length, 1, JSON.stringify(all));
+    assert.equal(rd.pid, String(ready.pid), 'status names the running radvd');
+    assert.notEqual(rd.uid, '0', 'radvd is not root');
+    assert.equal(rd.uid, /^radvd:x:(\d+):/m.exec(readFileSync('/etc/passwd', 'utf8'))?.[1], 'radvd runs as the radvd user');
+    assert.equal(BigInt(`0x${rd.capEff}`), 1n << 13n, `only CAP_NET_RAW: ${rd.capEff}`);
     // radvd parses the configuration forge wrote.
-    const conf = join(forge.dir, 'radvd', 'radvd.conf');
-    await waitFor(() => (existsSync(conf) ? 'yes' : ''), /yes/, 10_000, 'radvd.conf written');
+    const conf = rd.cmdline[rd.cmdline.indexOf('--config') + 1] ?? '';
+    assert.ok(existsSync(conf), `radvd's configuration ${conf}`);
     const check = await must('radvd', ['--configtest', '--config', conf, '--logmethod', 'stderr']).catch((e: unknown) => String(e));
     assert.doesNotMatch(check, /error|failed/i, check);
 
@@ -114,11 +186,8 @@ test('managed DHCP the README way: rdisc6 gets an RA with no prefix, no M/O flag
     // forge's stop ends radvd, and no radvd is left in the namespace.
     await stop(forge);
     f = undefined;
-    const pids = (await must('ip', ['netns', 'pids', lan.ns])).split(/\s+/).filter((x) => x !== '');
-    for (const pid of pids) {
-      const comm = await must('cat', [`/proc/${pid}/comm`]).catch(() => '');
-      assert.notEqual(comm.trim(), 'radvd', 'radvd ended with forge');
-    }
+    assert.deepEqual(await radvds(lan), [], 'radvd ended with forge');
+    assert.equal(existsSync(conf), false, 'its runtime directory is removed');
   } finally {
     if (f !== undefined) await stop(f);
     await lan.destroy();
@@ -146,6 +215,42 @@ test('no RA with --ipv6-ra off, nor in proxy mode', async (t) => {
       }
     }
   } finally {
+    await lan.destroy();
+  }
+});
+
+test('a SIGKILLed forge leaves no radvd behind (setpriv --pdeathsig), and the next forge starts its own', async (t) => {
+  if (need(t, { root: true, commands: ['ip', 'rdisc6', 'tcpdump', 'radvd', 'setpriv'] }) !== undefined) return;
+  const lan = await createLan('fgra');
+  let f: Forge | undefined;
+  try {
+    const c = await lan.addClient();
+    const managed = ['--dhcp-mode', 'managed', '--dhcp-subnet', '10.98.0.0/24', '--dhcp-range', '10.98.0.100,10.98.0.200'];
+    f = await serve(lan, managed);
+    const first = f;
+    await until('radvd started', 60_000, async () => ((await radvds(lan)).length > 0 ? true : undefined));
+    const gone = new Promise((r) => first.proc.once('exit', r));
+    first.proc.kill('SIGKILL');
+    await gone;
+    // The kernel sends radvd SIGTERM as forge dies; radvd then sends nothing more and exits.
+    await until('radvd gone after SIGKILL of forge', 15_000, async () => ((await radvds(lan)).length === 0 ? true : undefined)).catch(async (e: unknown) => {
+      throw new Error(`${String(e)}: ${JSON.stringify(await radvds(lan))}`);
+    });
+    // The same data_dir serves again, and its radvd answers.
+    const dir = first.dir;
+    f = undefined;
+    const proc = lan.spawn(process.execPath, [FORGE_BIN, 'serve', '--data-dir', dir, '--tftp-enabled', 'false', '--http-port', HTTP_PORT, ...managed]);
+    let out = '';
+    proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    f = { proc, out: () => out, dir };
+    await waitFor(() => out, /serving this link/, 60_000, 'second forge serving');
+    await until('status shows br0 answering again', 30_000, async () => ((await raStatus(lan))?.links.some((x) => x.interface === 'br0' && x.state === 'answering') === true ? true : undefined));
+    const { rdisc, code } = await solicit(c);
+    assert.equal(code, 0, `the second forge's radvd answers:\n${rdisc}\n${out}`);
+    assert.equal(mains(await radvds(lan)).length, 1, 'one radvd');
+  } finally {
+    if (f !== undefined) await stop(f);
     await lan.destroy();
   }
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ForgeError } from '../../server/errors.js';
 import { memoryLogger } from '../../server/log.js';
 import type { DhcpLinkStatus } from '../../server/services/dhcp/links.js';
-import { findRadvd, radvdConfig, raInterfaces, startRouterAdvertiser } from '../../server/services/ra.js';
+import { findRadvd, linkLocalState, radvdConfig, radvdLaunch, radvdRunDir, raInterfaces, startRouterAdvertiser } from '../../server/services/ra.js';
 
 const link = (state: DhcpLinkStatus['state'], iface: string, subnet = '10.98.0.0/24'): DhcpLinkStatus => ({ subnet, interface: iface, address: '', state, since: '' });
 
@@ -75,4 +75,60 @@ test('findRadvd looks in PATH, then the sbin directories a non-root PATH lacks',
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('radvd dies with forge: as root setpriv drops to the radvd user with CAP_NET_RAW only and sets the parent-death signal; files move where that user can reach them', () => {
+  const base = { radvd: '/usr/sbin/radvd', dataDir: '/var/lib/forge', runDir: '/run' };
+  const user = { uid: 105, gid: 65534 };
+  const root = radvdLaunch({ ...base, setpriv: '/usr/bin/setpriv', root: true, user });
+  assert.equal(root.file, '/usr/bin/setpriv');
+  assert.equal(root.pdeathsig, true);
+  const sep = root.args.indexOf('--');
+  const opts = root.args.slice(0, sep);
+  // The uid change happens inside setpriv; radvd's own --username would clear PR_SET_PDEATHSIG.
+  assert.deepEqual(opts.slice(opts.indexOf('--reuid'), opts.indexOf('--reuid') + 4), ['--reuid', '105', '--regid', '65534']);
+  for (const o of ['--clear-groups', '--no-new-privs']) assert.ok(opts.includes(o), o);
+  assert.equal(opts[opts.indexOf('--ambient-caps') + 1], '+net_raw');
+  assert.equal(opts[opts.indexOf('--bounding-set') + 1], '-all,+net_raw');
+  assert.equal(opts[opts.indexOf('--pdeathsig') + 1], 'TERM');
+  assert.deepEqual(root.args.slice(sep + 1, sep + 2), ['/usr/sbin/radvd']);
+  assert.ok(!root.args.includes('--username'), 'radvd itself changes no uid');
+  assert.deepEqual(root.owner, user);
+  assert.equal(root.dir, radvdRunDir('/run', '/var/lib/forge'));
+  assert.match(root.dir, /^\/run\/forge\/radvd-[0-9a-f]{16}$/);
+  assert.notEqual(radvdRunDir('/run', '/var/lib/forge2'), root.dir, 'one directory per data_dir');
+  assert.equal(radvdRunDir('/run', '/var/lib/forge/'), root.dir, 'the same data_dir spelt differently');
+  const conf = root.args[root.args.indexOf('--config') + 1];
+  assert.equal(conf, `${root.dir}/radvd.conf`);
+  assert.equal(root.args[root.args.indexOf('--pidfile') + 1], `${root.dir}/radvd.pid`);
+
+  // Not root: the same user throughout, only the parent-death signal; files stay in data_dir.
+  const user2 = radvdLaunch({ ...base, setpriv: '/usr/bin/setpriv', root: false, user });
+  assert.deepEqual(user2.args.slice(0, 4), ['--pdeathsig', 'TERM', '--', '/usr/sbin/radvd']);
+  assert.equal(user2.dir, '/var/lib/forge/radvd');
+  assert.equal(user2.owner, undefined);
+  // Root without a radvd user: radvd stays root (as before), still tied to forge.
+  assert.deepEqual(radvdLaunch({ ...base, setpriv: '/usr/bin/setpriv', root: true, user: undefined }).args.slice(0, 2), ['--pdeathsig', 'TERM']);
+  // No setpriv: radvd alone, dropping to its user itself; not tied to forge (the pid file is the fallback).
+  const bare = radvdLaunch({ ...base, setpriv: undefined, root: true, user });
+  assert.equal(bare.file, '/usr/sbin/radvd');
+  assert.equal(bare.pdeathsig, false);
+  assert.deepEqual(bare.args.slice(-2), ['--username', 'radvd']);
+  assert.equal(bare.dir, '/var/lib/forge/radvd');
+});
+
+test('linkLocalState reads /proc/net/if_inet6: valid, tentative (DAD, RFC 4862 s5.4), none; other scopes and interfaces ignored', () => {
+  const text = [
+    'fd000000000000000000000000000002 04 40 00 82     br0',
+    'fe8000000000000000fc00fffe000001 05 40 20 c0     br1',
+    'fe8000000000000000fc00fffe000002 04 40 20 80     br0',
+    'fe8000000000000000fc00fffe000003 06 40 20 88     br2',
+    '00000000000000000000000000000001 01 80 10 80       lo',
+  ].join('\n');
+  assert.equal(linkLocalState(text, 'br0'), 'valid');
+  assert.equal(linkLocalState(text, 'br1'), 'tentative');
+  assert.equal(linkLocalState(text, 'br2'), 'none', 'DAD failed: no usable link-local address');
+  assert.equal(linkLocalState(text, 'lo'), 'none', 'host scope is not link-local');
+  assert.equal(linkLocalState(text, 'br'), 'none', 'whole names only');
+  assert.equal(linkLocalState('', 'br0'), 'none');
 });

@@ -233,6 +233,18 @@ function statusLines(res: StatusAnswer): string[] {
     for (const l of links) lrows.push([l.subnet, l.interface || '-', l.address || '-', state(l), l.since]);
     out.push(...table(lrows));
   }
+  // IPv6 RAs end PXE ROMs' IPv6 wait (services/ra.ts): each served interface's readiness, so a
+  // late RA (no carrier yet, a tentative link-local address) is visible.
+  const ra = res.ipv6_ra;
+  if (ra !== undefined && (links.length > 0 || ra.mode === 'on')) {
+    out.push('');
+    if (ra.links.length === 0) out.push(`IPv6 RA (${ra.mode}): ${ra.note ?? 'no served link'}`);
+    else {
+      const rrows = [['IPV6 RA', 'STATE', 'SINCE']];
+      for (const l of ra.links) rrows.push([l.interface, l.pid !== undefined ? `${l.state} (radvd ${l.pid})` : l.state, l.since]);
+      out.push(...table(rrows));
+    }
+  }
   return out;
 }
 

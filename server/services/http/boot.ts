@@ -18,6 +18,7 @@ import type { ReplySpec, RouteRow } from './route.js';
 import type { ForgeConfig } from '../../config.js';
 import type { BaseUrl } from '../../deps.js';
 import type { DhcpLinkStatus } from '../dhcp/links.js';
+import type { RaStatus } from '../ra.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';
 import { ForgeError } from '../../errors.js';
@@ -185,6 +186,8 @@ export interface BootRouteDeps {
   baseUrl: BaseUrl;
   /** Managed DHCP's directly served links and their rival-server state. */
   dhcpLinks?: () => DhcpLinkStatus[];
+  /** IPv6 router advertisement state per served link (services/ra.ts). */
+  raStatus?: () => RaStatus;
 }
 
 /** Handlers of the boot area's /api/v1 routes; their rows are in api/routes.ts. */
@@ -364,7 +367,7 @@ export function bootRoutes(deps: BootRouteDeps): { rows: RouteRow[]; api: BootAp
         const events = await store.listEvents(s.name, { limit: 200 });
         out.push({ name: s.name, profile: s.profile, netboot_enabled: s.netboot_enabled, ...stageInfo(events, now, config.stall_minutes) });
       }
-      res.json({ time: new Date(now).toISOString(), stall_minutes: config.stall_minutes, systems: out, server_name: config.server_name, dhcp_links: deps.dhcpLinks?.() ?? [] });
+      res.json({ time: new Date(now).toISOString(), stall_minutes: config.stall_minutes, systems: out, server_name: config.server_name, dhcp_links: deps.dhcpLinks?.() ?? [], ...(deps.raStatus !== undefined ? { ipv6_ra: deps.raStatus() } : {}) });
     } catch (e) {
       jsonError(res, e);
     }
