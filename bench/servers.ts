@@ -15,15 +15,14 @@
  * Configurations run interleaved within each repeat so all see the same background load; the load
  * average is printed beside each figure. Figures, not pass/fail criteria.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { createLan, type Host, type Lan } from '../test/lib/netns.js';
 import { startPostgres, type PgCluster } from '../test/lib/postgres.js';
 import { startForge, type ForgeServer } from '../test/lib/server.js';
 import { forgeInNamespace, type NsForge } from '../test/lib/forge-ns.js';
-import { startKeepalived, vipHolder } from '../test/lib/keepalived.js';
+import { startVipPair, type VipPair } from '../test/lib/keepalived.js';
 import { exchange, packet } from '../test/lib/dhcp-raw.js';
 import { MessageType } from '../server/protocol/dhcp4/index.js';
 import { client, ms, pct } from './core.js';
@@ -120,25 +119,12 @@ async function failover(cluster: PgCluster): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'forge-bench-fo-'));
   const lan: Lan = await createLan('fgbfo');
   const rows: string[] = [];
-  const forges = new Map<string, NsForge>();
+  let pair: VipPair | undefined;
   try {
     const url = await cluster.createDatabase('bench');
-    const token = randomBytes(24).toString('base64url');
-    const hosts: [string, Host][] = [];
-    const flags = ['--store', url, '--listen', '0.0.0.0', '--http-port', String(PORT), '--server', `${VIP}:${PORT}`,
-      '--dhcp-mode', 'managed', '--dhcp-subnet', '10.98.0.0/24', '--dhcp-range', '10.98.0.100,10.98.0.200', '--dhcp-router', '10.98.0.1'];
-    const start = async (name: string, h: Host, ip: string): Promise<void> => {
-      forges.set(name, await forgeInNamespace(h, ip, join(dir, name), [...flags, '--server-name', name], { timeoutMs: 60_000 }));
-    };
-    for (const [name, ip, prio] of [['a', '10.98.0.11', 150], ['b', '10.98.0.12', 100]] as const) {
-      const h = await lan.addClient();
-      await h.must('ip', ['addr', 'add', `${ip}/24`, 'dev', 'eth0']);
-      mkdirSync(join(dir, name), { mode: 0o700 });
-      writeFileSync(join(dir, name, 'token'), `${token}\n`, { mode: 0o600 });
-      await start(name, h, ip);
-      startKeepalived(h, join(dir, name), { name: `forge-${name}`, ip, port: PORT, vip: VIP, priority: prio });
-      hosts.push([name, h]);
-    }
+    const flags = ['--store', url, '--dhcp-mode', 'managed', '--dhcp-subnet', '10.98.0.0/24', '--dhcp-range', '10.98.0.100,10.98.0.200', '--dhcp-router', '10.98.0.1'];
+    pair = await startVipPair(lan, dir, { vip: VIP, port: PORT, args: (name) => [...flags, '--server-name', name] });
+    const vip = pair;
     const probe = await lan.addClient();
     await probe.must('ip', ['route', 'add', 'default', 'dev', 'eth0']);
     const until = async (ok: () => Promise<boolean>, limitMs: number): Promise<number> => {
@@ -158,16 +144,17 @@ async function failover(cluster: PgCluster): Promise<string[]> {
       (await exchange(probe, { bind: '0.0.0.0', bindPort: 68, to: '255.255.255.255', listenMs: 100 }, [packet({ type: MessageType.DISCOVER, mac: '52:54:00:6f:ff:01', xid: xid++ })])).length > 0;
     for (let i = 0; i <= REPEATS; i++) {
       // keepalived gives the address back to a (higher priority) once its forge answers again.
-      if (Number.isNaN(await until(async () => (await vipHolder(hosts, VIP)) === 'a' && (await http()), 60_000))) throw new Error('server a did not take the address back');
+      if (Number.isNaN(await until(async () => (await vip.holder()) === 'a' && (await http()), 60_000))) throw new Error('server a did not take the address back');
       const load = load1();
-      forges.get('a')!.proc.kill('SIGKILL');
+      const a = vip.servers[0]!.forge;
+      a.proc.kill('SIGKILL');
       const [h, d] = await Promise.all([until(http, 60_000), until(dhcp, 60_000)]);
       rows.push(`| ${i + 1} | ${(h / 1000).toFixed(1)} s | ${(d / 1000).toFixed(2)} s | ${load} |`);
-      await forges.get('a')!.exited;
-      await start('a', hosts[0]![1], '10.98.0.11');
+      await a.exited;
+      await vip.restart('a');
     }
   } finally {
-    for (const f of forges.values()) await f.stop();
+    await pair?.stop();
     await lan.destroy();
     rmSync(dir, { recursive: true, force: true });
   }

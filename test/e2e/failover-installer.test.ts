@@ -15,15 +15,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { need } from '../lib/env.js';
-import { createLan, type Host, type Lan } from '../lib/netns.js';
-import { forgeInNamespace, type NsForge } from '../lib/forge-ns.js';
+import { createLan, type Lan } from '../lib/netns.js';
+import type { NsForge } from '../lib/forge-ns.js';
 import { startPostgres } from '../lib/postgres.js';
-import { startKeepalived, vipHolder } from '../lib/keepalived.js';
+import { startVipPair, vipHolder, waitForVip, type VipPair } from '../lib/keepalived.js';
 import { startQemu, type Vm } from '../lib/qemu.js';
 import { DI_AMD64, DI_KOPTS, README_MANAGED, screenText } from '../lib/boot-lab.js';
 import { FORGE_BIN } from '../lib/server.js';
@@ -42,41 +41,29 @@ test('failover during an install: SIGKILL the active server while the initrd dow
   if (cluster === undefined) return;
   const dir = mkdtempSync(join(tmpdir(), 'fgfo-'));
   let lan: Lan | undefined;
-  const forges: NsForge[] = [];
+  let pair: VipPair | undefined;
   let vm: Vm | undefined;
   let store: PgStore | undefined;
   try {
     lan = await createLan('fgfo');
     const url = await cluster.createDatabase();
     store = await openPgStore(url);
-    const token = randomBytes(24).toString('base64url');
-    const hosts: [string, Host][] = [];
-    for (const [name, ip, prio] of [['a', '10.98.0.11', 150], ['b', '10.98.0.12', 100]] as const) {
-      const h = await lan.addClient();
-      await h.must('ip', ['addr', 'add', `${ip}/24`, 'dev', 'eth0']);
-      const dd = join(dir, name);
-      mkdirSync(dd, { mode: 0o700 });
-      writeFileSync(join(dd, 'token'), `${token}\n`, { mode: 0o600 });
-      forges.push(await forgeInNamespace(h, ip, dd, [
-        ...README_MANAGED,
-        '--store', url, '--server-name', name, '--listen', '0.0.0.0', '--http-port', String(PORT), '--server', `${VIP}:${PORT}`, '--log-level', 'info',
-      ], { timeoutMs: 60_000 }));
-      startKeepalived(h, dd, { name: `forge-${name}`, ip, port: PORT, vip: VIP, priority: prio });
-      hosts.push([name, h]);
-    }
+    pair = await startVipPair(lan, dir, {
+      vip: VIP,
+      port: PORT,
+      args: (name) => [...README_MANAGED, '--store', url, '--server-name', name, '--log-level', 'info'],
+    });
+    const { token, hosts } = pair;
+    const forges = pair.servers.map((s) => s.forge);
     const [a, b] = forges as [NsForge, NsForge];
-    const hostA = hosts[0]![1];
+    const hostA = pair.servers[0]!.host;
     // The CLI of an operator on the LAN, through the service address.
     const cli = async (args: string[]): Promise<string> => {
       const r = await lan!.exec(process.execPath, [FORGE_BIN, ...args], { env: { ...process.env, FORGE_SERVER: `http://${VIP}:${PORT}`, FORGE_TOKEN: token }, timeoutMs: 120_000 });
       assert.equal(r.code, 0, `forge ${args.join(' ')}\n${r.stdout}${r.stderr}`);
       return r.stdout;
     };
-    const t0 = Date.now();
-    while ((await lan.exec('curl', ['-sf', '-m', '2', '-o', '/dev/null', `http://${VIP}:${PORT}/api/v1/health`])).code !== 0) {
-      assert.ok(Date.now() - t0 < 60_000, 'the service address did not answer within 60 s');
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitForVip(lan, VIP, PORT);
     assert.equal(await vipHolder(hosts, VIP), 'a', 'the higher priority holds the address');
     await cli(['import', '--path', DI_AMD64, '--name', 'deb12']);
     await cli(['profile', 'add', '--name', 'deb12-x86', '--distro', 'deb12', '--kernel-options', DI_KOPTS]);
@@ -127,11 +114,11 @@ test('failover during an install: SIGKILL the active server while the initrd dow
     assert.equal(starts.length, 1, `install_start recorded once: ${JSON.stringify(starts)}`);
   } catch (e) {
     if (vm !== undefined) t.diagnostic(`screen tail: ${screenText(vm.serial()).slice(-2500)}`);
-    for (const f of forges) t.diagnostic(f.output().slice(-3000));
+    for (const s of pair?.servers ?? []) t.diagnostic(s.forge.output().slice(-3000));
     throw e;
   } finally {
     await vm?.kill().catch(() => undefined);
-    for (const f of forges) await f.stop().catch(() => undefined);
+    await pair?.stop();
     await store?.close().catch(() => undefined);
     await lan?.destroy().catch(() => undefined);
     await cluster.stop();

@@ -9,15 +9,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { need } from '../lib/env.js';
-import { createLan, type Host, type LanClient } from '../lib/netns.js';
-import { forgeInNamespace, type NsForge } from '../lib/forge-ns.js';
+import { createLan, type Host } from '../lib/netns.js';
 import { startPostgres } from '../lib/postgres.js';
-import { startKeepalived, vipHolder } from '../lib/keepalived.js';
+import { startVipPair, type VipPair } from '../lib/keepalived.js';
 
 const REQ = { root: true, commands: ['ip', 'keepalived', 'curl'] };
 const VIP = '10.98.0.10';
@@ -29,25 +27,15 @@ test('keepalived floating address: SIGKILL the active forge, the same URL answer
   if (cluster === undefined) return;
   const dir = mkdtempSync(join(tmpdir(), 'fgka-'));
   const lan = await createLan('fgka');
-  const forges: NsForge[] = [];
+  let pair: VipPair | undefined;
   try {
     const url = await cluster.createDatabase();
-    const token = randomBytes(24).toString('base64url');
-    const hosts: [string, string, LanClient][] = [];
-    for (const [name, ip, prio] of [['a', '10.98.0.11', 150], ['b', '10.98.0.12', 100]] as const) {
-      const h = await lan.addClient();
-      await h.must('ip', ['addr', 'add', `${ip}/24`, 'dev', 'eth0']);
-      const dd = join(dir, name);
-      mkdirSync(dd, { mode: 0o700 });
-      // One token for the pair: a client using the address must not care which server answers.
-      writeFileSync(join(dd, 'token'), `${token}\n`, { mode: 0o600 });
-      forges.push(await forgeInNamespace(h, ip, dd, ['--store', url, '--listen', '0.0.0.0', '--http-port', String(PORT), '--server', `${VIP}:${PORT}`], { timeoutMs: 30_000 }));
-      startKeepalived(h, dd, { name: `forge-${name}`, ip, port: PORT, vip: VIP, priority: prio });
-      hosts.push([name, ip, h]);
-    }
+    pair = await startVipPair(lan, dir, { vip: VIP, port: PORT, args: () => ['--store', url], timeoutMs: 30_000 });
+    const { token, servers } = pair;
+    const forges = servers.map((s) => s.forge);
     const viaVip = (client: Host, path: string, extra: string[] = []) =>
       client.exec('curl', ['-s', '-m', '2', '-w', '\n%{http_code}', ...extra, `http://${VIP}:${PORT}${path}`], { timeoutMs: 10_000 });
-    const holder = (): Promise<string | undefined> => vipHolder(hosts.map(([name, , h]) => [name, h] as [string, LanClient]), VIP);
+    const holder = pair.holder;
     const until = async (what: string, ok: () => Promise<boolean>, ms = 60_000): Promise<number> => {
       const t0 = Date.now();
       while (!(await ok())) {
@@ -80,7 +68,7 @@ test('keepalived floating address: SIGKILL the active forge, the same URL answer
     const more = await viaVip(lan, '/api/v1/systems', [...auth, '-X', 'POST', '-d', JSON.stringify({ name: 'web2', profile: 'p' })]);
     assert.ok(more.stdout.endsWith('201'), `writes with the same token keep working: ${more.stdout}`);
   } finally {
-    for (const f of forges) await f.stop();
+    await pair?.stop();
     await lan.destroy();
     await cluster.stop();
     rmSync(dir, { recursive: true, force: true });
