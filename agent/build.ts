@@ -334,45 +334,70 @@ export async function runBuild(opts: AgentOptions, deps: BuildDeps): Promise<Bui
       await run('mount', [...args, at], { step: 'mount' });
       mounted.push(at);
       undo.push(`unmount ${at}`, async () => {
-        const r = await run('umount', [at], { step: 'cleanup', allowFail: true });
-        if (r.code !== 0) await run('umount', ['-l', at], { step: 'cleanup' });
+        // -R: whatever an interrupted mmdebstrap left mounted inside the new root (its /proc, /dev, /sys) goes too.
+        const r = await run('umount', ['-R', at], { step: 'cleanup', allowFail: true });
+        if (r.code !== 0) await run('umount', ['-R', '-l', at], { step: 'cleanup' });
         mounted.splice(mounted.indexOf(at), 1);
       });
     };
     await mount([rootDev], mnt);
     const bootPart = fsList.find((f) => f.role === 'boot');
-    if (bootPart !== undefined) await mount([bootPart.dev], join(mnt, 'boot'));
     // The ESP is never mounted on the build host (a host kernel may lack vfat): GRUB's EFI image
     // is written into it with mtools (installGrub).
     const esp = fsList.find((f) => f.role === 'esp');
-    if (esp !== undefined) mkdirSync(join(mnt, 'boot/efi'), { recursive: true });
 
     const aptCache = opts.aptCache ?? join(opts.cacheDir, 'apt');
     mkdirSync(aptCache, { recursive: true });
     const rootfsDir = join(opts.cacheDir, 'rootfs');
     mkdirSync(rootfsDir, { recursive: true });
     const tarball = join(rootfsDir, `${plan.suite}-${plan.rootfsKey}.tar`);
-    let rootfsCached = existsSync(tarball);
+    const rootfsCached = opts.rootfsCache && existsSync(tarball);
     const aptBefore = dirBytes(aptCache);
-    if (!rootfsCached) {
-      const tmp = mkdtempSync(join(rootfsDir, '.tmp-'));
-      undo.push(`remove ${tmp}`, async () => rmSync(tmp, { recursive: true, force: true }));
-      const part = join(tmp, 'rootfs.tar');
+    if (rootfsCached) {
+      if (bootPart !== undefined) await mount([bootPart.dev], join(mnt, 'boot'));
+      await run('tar', ['-C', mnt, '--numeric-owner', '--xattrs', '--xattrs-include=*', '-xpf', tarball], { step: 'bootstrap' });
+    } else {
+      // Straight into the mounted root filesystem, as vmdb2 and seed 000 debootstrap into theirs: mmdebstrap(1)
+      // takes a directory that is empty but for ext4's lost+found. (Through a temporary tree and a tarball, as
+      // before, every file was written twice more: mmdebstrap's tar, then its unpacking into the image.)
       let lastLine = '';
-      // apt downloads into mmdebstrap's work tree (TMPDIR=tmp): its archives directory is what was fetched so far.
-      const archives = (): number => readdirSync(tmp).filter((d) => d.startsWith('mmdebstrap.')).reduce((n, d) => n + dirBytes(join(tmp, d, 'var/cache/apt/archives')), 0);
+      // apt downloads into the new root's archives directory: what it holds is what was fetched so far.
+      const archives = (): number => dirBytes(join(mnt, 'var/cache/apt/archives'));
       const tick = setInterval(() => {
         if (deps.tty) deps.err(`[${elapsed().padStart(5)}] bootstrap: ${lastLine} (${mib(Math.max(0, archives() - aptBefore))} of packages)`);
       }, 10_000);
       try {
-        await run('mmdebstrap', mmdebstrapArgs(plan, part, aptCache), { step: 'bootstrap', env: { TMPDIR: tmp }, line: (l) => (lastLine = l.trim().slice(0, 80)) });
+        await run('mmdebstrap', mmdebstrapArgs(plan, mnt, aptCache), { step: 'bootstrap', line: (l) => {
+          lastLine = l.trim().slice(0, 80);
+          // mmdebstrap's own phase lines ("I: downloading packages with apt...", "I: installing remaining packages
+          // inside the chroot...") are its stages: each is a progress line with the elapsed time, so a slow build
+          // shows where it spends its time (docs/bench/build.md reads them).
+          if (!opts.json && /^I: [a-z]/.test(lastLine)) deps.err(`[${elapsed().padStart(5)}] bootstrap: ${lastLine}`);
+        } });
       } finally {
         clearInterval(tick);
       }
-      renameSync(part, tarball);
-      await undo.popTo(`remove ${tmp}`);
+      if (opts.rootfsCache) {
+        // The pristine tree (nothing of this VM in it yet) becomes the cache the next build of the same
+        // suite, mirror and packages unpacks instead of bootstrapping.
+        const tmp = mkdtempSync(join(rootfsDir, '.tmp-'));
+        undo.push(`remove ${tmp}`, async () => rmSync(tmp, { recursive: true, force: true }));
+        const part = join(tmp, 'rootfs.tar');
+        await run('tar', ['-C', mnt, '--numeric-owner', '--xattrs', '--xattrs-include=*', '--one-file-system', '--exclude=./lost+found', '-cpf', part, '.'], { step: 'bootstrap' });
+        renameSync(part, tarball);
+        await undo.popTo(`remove ${tmp}`);
+        if (!opts.json) deps.err(`[${elapsed().padStart(5)}] bootstrap: root tree kept for the next build (${mib(statSync(tarball).size)}, ${tarball})`);
+      }
+      if (bootPart !== undefined) {
+        // /boot's own filesystem (seed 001's layout): what mmdebstrap put in the root's /boot moves onto it.
+        const staged = join(mnt, '.forge-boot');
+        renameSync(join(mnt, 'boot'), staged);
+        await mount([bootPart.dev], join(mnt, 'boot'));
+        await run('cp', ['-a', `${staged}/.`, join(mnt, 'boot')], { step: 'bootstrap' });
+        rmSync(staged, { recursive: true, force: true });
+      }
     }
-    await run('tar', ['-C', mnt, '--numeric-owner', '--xattrs', '--xattrs-include=*', '-xpf', tarball], { step: 'bootstrap' });
+    if (esp !== undefined) mkdirSync(join(mnt, 'boot/efi'), { recursive: true });
     const fetched = Math.max(0, dirBytes(aptCache) - aptBefore);
     await report('bootstrap_done', { suite: plan.suite, cached: rootfsCached, bytes_fetched: fetched, summary: `Debian ${plan.suite}${rootfsCached ? ' (root tree from the cache)' : ''}, ${mib(fetched)} fetched` });
 

@@ -283,10 +283,11 @@ export const BUILD_DPKG_CFG = 'etc/dpkg/dpkg.cfg.d/99forge-build-unsafe-io';
 
 /** mmdebstrap arguments: Debian packages only, packages cached in APTCACHE between runs. */
 export function mmdebstrapArgs(p: BuildPlan, out: string, aptCache: string | undefined): string[] {
-  const a = ['--mode=root', '--variant=required', '--format=tar', `--include=${p.packages.join(',')}`,
-    // dpkg fsyncs every file it unpacks unless told --force-unsafe-io (dpkg(1)); this tree is built in a temporary
-    // directory and packed into a tar, so a crash loses it either way, and the fsyncs were a sixth of mmdebstrap's time
-    // here (docs/benchmarks.md). mkosi's Debian builds set the same option for the same reason. A setup hook, not
+  // --format=directory: OUT is the new disk's mounted root filesystem (empty but for lost+found, which mmdebstrap(1) allows).
+  const a = ['--mode=root', '--variant=required', '--format=directory', `--include=${p.packages.join(',')}`,
+    // dpkg fsyncs every file it unpacks unless told --force-unsafe-io (dpkg(1)); the build writes a disk nothing boots
+    // until forge has synced and unmounted it, so a crash loses the build either way, and the fsyncs were a sixth of
+    // mmdebstrap's time here (docs/benchmarks.md). mkosi's Debian builds set the same option for the same reason. A setup hook, not
     // --dpkgopt: mmdebstrap(1) keeps --dpkgopt in the image for good ("use hooks for temporary configuration options"),
     // and the guest's own dpkg must stay safe, so the last hook removes it again.
     `--setup-hook=mkdir -p "$1"/etc/dpkg/dpkg.cfg.d && echo force-unsafe-io > "$1"/${BUILD_DPKG_CFG}`];

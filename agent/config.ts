@@ -12,9 +12,9 @@ import { ForgeError } from '../server/errors.js';
 export const CONFIG_KEYS = [
   'server', 'token', 'connect', 'cache-dir', 'log-dir', 'virt-path', 'virt-file-size', 'virt-network', 'virt-bridge', 'virt-type',
   'firmware', 'machine', 'graphics', 'nogfx', 'qemu-disk-type', 'qemu-net-type', 'timeout',
-  'build', 'suite', 'mirror', 'overlay', 'hooks', 'layout', 'apt-cache',
+  'build', 'suite', 'mirror', 'overlay', 'hooks', 'layout', 'apt-cache', 'no-rootfs-cache',
 ] as const;
-const BOOLEAN_KEYS: ReadonlySet<string> = new Set(['nogfx']);
+const BOOLEAN_KEYS: ReadonlySet<string> = new Set(['nogfx', 'no-rootfs-cache']);
 
 /** What the agent uses when no layer says otherwise (the option parser's defaults). */
 export function builtinDefaults(isRoot: boolean, home: string): Record<string, string> {

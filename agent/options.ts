@@ -68,6 +68,8 @@ export interface AgentOptions {
   json?: boolean;
   /** --build: define the domain, do not start it. */
   noStart?: boolean;
+  /** --build: use and keep the pristine root tree of a first build in CACHE/rootfs for the next build of the same suite, mirror and packages (default on; --no-rootfs-cache: bootstrap every time). */
+  rootfsCache: boolean;
 }
 
 interface FlagSpec {
@@ -118,6 +120,7 @@ const FLAGS: readonly FlagSpec[] = [
   { long: 'apt-cache', value: true, help: "--build: apt's package cache kept between builds (default CACHE/apt)" },
   { long: 'json', value: false, help: '--build: print the events as JSON lines on stdout' },
   { long: 'no-start', value: false, help: '--build: define the domain but do not boot it (forge-agent vm start NAME later)' },
+  { long: 'no-rootfs-cache', value: false, help: '--build: bootstrap every time, neither using nor keeping a copy of the root tree (default: the first build of a suite, mirror and package set keeps its pristine tree in CACHE/rootfs, and later builds unpack it instead of bootstrapping)' },
   { long: 'help', short: 'h', value: false, help: 'this help' },
   { long: 'version', value: false, help: 'print the forge-agent version and exit' },
 ];
@@ -299,5 +302,6 @@ export function parseOptions(argv: readonly string[], penv: ParseEnv): AgentOpti
     aptCache: str('apt-cache'),
     json: flag('json'),
     noStart: flag('no-start'),
+    rootfsCache: !flag('no-rootfs-cache'),
   };
 }

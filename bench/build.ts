@@ -50,6 +50,8 @@ interface Sample {
   login: number;
   /** seconds the command itself ran (build / install, until it returned) */
   command: number;
+  /** CPU seconds (user + system) of the command and every process it waited for (GNU time), when measured */
+  cpu?: number;
   loadBefore: string;
   loadAfter: string;
   upstreamMiB: number;
@@ -69,10 +71,16 @@ interface GuestWork {
   unpack: number;
 }
 
-/** Run CMD to its end (or until STOP aborts it: then it gets SIGINT, as a user's ^C, and the promise still resolves with its exit). */
-function runCmd(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, log?: string, stop?: AbortSignal): Promise<{ code: number; out: string }> {
+/**
+ * Run CMD to its end (or until STOP aborts it: then it gets SIGINT, as a user's ^C, and the promise still resolves with its exit).
+ * CPU_FILE: run it under GNU time(1), which writes the user and system CPU seconds of CMD and of every process it waited
+ * for (getrusage RUSAGE_CHILDREN: mmdebstrap, apt, dpkg and the maintainer scripts; not the guest, which libvirt starts)
+ * to that file; `cpu` is their sum. Not with STOP: time(1) ignores SIGINT.
+ */
+function runCmd(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, log?: string, stop?: AbortSignal, cpuFile?: string): Promise<{ code: number; out: string; cpu?: number }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const timed = cpuFile !== undefined && stop === undefined;
+    const p = timed ? spawn('/usr/bin/time', ['-o', cpuFile, '-f', '%U %S', cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     stop?.addEventListener('abort', () => {
       p.kill('SIGINT');
       setTimeout(() => p.kill('SIGKILL'), 60_000).unref();
@@ -91,7 +99,12 @@ function runCmd(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: 
     p.on('error', reject);
     p.on('close', (code) => {
       clearTimeout(t);
-      resolve({ code: code ?? -1, out });
+      let cpu: number | undefined;
+      if (timed) {
+        const f = /^([\d.]+) ([\d.]+)\s*$/m.exec(consoleOf(cpuFile));
+        if (f !== null) cpu = Number(f[1]) + Number(f[2]);
+      }
+      resolve({ code: code ?? -1, out, ...(cpu === undefined ? {} : { cpu }) });
     });
   });
 }
@@ -197,6 +210,30 @@ function version(cmd: string, args: string[]): string {
  * The network as forge's guests get it (systemd-networkd, DHCP), so both images come up ssh-ready: without it vmdb2's
  * guest has no network at all and its login prompt does not wait for one (systemd-user-sessions is After=network.target).
  */
+/**
+ * Where vmdb2 spent its time, from its own log (vmdb/app.py: "%(asctime)s %(levelname)s %(message)s", whole seconds, local
+ * time): each "Running step" and the heavy commands it ran ("Exec: [...]", logged when each starts), as seconds since T0.
+ */
+export function vmdb2Steps(log: string, t0: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of log.matchAll(/^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d) INFO (?:Running step: \{'([\w-]+)': '?([^',}]*)|Exec: \[(.*))/gm)) {
+    const at = new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])).getTime();
+    const t = Math.max(0, Math.round((at - t0) / 1000));
+    let key: string | undefined;
+    if (m[7] !== undefined) key = `vmdb2 step ${m[7]} ${(m[8] ?? '').slice(0, 30)}`.trim();
+    else {
+      const argv = [...(m[9] ?? '').matchAll(/'([^']*)'/g)].map((a) => a[1] as string);
+      const heavy = argv.findIndex((a) => /^(debootstrap|apt-get|grub-install|update-grub|grub-mkconfig|update-initramfs|mkfs\.\w+|mkswap)$/.test(a));
+      if (heavy >= 0) key = `vmdb2 exec ${argv.slice(heavy, heavy + 2).join(' ')}`;
+    }
+    if (key === undefined) continue;
+    let k = key;
+    for (let i = 2; k in out; i++) k = `${key} #${i}`;
+    out[k] = t;
+  }
+  return out;
+}
+
 function vmdb2Spec(mirror: string, dev: string): string {
   return `steps:
   - mklabel: gpt
@@ -330,7 +367,7 @@ export async function run(): Promise<string> {
       const loadBefore = load1();
       const t0 = opts.t0 ?? Date.now();
       const marks = consoleMarks(log);
-      const r = await runCmd(process.execPath, [AGENT_BIN, '--system', sys, '--virt', '--virt-type', 'qemu', '--nogfx', '--virt-network', net.name, '--virt-path', join(dir, 'disks'), ...args], env, timeoutMs, join(dir, `${sys}.agent.log`), opts.stop?.signal);
+      const r = await runCmd(process.execPath, [AGENT_BIN, '--system', sys, '--virt', '--virt-type', 'qemu', '--nogfx', '--virt-network', net.name, '--virt-path', join(dir, 'disks'), ...args], env, timeoutMs, join(dir, `${sys}.agent.log`), opts.stop?.signal, join(dir, `${sys}.cpu`));
       const command = secs(t0);
       const upstreamMiB = (): number => (mirror!.upstreamBytes() - up0) / 2 ** 20;
       if (opts.stop?.signal.aborted === true) {
@@ -351,7 +388,8 @@ export async function run(): Promise<string> {
       const login = secs(t0);
       const loadAfter = load1();
       const grubAt = marks.stop();
-      const stages = Object.fromEntries([...r.out.matchAll(/^\[\s*(\d+)s\] (\w+)/gm)].map((m) => [m[2] as string, Number(m[1])]));
+      // forge's events ("[  12s] disk_ready: ...") and mmdebstrap's phases inside bootstrap ("[  40s] bootstrap: I: ...").
+      const stages = Object.fromEntries([...r.out.matchAll(/^\[\s*(\d+)s\] (\w+)(?:: (I: [^\n(]*|root tree kept))?/gm)].map((m) => [m[3] !== undefined ? `bootstrap: ${(m[3]).replace(/^I: /, 'mmdebstrap ').trim().replace(/\.+$/, '')}` : m[2] as string, Number(m[1])]));
       if (grubAt !== undefined) stages['console: GRUB loads the kernel'] = Math.round((grubAt - t0) / 1000);
       let inGuest: GuestWork | undefined;
       let guestNote = '';
@@ -367,7 +405,7 @@ export async function run(): Promise<string> {
       }
       removeDomain(sys);
       rmSync(join(dir, 'disks'), { recursive: true, force: true });
-      return { what, firstBoot, login, command, loadBefore, loadAfter, upstreamMiB: upstreamMiB(), note: note + guestNote, stages, ...(inGuest === undefined ? {} : { inGuest }) };
+      return { what, firstBoot, login, command, ...(r.cpu === undefined ? {} : { cpu: r.cpu }), loadBefore, loadAfter, upstreamMiB: upstreamMiB(), note: note + guestNote, stages, ...(inGuest === undefined ? {} : { inGuest }) };
     };
     const forgeBuild = async (what: string, cache: string, note: string, inGuest = false): Promise<Sample> =>
       agentSample(what, await system('build'), ['--build', 'debootstrap', '--cache-dir', cache, '--overlay', emptyDir, '--hooks', emptyDir], BUILD_MS, note, { inGuest });
@@ -415,11 +453,15 @@ export async function run(): Promise<string> {
       must('truncate', ['-s', `${DISK_GIB}G`, img]);
       const dev = must('losetup', ['-f', '--show', '-P', img]).trim();
       let command = 0;
+      let vlog = '';
+      let cpu: number | undefined;
       try {
         const spec = join(vdir, 'spec.vmdb');
         writeFileSync(spec, vmdb2Spec(mirrorUrl, dev));
-        const r = await runCmd('vmdb2', [spec, `--image=${dev}`, `--log=${join(vdir, 'vmdb2.log')}`, '--verbose'], process.env, BUILD_MS, join(vdir, 'vmdb2.out'));
+        const r = await runCmd('vmdb2', [spec, `--image=${dev}`, `--log=${join(vdir, 'vmdb2.log')}`, '--verbose'], process.env, BUILD_MS, join(vdir, 'vmdb2.out'), undefined, join(vdir, 'vmdb2.cpu'));
         command = secs(t0);
+        cpu = r.cpu;
+        vlog = consoleOf(join(vdir, 'vmdb2.log'));
         if (r.code !== 0) throw new Error(`vmdb2 failed:\n${r.out.slice(-4000)}`);
       } finally {
         spawnSync('losetup', ['-d', dev]);
@@ -435,8 +477,8 @@ export async function run(): Promise<string> {
       removeDomain(name);
       rmSync(vdir, { recursive: true, force: true });
       return {
-        what: VMDB2_ROW, firstBoot: undefined, login, command, loadBefore, loadAfter: load1(), upstreamMiB: (mirror!.upstreamBytes() - up0) / 2 ** 20, note: 'no first-boot callback: login prompt only',
-        stages: { build_done: Math.round(command), ...(grubAt === undefined ? {} : { 'console: GRUB loads the kernel': Math.round((grubAt - t0) / 1000) }) },
+        what: VMDB2_ROW, firstBoot: undefined, login, command, ...(cpu === undefined ? {} : { cpu }), loadBefore, loadAfter: load1(), upstreamMiB: (mirror!.upstreamBytes() - up0) / 2 ** 20, note: 'no first-boot callback: login prompt only',
+        stages: { ...vmdb2Steps(vlog, t0), build_done: Math.round(command), ...(grubAt === undefined ? {} : { 'console: GRUB loads the kernel': Math.round((grubAt - t0) / 1000) }) },
       };
     };
 
@@ -496,15 +538,18 @@ export async function run(): Promise<string> {
   const vm = ok(VMDB2_ROW);
   const inst = samples.find((x) => x.what === INSTALLER_ROW);
   const guest = samples.find((x) => x.inGuest !== undefined)?.inGuest;
-  const ratio = (num: Sample[], den: Sample[], k: 'login' | 'command'): string =>
-    num.length === 0 || den.length === 0 ? 'not measured' : `${(median(num.map((x) => x[k])) / median(den.map((x) => x[k]))).toFixed(2)}x`;
+  const ratio = (num: Sample[], den: Sample[], k: 'login' | 'command' | 'cpu'): string => {
+    const a = num.map((x) => x[k]).filter((v): v is number => v !== undefined);
+    const b = den.map((x) => x[k]).filter((v): v is number => v !== undefined);
+    return a.length === 0 || b.length === 0 ? 'not measured' : `${(median(a) / median(b)).toFixed(2)}x`;
+  };
   const bound = inst?.bound;
   const row = (x: Sample): string => {
     const login = x.bound !== undefined ? `> ${f(x.bound.firstUdeb)} (lower bound)` : f(x.login);
     const note = x.bound !== undefined
       ? `stopped at d-i's first .udeb request, answered 404 (${x.bound.udeb404} udeb request(s) refused); first request to the mirror at ${f(x.bound.firstMirrorRequest)} s`
       : x.note;
-    return `| ${x.what} | ${f(x.command)} | ${f(x.firstBoot)} | ${login} | ${x.upstreamMiB.toFixed(1)} | ${x.loadBefore} / ${x.loadAfter} | ${note} |`;
+    return `| ${x.what} | ${f(x.command)} | ${f(x.cpu)} | ${f(x.firstBoot)} | ${login} | ${x.upstreamMiB.toFixed(1)} | ${x.loadBefore} / ${x.loadAfter} | ${note} |`;
   };
   return [
     '## forge-agent --build: command to first boot of a minimal Debian 12 VM',
@@ -515,13 +560,13 @@ export async function run(): Promise<string> {
     'first; "upstream MiB" is what a run still fetched from the archive. Seconds from the command to the guest\'s first-boot callback to forge',
     'and to the login prompt on its serial console.',
     '',
-    '| path | command s | first_boot s | login prompt s | upstream MiB | load 1 min before / after | note |',
-    '|---|---|---|---|---|---|---|',
+    '| path | command s | command CPU s | first_boot s | login prompt s | upstream MiB | load 1 min before / after | note |',
+    '|---|---|---|---|---|---|---|---|',
     ...samples.map(row),
     '',
     ...samples.filter((x) => x.stages !== undefined && Object.keys(x.stages).length > 0).map((x) => `Where "${x.what}" spent its time (forge-agent's own progress, seconds since the command): ${Object.entries(x.stages ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}; then the guest's boot to first_boot.`),
     '',
-    `Medians: vmdb2 / forge to the login prompt ${ratio(vm, forge, 'login')}, build command alone ${ratio(vm, forge, 'command')} (target: at least 1.0x; above 1 forge is faster).`,
+    `Medians: vmdb2 / forge to the login prompt ${ratio(vm, forge, 'login')}, build command alone ${ratio(vm, forge, 'command')}, its CPU seconds ${ratio(vm, forge, 'cpu')} (target: at least 1.0x; above 1 forge is faster).`,
     bound === undefined
       ? `Installer path / build path (to the login prompt): ${inst !== undefined && Number.isFinite(inst.login) ? ratio([inst], forge, 'login') : 'not measured'} (target: at least 5x).`
       : `Installer path: not measurable to the end here (its udebs are refused). Measured lower bound: ${f(bound.firstUdeb)} s from the command to d-i's first udeb request` +

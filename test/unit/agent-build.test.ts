@@ -74,7 +74,7 @@ test('build plan: suite, mirror, packages, hostname, keys, network, tokens from 
   const u = planBuild({ ...REC, os_version: 'noble', tree: '' }, O);
   assert.equal(u.mirror, 'http://archive.ubuntu.com/ubuntu');
   assert.ok(u.packages.includes('linux-image-virtual'));
-  assert.ok(mmdebstrapArgs(u, '/x.tar', undefined).includes('--components=main,universe'));
+  assert.ok(mmdebstrapArgs(u, '/run/forge-build-vm9-x', undefined).includes('--components=main,universe'));
   // A profile build has no record to report first boot to.
   assert.equal(planBuild(REC, { ...O, targetKind: 'profile' }).firstbootUrl, undefined);
 });
@@ -89,15 +89,15 @@ test("Ubuntu suites: mmdebstrap's and debootstrap's rules (keyring, mirror, comp
     assert.equal(u.keyring, '/usr/share/keyrings/ubuntu-archive-keyring.gpg');
     assert.ok(u.packages.includes('linux-image-virtual') && !u.packages.includes('linux-image-amd64'), "Ubuntu's VM kernel, not Debian's");
     assert.ok(u.packages.includes('ubuntu-keyring'), "apt in the guest must trust Ubuntu's archive after the build");
-    const a = mmdebstrapArgs(u, '/x.tar', undefined);
+    const a = mmdebstrapArgs(u, '/run/forge-build-vm9-x', undefined);
     assert.ok(a.includes('--keyring=/usr/share/keyrings/ubuntu-archive-keyring.gpg'));
     assert.ok(a.includes('--components=main,universe'));
-    assert.deepEqual(a.slice(-3), [u.suite, '/x.tar', 'http://archive.ubuntu.com/ubuntu']);
+    assert.deepEqual(a.slice(-3), [u.suite, '/run/forge-build-vm9-x', 'http://archive.ubuntu.com/ubuntu']);
   }
   // Debian keeps the host's default keyring (mmdebstrap picks debian-archive-keyring) and no extra components.
   const d = planBuild(REC, O);
   assert.equal(d.keyring, undefined);
-  assert.ok(!mmdebstrapArgs(d, '/x.tar', undefined).some((x) => x.startsWith('--components') || x.startsWith('--keyring')));
+  assert.ok(!mmdebstrapArgs(d, '/run/forge-build-vm9-x', undefined).some((x) => x.startsWith('--components') || x.startsWith('--keyring')));
   // Every Ubuntu suite this host's distro-info-data knows (the list mmdebstrap reads) from bionic on is recognised.
   const csv = '/usr/share/distro-info/ubuntu.csv';
   let known: string[] = [];
@@ -182,7 +182,7 @@ test('golden: the exact LVM, sgdisk, mkfs and mmdebstrap commands', () => {
     }
   }
   lines.push('# mmdebstrap');
-  cmd(['mmdebstrap', ...mmdebstrapArgs(p, '/cache/rootfs/x.tar', '/cache/apt')]);
+  cmd(['mmdebstrap', ...mmdebstrapArgs(p, '/run/forge-build-vm9-x', '/cache/apt')]);
   // Ubuntu (its archive is unreachable here, so these are golden only): suite by name, by release number and by breed.
   for (const [label, rec] of [
     ['Ubuntu 22.04 by release number, Ubuntu\'s archive by default', { ...REC, os_version: '22.04', breed: 'ubuntu', tree: '' }],
@@ -190,7 +190,7 @@ test('golden: the exact LVM, sgdisk, mkfs and mmdebstrap commands', () => {
     ['Ubuntu resolute (26.04) from a distro of breed ubuntu', { ...REC, os_version: '26.04', breed: 'ubuntu', tree: 'http://mirror.lab/ubuntu' }],
   ] as const) {
     lines.push(`# mmdebstrap, ${label}`);
-    cmd(['mmdebstrap', ...mmdebstrapArgs(planBuild(rec, O), '/cache/rootfs/u.tar', '/cache/apt')]);
+    cmd(['mmdebstrap', ...mmdebstrapArgs(planBuild(rec, O), '/run/forge-build-vm9-u', '/cache/apt')]);
   }
   const text = lines.join('\n') + '\n';
   const file = join(GOLDEN, 'build-commands.txt');
