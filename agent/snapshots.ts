@@ -75,7 +75,16 @@ export interface SnapshotRow extends SnapshotMeta {
    */
   size: number;
   last: boolean;
+  /** A delete of it stopped half way (DELETING is in its directory): it cannot be restored, only deleted again. */
+  deleting: boolean;
 }
+
+/**
+ * The journal of a snapshot delete, in the snapshot's directory: written before the first image is changed, gone
+ * with the directory when the delete is done. Its files are what the delete will remove (merged overlays), so a
+ * delete run again after a failure (the domain's redefine, say) finishes the job without leaving any behind.
+ */
+const DELETING = 'deleting.json';
 
 /** A domain disk that now lives in another file or format (the domain XML must follow). */
 export interface DiskChange {
@@ -232,13 +241,13 @@ export function listSnapshots(root: string): SnapshotRow[] {
     // The directory's own files (meta, memory, reflink clones) and the overlay images kept elsewhere.
     let size = readdirSync(dir).reduce((n, f) => n + allocated(join(dir, f)), 0);
     for (const d of meta.disks) if (dirname(d.image) !== dir) size += allocated(d.image);
-    rows.push({ ...meta, size, last: e.name === last });
+    rows.push({ ...meta, size, last: e.name === last, deleting: existsSync(join(dir, DELETING)) });
   }
   return rows.sort((a, b) => a.time.localeCompare(b.time) || a.name.localeCompare(b.name, 'en', { numeric: true }));
 }
 
 /** LAST or a name -> the snapshot's metadata; NOT_FOUND naming what there is. */
-export function findSnapshot(root: string, name: string): SnapshotMeta {
+export function findSnapshot(root: string, name: string): SnapshotRow {
   const real = name === LAST ? lastTarget(root) : name;
   const rows = listSnapshots(root);
   const hit = rows.find((r) => r.name === real);
@@ -330,6 +339,7 @@ export interface RestoreOptions {
  */
 export async function restoreSnapshot(root: string, name: string, o: RestoreOptions): Promise<{ meta: SnapshotMeta; memoryFile: string | undefined; changes: DiskChange[] }> {
   const meta = findSnapshot(root, name);
+  if (meta.deleting) throw incomplete(meta.name);
   const images = snapshotImages(root);
   const staged: { tmp: string; dest: string; old: string }[] = [];
   const changes: DiskChange[] = [];
@@ -388,8 +398,21 @@ function rewriteMeta(root: string, from: string, to: string, format: string): vo
  * (safe mode: the image's data is copied into each), then the image goes.
  * An image in another domain's chain is refused.
  */
+function incomplete(name: string): ForgeError {
+  return new ForgeError('SNAPSHOT_INCOMPLETE', `snapshot ${name}: an earlier delete stopped half way (its image already holds later writes, so it cannot be restored); run snapshot delete ${name} again to finish it`, { field: 'SNAP' });
+}
+
 export async function deleteSnapshot(root: string, name: string, o: DeleteOptions): Promise<SnapshotMeta> {
   const meta = findSnapshot(root, name);
+  const journal = join(root, meta.name, DELETING);
+  const resumed = ((): string[] => {
+    try {
+      const j = JSON.parse(readFileSync(journal, 'utf8')) as { drop?: unknown };
+      return Array.isArray(j.drop) ? j.drop.filter((f): f is string => typeof f === 'string') : [];
+    } catch {
+      return [];
+    }
+  })();
   const others = listSnapshots(root).filter((r) => r.name !== meta.name);
   const keep = new Set(others.flatMap((r) => r.disks.map((d) => d.image)));
   for (const d of meta.disks) {
@@ -400,13 +423,18 @@ export async function deleteSnapshot(root: string, name: string, o: DeleteOption
   const backing = new Map<string, string>();
   for (const f of files) backing.set(f, (await imageInfo(f)).backing);
   const changes: DiskChange[] = [];
-  const drop: string[] = [];
+  // A resumed delete: what the first run merged (and meant to remove) goes now, unless something still uses it.
+  const drop: string[] = resumed.filter((f) => !o.disks.includes(f) && !keep.has(f) && !o.usedBy.has(f));
+  // Written before each image changes: a failure from then on leaves the snapshot marked, never restorable as if whole.
+  const record = (): void => writeFileSync(journal, JSON.stringify({ since: new Date().toISOString(), drop }) + '\n');
   for (const d of meta.disks) {
     if (keep.has(d.image) || !existsSync(d.image)) continue; // still another snapshot's (an older copy's) image
     const children = files.filter((f) => f !== d.image && backing.get(f) === d.image);
     // (A reflink copy lives in the snapshot's own directory, which goes: it never takes a child's place.)
     const only = children.length === 1 && dirname(d.image) !== join(root, meta.name) ? (children[0] as string) : undefined;
     if (only !== undefined) {
+      drop.push(only);
+      record();
       await sh('qemu-img', ['commit', '-q', '-f', 'qcow2', '-d', only], 3_600_000);
       for (const g of files.filter((f) => backing.get(f) === only)) {
         await sh('qemu-img', ['rebase', '-q', '-u', '-f', 'qcow2', '-b', d.image, '-F', d.format, g]);
@@ -414,18 +442,26 @@ export async function deleteSnapshot(root: string, name: string, o: DeleteOption
       }
       if (o.disks.includes(only)) changes.push({ target: d.target, from: only, file: d.image, format: d.format });
       rewriteMeta(root, only, d.image, d.format);
-      drop.push(only);
       continue;
     }
     const info = await imageInfo(d.image);
+    drop.push(d.image);
+    record();
     for (const f of children) {
       // Safe rebase: the clusters the image held and its backing does not are written into the child.
       await sh('qemu-img', ['rebase', '-q', '-f', 'qcow2', '-b', info.backing, ...(info.backing === '' ? [] : ['-F', info.backingFormat || (await imageInfo(info.backing)).format]), f], 3_600_000);
       backing.set(f, info.backing);
     }
-    drop.push(d.image);
   }
-  if (changes.length > 0) await o.apply(changes);
+  if (changes.length > 0) {
+    try {
+      await o.apply(changes);
+    } catch (e) {
+      // The chain is whole (the domain still reads its overlay, which sits on the merged image), but the domain was
+      // not moved onto the merged file: the snapshot stays, marked, until a second delete finishes.
+      throw new ForgeError('SNAPSHOT_INCOMPLETE', `snapshot ${meta.name}: merged, but the domain could not be pointed at the merged disk (${(e as Error).message.split('\n')[0] ?? ''}); the VM's disks are unchanged and consistent; run snapshot delete ${meta.name} again to finish`, { field: 'SNAP' });
+    }
+  }
   const wasLast = lastTarget(root) === meta.name;
   for (const f of drop) if (dirname(f) !== join(root, meta.name)) rmSync(f, { force: true });
   rmSync(join(root, meta.name), { recursive: true, force: true });

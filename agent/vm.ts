@@ -377,7 +377,7 @@ async function snapshotList(v: Virsh, ctx: VmContext, name: string): Promise<voi
     return;
   }
   const table = [['NAME', 'TIME', 'SIZE', 'KIND', 'COMMENT'], ...rows.map((r) => [
-    `${r.name}${r.last ? ' (LAST)' : ''}${r.memory ? ' [live]' : ''}`, r.time, human(r.size), [...new Set(r.disks.map((d) => d.kind))].join('+'), r.comment,
+    `${r.name}${r.last ? ' (LAST)' : ''}${r.memory ? ' [live]' : ''}${r.deleting ? ' [half deleted: run snapshot delete again]' : ''}`, r.time, human(r.size), [...new Set(r.disks.map((d) => d.kind))].join('+'), r.comment,
   ])];
   const w = table[0]!.map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
   for (const r of table) ctx.io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i] as number))).join('  '));

@@ -101,6 +101,7 @@ export const CATALOGUE = {
   NEEDS_FORCE: { status: 409, exit: EXIT.conflict, summary: 'the command would lose data (a disk, a snapshot, unsynced guest state); use --force' },
   VM_RUNNING: { status: 409, exit: EXIT.conflict, summary: 'the VM is running; stop it first' },
   VIRT_IN_USE: { status: 409, exit: EXIT.conflict, summary: "a disk file is in another domain's disk or backing chain; forge-agent leaves it alone" },
+  SNAPSHOT_INCOMPLETE: { status: 409, exit: EXIT.conflict, summary: 'a snapshot delete stopped half way (its image is already merged); run snapshot delete again to finish it' },
   NOT_FORGE_DOMAIN: { status: 404, exit: EXIT.notFound, summary: 'no forge-made domain of that name (forge-agent vm manages only its own)' },
   BUILD_FAILED: { status: 500, exit: EXIT.virt, summary: 'forge-agent --build failed (a step, a hook, the bootstrap or GRUB); what it made was released' },
   BUILD_INTERRUPTED: { status: 500, exit: EXIT.interrupted, summary: 'forge-agent --build was interrupted (SIGINT); what it made was released' },

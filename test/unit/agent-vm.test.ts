@@ -285,6 +285,59 @@ test('overlay snapshots on real images: the disk moves onto a qcow2 overlay, res
   }
 });
 
+test('a snapshot delete whose redefine fails leaves the chain whole and the snapshot marked; deleting again finishes it', async (t) => {
+  if (need(t, { commands: ['qemu-img', 'qemu-io'] }) !== undefined) return;
+  const dir = mkdtempSync(join(tmpdir(), 'forge-snapdel-'));
+  try {
+    const a0 = join(dir, 'vm-disk01.qcow2');
+    spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', a0, '8M']);
+    writeBlock(a0, 'qcow2', 'A');
+    const b0 = join(dir, 'vm-disk02.qcow2');
+    spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', b0, '8M']);
+    // LIVE's second disk (an LV) as a file: snapshots cover file disks.
+    const xmlOf = (a: string, b: string): string => LIVE.replace('/images/vm9-disk01.qcow2', a).replace('<disk type="block" device="disk">', '<disk type="file" device="disk">')
+      .replace('<source dev="/dev/vg0/vm9-disk02" index="1"/>', `<source file="${b}"/>`).replace(/(<disk type="file" device="disk">\s*<driver name="qemu" type=")[^"]*("\/>\s*<source file="[^"]*vm-disk02)/, '$1qcow2$2');
+    let info = parseDomainXml(xmlOf(a0, b0));
+    const ok = async (ch: { from: string; file: string }[]): Promise<void> => {
+      let [a, b] = info.disks.map((d) => d.source) as [string, string];
+      for (const c of ch) {
+        if (c.from === a) a = c.file;
+        if (c.from === b) b = c.file;
+      }
+      info = parseDomainXml(xmlOf(a, b));
+    };
+    await createSnapshot(info, { name: 'S0', comment: '', now: new Date('2026-01-01T00:00:00Z'), apply: ok });
+    const a1 = info.disks[0]?.source as string;
+    assert.deepEqual(chain(a1), [a1, a0]);
+    writeBlock(a1, 'qcow2', 'B');
+    const root = join(dir, 'vm9.snapshots');
+    const files = (): string[] => info.disks.map((d) => d.source).filter((f) => f.startsWith(dir));
+    // libvirt refuses the redefine (what virsh define of the merged file does when libvirtd is gone, say).
+    const broken = (): Promise<void> => Promise.reject(new Error('virsh define: failed to connect to the hypervisor'));
+    await assert.rejects(deleteSnapshot(root, 'S0', { disks: files(), usedBy: new Map(), apply: broken }),
+      (e: unknown) => e instanceof ForgeError && e.code === 'SNAPSHOT_INCOMPLETE' && /failed to connect/.test(e.message) && /snapshot delete S0 again/.test(e.message));
+    // Nothing is lost: the domain still reads its overlay, whole, on the merged image.
+    assert.equal(info.disks[0]?.source, a1);
+    assert.deepEqual(chain(a1), [a1, a0]);
+    assert.equal(readBlock(a1), 'B');
+    assert.equal(spawnSync('qemu-img', ['check', '-q', a1]).status, 0);
+    // S0's image now holds B: it is listed as half deleted and can no longer be restored as if it held A.
+    assert.deepEqual(listSnapshots(root).map((r) => [r.name, r.deleting]), [['S0', true]]);
+    await assert.rejects(restoreSnapshot(root, 'S0', { disks: info.disks, used: new Set(), apply: ok }),
+      (e: unknown) => e instanceof ForgeError && e.code === 'SNAPSHOT_INCOMPLETE' && e.field === 'SNAP');
+    assert.equal(readBlock(a1), 'B', 'the refused restore changed nothing');
+    // Deleting again finishes: the domain is back on its original file with the last writes, the overlay gone.
+    await deleteSnapshot(root, 'S0', { disks: files(), usedBy: new Map(), apply: ok });
+    assert.deepEqual(info.disks.map((d) => d.source), [a0, b0]);
+    assert.equal(readBlock(a0), 'B');
+    assert.deepEqual(chain(a0), [a0]);
+    assert.ok(!existsSync(a1), 'the merged overlay is removed');
+    assert.deepEqual(listSnapshots(root), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('moveDisks: the domain on its overlay (file and driver type), libvirt\'s reported chain dropped; libvirt\'s schema accepts it', (t) => {
   const xml = buildDomainXml({
     name: 'vm9', uuid: '6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b', type: 'qemu', memoryMiB: 256, vcpus: 1,
