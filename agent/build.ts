@@ -23,7 +23,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { dirname, join } from 'node:path';
 import { ForgeError } from '../server/errors.js';
 import type { AgentEvent, ForgeApi } from './api.js';
-import { buildVolumes, firstbootScript, FIRSTBOOT_UNIT, fstab, grubDefaults, installPath, lvmCommands, mkfsCommands, mmdebstrapArgs, networkdFiles, partitions, planBuild, resolvConf, UBUNTU_KEYRING, sgdiskArgs, substituteTokens, volumeSizeMiB, type BuildPlan, type Partition } from './buildplan.js';
+import { buildVolumes, firstbootScript, FIRSTBOOT_UNIT, fstab, grubDefaults, installPath, lvmCommands, mkfsCommands, mmdebstrapArgs, MMDEBSTRAP_ENV, networkdFiles, partitions, planBuild, resolvConf, UBUNTU_KEYRING, sgdiskArgs, substituteTokens, volumeSizeMiB, type BuildPlan, type Partition } from './buildplan.js';
 import { persistentXml } from './flow.js';
 import { diskSpec, holdsData, prepareDisk, removeDisk } from './disk.js';
 import type { DiskSpec, NicSpec } from './domxml.js';
@@ -367,7 +367,7 @@ export async function runBuild(opts: AgentOptions, deps: BuildDeps): Promise<Bui
         if (deps.tty) deps.err(`[${elapsed().padStart(5)}] bootstrap: ${lastLine} (${mib(Math.max(0, archives() - aptBefore))} of packages)`);
       }, 10_000);
       try {
-        await run('mmdebstrap', mmdebstrapArgs(plan, mnt, aptCache), { step: 'bootstrap', line: (l) => {
+        await run('mmdebstrap', mmdebstrapArgs(plan, mnt, aptCache), { step: 'bootstrap', env: { ...MMDEBSTRAP_ENV }, line: (l) => {
           lastLine = l.trim().slice(0, 80);
           // mmdebstrap's own phase lines ("I: downloading packages with apt...", "I: installing remaining packages
           // inside the chroot...") are its stages: each is a progress line with the elapsed time, so a slow build

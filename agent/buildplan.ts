@@ -302,9 +302,25 @@ export function mmdebstrapArgs(p: BuildPlan, out: string, aptCache: string | und
       `--customize-hook=sync-out /var/cache/apt/archives ${aptCache}`,
       '--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb');
   }
-  a.push(`--customize-hook=rm -f "$1"/${BUILD_DPKG_CFG}`, p.suite, out, p.mirror);
+  a.push(`--customize-hook=rm -f "$1"/${BUILD_DPKG_CFG}`, INITRAMFS_ONCE, p.suite, out, p.mirror);
   return a;
 }
+
+/**
+ * The environment mmdebstrap runs in. INITRD=No: the kernel package's postinst hook
+ * (/etc/kernel/postinst.d/initramfs-tools) skips `update-initramfs -c`; otherwise the kernel's
+ * initramfs is made twice, once when the kernel is configured and again when dpkg runs the
+ * update-initramfs trigger that kmod, udev, e2fsprogs, klibc-utils and dmsetup activate after it
+ * (measured: two "Generating" lines per build). INITRAMFS_ONCE then makes it once, last.
+ */
+export const MMDEBSTRAP_ENV: Readonly<Record<string, string>> = { INITRD: 'No' };
+
+/**
+ * The last customize hook: one initramfs per installed kernel, with everything installed (the
+ * trigger's `update-initramfs -u` found none to update). Nothing when a kernel hook made one
+ * anyway, or when the tree has no initramfs-tools (another generator brings its own hook).
+ */
+export const INITRAMFS_ONCE = `--customize-hook=chroot "$1" sh -c 'command -v update-initramfs >/dev/null || exit 0; ls /boot/initrd.img-* >/dev/null 2>&1 || update-initramfs -c -k all'`;
 
 /** systemd-networkd files, one per NIC matched by MAC: DHCP unless the record gives a static address. */
 export function networkdFiles(p: BuildPlan): Record<string, string> {

@@ -189,8 +189,27 @@ function mkosiNote(): string {
     ` it mounts on the build host), so it cannot build this BIOS/GRUB image${vfat ? '' : ', and this host\'s kernel has no vfat (/proc/filesystems; no modules can be loaded here), so `mkosi -b` stops at "mount: unknown filesystem type \'vfat\'" even for a UEFI image'}.`;
 }
 
-function guestWork(ip: string, key: string, log: string): GuestWork {
-  const r = spawnSync('ssh', ['-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=60', `root@${ip}`, 'sh -s'], { input: GUEST_WORK, encoding: 'utf8', timeout: 3_600_000 });
+/**
+ * Asynchronous on purpose: the mirror the guest's apt reads is a server in this same process. With spawnSync (as
+ * before) the event loop stood still while ssh ran, the kernel still accepted apt's connections into the listen
+ * backlog, nothing answered, and apt reported its header timeouts as "Connection failed" (apt's
+ * methods/basehttp.cc BaseHttpMethod::Loop: RUN_HEADERS_IO_ERROR twice, the error itself discarded).
+ */
+async function guestWork(ip: string, key: string, log: string): Promise<GuestWork> {
+  const r = await new Promise<{ status: number; stdout: string; stderr: string }>((resolve, reject) => {
+    const p = spawn('ssh', ['-i', key, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=60', `root@${ip}`, 'sh -s'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), 3_600_000);
+    p.on('error', reject);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ status: code ?? -1, stdout, stderr });
+    });
+    p.stdin.end(GUEST_WORK);
+  });
   const m = /forge-bench packages=(\d+) kib=(\d+) download=([\d.]+) unpack=([\d.]+)/.exec(r.stdout);
   writeFileSync(log, `${r.stdout}\n${r.stderr}`);
   if (r.status !== 0 || m === null) throw new Error(`in-guest work on ${ip} failed (${r.status}), see ${log}: ${r.stderr.slice(0, 600)}`);
@@ -397,7 +416,7 @@ export async function run(): Promise<string> {
         // Not part of this path's figures (already taken); a failure here is recorded and the sample kept.
         try {
           const ip = await until(`address of ${sys}`, 300_000, () => /\b(\d+\.\d+\.\d+\.\d+)\/\d+/.exec(spawnSync('virsh', ['-c', 'qemu:///system', 'domifaddr', sys, '--source', 'lease'], { encoding: 'utf8' }).stdout)?.[1]);
-          inGuest = guestWork(ip, key, join(mirror!.cacheDir, 'build-in-guest.log'));
+          inGuest = await guestWork(ip, key, join(mirror!.cacheDir, 'build-in-guest.log'));
         } catch (e) {
           guestNote = `; in-guest work failed: ${(e as Error).message.split('\n')[0] ?? ''}`;
           console.error(`bench build: ${(e as Error).message}`);

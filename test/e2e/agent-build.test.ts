@@ -161,11 +161,19 @@ async function loginAndFirstBoot(l: Lab, sys: string): Promise<LabEvent> {
   return fb;
 }
 
+/** Where a long test spends its time, in its own output (CI logs): seconds since the test began at each step. */
+function stopwatch(t: import('node:test').TestContext): (step: string) => void {
+  const t0 = Date.now();
+  return (step) => t.diagnostic(`${step} at ${Math.round((Date.now() - t0) / 1000)} s`);
+}
+
 test('--build debootstrap, BIOS, raw: login prompt, overlay tokens, hooks, install-custom.sh, first boot; mount; reinstall-grub', { timeout: 2_400_000 }, async (t) => {
   const l = ready(t);
   if (l === undefined) return;
   const sys = `${l.tag}-bios`;
+  const lap = stopwatch(t);
   const run = await runAgent(buildArgs(sys), 1_500_000);
+  lap('built');
   assert.equal(run.code, 0, `build failed:\n${run.stdout}\n${run.stderr}`);
   assert.match(run.stdout, /built in [\d.]+ s \(Debian bookworm, bios\)/);
   for (const s of ['disk_ready', 'bootstrap_done', 'hooks_done', 'bootloader_done']) assert.match(run.stderr, new RegExp(`\\] ${s}`), `progress line for ${s}`);
@@ -174,6 +182,7 @@ test('--build debootstrap, BIOS, raw: login prompt, overlay tokens, hooks, insta
   assertReleasedLoops(l);
 
   const fb = await loginAndFirstBoot(l, sys);
+  lap('login prompt and first boot');
   assert.equal(fb.detail['hostname'], 'bioshost');
   const log = consoleLog(sys);
   // The issue file, in build order: overlay (tokens substituted), postunpack hook, install-custom.sh (services blocked), postconfig hook.
@@ -196,6 +205,7 @@ test('--build debootstrap, BIOS, raw: login prompt, overlay tokens, hooks, insta
   assert.match(list.stdout, /S0 \(LAST\) \[live\].*after first boot/);
   virsh(['destroy', sys]);
   const restore = await runAgent(['snapshot', 'restore', sys, '--force'], 600_000);
+  lap('live snapshot created and restored');
   assert.equal(restore.code, 0, restore.stderr);
   assert.equal(domainState(sys), 'running', 'restoring a live snapshot resumes the guest');
   virsh(['destroy', sys]);
@@ -204,6 +214,7 @@ test('--build debootstrap, BIOS, raw: login prompt, overlay tokens, hooks, insta
   const script = join(l.dir, 'post-install.sh');
   writeFileSync(script, 'echo "post-install on $(cat /etc/hostname) $(dpkg-query -W -f=\'${Version}\' systemd)" > /etc/forge-post-install\n');
   const job = await runAgent(['job', 'run', sys, 'post-install', '--files', script, '--cache-dir', join(l.dir, 'cache'), '--timeout', '600'], 900_000);
+  lap('post-install job (rescue VM)');
   assert.equal(job.code, 0, `${job.stdout}\n${job.stderr}`);
   assert.match(job.stdout, /post-install: running post-install.sh in a chroot of \/dev\/vda3/);
 
@@ -247,12 +258,14 @@ test('--build debootstrap, BIOS, raw: login prompt, overlay tokens, hooks, insta
   assert.equal(mbr().length, 440);
   assert.ok(mbr().every((x) => x === 0));
   const rg = await runAgent(['reinstall-grub', '--system', sys], 300_000);
+  lap('reinstall-grub');
   assert.equal(rg.code, 0, rg.stderr);
   assert.ok(!mbr().every((x) => x === 0), `boot code written again:\n${rg.stdout}\n${rg.stderr}`);
   assertReleasedLoops(l);
   rmSync(`/var/log/libvirt/qemu/${sys}-console.log`, { force: true });
   virsh(['start', sys]);
   await waitFor('login prompt after reinstall-grub', 600_000, () => (/^bioshost login: /m.test(consoleLog(sys)) ? true : undefined));
+  lap('login prompt after reinstall-grub');
   virsh(['destroy', sys]);
 
   // An existing domain is refused and nothing changes.
@@ -273,9 +286,11 @@ test('--build (from the profile\'s build_method), UEFI on OVMF/q35, qcow2, a dat
   const l = ready(t);
   if (l === undefined) return;
   const sys = `${l.tag}-uefi`;
+  const lap = stopwatch(t);
   // No --build: the profile's build_method says debootstrap.
   const args = buildArgs(sys, ['--firmware', 'uefi', '--virt-path', `${join(l.dir, 'disks')},${join(l.dir, 'disks')}`, '--virt-file-size', '3,1', '--json']).filter((a, i, all) => !(a === '--build' || all[i - 1] === '--build'));
   const run = await runAgent([...args, '--no-start'], 1_200_000);
+  lap('built from the cached root tree');
   assert.equal(run.code, 0, `build failed:\n${run.stdout}\n${run.stderr}`);
   const jsonEvents = run.stdout.trim().split('\n').map((x) => JSON.parse(x) as { event: string; cached?: boolean });
   assert.deepEqual(jsonEvents.map((e) => e.event), STAGES.slice(0, -2), '--json: one line per stage (--no-start: not booted)');
@@ -312,16 +327,19 @@ test('--build (from the profile\'s build_method), UEFI on OVMF/q35, qcow2, a dat
   assertReleasedLoops(l);
   // reinstall-grub on the qcow2 disk (UEFI): the EFI image is written again; the boot below proves it.
   const rg = await runAgent(['reinstall-grub', '--system', sys], 300_000);
+  lap('mount, umount, reinstall-grub');
   assert.equal(rg.code, 0, rg.stderr);
   assertReleasedLoops(l);
   // issue 16: a key put into the never-booted guest (rescue VM, offline) shows in its first-boot report.
   const put = await runAgent(['ssh-key', 'put', sys, l.secondKey, '--cache-dir', join(l.dir, 'cache')], 900_000);
+  lap('ssh-key put (rescue VM)');
   assert.equal(put.code, 0, `ssh-key put failed:\n${put.stdout}\n${put.stderr}`);
   assert.ok(put.stdout.includes(l.secondFingerprint), put.stdout);
   const st = await runAgent(['vm', 'start', sys], 120_000);
   assert.equal(st.code, 0, st.stderr);
   const fb = await waitFor(`first_boot of ${sys}`, 900_000, async () => (await events(sys)).find((e) => e.type === 'first_boot'));
   await waitFor(`login prompt of ${sys}`, 300_000, () => (/^\S+ login: /m.test(consoleLog(sys)) ? true : undefined));
+  lap('first boot and login prompt');
   assert.equal(fb.detail['authorized_keys'], `${l.keyFingerprint},${l.secondFingerprint}`, "the record's key and the one ssh-key put added");
   const types = (await events(sys)).map((e) => e.type).filter((x) => STAGES.includes(x));
   assert.deepEqual(types, STAGES.filter((x) => x !== 'disk_boot_started'));
@@ -358,6 +376,7 @@ test('--build refuses a disk that holds a filesystem and changes nothing', { tim
 test('--build failures release loop devices and mounts, define no domain: failing hook, missing suite, SIGINT', { timeout: 900_000 }, async (t) => {
   const l = ready(t);
   if (l === undefined) return;
+  const lap = stopwatch(t);
   // A failing postunpack hook stops the build with its output.
   const hook = `${l.tag}-hook`;
   const h = await runAgent([...buildArgs(hook).filter((a, i, all) => !(a === '--hooks' || all[i - 1] === '--hooks')), '--hooks', l.badHooks], 900_000);
@@ -366,10 +385,12 @@ test('--build failures release loop devices and mounts, define no domain: failin
   assertReleased(hook);
   const failed = (await events(hook)).find((e) => e.type === 'agent_failed');
   assert.match(String(failed?.detail['message']), /hook says no/);
+  lap('failing hook');
 
   // A suite the mirror does not have: mmdebstrap's own error, nothing left.
   const ns = `${l.tag}-nosuite`;
   const n = await runAgent([...buildArgs(ns), '--suite', 'nosuchsuite'], 300_000);
+  lap('missing suite');
   assert.equal(n.code, 9, n.stderr);
   assert.match(n.stderr, /BUILD_FAILED: bootstrap: mmdebstrap .* exited/);
   assert.match(n.stderr, /nosuchsuite/);
@@ -385,7 +406,8 @@ test('--build failures release loop devices and mounts, define no domain: failin
       setTimeout(() => kill('SIGINT'), 1500);
     }
   });
-  assert.ok(sent, `the build reached mmdebstrap's chroot stage:\n${i.stderr}`);
+  assert.ok(sent, `mmdebstrap reached its install into the mounted disk:\n${i.stderr}`);
+  lap('SIGINT');
   assert.equal(i.code, 130, `SIGINT exits 128 + 2, as a shell reports it:\n${i.stderr}`);
   assert.match(i.stderr, /BUILD_INTERRUPTED: interrupted \(SIGINT\)/);
   assertReleased(int);
