@@ -19,13 +19,14 @@
  *   the file's mtime, size and inode are unchanged (one stat per file per
  *   render), so an edit is live at the next request without a restart.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { join, relative } from 'node:path';
 import nunjucks from 'nunjucks';
 import { ForgeError } from '../errors.js';
 import { checkName, locate, safeSegment, type Located, type Origin, type RenderRoots, type Root } from './roots.js';
 import { templateError } from './errors.js';
 import { addFilters } from './filters.js';
+import { SharedContextTemplate } from './include.js';
 
 
 export interface RenderTarget {
@@ -104,9 +105,22 @@ interface RenderState {
 export interface RenderMemo {
   located: Map<string, Located | undefined>;
   dirs: Map<string, boolean>;
+  /** findSnippet's answers by snippet name and the target's lookup chain (snippetKey). */
+  snippets: Map<string, { use: FileUse; stat: Stats } | undefined>;
+  /** Whether some snippet root has a per_system/ directory (then a system's own name takes part in the key). */
+  perSystem?: boolean;
 }
 
-export const newRenderMemo = (): RenderMemo => ({ located: new Map(), dirs: new Map() });
+export const newRenderMemo = (): RenderMemo => ({ located: new Map(), dirs: new Map(), snippets: new Map() });
+
+export interface RendererOptions {
+  /**
+   * true: includes copy every variable, as stock nunjucks does. Kept only so
+   * test/unit/render-include.test.ts can hold the default path
+   * (render/include.ts, no copy) to byte-equal output.
+   */
+  copyIncludes?: boolean;
+}
 
 /** locate(), through `memo` when there is one. */
 function locateIn(memo: RenderMemo | undefined, root: Root, segs: string[], display: string): Located | undefined {
@@ -119,15 +133,16 @@ function locateIn(memo: RenderMemo | undefined, root: Root, segs: string[], disp
 }
 
 
-
-
 export class Renderer {
   private readonly env: nunjucks.Environment;
   private readonly cache = new Map<string, CacheEntry>();
   private state: RenderState | undefined;
   private lastUsed: FileUse[] = [];
 
-  constructor(readonly roots: RenderRoots) {
+  private readonly Template: typeof nunjucks.Template;
+
+  constructor(readonly roots: RenderRoots, opts: RendererOptions = {}) {
+    this.Template = opts.copyIncludes === true ? nunjucks.Template : SharedContextTemplate;
     this.env = new nunjucks.Environment(null, {
       autoescape: false,
       throwOnUndefined: true,
@@ -200,26 +215,46 @@ export class Renderer {
 
   /** The snippet file in effect for a name and target, or undefined. */
   findSnippet(name: string, target: RenderTarget, dirs: Map<string, boolean> = new Map(), memo?: RenderMemo): FileUse | undefined {
+    let found: { use: FileUse; stat: Stats } | undefined;
+    if (memo === undefined) found = this.searchSnippet(name, target, dirs, memo);
+    else {
+      // Within one snapshot the answer depends on the name and the target's lookup chain only
+      // (most systems of a profile share it: no per_system override directory).
+      memo.perSystem ??= this.roots.snippets.some((root) => this.dirPresent(join(root.dir, 'per_system'), dirs));
+      const key = `${name}\0${memo.perSystem && target.system !== '' ? target.system : ''}\0${target.profiles.join('/')}\0${target.distro}`;
+      if (memo.snippets.has(key)) found = memo.snippets.get(key);
+      else {
+        found = this.searchSnippet(name, target, dirs, memo);
+        memo.snippets.set(key, found);
+      }
+    }
+    if (found === undefined) return undefined;
+    // load() reuses the stat locate() took instead of a second syscall.
+    this.lastStat.set(found.use.file, found.stat);
+    return { ...found.use };
+  }
+
+  private dirPresent(d: string, dirs: Map<string, boolean>): boolean {
+    let present = dirs.get(d);
+    if (present === undefined) {
+      present = statSync(d, { throwIfNoEntry: false })?.isDirectory() === true;
+      dirs.set(d, present);
+    }
+    return present;
+  }
+
+  private searchSnippet(name: string, target: RenderTarget, dirs: Map<string, boolean>, memo: RenderMemo | undefined): { use: FileUse; stat: Stats } | undefined {
     for (const c of this.snippetCandidates(name, target)) {
       for (const root of this.roots.snippets) {
         // Skip a whole override level when its directory (per_system, ...) does
         // not exist in this root: the common case, one stat per render instead
         // of one per snippet. Memoised per render only, so new dirs are seen.
-        if (c.level !== 'shared') {
-          const d = join(root.dir, c.segs[0]!);
-          let present = dirs.get(d);
-          if (present === undefined) {
-            present = statSync(d, { throwIfNoEntry: false })?.isDirectory() === true;
-            dirs.set(d, present);
-          }
-          if (!present) continue;
-        }
+        if (c.level !== 'shared' && !this.dirPresent(join(root.dir, c.segs[0]!), dirs)) continue;
         const hit: Located | undefined = locateIn(memo, root, c.segs, `${SNIPPET_PREFIX}${name}`);
         if (hit !== undefined) {
-          this.lastStat.set(hit.file, hit.stat);
           const use: FileUse = { name, file: hit.file, origin: hit.root.origin, level: c.level };
           if (c.for !== undefined) use.for = c.for;
-          return use;
+          return { use, stat: hit.stat };
         }
       }
     }
@@ -271,7 +306,7 @@ export class Renderer {
     this.sources.set(file, src);
     let tmpl: nunjucks.Template;
     try {
-      tmpl = new nunjucks.Template(src, this.env, file, true);
+      tmpl = new this.Template(src, this.env, file, true);
     } catch (e) {
       this.cache.delete(file);
       throw this.toForgeError(e, file);
@@ -281,7 +316,7 @@ export class Renderer {
   }
 
   private readonly sources = new Map<string, string>();
-  private readonly lastStat = new Map<string, import('node:fs').Stats>();
+  private readonly lastStat = new Map<string, Stats>();
 
   // ----- rendering
 
@@ -291,7 +326,7 @@ export class Renderer {
     this.state = { target, used: [], top: template.file, dirs: memo?.dirs ?? new Map(), memo };
     try {
       const tmpl = this.load(template.file);
-      const text = tmpl.render(vars);
+      const text = tmpl instanceof SharedContextTemplate ? tmpl.renderVars(vars) : tmpl.render(vars);
       return { text, template, snippets: this.state.used };
     } catch (e) {
       this.lastUsed = this.state.used;
