@@ -1,6 +1,6 @@
 /** Process figures the benches read from /proc (proc(5)), and the machine's load beside each figure. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 
 const TICK_MS = (() => {
@@ -42,4 +42,30 @@ export function procUserSysMs(pid: number | undefined): { user: number; sys: num
   } catch {
     return { user: NaN, sys: NaN };
   }
+}
+
+/** The parent pid of a process (proc(5) field 4), NaN once it is gone. */
+function ppidOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * CPU milliseconds of a process and every child it has now (its children that exited are in its
+ * cutime/cstime): a PostgreSQL postmaster and its backends, checkpointer and WAL writer.
+ */
+export function treeCpuMs(pid: number): number {
+  let total = procCpuMs(pid);
+  for (const name of readdirSync('/proc')) {
+    const child = Number(name);
+    if (Number.isInteger(child) && child !== pid && ppidOf(child) === pid) {
+      const own = procUserSysMs(child);
+      if (!Number.isNaN(own.user)) total += own.user + own.sys;
+    }
+  }
+  return total;
 }

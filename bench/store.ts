@@ -35,6 +35,8 @@ import { memoryLogger } from '../server/log.js';
 import { startPostgres, type PgCluster } from '../test/lib/postgres.js';
 import { startForge, type ForgeServer } from '../test/lib/server.js';
 import { client, mac, ms, oneByOne, pct, system } from './core.js';
+import { procCpuMs, procUserSysMs, treeCpuMs } from './proc.js';
+import { spawn } from 'node:child_process';
 
 const CONC = 16;
 
@@ -216,9 +218,92 @@ async function bootInProcess(st: Store, dir: string, total: number, samples: num
 
 const SCALE_WORDS: Record<string, number> = { '100k': 100_000, '1m': 1_000_000 };
 
+/**
+ * FORGE_BENCH_STORE_PARTS=adds: only the API adds, SQLite and PostgreSQL interleaved
+ * (FORGE_BENCH_STORE_ROUNDS rounds, default 2; FORGE_BENCH_STORE_ADDS per round, default
+ * 5,000) on a store loaded with the first scale's systems, with the CPU each add cost the
+ * forge server, PostgreSQL (postmaster and backends) and the client, from /proc and
+ * process.cpuUsage. FORGE_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=DIR`) are node
+ * flags for the forge server; FORGE_BENCH_PERF=DIR records each measured phase's on-CPU
+ * profile of the forge server with `perf record -g` (pair with --perf-basic-prof for JS names).
+ * FORGE_BENCH_STORE_BINS=LABEL=PATH,...: other builds' server/cli/main.js, each run in every
+ * round beside this build (interleaved, on the same stores), to compare a change in one run.
+ */
+async function addsOnly(scale: number): Promise<string[]> {
+  const rounds = Number(process.env['FORGE_BENCH_STORE_ROUNDS'] ?? 2);
+  const count = Number(process.env['FORGE_BENCH_STORE_ADDS'] ?? 5000);
+  const nodeArgs = (process.env['FORGE_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const rows: string[] = [];
+  const cluster: PgCluster = (await startPostgres(undefined, { fsync: true }))!;
+  const stores: { backend: 'SQLite' | 'PostgreSQL'; dir: string; url: string; next: number }[] = [];
+  try {
+    for (const backend of ['SQLite', 'PostgreSQL'] as const) {
+      const dir = mkdtempSync(join(tmpdir(), 'forge-bench-store-'));
+      const url = backend === 'PostgreSQL' ? await cluster.createDatabase('bench') : '';
+      const st = backend === 'SQLite' ? openSqliteStore(dir) : await openPgStore(url);
+      try {
+        await load(st, scale);
+      } finally {
+        await st.close();
+      }
+      stores.push({ backend, dir, url, next: scale });
+    }
+    const bins: { label: string; bin?: string }[] = [
+      { label: 'this build' },
+      ...(process.env['FORGE_BENCH_STORE_BINS'] ?? '').split(',').filter((b) => b.includes('=')).map((b) => ({ label: b.slice(0, b.indexOf('=')), bin: b.slice(b.indexOf('=') + 1) })),
+    ];
+    for (let round = 1; round <= rounds; round++) {
+      for (const s of stores) for (const b of bins) {
+        const srv = await startForge({ ...(s.backend === 'SQLite' ? { dataDir: s.dir } : {}), args: s.backend === 'PostgreSQL' ? ['--store', s.url] : [], nodeArgs, timeoutMs: 600_000, ...(b.bin === undefined ? {} : { bin: b.bin }) });
+        try {
+          // Warm-up (the JIT, the pool's connections), not counted.
+          await apiAdds([srv], s.next, 500);
+          s.next += 500;
+          const perfDir = process.env['FORGE_BENCH_PERF'];
+          const perf = perfDir === undefined ? undefined : spawn('perf', ['record', '-F', '499', '-g', '-p', String(srv.proc.pid), '-o', join(perfDir, `${s.backend}-${round}-${b.label.replace(/\W/g, '_')}.data`)], { stdio: 'ignore' });
+          const f0 = procCpuMs(srv.proc.pid);
+          const fu0 = procUserSysMs(srv.proc.pid);
+          const p0 = s.backend === 'PostgreSQL' ? treeCpuMs(cluster.pid()) : 0;
+          const c0 = process.cpuUsage();
+          const r = await apiAdds([srv], s.next, count);
+          const c = process.cpuUsage(c0);
+          const forgeMs = procCpuMs(srv.proc.pid) - f0;
+          const fu = procUserSysMs(srv.proc.pid);
+          if (perf !== undefined) {
+            perf.kill('SIGINT');
+            await new Promise((r) => perf.once('exit', r));
+          }
+          const pgMs = s.backend === 'PostgreSQL' ? treeCpuMs(cluster.pid()) - p0 : 0;
+          s.next += count;
+          const per = (x: number): string => `${((x / count) * 1000).toFixed(0)}`;
+          const clientMs = (c.user + c.system) / 1000;
+          const line = `| ${round} | ${b.label} | ${s.backend} | ${scale.toLocaleString('en')} | ${r.rate.toFixed(0)} | ${ms(pct(r.lat, 50))} | ${ms(pct(r.lat, 99))} | ${per(forgeMs)} (user ${per(fu.user - fu0.user)}, sys ${per(fu.sys - fu0.sys)}) | ${s.backend === 'PostgreSQL' ? per(pgMs) : '(in forge)'} | ${per(clientMs)} | ${per(forgeMs + pgMs + clientMs)} | ${loadavg()[0]!.toFixed(1)} |`;
+          rows.push(line);
+          process.stderr.write(`  ${line}\n`);
+        } finally {
+          await srv.stop(s.backend === 'SQLite' ? { keepData: true } : {});
+        }
+      }
+    }
+  } finally {
+    await cluster.stop();
+    for (const s of stores) rmSync(s.dir, { recursive: true, force: true });
+  }
+  return [
+    `## store: API adds, ${CONC} clients, one server, SQLite and PostgreSQL interleaved`,
+    '',
+    'CPU µs per add from /proc/PID/stat (forge, PostgreSQL\'s postmaster and its children) and process.cpuUsage (the client), after 500 warm-up adds.',
+    '',
+    '| round | build | store | systems before | adds/s | p50 | p99 | forge CPU µs/add | PostgreSQL CPU µs/add | client CPU µs/add | all µs/add | load |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+  ];
+}
+
 export async function run(): Promise<string> {
   const load0 = loadavg()[0]!;
   const scales = (process.env['FORGE_BENCH_STORE_SCALES'] ?? '100000').split(',').map((v) => SCALE_WORDS[v.trim().toLowerCase()] ?? Number(v));
+  if (process.env['FORGE_BENCH_STORE_PARTS'] === 'adds') return (await addsOnly(scales[0]!)).join('\n');
   const rows: string[] = [];
   const cluster: PgCluster = (await startPostgres(undefined, { fsync: true }))!;
   const dirs: string[] = [];

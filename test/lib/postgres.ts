@@ -9,7 +9,7 @@
  * tests are about.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -25,6 +25,8 @@ export interface PgCluster {
   createDatabase(prefix?: string): Promise<string>;
   /** Runs SQL on database `db` as the cluster's superuser. */
   sql(db: string, text: string): Promise<pg.QueryResultRow[]>;
+  /** The postmaster's pid (its backends are its children): for CPU figures. */
+  pid(): number;
   stop(): Promise<void>;
 }
 
@@ -91,6 +93,7 @@ export async function startPostgres(t?: TestContext, opts: { fsync?: boolean } =
     socketDir,
     url,
     sql,
+    pid: () => Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]),
     async createDatabase(prefix = 'forge'): Promise<string> {
       const name = `${prefix}_${process.pid}_${++n}`;
       await sql('postgres', `CREATE DATABASE ${name}`);

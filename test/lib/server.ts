@@ -61,6 +61,8 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Node flags before the script, e.g. `--cpu-prof` (not allowed in NODE_OPTIONS). */
   nodeArgs?: string[];
+  /** Another build's server/cli/main.js (a benchmark comparing two builds in one run); default this build's. */
+  bin?: string;
 }
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv, opts: { input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
@@ -113,7 +115,7 @@ export async function startForge(opts: StartOptions = {}): Promise<ForgeServer> 
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'forge-test-'));
   const args = [
     ...(opts.nodeArgs ?? []),
-    FORGE_BIN,
+    opts.bin ?? FORGE_BIN,
     'serve',
     '--data-dir',
     dataDir,

@@ -36,19 +36,42 @@ export const markInstallMount: RequestHandler = (req, _res, next) => {
   next();
 };
 
+/**
+ * Put before a route table row's handlers (services/http/route.ts mountRows does): the row's
+ * pattern, read while the request is inside its router (Express resets req.baseUrl on the way
+ * out). Routes that are not rows are labelled when the response finishes.
+ */
+export function routeTag(path: string): RequestHandler {
+  return (req, _res, next) => {
+    const t = req as Tagged;
+    t[ROUTE] = `${t[MOUNT] ?? req.baseUrl}${path}`;
+    next();
+  };
+}
+
 export function observe(opts: { log: Logger; accessLog: boolean; metrics: Metrics }): RequestHandler {
+  // The labelled series, found once per (method, route, status): prom-client hashes a label
+  // object on every inc/observe (issue 19 profile of API adds).
+  const series = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
   return (req, res, next) => {
-    const t0 = process.hrtime.bigint();
+    const t0 = performance.now();
     let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
-      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const seconds = (performance.now() - t0) / 1000;
       const r = (req as Tagged)[ROUTE] ?? routeOf(req);
       const status = res.writableFinished ? res.statusCode : 499;
-      const labels = { method: req.method, route: r, status: String(status) };
-      opts.metrics.httpRequests.inc(labels);
-      opts.metrics.httpDuration.observe(labels, seconds);
+      const key = `${req.method} ${status} ${r}`;
+      let s = series.get(key);
+      if (s === undefined) {
+        const labels = { method: req.method, route: r, status: String(status) };
+        s = { count: opts.metrics.httpRequests.labels(labels), time: opts.metrics.httpDuration.labels(labels) };
+        // Bounded as the labels are (route patterns, not paths); a bound anyway.
+        if (series.size < 10_000) series.set(key, s);
+      }
+      s.count.inc();
+      s.time.observe(seconds);
       if (opts.accessLog) {
         const len = res.getHeader('content-length');
         opts.log.info('request', {
@@ -66,12 +89,6 @@ export function observe(opts: { log: Logger; accessLog: boolean; metrics: Metric
     };
     res.once('finish', finish);
     res.once('close', finish);
-    // Express resets req.baseUrl as a request leaves a router: catch the pattern while inside.
-    const orig = res.writeHead.bind(res) as (...a: unknown[]) => Response;
-    (res as unknown as { writeHead: (...a: unknown[]) => Response }).writeHead = (...a: unknown[]) => {
-      (req as Tagged)[ROUTE] ??= routeOf(req);
-      return orig(...a);
-    };
     next();
   };
 }

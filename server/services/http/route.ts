@@ -7,7 +7,9 @@
  * rows (api/openapi.ts), so what is served and what is documented cannot
  * drift apart.
  */
-import type { RequestHandler, Router } from 'express';
+import { Router as newRouter } from 'express';
+import type { Request, RequestHandler, Router } from 'express';
+import { routeTag } from './observe.js';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -74,9 +76,72 @@ export interface RouteRow {
 /** What a row's auth level runs before its handler (api/auth.ts builds these). */
 export type Guards = Record<Auth, readonly RequestHandler[]>;
 
-/** Register rows on a router in table order (Express tries routes in registration order). */
+/** A row path's first segment when it is a fixed string (`/systems/:name` -> `systems`), else undefined (`/:x`, `/*rest`). */
+function fixedHead(path: string): string | undefined {
+  const m = /^\/([^/]*)/.exec(path);
+  const head = m?.[1];
+  return head === undefined || head === '' || /[:*?{}()+\\]/.test(head) ? undefined : head.toLowerCase();
+}
+
+/** A request path's first segment, lowercased (Express matches routes without regard to case). */
+function requestHead(req: Request): string {
+  const p = req.path;
+  const end = p.indexOf('/', 1);
+  return (end < 0 ? p.slice(1) : p.slice(1, end)).toLowerCase();
+}
+
+/**
+ * Register rows on a router in table order (Express tries routes in registration order).
+ *
+ * Express tests a request against every route registered before the one that answers it: at
+ * the end of the /api/v1 table (POST /systems, after ~100 rows) that walk was a tenth of an
+ * API add's CPU (issue 19 profile: router `next` and path matching). So the rows are also
+ * kept in small routers, one per method and fixed first segment (`POST systems`), and a
+ * request goes straight to the one for its method and first segment, where only rows that
+ * could match it are, in table order: the answer is the one the whole table would give.
+ * Rows whose first segment is a parameter are in every router of their method. HEAD is
+ * served by GET rows as Express does; OPTIONS (Express's automatic Allow answer) and any
+ * other method go through the whole table. The whole table stays the router's route stack,
+ * so a walk of the app's routes (the API contract test) sees every row.
+ */
 export function mountRows(router: Router, rows: readonly RouteRow[], guards: Guards): Router {
-  for (const row of rows) router[row.method](row.path, ...guards[row.auth], ...(row.before ?? []), row.handler);
+  const all = newRouter();
+  const tags = new Map(rows.map((row) => [row, routeTag(row.path)]));
+  const handlers = (row: RouteRow): RequestHandler[] => [tags.get(row)!, ...guards[row.auth], ...(row.before ?? []), row.handler];
+  for (const row of rows) all[row.method](row.path, ...handlers(row));
+  const heads = new Map<Method, Set<string>>();
+  for (const row of rows) {
+    const h = fixedHead(row.path);
+    if (!heads.has(row.method)) heads.set(row.method, new Set());
+    if (h !== undefined) heads.get(row.method)!.add(h);
+  }
+  // method -> first segment -> its router; '' holds the rows any first segment can match.
+  const byMethod = new Map<string, Map<string, Router>>();
+  for (const [method, set] of heads) {
+    const routers = new Map<string, Router>();
+    for (const head of [...set, '']) {
+      const r = newRouter();
+      for (const row of rows) {
+        if (row.method !== method) continue;
+        const h = fixedHead(row.path);
+        if (h === undefined || h === head) r[row.method](row.path, ...handlers(row));
+      }
+      routers.set(head, r);
+    }
+    byMethod.set(method.toUpperCase(), routers);
+  }
+  const dispatch: RequestHandler = (req, res, next) => {
+    const routers = byMethod.get(req.method === 'HEAD' ? 'GET' : req.method);
+    if (routers === undefined) {
+      if (req.method === 'OPTIONS' || !['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method)) all(req, res, next);
+      else next();
+      return;
+    }
+    (routers.get(requestHead(req)) ?? routers.get(''))!(req, res, next);
+  };
+  // The route walk (test/integration/api-contract.test.ts) reads `stack` of a mounted handler.
+  Object.defineProperty(dispatch, 'stack', { value: all.stack, enumerable: false });
+  router.use(dispatch);
   return router;
 }
 

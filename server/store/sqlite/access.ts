@@ -9,8 +9,27 @@ import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '..
 import { ForgeError } from '../../errors.js';
 import type { WriteQueue } from './queue.js';
 
-/** A fresh install token: 128 random bits as hex (URL-safe everywhere, GRUB included). */
-export const newInstallToken = (): string => randomBytes(16).toString('hex');
+/** Random bytes drawn 4 KiB at a time (256 tokens), each byte handed out once. */
+const POOL = 4096;
+let pool = Buffer.alloc(0);
+let taken = POOL;
+
+/**
+ * A fresh install token: 128 random bits as hex (URL-safe everywhere, GRUB included). From the
+ * same CSPRNG as randomBytes(16), but a fill of 4 KiB serves 256 tokens: one call per system
+ * added was 3 % of an API add's CPU (issue 19 profile). Node's randomUUID() pools the same way.
+ */
+export function newInstallToken(): string {
+  if (taken + 16 > POOL) {
+    pool = randomBytes(POOL);
+    taken = 0;
+  }
+  const token = pool.toString('hex', taken, taken + 16);
+  // Zero what was handed out: no later read of the pool can see a token.
+  pool.fill(0, taken, taken + 16);
+  taken += 16;
+  return token;
+}
 
 export class InstallRows {
   private readonly sel: Database.Statement;
