@@ -160,6 +160,12 @@ export function isErrorCode(x: unknown): x is ErrorCode {
 }
 
 /** Rebuild a ForgeError from an API error body (used by the typed client). */
+/**
+ * Response header of a long answer (services/http/limits.ts longJson): its status is sent
+ * before the work ends, so a failure is the body {"streamed_error": ERROR_BODY}.
+ */
+export const LONG_ANSWER_HEADER = 'Forge-Streamed';
+
 export function fromBody(body: unknown, fallbackStatus: number): ForgeError {
   if (typeof body === 'object' && body !== null) {
     const b = body as Record<string, unknown>;

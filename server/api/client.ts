@@ -10,7 +10,7 @@
  * erased), so forge-agent ships with it and nothing else of the server; the
  * boundary test (test/unit/boundaries.test.ts) keeps it so.
  */
-import { ForgeError, fromBody } from '../errors.js';
+import { ForgeError, LONG_ANSWER_HEADER, fromBody } from '../errors.js';
 import type {
   ApiTokenInfo,
   AuditEntry,
@@ -129,6 +129,10 @@ export class ApiClient {
       }
     }
     if (!res.ok) throw fromBody(parsed, res.status);
+    // A long answer (services/http/limits.ts longJson) commits 200 before the work ends: a failure is in the body.
+    if (res.headers.get(LONG_ANSWER_HEADER) === 'json' && typeof parsed === 'object' && parsed !== null && 'streamed_error' in parsed) {
+      throw fromBody((parsed as { streamed_error: unknown }).streamed_error, 500);
+    }
     return parsed as T;
   }
 

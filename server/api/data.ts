@@ -11,7 +11,8 @@ import { ForgeError, invalid } from '../errors.js';
 import type { ExportDocument, Store } from '../store/store.js';
 import { blendedProfile } from '../catalog.js';
 import { slicer } from '../core/yield.js';
-import { computing } from '../services/http/limits.js';
+import { longJson } from '../services/http/limits.js';
+import type { Logger } from '../log.js';
 import { DISTRO_PATH_FIELDS, assertDistroConfined, bootRootsOf, whyRefused } from '../boot/confine.js';
 
 export interface Problem {
@@ -141,7 +142,7 @@ export async function checkConfiguration(ctx: DataDeps): Promise<Problem[]> {
 }
 
 /** Handlers of export, import and check; the rows are in api/routes.ts. */
-export function dataHandlers(ctx: DataDeps): Record<'exportAll' | 'importAll' | 'check', RequestHandler> {
+export function dataHandlers(ctx: DataDeps & { log: Logger }): Record<'exportAll' | 'importAll' | 'check', RequestHandler> {
   return {
     exportAll: async (_req, res) => {
       res.json(await ctx.store.exportAll());
@@ -162,7 +163,7 @@ export function dataHandlers(ctx: DataDeps): Record<'exportAll' | 'importAll' | 
       res.json({ imported: counts });
     },
     check: async (req, res) => {
-      res.json({ problems: await computing(req, () => checkConfiguration(ctx)) });
+      await longJson(req, res, async () => ({ problems: await checkConfiguration(ctx) }), ctx.log);
     },
   };
 }

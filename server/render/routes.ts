@@ -31,7 +31,7 @@
  *   GET /api/v1/templates/file?name=N[&snippet=1]      one template/snippet: file in effect and content
  */
 import { localEndOf } from '../services/http/observe.js';
-import { computing } from '../services/http/limits.js';
+import { longJson } from '../services/http/limits.js';
 import { readFileSync } from 'node:fs';
 import express from 'express';
 import type { Request, RequestHandler, Response } from 'express';
@@ -302,7 +302,7 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
     res.status(200).type('text/plain; charset=utf-8').send(r.text);
   };
   const validate = async (req: Request, res: Response): Promise<void> => {
-    res.status(200).json(await computing(req, () => svc.validate()));
+    await longJson(req, res, () => svc.validate(), log);
   };
 
   const templates = (_req: Request, res: Response): void => {

@@ -5,9 +5,9 @@
  * anonymous client never gets a byte of its body buffered or parsed.
  */
 import express from 'express';
-import type { Request, RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Server } from 'node:http';
-import { ForgeError } from '../../errors.js';
+import { ForgeError, LONG_ANSWER_HEADER } from '../../errors.js';
 import { keepAliveUntilReceived, type KeepAliveStats } from './keepalive.js';
 import type { Logger } from '../../log.js';
 
@@ -109,6 +109,42 @@ export async function computing<T>(req: Request, work: () => Promise<T>): Promis
   } finally {
     req.socket.setTimeout(HTTP_TIMEOUTS.idleSocketMs);
   }
+}
+
+/** Milliseconds between the whitespace bytes of a long answer (longJson). */
+export const LONG_ANSWER_HEARTBEAT_MS = 10_000;
+
+/**
+ * A JSON answer that takes minutes (validate or check of 100,000 systems on a busy host). The
+ * status and headers go out at once and one space every `heartbeatMs` until the JSON, which may
+ * follow leading whitespace (RFC 8259 s2: ws before a value). So no client waits for headers or
+ * between body bytes: Node's fetch (undici, the CLI's) fails a request after 300 s without headers
+ * (headersTimeout) or 300 s between body chunks (bodyTimeout), and before this a 100,000-system
+ * validate on a loaded host failed in the CLI with the server still rendering.
+ * The status is committed (200) before the work ends, so a failure after it is the body
+ * `{"streamed_error": ERROR_BODY}` under `Forge-Streamed: json`; ApiClient turns it back into the
+ * ForgeError (any other client sees the code and message in the body). The idle-socket bound is
+ * off while the work runs, as in computing().
+ */
+export async function longJson(req: Request, res: Response, work: () => Promise<unknown>, log: Logger, heartbeatMs = LONG_ANSWER_HEARTBEAT_MS): Promise<void> {
+  res.status(200);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader(LONG_ANSWER_HEADER, 'json');
+  res.flushHeaders();
+  const beat = setInterval(() => res.write(' '), heartbeatMs);
+  let body: string;
+  try {
+    body = JSON.stringify(await computing(req, work));
+  } catch (e) {
+    const fe = e instanceof ForgeError ? e : new ForgeError('INTERNAL', 'internal error (see the server log)');
+    if (!(e instanceof ForgeError)) log.error('internal error', { method: req.method, path: req.path, err: e instanceof Error ? e.stack ?? e.message : String(e) });
+    else if (fe.status >= 500) log.warn('request failed', { method: req.method, path: req.path, code: fe.code, msg: fe.message });
+    body = JSON.stringify({ streamed_error: fe.toBody() });
+  } finally {
+    clearInterval(beat);
+  }
+  res.end(body);
 }
 
 export function applyTimeouts(http: Server, log?: Logger, t: { readonly [K in keyof typeof HTTP_TIMEOUTS]: number } = HTTP_TIMEOUTS): KeepAliveStats {
