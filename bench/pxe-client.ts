@@ -6,7 +6,12 @@
  * bytes, failures.
  *
  *   node dist/bench/pxe-client.js tftp SERVER FILE N C
- *   node dist/bench/pxe-client.js http BASEURL KERNEL_PATH INITRD_PATH N
+ *   node dist/bench/pxe-client.js http BASEURL KERNEL_PATH INITRD_PATH N [LIMIT_S]
+ *
+ * The HTTP phase ends itself after LIMIT_S (default 1800): it then reports the clients that
+ * finished and counts the others as "not finished within LIMIT_S s", so a slow run still yields
+ * its figure instead of being killed with nothing printed. Progress (clients done, GiB moved)
+ * goes to stderr every 30 s.
  */
 import { execFile } from 'node:child_process';
 import http from 'node:http';
@@ -48,7 +53,7 @@ async function tftp(server: string, file: string, n: number, conc: number): Prom
   return out;
 }
 
-function get(agent: http.Agent, url: string): Promise<number> {
+function get(agent: http.Agent, url: string, onChunk: (bytes: number) => void): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent }, (res) => {
       if (res.statusCode !== 200) {
@@ -57,7 +62,10 @@ function get(agent: http.Agent, url: string): Promise<number> {
         return;
       }
       let n = 0;
-      res.on('data', (c: Buffer) => (n += c.length));
+      res.on('data', (c: Buffer) => {
+        n += c.length;
+        onChunk(c.length);
+      });
       res.on('end', () => resolve(n));
       res.on('error', reject);
     });
@@ -66,27 +74,50 @@ function get(agent: http.Agent, url: string): Promise<number> {
   });
 }
 
-async function httpFetch(base: string, kernel: string, initrd: string, n: number): Promise<Outcome> {
+async function httpFetch(base: string, kernel: string, initrd: string, n: number, limitS: number): Promise<Outcome> {
   const t0 = performance.now();
   const out: Outcome = { done: [], bytes: 0, failures: [] };
-  await Promise.all(
+  /** Bytes received so far by every client, finished or not (progress only). */
+  let moved = 0;
+  const agents = new Set<http.Agent>();
+  let timedOut = false;
+  const at = (): string => ((performance.now() - t0) / 1000).toFixed(1);
+  const progress = setInterval(() => {
+    process.stderr.write(`[pxe-client] ${at()} s: ${out.done.length}/${n} have their initrd, ${(moved / 2 ** 30).toFixed(1)} GiB received, ${out.failures.length} failed\n`);
+  }, 30_000);
+  const all = Promise.all(
     Array.from({ length: n }, async (_, i) => {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      agents.add(agent);
       let step = 'kernel';
       try {
         // (`out.bytes += await ...` would read out.bytes before the await and lose the other clients' bytes)
-        const k = await get(agent, base + kernel);
-        step = `initrd (kernel done at ${((performance.now() - t0) / 1000).toFixed(1)} s)`;
-        const i2 = await get(agent, base + initrd);
+        const k = await get(agent, base + kernel, (c) => (moved += c));
+        step = `initrd (kernel done at ${at()} s)`;
+        const i2 = await get(agent, base + initrd, (c) => (moved += c));
         out.bytes += k + i2;
         out.done.push(performance.now() - t0);
       } catch (e) {
-        out.failures.push(`client ${i}: ${step}: ${(e as Error).message} at ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        if (!timedOut) out.failures.push(`client ${i}: ${step}: ${(e as Error).message} at ${at()} s`);
       } finally {
         agent.destroy();
+        agents.delete(agent);
       }
     }),
   );
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      const left = n - out.done.length - out.failures.length;
+      for (let j = 0; j < left; j++) out.failures.push(`not finished within ${limitS} s`);
+      for (const a of agents) a.destroy();
+      resolve();
+    }, limitS * 1000);
+  });
+  await Promise.race([all, limit]);
+  clearTimeout(timer);
+  clearInterval(progress);
   return out;
 }
 
@@ -95,11 +126,13 @@ const result =
   mode === 'tftp'
     ? await tftp(a ?? '', b ?? '', Number(c), Number(d))
     : mode === 'http'
-      ? await httpFetch(a ?? '', b ?? '', c ?? '', Number(d ?? e))
+      ? await httpFetch(a ?? '', b ?? '', c ?? '', Number(d), Number(e ?? 1800))
       : undefined;
 if (result === undefined) {
-  process.stderr.write('usage: pxe-client tftp SERVER FILE N C | http BASEURL KERNEL INITRD N\n');
+  process.stderr.write('usage: pxe-client tftp SERVER FILE N C | http BASEURL KERNEL INITRD N [LIMIT_S]\n');
   process.exitCode = 2;
 } else {
   process.stdout.write(`${JSON.stringify(result)}\n`);
+  // Sockets a time limit destroyed may still hold timers: the result is out, end now.
+  process.exit(0);
 }

@@ -126,6 +126,20 @@ export function ipxeArgs(s: string): string {
 // ---------------------------------------------------------------- PXELINUX
 
 /**
+ * One more try of the kernel and initrd when a download fails (the server lost mid-download:
+ * README "Sites with several servers"). What pxelinux allows (syslinux 6, Debian 12's
+ * 6.04~git20190206; com32/elflink/ldlinux/ldlinux.c load_kernel, readconfig.c): the config
+ * language has no loop, variable, counter or pause; a failed KERNEL or initrd load returns from
+ * execute() to load_kernel(), which runs the ONERROR command line once, as the label it names
+ * plus a space and the DEFAULT command (so the retry's kernel command line ends in the word
+ * `forge`, which Linux hands to init as an argument and inits ignore). A failure of that retry
+ * does not run ONERROR again: pxelinux stops at its `boot:` prompt, as it did before. The pause
+ * before the retry is pxelinux's own TFTP retransmission (core/fs/pxe/tftp.c, its timeout
+ * table), long enough for a floating address to move (keepalived, about 3 s).
+ */
+const PXELINUX_RETRY = ['ONERROR forge'];
+
+/**
  * pxelinux.cfg/01-<mac>: one entry, no prompt. Kernel and initrd are TFTP
  * paths relative to pxelinux.0's directory. `LOCALBOOT 0` = normal local boot.
  */
@@ -134,11 +148,11 @@ export function pxelinuxConfig(t: BootTarget, loc: Locator): string {
   switch (t.kind) {
     case 'install':
       lines.push(`# system ${t.system ?? '(none)'} profile ${t.profile}`);
-      lines.push('DEFAULT forge', 'PROMPT 0', 'TIMEOUT 0', '');
+      lines.push('DEFAULT forge', 'PROMPT 0', 'TIMEOUT 0', ...PXELINUX_RETRY, '');
       lines.push(...pxelinuxEntry('forge', t, loc));
       break;
     case 'discover':
-      lines.push('# unknown machine: the discovery image (policy discover)', 'DEFAULT forge', 'PROMPT 0', 'TIMEOUT 0', '');
+      lines.push('# unknown machine: the discovery image (policy discover)', 'DEFAULT forge', 'PROMPT 0', 'TIMEOUT 0', ...PXELINUX_RETRY, '');
       lines.push(...pxelinuxEntry('forge', t, loc));
       break;
     case 'local':
@@ -213,13 +227,31 @@ export function grubConfig(t: BootTarget, loc: Locator): string {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * Kernel and initrd tried this many times, GRUB_RETRY_SECONDS apart, before the entry gives up.
+ * GRUB's script allows it (grub-core/script/parser.y: `for`/`if`; `sleep` is in Debian's
+ * grubnetx64 image): `linux`/`initrd` fail (false in `if`) when a TFTP or HTTP download is cut
+ * short, and a second `linux` replaces the first kernel. GRUB has no arithmetic, so the tries are
+ * a word list.
+ */
+export const GRUB_FETCH_TRIES = IPXE_FETCH_TRIES;
+export const GRUB_RETRY_SECONDS = IPXE_RETRY_SECONDS;
+
 function grubEntry(id: string, title: string, e: InstallEntry, loc: Locator): string[] {
   const args = e.cmdline.split(/\s+/).filter((s) => s !== '').map(grubWord).join(' ');
+  const tries = Array.from({ length: GRUB_FETCH_TRIES }, (_, i) => String(i + 1)).join(' ');
   return [
     `menuentry ${grubWord(title)} --id ${id} {`,
     `  echo 'forge: loading ${oneLine(e.image === 'discovery' ? 'the discovery image' : e.distro).replace(/'/g, '')}'`,
-    `  linux ${kernelOf(e, loc)}${args === '' ? '' : ' ' + args}`,
-    `  initrd ${initrdOf(e, loc)}`,
+    `  for forge_try in ${tries}; do`,
+    `    if linux ${kernelOf(e, loc)}${args === '' ? '' : ' ' + args}; then`,
+    `      if initrd ${initrdOf(e, loc)}; then`,
+    '        boot',
+    '      fi',
+    '    fi',
+    `    echo "forge: download failed (try $forge_try of ${GRUB_FETCH_TRIES}); trying again in ${GRUB_RETRY_SECONDS} s"`,
+    `    sleep ${GRUB_RETRY_SECONDS}`,
+    '  done',
     '}',
   ];
 }

@@ -67,7 +67,7 @@ describe('dhcp_unknown=discover: the discovery image over HTTP and TFTP', () => 
     assert.match(pxText, /^ {2}KERNEL discovery\/kernel$/m);
     assert.match(pxText, new RegExp(`^ {2}APPEND initrd=discovery/initrd console=tty0 console=ttyS0 no_timer_check forge\\.url=http://\\S+ forge\\.mac=${UNKNOWN}$`, 'm'));
     const gr = (await tftpGet(tftpPort, `grub/system/${UNKNOWN}`)).data.toString('utf8');
-    assert.match(gr, new RegExp(`^ {2}linux /discovery/kernel console=tty0 console=ttyS0 no_timer_check forge\\.url=http://\\S+ forge\\.mac=${UNKNOWN}$`, 'm'));
+    assert.match(gr, new RegExp(`^ {4}if linux /discovery/kernel console=tty0 console=ttyS0 no_timer_check forge\\.url=http://\\S+ forge\\.mac=${UNKNOWN}; then$`, 'm'));
     const ti = await tftpGet(tftpPort, 'discovery/initrd', { options: { blksize: '1468' }, totalMs: 60_000 });
     assert.equal(ti.error, undefined);
     assert.ok(ti.data.equals(readFileSync(join(img, 'initrd.gz'))), 'TFTP initrd is the built one');

@@ -3,7 +3,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IPXE_FETCH_TRIES, IPXE_RETRY_SECONDS, grubConfig, grubWord, ipxeScript, pxelinuxConfig, pxelinuxMenu, type Locator } from '../../server/boot/configs.js';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { need } from '../lib/env.js';
+import { GRUB_FETCH_TRIES, GRUB_RETRY_SECONDS, IPXE_FETCH_TRIES, IPXE_RETRY_SECONDS, grubConfig, grubWord, ipxeScript, pxelinuxConfig, pxelinuxMenu, type Locator } from '../../server/boot/configs.js';
 import { parseBootPath } from '../../server/boot/target.js';
 import { normalizeMac as normaliseMac } from '../../server/core/mac.js';
 import { decideBoot, unknownPolicy, type BootTarget, type SystemFacts } from '../../server/core/bootplan.js';
@@ -74,9 +79,13 @@ test('pxelinux per-MAC: KERNEL/APPEND initrd=, no prompt; local is LOCALBOOT 0',
   const s = pxelinuxConfig(install, { kernel: (d) => `distro/${d}/kernel`, initrd: (d) => `distro/${d}/initrd`, discovery: { kernel: 'discovery/kernel', initrd: 'discovery/initrd' } });
   assert.match(s, /^DEFAULT forge$/m);
   assert.match(s, /^PROMPT 0$/m);
+  // One retry of a failed download, as pxelinux allows (ONERROR runs once: no loop, no counter).
+  assert.match(s, /^ONERROR forge$/m);
+  assert.match(s, /^LABEL forge$/m, 'ONERROR names the entry itself');
   assert.match(s, /^  KERNEL distro\/deb12\/kernel$/m);
   assert.match(s, /^  APPEND initrd=distro\/deb12\/initrd auto=true priority=critical url=\S+$/m);
   const l = pxelinuxConfig(local, tftp);
+  assert.doesNotMatch(l, /ONERROR/, 'local boot loads nothing to retry');
   assert.match(l, /^DEFAULT local$/m);
   assert.match(l, /^  LOCALBOOT 0$/m);
 });
@@ -89,10 +98,15 @@ test('pxelinux default menu: menu.c32, local is default and on timeout', () => {
   assert.match(s, /^LABEL p0\n  MENU LABEL deb12\n  KERNEL \/distro\/deb12\/kernel\n  APPEND initrd=\/distro\/deb12\/initrd x=1$/m);
 });
 
-test('GRUB: linux/initrd (never linuxefi), quoted words, local = exit', () => {
+test('GRUB: linux/initrd (never linuxefi), quoted words, local = exit; a failed download is tried again', () => {
   const s = grubConfig({ ...install, cmdline: 'a=1 b=x;y' }, tftp);
-  assert.match(s, /^  linux \/distro\/deb12\/kernel a=1 'b=x;y'$/m);
-  assert.match(s, /^  initrd \/distro\/deb12\/initrd$/m);
+  assert.match(s, /^    if linux \/distro\/deb12\/kernel a=1 'b=x;y'; then$/m);
+  assert.match(s, /^      if initrd \/distro\/deb12\/initrd; then\n {8}boot$/m);
+  // GRUB has no arithmetic: the tries are a word list, a pause between them.
+  const tries = /^ {2}for forge_try in ([\d ]+); do$/m.exec(s)?.[1]?.split(' ');
+  assert.deepEqual(tries, Array.from({ length: GRUB_FETCH_TRIES }, (_, i) => String(i + 1)));
+  assert.match(s, new RegExp(`^ {4}sleep ${GRUB_RETRY_SECONDS}$`, 'm'));
+  assert.ok(GRUB_RETRY_SECONDS * (GRUB_FETCH_TRIES - 1) >= 30, 'the tries outlast a service address moving (keepalived: seconds)');
   assert.doesNotMatch(s, /linuxefi|initrdefi/);
   assert.match(s, /^set timeout=0$/m);
   const l = grubConfig(local, tftp);
@@ -165,8 +179,8 @@ test('discover target: every format boots the discovery image with forge.url and
   assert.match(px, /^ {2}KERNEL \/discovery\/kernel$/m);
   assert.match(px, /^ {2}APPEND initrd=\/discovery\/initrd console=ttyS0 forge\.url=http:\/\/10\.98\.0\.1:8080 forge\.mac=52:54:00:00:00:09$/m);
   const gr = grubConfig(d.target, tftp);
-  assert.match(gr, /^ {2}linux \/discovery\/kernel console=ttyS0 forge\.url=http:\/\/10\.98\.0\.1:8080 forge\.mac=52:54:00:00:00:09$/m);
-  assert.match(gr, /^ {2}initrd \/discovery\/initrd$/m);
+  assert.match(gr, /^ {4}if linux \/discovery\/kernel console=ttyS0 forge\.url=http:\/\/10\.98\.0\.1:8080 forge\.mac=52:54:00:00:00:09; then$/m);
+  assert.match(gr, /^ {6}if initrd \/discovery\/initrd; then$/m);
 });
 
 /**
@@ -209,5 +223,28 @@ test('iPXE kernel line: every argument reaches the kernel as written, `;` in a w
     assert.deepEqual(argv.slice(4), ['initrd=initrd', ...c.split(' ')], `kernel line for ${c}`);
     // ... and the line still ends in the retry branch, which a stray terminator would have cut.
     assert.match(line, / \|\| goto retry$/);
+  }
+});
+
+test('GRUB configs pass GRUB\'s own parser (grub-script-check): install, discover, menu, local', async (t) => {
+  if (need(t, { commands: ['grub-script-check'] }) !== undefined) return;
+  const dir = mkdtempSync(join(tmpdir(), 'forge-grub-'));
+  try {
+    const configs = {
+      install: grubConfig({ ...install, cmdline: "a=1 b=x;y it's $x" }, tftp),
+      local: grubConfig(local, tftp),
+      menu: grubConfig({ kind: 'menu', entries: [{ label: 'deb12 (x)', distro: 'deb12', cmdline: 'x=1' }, { label: 'two', distro: 'd2', cmdline: '' }] }, tftp),
+    };
+    for (const [name, text] of Object.entries(configs)) {
+      const f = join(dir, `${name}.cfg`);
+      writeFileSync(f, text);
+      const r = spawnSync('grub-script-check', [f], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${name}: ${r.stdout}${r.stderr}\n${text}`);
+    }
+    // The checker can fail: an unclosed loop is refused.
+    writeFileSync(join(dir, 'bad.cfg'), configs.install.replace('  done\n', ''));
+    assert.notEqual(spawnSync('grub-script-check', [join(dir, 'bad.cfg')]).status, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
