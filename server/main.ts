@@ -127,10 +127,9 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     events.feedFrom((fn) => watch(fn, (e: unknown) => evlog.warn('event feed interrupted; catching up after reconnecting', { err: e })));
   }
   events.subscribe((ev) => metrics.countEvent(ev));
-  const record: RecordEvent = (ev): Promise<void> =>
-    store
-      .addEvent(ev)
-      .then((stored) => events.publish(stored))
+  const record: RecordEvent = (ev, once): Promise<void> =>
+    (once === undefined ? store.addEvent(ev) : store.addEventOnce(ev, once))
+      .then((stored) => (stored === undefined ? undefined : events.publish(stored)))
       .catch((e: unknown) => evlog.warn('could not record event', { system: ev.system, type: ev.type, err: e }));
 
   // Policy discover sends unknown machines the discovery image: built here when missing (once).

@@ -217,30 +217,24 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
 
   // ----- install callbacks
 
-  /**
-   * The same callback already in the shared timeline within the window: with several servers on
-   * one database an installer that retries through the service address after its server died
-   * reaches another server, whose own limiter has not seen the first (README "Sites with several
-   * servers"). A read of the system's recent events; a failed read records (never loses) the event.
-   */
-  const recordedElsewhere = async (system: string, type: CallbackEvent, client: string, url: string): Promise<boolean> => {
-    try {
-      const recent = await ctx.store.listEvents(system, { since: new Date(Date.now() - SERVED_WINDOW_MS).toISOString(), limit: 50 });
-      return recent.some((e) => e.type === type && (e.detail as { client?: unknown }).client === client && (e.detail as { url?: unknown }).url === url);
-    } catch {
-      return false;
-    }
-  };
-
   const event = async (req: Request, res: Response, name: string, type: CallbackEvent, extra: FirstBootReport = {}): Promise<void> => {
     await admit(req, res, 'system', name);
     const sys = await ctx.store.mustGet('system', name);
     const client = clientOf(req);
     // A repeated install_start (installers retry) is one event per window; done and first boot change state: always.
     const url = urlOf(req);
-    if (type !== 'install_start' || (served.allow(`${sys.name}\0${type}\0${client}\0${url}`) && !(await recordedElsewhere(sys.name, type, client, url)))) {
-      // Written before the answer: a retry through another server must find it (recordedElsewhere).
+    if (type !== 'install_start') {
       await ctx.record({ system: sys.name, type, source: 'http', detail: { client, url, ...extra } });
+    } else if (served.allow(`${sys.name}\0${type}\0${client}\0${url}`)) {
+      // With several servers on one database an installer that retries through the service
+      // address after its server died reaches another server, whose own limiter has not seen the
+      // first (README "Sites with several servers"): the store records it only when the shared
+      // timeline has no such install_start in the window, decided in the database, so of servers
+      // racing exactly one records it. Written before the answer: a later retry finds it.
+      await ctx.record(
+        { system: sys.name, type, source: 'http', detail: { client, url, ...extra } },
+        { since: new Date(Date.now() - SERVED_WINDOW_MS).toISOString(), same: ['client', 'url'] },
+      );
     }
     let netboot = sys.netboot_enabled;
     if (type === 'install_done' && ctx.pxeJustOnce && sys.netboot_enabled) {

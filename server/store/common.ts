@@ -6,7 +6,7 @@
  */
 import { ForgeError } from '../errors.js';
 import type { EventType, ForgeEvent, ObjectKind, Profile, Subnet, System } from '../core/model.js';
-import type { ListFilter, ListPage } from './store.js';
+import type { EventOnce, ListFilter, ListPage } from './store.js';
 
 export const TABLE: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems', subnet: 'subnets' };
 
@@ -149,4 +149,16 @@ export interface EventRow {
 
 export function rowToEvent(r: EventRow): ForgeEvent {
   return { id: Number(r.id), system: r.system, type: r.type as EventType, source: r.source, time: r.time, detail: JSON.parse(r.detail) as Record<string, unknown> };
+}
+
+/** The detail values an EventOnce compares (strings at its keys), as one JSON object. */
+export function onceMatch(detail: Record<string, unknown>, once: EventOnce): Record<string, string> {
+  const m: Record<string, string> = {};
+  for (const k of once.same) {
+    const v = detail[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'string') throw new Error(`addEventOnce: detail.${k} must be a string to compare`);
+    m[k] = v;
+  }
+  return m;
 }

@@ -21,7 +21,7 @@ import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '..
 import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
 import type { Discovered, Rule } from '../discovery/model.js';
 import { ForgeError } from '../errors.js';
-import type { ExportDocument, ImportCounts, ListFilter, ListPage, NewEvent, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
+import type { ExportDocument, ImportCounts, ListFilter, ListPage, NewEvent, EventOnce, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
 import { Db, redactUrl } from './postgres/db.js';
 import { PgDiscovery } from './postgres/discovery.js';
 import { PgEvents } from './postgres/events.js';
@@ -189,6 +189,9 @@ export class PgStore implements Store {
 
   addEvent(ev: NewEvent): Promise<ForgeEvent> {
     return this.events.add(ev);
+  }
+  addEventOnce(ev: NewEvent, once: EventOnce): Promise<ForgeEvent | undefined> {
+    return this.events.addOnce(ev, once);
   }
   listEvents(system: string, opts?: { since?: string; limit?: number }): Promise<ForgeEvent[]> {
     return this.events.list(system, opts);

@@ -19,7 +19,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ForgeEvent, KindMap, Lease, ObjectKind, System } from '../core/model.js';
-import type { ExportDocument, ImportCounts, ListFilter, ListPage, NewEvent, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
+import type { ExportDocument, ImportCounts, ListFilter, ListPage, NewEvent, EventOnce, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
 import { EventRows } from './sqlite/events.js';
 import { AuditRows, InstallRows, TokenRows, type AuditQuery } from './sqlite/access.js';
 import type { ApiTokenInfo, AuditEntry, InstallWindow, NewAudit, Role } from '../core/access.js';
@@ -148,6 +148,9 @@ export class SqliteStore implements Store {
   // events
   addEvent(ev: NewEvent): Promise<ForgeEvent> {
     return this.events.add(ev);
+  }
+  addEventOnce(ev: NewEvent, once: EventOnce): Promise<ForgeEvent | undefined> {
+    return this.events.addOnce(ev, once);
   }
   async listEvents(system: string, opts?: { since?: string; limit?: number }): Promise<ForgeEvent[]> {
     return this.events.list(system, opts);

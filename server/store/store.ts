@@ -46,6 +46,16 @@ export interface NewEvent {
 }
 
 /**
+ * addEventOnce's condition: record only when the system has no event of the same type at or
+ * after `since` whose detail holds the same string values at the keys `same` (a key the new
+ * event's detail lacks is not compared).
+ */
+export interface EventOnce {
+  since: string;
+  same: readonly string[];
+}
+
+/**
  * Options of the object-writing calls. System interfaces whose mac_address
  * is `random` get a free MAC chosen inside the same transaction as the write,
  * with the OUI given here (per system name when a record, else one for all;
@@ -144,6 +154,12 @@ export interface Store {
   clusterId(): Promise<string>;
 
   addEvent(ev: NewEvent): Promise<ForgeEvent>;
+  /**
+   * addEvent unless `once` finds the same event already recorded (undefined then). Decided in
+   * the database, in call order with this server's other events: of several servers (or calls)
+   * racing to record one event, exactly one records it (an installer's retried callback).
+   */
+  addEventOnce(ev: NewEvent, once: EventOnce): Promise<ForgeEvent | undefined>;
   listEvents(system: string, opts?: { since?: string; limit?: number }): Promise<ForgeEvent[]>;
   /** Latest event per system (for `forge status`). */
   latestEvents(): Promise<ForgeEvent[]>;

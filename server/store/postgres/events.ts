@@ -14,8 +14,8 @@
  */
 import pg from 'pg';
 import type { ForgeEvent } from '../../core/model.js';
-import type { NewEvent } from '../store.js';
-import { rowToEvent, type EventRow } from '../common.js';
+import type { EventOnce, NewEvent } from '../store.js';
+import { onceMatch, rowToEvent, type EventRow } from '../common.js';
 import type { Client, Db } from './db.js';
 import { LOCKS } from './migrations.js';
 import { OrderedWrites } from './ordered.js';
@@ -39,21 +39,61 @@ const INSERT_EVENTS = `
   n AS (SELECT pg_notify('${EVENTS_CHANNEL}', max(id)::text) FROM ins)
   SELECT ins.id FROM ins, n ORDER BY ins.id`;
 
+/**
+ * One event unless the same one is already there (EventOnce), under the events lock that the
+ * batch's transaction took in a statement before this one: READ COMMITTED gives each statement
+ * a snapshot of its own start (PostgreSQL docs 13.2.1), so this one sees every event any server
+ * committed before the lock was granted, and no server can commit the same event until this
+ * transaction ends. Nothing inserted: no row, no NOTIFY.
+ */
+const INSERT_EVENT_ONCE = `
+  WITH ins AS (
+    INSERT INTO events (system, type, source, time, detail)
+    SELECT $1, $2, $3, $4, $5
+    WHERE NOT EXISTS (SELECT 1 FROM events WHERE system = $1 AND type = $2 AND time >= $6 AND detail::jsonb @> $7::jsonb)
+    RETURNING id
+  ),
+  n AS (SELECT pg_notify('${EVENTS_CHANNEL}', id::text) FROM ins)
+  SELECT ins.id FROM ins, n`;
+
+type QueuedEvent = NewEvent & { time: string; detail: Record<string, unknown>; once?: EventOnce };
+
 export class PgEvents {
-  private readonly writes: OrderedWrites<NewEvent & { time: string; detail: Record<string, unknown> }, number>;
+  private readonly writes: OrderedWrites<QueuedEvent, number | undefined>;
 
   constructor(private readonly db: Db) {
+    const insertAll = async (c: Client, batch: QueuedEvent[]): Promise<number[]> => {
+      const cols: string[][] = [[], [], [], [], []];
+      for (const e of batch) [e.system, e.type, e.source, e.time, JSON.stringify(e.detail)].forEach((v, i) => cols[i]!.push(v));
+      const ids = (await c.query<{ id: string }>(INSERT_EVENTS, [...cols, LOCKS.events])).rows.map((r) => Number(r.id));
+      if (ids.length !== batch.length) throw new Error(`events: ${ids.length} of ${batch.length} written`);
+      return ids;
+    };
     this.writes = new OrderedWrites(
       db,
       async (c, batch) => {
-        const cols: string[][] = [[], [], [], [], []];
-        for (const e of batch) [e.system, e.type, e.source, e.time, JSON.stringify(e.detail)].forEach((v, i) => cols[i]!.push(v));
-        const ids = (await c.query<{ id: string }>(INSERT_EVENTS, [...cols, LOCKS.events])).rows.map((r) => Number(r.id));
-        if (ids.length !== batch.length) throw new Error(`events: ${ids.length} of ${batch.length} written`);
-        return ids;
+        if (batch.every((e) => e.once === undefined)) return insertAll(c, batch);
+        // In a transaction (oneStatement below): the lock first, then runs of plain events and
+        // each conditional one in call order, every statement under the lock.
+        await c.query('SELECT pg_advisory_xact_lock($1)', [LOCKS.events]);
+        const out: (number | undefined)[] = [];
+        for (let i = 0; i < batch.length; ) {
+          const e = batch[i]!;
+          if (e.once !== undefined) {
+            const r = await c.query<{ id: string }>(INSERT_EVENT_ONCE, [e.system, e.type, e.source, e.time, JSON.stringify(e.detail), e.once.since, JSON.stringify(onceMatch(e.detail, e.once))]);
+            out.push(r.rows[0] === undefined ? undefined : Number(r.rows[0].id));
+            i++;
+            continue;
+          }
+          let j = i;
+          while (j < batch.length && batch[j]!.once === undefined) j++;
+          out.push(...(await insertAll(c, batch.slice(i, j))));
+          i = j;
+        }
+        return out;
       },
       500,
-      true,
+      (batch) => batch.every((e) => e.once === undefined),
     );
   }
 
@@ -61,7 +101,16 @@ export class PgEvents {
     const time = ev.time ?? new Date().toISOString();
     const detail = ev.detail ?? {};
     const id = await this.writes.write({ ...ev, time, detail });
+    if (id === undefined) throw new Error('events: an unconditional event was not written');
     return { id, system: ev.system, type: ev.type, source: ev.source, time, detail };
+  }
+
+  async addOnce(ev: NewEvent, once: EventOnce): Promise<ForgeEvent | undefined> {
+    const time = ev.time ?? new Date().toISOString();
+    const detail = ev.detail ?? {};
+    onceMatch(detail, once);
+    const id = await this.writes.write({ ...ev, time, detail, once });
+    return id === undefined ? undefined : { id, system: ev.system, type: ev.type, source: ev.source, time, detail };
   }
 
   async list(system: string, opts: { since?: string; limit?: number } = {}): Promise<ForgeEvent[]> {

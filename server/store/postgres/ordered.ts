@@ -21,8 +21,11 @@ export class OrderedWrites<I, O> {
     /** Writes the batch in the transaction `c`; returns one result per item, in order. */
     private readonly writeBatch: (c: Client, batch: I[]) => Promise<O[]>,
     private readonly maxBatch = 500,
-    /** `writeBatch` issues one statement: run it as its own transaction (no BEGIN/COMMIT round trips). */
-    private readonly oneStatement = false,
+    /**
+     * `writeBatch` issues one statement: run it as its own transaction (no BEGIN/COMMIT round
+     * trips). A function decides per batch (a batch that needs several statements gets BEGIN/COMMIT).
+     */
+    private readonly oneStatement: boolean | ((batch: I[]) => boolean) = false,
   ) {}
 
   write(item: I): Promise<O> {
@@ -39,7 +42,8 @@ export class OrderedWrites<I, O> {
       const batch = this.queue.splice(0, this.maxBatch);
       try {
         const items = batch.map((b) => b.item);
-        const out = this.oneStatement ? await this.db.statement((c) => this.writeBatch(c, items)) : await this.db.tx((c) => this.writeBatch(c, items));
+        const one = typeof this.oneStatement === 'function' ? this.oneStatement(items) : this.oneStatement;
+        const out = one ? await this.db.statement((c) => this.writeBatch(c, items)) : await this.db.tx((c) => this.writeBatch(c, items));
         batch.forEach((b, i) => b.resolve(out[i]!));
       } catch (e) {
         for (const b of batch) b.reject(e);

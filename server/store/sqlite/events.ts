@@ -1,8 +1,8 @@
 /** The `events` table: each system's lifecycle timeline. */
 import type Database from 'better-sqlite3';
 import type { ForgeEvent } from '../../core/model.js';
-import type { NewEvent } from '../store.js';
-import { rowToEvent, type EventRow } from '../common.js';
+import type { EventOnce, NewEvent } from '../store.js';
+import { onceMatch, rowToEvent, type EventRow } from '../common.js';
 import type { WriteQueue } from './queue.js';
 
 /** The row retention never deletes: its system's newest install_done (the NoCloud instance-id). */
@@ -33,6 +33,25 @@ export class EventRows {
     const id = await this.queue.write(() =>
       Number(this.insEvent.run(ev.system, ev.type, ev.source, time, JSON.stringify(detail)).lastInsertRowid),
     );
+    return { id, system: ev.system, type: ev.type, source: ev.source, time, detail };
+  }
+
+  /**
+   * add() unless the same event is there (EventOnce): the check and the insert run in one write
+   * of the queue, so no other write of this store comes between them.
+   */
+  async addOnce(ev: NewEvent, once: EventOnce): Promise<ForgeEvent | undefined> {
+    const time = ev.time ?? new Date().toISOString();
+    const detail = ev.detail ?? {};
+    const match = Object.entries(onceMatch(detail, once));
+    const sql = `SELECT 1 FROM events WHERE system = ? AND type = ? AND time >= ?${match.map(() => ' AND json_extract(detail, ?) IS ?').join('')} LIMIT 1`;
+    const args = [ev.system, ev.type, once.since, ...match.flatMap(([k, v]) => [`$."${k.replace(/"/g, '')}"`, v])];
+    const id = await this.queue.write(() => {
+      if (this.db.prepare(sql).get(...args) !== undefined) return undefined;
+      return Number(this.insEvent.run(ev.system, ev.type, ev.source, time, JSON.stringify(detail)).lastInsertRowid);
+    });
+    if (id === undefined) return undefined;
+    if (this.touched.size < 100_000) this.touched.add(ev.system);
     return { id, system: ev.system, type: ev.type, source: ev.source, time, detail };
   }
 
