@@ -5,8 +5,8 @@
  * the validator uses, so it can drift from neither. No path is listed here.
  */
 import { CATALOGUE } from '../errors.js';
-import { FIELDS, INTERFACE_FIELDS } from '../core/validate.js';
-import type { FieldSpec } from '../core/validate.js';
+import { FIELDS, INTERFACE_FIELDS } from '../core/fields.js';
+import type { FieldSpec } from '../core/fields.js';
 import { INHERIT } from '../core/model.js';
 import type { ObjectKind } from '../core/model.js';
 import { EVENT_TYPES } from '../core/model.js';

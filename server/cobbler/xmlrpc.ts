@@ -34,7 +34,9 @@ import type { Distro, ForgeObject, KindMap, ObjectKind, Profile, System } from '
 import type { ForgeConfig } from '../config.js';
 import { assertDistroConfined, bootRootsOf } from '../boot/confine.js';
 import { OBJECT_KINDS } from '../core/model.js';
-import { FIELDS, INTERFACE_FIELDS, filterRefusal, redact, redactVars, validateNew, validatePatch } from '../core/validate.js';
+import { validateNew, validatePatch } from '../core/validate.js';
+import { FIELDS, INTERFACE_FIELDS } from '../core/fields.js';
+import { filterRefusal, redact, redactVars } from '../core/secrets.js';
 import { POWER_TYPE_MAP } from './import.js';
 import { VERSION } from '../core/version.js';
 import { ForgeError } from '../errors.js';

@@ -48,7 +48,7 @@ import type { Store } from '../store/store.js';
 import { ForgeError } from '../errors.js';
 import { clientOf, type Auth } from '../auth.js';
 import { INSTALL_TOKEN_LOCAL, installVerdict } from '../core/access.js';
-import { MASK } from '../core/validate.js';
+import { MASK } from '../core/secrets.js';
 import { EventLimiter } from '../events/limit.js';
 import type { Renderer } from './renderer.js';
 import { CLOUD_INIT_FILES, type AutoinstallService, type CloudInitFile, type TargetKind } from './service.js';

@@ -10,7 +10,7 @@ import type { Vars } from '../core/blend.js';
 import { BREEDS } from '../core/model.js';
 import { installerFormat, type InstallerFormat } from '../core/installer.js';
 import { ForgeError } from '../errors.js';
-import { withoutSecrets } from '../core/validate.js';
+import { withoutSecrets } from '../core/secrets.js';
 import { coalesced, slicer } from '../core/yield.js';
 import type { Settings, System } from '../core/model.js';
 import type { Store } from '../store/store.js';

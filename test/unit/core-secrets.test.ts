@@ -1,7 +1,7 @@
 /** The secret set (one definition) and the masks it applies to objects and blended variables. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MASK, filterRefusal, isSecretMetaKey, redact, redactVars } from '../../server/core/validate.js';
+import { MASK, filterRefusal, isSecretMetaKey, redact, redactVars } from '../../server/core/secrets.js';
 
 test('the secret autoinstall_meta keys', () => {
   for (const k of ['root_password_hash', 'user_password', 'grub_password_hash', 'wifi_secret', 'registration_token']) assert.equal(isSecretMetaKey(k), true, k);

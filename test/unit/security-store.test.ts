@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { installVerdict, windowOpen, allows } from '../../server/core/access.js';
-import { maskInstallTokens, redactVars, withoutSecrets } from '../../server/core/validate.js';
+import { maskInstallTokens, redactVars, withoutSecrets } from '../../server/core/secrets.js';
 import { MIGRATIONS, openSqliteStore } from '../../server/store/sqlite.js';
 import { validateNew } from '../../server/core/validate.js';
 import { newApiToken, tokenHash } from '../../server/auth.js';

@@ -7,8 +7,9 @@
  * merges into the stored dict (`~key` removes a key) instead of replacing it.
  */
 import { ForgeError } from '../../errors.js';
-import { FIELDS, INTERFACE_FIELDS, parseList, parseOptionString, parseRangeList } from '../../core/validate.js';
-import type { FieldSpec } from '../../core/validate.js';
+import { parseList, parseOptionString, parseRangeList } from '../../core/validate.js';
+import { FIELDS, INTERFACE_FIELDS } from '../../core/fields.js';
+import type { FieldSpec } from '../../core/fields.js';
 import type { ForgeObject, NetInterface, ObjectKind, OptionDict, System } from '../../core/model.js';
 import type { CliIO, CommandSpec, OptionSpec, ParsedArgs } from '../command.js';
 
