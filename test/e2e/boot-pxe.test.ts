@@ -24,7 +24,7 @@
  */
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasCommand, inCI, isRoot, need } from '../lib/env.js';
@@ -241,6 +241,36 @@ test('3. UEFI GRUB: signed grubnetx64 over TFTP, grub/grub.cfg -> per-MAC config
   const cfg = evs.find((e) => e.type === 'boot_config_served');
   assert.equal(cfg?.detail['file'], `grub/system/${systems['vm-grub']}`);
   assert.match(serial, /Welcome to GRUB/);
+});
+
+test('3b. GRUB tries a failed kernel download again: the kernel is missing at the first try and back before the next, and the guest boots', { timeout: TEST_MS }, async (t) => {
+  if (!ready(t)) return;
+  // A distro of its own whose kernel file is away while GRUB asks for it the first time.
+  const guest = (await forge!.api('GET', '/api/v1/distros/guest')).body as { kernel: string; initrd: string };
+  const kernel = join(dir, 'retry-vmlinuz');
+  copyFileSync(guest.kernel, kernel);
+  for (const [path, body] of [
+    ['/api/v1/distros', { name: 'guest-retry', kernel, initrd: guest.initrd, arch: 'x86_64', breed: 'generic', kernel_options: { console: 'ttyS0', no_timer_check: null } }],
+    ['/api/v1/profiles', { name: 'guest-retry', distro: 'guest-retry', boot_loaders: ['grub'] }],
+  ] as const) {
+    const r = await forge!.api('POST', path, body);
+    assert.ok(r.status < 300, `${path}: ${r.status} ${JSON.stringify(r.body)}`);
+  }
+  const add = await forge!.cli(['system', 'add', '--name', 'vm-grub-retry', '--profile', 'guest-retry', '--mac=random']);
+  assert.equal(add.code, 0, add.stdout + add.stderr);
+  const s = await forge!.api('GET', '/api/v1/systems/vm-grub-retry');
+  systems['vm-grub-retry'] = Object.values((s.body as { interfaces: Record<string, { mac_address: string }> }).interfaces)[0]!.mac_address;
+  renameSync(kernel, `${kernel}.away`);
+  const since = forge!.output().length;
+  // Back once forge has refused GRUB's first request for it (TFTP file not found).
+  const restore = (async () => {
+    await until(() => /file not found[^\n]*distro\/guest-retry\/kernel/.test(forge!.output().slice(since)), BOOT_MS, () => 'GRUB never asked for the missing kernel');
+    renameSync(`${kernel}.away`, kernel);
+  })();
+  const serial = await bootInstaller('vm-grub-retry', 'uefi');
+  await restore;
+  assert.match(serial, /forge: download failed \(try 1 of 10\); trying again in 4 s/, `GRUB's loop reported the failed try:\n${serial.slice(-2500)}`);
+  assertInstalled(serial, await events('vm-grub-retry'), { config: 'tftp', kernelVia: 'tftp' });
 });
 
 test('4. pxelinux: pxelinux.0, ldlinux.c32 and pxelinux.cfg/01-<mac> over TFTP, kernel over TFTP', { timeout: TEST_MS }, async (t) => {
