@@ -144,6 +144,14 @@ test('managed DHCP the README way: rdisc6 gets an RA with no prefix, no M/O flag
     }).catch((e: unknown) => {
       throw new Error(`${String(e)}\n${JSON.stringify(last)}\n${forge.out()}`);
     });
+    // `forge status` (the CLI, as an operator runs it) prints the link's RA state with radvd's pid.
+    const cli = await lan.exec(process.execPath, [FORGE_BIN, 'status'], {
+      env: { ...process.env, FORGE_SERVER: `http://10.98.0.1:${HTTP_PORT}`, FORGE_TOKEN: readFileSync(join(forge.dir, 'token'), 'utf8').trim() },
+      timeoutMs: 30_000,
+    });
+    assert.equal(cli.code, 0, cli.stdout + cli.stderr);
+    assert.match(cli.stdout, /^IPV6 RA\s+STATE\s+SINCE$/m, cli.stdout);
+    assert.match(cli.stdout, new RegExp(`^br0\\s+answering \\(radvd ${ready.pid}\\)\\s+\\d{4}-`, 'm'), cli.stdout);
     // radvd runs as Debian's radvd user with CAP_NET_RAW (bit 13) only, and is the pid status shows.
     const all = await radvds(lan);
     const [rd] = mains(all);
