@@ -14,11 +14,19 @@
  * Re-reads are serialised, so a later read is never overwritten by an
  * earlier one; the documents are the database's, never rebuilt here.
  *
- * A MAC or address the index does not hold falls through to the store: a
- * system added on another server a moment ago is found at once, and so is
- * everything while the index is still loading. What the index can hold
- * back is a change to a system it already knows, made on another server in
- * the milliseconds before its notification arrives.
+ * A MAC or address the index does not hold:
+ *   - on a store only this process writes (SQLite: the data directory's
+ *     lock admits one forge, and every system write goes through
+ *     indexedStore below) the miss is the answer once the index is loaded:
+ *     an unknown DHCP client costs no store query. It stops being the
+ *     answer the moment a re-read fails (then every lookup goes to the store
+ *     until a full reload succeeds, retried every second);
+ *   - on a shared store (PostgreSQL, watchSystems) it falls through to the
+ *     store: a system added on another server a moment ago, before its
+ *     notification arrived, is found at once.
+ * Everything goes to the store while the index is still loading. What the
+ * index can hold back is a change to a system it already knows, made on
+ * another server in the milliseconds before its notification arrives.
  */
 import type { KindMap, ObjectKind, System } from '../core/model.js';
 import type { ExportDocument, ImportCounts, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
@@ -34,7 +42,14 @@ export interface IndexStats {
   /** Lookups answered from memory, and those that went to the store. */
   hits: number;
   misses: number;
+  /** Whether a miss is the answer (store written by this process only, index loaded, no failed re-read). */
+  authoritative: boolean;
+  /** Misses answered "none" from memory (no store query). */
+  absent: number;
 }
+
+/** Delay before a full reload after a failed re-read. */
+const RETRY_MS = 1000;
 
 export class SystemIndex {
   private readonly docs = new Map<string, string>();
@@ -52,11 +67,17 @@ export class SystemIndex {
   private closed = false;
   private hits = 0;
   private misses = 0;
+  private absent = 0;
+  /** Only this process writes the store (no change feed to listen to). */
+  private readonly exclusive: boolean;
+  private retry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly onError: (e: unknown) => void = () => undefined,
-  ) {}
+  ) {
+    this.exclusive = store.watchSystems === undefined;
+  }
 
   /** Listens (when the store is shared), then loads in the background; lookups go to the store until loaded. */
   async start(): Promise<void> {
@@ -76,12 +97,16 @@ export class SystemIndex {
 
   async stop(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.retry);
     await this.stopFeed?.();
     await this.loop?.catch(() => undefined);
   }
 
   stats(): IndexStats {
-    return { ready: this.ready, systems: this.docs.size, macs: this.byMac.size, ips: this.byIp.size, hits: this.hits, misses: this.misses };
+    return {
+      ready: this.ready, systems: this.docs.size, macs: this.byMac.size, ips: this.byIp.size,
+      hits: this.hits, misses: this.misses, authoritative: this.ready && this.exclusive, absent: this.absent,
+    };
   }
 
   /** The system holding `mac` as the index has it (no fall-through; tests and `forge status`). */
@@ -119,6 +144,24 @@ export class SystemIndex {
   private kick(): Promise<void> {
     // One loop at a time; a call while it runs is served by its next round.
     const run = async (): Promise<void> => {
+      try {
+        await rounds();
+      } catch (e) {
+        // What the failed read was to apply is unknown: nothing is answered from memory
+        // (hits could be stale, misses wrong) until a full reload succeeds.
+        this.ready = false;
+        this.reloadWanted = true;
+        if (!this.closed && this.retry === undefined) {
+          this.retry = setTimeout(() => {
+            this.retry = undefined;
+            void this.kick().catch(this.onError);
+          }, RETRY_MS);
+          this.retry.unref();
+        }
+        throw e;
+      }
+    };
+    const rounds = async (): Promise<void> => {
       while (!this.closed && (this.reloadWanted || this.dirty.size > 0 || this.known.size > 0)) {
         if (this.reloadWanted) {
           this.reloadWanted = false;
@@ -187,32 +230,35 @@ export class SystemIndex {
     this.keys.set(name, k);
   }
 
-  /** undefined: not in the index (ask the store). */
-  private from(map: Map<string, string>, key: string): System | undefined {
+  /** The system, null when the index knows there is none, undefined when the store must say. */
+  private from(map: Map<string, string>, key: string): System | null | undefined {
     if (!this.ready) return undefined;
     const name = map.get(key);
     const data = name === undefined ? undefined : this.docs.get(name);
-    return data === undefined ? undefined : (JSON.parse(data) as System);
+    if (data !== undefined) return JSON.parse(data) as System;
+    return this.exclusive ? null : undefined;
   }
 
-  async findSystemByMac(mac: string): Promise<System | undefined> {
-    const hit = this.from(this.byMac, mac.toLowerCase());
+  private async lookup(map: Map<string, string>, key: string, ask: () => Promise<System | undefined>): Promise<System | undefined> {
+    const hit = this.from(map, key);
+    if (hit === null) {
+      this.absent++;
+      return undefined;
+    }
     if (hit !== undefined) {
       this.hits++;
       return hit;
     }
     this.misses++;
-    return this.store.findSystemByMac(mac);
+    return ask();
   }
 
-  async findSystemByIp(ip: string): Promise<System | undefined> {
-    const hit = this.from(this.byIp, ip);
-    if (hit !== undefined) {
-      this.hits++;
-      return hit;
-    }
-    this.misses++;
-    return this.store.findSystemByIp(ip);
+  findSystemByMac(mac: string): Promise<System | undefined> {
+    return this.lookup(this.byMac, mac.toLowerCase(), () => this.store.findSystemByMac(mac));
+  }
+
+  findSystemByIp(ip: string): Promise<System | undefined> {
+    return this.lookup(this.byIp, ip, () => this.store.findSystemByIp(ip));
   }
 }
 
