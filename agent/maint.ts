@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { join } from 'node:path';
 import { ForgeError } from '../server/errors.js';
 import { installGrub, run } from './build.js';
-import { forgeDomain, isRunning, type Virsh } from './vm.js';
+import { forgeDomain, isRunning, type Virsh } from './virsh.js';
 
 interface MountState {
   name: string;

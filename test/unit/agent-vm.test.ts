@@ -16,7 +16,7 @@ import { checkSnapshotName, createSnapshot, deleteSnapshot, listSnapshots, nextS
 import { findSub, parseSub, subHelp, SUBCOMMANDS } from '../../agent/subcommands.js';
 import { ForgeError } from '../../server/errors.js';
 import { rescueDomainXml, resolveJob } from '../../agent/jobs.js';
-import { sshFingerprint } from '../../agent/vm.js';
+import { sshFingerprint } from '../../agent/vmjobs.js';
 import { need } from '../lib/env.js';
 
 /** What `virsh dumpxml` gives back for a running forge domain (libvirt re-serialises: double quotes, its own additions). */
