@@ -149,9 +149,35 @@ export function blendProfile(chain: readonly Profile[], distro: Distro, settings
   return finish(vars, settings, distro, `profile/${encodeURIComponent(profile.name)}`);
 }
 
-/** `installToken`: the system's token while its install window is open (catalog.ts), else none in URLs. */
-export function blendSystem(system: System, chain: readonly Profile[], distro: Distro, settings: Settings, subnets: readonly Subnet[] = [], installToken?: string): Vars {
-  const vars = blendChain(chain, distro, settings);
+/**
+ * The settings, distro and profile layers of a chain, blended once for many
+ * systems of one profile (`forge validate`): pass it to blendSystem as
+ * `chainVars`. Read-only: blendSystem works on a copy.
+ */
+export function blendChainOnce(chain: readonly Profile[], distro: Distro, settings: Settings): Readonly<Vars> {
+  return blendChain(chain, distro, settings);
+}
+
+/**
+ * A copy of a chain blend as blendChain would hand it to one system: every
+ * dict and list at the top is its own (the layers above only ever replace
+ * top-level values, so deeper ones are never written by the blend).
+ */
+function copyChain(chainVars: Readonly<Vars>): Vars {
+  const out: Vars = {};
+  for (const [k, v] of Object.entries(chainVars)) out[k] = Array.isArray(v) ? [...(v as unknown[])] : isDict(v) ? { ...v } : v;
+  return out;
+}
+
+/**
+ * `installToken`: the system's token while its install window is open (catalog.ts), else none in URLs.
+ * `chainVars`: blendChainOnce(chain, distro, settings), when the caller blends many systems of one
+ * profile; the result is the same (test/unit/core-blend-chain.test.ts).
+ */
+export function blendSystem(
+  system: System, chain: readonly Profile[], distro: Distro, settings: Settings, subnets: readonly Subnet[] = [], installToken?: string, chainVars?: Readonly<Vars>,
+): Vars {
+  const vars = chainVars !== undefined ? copyChain(chainVars) : blendChain(chain, distro, settings);
   applyLayer(vars, system);
   vars['name'] = system.name;
   vars['system_name'] = system.name;

@@ -5,7 +5,7 @@
  * structural rules on each result (render/checks/). Shared by the HTTP routes, `forge
  * validate` and `forge template show`.
  */
-import { blendProfile, blendSystem } from '../core/blend.js';
+import { blendChainOnce, blendProfile, blendSystem } from '../core/blend.js';
 import type { Vars } from '../core/blend.js';
 import { BREEDS } from '../core/model.js';
 import { installerFormat, type InstallerFormat } from '../core/installer.js';
@@ -84,10 +84,18 @@ export class AutoinstallService {
     };
   }
 
-  /** prepare() of a system already read (validate reads them a page at a time). */
-  async prepareSystem(sys: System): Promise<Prepared> {
+  /**
+   * prepare() of a system already read (validate reads them a page at a time). `chains`: the
+   * chain blends of one validate run by profile (one snapshot, like its RenderMemo).
+   */
+  async prepareSystem(sys: System, chains?: Map<string, Readonly<Vars>>): Promise<Prepared> {
     const chain = await chainOf(this.store, sys.profile);
-    const vars = blendSystem(sys, chain.profiles, chain.distro, this.settings, await this.store.list('subnet'), await openInstallToken(this.store, this.settings, sys.name));
+    let chainVars = chains?.get(sys.profile);
+    if (chains !== undefined && chainVars === undefined) {
+      chainVars = blendChainOnce(chain.profiles, chain.distro, this.settings);
+      chains.set(sys.profile, chainVars);
+    }
+    const vars = blendSystem(sys, chain.profiles, chain.distro, this.settings, await this.store.list('subnet'), await openInstallToken(this.store, this.settings, sys.name), chainVars);
     return {
       templateName: templateNameFor(vars),
       vars: templateContext(vars),
@@ -156,11 +164,12 @@ export class AutoinstallService {
     const slice = slicer();
     // One snapshot of the template files for the whole run (render/renderer.ts RenderMemo).
     const memo = newRenderMemo();
+    const chains = new Map<string, Readonly<Vars>>();
     const run = async (kind: TargetKind, name: string, sys?: System): Promise<void> => {
       await slice();
       checked++;
       try {
-        const p = sys !== undefined ? await this.prepareSystem(sys) : await this.prepare(kind, name);
+        const p = sys !== undefined ? await this.prepareSystem(sys, chains) : await this.prepare(kind, name);
         const r = this.renderer.render(p.templateName, p.vars, p.target, memo);
         // The installer's own rules, so a user learns before an install, not after.
         const c = checkRendered(p.templateName, r.text, p.vars);
