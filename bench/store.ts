@@ -234,6 +234,7 @@ async function addsOnly(scale: number): Promise<string[]> {
   const count = Number(process.env['FORGE_BENCH_STORE_ADDS'] ?? 5000);
   const nodeArgs = (process.env['FORGE_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
   const rows: string[] = [];
+  const bootRows: string[] = [];
   const cluster: PgCluster = (await startPostgres(undefined, { fsync: true }))!;
   const stores: { backend: 'SQLite' | 'PostgreSQL'; dir: string; url: string; next: number }[] = [];
   try {
@@ -280,6 +281,20 @@ async function addsOnly(scale: number): Promise<string[]> {
           const line = `| ${round} | ${b.label} | ${s.backend} | ${scale.toLocaleString('en')} | ${r.rate.toFixed(0)} | ${ms(pct(r.lat, 50))} | ${ms(pct(r.lat, 99))} | ${per(forgeMs)} (user ${per(fu.user - fu0.user)}, sys ${per(fu.sys - fu0.sys)}) | ${s.backend === 'PostgreSQL' ? per(pgMs) : '(in forge)'} | ${per(clientMs)} | ${per(forgeMs + pgMs + clientMs)} | ${loadavg()[0]!.toFixed(1)} |`;
           rows.push(line);
           process.stderr.write(`  ${line}\n`);
+          // Then boot configs over HTTP on the same server, nothing else running in the bench:
+          // wall time per request beside the server's CPU per request (what is waiting, not work).
+          const bc = client(srv);
+          try {
+            await bootConfigs(bc, s.next, 200);
+            const b0 = procCpuMs(srv.proc.pid);
+            const lat = await bootConfigs(bc, s.next, 2000);
+            const bootCpu = ((procCpuMs(srv.proc.pid) - b0) / lat.length) * 1000;
+            const bl = `| ${round} | ${b.label} | ${s.backend} | ${ms(pct(lat, 50))} | ${ms(pct(lat, 90))} | ${ms(pct(lat, 99))} | ${ms(Math.max(...lat))} | ${bootCpu.toFixed(0)} | ${loadavg()[0]!.toFixed(1)} |`;
+            bootRows.push(bl);
+            process.stderr.write(`  ${bl}\n`);
+          } finally {
+            bc.close();
+          }
         } finally {
           await srv.stop(s.backend === 'SQLite' ? { keepData: true } : {});
         }
@@ -297,6 +312,12 @@ async function addsOnly(scale: number): Promise<string[]> {
     '| round | build | store | systems before | adds/s | p50 | p99 | forge CPU µs/add | PostgreSQL CPU µs/add | client CPU µs/add | all µs/add | load |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
+    '',
+    'Then on the same server, alone: 2,000 boot configs (`GET /boot/ipxe/MAC`, one at a time, keep-alive), after 200 warm-up.',
+    '',
+    '| round | build | store | p50 | p90 | p99 | max | forge CPU µs per config | load |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...bootRows,
   ];
 }
 
