@@ -12,7 +12,7 @@
  *  - installer_format: kickstart|preseed|autoyast|autoinstall|agama|generic
  *    (core/installer.ts, from breed and os_version);
  *  - ks_dns_search: whether this Anaconda's `network` takes --ipv4-dns-search;
- *  - network_config: the interfaces as a network config v2 object
+ *  - network_config (computed when first read): the interfaces as a network config v2 object
  *    (core/netplan.ts) for cloud-init and subiquity templates, or
  *    agama_connections (the same as Agama network connections), or
  *    network_config_error naming the field it cannot express (templates that
@@ -49,15 +49,29 @@ export function templateContext(vars: Vars): Vars {
   if (ctx['serial_console'] === undefined) ctx['serial_console'] = serialFromKernelOptions(vars['kernel_options']);
   if (ctx['installer_format'] === undefined) ctx['installer_format'] = installerFormat(str(vars['breed']), str(vars['os_version']));
   if (ctx['network_config'] === undefined) {
-    try {
-      ctx['network_config'] = networkConfigV2(vars);
-      ctx['agama_connections'] = agamaConnections(vars);
-      ctx['network_config_error'] = '';
-    } catch (e) {
-      if (!(e instanceof NetplanError)) throw e;
-      ctx['network_config'] = {};
-      ctx['agama_connections'] = [];
-      ctx['network_config_error'] = e.message;
+    // Computed when a template first reads one of the three (most formats never do: a fifth of
+    // validate's CPU per system went here), then kept. A write (a template's top-level set)
+    // replaces the value where it is made, as on a plain property.
+    let net: { network_config: unknown; agama_connections: unknown; network_config_error: string } | undefined;
+    const compute = (): NonNullable<typeof net> => {
+      if (net !== undefined) return net;
+      try {
+        net = { network_config: networkConfigV2(vars), agama_connections: agamaConnections(vars), network_config_error: '' };
+      } catch (e) {
+        if (!(e instanceof NetplanError)) throw e;
+        net = { network_config: {}, agama_connections: [], network_config_error: e.message };
+      }
+      return net;
+    };
+    for (const key of ['network_config', 'agama_connections', 'network_config_error'] as const) {
+      Object.defineProperty(ctx, key, {
+        enumerable: true,
+        configurable: true,
+        get: () => compute()[key],
+        set(this: Vars, v: unknown) {
+          Object.defineProperty(this, key, { value: v, writable: true, enumerable: true, configurable: true });
+        },
+      });
     }
   }
   if (ctx['instance_id'] === undefined) ctx['instance_id'] = `forge-${str(vars['name'])}`;

@@ -148,3 +148,26 @@ test('errors raised two includes deep carry the same message, file and line both
     assert.equal(a, outcome(stock, 'deep.ks', { host: 'h1', which }, T), which);
   }
 });
+
+test('network_config, agama_connections and network_config_error are computed when read, with the values and errors of before', () => {
+  const settings = settingsFromConfig(defaults());
+  const d = validateNew('distro', { name: 'd', kernel: '/srv/forge/linux', initrd: '/srv/forge/initrd', breed: 'ubuntu', os_version: 'noble' });
+  const p = validateNew('profile', { name: 'p', distro: 'd' });
+  // A VLAN with no parent interface: netplan cannot express it (core/netplan.ts).
+  const bad = validateNew('system', { name: 'v', profile: 'p', interfaces: { 'eth9.100': { ip_address: '10.0.0.5', netmask: '255.255.255.0', static: true } } });
+  const ctx = templateContext(blendSystem(bad, [p], d, settings));
+  assert.match(String(ctx['network_config_error']), /interfaces\.eth9\.100: a VLAN is named PARENT\.ID and there is no interface eth9/);
+  assert.deepEqual(ctx['network_config'], {});
+  assert.deepEqual(ctx['agama_connections'], []);
+  const good = templateContext(blendSystem(validateNew('system', benchSystem(7)), [p], d, settings));
+  const copy = JSON.parse(JSON.stringify(good)) as Record<string, unknown>;
+  assert.equal(copy['network_config_error'], '');
+  assert.ok(typeof copy['network_config'] === 'object' && JSON.stringify(copy['network_config']).includes('02:00:00:00:00:07'), JSON.stringify(copy['network_config']));
+  // A template's top-level set of one of them replaces it inside the render only.
+  put('templates/netset.ks', '{% set network_config_error = "mine" %}{{ network_config_error }}|{% include "snippets/netread" %}');
+  put('snippets/netread', '{{ network_config_error }}');
+  for (const r of [new Renderer(roots), new Renderer(roots, { copyIncludes: true })]) {
+    assert.equal(r.render('netset.ks', ctx, T).text, 'mine|mine');
+    assert.match(String(ctx['network_config_error']), /VLAN/, 'the caller\'s value was written');
+  }
+});
