@@ -69,3 +69,28 @@ export function treeCpuMs(pid: number): number {
   }
   return total;
 }
+
+/**
+ * Where a process's threads spent their time so far, from /proc/PID/task/TID/schedstat
+ * (sched-stats.rst: nanoseconds on the CPU, nanoseconds runnable but waiting for a CPU) and
+ * /proc/PID/task/TID/status (context switches), summed over the threads alive now. Waiting
+ * for a CPU while runnable is the scheduler's share; a server that waits on the network or a
+ * timer shows it as neither. Threads that already exited are not counted. NaN once gone.
+ */
+export function procSched(pid: number | undefined): { runMs: number; waitMs: number; voluntary: number; involuntary: number } {
+  const out = { runMs: 0, waitMs: 0, voluntary: 0, involuntary: 0 };
+  try {
+    if (pid === undefined) throw new Error('no pid');
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
+      out.runMs += Number(run) / 1e6;
+      out.waitMs += Number(wait) / 1e6;
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      out.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
+      out.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
+    }
+    return out;
+  } catch {
+    return { runMs: NaN, waitMs: NaN, voluntary: NaN, involuntary: NaN };
+  }
+}

@@ -22,7 +22,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { debBinary, debVersion } from './debs.js';
-import { load1, procCpuMs } from './proc.js';
+import { load1, procCpuMs, procSched, procUserSysMs } from './proc.js';
 
 const SERVE = fileURLToPath(new URL('./tftp-serve.js', import.meta.url));
 
@@ -30,8 +30,12 @@ const MiB = 1024 * 1024;
 const BIG = 64 * MiB;
 const SHARED = 32 * MiB;
 const CLIENTS = 100;
-const WINDOWS = [1, 8, 16];
-const REPEATS = Number(process.env['FORGE_BENCH_REPEATS'] ?? 5);
+/** FORGE_BENCH_TFTP_WINDOWS=1,16 measures only those windowsizes; FORGE_BENCH_TFTP_PARTS=single or fanout runs one part. */
+const WINDOWS = (process.env['FORGE_BENCH_TFTP_WINDOWS'] ?? '1,8,16').split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 1);
+const PARTS = new Set((process.env['FORGE_BENCH_TFTP_PARTS'] ?? 'single,fanout').split(','));
+const REPEATS = PARTS.has('single') ? Number(process.env['FORGE_BENCH_REPEATS'] ?? 5) : 0;
+/** Extra node flags for forge's process (e.g. `--cpu-prof --cpu-prof-dir=DIR`), as in the servers bench. */
+const NODE_ARGS = (process.env['FORGE_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 
 interface Target {
   name: string;
@@ -142,7 +146,7 @@ interface Started {
 
 /** forge's TFTP engine in a process of its own (bench/tftp-serve.ts), so /proc shows its CPU alone. */
 async function startForgeTftp(root: string): Promise<Started & { stats: () => Promise<Record<string, number>> }> {
-  const proc = spawn(process.execPath, [SERVE, root, String(CLIENTS + 10)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...NODE_ARGS, SERVE, root, String(CLIENTS + 10)], { stdio: ['pipe', 'pipe', 'inherit'] });
   let buf = '';
   const lines: ((l: string) => void)[] = [];
   proc.stdout?.setEncoding('utf8');
@@ -258,8 +262,11 @@ export async function run(): Promise<string> {
 
     // 100 clients at once, one 32 MiB file, from forge and from atftpd (the other server that windows), one after the other.
     const fanout: string[] = [];
-    for (const t of targets.filter((x) => x.name === 'forge' || x.name === 'atftpd')) {
+    for (const t of targets.filter((x) => PARTS.has('fanout') && (x.name === 'forge' || x.name === 'atftpd'))) {
       const before = t.name === 'forge' ? await forge.stats() : undefined;
+      // forge is one thread (plus libuv's pool): what it did with the wall time, from its schedstat.
+      const sched0 = t.name === 'forge' ? procSched(forgePid) : undefined;
+      const us0 = t.name === 'forge' ? procUserSysMs(forgePid) : undefined;
       const load = load1();
       const cpu0 = t.cpu();
       const t0 = process.hrtime.bigint();
@@ -276,9 +283,18 @@ export async function run(): Promise<string> {
         rmSync(outs[i] as string, { force: true });
       });
       const clientMs = rs.map((r) => r.ms);
+      let where = 'n/a';
+      if (sched0 !== undefined && us0 !== undefined) {
+        const sched1 = procSched(forgePid);
+        const us1 = procUserSysMs(forgePid);
+        where =
+          `on CPU ${((sched1.runMs - sched0.runMs) / 1000).toFixed(1)} s (user ${((us1.user - us0.user) / 1000).toFixed(1)}, sys ${((us1.sys - us0.sys) / 1000).toFixed(1)}), ` +
+          `runnable waiting for a CPU ${((sched1.waitMs - sched0.waitMs) / 1000).toFixed(1)} s, idle in epoll ${((wallMs - (sched1.runMs - sched0.runMs) - (sched1.waitMs - sched0.waitMs)) / 1000).toFixed(1)} s; ` +
+          `context switches ${sched1.voluntary - sched0.voluntary} voluntary, ${sched1.involuntary - sched0.involuntary} preempted`;
+      }
       const retrans = before !== undefined ? String(((await forge.stats())['retransmits'] ?? NaN) - (before['retransmits'] ?? NaN)) : 'n/a';
       fanout.push(
-        `| ${t.name} | ${CLIENTS} | ${ok}/${CLIENTS} | ${(wallMs / 1000).toFixed(2)} s | ${((SHARED * ok) / MiB / (wallMs / 1000)).toFixed(0)} MB/s | ${(cpu / 1000).toFixed(2)} s | ${(Math.max(...clientMs) / 1000).toFixed(2)} s | ${(Math.min(...clientMs) / 1000).toFixed(2)} s | ${retrans} | ${load} |`,
+        `| ${t.name} | ${CLIENTS} | ${ok}/${CLIENTS} | ${(wallMs / 1000).toFixed(2)} s | ${((SHARED * ok) / MiB / (wallMs / 1000)).toFixed(0)} MB/s | ${(cpu / 1000).toFixed(2)} s | ${(Math.max(...clientMs) / 1000).toFixed(2)} s | ${(Math.min(...clientMs) / 1000).toFixed(2)} s | ${retrans} | ${load} | ${where} |`,
       );
       if (errors.length > 0) fanout.push(...errors.slice(0, 5).map((e) => `|  | ${t.name} failure: ${e} |`));
     }
@@ -296,55 +312,59 @@ export async function run(): Promise<string> {
         `1-minute load average ${loadStart} at the start and ${loadEnd} at the end; per repeat: ${loads.join(', ')} (other engineers' tests share the 2 cores).`,
       '',
     );
-    lines.push(
-      `### 64 MiB file, atftp \`--option "blksize 1468" --option "windowsize N"\`: median of ${REPEATS} runs, servers interleaved within each run`,
-      '',
-      'Wall time in seconds (MB/s) [best run], and the server process\'s CPU (user+sys from /proc; tftpd-hpa and dnsmasq through a cpuacct cgroup, since tftpd-hpa forks per transfer) per transfer, median.',
-      '',
-    );
-    lines.push('| server | ws 1 (lock-step) | CPU ws 1 | ws 8 | CPU ws 8 | ws 16 | CPU ws 16 |');
-    lines.push('|---|---|---:|---|---:|---|---:|');
-    for (const t of targets) {
-      const cells = WINDOWS.map((ws) => {
-        if (ws > 1 && NO_WINDOWS.has(t.name)) return 'n/a: lock-step only | ';
-        const m = med(t.name, ws);
-        return `${fmt(m)} s (${mbs(m)}) [${fmt(best(results.get(`${t.name}|${ws}`) ?? [NaN]))}] | ${(cpuMed(t.name, ws) / 1000).toFixed(2)} s`;
-      });
-      lines.push(`| ${t.name} | ${cells.join(' | ')} |`);
-    }
-    lines.push('');
-    lines.push(
-      'All runs byte-identical (sha256). tftpd-hpa 5.2 and dnsmasq 2.90 do not implement RFC 7440, so they were measured lock-step only.',
-    );
-    lines.push('');
-    for (const t of targets) {
+    if (REPEATS > 0) {
       lines.push(
-        `- ${t.name} raw (ms, wall/CPU): ${WINDOWS.filter((ws) => results.has(`${t.name}|${ws}`))
-          .map((ws) => `ws${ws} ${(results.get(`${t.name}|${ws}`) ?? []).map((x, i) => `${x.toFixed(0)}/${(cpuResults.get(`${t.name}|${ws}`)?.[i] ?? NaN).toFixed(0)}`).join(' ')}`)
-          .join('; ')}`,
+        `### 64 MiB file, atftp \`--option "blksize 1468" --option "windowsize N"\`: median of ${REPEATS} runs, servers interleaved within each run`,
+        '',
+        'Wall time in seconds (MB/s) [best run], and the server process\'s CPU (user+sys from /proc; tftpd-hpa and dnsmasq through a cpuacct cgroup, since tftpd-hpa forks per transfer) per transfer, median.',
+        '',
+      );
+      lines.push(`| server | ${WINDOWS.map((ws) => `ws ${ws}${ws === 1 ? ' (lock-step)' : ''} | CPU ws ${ws}`).join(' | ')} |`);
+      lines.push(`|---|${WINDOWS.map(() => '---|---:|').join('')}`);
+      for (const t of targets) {
+        const cells = WINDOWS.map((ws) => {
+          if (ws > 1 && NO_WINDOWS.has(t.name)) return 'n/a: lock-step only | ';
+          const m = med(t.name, ws);
+          return `${fmt(m)} s (${mbs(m)}) [${fmt(best(results.get(`${t.name}|${ws}`) ?? [NaN]))}] | ${(cpuMed(t.name, ws) / 1000).toFixed(2)} s`;
+        });
+        lines.push(`| ${t.name} | ${cells.join(' | ')} |`);
+      }
+      lines.push('');
+      lines.push(
+        'All runs byte-identical (sha256). tftpd-hpa 5.2 and dnsmasq 2.90 do not implement RFC 7440, so they were measured lock-step only.',
+      );
+      lines.push('');
+      for (const t of targets) {
+        lines.push(
+          `- ${t.name} raw (ms, wall/CPU): ${WINDOWS.filter((ws) => results.has(`${t.name}|${ws}`))
+            .map((ws) => `ws${ws} ${(results.get(`${t.name}|${ws}`) ?? []).map((x, i) => `${x.toFixed(0)}/${(cpuResults.get(`${t.name}|${ws}`)?.[i] ?? NaN).toFixed(0)}`).join(' ')}`)
+            .join('; ')}`,
+        );
+      }
+      const ratio = (a: number, b: number): string => `${(b / a).toFixed(2)}x`;
+      lines.push('');
+      lines.push(
+        `Speed relative to the rival (rival time / forge time, above 1 = forge faster): lock-step vs tftpd-hpa ${ratio(med('forge', 1), med('tftpd-hpa', 1))}, ` +
+          `vs atftpd ${ratio(med('forge', 1), med('atftpd', 1))}, vs dnsmasq ${ratio(med('forge', 1), med('dnsmasq', 1))}; ` +
+          `ws 8 vs atftpd ${ratio(med('forge', 8), med('atftpd', 8))}; ws 16 vs atftpd ${ratio(med('forge', 16), med('atftpd', 16))}. ` +
+          `CPU per lock-step transfer: forge ${(cpuMed('forge', 1) / 1000).toFixed(2)} s, tftpd-hpa ${(cpuMed('tftpd-hpa', 1) / 1000).toFixed(2)} s, atftpd ${(cpuMed('atftpd', 1) / 1000).toFixed(2)} s. ` +
+          'Targets from issue 21: at least 1.0x tftpd-hpa lock-step and atftpd at ws 8 and 16.',
+      );
+      lines.push(
+        '',
+        'What limits these figures: loopback, so a lock-step round trip is tens of microseconds and the transfer is bound by the per-datagram ' +
+          'CPU cost of the server and of the atftp client on 2 shared cores (the client uses as much CPU as the server); the spread between runs ' +
+          '(raw figures) comes from the other work on the machine and is of the order of the differences between servers at lock-step.',
       );
     }
-    const ratio = (a: number, b: number): string => `${(b / a).toFixed(2)}x`;
-    lines.push('');
-    lines.push(
-      `Speed relative to the rival (rival time / forge time, above 1 = forge faster): lock-step vs tftpd-hpa ${ratio(med('forge', 1), med('tftpd-hpa', 1))}, ` +
-        `vs atftpd ${ratio(med('forge', 1), med('atftpd', 1))}, vs dnsmasq ${ratio(med('forge', 1), med('dnsmasq', 1))}; ` +
-        `ws 8 vs atftpd ${ratio(med('forge', 8), med('atftpd', 8))}; ws 16 vs atftpd ${ratio(med('forge', 16), med('atftpd', 16))}. ` +
-        `CPU per lock-step transfer: forge ${(cpuMed('forge', 1) / 1000).toFixed(2)} s, tftpd-hpa ${(cpuMed('tftpd-hpa', 1) / 1000).toFixed(2)} s, atftpd ${(cpuMed('atftpd', 1) / 1000).toFixed(2)} s. ` +
-        'Targets from issue 21: at least 1.0x tftpd-hpa lock-step and atftpd at ws 8 and 16.',
-    );
-    lines.push(
-      '',
-      'What limits these figures: loopback, so a lock-step round trip is tens of microseconds and the transfer is bound by the per-datagram ' +
-        'CPU cost of the server and of the atftp client on 2 shared cores (the client uses as much CPU as the server); the spread between runs ' +
-        '(raw figures) comes from the other work on the machine and is of the order of the differences between servers at lock-step.',
-    );
     if (dnsmasqNote !== '') lines.push('', dnsmasqNote);
-    lines.push('', `### ${CLIENTS} atftp clients fetching one 32 MiB file at once (blksize 1468, windowsize 8)`, '');
-    lines.push('| server | clients | completed byte-identical | wall time | aggregate | server CPU | slowest client | fastest client | retransmits | load |');
-    lines.push('|---|---|---|---|---|---|---|---|---|---|');
-    lines.push(...fanout);
-    lines.push('');
+    if (PARTS.has('fanout')) {
+      lines.push('', `### ${CLIENTS} atftp clients fetching one 32 MiB file at once (blksize 1468, windowsize 8)`, '');
+      lines.push('| server | clients | completed byte-identical | wall time | aggregate | server CPU | slowest client | fastest client | retransmits | load | where forge\'s wall time went (schedstat) |');
+      lines.push('|---|---|---|---|---|---|---|---|---|---|---|');
+      lines.push(...fanout);
+      lines.push('');
+    }
     return lines.join('\n');
   } finally {
     for (const c of children) c.kill('SIGTERM');
