@@ -172,8 +172,12 @@ async function forgeRun(lan: Lan, dir: string, loader: 'ipxe' | 'pxelinux', ra: 
     await ok('POST', '/api/v1/systems', { name: 'bench', profile: 'd12', interfaces: { eth0: { mac_address: MAC } } });
     if (ra === 'auto') {
       // forge's advertiser follows the link state (polled every second): radvd is up before the VM.
+      // Wait for `ready` (radvd wrote its pid file, after reading its configuration and opening its
+      // socket; the bridge has carrier and a valid link-local address), not for the spawn's log line:
+      // a VM started between the two can solicit before radvd listens, and the ROM's next
+      // solicitation comes seconds later (the +3.8 s seen once).
       const end = Date.now() + 20_000;
-      while (!/sending IPv6 router advertisements/.test(forge.output())) {
+      while (!/router advertisements ready/.test(forge.output())) {
         if (Date.now() > end) throw new Error(`forge started no router advertisements:\n${forge.output().slice(-2000)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
