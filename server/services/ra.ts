@@ -47,7 +47,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, chmodSync, chownSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import type { ForgeConfig, Ipv6RaMode } from '../config.js';
@@ -288,7 +288,10 @@ export function startRouterAdvertiser(
     mkdirSync(dirname(dir), { recursive: true, mode: 0o755 });
     chmodSync(dirname(dir), 0o755);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Which forge owns the directory: a SIGKILLed forge cannot remove it, the next start sweeps it.
+    writeFileSync(join(dir, 'forge.pid'), `${process.pid}\n`, { mode: 0o644 });
     chownSync(dir, how.owner.uid, how.owner.gid);
+    for (const gone of sweepRunDirs(dirname(dir), dir)) log.debug('removed the radvd directory of a forge that is gone', { dir: gone });
   } else mkdirSync(dir, { recursive: true, mode: 0o700 });
   killStale(pidfile, conf, log);
   if (!how.pdeathsig) log.warn('setpriv (util-linux) is missing: radvd cannot be tied to forge\'s life, so a killed forge leaves it running until the next start ends it');
@@ -425,6 +428,49 @@ function pidFileNames(pidfile: string, pid: number | undefined): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether a process `pid` exists (EPERM: it does, as another user's). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function pidIn(file: string): number | undefined {
+  try {
+    const n = Number.parseInt(readFileSync(file, 'utf8').trim(), 10);
+    return Number.isInteger(n) && n > 1 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes the radvd-* directories under `parent` (/run/forge) that killed forges left: neither
+ * the forge named in its forge.pid nor the radvd named in its radvd.pid is alive. `keep` (this
+ * forge's own) is never touched. Returns what it removed.
+ */
+export function sweepRunDirs(parent: string, keep: string, alive: (pid: number) => boolean = isAlive): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(parent).filter((n) => /^radvd-[0-9a-f]{16}$/.test(n));
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names) {
+    const d = join(parent, n);
+    if (d === keep) continue;
+    const owners = [pidIn(join(d, 'forge.pid')), pidIn(join(d, 'radvd.pid'))].filter((p): p is number => p !== undefined);
+    if (owners.some(alive)) continue;
+    rmSync(d, { recursive: true, force: true });
+    removed.push(d);
+  }
+  return removed;
 }
 
 /** Debian's radvd system user (its primary group is nogroup), from /etc/passwd. */

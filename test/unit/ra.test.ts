@@ -5,13 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ForgeError } from '../../server/errors.js';
 import { memoryLogger } from '../../server/log.js';
 import type { DhcpLinkStatus } from '../../server/services/dhcp/links.js';
-import { findRadvd, linkLocalState, radvdConfig, radvdLaunch, radvdRunDir, raInterfaces, startRouterAdvertiser } from '../../server/services/ra.js';
+import { findRadvd, linkLocalState, sweepRunDirs, radvdConfig, radvdLaunch, radvdRunDir, raInterfaces, startRouterAdvertiser } from '../../server/services/ra.js';
 
 const link = (state: DhcpLinkStatus['state'], iface: string, subnet = '10.98.0.0/24'): DhcpLinkStatus => ({ subnet, interface: iface, address: '', state, since: '' });
 
@@ -131,4 +131,30 @@ test('linkLocalState reads /proc/net/if_inet6: valid, tentative (DAD, RFC 4862 s
   assert.equal(linkLocalState(text, 'lo'), 'none', 'host scope is not link-local');
   assert.equal(linkLocalState(text, 'br'), 'none', 'whole names only');
   assert.equal(linkLocalState('', 'br0'), 'none');
+});
+
+test('sweepRunDirs removes only the radvd directories whose forge and radvd are both gone, never its own', () => {
+  const parent = mkdtempSync(join(tmpdir(), 'forge-ra-run-'));
+  try {
+    const mk = (name: string, forgePid?: number, radvdPid?: number): string => {
+      const d = join(parent, name);
+      mkdirSync(d);
+      if (forgePid !== undefined) writeFileSync(join(d, 'forge.pid'), `${forgePid}\n`);
+      if (radvdPid !== undefined) writeFileSync(join(d, 'radvd.pid'), `${radvdPid}\n`);
+      return d;
+    };
+    const live = new Set([100, 200]);
+    const own = mk('radvd-0000000000000001', 999);
+    const deadBoth = mk('radvd-0000000000000002', 300, 301);
+    const liveForge = mk('radvd-0000000000000003', 100);
+    const liveRadvd = mk('radvd-0000000000000004', 302, 200);
+    const none = mk('radvd-0000000000000005');
+    const other = mk('not-radvd', 300);
+    const removed = sweepRunDirs(parent, own, (p) => live.has(p)).sort();
+    assert.deepEqual(removed, [deadBoth, none].sort());
+    for (const d of [own, liveForge, liveRadvd, other]) assert.ok(existsSync(d), d);
+    assert.deepEqual(sweepRunDirs(join(parent, 'missing'), own), []);
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
 });
