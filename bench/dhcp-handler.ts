@@ -1,7 +1,8 @@
 /**
  * In-process DHCP micro-benchmark (issue 21): relayed DORA exchanges for distinct MACs, `inFlight`
- * at a time, through the real DhcpHandler, LeaseTable and a SQLite store in a temp dir, the store
- * timed by metrics.ts as `forge serve` builds it. No sockets: what it measures is forge's own
+ * at a time, through the real DhcpHandler, LeaseTable and a SQLite store in a temp dir, with the
+ * store stack `forge serve` builds (server/main.ts: the system index and object cache of
+ * store/layers.ts, every call timed by metrics.ts) and its logger at `--log-level warn`. No sockets: what it measures is forge's own
  * CPU per exchange (decode, lookups, address choice, encode, the lease committed before the ACK),
  * from process.cpuUsage(), which a loaded machine inflates less than a rate.
  *
@@ -12,13 +13,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { defaults, type ForgeConfig } from '../server/config.js';
-import { memoryLogger } from '../server/log.js';
+import { createLogger } from '../server/log.js';
 import { Metrics, timedStore } from '../server/metrics.js';
 import { MessageType, Opt, Options, decode, encode } from '../server/protocol/dhcp4/index.js';
 import { createDhcpHandler } from '../server/services/dhcp.js';
 import type { DhcpHandler } from '../server/services/dhcp/handler.js';
 import { settingsFromConfig } from '../server/settings-from-config.js';
 import { SqliteStore } from '../server/store/sqlite.js';
+import { serverStore } from '../server/store/layers.js';
 import { bootRequest } from '../test/lib/dhcp-request.js';
 
 const GIADDR = '10.98.0.2';
@@ -44,8 +46,12 @@ async function dora(h: DhcpHandler, i: number): Promise<boolean> {
 export async function measure(exchanges: number, inFlight: number): Promise<{ cpuUsPerDora: number; acks: number; commits: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'fgdhcph-'));
   const raw = new SqliteStore({ file: join(dir, 'forge.db') });
+  const layered = await serverStore(raw, (e) => {
+    throw e;
+  });
+  await layered.index.loaded();
   const metrics = new Metrics({ store: raw });
-  const store = timedStore(raw, metrics.storeDuration);
+  const store = timedStore(layered.store, metrics.storeDuration);
   try {
     const config: ForgeConfig = {
       ...defaults(),
@@ -58,7 +64,7 @@ export async function measure(exchanges: number, inFlight: number): Promise<{ cp
       dhcp_lease_time: 3600,
       dhcp_probe_seconds: 0,
     };
-    const h = await createDhcpHandler({ config, settings: settingsFromConfig(config), store, log: memoryLogger(), baseUrl: () => 'http://10.98.0.1:8080', record: () => undefined });
+    const h = await createDhcpHandler({ config, settings: settingsFromConfig(config), store, log: createLogger('warn', 'bench', () => undefined), baseUrl: () => 'http://10.98.0.1:8080', record: () => undefined });
     // Warm-up (JIT), not counted.
     for (let i = 0; i < 2000; i++) await dora(h, exchanges + i);
     const commits0 = raw.commitStats.commits;
@@ -74,7 +80,8 @@ export async function measure(exchanges: number, inFlight: number): Promise<{ cp
     await h.leases.flush();
     return { cpuUsPerDora: (d.user + d.system) / exchanges, acks, commits: raw.commitStats.commits - commits0 };
   } finally {
-    await raw.close();
+    await layered.index.stop();
+    await layered.store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

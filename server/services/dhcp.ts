@@ -69,7 +69,7 @@ export async function startDhcp(deps: DhcpDeps, leases?: LeaseTable): Promise<Dh
   const handler = await createDhcpHandler(deps, Date.now, leases);
   const s = handler.settings;
 
-  const links = s.mode === 'managed' ? new LinkWatch(deps, s, log, () => handler.refresh(true)) : undefined;
+  const links = s.mode === 'managed' ? new LinkWatch(deps, s, log, async () => handler.refresh(true)) : undefined;
   // The first probe of every link with carrier, before answering anyone (links without carrier
   // cannot have a rival; they are probed when they come up).
   if (links !== undefined) await links.check();

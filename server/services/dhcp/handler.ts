@@ -17,7 +17,7 @@ import type { BaseUrl, RecordEvent } from '../../deps.js';
 import type { Store } from '../../store/store.js';
 import type { Logger } from '../../log.js';
 import { ForgeError } from '../../errors.js';
-import { localAddressFor, withServerAddress } from '../origin.js';
+import { atServerAddress, localAddressFor } from '../origin.js';
 import type { LeaseTable } from './leases.js';
 import { ManagedDhcp } from './managed.js';
 import { inSubnet, ipToInt, type Subnet } from './net.js';
@@ -144,16 +144,15 @@ export class DhcpHandler {
       if (p.op !== BOOTREQUEST || mt === undefined || p.htype !== 1 || p.hlen !== 6) return this.ignore();
       // The rival probe of a server of this store (links.ts) is not a client; any other is.
       if (isPeerProbe(p, this.settings.cluster)) return this.ignore();
-      await this.refresh();
-      const arrival = await this.arrival(p);
+      const stale = this.refresh();
+      if (stale !== undefined) await stale;
+      const known = this.arrivalCached(p);
+      const arrival = known ?? (await this.arrival(p));
       // A subnet that names other servers is theirs to answer, direct or relayed (its `servers`).
       if (arrival.subnet !== undefined && !arrival.subnet.answered) return this.ignore();
       // A link being probed, or with another server on it, is not answered directly (links.ts).
       if (p.giaddr === ZERO && arrival.subnet !== undefined && this.settings.silentSubnets.has(arrival.subnet.cidr)) return this.ignore();
-      // Boot URLs rendered below (ctx.baseUrl) use the address facing this client.
-      const out = await withServerAddress(arrival.address, () =>
-        this.settings.mode === 'proxy' ? this.proxyMode.handle(p, mt, msg, arrival) : this.managed.handle(p, mt, msg, arrival),
-      );
+      const out = await (this.settings.mode === 'proxy' ? this.proxyMode.handle(p, mt, msg, arrival) : this.managed.handle(p, mt, msg, arrival));
       if (out?.dropped !== undefined) {
         this.stats.trimmed++;
         if (this.stats.trimmed <= 20) this.log.info('reply trimmed to the client\'s maximum message size', { mac: macOf(p), dropped: out.dropped.join(',') });
@@ -176,17 +175,18 @@ export class DhcpHandler {
   private reloadedAt = 0;
   private reloading: Promise<void> | undefined;
 
-  async refresh(force = false): Promise<void> {
-    if (this.reload === undefined) return;
+  /** undefined when nothing is due (no promise on the per-packet path); else resolves once re-read. */
+  refresh(force = false): Promise<void> | undefined {
+    if (this.reload === undefined) return undefined;
     const now = this.now();
-    if (!force && now - this.reloadedAt < LOOKUP_TTL_MS) return;
+    if (!force && now - this.reloadedAt < LOOKUP_TTL_MS) return undefined;
     this.reloadedAt = now;
     this.reloading ??= this.reload()
       .catch((e: unknown) => this.log.warn('could not re-read the stored subnets; keeping the last ones', { err: e }))
       .finally(() => {
         this.reloading = undefined;
       });
-    await this.reloading;
+    return this.reloading;
   }
 
   ignore(): undefined {
@@ -223,13 +223,36 @@ export class DhcpHandler {
     return s.localSubnet;
   }
 
+  /**
+   * Our address facing each relay, as localAddressFor found it, for LOOKUP_TTL_MS: every relayed
+   * datagram asked again (an interface table walk and a promise per packet, issue 21 profile).
+   */
+  private readonly relayAddress = new Map<string, { at: number; address: string | undefined }>();
+
+  /** The arrival without waiting: direct, or through a relay looked at within LOOKUP_TTL_MS; else undefined. */
+  private arrivalCached(p: Packet): Arrival | undefined {
+    if (p.giaddr === ZERO) return this.arrivalVia(p, this.subnetOf(p), undefined);
+    const hit = this.relayAddress.get(p.giaddr);
+    if (hit === undefined || this.now() - hit.at >= LOOKUP_TTL_MS) return undefined;
+    return this.arrivalVia(p, this.subnetOf(p), hit.address);
+  }
+
   private async arrival(p: Packet): Promise<Arrival> {
     const subnet = this.subnetOf(p);
-    let address: string | undefined;
+    if (p.giaddr !== ZERO) {
+      // Relayed: the address the relay reaches us on (it forwarded to one of ours).
+      const address = await localAddressFor(p.giaddr);
+      if (this.relayAddress.size >= LOOKUP_CACHE_MAX) this.relayAddress.clear();
+      this.relayAddress.set(p.giaddr, { at: this.now(), address });
+      return this.arrivalVia(p, subnet, address);
+    }
+    return this.arrivalVia(p, subnet, undefined);
+  }
+
+  private arrivalVia(p: Packet, subnet: Subnet | undefined, relayed: string | undefined): Arrival {
+    let address = relayed;
     if (p.giaddr !== ZERO) {
       if (subnet !== undefined) this.settings.relays.set(subnet.cidr, p.giaddr);
-      // Relayed: the address the relay reaches us on (it forwarded to one of ours).
-      address = await localAddressFor(p.giaddr);
     } else if (subnet !== undefined) {
       address = this.settings.serverIdBySubnet.get(subnet.cidr);
     }
@@ -295,7 +318,8 @@ export class DhcpHandler {
     const o = p.options;
     const cfg = this.ctx.config;
     const boot: BootConfig = {
-      baseUrl: this.ctx.baseUrl(),
+      // Boot URLs use the address facing this client (services/origin.ts).
+      baseUrl: atServerAddress(arrival.address, () => this.ctx.baseUrl()),
       nextServer: arrival.nextServer,
       bios_loader: cfg.bios_loader,
       uefi_loader: cfg.uefi_loader,

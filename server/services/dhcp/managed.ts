@@ -74,7 +74,11 @@ export class ManagedDhcp {
     return this.poolsOf(subnet).some((pl) => ip >= pl.first && ip <= pl.last);
   }
 
-  private async reservedByOther(ip: number, mac: string): Promise<boolean> {
+  /**
+   * Whether a system other than `mac`'s reserves `ip`: from the last second's answers without a
+   * promise, else from the store (the fast path of every pool address checked, issue 21 profile).
+   */
+  private reservedByOther(ip: number, mac: string): boolean | Promise<boolean> {
     const now = this.h.now();
     if (now - this.reservedAt > LOOKUP_TTL_MS) {
       this.reservedCache = new Set();
@@ -83,6 +87,10 @@ export class ManagedDhcp {
     }
     if (this.reservedCache.has(ip)) return true;
     if (this.freeCache.has(ip)) return false;
+    return this.reservedInStore(ip, mac);
+  }
+
+  private async reservedInStore(ip: number, mac: string): Promise<boolean> {
     const owner = await this.h.ctx.store.findSystemByIp(intToIp(ip));
     if (owner === undefined) {
       this.freeCache.add(ip);
@@ -99,10 +107,19 @@ export class ManagedDhcp {
    * every offer and ACK of a pool address is also claimed in the database
    * and a refused claim means another server gave it to another client.
    */
-  private async claim(ip: number, mac: string, expires: number): Promise<boolean> {
+  private claim(ip: number, mac: string, expires: number): boolean | Promise<boolean> {
     const st = this.h.ctx.store;
+    // No shared store (SQLite): the local table decides, no promise per address.
     if (st.claimAddress === undefined || !this.h.claims) return true;
     return st.claimAddress(intToIp(ip), mac, expires, this.h.now());
+  }
+
+  /** Not reserved for another system, and claimed (claim): a boolean when both are known without the store. */
+  private freeAndClaimed(ip: number, mac: string, expires: number): boolean | Promise<boolean> {
+    const r = this.reservedByOther(ip, mac);
+    if (r === true) return false;
+    if (r !== false) return r.then((reserved) => !reserved && this.claim(ip, mac, expires));
+    return this.claim(ip, mac, expires);
   }
 
   /** RELEASE / DECLINE told to the shared store (not awaited: the client expects no answer). */
@@ -120,12 +137,12 @@ export class ManagedDhcp {
     const hold = now + this.s.offerHoldSeconds * 1000;
     const leases = this.h.leases;
     const cur = leases.byMacAddr(mac);
-    if (cur !== undefined && cur.state !== 'declined' && this.inPools(subnet, cur.ip) && leases.availableFor(cur.ip, mac, now) && !(await this.reservedByOther(cur.ip, mac)) && (await this.claim(cur.ip, mac, hold))) {
+    if (cur !== undefined && cur.state !== 'declined' && this.inPools(subnet, cur.ip) && leases.availableFor(cur.ip, mac, now) && (await this.freeAndClaimed(cur.ip, mac, hold))) {
       return cur.ip;
     }
     const want = p.options.ip(Opt.RequestedIP);
     const wantN = want === undefined ? undefined : ipToInt(want);
-    if (wantN !== undefined && this.inPools(subnet, wantN) && leases.availableFor(wantN, mac, now) && !(await this.reservedByOther(wantN, mac)) && (await this.claim(wantN, mac, hold))) {
+    if (wantN !== undefined && this.inPools(subnet, wantN) && leases.availableFor(wantN, mac, now) && (await this.freeAndClaimed(wantN, mac, hold))) {
       return wantN;
     }
     const skip = (x: number): boolean => {
@@ -141,8 +158,10 @@ export class ManagedDhcp {
       for (let tries = 0; tries < size; tries++) {
         const ip = leases.allocate(pool, mac, now, skip);
         if (ip === undefined) break;
-        if (await this.reservedByOther(ip, mac)) continue;
-        if (await this.claim(ip, mac, hold)) return ip;
+        const r = this.reservedByOther(ip, mac);
+        if (r === true || (r !== false && (await r))) continue;
+        const c = this.claim(ip, mac, hold);
+        if (c === true || (c !== false && (await c))) return ip;
         // Another server holds it: remember that for one offer hold, and carry on from a random
         // address, away from where that server is handing out (leases.ts scatter).
         if (this.elsewhere.size >= ELSEWHERE_MAX) this.elsewhere.clear();
@@ -282,7 +301,7 @@ export class ManagedDhcp {
     let ok: boolean;
     if (reserved !== undefined) ok = want === reserved;
     else {
-      ok = this.inPools(subnet, want) && this.h.leases.availableFor(want, mac, now) && !(await this.reservedByOther(want, mac)) && (await this.claim(want, mac, now + subnet.site.lease_time * 1000));
+      ok = this.inPools(subnet, want) && this.h.leases.availableFor(want, mac, now) && (await this.freeAndClaimed(want, mac, now + subnet.site.lease_time * 1000));
     }
     if (!ok) return this.nak(p, arrival, 'requested address not available');
     const host = resolved?.system.hostname ?? '';

@@ -34,8 +34,44 @@ export class LeaseRows {
     return this.getByIpSt.get(ip) as Lease | undefined;
   }
 
-  async put(lease: Lease): Promise<void> {
-    await this.queue.write(() => this.putSt.run(lease));
+  /**
+   * The leases of the write now queued last, if any: puts of one event-loop turn (a commit window's
+   * ACKs, services/dhcp/leases.ts) join it, so N leases cost one write of N upserts instead of N
+   * writes, each with its SAVEPOINT and RELEASE (issue 21 profile). Joined only while it is the
+   * queue's last write, so writes still apply in call order.
+   */
+  private open: { run: () => unknown; items: { lease: Lease; resolve: () => void; reject: (e: unknown) => void }[] } | undefined;
+
+  put(lease: Lease): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const cur = this.open;
+      if (cur !== undefined && this.queue.isLast(cur.run)) {
+        cur.items.push({ lease, resolve, reject });
+        return;
+      }
+      const batch: NonNullable<LeaseRows['open']> = { run: () => undefined, items: [{ lease, resolve, reject }] };
+      // Each upsert is atomic on its own (SQLite statement atomicity), so one that fails fails only
+      // its lease, as its own write would; the others are acknowledged after the COMMIT.
+      batch.run = (): unknown[] => {
+        if (this.open === batch) this.open = undefined;
+        return batch.items.map((i) => {
+          try {
+            this.putSt.run(i.lease);
+            return undefined;
+          } catch (e) {
+            return e instanceof Error ? e : new Error(String(e));
+          }
+        });
+      };
+      this.open = batch;
+      this.queue.write(batch.run).then(
+        (errs) => (errs as (Error | undefined)[]).forEach((e, n) => (e === undefined ? batch.items[n]!.resolve() : batch.items[n]!.reject(e))),
+        (e: unknown) => {
+          if (this.open === batch) this.open = undefined;
+          for (const i of batch.items) i.reject(e);
+        },
+      );
+    });
   }
 
   list(): Lease[] {

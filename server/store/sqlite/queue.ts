@@ -56,6 +56,14 @@ export class WriteQueue {
     });
   }
 
+  /**
+   * Whether `run` is the last write queued: a caller may then add work to it (store/sqlite/leases.ts
+   * puts a turn's leases in one write) without reordering it past a later write.
+   */
+  isLast(run: () => unknown): boolean {
+    return this.queue.length > 0 && this.queue[this.queue.length - 1]!.run === run;
+  }
+
   /** True while writes wait for their COMMIT. */
   get pending(): boolean {
     return this.queue.length > 0;
