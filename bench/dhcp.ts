@@ -303,7 +303,7 @@ export async function run(): Promise<string> {
     'Durability compared: Kea memfile (persist true) writes each lease change to its CSV file (one line, `std::endl`, so one',
     'write(2)) before it sends the ACK: it survives a crash of the process, not of the machine (no fsync). forge commits each',
     'lease to SQLite before its ACK is sent (WAL, synchronous=NORMAL: the commit is in the WAL file, no fsync), the ACKs of',
-    'up to 2 ms sharing one commit: the same guarantee, tested with SIGKILL (test/integration/dhcp-durability.test.ts).',
+    'up to 8 ms sharing one commit: the same guarantee, tested with SIGKILL (test/integration/dhcp-durability.test.ts).',
     'forge-fsync adds an fsync per commit (survives power loss), which neither Kea variant does. Kea persist false and',
     'dnsmasq --leasefile-ro keep leases in memory only; forge has no such mode. dnsmasq rewrites its whole lease file per change.',
     'Columns: `server CPU µs per ACK` is the server process\'s user+system CPU (/proc/PID/stat) during the run divided by the',

@@ -40,7 +40,7 @@ interface Claim {
  * committed before the ACK leaves) that arrive while a statement is in flight
  * go together in the next one, one round trip and one WAL flush for the whole
  * group (store/postgres/batch.ts), as SQLite's write queue commits every
- * binding of its 2 ms window at once. One statement each, so no BEGIN/COMMIT
+ * binding of its 8 ms window at once. One statement each, so no BEGIN/COMMIT
  * round trips either: a statement is its own transaction.
  */
 export class PgLeases {
