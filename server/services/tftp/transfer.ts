@@ -1,5 +1,5 @@
 /**
- * One read transfer of the TFTP engine, on its own ephemeral socket (RFC 1350
+ * One read transfer of the TFTP engine, on its own ephemeral port (RFC 1350
  * section 4: a new transfer ID): OACK, windows of DATA (RFC 7440), ACKs,
  * retransmission with back-off, and the end (done, aborted, probe, failed).
  * The engine (server.ts) accepts requests and creates these.
@@ -42,6 +42,14 @@ export interface TftpStats {
 export interface Peer {
   address: string;
   port: number;
+}
+
+/** The two sockets that carry one transfer's port (server.ts openTransferSockets). */
+export interface TransferSockets {
+  /** Connected to the client: every DATA, OACK and ERROR of the transfer goes out here. */
+  peer: dgram.Socket;
+  /** Unconnected on the same port: receives what any other source sends to it. */
+  strays: dgram.Socket;
 }
 
 /** File names come from the network: escape control characters before they reach a log line. */
@@ -113,10 +121,12 @@ export class Transfer implements Ticking {
   private lastProgress: number;
   private readonly clock: RetransmitClock;
   private readonly oack: Buffer | undefined;
+  private readonly sock: dgram.Socket;
+  private readonly strays: dgram.Socket;
 
   constructor(
     private readonly server: TransferHost,
-    private readonly sock: dgram.Socket,
+    socks: TransferSockets,
     private readonly peer: Peer,
     readonly key: string,
     readonly req: RequestPacket,
@@ -135,18 +145,31 @@ export class Transfer implements Ticking {
     this.clock.add(this);
     this.due = this.clock.after(this.wait);
     this.lastProgress = this.clock.tick;
-    sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
-    sock.on('error', (e) => {
+    this.sock = socks.peer;
+    this.strays = socks.strays;
+    const onError = (e: NodeJS.ErrnoException): void => {
+      if (e.code === 'ECONNREFUSED') {
+        // The connected socket reports an ICMP port unreachable for an earlier datagram, and
+        // Linux reports a pending socket error before the datagrams already queued: the
+        // client's final ACK may be right behind it (a DATA retransmitted as the client
+        // exited). Not an end: the ACKs, the retransmission clock and the stall bound decide.
+        this.server.log.debug('client port unreachable (ICMP)', { client: this.info.client, file: this.info.file });
+        return;
+      }
       this.server.log.warn('transfer socket error', { client: this.info.client, file: this.info.file, error: e.message });
       this.fail('socket error');
-    });
+    };
+    this.sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    this.sock.on('error', onError);
+    this.strays.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    this.strays.on('error', onError);
   }
 
   begin(): void {
     if (this.oack !== undefined) {
       // RFC 2347: the OACK is acknowledged with ACK 0 before DATA 1.
       this.state = 'oack';
-      this.sock.send(this.oack, this.peer.port, this.peer.address);
+      this.sock.send(this.oack);
       this.rearm(this.timeoutMs);
     } else {
       this.state = 'data';
@@ -157,10 +180,11 @@ export class Transfer implements Ticking {
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (rinfo.port !== this.peer.port || rinfo.address !== this.peer.address) {
       // RFC 1350 section 4: a packet from a foreign TID gets error 5 and
-      // does not disturb the transfer.
+      // does not disturb the transfer. It arrives on the unconnected socket of the port,
+      // which answers it from the same TID.
       this.server.stats.wrongTid++;
       this.server.log.debug('packet from unknown transfer ID', { from: `${rinfo.address}:${rinfo.port}`, transfer: this.info.client });
-      this.sock.send(errorPacket(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
+      this.strays.send(errorPacket(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
       return;
     }
     // Fast path for the common case: a well-formed ACK.
@@ -221,7 +245,7 @@ export class Transfer implements Ticking {
         if (this.state !== 'data') return;
         if (this.src.block(from) === undefined) {
           this.server.log.error('read failed', { client: this.info.client, file: this.info.file, error: String((this.src as FileSource).error) });
-          this.sock.send(errorPacket(ErrorCode.NOT_DEFINED, 'read error'), this.peer.port, this.peer.address);
+          this.sock.send(errorPacket(ErrorCode.NOT_DEFINED, 'read error'));
           this.fail('read error');
           return;
         }
@@ -247,7 +271,7 @@ export class Transfer implements Ticking {
   private sendBlock(n: number): void {
     const data = this.src.block(n);
     if (data === undefined) return; // not loaded (cannot happen after prefetch); the timer resends
-    this.sock.send([dataHeaderOf(n), data], this.peer.port, this.peer.address);
+    this.sock.send([dataHeaderOf(n), data]);
   }
 
   private onTimeout(): void {
@@ -285,7 +309,7 @@ export class Transfer implements Ticking {
     }
     this.server.stats.retransmits++;
     if (this.state === 'oack' && this.oack !== undefined) {
-      this.sock.send(this.oack, this.peer.port, this.peer.address);
+      this.sock.send(this.oack);
     } else {
       // Resend the whole unacknowledged window (RFC 7440 section 4).
       for (let n = this.base + 1; n <= this.sentUpTo; n++) this.sendBlock(n);
@@ -359,10 +383,12 @@ export class Transfer implements Ticking {
     this.state = 'done';
     this.clock.delete(this);
     this.src.close();
-    try {
-      this.sock.close();
-    } catch {
-      // already closed
+    for (const s of [this.sock, this.strays]) {
+      try {
+        s.close();
+      } catch {
+        // already closed
+      }
     }
     this.server.release(this);
   }
