@@ -37,6 +37,7 @@ import { startForge, type ForgeServer } from '../test/lib/server.js';
 import { client, mac, ms, oneByOne, pct, system } from './core.js';
 import { procCpuMs, procUserSysMs, treeCpuMs } from './proc.js';
 import { spawn } from 'node:child_process';
+import { validateOnly } from './store-validate.js';
 
 const CONC = 16;
 
@@ -325,6 +326,7 @@ export async function run(): Promise<string> {
   const load0 = loadavg()[0]!;
   const scales = (process.env['FORGE_BENCH_STORE_SCALES'] ?? '100000').split(',').map((v) => SCALE_WORDS[v.trim().toLowerCase()] ?? Number(v));
   if (process.env['FORGE_BENCH_STORE_PARTS'] === 'adds') return (await addsOnly(scales[0]!)).join('\n');
+  if (process.env['FORGE_BENCH_STORE_PARTS'] === 'validate') return (await validateOnly(scales[0]!)).join('\n');
   const rows: string[] = [];
   const cluster: PgCluster = (await startPostgres(undefined, { fsync: true }))!;
   const dirs: string[] = [];

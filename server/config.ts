@@ -55,6 +55,7 @@ export interface ForgeConfig {
   dhcp_probe_seconds: number;
   /** Seconds between probes of a link where another DHCP server answered (0: never again). */
   dhcp_reprobe_seconds: number;
+  validate_workers: string;
   /** IPv6 router advertisements (radvd) on links managed DHCP serves, so PXE ROMs do not wait for IPv6 routers (services/ra.ts). */
   ipv6_ra: Ipv6RaMode;
   /** What to do with MACs no system has. */
@@ -185,6 +186,11 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   discovery_kernel_options: { kind: 'string', doc: 'kernel options of the discovery image (forge adds forge.url= and forge.mac=)' },
   discovery_kernel_dir: { kind: 'string', doc: "linux-image root (boot/vmlinuz-VER, lib/modules/VER) for the discovery image (default: Debian's linux-image-amd64 extracted into DATA_DIR/discovery/kernel)" },
   next_server: { kind: 'string', doc: 'TFTP server address given to clients (default: forge\'s address on the client\'s network)', shape: ipv4OrEmpty },
+  validate_workers: {
+    kind: 'string',
+    doc: 'threads that render and check for `forge validate` while the server thread reads the store and answers DHCP/TFTP/HTTP: auto (one per core beyond the first, at least 1), or 0 (render in the server thread, chunked) to 16',
+    shape: (v: string) => (v === 'auto' || (/^\d+$/.test(v) && Number(v) <= 16) ? undefined : `must be auto or 0..16 (got "${v}")`),
+  },
   tftp_enabled: { kind: 'bool', doc: 'run the TFTP server' },
   tftp_listen: { kind: 'string', doc: 'TFTP bind address', shape: ipRule },
   tftp_port: { kind: 'int', doc: 'TFTP port', shape: portRule },
@@ -250,6 +256,7 @@ export function defaults(): ForgeConfig {
     discovery_kernel_options: 'console=tty0 console=ttyS0 no_timer_check',
     discovery_kernel_dir: '',
     next_server: '',
+    validate_workers: 'auto',
     tftp_enabled: true,
     tftp_listen: '0.0.0.0',
     tftp_port: 69,

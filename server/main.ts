@@ -30,6 +30,7 @@ import { Renderer } from './render/renderer.js';
 import { checkSiteTrust, rootsFor } from './render/roots.js';
 import { autoinstallRoutes } from './render/routes.js';
 import { AutoinstallService } from './render/service.js';
+import { workerCount } from './render/validate-pool.js';
 import { createLeaseTable, startDhcp } from './services/dhcp.js';
 import { liveLeases } from './services/dhcp/leases.js';
 import type { DhcpLinkStatus } from './services/dhcp/links.js';
@@ -186,7 +187,11 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     store.addAudit(e).catch((err: unknown) => alog.warn('could not record audit entry', { action: e.action, err }));
   });
   const autoinstall = autoinstallRoutes({
-    autoinstall: new AutoinstallService(store, settings, renderer),
+    autoinstall: new AutoinstallService(store, settings, renderer, {
+      workers: workerCount(config.validate_workers),
+      systemCount: () => (layered.index.stats().ready ? layered.index.stats().systems : undefined),
+      onWorkerFailure: (e) => log.warn('validate: a render worker failed; its objects are rendered in the server thread', { err: e }),
+    }),
     renderer,
     store,
     pxeJustOnce: settings.pxe_just_once,

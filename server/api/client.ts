@@ -256,8 +256,54 @@ export class ApiClient {
   }
 
   // ----- checks
-  validate(): Promise<ValidateReport> {
-    return this.request('GET', '/api/v1/validate');
+  /**
+   * `onProgress`: asks progress lines every `everyMs` (services/http/limits.ts longProgress,
+   * newline-delimited JSON) and hands each to it; the answer is the same report.
+   */
+  async validate(onProgress?: (done: number, total: number) => void, everyMs = 2000): Promise<ValidateReport> {
+    if (onProgress === undefined) return this.request('GET', '/api/v1/validate');
+    const path = `/api/v1/validate?progress=${everyMs}`;
+    const res = await this.send('GET', path);
+    if (!res.ok || res.body === null || res.headers.get(LONG_ANSWER_HEADER) !== 'ndjson') {
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        /* not JSON: the status says it */
+      }
+      if (!res.ok) throw fromBody(parsed, res.status);
+      // A server from before progress lines answers the plain long answer (one JSON value).
+      if (typeof parsed === 'object' && parsed !== null && 'streamed_error' in parsed) throw fromBody((parsed as { streamed_error: unknown }).streamed_error, 500);
+      if (typeof parsed !== 'object' || parsed === null || !('checked' in parsed)) throw new ForgeError('SERVER_UNAVAILABLE', `GET ${path}: the server at ${this.server} answered no validate report (HTTP ${res.status})`);
+      return parsed as ValidateReport;
+    }
+    let result: { ok: true; report: ValidateReport } | { ok: false; error: unknown } | undefined;
+    const line = (t: string): void => {
+      if (t.trim() === '') return;
+      const m = JSON.parse(t) as { progress?: { done: number; total: number }; result?: ValidateReport; streamed_error?: unknown };
+      if (m.progress !== undefined) onProgress(m.progress.done, m.progress.total);
+      else if (m.result !== undefined) result = { ok: true, report: m.result };
+      else if (m.streamed_error !== undefined) result = { ok: false, error: m.streamed_error };
+    };
+    const dec = new TextDecoder();
+    let buf = '';
+    try {
+      const reader = res.body.getReader();
+      for (let piece = await reader.read(); !piece.done; piece = await reader.read()) {
+        buf += dec.decode(piece.value, { stream: true });
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          line(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+      }
+      line(buf + dec.decode());
+    } catch (e) {
+      throw new ForgeError('SERVER_UNAVAILABLE', `GET ${path}: the answer from ${this.server} was cut off or malformed: ${(e as Error).message}`, { field: 'server', cause: e });
+    }
+    if (result === undefined) throw new ForgeError('SERVER_UNAVAILABLE', `GET ${path}: the answer from ${this.server} ended without a result`, { field: 'server' });
+    if (!result.ok) throw fromBody(result.error, 500);
+    return result.report;
   }
   check(): Promise<{ problems: Problem[] }> {
     return this.request('GET', '/api/v1/check');

@@ -31,7 +31,7 @@
  *   GET /api/v1/templates/file?name=N[&snippet=1]      one template/snippet: file in effect and content
  */
 import { localEndOf } from '../services/http/observe.js';
-import { longJson } from '../services/http/limits.js';
+import { longJson, longProgress, progressInterval } from '../services/http/limits.js';
 import { readFileSync } from 'node:fs';
 import express from 'express';
 import type { Request, RequestHandler, Response } from 'express';
@@ -296,7 +296,10 @@ export function autoinstallRoutes(ctx: AutoinstallDeps): { rows: RouteRow[]; api
     res.status(200).type('text/plain; charset=utf-8').send(r.text);
   };
   const validate = async (req: Request, res: Response): Promise<void> => {
-    await longJson(req, res, () => svc.validate(), log);
+    // ?progress=MS: progress lines while it runs (what `forge validate` shows on stderr).
+    const every = progressInterval(req.query['progress']);
+    if (every === undefined) await longJson(req, res, () => svc.validate(), log);
+    else await longProgress(req, res, (progress) => svc.validate(progress), log, every);
   };
 
   const templates = (_req: Request, res: Response): void => {

@@ -17,9 +17,10 @@ import type { Store } from '../store/store.js';
 import { chainOf, openInstallToken } from '../catalog.js';
 import { Renderer, newRenderMemo, type FileUse, type RenderResult, type RenderTarget } from './renderer.js';
 import { templateContext } from './vars.js';
-import { checkRendered } from './checks/index.js';
+import { problemOf, renderAndCheck, type TargetKind, type ValidateItem, type ValidateProblem } from './validate-item.js';
+import { RenderPool } from './validate-pool.js';
 
-export type TargetKind = 'system' | 'profile';
+export type { TargetKind } from './validate-item.js';
 
 /** The shipped template per installer (core/installer.ts: breed + os_version), used when no profile or system names one. */
 export const DEFAULT_TEMPLATES: Record<InstallerFormat, string> = {
@@ -59,36 +60,62 @@ export function templateNameFor(vars: Vars): string {
 
 /** Systems read per page by validate (small: a page is read without a yield, as in api/data.ts). */
 const VALIDATE_PAGE = 200;
+/** Objects per batch sent to a render worker (about 10 ms of rendering: few messages, little waiting at the end). */
+const VALIDATE_BATCH = 50;
+
+export interface ValidateOptions {
+  /** Render workers of a validate run (render/validate-pool.ts; config validate_workers). Default 0: this thread. */
+  workers?: number;
+  /** Systems in the store when known without a query (the server's index), for progress counts. */
+  systemCount?: () => number | undefined;
+  /** A render worker failed (its objects are rendered in this thread instead). */
+  onWorkerFailure?: (e: Error) => void;
+}
 
 export class AutoinstallService {
+  private readonly workers: number;
+  private readonly systemCount: () => number | undefined;
+  private readonly onWorkerFailure: (e: Error) => void;
+
   constructor(
     private readonly store: Store,
     private readonly settings: Settings,
     readonly renderer: Renderer,
-  ) {}
+    opts: ValidateOptions = {},
+  ) {
+    this.workers = opts.workers ?? 0;
+    this.systemCount = opts.systemCount ?? (() => undefined);
+    this.onWorkerFailure = opts.onWorkerFailure ?? (() => undefined);
+  }
 
   /**
    * Load and blend; throws NOT_FOUND / REFERENCE_MISSING like the API.
    * `secrets: false` empties every secret value (anonymous profile renders).
    */
   async prepare(kind: TargetKind, name: string, opts: RenderOptions = {}): Promise<Prepared> {
-    if (kind === 'system') return this.prepareSystem(await this.store.mustGet('system', name));
+    const p = await this.blended(kind, name, opts);
+    return { ...p, vars: templateContext(p.vars) };
+  }
+
+  /** prepare() without the template context (validate builds that where it renders: render/validate-item.ts). */
+  private async blended(kind: TargetKind, name: string, opts: RenderOptions = {}): Promise<Prepared> {
+    if (kind === 'system') return this.blendedSystem(await this.store.mustGet('system', name));
     await this.store.mustGet('profile', name);
     const chain = await chainOf(this.store, name);
     const blended = blendProfile(chain.profiles, chain.distro, this.settings);
     const vars = opts.secrets === false ? withoutSecrets(blended) : blended;
     return {
       templateName: templateNameFor(vars),
-      vars: templateContext(vars),
+      vars,
       target: { kind, name, system: '', profiles: chain.profiles.map((p) => p.name), distro: chain.distro.name },
     };
   }
 
   /**
-   * prepare() of a system already read (validate reads them a page at a time). `chains`: the
+   * The blend of a system already read (validate reads them a page at a time). `chains`: the
    * chain blends of one validate run by profile (one snapshot, like its RenderMemo).
    */
-  async prepareSystem(sys: System, chains?: Map<string, Readonly<Vars>>): Promise<Prepared> {
+  private async blendedSystem(sys: System, chains?: Map<string, Readonly<Vars>>): Promise<Prepared> {
     const chain = await chainOf(this.store, sys.profile);
     let chainVars = chains?.get(sys.profile);
     if (chains !== undefined && chainVars === undefined) {
@@ -98,7 +125,7 @@ export class AutoinstallService {
     const vars = blendSystem(sys, chain.profiles, chain.distro, this.settings, await this.store.list('subnet'), await openInstallToken(this.store, this.settings, sys.name), chainVars);
     return {
       templateName: templateNameFor(vars),
-      vars: templateContext(vars),
+      vars,
       target: { kind: 'system', name: sys.name, system: sys.name, profiles: chain.profiles.map((p) => p.name), distro: chain.distro.name },
     };
   }
@@ -152,61 +179,112 @@ export class AutoinstallService {
 
   /**
    * Render every profile and system; collect every failure (never stops at
-   * the first). Chunked (core/yield.ts): a 10,000-system validate leaves the
-   * event loop every few ms, so DHCP/TFTP/HTTP answers never wait on it; one
-   * run at a time, shared by callers that ask meanwhile.
+   * the first). The server's thread reads and blends, a page at a time and
+   * chunked (core/yield.ts); the render workers (render/validate-pool.ts,
+   * validate_workers) render and check, so a 100,000-system validate uses the
+   * other cores and DHCP/TFTP/HTTP answers never wait on it. With no workers
+   * (0) the same steps run in this thread, chunked. One run at a time, shared
+   * by callers that ask meanwhile. `onProgress(done, total)`: objects finished
+   * so far (a caller that joins a running run sees its counts from then on).
    */
-  readonly validate: () => Promise<ValidateReport> = coalesced(() => this.validateAll());
+  validate(onProgress?: (done: number, total: number) => void): Promise<ValidateReport> {
+    if (onProgress !== undefined) this.progress.add(onProgress);
+    return this.validateOnce().finally(() => {
+      if (onProgress !== undefined) this.progress.delete(onProgress);
+    });
+  }
+
+  private readonly progress = new Set<(done: number, total: number) => void>();
+  private readonly validateOnce: () => Promise<ValidateReport> = coalesced(() => this.validateAll());
 
   private async validateAll(): Promise<ValidateReport> {
-    const errors: ValidateReport['errors'] = [];
+    const found: { seq: number; problem: ValidateProblem }[] = [];
     let checked = 0;
+    let done = 0;
     const slice = slicer();
-    // One snapshot of the template files for the whole run (render/renderer.ts RenderMemo).
+    // One snapshot of the template files for the whole run (render/renderer.ts RenderMemo); each worker keeps its own.
     const memo = newRenderMemo();
     const chains = new Map<string, Readonly<Vars>>();
-    const run = async (kind: TargetKind, name: string, sys?: System): Promise<void> => {
-      await slice();
-      checked++;
-      try {
-        const p = sys !== undefined ? await this.prepareSystem(sys, chains) : await this.prepare(kind, name);
-        const r = this.renderer.render(p.templateName, p.vars, p.target, memo);
-        // The installer's own rules, so a user learns before an install, not after.
-        const c = checkRendered(p.templateName, r.text, p.vars);
-        if (c.problems.length > 0) {
-          errors.push({
-            kind, name, code: 'AUTOINSTALL_INVALID',
-            message: `${r.template.file} (${c.format}): ${c.problems.map((x) => `line ${x.line}: ${x.message}`).join('; ')}`,
-            details: { format: c.format, problems: c.problems },
-          });
-        }
-      } catch (e) {
-        const fe = e instanceof ForgeError ? e : new ForgeError('INTERNAL', e instanceof Error ? e.message : String(e));
-        const item: ValidateReport['errors'][number] = { kind, name, code: fe.code, message: fe.message };
-        if (fe.details !== undefined) item.details = fe.details;
-        errors.push(item);
+    const profiles = await this.store.listNames('profile');
+    const systems = this.systemCount();
+    // 0: not known (progress shows counts only).
+    const total = systems === undefined ? 0 : profiles.length + systems;
+    const tell = (n: number): void => {
+      done += n;
+      for (const f of this.progress) f(done, total === 0 ? 0 : Math.max(total, checked));
+    };
+    const pool = this.workers > 0 ? new RenderPool(this.workers, this.renderer.roots, this.onWorkerFailure) : undefined;
+    const inFlight = new Set<Promise<void>>();
+    // In this thread (no pool, or a batch the pool could not take): chunked like the reading.
+    const here = async (items: ValidateItem[]): Promise<void> => {
+      for (const it of items) {
+        await slice();
+        const p = renderAndCheck(this.renderer, memo, it);
+        if (p !== undefined) found.push({ seq: it.seq, problem: p });
+        tell(1);
       }
     };
-    // Profiles by name (one cheap query), each loaded when its turn comes.
-    for (const n of await this.store.listNames('profile')) await run('profile', n);
-    // Systems a page of documents at a time (one read per page, not one per system).
-    for (let after = ''; ;) {
-      const page = await this.store.systemDocs({ after, limit: VALIDATE_PAGE });
-      // Their install windows in one read too (the object cache keeps them for the renders below).
-      await this.store.installWindows(page.map((d) => d.name));
-      for (const d of page) {
-        let sys: System;
-        try {
-          sys = JSON.parse(d.data) as System;
-        } catch (e) {
-          errors.push({ kind: 'system', name: d.name, code: 'INTERNAL', message: `stored document is not JSON: ${(e as Error).message}` });
-          continue;
-        }
-        await run('system', d.name, sys);
+    let batch: ValidateItem[] = [];
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      const items = batch;
+      batch = [];
+      if (pool === undefined || pool.alive === 0) return here(items);
+      await pool.room();
+      const job = pool.submit(items).then(
+        (a) => {
+          found.push(...a.problems);
+          tell(items.length);
+        },
+        () => here(items),
+      );
+      const tracked = job.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+    };
+    const run = async (kind: TargetKind, name: string, sys?: System): Promise<void> => {
+      await slice();
+      const seq = checked++;
+      let it: ValidateItem;
+      try {
+        const p = sys !== undefined ? await this.blendedSystem(sys, chains) : await this.blended(kind, name);
+        it = { seq, kind, name, templateName: p.templateName, vars: p.vars, target: p.target };
+      } catch (e) {
+        found.push({ seq, problem: problemOf(kind, name, e) });
+        tell(1);
+        return;
       }
-      if (page.length < VALIDATE_PAGE) break;
-      after = page[page.length - 1]!.name;
+      batch.push(it);
+      if (batch.length >= VALIDATE_BATCH) await flush();
+    };
+    try {
+      // Profiles by name (one cheap query), each loaded when its turn comes.
+      for (const n of profiles) await run('profile', n);
+      // Systems a page of documents at a time (one read per page, not one per system).
+      for (let after = ''; ;) {
+        const page = await this.store.systemDocs({ after, limit: VALIDATE_PAGE });
+        // Their install windows in one read too (the object cache keeps them for the renders below).
+        await this.store.installWindows(page.map((d) => d.name));
+        for (const d of page) {
+          let sys: System;
+          try {
+            sys = JSON.parse(d.data) as System;
+          } catch (e) {
+            found.push({ seq: checked++, problem: { kind: 'system', name: d.name, code: 'INTERNAL', message: `stored document is not JSON: ${(e as Error).message}` } });
+            tell(1);
+            continue;
+          }
+          await run('system', d.name, sys);
+        }
+        if (page.length < VALIDATE_PAGE) break;
+        after = page[page.length - 1]!.name;
+      }
+      await flush();
+      while (inFlight.size > 0) await Promise.all([...inFlight]);
+    } finally {
+      await pool?.close();
     }
+    // The order of the objects, whichever thread rendered each.
+    const errors = found.sort((a, b) => a.seq - b.seq).map((f) => f.problem);
     return { ok: errors.length === 0, checked, errors };
   }
 }
@@ -223,5 +301,5 @@ export interface ExplainReport {
 export interface ValidateReport {
   ok: boolean;
   checked: number;
-  errors: { kind: TargetKind; name: string; code: string; message: string; details?: unknown }[];
+  errors: ValidateProblem[];
 }

@@ -42,13 +42,32 @@ function getAutoinstall(kind: 'system' | 'profile'): CommandSpec {
   };
 }
 
+/** `--progress SECONDS`: 0 (none), or 0.1..60 (the server's bounds, services/http/limits.ts PROGRESS_MS). */
+function progressSeconds(args: ParsedArgs): number {
+  const v = str(args, 'progress');
+  if (v === '') return 2;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (n !== 0 && (n < 0.1 || n > 60))) throw new ForgeError('USAGE', `--progress: must be 0 (none) or 0.1..60 seconds (got "${v}")`, { field: 'progress' });
+  return n;
+}
+
+/** One progress line of a long validate on stderr (stdout keeps the answer alone). */
+export function progressLine(done: number, total: number): string {
+  const n = (x: number): string => x.toLocaleString('en');
+  return total > 0 ? `validated ${n(done)}/${n(total)}` : `validated ${n(done)}`;
+}
+
 const validate: CommandSpec = {
   path: ['validate'],
   summary: 'render the autoinstall file of every profile and system, check it with its installer\'s rules, report every error',
   help: 'Each file is also checked the way its installer would read it (kickstart: pykickstart\'s duplicate and option rules for the os_version; AutoYaST: the schema\'s required content; user-data: cloud-config and the subiquity autoinstall schema; Agama: its profile schema). exit status: 0 when everything renders and passes, 8 when at least one object fails (each failure is listed).',
-  options: { json: JSON_OPT },
+  options: {
+    json: JSON_OPT,
+    progress: { type: 'string', description: 'seconds between progress lines on stderr ("validated 40,000/100,000"; default 2, 0: none)', arg: 'SECONDS' },
+  },
   async run(args, io) {
-    const r = await io.client.validate();
+    const every = progressSeconds(args);
+    const r = every === 0 ? await io.client.validate() : await io.client.validate((done, total) => io.err(progressLine(done, total)), Math.round(every * 1000));
     if (args.values['json'] === true) io.out(JSON.stringify(r, null, 2));
     else {
       for (const e of r.errors) io.err(`${e.kind} ${e.name}: ${e.code}: ${e.message}`);

@@ -137,14 +137,66 @@ export async function longJson(req: Request, res: Response, work: () => Promise<
   try {
     body = JSON.stringify(await computing(req, work));
   } catch (e) {
-    const fe = e instanceof ForgeError ? e : new ForgeError('INTERNAL', 'internal error (see the server log)');
-    if (!(e instanceof ForgeError)) log.error('internal error', { method: req.method, path: req.path, err: e instanceof Error ? e.stack ?? e.message : String(e) });
-    else if (fe.status >= 500) log.warn('request failed', { method: req.method, path: req.path, code: fe.code, msg: fe.message });
-    body = JSON.stringify({ streamed_error: fe.toBody() });
+    body = JSON.stringify({ streamed_error: streamedError(req, e, log) });
   } finally {
     clearInterval(beat);
   }
   res.end(body);
+}
+
+/** Bounds of `?progress=MS` on a long answer that can report progress (longProgress). */
+export const PROGRESS_MS = { min: 100, max: 60_000 } as const;
+
+/** `?progress=MS` of a request, undefined when absent; a USAGE error naming the field when out of bounds. */
+export function progressInterval(q: unknown): number | undefined {
+  if (q === undefined) return undefined;
+  const v = typeof q === 'string' && /^\d+$/.test(q) ? Number(q) : NaN;
+  if (!(v >= PROGRESS_MS.min && v <= PROGRESS_MS.max)) {
+    throw new ForgeError('INVALID_FIELD', `progress: must be milliseconds between progress lines, ${PROGRESS_MS.min}..${PROGRESS_MS.max} (got ${JSON.stringify(q)})`, { field: 'progress' });
+  }
+  return v;
+}
+
+/**
+ * longJson with progress, asked with `?progress=MS`: newline-delimited JSON under
+ * `Forge-Streamed: ndjson` (Content-Type application/x-ndjson), one object per line:
+ * `{"progress":{"done":N,"total":M}}` every `everyMs` while the work runs (total 0: not
+ * known; an empty line before the work's first count), then `{"result": ANSWER}` or `{"streamed_error": ERROR_BODY}`. A progress line is
+ * also the heartbeat that keeps clients' body timeouts away. Without `?progress` the answer
+ * stays longJson's (one JSON value after whitespace) for every client that reads it so.
+ */
+export async function longProgress(
+  req: Request,
+  res: Response,
+  work: (progress: (done: number, total: number) => void) => Promise<unknown>,
+  log: Logger,
+  everyMs: number,
+): Promise<void> {
+  res.status(200);
+  res.setHeader('Content-Type', 'application/x-ndjson; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader(LONG_ANSWER_HEADER, 'ndjson');
+  res.flushHeaders();
+  let now: { done: number; total: number } | undefined;
+  // Before the work's first count, an empty line: still the heartbeat, no figure to show.
+  const beat = setInterval(() => res.write(now === undefined ? '\n' : `${JSON.stringify({ progress: now })}\n`), everyMs);
+  let last: string;
+  try {
+    last = JSON.stringify({ result: await computing(req, () => work((done, total) => (now = { done, total }))) });
+  } catch (e) {
+    last = JSON.stringify({ streamed_error: streamedError(req, e, log) });
+  } finally {
+    clearInterval(beat);
+  }
+  res.end(`${last}\n`);
+}
+
+/** A failure after the status went out, as the body of a streamed answer; logged like the error handler does. */
+function streamedError(req: Request, e: unknown, log: Logger): ReturnType<ForgeError['toBody']> {
+  const fe = e instanceof ForgeError ? e : new ForgeError('INTERNAL', 'internal error (see the server log)');
+  if (!(e instanceof ForgeError)) log.error('internal error', { method: req.method, path: req.path, err: e instanceof Error ? e.stack ?? e.message : String(e) });
+  else if (fe.status >= 500) log.warn('request failed', { method: req.method, path: req.path, code: fe.code, msg: fe.message });
+  return fe.toBody();
 }
 
 export function applyTimeouts(http: Server, log?: Logger, t: { readonly [K in keyof typeof HTTP_TIMEOUTS]: number } = HTTP_TIMEOUTS): KeepAliveStats {
