@@ -8,6 +8,7 @@ import express from 'express';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Server } from 'node:http';
 import { ForgeError, LONG_ANSWER_HEADER } from '../../errors.js';
+import { fastJsonBody } from './json-body.js';
 import { keepAliveUntilReceived, type KeepAliveStats } from './keepalive.js';
 import type { Logger } from '../../log.js';
 
@@ -50,7 +51,8 @@ const parsers = new Map<number, RequestHandler>();
 function parserFor(limit: number): RequestHandler {
   let p = parsers.get(limit);
   if (p === undefined) {
-    p = express.json({ limit, type: ['application/json', 'application/*+json'] });
+    // The plain case (a Content-Length JSON body) is read by json-body.ts, the rest by express.json.
+    p = fastJsonBody(limit, express.json({ limit, type: ['application/json', 'application/*+json'] }));
     parsers.set(limit, p);
   }
   return p;
