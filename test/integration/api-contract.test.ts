@@ -8,7 +8,8 @@
  * checked by swagger-parser (the OpenAPI 3.1 JSON schema, $ref resolution,
  * path parameters, unique operation ids), and every row's auth level is
  * tried over HTTP: each admin operation refuses a request without a token
- * (401 AUTH_REQUIRED), no anonymous or read operation does.
+ * (401 AUTH_REQUIRED), no anonymous or read operation does. No route outside
+ * /api/v1 can match a path under it (the app tries the API first).
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -77,6 +78,11 @@ test('every /api/v1 route is in the OpenAPI document and the document lists only
     assert.ok(api.has('GET /api/v1/systems/{name}'), 'the walk sees the object routes');
     assert.ok(api.has('POST /api/v1/systems/{name}/install/done'), 'and the autoinstall module\'s');
     assert.ok(api.has('GET /api/v1/distros/{name}/files'), 'and the boot module\'s');
+    // The app tries /api/v1 before every other router (services/http/app.ts): that changes no
+    // answer only while no route outside it has a first segment that could be `api`.
+    const outside = [...served].map((r) => r.split(' ')[1]!).filter((p) => !p.toLowerCase().startsWith('/api/v1/'));
+    assert.ok(outside.length >= 10, `the walk sees the public routes (${outside.length})`);
+    assert.deepEqual(outside.filter((p) => !/^\/(?!api(\/|$))[A-Za-z0-9_.-]+(\/|$)/i.test(p)), [], 'routes outside /api/v1 whose first segment could be api');
 
     const res = await fetch(`http://127.0.0.1:${srv.httpPort}/api/v1/openapi.json`);
     const doc = (await res.json()) as { paths: Record<string, Record<string, { 'x-forge-auth'?: string; responses?: Record<string, { content?: Record<string, unknown> }> }>> };

@@ -28,7 +28,7 @@ export function serverAddressOf(req: Pick<Request, 'headers' | 'socket'>): strin
 /** dist/ui, next to dist/server (this file is dist/server/services/http/app.js). */
 const UI_DIR = fileURLToPath(new URL('../../../ui/', import.meta.url));
 
-/** The routers main.ts built, in the order they are tried. */
+/** The routers main.ts built (the API first, then the others in this order). */
 export interface AppRouters {
   /** Cobbler's XML-RPC at /cobbler_api. */
   cobbler: Router;
@@ -70,6 +70,10 @@ export function buildApp(routers: AppRouters, logger: Logger, obs?: AppObservati
       res.send(await metrics.text());
     });
   }
+  // The API first: no other router has a path under /api/v1, so trying it before them changes no
+  // answer, and an API request no longer walks the XML-RPC, autoinstall, install-token and boot
+  // routers' layers on its way (per-layer matching was part of an add's CPU, issue 19 profile).
+  app.use('/api/v1', markMount, routers.api);
   // The web UI: static files built by `npm run build` (dist/ui), same origin as the API.
   app.use((req, res, next) => (req.method === 'GET' && req.path === '/ui' && !req.originalUrl.startsWith('/ui/') ? res.redirect(301, '/ui/') : next()));
   app.use('/ui', (_req, res, next) => {
@@ -89,7 +93,6 @@ export function buildApp(routers: AppRouters, logger: Logger, obs?: AppObservati
   if (routers.installCallbacks !== undefined) app.use(`${INSTALL_PREFIX}/:install_token/api/v1`, markInstallMount, installToken, routers.installCallbacks);
   app.use(`${INSTALL_PREFIX}/:install_token`, markInstallMount, installToken, routers.autoinstall, routers.boot);
   app.use(routers.boot);
-  app.use('/api/v1', markMount, routers.api);
 
   app.use((req, _res, next) => {
     next(new ForgeError('ROUTE_NOT_FOUND', `no endpoint ${req.method} ${req.path}`));
