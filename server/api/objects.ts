@@ -11,13 +11,22 @@ import type { ForgeConfig } from '../config.js';
 import { assertDistroConfined, bootRootsOf } from '../boot/confine.js';
 import { isName, validateNew, validatePatch } from '../core/validate.js';
 import { FIELDS, INTERFACE_FIELDS, RANDOM_MAC } from '../core/fields.js';
-import { filterRefusal, redact, redactVars } from '../core/secrets.js';
+import { filterRefusal, nothingToRedact, redact, redactVars } from '../core/secrets.js';
 import { normalizeMac } from '../core/mac.js';
 import { ForgeError, invalid } from '../errors.js';
 import type { Auth } from '../auth.js';
 import { writeAudit } from './tokens.js';
 import type { ListFilter, Store, WriteOptions } from '../store/store.js';
+import { storedTextOf } from '../store/common.js';
 import { blendedProfile, blendedSystem, effectiveVirtType } from '../catalog.js';
+
+/** A JSON answer from its text, with the headers express's res.json sets (Content-Type with charset, Content-Length). */
+function sendJsonText(res: Response, status: number, text: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', String(Buffer.byteLength(text)));
+  res.end(text);
+}
 
 export const PLURAL: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems', subnet: 'subnets' };
 
@@ -221,7 +230,11 @@ export function objectHandlers(ctx: ObjectsDeps, kind: ObjectKind): ObjectHandle
       const a = writeAudit(req, res, 201);
       const created = await ctx.store.create(kind, obj, { ...(await writeOptions(ctx, kind, [obj])), ...a.opts });
       a.done();
-      res.status(201).json(redact(kind, created));
+      // With nothing to mask, the answer is the text the store wrote (the same bytes res.json of
+      // the redacted copy gives), not a copy serialised again (issue 19: API adds' CPU).
+      const stored = storedTextOf(created);
+      if (stored !== undefined && nothingToRedact(kind, created)) sendJsonText(res, 201, stored);
+      else res.status(201).json(redact(kind, created));
     },
 
     get: async (req, res) => {

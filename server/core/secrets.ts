@@ -13,9 +13,16 @@ import type { ObjectKind } from './model.js';
  * by design (authorized_keys, the rendered files).
  */
 
-/** Names of the secret fields of a kind. */
-export function secretFields(kind: ObjectKind): string[] {
-  return Object.entries(FIELDS[kind]).filter(([, s]) => s.secret === true).map(([k]) => k);
+const SECRET_FIELDS = new Map<ObjectKind, readonly string[]>();
+
+/** Names of the secret fields of a kind (worked out once per kind: every redacted row asks). */
+export function secretFields(kind: ObjectKind): readonly string[] {
+  let f = SECRET_FIELDS.get(kind);
+  if (f === undefined) {
+    f = Object.freeze(Object.entries(FIELDS[kind]).filter(([, s]) => s.secret === true).map(([k]) => k));
+    SECRET_FIELDS.set(kind, f);
+  }
+  return f;
 }
 
 /**
@@ -41,6 +48,20 @@ function redactMeta(meta: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(meta as Record<string, unknown>)) out[k] = isSecretMetaKey(k) ? masked(v) : v;
   return out;
+}
+
+/**
+ * True when `redact` would mask nothing in the object (no secret field or secret
+ * autoinstall_meta value holds a non-empty string): its redacted copy serialises to the same
+ * JSON as the object itself, so an answer may send the object's stored text (api/objects.ts).
+ */
+export function nothingToRedact(kind: ObjectKind, obj: object): boolean {
+  const o = obj as Record<string, unknown>;
+  for (const k of secretFields(kind)) if (masked(o[k]) !== o[k]) return false;
+  const meta = o['autoinstall_meta'];
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) return true;
+  for (const [k, v] of Object.entries(meta as Record<string, unknown>)) if (isSecretMetaKey(k) && masked(v) !== v) return false;
+  return true;
 }
 
 /** A copy of the object with every non-empty secret field and secret autoinstall_meta value masked. */

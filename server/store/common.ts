@@ -2,11 +2,30 @@
  * What both store backends share and nothing else needs to know: how a list
  * filter splits into what the database matches (indexed columns, interface
  * MACs/IPs) and what is matched on the parsed document, the glob syntax, and
- * the order profiles of one batch are written in. Pure.
+ * the order profiles of one batch are written in, and the text a write stored.
  */
 import { ForgeError } from '../errors.js';
 import type { EventType, ForgeEvent, ObjectKind, Profile, Subnet, System } from '../core/model.js';
 import type { EventOnce, ListFilter, ListPage } from './store.js';
+
+/**
+ * The text a backend stored for a document it just wrote (its JSON.stringify), kept beside the
+ * object it returns, so the layer right above it (the system index, store/index.ts) takes that
+ * text instead of serialising the document again: one JSON.stringify of a system less per API add
+ * (issue 19 profile). Backends return such objects as written and nobody changes them after.
+ */
+const STORED_TEXT = new WeakMap<object, string>();
+
+/** `text`, remembered as what was stored for `obj`. */
+export function storedAs(obj: object, text: string): string {
+  STORED_TEXT.set(obj, text);
+  return text;
+}
+
+/** The text stored for `obj` by the write that returned it, if a backend said. */
+export function storedTextOf(obj: object): string | undefined {
+  return STORED_TEXT.get(obj);
+}
 
 export const TABLE: Record<ObjectKind, string> = { distro: 'distros', profile: 'profiles', system: 'systems', subnet: 'subnets' };
 

@@ -31,6 +31,7 @@
 import type { KindMap, ObjectKind, System } from '../core/model.js';
 import type { ExportDocument, ImportCounts, RemoveOptions, Store, SystemDoc, WriteOptions } from './store.js';
 import { overlayStore } from './overlay.js';
+import { storedTextOf } from './common.js';
 
 const PAGE = 5000;
 
@@ -282,8 +283,9 @@ export function indexedStore(store: Store, index: SystemIndex): Store {
     findSystemByIp: (ip) => index.findSystemByIp(ip),
     create: <K extends ObjectKind>(kind: K, obj: KindMap[K], opts?: WriteOptions) => {
       const p = store.create(kind, obj, opts);
-      // The created document is what the store wrote (JSON.stringify of it is the stored text).
-      return touches(kind) ? p.then(async (o) => (await index.created(o.name, JSON.stringify(o)), o)) : p;
+      // The created document is what the store wrote: the backend's stored text when it kept it
+      // (store/common.ts storedAs), else JSON.stringify of it, which is that text.
+      return touches(kind) ? p.then(async (o) => (await index.created(o.name, storedTextOf(o) ?? JSON.stringify(o)), o)) : p;
     },
     bulkCreate: <K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions) => {
       const p = store.bulkCreate(kind, objs, opts);

@@ -306,3 +306,22 @@ test('?fields= answers only the fields asked for', async () => {
   assert.equal(bad.status, 400);
   assert.equal(body(bad)['code'], 'UNKNOWN_FIELD');
 });
+
+test('a create answers the stored document: the same bytes and headers as a read of it, secrets still masked', async () => {
+  await seed('w');
+  const post = async (body: unknown): Promise<Response> =>
+    fetch(`${srv.url}/api/v1/systems`, { method: 'POST', headers: { authorization: `Bearer ${srv.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const plain = await post({ name: 'w-s1', profile: 'w-p', interfaces: { eth0: { mac_address: '52:54:00:77:01:01' } }, autoinstall_meta: { locale: 'C' } });
+  assert.equal(plain.status, 201);
+  assert.equal(plain.headers.get('content-type'), 'application/json; charset=utf-8');
+  const text = await plain.text();
+  assert.equal(plain.headers.get('content-length'), String(Buffer.byteLength(text)));
+  const read = await fetch(`${srv.url}/api/v1/systems/w-s1`, { headers: { authorization: `Bearer ${srv.token}` } });
+  assert.equal(text, await read.text(), 'the created answer is the stored document, byte for byte');
+  // With a secret set, the answer is the redacted copy (never the stored text).
+  const secret = await post({ name: 'w-s2', profile: 'w-p', power_pass: 'hunter2', autoinstall_meta: { root_password_hash: '$6$abc' } });
+  assert.equal(secret.status, 201);
+  const s = (await secret.json()) as { power_pass: string; autoinstall_meta: Record<string, string> };
+  assert.equal(s.power_pass, '********');
+  assert.equal(s.autoinstall_meta['root_password_hash'], '********');
+});

@@ -15,7 +15,7 @@ import { parseCidr } from '../../core/subnet.js';
 import { ipToInt } from '../../core/ipv4.js';
 import type { ExportDocument, ImportCounts, ListFilter, ListPage, RemoveOptions, SystemDoc, WriteOptions } from '../store.js';
 import type { WriteQueue } from './queue.js';
-import { pageOf, TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter } from '../common.js';
+import { pageOf, TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter, storedAs } from '../common.js';
 
 export { globToRegExp, orderProfiles } from '../common.js';
 
@@ -291,7 +291,7 @@ export class ObjectRows {
       // once random MACs are resolved.
       this.st.insSystem.run(s.name, s.profile, '{}');
       this.writeInterfaces(s, opts);
-      this.st.updSystem.run(s.profile, JSON.stringify(s), s.name);
+      this.st.updSystem.run(s.profile, storedAs(s, JSON.stringify(s)), s.name);
       if (s.netboot_enabled) this.hooks.netbootChanged(s.name, true);
     }
     return obj;
