@@ -14,7 +14,7 @@ import type { Distro, KindMap, ObjectKind, Profile, Subnet, System } from '../..
 import type { ExportDocument, ImportCounts, ListFilter, ListPage, RemoveOptions, SystemDoc, WriteOptions } from '../store.js';
 import { ipToInt } from '../../core/ipv4.js';
 import { parseCidr } from '../../core/subnet.js';
-import { pageOf, TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter } from '../common.js';
+import { pageOf, TABLE, duplicateError, isGlob, macExhausted, matchesDoc, orderProfiles, ouiFor, outsideSubnets, overlapError, referencedError, splitFilter, storedAs } from '../common.js';
 import { pgCode, type Client, type Db } from './db.js';
 import { newInstallToken } from '../sqlite/access.js';
 import { GroupWriter } from './batch.js';
@@ -105,7 +105,7 @@ function insertRows(input: readonly System[], audit?: NewAudit): InsertRows | un
     }
     cols[0].push(s.name);
     cols[1].push(s.profile);
-    cols[2].push(JSON.stringify(s));
+    cols[2].push(storedAs(s, JSON.stringify(s)));
     if (s.netboot_enabled) {
       cols[8].push(s.name);
       cols[9].push(newInstallToken());
@@ -135,7 +135,8 @@ export class PgObjects {
   private readonly systemWriter = new GroupWriter<{ obj: System; rows: InsertRows; audit: NewAudit | undefined }, System>(
     async (items) => {
       const values = joinRows(items.map((i) => i.rows));
-      const n = Number((await this.db.query<{ n: string }>(FAST_INSERT, values))[0]?.n);
+      // A named (prepared) statement: each pooled connection parses and plans it once, not per batch.
+      const n = Number((await this.db.query<{ n: string }>(FAST_INSERT, values, 'fast_insert_systems'))[0]?.n);
       return n === items.length ? items.map((i) => i.rows.objs[0]!) : undefined;
     },
     (item) => this.db.tx(async (c) => this.audited(c, await this.createIn(c, 'system', item.obj, undefined, false), item.audit)),
@@ -413,7 +414,7 @@ export class PgObjects {
       // Parent row first (interfaces reference it); its data is rewritten once random MACs are resolved.
       await this.guarded(c, kind, s.name, 'INSERT INTO systems (name, profile, data) VALUES ($1, $2, $3)', [s.name, s.profile, '{}']);
       await this.writeInterfaces(c, s, opts);
-      await c.query('UPDATE systems SET data = $1 WHERE name = $2', [JSON.stringify(s), s.name]);
+      await c.query('UPDATE systems SET data = $1 WHERE name = $2', [storedAs(s, JSON.stringify(s)), s.name]);
       if (s.netboot_enabled) await this.hooks.netbootChanged(c, s.name, true);
     }
     return obj;
