@@ -229,6 +229,8 @@ const SCALE_WORDS: Record<string, number> = { '100k': 100_000, '1m': 1_000_000 }
  * profile of the forge server with `perf record -g` (pair with --perf-basic-prof for JS names).
  * FORGE_BENCH_STORE_BINS=LABEL=PATH,...: other builds' server/cli/main.js, each run in every
  * round beside this build (interleaved, on the same stores), to compare a change in one run.
+ * FORGE_BENCH_STORE_BACKENDS=PostgreSQL (or SQLite) runs one store only; FORGE_BENCH_STORE_BOOT=0
+ * skips the boot configs after the adds (a --cpu-prof of the server then holds the adds alone).
  */
 async function addsOnly(scale: number): Promise<string[]> {
   const rounds = Number(process.env['FORGE_BENCH_STORE_ROUNDS'] ?? 2);
@@ -239,7 +241,8 @@ async function addsOnly(scale: number): Promise<string[]> {
   const cluster: PgCluster = (await startPostgres(undefined, { fsync: true }))!;
   const stores: { backend: 'SQLite' | 'PostgreSQL'; dir: string; url: string; next: number }[] = [];
   try {
-    for (const backend of ['SQLite', 'PostgreSQL'] as const) {
+    const only = process.env['FORGE_BENCH_STORE_BACKENDS'];
+    for (const backend of (['SQLite', 'PostgreSQL'] as const).filter((x) => only === undefined || only.split(',').includes(x))) {
       const dir = mkdtempSync(join(tmpdir(), 'forge-bench-store-'));
       const url = backend === 'PostgreSQL' ? await cluster.createDatabase('bench') : '';
       const st = backend === 'SQLite' ? openSqliteStore(dir) : await openPgStore(url);
@@ -284,8 +287,8 @@ async function addsOnly(scale: number): Promise<string[]> {
           process.stderr.write(`  ${line}\n`);
           // Then boot configs over HTTP on the same server, nothing else running in the bench:
           // wall time per request beside the server's CPU per request (what is waiting, not work).
-          const bc = client(srv);
-          try {
+          const bc = process.env['FORGE_BENCH_STORE_BOOT'] === '0' ? undefined : client(srv);
+          if (bc !== undefined) try {
             await bootConfigs(bc, s.next, 200);
             const b0 = procCpuMs(srv.proc.pid);
             const lat = await bootConfigs(bc, s.next, 2000);
