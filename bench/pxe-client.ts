@@ -53,7 +53,16 @@ async function tftp(server: string, file: string, n: number, conc: number): Prom
   return out;
 }
 
-function get(agent: http.Agent, url: string, onChunk: (bytes: number) => void): Promise<number> {
+/**
+ * When this client's TCP connection came up (ms from the phase start), or undefined before: a
+ * failure's message carries it, so a late connect (SYN retransmitted: a full accept queue) and
+ * a connection up for long before its request was parsed (a header timeout) tell apart.
+ */
+interface Conn {
+  at?: number;
+}
+
+function get(agent: http.Agent, url: string, onChunk: (bytes: number) => void, conn: Conn, t0: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent }, (res) => {
       if (res.statusCode !== 200) {
@@ -71,6 +80,10 @@ function get(agent: http.Agent, url: string, onChunk: (bytes: number) => void): 
     });
     req.setTimeout(300_000, () => req.destroy(new Error(`${url}: timed out`)));
     req.on('error', reject);
+    req.on('socket', (sock) => {
+      if (conn.at === undefined && sock.connecting) sock.once('connect', () => (conn.at = performance.now() - t0));
+      else if (conn.at === undefined) conn.at = performance.now() - t0;
+    });
   });
 }
 
@@ -90,15 +103,17 @@ async function httpFetch(base: string, kernel: string, initrd: string, n: number
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       agents.add(agent);
       let step = 'kernel';
+      const conn: Conn = {};
       try {
         // (`out.bytes += await ...` would read out.bytes before the await and lose the other clients' bytes)
-        const k = await get(agent, base + kernel, (c) => (moved += c));
+        const k = await get(agent, base + kernel, (c) => (moved += c), conn, t0);
         step = `initrd (kernel done at ${at()} s)`;
-        const i2 = await get(agent, base + initrd, (c) => (moved += c));
+        const i2 = await get(agent, base + initrd, (c) => (moved += c), conn, t0);
         out.bytes += k + i2;
         out.done.push(performance.now() - t0);
       } catch (e) {
-        if (!timedOut) out.failures.push(`client ${i}: ${step}: ${(e as Error).message} at ${at()} s`);
+        const up = conn.at === undefined ? 'never connected' : `connected at ${(conn.at / 1000).toFixed(1)} s`;
+        if (!timedOut) out.failures.push(`client ${i}: ${step}: ${(e as Error).message} at ${at()} s (${up})`);
       } finally {
         agent.destroy();
         agents.delete(agent);

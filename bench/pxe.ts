@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createLan, type Lan, type LanClient } from '../test/lib/netns.js';
+import { createLan, type Host, type Lan, type LanClient } from '../test/lib/netns.js';
 import { startForgeIn } from '../test/lib/boot-lab.js';
 import { debBinary, debVersion } from './debs.js';
 import { load1, procCpuMs } from './proc.js';
@@ -39,6 +39,16 @@ const TFTP_CONC = 200;
  */
 const HTTP_LIMIT_S = Math.max(60, Number(process.env['PXE_BENCH_HTTP_LIMIT_S'] ?? 1800));
 const SERVER = '10.98.0.1';
+/**
+ * The simulated clients' TCP receive buffer (net.ipv4.tcp_rmem of their namespace: min default max),
+ * PXE_BENCH_CLIENT_RMEM, or `host` for the host's own. Default: at most 256 KiB, the largest window
+ * iPXE advertises (src/include/ipxe/tcp.h TCP_MAX_WINDOW_SIZE). 1,000 real clients each hold their
+ * own window in their own memory; 1,000 Linux sockets in one namespace autotune theirs up to
+ * tcp_rmem's 32 MiB, and all of it counts against the one host's tcp_mem, which both servers' send
+ * queues share: above it the kernel drops and prunes received segments and both ends wait out
+ * retransmission timeouts (the first counters table shows it when set to `host`).
+ */
+const CLIENT_RMEM = process.env['PXE_BENCH_CLIENT_RMEM'] ?? '4096 131072 262144';
 /** PXE_BENCH_PHASES=dhcp,tftp,http (default all) and PXE_BENCH_SERVERS=forge,rival (default both): reproduce one phase alone. */
 const PHASES = new Set((process.env['PXE_BENCH_PHASES'] ?? 'dhcp,tftp,http').split(','));
 const SERVERS = new Set((process.env['PXE_BENCH_SERVERS'] ?? 'forge,rival').split(','));
@@ -64,6 +74,8 @@ interface Run {
   /** When the last client that got its initrd had it (ms into the HTTP phase). */
   httpLastMs: number;
   cpuMs: number;
+  /** The HTTP phase's TCP story: counters of the server's and the clients' namespaces, the accept queue. */
+  tcp: { server: Counters; client: Counters; maxQueue: number; backlog: number; maxMemPages: number };
   failures: string[];
 }
 
@@ -93,10 +105,85 @@ function treeCpuMs(pid: number | undefined): number {
 function kinds(failures: string[]): string[] {
   const n = new Map<string, number>();
   for (const f of failures) {
-    const k = f.replace(/^client \d+: /, '').replace(/ \(kernel done at [\d.]+ s\)/, '').replace(/ at [\d.]+ s$/, '');
+    const k = f.replace(/^client \d+: /, '').replace(/ \(kernel done at [\d.]+ s\)/, '').replace(/ at [\d.]+ s( \((connected at [\d.]+ s|never connected)\))?$/, '');
     n.set(k, (n.get(k) ?? 0) + 1);
   }
   return [...n].map(([k, c]) => `${c} x ${k}`);
+}
+
+/**
+ * TCP counters of a namespace (nstat -as: absolute, history untouched; the MIBs are per network
+ * namespace, so the server's and the clients' are apart). The accept queue's story: a SYN or a
+ * handshake's last ACK dropped because the listener's queue was full (TcpExtListenOverflows,
+ * TcpExtListenDrops), SYN cookies, and the retransmissions that followed.
+ */
+const TCP_COUNTERS = [
+  'TcpExtListenOverflows', 'TcpExtListenDrops', 'TcpExtSyncookiesSent', 'TcpExtTCPSynRetrans', 'TcpRetransSegs', 'TcpExtTCPTimeouts',
+  // TCP memory (net.ipv4.tcp_mem, one limit for the whole host): pressure entered, and segments a receiver dropped or pruned for it.
+  'TcpExtTCPMemoryPressures', 'TcpExtTCPRcvQDrop', 'TcpExtPruneCalled', 'TcpExtTCPOFODrop',
+] as const;
+type Counters = Record<(typeof TCP_COUNTERS)[number], number>;
+
+async function tcpCounters(host: Host): Promise<Counters> {
+  const r = await host.exec('nstat', ['-asz', ...TCP_COUNTERS], { timeoutMs: 10_000 });
+  const c = Object.fromEntries(TCP_COUNTERS.map((k) => [k, NaN])) as Counters;
+  for (const m of r.stdout.matchAll(/^(\w+)\s+(\d+)/gm)) if ((TCP_COUNTERS as readonly string[]).includes(m[1]!)) c[m[1] as keyof Counters] = Number(m[2]);
+  return c;
+}
+
+function counterDelta(a: Counters, b: Counters): Counters {
+  return Object.fromEntries(TCP_COUNTERS.map((k) => [k, b[k] - a[k]])) as Counters;
+}
+
+/**
+ * Samples the HTTP listener's accept queue in `host` every 200 ms (ss: Recv-Q of a LISTEN socket
+ * is the queue of completed handshakes not yet accepted, Send-Q its backlog), and the host's TCP
+ * memory in pages (/proc/net/sockstat `mem`: one count for the whole host, against tcp_mem): the
+ * deepest queue, the backlog and the most TCP memory seen, when stopped.
+ */
+function listenQueue(host: Host, port: number): { stop: () => Promise<{ maxQueue: number; backlog: number; maxMemPages: number }> } {
+  const p = host.spawn('sh', ['-c', `while :; do ss -ltnH 'sport = :${port}'; grep '^TCP:' /proc/net/sockstat; sleep 0.2; done`]);
+  let maxQueue = 0;
+  let backlog = NaN;
+  let maxMemPages = 0;
+  let buf = '';
+  p.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString();
+    const lines = buf.split('\n');
+    buf = lines.pop() ?? '';
+    for (const l of lines) {
+      const mem = /^TCP:.* mem (\d+)/.exec(l);
+      if (mem !== null) maxMemPages = Math.max(maxMemPages, Number(mem[1]));
+      const m = /^LISTEN\s+(\d+)\s+(\d+)/.exec(l);
+      if (m === null) continue;
+      maxQueue = Math.max(maxQueue, Number(m[1]));
+      backlog = Number(m[2]);
+    }
+  });
+  return {
+    stop: async () => {
+      const gone = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 2000))]);
+      return { maxQueue, backlog, maxMemPages };
+    },
+  };
+}
+
+/** net.ipv4.tcp_mem (pages: below, pressure, hard limit), as the table cites it. */
+function tcpMem(): string {
+  try {
+    const [low, pressure, max] = readFileSync('/proc/sys/net/ipv4/tcp_mem', 'utf8').trim().split(/\s+/);
+    return `${pressure ?? '?'} and ${max ?? '?'}; below ${low ?? '?'} no pressure`;
+  } catch {
+    return 'unreadable';
+  }
+}
+
+/** A client's JSON line; a phase left out (PXE_BENCH_PHASES) has none and no failure, a client that died has none and one. */
+function outcome(phase: string, stdout: string): Outcome {
+  if (stdout.trim() !== '') return JSON.parse(stdout.trim()) as Outcome;
+  return { done: [], bytes: 0, failures: PHASES.has(phase) ? ['no output'] : [] };
 }
 
 /** Runs a client in `host`, its progress (stderr) shown live, its stdout collected. */
@@ -118,7 +205,7 @@ function execLive(host: LanClient, cmd: string, args: string[], timeoutMs: numbe
   });
 }
 
-async function phases(client: LanClient, server: Run['server'], repeat: number, tftpFile: string, kernelPath: string, initrdPath: string, cpu: () => number): Promise<Run> {
+async function phases(host: Host, client: LanClient, server: Run['server'], repeat: number, tftpFile: string, kernelPath: string, initrdPath: string, cpu: () => number): Promise<Run> {
   const load = load1();
   const cpu0 = cpu();
   let t = performance.now();
@@ -129,12 +216,16 @@ async function phases(client: LanClient, server: Run['server'], repeat: number, 
   t = performance.now();
   const tf = !PHASES.has('tftp') ? NONE : await client.exec(process.execPath, [CLIENT, 'tftp', SERVER, tftpFile, String(N), String(TFTP_CONC)], { timeoutMs: 600_000 });
   const tftpMs = performance.now() - t;
-  const to = JSON.parse(tf.stdout.trim() || '{"done":[],"bytes":0,"failures":["no output"]}') as Outcome;
+  const to = outcome('tftp', tf.stdout);
+  const [srv0, cli0] = [await tcpCounters(host), await tcpCounters(client)];
+  const queue = listenQueue(host, 8080);
   t = performance.now();
   const ht = !PHASES.has('http') ? NONE : await execLive(client, process.execPath, [CLIENT, 'http', `http://${SERVER}:8080`, kernelPath, initrdPath, String(N), String(HTTP_LIMIT_S)], (HTTP_LIMIT_S + 120) * 1000);
   const httpMs = performance.now() - t;
+  const q = await queue.stop();
+  const tcp = { server: counterDelta(srv0, await tcpCounters(host)), client: counterDelta(cli0, await tcpCounters(client)), ...q };
   if (process.env['PXE_BENCH_DEBUG'] !== undefined) process.stderr.write(`tftp: ${tf.stdout.slice(0, 300)} ${tf.stderr.slice(0, 300)}\nhttp: ${ht.stdout.slice(0, 300)} ${ht.stderr.slice(0, 300)}\n`);
-  const ho = JSON.parse(ht.stdout.trim() || '{"done":[],"bytes":0,"failures":["no output"]}') as Outcome;
+  const ho = outcome('http', ht.stdout);
   return {
     server,
     repeat,
@@ -148,6 +239,7 @@ async function phases(client: LanClient, server: Run['server'], repeat: number, 
     httpBytes: ho.bytes,
     httpLastMs: ho.done.length > 0 ? Math.max(...ho.done) : NaN,
     cpuMs: cpu() - cpu0,
+    tcp,
     failures: [...kinds([...to.failures, ...ho.failures]), ...[...to.failures, ...ho.failures].slice(0, 5)],
   };
 }
@@ -165,7 +257,7 @@ async function forgeRun(lan: Lan, client: LanClient, dir: string, repeat: number
       if (r.status >= 300) throw new Error(`${m} ${p}: ${r.status} ${JSON.stringify(r.body)}`);
     };
     await ok('POST', '/api/v1/distros', { name: 'd12', kernel: KERNEL, initrd: INITRD, arch: 'x86_64', breed: 'debian' });
-    return await phases(client, 'forge', repeat, 'pxelinux.0', '/boot/distro/d12/kernel', '/boot/distro/d12/initrd', () => procCpuMs(forge.proc.pid));
+    return await phases(lan, client, 'forge', repeat, 'pxelinux.0', '/boot/distro/d12/kernel', '/boot/distro/d12/initrd', () => procCpuMs(forge.proc.pid));
   } finally {
     await forge.stop();
   }
@@ -206,7 +298,7 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_timeout 65; default
     await waitFor(() => existsSync(`${ng}/nginx.pid`) || nginx.exitCode !== null, 10_000, 'nginx');
     if (dns.exitCode !== null || nginx.exitCode !== null) throw new Error(`dnsmasq or nginx exited:\n${out}\n${readFileSync(`${ng}/error.log`, 'utf8')}`);
     await new Promise((r) => setTimeout(r, 300));
-    return await phases(client, 'dnsmasq + nginx', repeat, 'pxelinux.0', '/linux', '/initrd.gz', () => procCpuMs(dns.pid) + treeCpuMs(nginx.pid));
+    return await phases(lan, client, 'dnsmasq + nginx', repeat, 'pxelinux.0', '/linux', '/initrd.gz', () => procCpuMs(dns.pid) + treeCpuMs(nginx.pid));
   } finally {
     for (const p of [dns, nginx] as ChildProcess[]) {
       const gone = new Promise((r) => p.once('exit', r));
@@ -225,6 +317,7 @@ export async function run(): Promise<string> {
   try {
     const client = await lan.addClient();
     await client.must('ip', ['addr', 'add', '10.98.0.2/16', 'dev', 'eth0']);
+    if (CLIENT_RMEM !== 'host') await client.must('sysctl', ['-q', '-w', `net.ipv4.tcp_rmem=${CLIENT_RMEM}`]);
     for (let r = 1; r <= REPEATS; r++) {
       // Alternate who goes first, so neither always runs on the warmer (or busier) machine.
       const order = r % 2 === 1 ? ['forge', 'rival'] : ['rival', 'forge'];
@@ -264,6 +357,19 @@ export async function run(): Promise<string> {
     ...rows,
     '',
     `dnsmasq + nginx time / forge time, per repeat: ${perRepeat.join(', ')} (above 1: forge faster). Target from issue 21: forge at least as fast.`,
+    '',
+    'The HTTP phase over TCP: the listener\'s accept queue (ss, sampled every 200 ms: the deepest queue of connections not yet accepted,',
+    'and the backlog), the host\'s TCP memory at its highest (/proc/net/sockstat, pages, against tcp_mem\'s pressure and hard limits',
+    `${tcpMem()}), and the counters of the server\'s and the clients\' namespaces (nstat) over the phase: handshakes dropped because the`,
+    'accept queue was full (ListenOverflows, ListenDrops), SYN cookies, SYNs resent, segments retransmitted and retransmission timeouts',
+    `(RTO), TCP memory pressure entered, and received segments dropped or pruned for memory. Clients\' tcp_rmem: ${CLIENT_RMEM === 'host' ? "the host's" : `${CLIENT_RMEM} (min default max bytes)`}.`,
+    '',
+    '| repeat | server | accept queue deepest / backlog | listen overflows, drops | SYN cookies, SYNs resent | TCP memory at most (pages) | server: retransmitted, RTOs, memory pressure | clients: memory pressure, receive drops (queue, out of order), prunes |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|',
+    ...runs.map((x) => {
+      const [sv, cl] = [x.tcp.server, x.tcp.client];
+      return `| ${x.repeat} | ${x.server} | ${x.tcp.maxQueue} / ${x.tcp.backlog} | ${sv.TcpExtListenOverflows}, ${sv.TcpExtListenDrops} | ${sv.TcpExtSyncookiesSent}, ${cl.TcpExtTCPSynRetrans} | ${x.tcp.maxMemPages} | ${sv.TcpRetransSegs}, ${sv.TcpExtTCPTimeouts}, ${sv.TcpExtTCPMemoryPressures} | ${cl.TcpExtTCPMemoryPressures}, ${cl.TcpExtTCPRcvQDrop} + ${cl.TcpExtTCPOFODrop}, ${cl.TcpExtPruneCalled} |`;
+    }),
     ...(fails.length > 0 ? ['', 'Failures (first five per run):', ...fails] : []),
     '',
     'What limits this figure: the clients (perfdhcp, up to 200 atftp processes, one Node process holding 1,000 HTTP',

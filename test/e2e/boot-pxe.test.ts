@@ -131,8 +131,10 @@ async function events(name: string): Promise<Ev[]> {
 const types = (evs: Ev[]): string => evs.map((e) => `${e.source}:${e.type}`).join(' ');
 
 /** Boot a VM with the system's MAC until the installer's marker (or fail with the serial tail and forge's log). */
-async function bootInstaller(name: string, firmware: 'bios' | 'uefi' | 'uefi-sb', withDisk = false): Promise<string> {
+async function bootInstaller(name: string, firmware: 'bios' | 'uefi' | 'uefi-sb', withDisk = false, rateMbit?: number): Promise<string> {
   const tap = await lan!.addTap();
+  // The link to the VM at a fixed rate (tc tbf on the tap's egress: everything forge sends it).
+  if (rateMbit !== undefined) await lan!.must('tc', ['qdisc', 'add', 'dev', tap, 'root', 'tbf', 'rate', `${rateMbit}mbit`, 'burst', '32kb', 'latency', '400ms']);
   const vm = startQemu({ host: lan!, tap, mac: systems[name]!, firmware, memoryMiB: 384, ...(withDisk ? { disk } : {}) });
   vms.push(vm);
   try {
@@ -271,6 +273,62 @@ test('3b. GRUB tries a failed kernel download again: the kernel is missing at th
   await restore;
   assert.match(serial, /forge: download failed \(try 1 of 10\); trying again in 4 s/, `GRUB's loop reported the failed try:\n${serial.slice(-2500)}`);
   assertInstalled(serial, await events('vm-grub-retry'), { config: 'tftp', kernelVia: 'tftp' });
+});
+
+/** forge's UDP ports in the LAN namespace (ss): the listeners, plus one per TFTP transfer (its own TID, RFC 1350 section 4). */
+async function udpPorts(pid: number): Promise<Set<number>> {
+  const r = await lan!.exec('ss', ['-uanpH'], { timeoutMs: 10_000 });
+  const ports = new Set<number>();
+  for (const line of r.stdout.split('\n')) {
+    if (!line.includes(`pid=${pid},`)) continue;
+    const m = /^\S+\s+\d+\s+\d+\s+\S+:(\d+)\s/.exec(line);
+    if (m !== null) ports.add(Number(m[1]));
+  }
+  return ports;
+}
+
+test('3c. GRUB boots through a killed server: forge is SIGKILLed while GRUB downloads the kernel, restarted, and GRUB\'s loop fetches it again', { timeout: TEST_MS }, async (t) => {
+  if (!ready(t)) return;
+  const add = await forge!.cli(['system', 'add', '--name', 'vm-grub-kill', '--profile', 'guest-grub', '--mac=random']);
+  assert.equal(add.code, 0, add.stdout + add.stderr);
+  const s = await forge!.api('GET', '/api/v1/systems/vm-grub-kill');
+  systems['vm-grub-kill'] = Object.values((s.body as { interfaces: Record<string, { mac_address: string }> }).interfaces)[0]!.mac_address;
+  const killed = forge!;
+  const pid = killed.proc.pid!;
+  const listeners = await udpPorts(pid);
+  const from = killed.output().length;
+  let over = false;
+  let killedOut = '';
+  // Killed mid-kernel: once GRUB's kernel transfer has started (the event, and the transfer's own UDP
+  // port open); then started again on the same data. The VM's link runs at 16 Mbit/s, so the 8 MB
+  // kernel takes about 4 s to send and the kill lands inside it (checked below from the killed log).
+  const chaos = (async () => {
+    for (; !over; await new Promise((r) => setTimeout(r, 100))) {
+      const evs = await events('vm-grub-kill');
+      if (!evs.some((e) => e.type === 'kernel_fetched')) continue;
+      assert.ok(!evs.some((e) => e.type === 'initrd_fetched'), `the kernel was sent whole before the kill: ${types(evs)}`);
+      if ([...(await udpPorts(pid))].some((p) => !listeners.has(p))) break;
+    }
+    if (over) return;
+    killed.proc.kill('SIGKILL');
+    await killed.stop();
+    killedOut = killed.output().slice(from);
+    forge = await startForgeIn(lan!, killed.dataDir, MANAGED);
+  })();
+  let serial: string;
+  try {
+    serial = await bootInstaller('vm-grub-kill', 'uefi', false, 16);
+  } finally {
+    over = true;
+    await chaos;
+  }
+  t.diagnostic(`GRUB on the console: ${serial.split('\n').filter((l) => /error|forge:/.test(l)).map((l) => l.trim()).join(' | ')}`);
+  assert.notEqual(forge, killed, 'forge was killed and started again during the boot');
+  const kernelSent = (out: string): boolean => out.split('\n').some((l) => /sent file/.test(l) && /distro\/guest\/kernel/.test(l));
+  assert.ok(!kernelSent(killedOut), `the killed server had not sent the whole kernel:\n${killedOut.slice(-2000)}`);
+  assert.ok(kernelSent(forge!.output()), `the restarted server sent the kernel:\n${forge!.output().slice(-2000)}`);
+  assert.match(serial, /forge: download failed \(try 1 of 10\); trying again in 4 s/, `GRUB's loop reported the cut download:\n${serial.slice(-2500)}`);
+  assertInstalled(serial, await events('vm-grub-kill'), { config: 'tftp', kernelVia: 'tftp' });
 });
 
 test('4. pxelinux: pxelinux.0, ldlinux.c32 and pxelinux.cfg/01-<mac> over TFTP, kernel over TFTP', { timeout: TEST_MS }, async (t) => {
