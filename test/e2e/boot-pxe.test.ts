@@ -11,6 +11,7 @@
  *  2. UEFI (OVMF): the same through the ROM's EFI iPXE
  *  3. UEFI GRUB: DHCP -> Debian's signed grubnetx64 (TFTP) -> grub/grub.cfg -> grub/system/<mac>
  *     -> linux/initrd over TFTP (GRUB 2.06: no linuxefi)
+ *  3b/3c. GRUB's retry loop: the kernel missing at the first try; forge SIGKILLed mid-kernel and started again
  *  4. pxelinux: DHCP -> pxelinux.0, ldlinux.c32, pxelinux.cfg/01-<mac>, kernel over TFTP
  *  5. Secure Boot (OVMF with Microsoft's keys, enforced): DHCP -> Microsoft-signed shim (TFTP)
  *     -> Debian-signed grubnetx64 -> per-MAC config -> Debian-signed kernel, lockdown on
