@@ -19,7 +19,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { validateNew } from '../server/core/validate.js';
 import { openSqliteStore } from '../server/store/sqlite.js';
@@ -35,7 +36,7 @@ import { memoryLogger } from '../server/log.js';
 import { startPostgres, type PgCluster } from '../test/lib/postgres.js';
 import { startForge, type ForgeServer } from '../test/lib/server.js';
 import { client, mac, ms, oneByOne, pct, system } from './core.js';
-import { procCpuMs, procUserSysMs, treeCpuMs } from './proc.js';
+import { procCpuMs, procSched, procUserSysMs, treeCpuMs } from './proc.js';
 import { spawn } from 'node:child_process';
 import { validateOnly } from './store-validate.js';
 
@@ -325,11 +326,263 @@ async function addsOnly(scale: number): Promise<string[]> {
   ];
 }
 
+/** GC pauses (PerformanceObserver 'gc') while `fn` runs, and how many of its slow samples overlapped one. */
+async function withGc<T>(fn: () => Promise<{ lat: number[]; spans: [number, number][] } & T>): Promise<T & { lat: number[]; gc: string }> {
+  const pauses: [number, number][] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) pauses.push([e.startTime, e.startTime + e.duration]);
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  const r = await fn();
+  await new Promise((res) => setImmediate(res));
+  obs.disconnect();
+  const slow = r.spans.filter(([a, b]) => b - a > 1);
+  const hit = slow.filter(([a, b]) => pauses.some(([p, q]) => p < b && q > a)).length;
+  const longest = pauses.reduce((m, [p, q]) => Math.max(m, q - p), 0);
+  const total = pauses.reduce((m, [p, q]) => m + q - p, 0);
+  return { ...r, gc: `${pauses.length} GC pauses (longest ${ms(longest)}, ${ms(total)} in all); ${slow.length} samples over 1 ms, ${hit} of them during a pause` };
+}
+
+/** `samples` calls of `call(n)` for random systems, one at a time, with each one's span (for withGc). */
+async function timed(total: number, samples: number, call: (n: number) => Promise<void>): Promise<{ lat: number[]; spans: [number, number][] }> {
+  const lat: number[] = [];
+  const spans: [number, number][] = [];
+  for (let i = 0; i < samples; i++) {
+    const n = Math.floor(Math.random() * total);
+    const s = performance.now();
+    await call(n);
+    const e = performance.now();
+    lat.push(e - s);
+    spans.push([s, e]);
+  }
+  return { lat, spans };
+}
+
+/** Resident memory of a process in MiB (VmRSS, proc(5)). */
+function rssMiB(pid: number | undefined): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m === null ? NaN : Number(m[1]) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+/** A boot config's size (bench systems' iPXE scripts are about 600 bytes). */
+const FLOOR_BODY = `#!ipxe\n${'# '.padEnd(78, '-')}\n`.repeat(8);
+
+/**
+ * The floor under forge's figure: a bare node:http server (no framework, no store) answering
+ * every GET with a fixed iPXE script of a boot config's size, in its own process, measured the
+ * same way in the same minutes. What it cannot do on this machine, no Node server can.
+ */
+async function floorServer(body: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const code = `const b = Buffer.from(process.env.BODY); require('node:http').createServer((q, s) => { s.writeHead(200, { 'content-type': 'text/plain', 'content-length': b.length }); s.end(b); }).listen(0, '127.0.0.1', function () { process.stdout.write(this.address().port + '\\n'); });`;
+  const proc = spawn(process.execPath, ['-e', code], { env: { ...process.env, BODY: body }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    proc.once('exit', (c) => reject(new Error(`floor server exited ${c}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: proc.pid!,
+    stop: () =>
+      new Promise((r) => {
+        proc.once('exit', () => r());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+/**
+ * FORGE_BENCH_STORE_PARTS=scale (bootcfg): issue 19's per-request figures at each scale, SQLite and
+ * PostgreSQL side by side. In process, through the store `forge serve` runs on (store/layers.ts):
+ * the index's load time and heap (memory per 100,000 systems), the DHCP lookup by MAC as an exchange
+ * makes it and boot-config generation, each with the GC pauses seen meanwhile and how many slow
+ * samples overlapped one. Then per round (FORGE_BENCH_STORE_ROUNDS, default 2) and build (this one
+ * and FORGE_BENCH_STORE_BINS, interleaved) a real `forge serve`: FORGE_BENCH_STORE_BOOTS boot configs
+ * (default 2,000; GET /boot/ipxe/MAC, one at a time, keep-alive) after 200 warm-up, with the server's
+ * CPU per config, its RSS, and that every one of them is in the timeline (boot_config_served).
+ * FORGE_BENCH_STORE_DATA=DIR keeps the loaded stores there (DIR/sqlite-N, a PostgreSQL cluster in
+ * DIR/pg) and reuses them, so a million systems load once; FORGE_BENCH_STORE_PARTS=load only loads
+ * them (a preparation that need not hold the bench slot: run it under nice).
+ */
+async function scalePart(scales: number[], loadOnly: boolean): Promise<string[]> {
+  const rounds = Number(process.env['FORGE_BENCH_STORE_ROUNDS'] ?? 2);
+  const boots = Number(process.env['FORGE_BENCH_STORE_BOOTS'] ?? 2000);
+  const nodeArgs = (process.env['FORGE_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const keep = process.env['FORGE_BENCH_STORE_DATA'];
+  const rows: string[] = [];
+  const bootRows: string[] = [];
+  const cluster: PgCluster = (await startPostgres(undefined, { fsync: true, ...(keep === undefined ? {} : { dir: join(keep, 'pg') }) }))!;
+  const temps: string[] = [];
+  const bins: { label: string; bin?: string }[] = [
+    { label: 'this build' },
+    ...(process.env['FORGE_BENCH_STORE_BINS'] ?? '').split(',').filter((b) => b.includes('=')).map((b) => ({ label: b.slice(0, b.indexOf('=')), bin: b.slice(b.indexOf('=') + 1) })),
+  ];
+  try {
+    for (const scale of scales) {
+      const stores: { backend: 'SQLite' | 'PostgreSQL'; dir: string; url: string }[] = [];
+      for (const backend of ['SQLite', 'PostgreSQL'] as const) {
+        const dir = keep === undefined ? mkdtempSync(join(tmpdir(), 'forge-bench-store-')) : join(keep, `sqlite-${scale}`);
+        if (keep === undefined) temps.push(dir);
+        const db = `bench_${scale}`;
+        const url = backend === 'PostgreSQL' ? cluster.url(db) : '';
+        const done = join(keep ?? dir, `${backend === 'SQLite' ? 'sqlite' : 'pg'}-${scale}.loaded`);
+        if (!existsSync(done)) {
+          process.stderr.write(`bench store: loading ${scale.toLocaleString('en')} systems into ${backend}\n`);
+          if (backend === 'SQLite') {
+            rmSync(dir, { recursive: true, force: true });
+            mkdirSync(dir, { recursive: true });
+          } else {
+            await cluster.sql('postgres', `DROP DATABASE IF EXISTS ${db}`);
+            await cluster.sql('postgres', `CREATE DATABASE ${db}`);
+          }
+          const st = backend === 'SQLite' ? openSqliteStore(dir) : await openPgStore(url);
+          try {
+            const rate = await load(st, scale);
+            process.stderr.write(`  ${backend}: ${rate.toFixed(0)} systems/s\n`);
+          } finally {
+            await st.close();
+          }
+          writeFileSync(done, `${new Date().toISOString()}\n`);
+        }
+        stores.push({ backend, dir, url });
+      }
+      if (loadOnly) continue;
+      for (const s of stores) {
+        const row = (what: string, v: string, p50 = '', p99 = ''): void => {
+          const line = `| ${scale.toLocaleString('en')} | ${s.backend} | ${what} | ${v} | ${p50} | ${p99} | ${loadavg()[0]!.toFixed(1)} |`;
+          rows.push(line);
+          process.stderr.write(`  ${line}\n`);
+        };
+        const st = s.backend === 'SQLite' ? openSqliteStore(s.dir) : await openPgStore(s.url);
+        try {
+          const h0 = heapUsed();
+          const t0 = performance.now();
+          const layered = await serverStore(st, (e) => process.stderr.write(`index: ${String(e)}\n`));
+          try {
+            await layered.index.loaded();
+            const loadMs = performance.now() - t0;
+            const bytes = heapUsed() - h0;
+            row('store `forge serve` runs on (index + cache, store/layers.ts): load; heap after a full GC', `${(loadMs / 1000).toFixed(1)} s; ${(bytes / 2 ** 20).toFixed(0)} MiB = **${((bytes / scale) * 100_000 / 2 ** 20).toFixed(0)} MiB per 100,000 systems**`);
+            const dhcp = (n: number): Promise<void> =>
+              resolveByMac(layered.store, mac(n)).then((r) => {
+                if (r?.system.name !== `sys${n}`) throw new Error(`DHCP lookup of sys${n}`);
+              });
+            await timed(scale, 2000, dhcp);
+            const d = await withGc(() => timed(scale, 20_000, dhcp));
+            row(`DHCP lookup by MAC as an exchange makes it (\`resolveByMac\`), in process, 20,000 one at a time; ${d.gc}`, '', ms(pct(d.lat, 50)), ms(pct(d.lat, 99)));
+            const config = { ...defaults(), data_dir: s.dir, server: '127.0.0.1' };
+            const boot = new BootService({ store: layered.store, settings: settingsFromConfig(config), config, log: memoryLogger('error'), record: () => undefined, baseUrl: () => 'http://127.0.0.1:80' });
+            const gen = (n: number): Promise<void> =>
+              boot.ipxe(mac(n), '127.0.0.1').then((r) => {
+                if (!r.text.startsWith('#!ipxe') || r.decision.matched !== 'mac') throw new Error(`boot config of sys${n}: ${r.text.slice(0, 200)}`);
+              });
+            await timed(scale, 500, gen);
+            const b = await withGc(() => timed(scale, 5000, gen));
+            row(`boot-config generation in process (\`BootService.ipxe\`), 5,000 one at a time; ${b.gc}`, '', ms(pct(b.lat, 50)), ms(pct(b.lat, 99)));
+          } finally {
+            await layered.cache.stop();
+            await layered.index.stop();
+          }
+        } finally {
+          await st.close();
+        }
+      }
+      /** `boots` GETs of /boot/ipxe/MAC one at a time to `target`, with the CPU and CPU wait of process `pid` meanwhile. */
+      const measure = async (target: Pick<ForgeServer, 'url' | 'token'>, pid: number, round: number, label: string, backend: string, ready: string, events: boolean): Promise<string> => {
+        const bc = client(target as ForgeServer);
+        try {
+          const warm = new Set<number>();
+          await timed(scale, 200, async (n) => {
+            warm.add(n);
+            await bc.req('GET', `/boot/ipxe/${mac(n)}`);
+          });
+          const before = new Date().toISOString();
+          const c0 = procCpuMs(pid);
+          const u0 = procUserSysMs(pid);
+          const w0 = procSched(pid);
+          const asked: number[] = [];
+          const r = await timed(scale, boots, async (n) => {
+            asked.push(n);
+            const x = await bc.req('GET', `/boot/ipxe/${mac(n)}`);
+            if (x.status !== 200 || !x.text.startsWith('#!ipxe')) throw new Error(`boot config of sys${n}: ${x.status} ${x.text.slice(0, 200)}`);
+          });
+          const cpu = ((procCpuMs(pid) - c0) / boots) * 1000;
+          const u1 = procUserSysMs(pid);
+          const w1 = procSched(pid);
+          const per = (x: number): string => ((x / boots) * 1000).toFixed(0);
+          const rss = rssMiB(pid);
+          if (events) {
+            // Every config answered is in the timeline (boot_config_served), checked for 50 of them
+            // (not those asked in the warm-up: one event per system, type and file per window, provider.ts).
+            let missing = 0;
+            for (const n of [...new Set(asked)].filter((n) => !warm.has(n)).slice(0, 50)) {
+              const ev = await bc.req('GET', `/api/v1/systems/sys${n}/events?since=${encodeURIComponent(before)}`);
+              if (!(JSON.parse(ev.text) as { type: string }[]).some((e) => e.type === 'boot_config_served')) missing++;
+            }
+            if (missing > 0) throw new Error(`${missing} of 50 boot configs served are not in their system's timeline`);
+          }
+          const bl = `| ${round} | ${label} | ${backend} | ${scale.toLocaleString('en')} | ${ms(pct(r.lat, 50))} | ${ms(pct(r.lat, 90))} | ${ms(pct(r.lat, 99))} | ${ms(Math.max(...r.lat))} | ${cpu.toFixed(0)} (user ${per(u1.user - u0.user)}, sys ${per(u1.sys - u0.sys)}) | ${per(w1.waitMs - w0.waitMs)} | ${rss.toFixed(0)} MiB${events ? ` (${((rss / scale) * 100_000).toFixed(0)} per 100,000)` : ''}${ready} | ${loadavg()[0]!.toFixed(1)} |`;
+          bootRows.push(bl);
+          process.stderr.write(`  ${bl}\n`);
+          return bl;
+        } finally {
+          bc.close();
+        }
+      };
+      for (let round = 1; round <= rounds; round++) {
+        for (const s of stores) {
+          for (const b of bins) {
+            const t0 = performance.now();
+            const srv = await startForge({ ...(s.backend === 'SQLite' ? { dataDir: s.dir } : { dataDir: mkdtempSync(join(tmpdir(), 'forge-bench-store-')) }), args: s.backend === 'PostgreSQL' ? ['--store', s.url] : [], nodeArgs, timeoutMs: 900_000, ...(b.bin === undefined ? {} : { bin: b.bin }) });
+            try {
+              await measure(srv, srv.proc.pid!, round, b.label, s.backend, `; ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`, true);
+            } finally {
+              await srv.stop({ keepData: true });
+              if (s.backend === 'PostgreSQL') rmSync(srv.dataDir, { recursive: true, force: true });
+            }
+          }
+          // The floor, once per round, between the stores.
+          if (s.backend === 'SQLite') {
+            const f = await floorServer(FLOOR_BODY);
+            try {
+              await measure({ url: f.url, token: '' }, f.pid, round, 'bare node:http, fixed answer (floor)', '-', '', false);
+            } finally {
+              await f.stop();
+            }
+          }
+        }
+      }
+    }
+  } finally {
+    await cluster.stop();
+    for (const d of temps) rmSync(d, { recursive: true, force: true });
+  }
+  return [
+    '## store: issue 19 scale figures (boot config, DHCP lookup, memory), SQLite and PostgreSQL side by side',
+    '',
+    `Same run, same ${cpus().length} shared cores; PostgreSQL 15 (fsync on, Unix socket). In process: the store \`forge serve\` runs on (index + cache). GC pauses from PerformanceObserver('gc').`,
+    '',
+    '| systems | store | what | value | p50 | p99 | load |',
+    '|---|---|---|---|---|---|---|',
+    ...rows,
+    '',
+    `Then per round and build a real \`forge serve\`: ${boots.toLocaleString('en')} boot configs (\`GET /boot/ipxe/MAC\`, one at a time, keep-alive) after 200 warm-up; forge's CPU from /proc/PID/stat.`,
+    '',
+    '| round | build | store | systems | p50 | p90 | p99 | max | server CPU µs per config | server waiting for a CPU, µs per config (schedstat) | server RSS; start | load |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...bootRows,
+  ];
+}
+
 export async function run(): Promise<string> {
   const load0 = loadavg()[0]!;
   const scales = (process.env['FORGE_BENCH_STORE_SCALES'] ?? '100000').split(',').map((v) => SCALE_WORDS[v.trim().toLowerCase()] ?? Number(v));
   if (process.env['FORGE_BENCH_STORE_PARTS'] === 'adds') return (await addsOnly(scales[0]!)).join('\n');
   if (process.env['FORGE_BENCH_STORE_PARTS'] === 'validate') return (await validateOnly(scales[0]!)).join('\n');
+  if (process.env['FORGE_BENCH_STORE_PARTS'] === 'scale' || process.env['FORGE_BENCH_STORE_PARTS'] === 'load') return (await scalePart(scales, process.env['FORGE_BENCH_STORE_PARTS'] === 'load')).join('\n');
   const rows: string[] = [];
   const cluster: PgCluster = (await startPostgres(undefined, { fsync: true }))!;
   const dirs: string[] = [];

@@ -45,6 +45,7 @@ import { startTftp } from './services/tftp.js';
 import { openSqliteStore } from './store/sqlite.js';
 import { isPostgresUrl, openPgStore, redactUrl } from './store/postgres.js';
 import { serverStore } from './store/layers.js';
+import { SERVED_EVENTS, deferredEvents } from './store/events-deferred.js';
 import { lockDataDir, prepareDataDir, storageError } from './store/datadir.js';
 import type { NewEvent, Store } from './store/store.js';
 
@@ -118,8 +119,10 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     throw e;
   }
   const metrics = new Metrics({ store: rawStore, stallMinutes: config.stall_minutes });
+  // Served-file events written in batches off the answer path (store/events-deferred.ts).
+  const deferred = deferredEvents(layered.store);
   // Every store call timed (forge_store_operation_duration_seconds).
-  const store = timedStore(layered.store, metrics.storeDuration);
+  const store = timedStore(deferred.store, metrics.storeDuration);
   const evlog = log.child('events');
   const events = new EventHub();
   // PostgreSQL: the stream carries every server's events, all from the store's feed in id order.
@@ -128,8 +131,10 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     events.feedFrom((fn) => watch(fn, (e: unknown) => evlog.warn('event feed interrupted; catching up after reconnecting', { err: e })));
   }
   events.subscribe((ev) => metrics.countEvent(ev));
+  // A file served (a boot config, a loader, a kernel, an initrd, an autoinstall file) is recorded
+  // in the next batch; an installer's callback or a state change before its answer, as before.
   const record: RecordEvent = (ev, once): Promise<void> =>
-    (once === undefined ? store.addEvent(ev) : store.addEventOnce(ev, once))
+    (once !== undefined ? store.addEventOnce(ev, once) : SERVED_EVENTS.has(ev.type) ? deferred.later(ev) : store.addEvent(ev))
       .then((stored) => (stored === undefined ? undefined : events.publish(stored)))
       .catch((e: unknown) => evlog.warn('could not record event', { system: ev.system, type: ev.type, err: e }));
 

@@ -248,12 +248,13 @@ export function timedStore<S extends object>(store: S, hist: Histogram<'op'>): S
       let w = wrapped.get(prop);
       if (w !== undefined) return w;
       const fn = v as (...a: unknown[]) => unknown;
-      const labels = { op: prop };
+      // The labelled series found once: observe(labels, v) hashes the labels on every call.
+      const series = hist.labels({ op: prop });
       w = (...args: unknown[]): unknown => {
         const t0 = performance.now();
         const r = fn.apply(target, args);
         if (r instanceof Promise) {
-          const done = (): void => hist.observe(labels, (performance.now() - t0) / 1000);
+          const done = (): void => series.observe((performance.now() - t0) / 1000);
           r.then(done, done);
         }
         return r;

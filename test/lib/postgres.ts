@@ -9,7 +9,7 @@
  * tests are about.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -44,7 +44,11 @@ export function pgBinDir(): string | undefined {
  * Starts a cluster, or skips `t` with the reason (never in CI: there a
  * missing PostgreSQL fails the test).
  */
-export async function startPostgres(t?: TestContext, opts: { fsync?: boolean } = {}): Promise<PgCluster | undefined> {
+/**
+ * `opts.dir`: the cluster lives there and outlives `stop()` (initdb only when the directory holds
+ * none yet), so a benchmark can keep a loaded database between runs (bench/store.ts).
+ */
+export async function startPostgres(t?: TestContext, opts: { fsync?: boolean; dir?: string } = {}): Promise<PgCluster | undefined> {
   const bin = pgBinDir();
   const root = process.getuid?.() === 0;
   const pgUser = root ? (spawnSync('id', ['-u', 'postgres']).status === 0 ? 'postgres' : undefined) : undefined;
@@ -55,7 +59,9 @@ export async function startPostgres(t?: TestContext, opts: { fsync?: boolean } =
     t.skip(reason);
     return undefined;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'forge-pg-'));
+  const kept = opts.dir !== undefined;
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'forge-pg-'));
+  if (kept) mkdirSync(dir, { recursive: true });
   const data = join(dir, 'data');
   const socketDir = dir;
   const as = (cmd: string, args: string[]): void => {
@@ -70,12 +76,12 @@ export async function startPostgres(t?: TestContext, opts: { fsync?: boolean } =
     chmodSync(dir, 0o755);
   }
   try {
-    as('initdb', ['-D', data, '-U', 'forge', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync']);
+    if (!existsSync(join(data, 'PG_VERSION'))) as('initdb', ['-D', data, '-U', 'forge', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync']);
     const fsync = opts.fsync === true ? '' : ' -c fsync=off';
     as('pg_ctl', ['-D', data, '-w', '-t', '60', '-l', join(dir, 'log'), '-o', `-k ${socketDir} -c listen_addresses=''${fsync} -c max_connections=200`, 'start']);
   } catch (e) {
     const err = e as { stderr?: Buffer; message: string };
-    rmSync(dir, { recursive: true, force: true });
+    if (!kept) rmSync(dir, { recursive: true, force: true });
     throw new Error(`PostgreSQL did not start: ${err.stderr?.toString() ?? err.message}`);
   }
   const url = (db: string): string => `postgres://forge@/${db}?host=${encodeURIComponent(socketDir)}`;
@@ -103,7 +109,7 @@ export async function startPostgres(t?: TestContext, opts: { fsync?: boolean } =
       try {
         as('pg_ctl', ['-D', data, '-w', '-t', '60', '-m', 'fast', 'stop']);
       } finally {
-        rmSync(dir, { recursive: true, force: true });
+        if (!kept) rmSync(dir, { recursive: true, force: true });
       }
     },
   };
