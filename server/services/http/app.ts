@@ -25,6 +25,9 @@ export function serverAddressOf(req: Pick<Request, 'headers' | 'socket'>): strin
   return localEndOf(req.socket);
 }
 
+/** The boot router's paths (services/http/boot.ts rows); Express matches paths without regard to case. */
+const FIRMWARE_PATH = /^\/(?:boot|tree)\//i;
+
 /** dist/ui, next to dist/server (this file is dist/server/services/http/app.js). */
 const UI_DIR = fileURLToPath(new URL('../../../ui/', import.meta.url));
 
@@ -74,6 +77,11 @@ export function buildApp(routers: AppRouters, logger: Logger, obs?: AppObservati
   // answer, and an API request no longer walks the XML-RPC, autoinstall, install-token and boot
   // routers' layers on its way (per-layer matching was part of an add's CPU, issue 19 profile).
   app.use('/api/v1', markMount, routers.api);
+  // Firmware's paths the same way: only the boot router has routes under /boot/ and /tree/. On
+  // the way through the XML-RPC and autoinstall routers, each with no route for the path handed
+  // it on through a setImmediate (router's `next` at the end of its stack): two loop turns per
+  // boot config (issue 19 profile). A path the boot router does not answer goes on as before.
+  app.use((req, res, next) => (FIRMWARE_PATH.test(req.path) ? routers.boot(req, res, next) : next()));
   // The web UI: static files built by `npm run build` (dist/ui), same origin as the API.
   app.use((req, res, next) => (req.method === 'GET' && req.path === '/ui' && !req.originalUrl.startsWith('/ui/') ? res.redirect(301, '/ui/') : next()));
   app.use('/ui', (_req, res, next) => {
