@@ -61,7 +61,7 @@ export class SystemIndex {
   private ready = false;
   private dirty = new Set<string>();
   /** Documents this process just created, as stored, waiting for the refresh loop. */
-  private readonly known = new Map<string, string>();
+  private readonly known = new Map<string, { data: string; doc: System | undefined }>();
   private reloadWanted = false;
   private loop: Promise<void> | undefined;
   private stopFeed: (() => Promise<void>) | undefined;
@@ -131,8 +131,9 @@ export class SystemIndex {
    * issue 19 profile of API adds). The commit's NOTIFY still brings a re-read, so a write of
    * another server in between converges as every other write does.
    */
-  created(name: string, data: string): Promise<void> {
-    this.known.set(name, data);
+  created(name: string, data: string, doc?: System): Promise<void> {
+    // `doc`: the object `data` is the text of, so applying it needs no JSON.parse.
+    this.known.set(name, { data, doc });
     return this.kick();
   }
 
@@ -172,7 +173,7 @@ export class SystemIndex {
           continue;
         }
         // A name also waiting for a re-read gets the re-read (the database's newest).
-        for (const [n, d] of this.known) if (!this.dirty.has(n)) this.apply(n, d);
+        for (const [n, d] of this.known) if (!this.dirty.has(n)) this.apply(n, d.data, d.doc);
         this.known.clear();
         const names = [...this.dirty];
         this.dirty.clear();
@@ -208,7 +209,7 @@ export class SystemIndex {
     this.ready = true;
   }
 
-  private apply(name: string, data: string | undefined): void {
+  private apply(name: string, data: string | undefined, doc?: System): void {
     const old = this.keys.get(name);
     if (old !== undefined) {
       for (const m of old.macs) if (this.byMac.get(m) === name) this.byMac.delete(m);
@@ -219,7 +220,7 @@ export class SystemIndex {
       this.keys.delete(name);
       return;
     }
-    const s = JSON.parse(data) as System;
+    const s = doc ?? (JSON.parse(data) as System);
     const k = { macs: [] as string[], ips: [] as string[] };
     for (const i of Object.values(s.interfaces)) {
       if (i.mac_address !== '') k.macs.push(i.mac_address.toLowerCase());
@@ -285,7 +286,7 @@ export function indexedStore(store: Store, index: SystemIndex): Store {
       const p = store.create(kind, obj, opts);
       // The created document is what the store wrote: the backend's stored text when it kept it
       // (store/common.ts storedAs), else JSON.stringify of it, which is that text.
-      return touches(kind) ? p.then(async (o) => (await index.created(o.name, storedTextOf(o) ?? JSON.stringify(o)), o)) : p;
+      return touches(kind) ? p.then(async (o) => (await index.created(o.name, storedTextOf(o) ?? JSON.stringify(o), o as System), o)) : p;
     },
     bulkCreate: <K extends ObjectKind>(kind: K, objs: KindMap[K][], opts?: WriteOptions) => {
       const p = store.bulkCreate(kind, objs, opts);
