@@ -211,6 +211,10 @@ export class SystemIndex {
 
   private apply(name: string, data: string | undefined, doc?: System): void {
     const old = this.keys.get(name);
+    // The text the index already holds, its keys still pointing here (a re-read of this process's
+    // own write, which the commit's NOTIFY brings): nothing to parse or change. A key another
+    // system took meanwhile in the index is set again below, as before.
+    if (data !== undefined && old !== undefined && this.docs.get(name) === data && old.macs.every((m) => this.byMac.get(m) === name) && old.ips.every((a) => this.byIp.get(a) === name)) return;
     if (old !== undefined) {
       for (const m of old.macs) if (this.byMac.get(m) === name) this.byMac.delete(m);
       for (const a of old.ips) if (this.byIp.get(a) === name) this.byIp.delete(a);

@@ -113,3 +113,41 @@ test('a failed re-read takes the authority away until the retried reload succeed
     await store.close();
   }
 });
+
+test('a re-read of the text the index holds changes nothing, and still gives a MAC back that another system held in between', async () => {
+  const raw = await fx.seeded();
+  const docs = new Map<string, string>();
+  const put = (s: System): void => void docs.set(s.name, JSON.stringify(s));
+  const store = overlayStore(raw, {
+    systemDocs: async (q) => {
+      const names = 'names' in q ? q.names : [...docs.keys()].sort().filter((n) => n > q.after).slice(0, q.limit);
+      return names.filter((n) => docs.has(n)).map((n) => ({ name: n, data: docs.get(n)! }));
+    },
+  });
+  const a = sys('a', '52:54:00:00:00:0a', '10.0.0.10');
+  put(a);
+  const { SystemIndex } = await import('../../server/store/index.js');
+  const index = new SystemIndex(store, (e) => assert.fail(String(e)));
+  await index.start();
+  try {
+    await index.loaded();
+    assert.equal(index.peekMac('52:54:00:00:00:0a'), 'a');
+    await index.refresh(['a']); // the same text again: nothing changes
+    assert.equal(index.peekMac('52:54:00:00:00:0a'), 'a');
+    assert.equal(index.peekIp('10.0.0.10'), 'a');
+    // Another system holds a's MAC for a moment in the index (writes seen out of order), then lets it go.
+    put(sys('b', '52:54:00:00:00:0a', '10.0.0.11'));
+    await index.refresh(['b']);
+    assert.equal(index.peekMac('52:54:00:00:00:0a'), 'b');
+    put(sys('b', '52:54:00:00:00:0b', '10.0.0.11'));
+    await index.refresh(['b']);
+    assert.equal(index.peekMac('52:54:00:00:00:0a'), undefined);
+    // a's unchanged text re-read: its MAC is a's again (the unchanged-text shortcut must not skip this).
+    await index.refresh(['a']);
+    assert.equal(index.peekMac('52:54:00:00:00:0a'), 'a');
+    assert.equal(index.peekMac('52:54:00:00:00:0b'), 'b');
+  } finally {
+    await index.stop();
+    await raw.close();
+  }
+});
