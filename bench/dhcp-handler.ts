@@ -64,7 +64,7 @@ export async function measure(exchanges: number, inFlight: number): Promise<{ cp
       dhcp_lease_time: 3600,
       dhcp_probe_seconds: 0,
     };
-    const h = await createDhcpHandler({ config, settings: settingsFromConfig(config), store, log: createLogger('warn', 'bench', () => undefined), baseUrl: () => 'http://10.98.0.1:8080', record: () => undefined });
+    const h = await createDhcpHandler({ config, settings: settingsFromConfig(config), store, log: createLogger('warn', 'bench', () => undefined), baseUrl: () => 'http://10.98.0.1:8080', record: () => undefined, absent: { mac: (m) => layered.index.absentMac(m), ip: (ip) => layered.index.absentIp(ip) } });
     // Warm-up (JIT), not counted.
     for (let i = 0; i < 2000; i++) await dora(h, exchanges + i);
     const commits0 = raw.commitStats.commits;

@@ -21,10 +21,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createLan, type Lan, type LanClient } from '../test/lib/netns.js';
-import { load1, procCpuMs, procUserSysMs } from './proc.js';
+import { load1, procCpuMs, procMainThread, procUserSysMs } from './proc.js';
 
 const FORGE_BIN = fileURLToPath(new URL('../server/cli/main.js', import.meta.url));
-const RATES = (process.env['DHCP_BENCH_RATES'] ?? '2000,3000,4000,5000,6000').split(',').map(Number);
+/** Up to saturation: at 6,000/s nobody dropped on a quiet machine (docs/bench/dhcp.md, 2026-12-02 01:25). */
+const RATES = (process.env['DHCP_BENCH_RATES'] ?? '3000,6000,9000,12000,15000').split(',').map(Number);
 const SECONDS = Number(process.env['DHCP_BENCH_SECONDS'] ?? 8);
 const REPEATS = Math.max(1, Number(process.env['DHCP_BENCH_REPEATS'] ?? 2));
 const CLIENTS = 20_000;
@@ -51,6 +52,9 @@ interface Result {
   overflow: number;
   /** CPU perfdhcp itself used (user+sys), ms. */
   perfCpuMs: number;
+  /** The server's main thread (the one running JavaScript for forge): on a CPU, and runnable but waiting for one, ms. */
+  mainRunMs: number;
+  mainWaitMs: number;
   rate: number;
   doDrop: number;
   raDrop: number;
@@ -69,7 +73,7 @@ function version(cmd: string, args: string[], re: RegExp): string {
   }
 }
 
-function parse(server: Variant, offered: number, out: string, extra: { repeat: number; load: string; cpuMs: number; sysMs: number; overflow: number; perfCpuMs: number }): Result {
+function parse(server: Variant, offered: number, out: string, extra: { repeat: number; load: string; cpuMs: number; sysMs: number; overflow: number; perfCpuMs: number; mainRunMs: number; mainWaitMs: number }): Result {
   const num = (re: RegExp, i = 0): number => Number([...out.matchAll(re)][i]?.[1] ?? NaN);
   return {
     server,
@@ -203,6 +207,30 @@ async function perf(relay: LanClient, rate: number): Promise<{ out: string; perf
   return { out: r.stdout, perfCpuMs: m === null ? NaN : (Number(m[1]) + Number(m[2])) * 1000 };
 }
 
+const SATURATION = 'a thread at 0.9 of a core or more, overflows of the server\'s socket buffer, or a server that waited for a CPU a fifth of the time or more';
+
+/** Whether a run kept up with its offered rate. */
+function keptUp(r: Result): boolean {
+  return Number.isFinite(r.rate) && r.doDrop < MAX_DROPS && r.raDrop < MAX_DROPS && r.rate >= r.offered * (1 - MAX_DROPS / 100);
+}
+
+/**
+ * The first offered rate (of one server's runs in one repeat) it did not keep up with, and what
+ * was at its limit: the server's main thread or perfdhcp near a whole core, the server's socket
+ * buffer overflowing, or the server runnable without a CPU (the machine, not the server).
+ */
+function saturation(runs: readonly Result[]): string {
+  const miss = [...runs].sort((a, b) => a.offered - b.offered).find((r) => !keptUp(r));
+  if (miss === undefined) return `kept up to ${Math.max(...runs.map((r) => r.offered))} (the highest offered)`;
+  const cores = (ms: number): number => ms / 1000 / SECONDS;
+  const why: string[] = [];
+  if (cores(miss.mainRunMs) >= 0.9) why.push(`server CPU (main thread ${cores(miss.mainRunMs).toFixed(2)} cores)`);
+  if (cores(miss.perfCpuMs) >= 0.9) why.push(`perfdhcp CPU (${cores(miss.perfCpuMs).toFixed(2)} cores)`);
+  if (miss.overflow > 0) why.push(`socket buffer (${miss.overflow} overflows)`);
+  if (cores(miss.mainWaitMs) >= 0.2) why.push(`waiting for a CPU (${cores(miss.mainWaitMs).toFixed(2)} of the time, load ${miss.load})`);
+  return `${miss.offered}: ${Number.isFinite(miss.rate) ? miss.rate.toFixed(0) : 'n/a'}/s achieved, ${why.length > 0 ? why.join(', ') : 'nothing at its limit'}`;
+}
+
 export async function run(): Promise<string> {
   const lan = await createLan('fgdhcpb', { serverIp: '10.98.0.1', prefixLen: 16 });
   const results: Result[] = [];
@@ -223,8 +251,13 @@ export async function run(): Promise<string> {
           const cpu0 = procCpuMs(p.pid);
           const sys0 = procUserSysMs(p.pid).sys;
           const over0 = rcvbufErrors(lan);
+          const main0 = procMainThread(p.pid);
           const { out, perfCpuMs } = await perf(relay, rate);
-          results.push(parse(server, rate, out, { repeat, load, cpuMs: procCpuMs(p.pid) - cpu0, sysMs: procUserSysMs(p.pid).sys - sys0, overflow: rcvbufErrors(lan) - over0, perfCpuMs }));
+          const main1 = procMainThread(p.pid);
+          results.push(parse(server, rate, out, {
+            repeat, load, cpuMs: procCpuMs(p.pid) - cpu0, sysMs: procUserSysMs(p.pid).sys - sys0, overflow: rcvbufErrors(lan) - over0, perfCpuMs,
+            mainRunMs: main1.runMs - main0.runMs, mainWaitMs: main1.waitMs - main0.waitMs,
+          }));
         } finally {
           await stop(p);
           rmSync(dir, { recursive: true, force: true });
@@ -242,7 +275,7 @@ export async function run(): Promise<string> {
     results.filter((r) => r.server === s && clean(r) && (repeat === undefined || r.repeat === repeat)).sort((a, b) => b.rate - a.rate)[0];
   const rows = results.map(
     (r) =>
-      `| ${r.repeat} | ${r.offered} | ${r.server} | ${f(r.rate, 0)} | ${f(r.doDrop, 1)} % | ${f(r.raDrop, 1)} % | ${f(r.doDelay, 2)} / ${f(r.raDelay, 2)} | ${f(r.acks)} | ${f(r.acks > 0 ? (r.cpuMs * 1000) / r.acks : NaN, 0)} (${f(r.acks > 0 ? (r.sysMs * 1000) / r.acks : NaN, 0)}) | ${f(r.perfCpuMs / 1000 / SECONDS, 2)} | ${f(r.overflow)} | ${r.load} |`,
+      `| ${r.repeat} | ${r.offered} | ${r.server} | ${f(r.rate, 0)} | ${f(r.doDrop, 1)} % | ${f(r.raDrop, 1)} % | ${f(r.doDelay, 2)} / ${f(r.raDelay, 2)} | ${f(r.acks)} | ${f(r.acks > 0 ? (r.cpuMs * 1000) / r.acks : NaN, 0)} (${f(r.acks > 0 ? (r.sysMs * 1000) / r.acks : NaN, 0)}) | ${f(r.mainRunMs / 1000 / SECONDS, 2)} / ${f(r.mainWaitMs / 1000 / SECONDS, 2)} | ${f(r.perfCpuMs / 1000 / SECONDS, 2)} | ${f(r.overflow)} | ${r.load} |`,
   );
   const ratio = (a: Result | undefined, b: Result | undefined): string => (a !== undefined && b !== undefined && b.rate > 0 ? `${(a.rate / b.rate).toFixed(2)}x` : 'n/a');
   const bestRow = (v: Variant): string => {
@@ -279,8 +312,8 @@ export async function run(): Promise<string> {
     '',
     ...MEASURED.map((v) => `- **${v.name}**: ${v.label}`),
     '',
-    '| repeat | offered rate (DORA/s) | server | achieved DORA/s | DISCOVER drops | REQUEST drops | avg delay DO / RA (ms) | ACKs | server CPU µs per ACK (of which kernel) | perfdhcp CPU (cores) | receive buffer overflows | load |',
-    '|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| repeat | offered rate (DORA/s) | server | achieved DORA/s | DISCOVER drops | REQUEST drops | avg delay DO / RA (ms) | ACKs | server CPU µs per ACK (of which kernel) | server main thread on CPU / waiting (cores) | perfdhcp CPU (cores) | receive buffer overflows | load |',
+    '|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
     '',
     `Best achieved rate with both drop ratios under ${MAX_DROPS} %, per repeat:`,
@@ -288,6 +321,13 @@ export async function run(): Promise<string> {
     `| server | ${Array.from({ length: REPEATS }, (_, i) => `repeat ${i + 1}`).join(' | ')} | best of all |`,
     `|---|${Array.from({ length: REPEATS }, () => '---:|').join('')}---:|`,
     ...MEASURED.map((v) => bestRow(v.name)),
+    '',
+    `Where each server saturates, per repeat: the lowest offered rate it did not keep up with (drops of ${MAX_DROPS} % or more, or under`,
+    `${100 - MAX_DROPS} % of the offered rate achieved) and what was at its limit there (${SATURATION}):`,
+    '',
+    `| server | ${Array.from({ length: REPEATS }, (_, i) => `repeat ${i + 1}`).join(' | ')} |`,
+    `|---|${Array.from({ length: REPEATS }, () => '---|').join('')}`,
+    ...MEASURED.map((v) => `| ${v.name} | ${Array.from({ length: REPEATS }, (_, i) => saturation(results.filter((r) => r.server === v.name && r.repeat === i + 1))).join(' | ')} |`),
     '',
     'At this machine\'s load the 5 % criterion is rarely met by anyone, so the achieved rates are also compared cell by',
     'cell: forge / Kea (persist true) at the same offered rate in the same round, and the median CPU per ACK over all cells:',
@@ -310,7 +350,10 @@ export async function run(): Promise<string> {
     'ACKs perfdhcp received, with the kernel (system) part in brackets; it also carries the work on DISCOVERs and REQUESTs',
     'that were not answered in time. `receive buffer overflows` is the growth of UDP RcvbufErrors in the server\'s network',
     'namespace: datagrams the kernel dropped because the server\'s socket buffer (208 KiB, the default, for every server)',
-    'was full, i.e. the server was not scheduled or not fast enough.',
+    'was full, i.e. the server was not scheduled or not fast enough. `server main thread on CPU / waiting` is the server\'s main',
+    'thread alone (/proc/PID/task/PID/schedstat: for forge the thread running JavaScript, without V8\'s GC and compiler',
+    'threads) in cores over the run: on a CPU, and runnable but waiting for one (the machine\'s share, not the server\'s work);',
+    'a single-threaded server is saturated when the first nears 1.00.',
     'What limits these figures: perfdhcp, the server and other work share 2 cores, so at the higher offered rates the drops',
     'are CPU saturation of the whole machine (the load column), not of the server alone: perfdhcp itself uses about a third of',
     'a core (the `perfdhcp CPU` column: its CPU seconds over the test period), and forge about half a core at 3,000 DORA/s.',

@@ -94,3 +94,18 @@ export function procSched(pid: number | undefined): { runMs: number; waitMs: num
     return { runMs: NaN, waitMs: NaN, voluntary: NaN, involuntary: NaN };
   }
 }
+
+/**
+ * The main thread of a process alone (/proc/PID/task/PID/schedstat, sched-stats.rst): nanoseconds
+ * on a CPU and runnable-but-waiting, as ms. For Node the thread that runs JavaScript, without V8's
+ * GC and compiler threads: a single-threaded server is saturated when this nears one core. NaN once gone.
+ */
+export function procMainThread(pid: number | undefined): { runMs: number; waitMs: number } {
+  try {
+    if (pid === undefined) throw new Error('no pid');
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ');
+    return { runMs: Number(run) / 1e6, waitMs: Number(wait) / 1e6 };
+  } catch {
+    return { runMs: NaN, waitMs: NaN };
+  }
+}

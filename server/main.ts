@@ -261,7 +261,9 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   };
 
   try {
-    const dhcp = await startDhcp({ store, settings, config, log, record, baseUrl }, leases);
+    const index = layered.index;
+    const absent = { mac: (mac: string): boolean => index.absentMac(mac), ip: (ip: string): boolean => index.absentIp(ip) };
+    const dhcp = await startDhcp({ store, settings, config, log, record, baseUrl, absent }, leases);
     if (dhcp !== undefined) {
       services.push(dhcp);
       metrics.watchDhcp(dhcp.handler);

@@ -243,10 +243,12 @@ export function timedStore<S extends object>(store: S, hist: Histogram<'op'>): S
   const wrapped = new Map<string, (...a: unknown[]) => unknown>();
   return new Proxy(store, {
     get(target, prop, receiver) {
+      // The made wrapper first: reading the method again each time went through the store's
+      // layers (store/overlay.ts), which bind a function per read (issue 21 DHCP profile).
+      let w = typeof prop === 'string' ? wrapped.get(prop) : undefined;
+      if (w !== undefined) return w;
       const v: unknown = Reflect.get(target, prop, receiver);
       if (typeof v !== 'function' || typeof prop !== 'string' || prop === 'constructor') return v;
-      let w = wrapped.get(prop);
-      if (w !== undefined) return w;
       const fn = v as (...a: unknown[]) => unknown;
       // The labelled series found once: observe(labels, v) hashes the labels on every call.
       const series = hist.labels({ op: prop });

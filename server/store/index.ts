@@ -119,6 +119,29 @@ export class SystemIndex {
     return this.byIp.get(ip);
   }
 
+  /**
+   * Whether the index knows no system holds `mac` (or `ip`), synchronously: true only where a miss
+   * is the answer (loaded, exclusive, no failed re-read), exactly when findSystemByMac would
+   * resolve undefined without asking the store. DHCP asks per packet, so an unknown client costs
+   * no store call and no promise (issue 21 profile). Counted like findSystemByMac's absent answers.
+   */
+  absentMac(mac: string): boolean {
+    return this.absentIn(this.byMac, mac.toLowerCase());
+  }
+
+  absentIp(ip: string): boolean {
+    return this.absentIn(this.byIp, ip);
+  }
+
+  /** from()'s null, without parsing the document of a key it holds. */
+  private absentIn(map: Map<string, string>, key: string): boolean {
+    if (!this.ready || !this.exclusive) return false;
+    const name = map.get(key);
+    if (name !== undefined && this.docs.has(name)) return false;
+    this.absent++;
+    return true;
+  }
+
   /** Re-reads these systems (absent ones leave the index); resolves once applied. */
   refresh(names: Iterable<string>): Promise<void> {
     for (const n of names) this.dirty.add(n);

@@ -172,6 +172,9 @@ export class SqliteStore implements Store {
   putLease(lease: Lease): Promise<void> {
     return this.leases.put(lease);
   }
+  putLeases(leases: readonly Lease[]): Promise<(Error | undefined)[]> {
+    return this.leases.putMany(leases);
+  }
   async listLeases(): Promise<Lease[]> {
     return this.leases.list();
   }

@@ -187,6 +187,13 @@ export interface Store {
   getLease(mac: string): Promise<Lease | undefined>;
   getLeaseByIp(ip: string): Promise<Lease | undefined>;
   putLease(lease: Lease): Promise<void>;
+  /**
+   * Several leases as one write (one COMMIT, resolved after it): for each, in order, undefined
+   * when stored or the error of its upsert, which fails alone as its own putLease would. DHCP's
+   * commit window hands its batch over in one call (issue 21 profile: a promise, a timing and a
+   * queued item per lease before). Optional: without it each lease is a putLease.
+   */
+  putLeases?(leases: readonly Lease[]): Promise<(Error | undefined)[]>;
   listLeases(): Promise<Lease[]>;
 
   exportAll(): Promise<ExportDocument>;

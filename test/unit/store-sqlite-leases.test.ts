@@ -60,3 +60,18 @@ test('sqlite leases: a put after another write does not join the earlier lease w
     assert.equal((await s.getLease(lease(5).mac))?.hostname, 'second');
   });
 });
+
+test('sqlite leases: putLeases is one write and one commit, each upsert failing alone, in order', async () => {
+  await withStore(async (s) => {
+    const before = { ...s.commitStats };
+    const bad = { ...lease(2), hostname: undefined } as unknown as Lease;
+    const errs = await s.putLeases([lease(1), bad, lease(3), { ...lease(1), hostname: 'later' }]);
+    assert.equal(s.commitStats.writes - before.writes, 1, 'the batch is one write');
+    assert.equal(s.commitStats.commits - before.commits, 1);
+    assert.deepEqual(errs.map((e) => e === undefined), [true, false, true, true]);
+    assert.ok(errs[1] instanceof Error);
+    assert.deepEqual((await s.listLeases()).map((l) => l.mac).sort(), [lease(1).mac, lease(3).mac]);
+    // Applied in order: the later value of the same MAC wins.
+    assert.equal((await s.getLease(lease(1).mac))?.hostname, 'later');
+  });
+});

@@ -5,6 +5,7 @@
  * options"), so a getter always sees the whole value; encoding splits values
  * longer than 255 bytes back into consecutive instances (RFC 3396 s4).
  */
+import { parseQuad } from '../../core/ipv4.js';
 
 /** Option codes forge reads or writes. Names follow RFC 2132 / IANA. */
 export const Opt = {
@@ -72,24 +73,12 @@ export function ipToBytes(ip: string): Buffer {
 
 /** Writes a dotted quad as 4 bytes at `off` of `b` (no allocation: the encoder's header fields). */
 export function writeIpInto(b: Uint8Array, off: number, ip: string): void {
-  let part = 0;
-  let val = 0;
-  let digits = 0;
-  for (let i = 0; i <= ip.length; i++) {
-    const c = i < ip.length ? ip.charCodeAt(i) : 46;
-    if (c === 46) {
-      if (digits === 0 || part > 3 || val > 255) throw new RangeError(`not an IPv4 address: ${ip}`);
-      b[off + part++] = val;
-      val = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      val = val * 10 + (c - 48);
-      digits++;
-    } else {
-      throw new RangeError(`not an IPv4 address: ${ip}`);
-    }
-  }
-  if (part !== 4) throw new RangeError(`not an IPv4 address: ${ip}`);
+  const n = parseQuad(ip);
+  if (n === undefined) throw new RangeError(`not an IPv4 address: ${ip}`);
+  b[off] = n >>> 24;
+  b[off + 1] = (n >>> 16) & 0xff;
+  b[off + 2] = (n >>> 8) & 0xff;
+  b[off + 3] = n & 0xff;
 }
 
 export function bytesToIp(b: Uint8Array, off = 0): string {
@@ -111,6 +100,18 @@ export class Options {
   append(code: number, data: Uint8Array): this {
     const cur = this.list.find((o) => o.code === code);
     if (cur === undefined) this.list.push({ code, data: Buffer.from(data) });
+    else cur.data = Buffer.concat([cur.data, data]);
+    return this;
+  }
+
+  /**
+   * append() without the copy, for bytes nobody changes afterwards: the decoder's own copy of
+   * the datagram, whose options are views into it (one allocation per packet, not one per
+   * option: issue 21 profile). A repeated code still concatenates into a new buffer (RFC 3396).
+   */
+  appendView(code: number, data: Buffer): this {
+    const cur = this.list.find((o) => o.code === code);
+    if (cur === undefined) this.list.push({ code, data });
     else cur.data = Buffer.concat([cur.data, data]);
     return this;
   }
@@ -163,16 +164,20 @@ export class Options {
   }
 
   // ---- typed setters
+  // allocUnsafe (every byte written at once): small buffers come from Node's shared pool, while
+  // Buffer.alloc and Buffer.of make an ArrayBuffer each, which the GC then tracks (issue 21 profile).
   setUint8(code: number, v: number): this {
-    return this.own(code, Buffer.of(v & 0xff));
+    const b = Buffer.allocUnsafe(1);
+    b[0] = v & 0xff;
+    return this.own(code, b);
   }
   setUint16(code: number, v: number): this {
-    const b = Buffer.alloc(2);
+    const b = Buffer.allocUnsafe(2);
     b.writeUInt16BE(v & 0xffff);
     return this.own(code, b);
   }
   setUint32(code: number, v: number): this {
-    const b = Buffer.alloc(4);
+    const b = Buffer.allocUnsafe(4);
     b.writeUInt32BE(v >>> 0);
     return this.own(code, b);
   }
@@ -238,7 +243,12 @@ export class Options {
 
   /** Option 55 (RFC 2132 s9.8): the codes the client asks for. */
   parameterRequestList(): number[] {
-    return [...(this.get(Opt.ParameterRequestList) ?? [])];
+    return Array.from(this.get(Opt.ParameterRequestList) ?? []);
+  }
+
+  /** Whether option 55 asks for `code` (no array made: per reply, issue 21 profile). */
+  requests(code: number): boolean {
+    return this.get(Opt.ParameterRequestList)?.includes(code) ?? false;
   }
 
   /** Option 57 (RFC 2132 s9.10); undefined when absent or below the RFC minimum of 576. */

@@ -79,7 +79,8 @@ function cstring(b: Buffer): string {
 /**
  * Walks one option area (options field, or file/sname when overloaded),
  * appending to `into` so repeated codes concatenate (RFC 3396 s5). Returns
- * whether an End option was seen.
+ * whether an End option was seen. `buf` is the decoder's own copy: the
+ * options are views into it.
  */
 function readOptionArea(buf: Buffer, start: number, end: number, into: Options, area: string): boolean {
   let i = start;
@@ -93,7 +94,7 @@ function readOptionArea(buf: Buffer, start: number, end: number, into: Options, 
     if (i + 1 >= end) throw new DecodeError(`option ${code} in ${area} has no length byte`, i);
     const len = buf[i + 1] as number;
     if (i + 2 + len > end) throw new DecodeError(`option ${code} in ${area} overruns the area (length ${len})`, i);
-    into.append(code, buf.subarray(i + 2, i + 2 + len));
+    into.appendView(code, buf.subarray(i + 2, i + 2 + len));
     i += 2 + len;
   }
   // RFC 2131 s4.1 wants an End option; many stacks pad to the end instead. Tolerated.
@@ -102,7 +103,9 @@ function readOptionArea(buf: Buffer, start: number, end: number, into: Options, 
 
 /** Decodes a DHCP message. Throws DecodeError (and only DecodeError) on malformed input. */
 export function decode(input: Uint8Array): Packet {
-  const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  // One copy of the whole datagram (from Node's pool when small), of which chaddr and every option
+  // are views: the packet never shares bytes with the caller's buffer, and costs one allocation.
+  const buf = Buffer.from(input);
   if (buf.length < HEADER_LEN) throw new DecodeError(`packet too short: ${buf.length} bytes, need at least ${HEADER_LEN}`);
   const hlen = buf[2] as number;
   if (hlen > 16) throw new DecodeError(`hlen ${hlen} exceeds the 16-byte chaddr field`, 2);
@@ -133,7 +136,7 @@ export function decode(input: Uint8Array): Packet {
     yiaddr: bytesToIp(buf, 16),
     siaddr: bytesToIp(buf, 20),
     giaddr: bytesToIp(buf, 24),
-    chaddr: Buffer.from(buf.subarray(28, 44)),
+    chaddr: buf.subarray(28, 44),
     sname: overload & 2 ? '' : cstring(buf.subarray(44, 108)),
     file: overload & 1 ? '' : cstring(buf.subarray(108, 236)),
     options,
@@ -181,7 +184,8 @@ export function encode(p: Packet, opts: EncodeOptions = {}): Buffer {
   const total = Math.max(MIN_PACKET_LEN, HEADER_LEN + optLen + 1);
   const max = opts.maxLength ?? Number.MAX_SAFE_INTEGER;
   if (HEADER_LEN + optLen + 1 > max) throw new RangeError(`options need ${HEADER_LEN + optLen + 1} bytes, more than the ${max} allowed`);
-  const buf = Buffer.alloc(total);
+  // From Node's pool (replies are under 4 KiB), zeroed: Buffer.alloc made an ArrayBuffer per reply.
+  const buf = Buffer.allocUnsafe(total).fill(0);
   buf[0] = p.op & 0xff;
   buf[1] = p.htype & 0xff;
   buf[2] = p.hlen & 0xff;

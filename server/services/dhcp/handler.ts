@@ -80,6 +80,23 @@ export interface DhcpHandlerDeps {
   /** Read per packet, inside the request's server address (services/origin.ts). */
   baseUrl: BaseUrl;
   config: Pick<ForgeConfig, 'bios_loader' | 'uefi_loader' | 'dhcp_unknown' | 'default_profile' | 'dhcp_probe_seconds' | 'dhcp_force'> & Partial<ForgeConfig>;
+  /**
+   * The system index's synchronous "no system has this" (store/index.ts SystemIndex.absentMac/absentIp:
+   * true only where its miss is the answer). An unknown client's lookups then cost no store call and
+   * no promise (issue 21 profile); without it, or when it says false, the store is asked.
+   */
+  absent?: SystemAbsence;
+}
+
+export interface SystemAbsence {
+  mac(mac: string): boolean;
+  ip(ip: string): boolean;
+}
+
+/** What resolve() finds: the system and its interface, and what the boot decision needs of it. */
+export interface ResolvedBoot {
+  resolved: Resolved | undefined;
+  bootSystem: BootSystem | undefined;
 }
 
 const LOOKUP_TTL_MS = 1000;
@@ -275,10 +292,16 @@ export class DhcpHandler {
    */
   private readonly lookups = new Map<string, { at: number; v: Resolved | undefined }>();
 
-  private async lookup(mac: string): Promise<Resolved | undefined> {
+  /** The system of `mac`, without a promise when the cache or the index already knows. */
+  private lookup(mac: string): Resolved | undefined | Promise<Resolved | undefined> {
     const now = this.now();
     const hit = this.lookups.get(mac);
     if (hit !== undefined && now - hit.at < LOOKUP_TTL_MS) return hit.v;
+    if (this.ctx.absent?.mac(mac) === true) return undefined;
+    return this.lookupStore(mac, now);
+  }
+
+  private async lookupStore(mac: string, now: number): Promise<Resolved | undefined> {
     const v = await resolveByMac(this.ctx.store, mac);
     if (this.lookups.size >= LOOKUP_CACHE_MAX) this.lookups.clear();
     this.lookups.set(mac, { at: now, v });
@@ -290,8 +313,13 @@ export class DhcpHandler {
     return arrival?.subnet !== undefined ? arrival.subnet.site.unknown : subnetUnknownPolicy(undefined, this.ctx.config.dhcp_unknown);
   }
 
-  async resolve(mac: string, arrival?: Arrival): Promise<{ resolved: Resolved | undefined; bootSystem: BootSystem | undefined }> {
-    const resolved = await this.lookup(mac);
+  /** The client's system and boot inputs: a value when known without the store, else a promise. */
+  resolve(mac: string, arrival?: Arrival): ResolvedBoot | Promise<ResolvedBoot> {
+    const r = this.lookup(mac);
+    return r instanceof Promise ? r.then((v) => this.resolved(v, arrival)) : this.resolved(r, arrival);
+  }
+
+  private resolved(resolved: Resolved | undefined, arrival: Arrival | undefined): ResolvedBoot | Promise<ResolvedBoot> {
     if (resolved !== undefined) {
       return {
         resolved,
@@ -306,10 +334,10 @@ export class DhcpHandler {
     // The client's subnet's `unknown` wins over dhcp_unknown (core/bootplan.ts unknownPolicy).
     const profile = unknownPolicy(this.ctx.config, this.unknownOn(arrival)).dhcpProfile;
     if (profile !== undefined) {
-      return {
+      return bootLoadersOf(this.ctx.store, profile).then((boot_loaders) => ({
         resolved: undefined,
-        bootSystem: { name: '', netboot_enabled: true, boot_loaders: await bootLoadersOf(this.ctx.store, profile), profile },
-      };
+        bootSystem: { name: '', netboot_enabled: true, boot_loaders, profile },
+      }));
     }
     return { resolved: undefined, bootSystem: undefined };
   }
@@ -332,7 +360,6 @@ export class DhcpHandler {
 
   /** Writes the boot decision into a reply (siaddr, file, options 60/66/67). */
   applyPlan(req: Packet, r: Packet, plan: BootPlan, arrival: Arrival): string | undefined {
-    const prl = req.options.parameterRequestList();
     if (this.settings.mode === 'managed' && req.options.has(Opt.IpxeEncap)) {
       // iPXE (it alone sends option 175) holds a DHCPOFFER without "PXEClient" for 2 s waiting
       // for ProxyDHCP offers (dhcp.c DHCP_DISC_PROXY_TIMEOUT_SEC) unless the offer carries its
@@ -343,12 +370,12 @@ export class DhcpHandler {
     }
     const setFile = (file: string): void => {
       if (file.length <= 127) r.file = file;
-      if (file.length > 127 || prl.includes(Opt.BootfileName)) r.options.setString(Opt.BootfileName, file);
+      if (file.length > 127 || req.options.requests(Opt.BootfileName)) r.options.setString(Opt.BootfileName, file);
     };
     switch (plan.kind) {
       case 'tftp':
         r.siaddr = plan.nextServer;
-        if (prl.includes(Opt.TftpServerName)) r.options.setString(Opt.TftpServerName, plan.nextServer);
+        if (req.options.requests(Opt.TftpServerName)) r.options.setString(Opt.TftpServerName, plan.nextServer);
         setFile(plan.file);
         return plan.file;
       case 'ipxe':

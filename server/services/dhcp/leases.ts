@@ -199,8 +199,21 @@ export class LeaseTable {
     const batch = this.batch;
     this.batch = [];
     if (store === undefined || batch.length === 0) return;
+    const row = (e: LeaseEntry): Lease => ({ mac: e.mac, ip: intToIp(e.ip), state: e.state, expires: e.expires, hostname: e.hostname, system: e.system });
+    if (store.putLeases !== undefined) {
+      // The whole window in one call: one write, one COMMIT, each binding told its own outcome.
+      const all: Promise<unknown> = store
+        .putLeases(batch.map((b) => row(b.e)))
+        .then(
+          (errs) => batch.forEach((b, i) => (errs[i] === undefined ? b.resolve() : b.reject(errs[i]))),
+          (err: unknown) => batch.forEach((b) => b.reject(err)),
+        )
+        .then(() => this.writing.delete(all));
+      this.writing.add(all);
+      return;
+    }
     const ws = batch.map(({ e, resolve, reject }) => {
-      const w = store.putLease({ mac: e.mac, ip: intToIp(e.ip), state: e.state, expires: e.expires, hostname: e.hostname, system: e.system } satisfies Lease);
+      const w = store.putLease(row(e));
       w.then(resolve, reject);
       return w;
     });

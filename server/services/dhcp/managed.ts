@@ -12,6 +12,7 @@ import { DECLINE_HOLD_MS } from './leases.js';
 import type { Resolved } from '../../catalog.js';
 
 const LOOKUP_TTL_MS = 1000;
+
 /** Bound on the addresses remembered as another server's (a /16 pool's worth). */
 const ELSEWHERE_MAX = 65_536;
 
@@ -28,7 +29,12 @@ export class ManagedDhcp {
    */
   private readonly elsewhere = new Map<number, number>();
 
-  constructor(private readonly h: DhcpHandler) {}
+  /** Whether the store is shared and claims addresses (PostgreSQL), read once: not per address. */
+  private readonly sharedClaims: boolean;
+
+  constructor(private readonly h: DhcpHandler) {
+    this.sharedClaims = h.ctx.store.claimAddress !== undefined;
+  }
 
   handle(p: Packet, mt: number, msg: Inbound, arrival: Arrival): Promise<Outbound | undefined> | undefined {
     switch (mt) {
@@ -87,6 +93,7 @@ export class ManagedDhcp {
     }
     if (this.reservedCache.has(ip)) return true;
     if (this.freeCache.has(ip)) return false;
+    if (this.h.ctx.absent?.ip(intToIp(ip)) === true) return false;
     return this.reservedInStore(ip, mac);
   }
 
@@ -108,10 +115,10 @@ export class ManagedDhcp {
    * and a refused claim means another server gave it to another client.
    */
   private claim(ip: number, mac: string, expires: number): boolean | Promise<boolean> {
-    const st = this.h.ctx.store;
     // No shared store (SQLite): the local table decides, no promise per address.
-    if (st.claimAddress === undefined || !this.h.claims) return true;
-    return st.claimAddress(intToIp(ip), mac, expires, this.h.now());
+    if (!this.sharedClaims || !this.h.claims) return true;
+    const st = this.h.ctx.store;
+    return st.claimAddress === undefined ? true : st.claimAddress(intToIp(ip), mac, expires, this.h.now());
   }
 
   /** Not reserved for another system, and claimed (claim): a boolean when both are known without the store. */
@@ -137,13 +144,17 @@ export class ManagedDhcp {
     const hold = now + this.s.offerHoldSeconds * 1000;
     const leases = this.h.leases;
     const cur = leases.byMacAddr(mac);
-    if (cur !== undefined && cur.state !== 'declined' && this.inPools(subnet, cur.ip) && leases.availableFor(cur.ip, mac, now) && (await this.freeAndClaimed(cur.ip, mac, hold))) {
-      return cur.ip;
+    // `f === true || (f !== false && await f)`: an await only for a promise (an await of a plain
+    // boolean still costs a microtask turn; several per packet showed in the issue 21 profile).
+    if (cur !== undefined && cur.state !== 'declined' && this.inPools(subnet, cur.ip) && leases.availableFor(cur.ip, mac, now)) {
+      const f = this.freeAndClaimed(cur.ip, mac, hold);
+      if (f === true || (f !== false && (await f))) return cur.ip;
     }
     const want = p.options.ip(Opt.RequestedIP);
     const wantN = want === undefined ? undefined : ipToInt(want);
-    if (wantN !== undefined && this.inPools(subnet, wantN) && leases.availableFor(wantN, mac, now) && (await this.freeAndClaimed(wantN, mac, hold))) {
-      return wantN;
+    if (wantN !== undefined && this.inPools(subnet, wantN) && leases.availableFor(wantN, mac, now)) {
+      const f = this.freeAndClaimed(wantN, mac, hold);
+      if (f === true || (f !== false && (await f))) return wantN;
     }
     const skip = (x: number): boolean => {
       if (this.reservedCache.has(x)) return true;
@@ -227,7 +238,8 @@ export class ManagedDhcp {
     const mac = macOf(p);
     const subnet = arrival.subnet;
     if (subnet === undefined) return this.h.ignore();
-    const { resolved, bootSystem } = await this.h.resolve(mac, arrival);
+    const rb = this.h.resolve(mac, arrival);
+    const { resolved, bootSystem } = rb instanceof Promise ? await rb : rb;
     const plan = this.h.plan(p, bootSystem, arrival);
     // Unknown MACs get a dynamic address only when a pool exists; without one they are ignored.
     const ip = await this.chooseAddress(p, mac, subnet, resolved);
@@ -282,7 +294,8 @@ export class ManagedDhcp {
     const wantStr = requested ?? (p.ciaddr !== ZERO ? p.ciaddr : undefined);
     const want = wantStr === undefined ? undefined : ipToInt(wantStr);
     if (want === undefined) return this.h.ignore();
-    const { resolved, bootSystem } = await this.h.resolve(mac, arrival);
+    const rb = this.h.resolve(mac, arrival);
+    const { resolved, bootSystem } = rb instanceof Promise ? await rb : rb;
     const reserved = this.reservation(resolved, subnet);
     const now = this.h.now();
     const initReboot = serverId === undefined && requested !== undefined && p.ciaddr === ZERO;
@@ -301,7 +314,8 @@ export class ManagedDhcp {
     let ok: boolean;
     if (reserved !== undefined) ok = want === reserved;
     else {
-      ok = this.inPools(subnet, want) && this.h.leases.availableFor(want, mac, now) && (await this.freeAndClaimed(want, mac, now + subnet.site.lease_time * 1000));
+      const f = this.inPools(subnet, want) && this.h.leases.availableFor(want, mac, now) && this.freeAndClaimed(want, mac, now + subnet.site.lease_time * 1000);
+      ok = f === true || (f !== false && (await f));
     }
     if (!ok) return this.nak(p, arrival, 'requested address not available');
     const host = resolved?.system.hostname ?? '';
@@ -363,7 +377,8 @@ export class ManagedDhcp {
     // RFC 2131 s4.3.5: configuration without an address or lease time, sent to ciaddr.
     const subnet = arrival.subnet;
     if (subnet === undefined) return this.h.ignore();
-    const { resolved, bootSystem } = await this.h.resolve(macOf(p), arrival);
+    const rb = this.h.resolve(macOf(p), arrival);
+    const { resolved, bootSystem } = rb instanceof Promise ? await rb : rb;
     const r = replyTo(p);
     r.ciaddr = p.ciaddr;
     r.options.setUint8(Opt.MessageType, MessageType.ACK);

@@ -54,14 +54,7 @@ export class LeaseRows {
       // its lease, as its own write would; the others are acknowledged after the COMMIT.
       batch.run = (): unknown[] => {
         if (this.open === batch) this.open = undefined;
-        return batch.items.map((i) => {
-          try {
-            this.putSt.run(i.lease);
-            return undefined;
-          } catch (e) {
-            return e instanceof Error ? e : new Error(String(e));
-          }
-        });
+        return batch.items.map((i) => this.upsert(i.lease));
       };
       this.open = batch;
       this.queue.write(batch.run).then(
@@ -72,6 +65,21 @@ export class LeaseRows {
         },
       );
     });
+  }
+
+  /** Leases as one write: each upsert's error or undefined, in order, after the COMMIT (Store.putLeases). */
+  putMany(leases: readonly Lease[]): Promise<(Error | undefined)[]> {
+    return this.queue.write(() => leases.map((l) => this.upsert(l)));
+  }
+
+  /** One upsert, atomic on its own (SQLite statement atomicity): its error, or undefined. */
+  private upsert(lease: Lease): Error | undefined {
+    try {
+      this.putSt.run(lease);
+      return undefined;
+    } catch (e) {
+      return e instanceof Error ? e : new Error(String(e));
+    }
   }
 
   list(): Lease[] {
