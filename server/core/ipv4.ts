@@ -16,8 +16,9 @@ export function ipToInt(ip: string): number | undefined {
 
 /**
  * Exactly four dot-separated runs of 1-3 decimal digits, each <= 255, nothing else (no blanks):
- * its integer, else undefined. No regular expression and no allocation (the DHCP codec writes
- * every address of a reply with it).
+ * its integer, else undefined. No regular expression and no allocation. The DHCP codec has its
+ * own loop of this shape (protocol/dhcp4/options.ts writeIpInto): protocol/ imports nothing of
+ * forge, core/ nothing outside core/ (test/unit/boundaries.test.ts).
  */
 export function parseQuad(ip: string): number | undefined {
   let n = 0;

@@ -5,7 +5,6 @@
  * options"), so a getter always sees the whole value; encoding splits values
  * longer than 255 bytes back into consecutive instances (RFC 3396 s4).
  */
-import { parseQuad } from '../../core/ipv4.js';
 
 /** Option codes forge reads or writes. Names follow RFC 2132 / IANA. */
 export const Opt = {
@@ -73,12 +72,24 @@ export function ipToBytes(ip: string): Buffer {
 
 /** Writes a dotted quad as 4 bytes at `off` of `b` (no allocation: the encoder's header fields). */
 export function writeIpInto(b: Uint8Array, off: number, ip: string): void {
-  const n = parseQuad(ip);
-  if (n === undefined) throw new RangeError(`not an IPv4 address: ${ip}`);
-  b[off] = n >>> 24;
-  b[off + 1] = (n >>> 16) & 0xff;
-  b[off + 2] = (n >>> 8) & 0xff;
-  b[off + 3] = n & 0xff;
+  let part = 0;
+  let val = 0;
+  let digits = 0;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i < ip.length ? ip.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 3 || val > 255) throw new RangeError(`not an IPv4 address: ${ip}`);
+      b[off + part++] = val;
+      val = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      val = val * 10 + (c - 48);
+      digits++;
+    } else {
+      throw new RangeError(`not an IPv4 address: ${ip}`);
+    }
+  }
+  if (part !== 4) throw new RangeError(`not an IPv4 address: ${ip}`);
 }
 
 export function bytesToIp(b: Uint8Array, off = 0): string {
