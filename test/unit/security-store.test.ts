@@ -15,7 +15,7 @@ import { installVerdict, windowOpen, allows } from '../../server/core/access.js'
 import { maskInstallTokens, redactVars, withoutSecrets } from '../../server/core/secrets.js';
 import { MIGRATIONS, openSqliteStore } from '../../server/store/sqlite.js';
 import { validateNew } from '../../server/core/validate.js';
-import { newApiToken, tokenHash } from '../../server/auth.js';
+import { newApiToken, tokenHash, tokenMatches } from '../../server/auth.js';
 import { runRetention } from '../../server/events/retention.js';
 import { sinceOf } from '../../server/cli/commands/access.js';
 import { sqliteFixture } from '../lib/sqlite-store.js';
@@ -157,4 +157,15 @@ test('--since takes durations and ISO times', () => {
   assert.equal(sinceOf('1d', now), '2026-01-01T00:00:00.000Z');
   assert.equal(sinceOf('2026-01-01', now), '2026-01-01T00:00:00.000Z');
   assert.throws(() => sinceOf('yesterday', now), /--since/);
+});
+
+test('token digests: SHA-256 as stored, and the bootstrap comparison follows a changed expected token', () => {
+  // FIPS 180-2 appendix B.1 test vector.
+  assert.equal(tokenHash('abc'), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  assert.equal(tokenMatches('forge_a', 'forge_a'), true);
+  assert.equal(tokenMatches('forge_a', 'forge_b'), false);
+  // The expected token changes (a new bootstrap token): the old one no longer matches.
+  assert.equal(tokenMatches('forge_b', 'forge_a'), false);
+  assert.equal(tokenMatches('forge_b', 'forge_b'), true);
+  assert.equal(tokenMatches('forge_b', ''), false);
 });
