@@ -317,12 +317,16 @@ async function addsOnly(scale: number): Promise<string[]> {
     '| round | build | store | systems before | adds/s | p50 | p99 | forge CPU µs/add | PostgreSQL CPU µs/add | client CPU µs/add | all µs/add | load |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
-    '',
-    'Then on the same server, alone: 2,000 boot configs (`GET /boot/ipxe/MAC`, one at a time, keep-alive), after 200 warm-up.',
-    '',
-    '| round | build | store | p50 | p90 | p99 | max | forge CPU µs per config | load |',
-    '|---|---|---|---|---|---|---|---|---|',
-    ...bootRows,
+    ...(bootRows.length === 0
+      ? []
+      : [
+          '',
+          'Then on the same server, alone: 2,000 boot configs (`GET /boot/ipxe/MAC`, one at a time, keep-alive), after 200 warm-up.',
+          '',
+          '| round | build | store | p50 | p90 | p99 | max | forge CPU µs per config | load |',
+          '|---|---|---|---|---|---|---|---|---|',
+          ...bootRows,
+        ]),
   ];
 }
 
