@@ -39,7 +39,7 @@ import { followRequests } from './services/origin.js';
 import { bootRoutes } from './services/http/boot.js';
 import { mountPublicRows } from './services/http/route.js';
 import { buildApp } from './services/http/app.js';
-import { applyTimeouts } from './services/http/limits.js';
+import { applyTimeouts, HTTP_LISTEN_BACKLOG } from './services/http/limits.js';
 import type { Service } from './services/service.js';
 import { startTftp } from './services/tftp.js';
 import { openSqliteStore } from './store/sqlite.js';
@@ -154,7 +154,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   applyTimeouts(http, log.child('http'));
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    http.listen(config.http_port, config.listen, () => {
+    http.listen({ port: config.http_port, host: config.listen, backlog: HTTP_LISTEN_BACKLOG }, () => {
       http.off('error', reject);
       resolve();
     });

@@ -201,6 +201,18 @@ function streamedError(req: Request, e: unknown, log: Logger): ReturnType<ForgeE
   return fe.toBody();
 }
 
+/**
+ * The HTTP socket's listen backlog: connections whose handshake the kernel has completed, held
+ * until forge accepts them. A boot storm connects hundreds of clients in the same instant, and
+ * forge accepts them on one thread between other work: in the 1,000-PXE-client bench (issue 21)
+ * Node's default of 511 filled (512 queued) and the kernel dropped 5 handshakes
+ * (ListenOverflows), whose clients sent their SYN again a second later (RFC 6298 section 2: the
+ * 1 s initial RTO). Linux caps the value at net.core.somaxconn (4096 by default since 5.4).
+ * The queue holds completed handshakes only: a SYN flood fills the SYN queue, which SYN cookies
+ * answer, not this one.
+ */
+export const HTTP_LISTEN_BACKLOG = 4096;
+
 export function applyTimeouts(http: Server, log?: Logger, t: { readonly [K in keyof typeof HTTP_TIMEOUTS]: number } = HTTP_TIMEOUTS): KeepAliveStats {
   http.headersTimeout = t.headersMs;
   http.requestTimeout = t.requestMs;
