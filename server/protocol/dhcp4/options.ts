@@ -131,6 +131,15 @@ export class Options {
     return this.own(code, Buffer.from(data));
   }
 
+  /**
+   * set() without the copy, for a value shared by many replies that nobody changes (a subnet's
+   * mask, router, lease times, encoded once per subnet: services/dhcp/managed.ts). The encoder
+   * only reads option data, and every setter replaces a value rather than writing into it.
+   */
+  setShared(code: number, data: Buffer): this {
+    return this.own(code, data);
+  }
+
   /** set() for a buffer made here and referenced nowhere else: kept without a copy. */
   private own(code: number, data: Buffer): this {
     const cur = this.list.find((o) => o.code === code);

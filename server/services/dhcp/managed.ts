@@ -3,7 +3,7 @@
  * DECLINE, RELEASE, INFORM). Options come from the subnet the client is on (giaddr's subnet for
  * relayed requests); the server identifier is forge's address facing the client.
  */
-import { MessageType, Opt, macOf, replyTo, type Packet } from '../../protocol/dhcp4/index.js';
+import { MessageType, Opt, Options, encodeDomainSearch, ipToBytes, macOf, replyTo, type Packet } from '../../protocol/dhcp4/index.js';
 import type { Arrival, DhcpHandler, Inbound } from './handler.js';
 import { ZERO } from './handler.js';
 import { inSubnet, intToIp, ipToInt, type Pool, type Subnet } from './net.js';
@@ -15,6 +15,19 @@ const LOOKUP_TTL_MS = 1000;
 
 /** Bound on the addresses remembered as another server's (a /16 pool's worth). */
 const ELSEWHERE_MAX = 65_536;
+
+/** A subnet's reply option values as bytes, shared by its replies (Options.setShared: never changed). */
+interface SubnetBytes {
+  leaseTime: Buffer;
+  renewal: Buffer;
+  rebinding: Buffer;
+  mask: Buffer;
+  router: Buffer | undefined;
+  dns: Buffer | undefined;
+  domain: Buffer | undefined;
+  search: Buffer | undefined;
+  mtu: Buffer | undefined;
+}
 
 export class ManagedDhcp {
   private reservedCache = new Set<number>();
@@ -191,31 +204,73 @@ export class ManagedDhcp {
   private leaseOptions(r: Packet, subnet: Subnet, arrival: Arrival, withLease: boolean, resolved: Resolved | undefined): void {
     const site = subnet.site;
     const o = r.options;
+    const b = this.subnetBytes(subnet);
     o.setIp(Opt.ServerIdentifier, this.h.serverIdFor(arrival));
     if (withLease) {
-      o.setUint32(Opt.LeaseTime, site.lease_time);
-      o.setUint32(Opt.RenewalTime, Math.floor(site.lease_time / 2));
-      o.setUint32(Opt.RebindingTime, Math.floor((site.lease_time * 7) / 8));
+      o.setShared(Opt.LeaseTime, b.leaseTime);
+      o.setShared(Opt.RenewalTime, b.renewal);
+      o.setShared(Opt.RebindingTime, b.rebinding);
     }
-    o.setIp(Opt.SubnetMask, intToIp(subnet.mask));
-    const router = resolved?.iface?.if_gateway || resolved?.system.gateway || site.router;
-    if (router !== '' && ipToInt(router) !== undefined) o.setIp(Opt.Router, router);
-    const dns = resolved !== undefined && resolved.system.name_servers.length > 0 ? resolved.system.name_servers : site.dns;
-    const dnsOk = dns.filter((x) => ipToInt(x) !== undefined);
-    if (dnsOk.length > 0) o.setIps(Opt.DomainNameServer, dnsOk);
-    if (site.domain !== '') o.setString(Opt.DomainName, site.domain);
+    o.setShared(Opt.SubnetMask, b.mask);
+    const router = resolved?.iface?.if_gateway || resolved?.system.gateway || '';
+    if (router === '') {
+      if (b.router !== undefined) o.setShared(Opt.Router, b.router);
+    } else if (ipToInt(router) !== undefined) o.setIp(Opt.Router, router);
+    if (resolved !== undefined && resolved.system.name_servers.length > 0) {
+      const dnsOk = resolved.system.name_servers.filter((x) => ipToInt(x) !== undefined);
+      if (dnsOk.length > 0) o.setIps(Opt.DomainNameServer, dnsOk);
+    } else if (b.dns !== undefined) o.setShared(Opt.DomainNameServer, b.dns);
+    if (b.domain !== undefined) o.setShared(Opt.DomainName, b.domain);
     // RFC 3397 search list; among the first options dropped when the reply is too big (reply.ts DROP_ORDER).
+    if (b.search !== undefined) o.setShared(Opt.DomainSearch, b.search);
+    // RFC 2132 s5.1: the MTU of the client's interface, at least 68.
+    if (b.mtu !== undefined) o.setShared(Opt.InterfaceMtu, b.mtu);
+    const host = resolved?.system.hostname || resolved?.iface?.dns_name || '';
+    if (host !== '') o.setString(Opt.HostName, host.split('.')[0] ?? host);
+  }
+
+  /**
+   * The option values of a subnet's replies, encoded once per Subnet object (a settings refresh
+   * makes new ones, so an edit shows within its second) instead of per reply (issue 21 profile).
+   */
+  private readonly bytes = new WeakMap<Subnet, SubnetBytes>();
+
+  private subnetBytes(subnet: Subnet): SubnetBytes {
+    const hit = this.bytes.get(subnet);
+    if (hit !== undefined) return hit;
+    const site = subnet.site;
+    const one = (set: (o: Options) => void, code: number): Buffer | undefined => {
+      const o = new Options();
+      set(o);
+      return o.get(code);
+    };
+    const u32 = (v: number): Buffer => {
+      const x = Buffer.alloc(4);
+      x.writeUInt32BE(v >>> 0);
+      return x;
+    };
+    const dnsOk = site.dns.filter((x) => ipToInt(x) !== undefined);
+    let search: Buffer | undefined;
     if (site.dns_search.length > 0) {
       try {
-        o.setDomainSearch(Opt.DomainSearch, site.dns_search);
+        search = encodeDomainSearch(site.dns_search);
       } catch (e) {
         this.h.log.warn('dns_search not sent', { subnet: site.name, err: e });
       }
     }
-    // RFC 2132 s5.1: the MTU of the client's interface, at least 68.
-    if (site.mtu >= 68) o.setUint16(Opt.InterfaceMtu, site.mtu);
-    const host = resolved?.system.hostname || resolved?.iface?.dns_name || '';
-    if (host !== '') o.setString(Opt.HostName, host.split('.')[0] ?? host);
+    const b: SubnetBytes = {
+      leaseTime: u32(site.lease_time),
+      renewal: u32(Math.floor(site.lease_time / 2)),
+      rebinding: u32(Math.floor((site.lease_time * 7) / 8)),
+      mask: ipToBytes(intToIp(subnet.mask)),
+      router: site.router !== '' && ipToInt(site.router) !== undefined ? ipToBytes(site.router) : undefined,
+      dns: dnsOk.length > 0 ? one((o) => o.setIps(Opt.DomainNameServer, dnsOk), Opt.DomainNameServer) : undefined,
+      domain: site.domain !== '' ? Buffer.from(site.domain, 'latin1') : undefined,
+      search,
+      mtu: site.mtu >= 68 ? one((o) => o.setUint16(Opt.InterfaceMtu, site.mtu), Opt.InterfaceMtu) : undefined,
+    };
+    this.bytes.set(subnet, b);
+    return b;
   }
 
   private addressing(arrival: Arrival, extra: Partial<Addressing> = {}): Addressing {
