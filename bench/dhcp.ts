@@ -325,7 +325,7 @@ export async function run(): Promise<string> {
     `Where each server saturates, per repeat: the lowest offered rate it did not keep up with (drops of ${MAX_DROPS} % or more, or under`,
     `${100 - MAX_DROPS} % of the offered rate achieved) and what was at its limit there (${SATURATION}):`,
     '',
-    `| server | ${Array.from({ length: REPEATS }, (_, i) => `repeat ${i + 1}`).join(' | ')} |`,
+    `| server | ${Array.from({ length: REPEATS }, (_, i) => `saturated in repeat ${i + 1}`).join(' | ')} |`,
     `|---|${Array.from({ length: REPEATS }, () => '---|').join('')}`,
     ...MEASURED.map((v) => `| ${v.name} | ${Array.from({ length: REPEATS }, (_, i) => saturation(results.filter((r) => r.server === v.name && r.repeat === i + 1))).join(' | ')} |`),
     '',
