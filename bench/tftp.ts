@@ -34,12 +34,33 @@ const CLIENTS = 100;
 const WINDOWS = (process.env['FORGE_BENCH_TFTP_WINDOWS'] ?? '1,8,16').split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 1);
 const PARTS = new Set((process.env['FORGE_BENCH_TFTP_PARTS'] ?? 'single,fanout').split(','));
 const REPEATS = PARTS.has('single') ? Number(process.env['FORGE_BENCH_REPEATS'] ?? 5) : 0;
+/**
+ * FORGE_BENCH_TFTP_PIN: `both` (default) measures every transfer twice per repeat, unpinned and
+ * pinned (the atftp client on CPU 0, every server process and thread, with tftpd-hpa's forked
+ * children, on CPU 1: no site runs its clients on the server's cores); `on` or `off` one of them.
+ */
+const PIN_MODES = ((): ('unpinned' | 'pinned')[] => {
+  const v = process.env['FORGE_BENCH_TFTP_PIN'] ?? 'both';
+  if (cpus().length < 2) return ['unpinned'];
+  return v === 'on' ? ['pinned'] : v === 'off' ? ['unpinned'] : ['unpinned', 'pinned'];
+})();
+/**
+ * FORGE_BENCH_TFTP_BASELINE=LABEL=DIR[,LABEL=DIR]: also measure the engine of other builds
+ * (DIR/bench/tftp-serve.js, e.g. `git archive COMMIT` built with tsc) as "forge LABEL",
+ * interleaved with the rest.
+ */
+const BASELINES = (process.env['FORGE_BENCH_TFTP_BASELINE'] ?? '')
+  .split(',')
+  .filter((x) => x.includes('='))
+  .map((x) => ({ name: `forge ${x.slice(0, x.indexOf('='))}`, dir: x.slice(x.indexOf('=') + 1) }));
 /** Extra node flags for forge's process (e.g. `--cpu-prof --cpu-prof-dir=DIR`), as in the servers bench. */
 const NODE_ARGS = (process.env['FORGE_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 
 interface Target {
   name: string;
   port: number;
+  /** The server's process (its threads and later children are pinned with it). */
+  pid: number | undefined;
   /** Prefix for running the client (e.g. `ip netns exec NS`). */
   wrap: string[];
   /** CPU milliseconds the server has used so far (itself and reaped children). */
@@ -119,8 +140,13 @@ function atftpArgs(ws: number, remote: string, local: string, port: number): str
   return ['--option', 'blksize 1468', '--option', `windowsize ${ws}`, '-g', '-r', remote, '-l', local, '127.0.0.1', String(port)];
 }
 
-async function fetchOnce(t: Target, ws: number, file: string, local: string, expect: string): Promise<number> {
-  const [cmd, ...pre] = [...t.wrap, 'atftp'];
+/** Every thread of `pid` (and what it forks from now on) on these CPUs (taskset's list syntax). */
+function pinTo(pid: number | undefined, list: string): void {
+  if (pid !== undefined) execFileSync('taskset', ['-a', '-p', '-c', list, String(pid)], { stdio: 'ignore' });
+}
+
+async function fetchOnce(t: Target, ws: number, file: string, local: string, expect: string, pin: 'pinned' | 'unpinned'): Promise<number> {
+  const [cmd, ...pre] = [...(pin === 'pinned' ? ['taskset', '-c', '0'] : []), ...t.wrap, 'atftp'];
   const r = await exec(cmd as string, [...pre, ...atftpArgs(ws, file, local, t.port)], 120000);
   if (r.code !== 0) throw new Error(`${t.name} ws${ws}: atftp exit ${r.code}: ${r.stderr.trim()}`);
   if (sha256File(local) !== expect) throw new Error(`${t.name} ws${ws}: sha256 mismatch`);
@@ -145,8 +171,8 @@ interface Started {
 }
 
 /** forge's TFTP engine in a process of its own (bench/tftp-serve.ts), so /proc shows its CPU alone. */
-async function startForgeTftp(root: string): Promise<Started & { stats: () => Promise<Record<string, number>> }> {
-  const proc = spawn(process.execPath, [...NODE_ARGS, SERVE, root, String(CLIENTS + 10)], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function startForgeTftp(root: string, serve = SERVE): Promise<Started & { stats: () => Promise<Record<string, number>> }> {
+  const proc = spawn(process.execPath, [...NODE_ARGS, serve, root, String(CLIENTS + 10)], { stdio: ['pipe', 'pipe', 'inherit'] });
   let buf = '';
   const lines: ((l: string) => void)[] = [];
   proc.stdout?.setEncoding('utf8');
@@ -174,6 +200,7 @@ async function startForgeTftp(root: string): Promise<Started & { stats: () => Pr
 
 /** Lock-step only: these servers do not implement RFC 7440, so atftp falls back to lock-step at any windowsize. */
 const NO_WINDOWS = new Set(['tftpd-hpa', 'dnsmasq']);
+const BASELINE_NAMES = new Set(BASELINES.map((b) => b.name));
 
 export async function run(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'fgtftp-bench-'));
@@ -196,12 +223,18 @@ export async function run(): Promise<string> {
     forge = await startForgeTftp(root);
     children.push(forge.proc);
     const forgePid = forge.proc.pid;
-    const targets: Target[] = [{ name: 'forge', port: forge.port, wrap: [], cpu: () => procCpuMs(forgePid) }];
+    const targets: Target[] = [{ name: 'forge', port: forge.port, pid: forgePid, wrap: [], cpu: () => procCpuMs(forgePid) }];
+    for (const b of BASELINES) {
+      const base = await startForgeTftp(root, join(b.dir, 'bench', 'tftp-serve.js'));
+      children.push(base.proc);
+      const basePid = base.proc.pid;
+      targets.push({ name: b.name, port: base.port, pid: basePid, wrap: [], cpu: () => procCpuMs(basePid) });
+    }
 
     const hpaPort = await freeUdpPort();
     const hpa = spawn('in.tftpd', ['--foreground', '--listen', '--address', `127.0.0.1:${hpaPort}`, '--secure', root], { stdio: 'ignore' });
     children.push(hpa);
-    targets.push({ name: 'tftpd-hpa', port: hpaPort, wrap: [], cpu: cgroupCpu(hpa.pid, 'fgtftp-hpa') });
+    targets.push({ name: 'tftpd-hpa', port: hpaPort, pid: hpa.pid, wrap: [], cpu: cgroupCpu(hpa.pid, 'fgtftp-hpa') });
 
     // atftpd: one process, a thread per transfer (its /proc utime+stime covers them all).
     const atftpdPort = await freeUdpPort();
@@ -213,7 +246,7 @@ export async function run(): Promise<string> {
     );
     children.push(atftpd);
     const atftpdPid = atftpd.pid;
-    targets.push({ name: 'atftpd', port: atftpdPort, wrap: [], cpu: () => procCpuMs(atftpdPid) });
+    targets.push({ name: 'atftpd', port: atftpdPort, pid: atftpdPid, wrap: [], cpu: () => procCpuMs(atftpdPid) });
 
     let dnsmasqNote = '';
     if (process.getuid?.() === 0) {
@@ -229,7 +262,7 @@ export async function run(): Promise<string> {
       );
       children.push(dm);
       // `ip netns exec` execs dnsmasq in place, so the pid is dnsmasq's.
-      targets.push({ name: 'dnsmasq', port: 69, wrap: ['ip', 'netns', 'exec', ns], cpu: cgroupCpu(dm.pid, 'fgtftp-dnsmasq') });
+      targets.push({ name: 'dnsmasq', port: 69, pid: dm.pid, wrap: ['ip', 'netns', 'exec', ns], cpu: cgroupCpu(dm.pid, 'fgtftp-dnsmasq') });
     } else {
       dnsmasqNote = 'dnsmasq skipped: its TFTP port is fixed at 69, and the namespace that isolates it needs root.';
     }
@@ -241,28 +274,36 @@ export async function run(): Promise<string> {
     const results = new Map<string, number[]>();
     const cpuResults = new Map<string, number[]>();
     const loads: string[] = [];
+    const allCpus = `0-${cpus().length - 1}`;
     for (let rep = 0; rep < REPEATS; rep++) {
       loads.push(load1());
-      // Interleave servers within a repeat so background load hits them alike.
-      for (const ws of WINDOWS) {
-        for (const t of targets) {
-          if (ws > 1 && NO_WINDOWS.has(t.name)) continue;
-          const local = join(outDir, `${t.name}-${ws}.bin`);
-          const cpu0 = t.cpu();
-          const ms = await fetchOnce(t, ws, 'big.bin', local, bigSha);
-          const cpu = t.cpu() - cpu0;
-          const key = `${t.name}|${ws}`;
-          results.set(key, [...(results.get(key) ?? []), ms]);
-          cpuResults.set(key, [...(cpuResults.get(key) ?? []), cpu]);
-          rmSync(local, { force: true });
+      // Interleave servers (and pinning modes) within a repeat so background load hits them alike.
+      for (const pin of PIN_MODES) {
+        for (const t of targets) pinTo(t.pid, pin === 'pinned' ? '1' : allCpus);
+        // Who goes first rotates per repeat: no server always runs right after the same one.
+        const order = targets.map((_, i) => targets[(i + rep) % targets.length] as Target);
+        for (const ws of WINDOWS) {
+          for (const t of order) {
+            if (ws > 1 && NO_WINDOWS.has(t.name)) continue;
+            const local = join(outDir, `${t.name}-${ws}.bin`);
+            const cpu0 = t.cpu();
+            const ms = await fetchOnce(t, ws, 'big.bin', local, bigSha, pin);
+            const cpu = t.cpu() - cpu0;
+            const key = `${t.name}|${ws}|${pin}`;
+            results.set(key, [...(results.get(key) ?? []), ms]);
+            cpuResults.set(key, [...(cpuResults.get(key) ?? []), cpu]);
+            rmSync(local, { force: true });
+          }
         }
       }
     }
+    // The 100-client part runs unpinned (100 clients on one CPU would measure that CPU).
+    for (const t of targets) pinTo(t.pid, allCpus);
     const loadEnd = load1();
 
     // 100 clients at once, one 32 MiB file, from forge and from atftpd (the other server that windows), one after the other.
     const fanout: string[] = [];
-    for (const t of targets.filter((x) => PARTS.has('fanout') && (x.name === 'forge' || x.name === 'atftpd'))) {
+    for (const t of targets.filter((x) => PARTS.has('fanout') && (x.name === 'forge' || x.name === 'atftpd' || BASELINE_NAMES.has(x.name)))) {
       const before = t.name === 'forge' ? await forge.stats() : undefined;
       // forge is one thread (plus libuv's pool): what it did with the wall time, from its schedstat.
       const sched0 = t.name === 'forge' ? procSched(forgePid) : undefined;
@@ -301,8 +342,8 @@ export async function run(): Promise<string> {
 
     const fmt = (ms: number): string => (ms / 1000).toFixed(2);
     const mbs = (ms: number): string => (BIG / MiB / (ms / 1000)).toFixed(1);
-    const med = (name: string, ws: number): number => median(results.get(`${name}|${ws}`) ?? [NaN]);
-    const cpuMed = (name: string, ws: number): number => median(cpuResults.get(`${name}|${ws}`) ?? [NaN]);
+    const med = (name: string, ws: number, pin: string): number => median(results.get(`${name}|${ws}|${pin}`) ?? [NaN]);
+    const cpuMed = (name: string, ws: number, pin: string): number => median(cpuResults.get(`${name}|${ws}|${pin}`) ?? [NaN]);
     lines.push('## TFTP', '');
     lines.push(
       `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), shared with other work; loopback. ` +
@@ -312,9 +353,13 @@ export async function run(): Promise<string> {
         `1-minute load average ${loadStart} at the start and ${loadEnd} at the end; per repeat: ${loads.join(', ')} (other engineers' tests share the 2 cores).`,
       '',
     );
-    if (REPEATS > 0) {
+    for (const pin of REPEATS > 0 ? PIN_MODES : []) {
+      const where =
+        pin === 'pinned'
+          ? 'pinned: the atftp client on CPU 0, every server (all its threads, tftpd-hpa\'s forked children) on CPU 1 (`taskset`)'
+          : 'unpinned: client and server share both cores as the scheduler likes';
       lines.push(
-        `### 64 MiB file, atftp \`--option "blksize 1468" --option "windowsize N"\`: median of ${REPEATS} runs, servers interleaved within each run`,
+        `### 64 MiB file, atftp \`--option "blksize 1468" --option "windowsize N"\`, ${where}: median of ${REPEATS} runs, servers interleaved within each run`,
         '',
         'Wall time in seconds (MB/s) [best run], and the server process\'s CPU (user+sys from /proc; tftpd-hpa and dnsmasq through a cpuacct cgroup, since tftpd-hpa forks per transfer) per transfer, median.',
         '',
@@ -324,8 +369,8 @@ export async function run(): Promise<string> {
       for (const t of targets) {
         const cells = WINDOWS.map((ws) => {
           if (ws > 1 && NO_WINDOWS.has(t.name)) return 'n/a: lock-step only | ';
-          const m = med(t.name, ws);
-          return `${fmt(m)} s (${mbs(m)}) [${fmt(best(results.get(`${t.name}|${ws}`) ?? [NaN]))}] | ${(cpuMed(t.name, ws) / 1000).toFixed(2)} s`;
+          const m = med(t.name, ws, pin);
+          return `${fmt(m)} s (${mbs(m)}) [${fmt(best(results.get(`${t.name}|${ws}|${pin}`) ?? [NaN]))}] | ${(cpuMed(t.name, ws, pin) / 1000).toFixed(2)} s`;
         });
         lines.push(`| ${t.name} | ${cells.join(' | ')} |`);
       }
@@ -336,25 +381,31 @@ export async function run(): Promise<string> {
       lines.push('');
       for (const t of targets) {
         lines.push(
-          `- ${t.name} raw (ms, wall/CPU): ${WINDOWS.filter((ws) => results.has(`${t.name}|${ws}`))
-            .map((ws) => `ws${ws} ${(results.get(`${t.name}|${ws}`) ?? []).map((x, i) => `${x.toFixed(0)}/${(cpuResults.get(`${t.name}|${ws}`)?.[i] ?? NaN).toFixed(0)}`).join(' ')}`)
+          `- ${t.name} raw (ms, wall/CPU): ${WINDOWS.filter((ws) => results.has(`${t.name}|${ws}|${pin}`))
+            .map((ws) => `ws${ws} ${(results.get(`${t.name}|${ws}|${pin}`) ?? []).map((x, i) => `${x.toFixed(0)}/${(cpuResults.get(`${t.name}|${ws}|${pin}`)?.[i] ?? NaN).toFixed(0)}`).join(' ')}`)
             .join('; ')}`,
         );
       }
       const ratio = (a: number, b: number): string => `${(b / a).toFixed(2)}x`;
+      const cpuS = (name: string, ws: number): string => `${(cpuMed(name, ws, pin) / 1000).toFixed(2)} s`;
       lines.push('');
       lines.push(
-        `Speed relative to the rival (rival time / forge time, above 1 = forge faster): lock-step vs tftpd-hpa ${ratio(med('forge', 1), med('tftpd-hpa', 1))}, ` +
-          `vs atftpd ${ratio(med('forge', 1), med('atftpd', 1))}, vs dnsmasq ${ratio(med('forge', 1), med('dnsmasq', 1))}; ` +
-          `ws 8 vs atftpd ${ratio(med('forge', 8), med('atftpd', 8))}; ws 16 vs atftpd ${ratio(med('forge', 16), med('atftpd', 16))}. ` +
-          `CPU per lock-step transfer: forge ${(cpuMed('forge', 1) / 1000).toFixed(2)} s, tftpd-hpa ${(cpuMed('tftpd-hpa', 1) / 1000).toFixed(2)} s, atftpd ${(cpuMed('atftpd', 1) / 1000).toFixed(2)} s. ` +
+        `Speed relative to the rival (rival time / forge time, above 1 = forge faster), ${pin}: lock-step vs tftpd-hpa ${ratio(med('forge', 1, pin), med('tftpd-hpa', 1, pin))}, ` +
+          `vs atftpd ${ratio(med('forge', 1, pin), med('atftpd', 1, pin))}, vs dnsmasq ${ratio(med('forge', 1, pin), med('dnsmasq', 1, pin))}; ` +
+          `ws 8 vs atftpd ${ratio(med('forge', 8, pin), med('atftpd', 8, pin))}; ws 16 vs atftpd ${ratio(med('forge', 16, pin), med('atftpd', 16, pin))}` +
+          BASELINES.map((b) => `; vs ${b.name}: ws 1 ${ratio(med('forge', 1, pin), med(b.name, 1, pin))}, ws 16 ${ratio(med('forge', 16, pin), med(b.name, 16, pin))}`).join('') +
+          `. CPU per lock-step transfer: forge ${cpuS('forge', 1)}${BASELINES.map((b) => ` (${b.name} ${cpuS(b.name, 1)})`).join('')}, tftpd-hpa ${cpuS('tftpd-hpa', 1)}, atftpd ${cpuS('atftpd', 1)}; ` +
+          `at ws 16: forge ${cpuS('forge', 16)}${BASELINES.map((b) => ` (${b.name} ${cpuS(b.name, 16)})`).join('')}, atftpd ${cpuS('atftpd', 16)}. ` +
           'Targets from issue 21: at least 1.0x tftpd-hpa lock-step and atftpd at ws 8 and 16.',
       );
+      lines.push('');
+    }
+    if (REPEATS > 0) {
       lines.push(
-        '',
         'What limits these figures: loopback, so a lock-step round trip is tens of microseconds and the transfer is bound by the per-datagram ' +
-          'CPU cost of the server and of the atftp client on 2 shared cores (the client uses as much CPU as the server); the spread between runs ' +
-          '(raw figures) comes from the other work on the machine and is of the order of the differences between servers at lock-step.',
+          'CPU cost of the server and of the atftp client (the client uses as much CPU as the server). Unpinned, client and server share 2 cores ' +
+          'with the rest of the machine, and a woken client can preempt the server; pinned, each has a core of its own (shared with the other work on ' +
+          'the machine). The spread between runs (raw figures) comes from that other work.',
       );
     }
     if (dnsmasqNote !== '') lines.push('', dnsmasqNote);

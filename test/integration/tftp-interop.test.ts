@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { TftpServer, type TransferInfo } from '../../server/services/tftp/index.js';
 import { startTftp, type TftpDeps } from '../../server/services/tftp.js';
 import { HotFiles } from '../../server/services/hotfiles.js';
+import { PacketCache } from '../../server/services/tftp/packets.js';
 import { memoryLogger } from '../../server/log.js';
 import { defaults } from '../../server/config.js';
 import type { BootFileProvider } from '../../server/boot/files.js';
@@ -168,7 +169,8 @@ test('files from the boot-file provider come first, and completions carry the sy
 test('a file on disk is served from the in-memory copy once cached, and a replaced file is served fresh at once', async (t) => {
   if (need(t, { commands: ['atftp'] })) return;
   const hot = new HotFiles();
-  const s = new TftpServer({ port: 0, address: '127.0.0.1', root, log: memoryLogger('info'), hotFiles: hot });
+  const packets = new PacketCache();
+  const s = new TftpServer({ port: 0, address: '127.0.0.1', root, log: memoryLogger('info'), hotFiles: hot, packetCache: packets });
   await s.start();
   const path = join(root, 'hot.bin');
   const size = 300 * 1024 + 17;
@@ -194,9 +196,13 @@ test('a file on disk is served from the in-memory copy once cached, and a replac
     utimesSync(path, stamp, stamp);
     assert.equal(sha(await get(1)), sha(first));
     assert.equal(sha(await get(16)), sha(first));
+    // Sent as slices of one datagram image (packets.ts) at blksize 1468, shared by the three.
+    const image = size + 4 * (Math.floor(size / 1468) + 1);
+    assert.deepEqual({ images: packets.size, bytes: packets.bytes }, { images: 1, bytes: image });
     // A real replacement changes the mtime: served fresh at once, not the stale copy.
     utimesSync(path, stamp + 10, stamp + 10);
     assert.equal(sha(await get(8)), sha(second));
+    assert.deepEqual({ images: packets.size, bytes: packets.bytes }, { images: 1, bytes: image }, 'the new bytes replaced the image');
     assert.equal(s.stats.failed, 0);
   } finally {
     await s.close();

@@ -30,7 +30,8 @@ import { hotFiles, type HotFiles } from '../hotfiles.js';
 import { literalLookup, peerLookup } from '../literal-lookup.js';
 import { RetransmitClock } from './clock.js';
 import { checkRequestPath, lookupInRoot } from './paths.js';
-import { BufferSource, FileSource, toNetascii, type BlockSource } from './source.js';
+import { packetCache, type PacketCache } from './packets.js';
+import { BufferSource, FileSource, PacketSource, toNetascii, type BlockSource } from './source.js';
 import { printable, Transfer, type Peer, type TftpStats, type TransferInfo, type TransferSockets } from './transfer.js';
 
 export { Transfer, type Peer, type TftpStats, type TransferInfo };
@@ -81,6 +82,8 @@ export interface TftpServerOptions {
    * HTTP, by default). A file's first request streams from disk while the cache loads it.
    */
   hotFiles?: HotFiles;
+  /** Datagram images of cached files (the process's one, by default). */
+  packetCache?: PacketCache;
 }
 
 
@@ -155,6 +158,7 @@ export class TftpServer {
   private readonly limiter = new LogLimiter();
   readonly clock: RetransmitClock;
   private readonly hot: HotFiles;
+  private readonly packets: PacketCache;
 
   constructor(readonly opts: TftpServerOptions) {
     this.log = opts.log;
@@ -170,6 +174,7 @@ export class TftpServer {
     this.maxTransfers = Math.max(1, opts.maxTransfers ?? 64);
     this.clock = new RetransmitClock(this.timeoutMs);
     this.hot = opts.hotFiles ?? hotFiles;
+    this.packets = opts.packetCache ?? packetCache;
   }
 
   get port(): number {
@@ -392,7 +397,15 @@ export class TftpServer {
         // (no thread-pool read, no promise on the window path; a request that arrives while
         // the file loads waits for that one read), from disk only when it cannot be cached.
         const cached = await this.hot.fetch(file.path, file.size);
-        source = cached !== undefined ? new BufferSource(cached, neg.blksize) : await FileSource.open(file.path, file.size, neg.blksize);
+        // A cached file goes out as slices of its datagram image (packets.ts), shared by all
+        // transfers at this blksize; past the image bound, as header + payload slice.
+        const image = cached !== undefined ? this.packets.get(file.path, cached, neg.blksize) : undefined;
+        source =
+          image !== undefined
+            ? new PacketSource(image)
+            : cached !== undefined
+              ? new BufferSource(cached, neg.blksize)
+              : await FileSource.open(file.path, file.size, neg.blksize);
       }
     } catch (e) {
       this.log.error('cannot open file', { client, file: printable(rel), error: e instanceof Error ? e.message : String(e) });

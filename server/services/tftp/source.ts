@@ -8,11 +8,15 @@
  * flushed. Chunks are a whole number of blocks, so a block never straddles two.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { Opcode } from '../../protocol/tftp/index.js';
+import type { PacketImage } from './packets.js';
 
 export interface BlockSource {
   readonly size: number;
   /** Data of 1-based block n, or undefined while its chunk is still loading. */
   block(n: number): Buffer | undefined;
+  /** The whole DATA datagram of block n: one buffer, or header and payload; undefined while loading. */
+  datagram(n: number): Buffer | Buffer[] | undefined;
   /**
    * Keeps blocks [from, to] (plus read-ahead) loaded and drops what lies
    * before `from`. Returns a promise when block `from`..`to` are not all ready.
@@ -22,6 +26,53 @@ export interface BlockSource {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * The 4-byte DATA header (RFC 1350 section 5: opcode 3, block number) of every wire block
+ * number, made once for the process and never written again. A DATA datagram goes out as
+ * [header, payload slice] without allocating or writing a header per block; a send the kernel
+ * cannot take at once (EAGAIN) may keep referencing a header, which is safe as it never changes.
+ */
+const HEADER_BYTES = Buffer.alloc(65536 * 4);
+for (let n = 0; n < 65536; n++) {
+  HEADER_BYTES.writeUInt16BE(Opcode.DATA, n * 4);
+  HEADER_BYTES.writeUInt16BE(n, n * 4 + 2);
+}
+// Pre-sized, so V8 keeps it a fast (holey) array as views are added; a view is made the first
+// time its block number is sent (at most 65536 of them, a few MB, for the process).
+const HEADERS = new Array<Buffer | undefined>(65536);
+function dataHeaderOf(block: number): Buffer {
+  const w = block & 0xffff;
+  let h = HEADERS[w];
+  if (h === undefined) {
+    h = HEADER_BYTES.subarray(w * 4, w * 4 + 4);
+    HEADERS[w] = h;
+  }
+  return h;
+}
+
+/** [header, payload] of block n, for sources that hold payloads only. */
+function withHeader(n: number, data: Buffer | undefined): Buffer[] | undefined {
+  return data === undefined ? undefined : [dataHeaderOf(n), data];
+}
+
+/** A file from the in-memory cache, sent from its shared datagram image (packets.ts). */
+export class PacketSource implements BlockSource {
+  readonly size: number;
+  constructor(private readonly image: PacketImage) {
+    this.size = image.data.length;
+  }
+  block(n: number): Buffer {
+    return this.image.datagram(n).subarray(4);
+  }
+  datagram(n: number): Buffer {
+    return this.image.datagram(n);
+  }
+  prefetch(): undefined {
+    return undefined;
+  }
+  close(): void {}
+}
 
 export class BufferSource implements BlockSource {
   readonly size: number;
@@ -35,6 +86,9 @@ export class BufferSource implements BlockSource {
     const start = (n - 1) * this.blksize;
     if (start >= this.data.length) return EMPTY;
     return this.data.subarray(start, Math.min(start + this.blksize, this.data.length));
+  }
+  datagram(n: number): Buffer[] {
+    return [dataHeaderOf(n), this.block(n)];
   }
   prefetch(): undefined {
     return undefined;
@@ -84,6 +138,10 @@ export class FileSource implements BlockSource {
     const off = ((n - 1) % this.chunkBlocks) * this.blksize;
     if (off >= chunk.length) return EMPTY;
     return chunk.subarray(off, Math.min(off + this.blksize, chunk.length));
+  }
+
+  datagram(n: number): Buffer[] | undefined {
+    return withHeader(n, this.block(n));
   }
 
   prefetch(from: number, to: number): Promise<void> | undefined {

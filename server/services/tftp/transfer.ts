@@ -6,7 +6,7 @@
  */
 import type dgram from 'node:dgram';
 import type { Logger } from '../../log.js';
-import { encode, ErrorCode, errorPacket, decode, Opcode, type Negotiated, type RequestPacket } from '../../protocol/tftp/index.js';
+import { encode, ErrorCode, errorPacket, decode, type Negotiated, type RequestPacket } from '../../protocol/tftp/index.js';
 import type { RetransmitClock, Ticking } from './clock.js';
 import type { BlockSource, FileSource } from './source.js';
 
@@ -69,30 +69,6 @@ export interface TransferHost {
   /** The engine's one retransmission clock (clock.ts). */
   readonly clock: RetransmitClock;
   release(t: Transfer): void;
-}
-
-/**
- * The 4-byte DATA header (RFC 1350 section 5: opcode 3, block number) of every wire block
- * number, made once for the process and never written again. A DATA datagram goes out as
- * [header, payload slice] without allocating or writing a header per block; a send the kernel
- * cannot take at once (EAGAIN) may keep referencing a header, which is safe as it never changes.
- */
-const HEADER_BYTES = Buffer.alloc(65536 * 4);
-for (let n = 0; n < 65536; n++) {
-  HEADER_BYTES.writeUInt16BE(Opcode.DATA, n * 4);
-  HEADER_BYTES.writeUInt16BE(n, n * 4 + 2);
-}
-// Pre-sized, so V8 keeps it a fast (holey) array as views are added; a view is made the first
-// time its block number is sent (at most 65536 of them, a few MB, for the process).
-const HEADERS = new Array<Buffer | undefined>(65536);
-function dataHeaderOf(block: number): Buffer {
-  const w = block & 0xffff;
-  let h = HEADERS[w];
-  if (h === undefined) {
-    h = HEADER_BYTES.subarray(w * 4, w * 4 + 4);
-    HEADERS[w] = h;
-  }
-  return h;
 }
 
 /**
@@ -269,9 +245,9 @@ export class Transfer implements Ticking {
   }
 
   private sendBlock(n: number): void {
-    const data = this.src.block(n);
-    if (data === undefined) return; // not loaded (cannot happen after prefetch); the timer resends
-    this.sock.send([dataHeaderOf(n), data]);
+    const datagram = this.src.datagram(n);
+    if (datagram === undefined) return; // not loaded (cannot happen after prefetch); the timer resends
+    this.sock.send(datagram);
   }
 
   private onTimeout(): void {
