@@ -8,6 +8,8 @@
  * promise the test settles only after it has seen the headers and two
  * heartbeat bytes. Before this, the answer's first byte came only when the
  * work ended, and Node's fetch gives up after 300 s without headers.
+ * The progress form (longProgress, `forge validate`'s ?progress=MS): each count the work
+ * reports reaches ApiClient.validate's callback before the work ends, then the report or the error.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { ApiClient } from '../../server/api/client.js';
 import { ForgeError, LONG_ANSWER_HEADER } from '../../server/errors.js';
-import { longJson } from '../../server/services/http/limits.js';
+import { longJson, longProgress } from '../../server/services/http/limits.js';
 import { memoryLogger } from '../../server/log.js';
 
 interface Gate {
@@ -37,6 +39,7 @@ const gate = (): Gate => {
 let server: http.Server;
 let base: string;
 let pending: Gate[] = [];
+let progressOf: (done: number, total: number) => void = () => undefined;
 const log = memoryLogger();
 
 before(async () => {
@@ -45,6 +48,15 @@ before(async () => {
     const g = gate();
     pending.push(g);
     await longJson(req, res, () => g.promise, log, 20);
+  });
+  // What GET /api/v1/validate?progress=MS answers (render/routes.ts), with the gate as the work.
+  app.get('/api/v1/validate', async (req, res) => {
+    const g = gate();
+    pending.push(g);
+    await longProgress(req, res, (progress) => {
+      progressOf = progress;
+      return g.promise;
+    }, log, 20);
   });
   server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -103,4 +115,34 @@ test("a failure after the headers reaches the CLI's client as the ForgeError, an
   (await nextWork()).reject(new TypeError('boom'));
   await assert.rejects(second, (e: unknown) => e instanceof ForgeError && e.code === 'INTERNAL' && !e.message.includes('boom'));
   assert.ok(log.lines.some((l) => l.includes('internal error') && l.includes('boom')), log.lines.join('\n'));
+});
+
+test("progress lines (ndjson) reach the CLI's client in order while the work runs, then the report", { timeout: 60_000 }, async () => {
+  pending = [];
+  const c = new ApiClient({ server: base });
+  const seen: [number, number][] = [];
+  let wake: () => void = () => undefined;
+  const answer = c.validate((done, total) => {
+    seen.push([done, total]);
+    wake();
+  }, 100);
+  const work = await nextWork();
+  // The client sees each count the work reports while it still runs (the test settles the work only after).
+  for (const n of [1, 5, 9]) {
+    progressOf(n, 10);
+    while (seen[seen.length - 1]?.[0] !== n) await new Promise<void>((r) => (wake = r));
+  }
+  const report = { ok: true, checked: 10, errors: [] };
+  work.resolve(report);
+  assert.deepEqual(await answer, report);
+  assert.deepEqual([...new Set(seen.map((s) => s[0]))], [1, 5, 9], 'counts in order, none invented');
+  assert.ok(seen.every((s) => s[1] === 10));
+});
+
+test("a failure after progress lines reaches the CLI's client as the ForgeError", { timeout: 60_000 }, async () => {
+  pending = [];
+  const c = new ApiClient({ server: base });
+  const answer = c.validate(() => undefined, 100);
+  (await nextWork()).reject(new ForgeError('STORAGE_UNAVAILABLE', 'the database went away', { field: 'store' }));
+  await assert.rejects(answer, (e: unknown) => e instanceof ForgeError && e.code === 'STORAGE_UNAVAILABLE' && e.field === 'store');
 });
