@@ -11,7 +11,7 @@
  * FORGE_BENCH_STORE_ROUNDS rounds (default 1). FORGE_BENCH_NODE_ARGS: node flags for forge.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateNew } from '../server/core/validate.js';
@@ -25,6 +25,24 @@ import { startForge, type ForgeServer } from '../test/lib/server.js';
 import { freeUdpPort } from '../test/lib/tftp-client.js';
 import { mac, ms, pct, system } from './core.js';
 import { procCpuMs, treeCpuMs } from './proc.js';
+
+/** CPU ms of a process's main thread alone (/proc/PID/task/PID/stat utime + stime, proc(5)): what the event loop that answers DHCP spent. */
+function mainThreadMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * (procCpuMs(pid) / procTicks(pid));
+  } catch {
+    return NaN;
+  }
+}
+
+/** utime+stime+cutime+cstime ticks of a process (to turn thread ticks into ms with procCpuMs's own tick length). */
+function procTicks(pid: number | undefined): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [11, 12, 13, 14].reduce((a, i) => a + Number(f[i]), 0);
+}
 
 async function load(st: Store, count: number): Promise<void> {
   await st.create('distro', validateNew('distro', { name: 'd', kernel: '/srv/forge/linux', initrd: '/srv/forge/initrd', breed: 'debian' }));
@@ -89,10 +107,17 @@ class DhcpProbe {
 export async function validateOnly(scale: number): Promise<string[]> {
   const rounds = Number(process.env['FORGE_BENCH_STORE_ROUNDS'] ?? 1);
   const nodeArgs = (process.env['FORGE_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
-  const bins: { label: string; bin?: string }[] = [
-    { label: 'this build' },
-    ...(process.env['FORGE_BENCH_STORE_BINS'] ?? '').split(',').filter((b) => b.includes('=')).map((b) => ({ label: b.slice(0, b.indexOf('=')), bin: b.slice(b.indexOf('=') + 1) })),
+  // FORGE_BENCH_VALIDATE_WORKERS=auto,2,0: this build once per validate_workers value (default: its default only).
+  const workers = (process.env['FORGE_BENCH_VALIDATE_WORKERS'] ?? '').split(',').filter((w) => w !== '');
+  const bins: { label: string; bin?: string; args: string[]; env?: NodeJS.ProcessEnv }[] = [
+    ...(workers.length === 0 ? [{ label: 'this build', args: [] }] : workers.map((w) => ({ label: `this build, validate_workers ${w}`, args: ['--validate-workers', w] }))),
+    ...(process.env['FORGE_BENCH_STORE_BINS'] ?? '').split(',').filter((b) => b.includes('=')).map((b) => ({ label: b.slice(0, b.indexOf('=')), bin: b.slice(b.indexOf('=') + 1), args: [] })),
   ];
+  // Experiments only: FORGE_BENCH_VALIDATE_ENV=LABEL:K=V;... adds this build with that environment.
+  for (const e of (process.env['FORGE_BENCH_VALIDATE_ENV'] ?? '').split(';').filter((x) => x.includes(':'))) {
+    const [label, kv] = [e.slice(0, e.indexOf(':')), e.slice(e.indexOf(':') + 1)];
+    bins.push({ label, args: [], env: { ...process.env, [kv.slice(0, kv.indexOf('='))]: kv.slice(kv.indexOf('=') + 1) } });
+  }
   const rows: string[] = [];
   const cluster: PgCluster = (await startPostgres(undefined, { fsync: true }))!;
   const stores: { backend: 'SQLite' | 'PostgreSQL'; dir: string; url: string }[] = [];
@@ -120,7 +145,9 @@ export async function validateOnly(scale: number): Promise<string[]> {
             ...(s.backend === 'PostgreSQL' ? ['--store', s.url] : []),
             '--dhcp-mode', 'managed', '--dhcp-subnet', '127.0.0.0/8', '--dhcp-range', '127.0.0.100,127.0.0.200',
             '--dhcp-port', String(port), '--dhcp-listen', '127.0.0.1', '--dhcp-probe-seconds', '0', '--dhcp-proxy-port', '0',
+            ...b.args,
           ],
+          ...(b.env === undefined ? {} : { env: b.env }),
           nodeArgs,
           timeoutMs: 600_000,
           ...(b.bin === undefined ? {} : { bin: b.bin }),
@@ -131,11 +158,13 @@ export async function validateOnly(scale: number): Promise<string[]> {
           for (let i = 0; i < 200; i++) idle.push(await probe.inform());
           for (const [what, path] of [['`forge check`', '/api/v1/check'], ['`forge validate`', '/api/v1/validate']] as const) {
             const f0 = procCpuMs(srv.proc.pid);
+            const m0 = mainThreadMs(srv.proc.pid);
             const p0 = s.backend === 'PostgreSQL' ? treeCpuMs(cluster.pid()) : 0;
             const t0 = performance.now();
             const { result: r, rtts } = await probe.during(srv.api('GET', path));
             const wall = performance.now() - t0;
             const forgeMs = procCpuMs(srv.proc.pid) - f0;
+            const mainMs = mainThreadMs(srv.proc.pid) - m0;
             const pgMs = s.backend === 'PostgreSQL' ? treeCpuMs(cluster.pid()) - p0 : 0;
             if (r.status !== 200) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
             const body = JSON.stringify(r.body);
@@ -149,7 +178,7 @@ export async function validateOnly(scale: number): Promise<string[]> {
             }
             const lost = rtts.filter((x) => x === Infinity).length;
             const per = (x: number): string => ((x / scale) * 1000).toFixed(0);
-            const line = `| ${round} | ${b.label} | ${s.backend} | ${what} | ${(wall / 1000).toFixed(1)} s | ${(forgeMs / 1000).toFixed(1)} s = ${per(forgeMs)} µs | ${s.backend === 'PostgreSQL' ? `${(pgMs / 1000).toFixed(1)} s = ${per(pgMs)} µs` : '(in forge)'} | ${rtts.length.toLocaleString('en')}${lost > 0 ? ` (${lost} lost)` : ''} | ${ms(pct(rtts, 50))} | ${ms(pct(rtts, 99))} | ${ms(Math.max(...rtts))} | ${ms(pct(idle, 99))} | ${loadavg()[0]!.toFixed(1)} |`;
+            const line = `| ${round} | ${b.label} | ${s.backend} | ${what} | ${(wall / 1000).toFixed(1)} s | ${(forgeMs / 1000).toFixed(1)} s = ${per(forgeMs)} µs | ${per(mainMs)} µs | ${s.backend === 'PostgreSQL' ? `${(pgMs / 1000).toFixed(1)} s = ${per(pgMs)} µs` : '(in forge)'} | ${rtts.length.toLocaleString('en')}${lost > 0 ? ` (${lost} lost)` : ''} | ${ms(pct(rtts, 50))} | ${ms(pct(rtts, 99))} | ${ms(Math.max(...rtts))} | ${ms(pct(idle, 99))} | ${loadavg()[0]!.toFixed(1)} |`;
             rows.push(line);
             process.stderr.write(`  ${line}\n`);
           }
@@ -168,8 +197,8 @@ export async function validateOnly(scale: number): Promise<string[]> {
     '',
     'Through a real `forge serve` (GET /api/v1/check, /api/v1/validate) on a loaded store; meanwhile one DHCPINFORM after another (2 ms apart) to the same server on loopback. CPU per system from /proc/PID/stat (forge: every thread; PostgreSQL: postmaster and backends). "idle p99": 200 INFORMs before the work. Builds on one store give byte-equal validate answers (checked by the bench).',
     '',
-    '| round | build | store | what | wall | forge CPU (per system) | PostgreSQL CPU (per system) | DHCP answers meanwhile | p50 | p99 | max | idle p99 | load |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| round | build | store | what | wall | forge CPU (per system) | of it, forge\'s main thread | PostgreSQL CPU (per system) | DHCP answers meanwhile | p50 | p99 | max | idle p99 | load |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ];
 }
