@@ -188,7 +188,7 @@ export const CONFIG_SCHEMA: Record<keyof ForgeConfig, KeySpec> = {
   next_server: { kind: 'string', doc: 'TFTP server address given to clients (default: forge\'s address on the client\'s network)', shape: ipv4OrEmpty },
   validate_workers: {
     kind: 'string',
-    doc: 'threads that render and check for `forge validate` while the server thread reads the store and answers DHCP/TFTP/HTTP: auto (one per core beyond the first, at least 1), or 0 (render in the server thread, chunked) to 16',
+    doc: 'threads that render and check for `forge validate` while the server thread reads the store and answers DHCP/TFTP/HTTP: auto (none on 1-2 cores, where a worker measured no faster; one per core beyond the first from 3), or 0 (render in the server thread, chunked) to 16',
     shape: (v: string) => (v === 'auto' || (/^\d+$/.test(v) && Number(v) <= 16) ? undefined : `must be auto or 0..16 (got "${v}")`),
   },
   tftp_enabled: { kind: 'bool', doc: 'run the TFTP server' },

@@ -28,11 +28,17 @@ export interface BatchAnswer {
 const DEPTH = 2;
 
 /**
- * validate_workers as configured: 'auto' is one worker per core beyond the server's own
- * thread, at least one, at most 8; a number is that many (0: render in the server's thread).
+ * validate_workers as configured: a number is that many (0: render in the server's thread);
+ * 'auto' is none on one or two cores and one per core beyond the server's own thread from
+ * three (at most 8). Why none on two: measured on 2 shared cores at 100,000 systems
+ * (docs/bench/store.md), a system rendered in a worker costs 220-280 µs of CPU in all against
+ * 166-169 µs in the server's thread (the clone to the worker and a render there that costs
+ * about twice the in-thread one, cause not found), so one worker on the second core gains
+ * no wall time; with more cores the reading thread (70-80 µs per system) is the bound and
+ * workers should pay, which this 2-core machine cannot measure.
  */
-export function workerCount(setting: string | number): number {
-  if (setting === 'auto') return Math.min(8, Math.max(1, availableParallelism() - 1));
+export function workerCount(setting: string | number, cores = availableParallelism()): number {
+  if (setting === 'auto') return cores <= 2 ? 0 : Math.min(8, cores - 1);
   return Number(setting);
 }
 

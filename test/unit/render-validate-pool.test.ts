@@ -17,6 +17,7 @@ import { settingsFromConfig } from '../../server/settings-from-config.js';
 import { Renderer } from '../../server/render/renderer.js';
 import { shippedRoots, type RenderRoots } from '../../server/render/roots.js';
 import { AutoinstallService } from '../../server/render/service.js';
+import { workerCount } from '../../server/render/validate-pool.js';
 import { openSqliteStore } from '../../server/store/sqlite.js';
 import type { Store } from '../../server/store/store.js';
 
@@ -86,4 +87,10 @@ test('progress counts grow one way and end at the number checked', { timeout: 12
   assert.ok(seen.length > 1, 'progress reported during the run');
   for (let i = 1; i < seen.length; i++) assert.ok(seen[i]![0] >= seen[i - 1]![0], `progress went back at ${i}: ${JSON.stringify(seen.slice(i - 1, i + 1))}`);
   assert.deepEqual(seen[seen.length - 1], [r.checked, SYSTEMS + 8]);
+});
+
+test('validate_workers auto: none on 1-2 cores (measured no faster there), one per core beyond the first from 3, at most 8', () => {
+  assert.deepEqual([1, 2, 3, 4, 16].map((c) => workerCount('auto', c)), [0, 0, 2, 3, 8]);
+  assert.equal(workerCount('0', 16), 0);
+  assert.equal(workerCount('3', 2), 3);
 });
