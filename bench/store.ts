@@ -418,6 +418,7 @@ async function scalePart(scales: number[], loadOnly: boolean): Promise<string[]>
   const keep = process.env['FORGE_BENCH_STORE_DATA'];
   const rows: string[] = [];
   const bootRows: string[] = [];
+  const gcNotes: string[] = [];
   const cluster: PgCluster = (await startPostgres(undefined, { fsync: true, ...(keep === undefined ? {} : { dir: join(keep, 'pg') }) }))!;
   const temps: string[] = [];
   const bins: { label: string; bin?: string }[] = [
@@ -542,7 +543,28 @@ async function scalePart(scales: number[], loadOnly: boolean): Promise<string[]>
             const t0 = performance.now();
             const srv = await startForge({ ...(s.backend === 'SQLite' ? { dataDir: s.dir } : { dataDir: mkdtempSync(join(tmpdir(), 'forge-bench-store-')) }), args: s.backend === 'PostgreSQL' ? ['--store', s.url] : [], nodeArgs, timeoutMs: 900_000, ...(b.bin === undefined ? {} : { bin: b.bin }) });
             try {
-              await measure(srv, srv.proc.pid!, round, b.label, s.backend, `; ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`, true);
+              const ready = (performance.now() - t0) / 1000;
+              // The index loads after `forge ready`: measure the steady state, once it is loaded
+              // (forge_system_index_ready; a build without that metric is measured at once).
+              const mc = client(srv);
+              try {
+                for (;;) {
+                  const m = /^forge_system_index_ready (\d)/m.exec((await mc.req('GET', '/metrics')).text);
+                  if (m === null || m[1] === '1') break;
+                  await new Promise((r) => setTimeout(r, 200));
+                }
+              } finally {
+                mc.close();
+              }
+              const o0 = srv.output().length;
+              await measure(srv, srv.proc.pid!, round, b.label, s.backend, `; ready in ${ready.toFixed(1)} s, index loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`, true);
+              // With FORGE_BENCH_NODE_ARGS=--trace-gc: the server's GC pauses while it answered.
+              if (nodeArgs.includes('--trace-gc')) {
+                const gcs = [...srv.output().slice(o0).matchAll(/ (Scavenge|Mark-Compact|Mark-sweep)[^,]*, ([\d.]+) \/ [\d.]+ ms/g)].map((m) => ({ kind: m[1]!, ms: Number(m[2]) }));
+                const note = `- round ${round}, ${b.label}, ${s.backend}, ${scale.toLocaleString('en')} systems: the server's GC (--trace-gc) while it answered: ${gcs.length} pauses (${gcs.filter((g) => g.kind === 'Scavenge').length} scavenges), ${gcs.reduce((a, g) => a + g.ms, 0).toFixed(1)} ms in all, longest ${Math.max(0, ...gcs.map((g) => g.ms)).toFixed(2)} ms, ${gcs.filter((g) => g.ms > 1).length} over 1 ms`;
+                gcNotes.push(note);
+                process.stderr.write(`  ${note}\n`);
+              }
             } finally {
               await srv.stop({ keepData: true });
               if (s.backend === 'PostgreSQL') rmSync(srv.dataDir, { recursive: true, force: true });
@@ -578,6 +600,7 @@ async function scalePart(scales: number[], loadOnly: boolean): Promise<string[]>
     '| round | build | store | systems | p50 | p90 | p99 | max | server CPU µs per config | server waiting for a CPU, µs per config (schedstat) | server RSS; start | load |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...bootRows,
+    ...(gcNotes.length > 0 ? ['', ...gcNotes] : []),
   ];
 }
 

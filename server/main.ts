@@ -119,6 +119,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     throw e;
   }
   const metrics = new Metrics({ store: rawStore, stallMinutes: config.stall_minutes });
+  metrics.watchIndex(layered.index);
   // Served-file events written in batches off the answer path (store/events-deferred.ts).
   const deferred = deferredEvents(layered.store);
   // Every store call timed (forge_store_operation_duration_seconds).

@@ -53,6 +53,7 @@ export class Metrics {
   private readonly renders: Counter<'result'>;
   private dhcp: DhcpHandler | undefined;
   private tftp: TftpStats | undefined;
+  private index: { stats(): { ready: boolean; systems: number } } | undefined;
 
   constructor(opts: { store?: Store; stallMinutes?: number } = {}) {
     const registers = [this.registry];
@@ -116,6 +117,22 @@ export class Metrics {
       collect() {
         this.reset();
         for (const [subnet, u] of self.poolUse()) this.set({ subnet }, u.size);
+      },
+    });
+    new Gauge({
+      name: 'forge_system_index_ready',
+      help: 'the in-process system index is loaded (1) or still loading after a start (0): until then lookups by MAC/IP go to the store',
+      registers,
+      collect() {
+        if (self.index !== undefined) this.set(self.index.stats().ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'forge_system_index_systems',
+      help: 'systems in the in-process system index',
+      registers,
+      collect() {
+        if (self.index !== undefined) this.set(self.index.stats().systems);
       },
     });
     new Counter({
@@ -197,6 +214,11 @@ export class Metrics {
 
   watchTftp(stats: TftpStats): void {
     this.tftp = stats;
+  }
+
+  /** The in-process system index (store/index.ts): loaded or not, and how many systems it holds. */
+  watchIndex(index: { stats(): { ready: boolean; systems: number } }): void {
+    this.index = index;
   }
 
   /** Every stored event (EventHub subscriber). */

@@ -104,6 +104,9 @@ test('metrics parse with the Prometheus parser and move with perfdhcp, atftp and
     }
     assert.ok(before.some((f) => f.name === 'nodejs_eventloop_lag_seconds'), 'event-loop lag');
     assert.equal(value(before, 'forge_dhcp_pool_addresses', { subnet: '10.98.0.0/24' }), 50);
+    // The system index, loaded in the background at start, holds the one system created.
+    assert.equal(value(before, 'forge_system_index_ready'), 1);
+    assert.equal(value(before, 'forge_system_index_systems'), 1);
 
     // perfdhcp as a relay: DISCOVER/OFFER, REQUEST/ACK exchanges.
     const relay = await lan.addClient();
