@@ -214,6 +214,38 @@ export async function run(): Promise<string> {
   const loadStart = load1();
   const atftpdBin = debBinary('atftpd', 'usr/sbin/atftpd');
   let forge: Awaited<ReturnType<typeof startForgeTftp>> | undefined;
+  const cleanUp = (): void => {
+    removeGroups();
+    if (ns !== undefined) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns]);
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // A bench stopped by `timeout` or Ctrl-C still ends its servers and removes its namespace,
+  // cgroups and files (without this, a stopped run left all three behind).
+  const onTerm = (): void => {
+    for (const c of children) c.kill('SIGKILL');
+    // tftpd-hpa's forked children (one per transfer in flight) are in its cgroup, not in `children`.
+    for (const g of groups) {
+      for (const pid of readFileSync(join(g, 'cgroup.procs'), 'utf8').split('\n').filter((x) => x !== '')) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    }
+    setTimeout(() => {
+      cleanUp();
+      process.exit(143);
+    }, 1000);
+  };
+  process.once('SIGTERM', onTerm);
+  process.once('SIGINT', onTerm);
   try {
     writeRandom(join(root, 'big.bin'), BIG);
     writeRandom(join(root, 'shared.bin'), SHARED);
@@ -418,17 +450,11 @@ export async function run(): Promise<string> {
     }
     return lines.join('\n');
   } finally {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onTerm);
     for (const c of children) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));
-    removeGroups();
-    if (ns !== undefined) {
-      try {
-        execFileSync('ip', ['netns', 'del', ns]);
-      } catch {
-        // already gone
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
+    cleanUp();
   }
 }
 
