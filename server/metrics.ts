@@ -12,6 +12,7 @@
  * prom-client's default collectors.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { nativeStatus } from './native/index.js';
 import { ACTIVE_STAGES, stageOf } from './events/lifecycle.js';
 import type { ForgeEvent } from './core/model.js';
 import type { DhcpHandler } from './services/dhcp/handler.js';
@@ -117,6 +118,14 @@ export class Metrics {
       collect() {
         this.reset();
         for (const [subnet, u] of self.poolUse()) this.set({ subnet }, u.size);
+      },
+    });
+    new Gauge({
+      name: 'forge_native_loaded',
+      help: 'the optional native data path (binding.gyp) is in use (1) or forge runs on its JavaScript path only (0; the start log says why)',
+      registers,
+      collect() {
+        this.set(nativeStatus.loaded ? 1 : 0);
       },
     });
     new Gauge({

@@ -69,6 +69,8 @@ export const serve: CommandSpec = {
     io.out(`forge ${VERSION} serving (data ${isPostgresUrl(config.store) ? `PostgreSQL ${redactUrl(config.store)}, files in ${config.data_dir}` : `${config.data_dir}/forge.db`})`);
     for (const s of srv.services) io.out(`  ${s.name.padEnd(6)}${s.endpoints.join(', ')}`);
     if (!srv.services.some((s) => s.name === 'dhcp')) io.out(`  dhcp  ${config.dhcp_mode === 'off' ? 'off' : 'not started'}`);
+    const { nativeStatus } = await import('../../native/index.js');
+    io.out(`  native data path: ${nativeStatus.loaded ? 'in use' : `not in use, JavaScript only (${nativeStatus.reason})`}`);
     const wild = config.listen === '0.0.0.0' || config.listen === '::';
     if (config.server === '' && wild) {
       // services/origin.ts: each client is told the address it reached forge on.

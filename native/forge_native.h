@@ -1,0 +1,21 @@
+/* Shared declarations of forge's native data path (see binding.gyp). Each part
+ * of the addon exports its functions from one init function listed here. */
+#ifndef FORGE_NATIVE_H
+#define FORGE_NATIVE_H
+#include <node_api.h>
+
+/* Bumped when a part changes its contract with server/native/index.ts. */
+#define FORGE_NATIVE_ABI 1
+
+/* Throw a JavaScript Error for a failed N-API call and return NULL. */
+#define FORGE_NAPI(env, call)                                                  \
+  do {                                                                         \
+    if ((call) != napi_ok) {                                                   \
+      napi_throw_error((env), "FORGE_NATIVE", "N-API call failed: " #call);    \
+      return NULL;                                                             \
+    }                                                                          \
+  } while (0)
+
+napi_value forge_add_function(napi_env env, napi_value exports, const char *name, napi_callback fn);
+
+#endif

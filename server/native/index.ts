@@ -1,0 +1,54 @@
+/**
+ * The optional native data path (binding.gyp, native/*.c).
+ *
+ * Node's public socket APIs cost a fixed amount per datagram and copy every
+ * byte of a file into a socket (no sendmmsg, UDP GSO or sendfile; docs/benchmarks.md
+ * has the measurements). The addon does only that I/O; what to send, when to
+ * retransmit and which files may be served stay in TypeScript, and every user
+ * of the binding keeps a complete JavaScript path for hosts where it did not
+ * build (no compiler) or where FORGE_NATIVE=0 turns it off.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Must equal FORGE_NATIVE_ABI in native/forge_native.h. */
+export const NATIVE_ABI = 1;
+
+/** What the addon exports; each part adds its functions here. */
+export interface NativeBinding {
+  abiVersion(): number;
+}
+
+export type NativeStatus =
+  | { readonly loaded: true; readonly path: string }
+  | { readonly loaded: false; readonly reason: string };
+
+// dist/server/native/index.js -> <package>/build/Release/forge_native.node
+const ADDON = fileURLToPath(new URL('../../../build/Release/forge_native.node', import.meta.url));
+
+function load(): { binding: NativeBinding | null; status: NativeStatus } {
+  if (process.env.FORGE_NATIVE === '0') {
+    return { binding: null, status: { loaded: false, reason: 'turned off by FORGE_NATIVE=0' } };
+  }
+  if (!existsSync(ADDON)) {
+    return { binding: null, status: { loaded: false, reason: `not built (${ADDON} is missing; npm run build:native)` } };
+  }
+  try {
+    const binding = createRequire(import.meta.url)(ADDON) as NativeBinding;
+    const abi = binding.abiVersion();
+    if (abi !== NATIVE_ABI) {
+      return { binding: null, status: { loaded: false, reason: `ABI ${abi} built, ${NATIVE_ABI} expected (rebuild: npm run build:native)` } };
+    }
+    return { binding, status: { loaded: true, path: ADDON } };
+  } catch (e) {
+    return { binding: null, status: { loaded: false, reason: `failed to load: ${e instanceof Error ? e.message : String(e)}` } };
+  }
+}
+
+const loaded = load();
+
+/** The binding, or null when forge runs on its JavaScript path only. */
+export const native: NativeBinding | null = loaded.binding;
+/** Why the binding is (not) in use; logged once at start and shown by metrics. */
+export const nativeStatus: NativeStatus = loaded.status;
