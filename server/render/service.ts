@@ -18,7 +18,7 @@ import { chainOf, openInstallToken } from '../catalog.js';
 import { Renderer, newRenderMemo, type FileUse, type RenderResult, type RenderTarget } from './renderer.js';
 import { templateContext } from './vars.js';
 import { problemOf, renderAndCheck, type TargetKind, type ValidateItem, type ValidateProblem } from './validate-item.js';
-import { RenderPool } from './validate-pool.js';
+import { RenderPool, type WorkerFault } from './validate-pool.js';
 
 export type { TargetKind } from './validate-item.js';
 
@@ -70,12 +70,15 @@ export interface ValidateOptions {
   systemCount?: () => number | undefined;
   /** A render worker failed (its objects are rendered in this thread instead). */
   onWorkerFailure?: (e: Error) => void;
+  /** Tests only: make render workers die mid-run (render/validate-pool.ts WorkerFault). */
+  workerFaults?: WorkerFault[];
 }
 
 export class AutoinstallService {
   private readonly workers: number;
   private readonly systemCount: () => number | undefined;
   private readonly onWorkerFailure: (e: Error) => void;
+  private readonly workerFaults: WorkerFault[];
 
   constructor(
     private readonly store: Store,
@@ -86,6 +89,7 @@ export class AutoinstallService {
     this.workers = opts.workers ?? 0;
     this.systemCount = opts.systemCount ?? (() => undefined);
     this.onWorkerFailure = opts.onWorkerFailure ?? (() => undefined);
+    this.workerFaults = opts.workerFaults ?? [];
   }
 
   /**
@@ -213,7 +217,7 @@ export class AutoinstallService {
       done += n;
       for (const f of this.progress) f(done, total === 0 ? 0 : Math.max(total, checked));
     };
-    const pool = this.workers > 0 ? new RenderPool(this.workers, this.renderer.roots, this.onWorkerFailure) : undefined;
+    const pool = this.workers > 0 ? new RenderPool(this.workers, this.renderer.roots, this.onWorkerFailure, this.workerFaults) : undefined;
     const inFlight = new Set<Promise<void>>();
     // In this thread (no pool, or a batch the pool could not take): chunked like the reading.
     const here = async (items: ValidateItem[]): Promise<void> => {

@@ -42,6 +42,24 @@ export function workerCount(setting: string | number, cores = availableParalleli
   return Number(setting);
 }
 
+/**
+ * For tests only (test/unit/render-validate-pool.test.ts): worker number `worker` (0-based)
+ * exits (`process.exit`) or throws (an uncaught error in its message handler) after it has
+ * rendered `after` objects, in the middle of a batch, so the fallback is proved on a real
+ * worker death. Never set by the server.
+ */
+export interface WorkerFault {
+  worker: number;
+  after: number;
+  how: 'exit' | 'throw';
+}
+
+/** What a render worker gets at its start (render/validate-worker.ts). */
+export interface WorkerInit {
+  roots: RenderRoots;
+  fault?: { after: number; how: 'exit' | 'throw' };
+}
+
 interface Slot {
   worker: Worker;
   pending: Map<number, { resolve: (a: BatchAnswer) => void; reject: (e: Error) => void }>;
@@ -53,9 +71,12 @@ export class RenderPool {
   private nextId = 1;
   private waiters: (() => void)[] = [];
 
-  constructor(count: number, roots: RenderRoots, private readonly onFailure: (e: Error) => void = () => undefined) {
+  constructor(count: number, roots: RenderRoots, private readonly onFailure: (e: Error) => void = () => undefined, faults: WorkerFault[] = []) {
     for (let i = 0; i < count; i++) {
-      const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData: { roots } });
+      const init: WorkerInit = { roots };
+      const fault = faults.find((f) => f.worker === i);
+      if (fault !== undefined) init.fault = { after: fault.after, how: fault.how };
+      const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData: init });
       const slot: Slot = { worker, pending: new Map(), dead: false };
       const fail = (e: Error): void => {
         if (slot.dead) return;
@@ -74,7 +95,7 @@ export class RenderPool {
       });
       worker.on('error', fail);
       worker.on('messageerror', fail);
-      worker.on('exit', (code) => fail(new Error(`render worker exited (code ${code})`)));
+      worker.on('exit', (code) => fail(new Error(`render worker ${i} exited (code ${code})`)));
       this.slots.push(slot);
     }
   }

@@ -6,18 +6,24 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Renderer, newRenderMemo } from './renderer.js';
-import type { RenderRoots } from './roots.js';
 import { renderAndCheck, type ValidateItem } from './validate-item.js';
-import type { BatchAnswer, BatchRequest } from './validate-pool.js';
+import type { BatchAnswer, BatchRequest, WorkerInit } from './validate-pool.js';
 
 const port = parentPort;
 if (port === null) throw new Error('render/validate-worker.js runs only as a worker thread');
-const renderer = new Renderer((workerData as { roots: RenderRoots }).roots);
+const init = workerData as WorkerInit;
+const renderer = new Renderer(init.roots);
 const memo = newRenderMemo();
+/** Objects rendered so far (the test fault's clock: render/validate-pool.ts WorkerFault). */
+let rendered = 0;
 
 port.on('message', (m: BatchRequest) => {
   const answer: BatchAnswer = { id: m.id, problems: [] };
   for (const it of m.items as ValidateItem[]) {
+    if (init.fault !== undefined && rendered++ === init.fault.after) {
+      if (init.fault.how === 'exit') process.exit(3);
+      throw new Error(`render worker: test fault after ${init.fault.after} objects`);
+    }
     const p = renderAndCheck(renderer, memo, it);
     if (p !== undefined) answer.problems.push({ seq: it.seq, problem: p });
   }

@@ -16,8 +16,8 @@ import { defaults } from '../../server/config.js';
 import { settingsFromConfig } from '../../server/settings-from-config.js';
 import { Renderer } from '../../server/render/renderer.js';
 import { shippedRoots, type RenderRoots } from '../../server/render/roots.js';
-import { AutoinstallService } from '../../server/render/service.js';
-import { workerCount } from '../../server/render/validate-pool.js';
+import { AutoinstallService, type ValidateReport } from '../../server/render/service.js';
+import { workerCount, type WorkerFault } from '../../server/render/validate-pool.js';
 import { openSqliteStore } from '../../server/store/sqlite.js';
 import type { Store } from '../../server/store/store.js';
 
@@ -63,9 +63,11 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const service = (workers: number): AutoinstallService => {
+const service = (workers: number, faults: WorkerFault[] = [], onWorkerFailure?: (e: Error) => void): AutoinstallService => {
   const config = { ...defaults(), data_dir: dir, server: '127.0.0.1' };
-  return new AutoinstallService(store, settingsFromConfig(config), new Renderer(roots), { workers, systemCount: () => SYSTEMS });
+  return new AutoinstallService(store, settingsFromConfig(config), new Renderer(roots), {
+    workers, systemCount: () => SYSTEMS, workerFaults: faults, ...(onWorkerFailure === undefined ? {} : { onWorkerFailure }),
+  });
 };
 
 test('validate with 1 and 3 render workers answers exactly what the in-thread path answers', { timeout: 120_000 }, async () => {
@@ -80,6 +82,29 @@ test('validate with 1 and 3 render workers answers exactly what the in-thread pa
     assert.deepEqual(pooled, here, `${n} worker(s): same report, same order`);
   }
 });
+
+// A worker that dies mid-batch (it had rendered some of the batch, answered none of it) or
+// throws: its unanswered batches are rendered by the workers left or the server's thread, none
+// lost, none twice (the report is the clean run's, in order; the progress ends at the number
+// checked), and the failure is told once per worker (the server logs it).
+const FAULTS: { what: string; workers: number; faults: WorkerFault[] }[] = [
+  { what: 'the only worker exits after 120 objects: the server\'s thread renders the rest', workers: 1, faults: [{ worker: 0, after: 120, how: 'exit' }] },
+  { what: 'worker 1 of 3 throws after 75 objects: the two left and the thread render the rest', workers: 3, faults: [{ worker: 1, after: 75, how: 'throw' }] },
+  { what: 'both workers die (exit after 10, throw after 160)', workers: 2, faults: [{ worker: 0, after: 10, how: 'exit' }, { worker: 1, after: 160, how: 'throw' }] },
+];
+let cleanRun: ValidateReport | undefined;
+for (const f of FAULTS) {
+  test(`a render worker that fails mid-run loses and repeats nothing: ${f.what}`, { timeout: 120_000 }, async () => {
+    cleanRun ??= await service(0).validate();
+    const clean = cleanRun;
+    const failures: Error[] = [];
+    const seen: number[] = [];
+    const r = await service(f.workers, f.faults, (e) => failures.push(e)).validate((done) => seen.push(done));
+    assert.deepEqual(r, clean, 'same report as the clean run, same order');
+    assert.equal(failures.length, f.faults.length, `one failure told per failed worker: ${failures.map((e) => e.message).join('; ')}`);
+    assert.equal(seen[seen.length - 1], r.checked, 'progress counts every object once');
+  });
+}
 
 test('progress counts grow one way and end at the number checked', { timeout: 120_000 }, async () => {
   const seen: [number, number][] = [];
