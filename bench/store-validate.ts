@@ -2,8 +2,10 @@
  * FORGE_BENCH_STORE_PARTS=validate (bench/store.ts): `forge check` and `forge validate` of
  * every object through a real `forge serve`, SQLite and PostgreSQL side by side on stores
  * loaded with the first scale's systems (default 100,000), while a DHCP client on loopback
- * asks one DHCPINFORM after another (RFC 2131 section 3.4) of the same server: the answers'
- * round trips while the work runs are what "without blocking DHCP" means. Beside the wall
+ * asks one DHCPINFORM after another (RFC 2131 section 3.4) of the same server, and beside it a
+ * TFTP client one read request after another for a one-block file (RFC 1350: RRQ -> the first
+ * DATA, then its ACK ends the transfer): the answers' round trips while the work runs are what
+ * "without blocking DHCP/TFTP" means. Beside the wall
  * time: forge's CPU (every thread, /proc/PID/stat, so a worker pool's second core counts)
  * and PostgreSQL's, per system. FORGE_BENCH_STORE_BINS=LABEL=PATH,...: other builds, run in
  * every round beside this one on the same stores (interleaved); their validate answers must
@@ -11,7 +13,7 @@
  * FORGE_BENCH_STORE_ROUNDS rounds (default 1). FORGE_BENCH_NODE_ARGS: node flags for forge.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateNew } from '../server/core/validate.js';
@@ -22,7 +24,8 @@ import type { Store } from '../server/store/store.js';
 import { bootRequest } from '../test/lib/dhcp-request.js';
 import { startPostgres, type PgCluster } from '../test/lib/postgres.js';
 import { startForge, type ForgeServer } from '../test/lib/server.js';
-import { freeUdpPort } from '../test/lib/tftp-client.js';
+import { ackPacket, encode as tftpEncode } from '../server/protocol/tftp/index.js';
+import { freeUdpPort, UdpPeer } from '../test/lib/tftp-client.js';
 import { mac, ms, pct, system } from './core.js';
 import { procCpuMs, treeCpuMs } from './proc.js';
 
@@ -104,6 +107,44 @@ class DhcpProbe {
   }
 }
 
+/** The file the TFTP probe reads: under 512 bytes, so its first DATA is its last (RFC 1350 section 6). */
+const TFTP_PROBE_FILE = 'probe.bin';
+const TFTP_PROBE_DATA = Buffer.from('forge tftp probe\n'.repeat(8));
+
+/** One TFTP read after another (2 ms apart), each from a new port (its own TID, RFC 1350 section 4), until `work` settles. */
+class TftpProbe {
+  constructor(private readonly port: number) {}
+
+  /** RRQ -> first DATA in ms (the DATA checked and ACKed), or Infinity when none came within 5 s. */
+  async read(): Promise<number> {
+    const peer = await UdpPeer.open();
+    try {
+      const t0 = performance.now();
+      peer.send(tftpEncode({ op: 'RRQ', filename: TFTP_PROBE_FILE, mode: 'octet', options: [] }), this.port);
+      const r = await peer.next(5000);
+      if (r === undefined) return Infinity;
+      const rtt = performance.now() - t0;
+      if (r.packet.op !== 'DATA' || r.packet.block !== 1 || !Buffer.from(r.packet.data).equals(TFTP_PROBE_DATA)) throw new Error(`TFTP probe: not the file's DATA: ${JSON.stringify(r.packet).slice(0, 200)}`);
+      await peer.sendAsync(ackPacket(1), r.port);
+      return rtt;
+    } finally {
+      peer.close();
+    }
+  }
+
+  async during<T>(work: Promise<T>): Promise<number[]> {
+    let done = false;
+    void work.finally(() => (done = true)).catch(() => undefined);
+    const rtts: number[] = [];
+    while (!done) {
+      const rtt = await this.read();
+      if (!done) rtts.push(rtt);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return rtts;
+  }
+}
+
 export async function validateOnly(scale: number): Promise<string[]> {
   const rounds = Number(process.env['FORGE_BENCH_STORE_ROUNDS'] ?? 1);
   const nodeArgs = (process.env['FORGE_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
@@ -139,12 +180,17 @@ export async function validateOnly(scale: number): Promise<string[]> {
     for (let round = 1; round <= rounds; round++) {
       for (const s of stores) for (const b of bins) {
         const port = await freeUdpPort();
+        const tftpPort = await freeUdpPort();
+        const tftpRoot = mkdtempSync(join(tmpdir(), 'forge-bench-validate-tftp-'));
+        writeFileSync(join(tftpRoot, TFTP_PROBE_FILE), TFTP_PROBE_DATA);
         const srv: ForgeServer = await startForge({
+          tftp: true,
           ...(s.backend === 'SQLite' ? { dataDir: s.dir } : {}),
           args: [
             ...(s.backend === 'PostgreSQL' ? ['--store', s.url] : []),
             '--dhcp-mode', 'managed', '--dhcp-subnet', '127.0.0.0/8', '--dhcp-range', '127.0.0.100,127.0.0.200',
             '--dhcp-port', String(port), '--dhcp-listen', '127.0.0.1', '--dhcp-probe-seconds', '0', '--dhcp-proxy-port', '0',
+            '--tftp-listen', '127.0.0.1', '--tftp-port', String(tftpPort), '--tftp-root', tftpRoot,
             ...b.args,
           ],
           ...(b.env === undefined ? {} : { env: b.env }),
@@ -153,15 +199,21 @@ export async function validateOnly(scale: number): Promise<string[]> {
           ...(b.bin === undefined ? {} : { bin: b.bin }),
         });
         const probe = await DhcpProbe.open(port, scale);
+        const tftp = new TftpProbe(tftpPort);
         try {
           const idle: number[] = [];
-          for (let i = 0; i < 200; i++) idle.push(await probe.inform());
+          const idleTftp: number[] = [];
+          for (let i = 0; i < 200; i++) {
+            idle.push(await probe.inform());
+            idleTftp.push(await tftp.read());
+          }
           for (const [what, path] of [['`forge check`', '/api/v1/check'], ['`forge validate`', '/api/v1/validate']] as const) {
             const f0 = procCpuMs(srv.proc.pid);
             const m0 = mainThreadMs(srv.proc.pid);
             const p0 = s.backend === 'PostgreSQL' ? treeCpuMs(cluster.pid()) : 0;
             const t0 = performance.now();
-            const { result: r, rtts } = await probe.during(srv.api('GET', path));
+            const work = srv.api('GET', path);
+            const [{ result: r, rtts }, trtts] = await Promise.all([probe.during(work), tftp.during(work)]);
             const wall = performance.now() - t0;
             const forgeMs = procCpuMs(srv.proc.pid) - f0;
             const mainMs = mainThreadMs(srv.proc.pid) - m0;
@@ -177,14 +229,16 @@ export async function validateOnly(scale: number): Promise<string[]> {
               else if (first !== body) throw new Error(`${b.label} on ${s.backend}: validate answer differs from the first build's (${body.length} vs ${first.length} bytes)`);
             }
             const lost = rtts.filter((x) => x === Infinity).length;
+            const tlost = trtts.filter((x) => x === Infinity).length;
             const per = (x: number): string => ((x / scale) * 1000).toFixed(0);
-            const line = `| ${round} | ${b.label} | ${s.backend} | ${what} | ${(wall / 1000).toFixed(1)} s | ${(forgeMs / 1000).toFixed(1)} s = ${per(forgeMs)} µs | ${per(mainMs)} µs | ${s.backend === 'PostgreSQL' ? `${(pgMs / 1000).toFixed(1)} s = ${per(pgMs)} µs` : '(in forge)'} | ${rtts.length.toLocaleString('en')}${lost > 0 ? ` (${lost} lost)` : ''} | ${ms(pct(rtts, 50))} | ${ms(pct(rtts, 99))} | ${ms(Math.max(...rtts))} | ${ms(pct(idle, 99))} | ${loadavg()[0]!.toFixed(1)} |`;
+            const line = `| ${round} | ${b.label} | ${s.backend} | ${what} | ${(wall / 1000).toFixed(1)} s | ${(forgeMs / 1000).toFixed(1)} s = ${per(forgeMs)} µs | ${per(mainMs)} µs | ${s.backend === 'PostgreSQL' ? `${(pgMs / 1000).toFixed(1)} s = ${per(pgMs)} µs` : '(in forge)'} | ${rtts.length.toLocaleString('en')}${lost > 0 ? ` (${lost} lost)` : ''} | ${ms(pct(rtts, 50))} | ${ms(pct(rtts, 99))} | ${ms(Math.max(...rtts))} | ${ms(pct(idle, 99))} | ${trtts.length.toLocaleString('en')}${tlost > 0 ? ` (${tlost} lost)` : ''} | ${ms(pct(trtts, 50))} | ${ms(pct(trtts, 99))} | ${ms(Math.max(...trtts))} | ${ms(pct(idleTftp, 99))} | ${loadavg()[0]!.toFixed(1)} |`;
             rows.push(line);
             process.stderr.write(`  ${line}\n`);
           }
         } finally {
           probe.close();
           await srv.stop(s.backend === 'SQLite' ? { keepData: true } : {});
+          rmSync(tftpRoot, { recursive: true, force: true });
         }
       }
     }
@@ -193,12 +247,12 @@ export async function validateOnly(scale: number): Promise<string[]> {
     for (const s of stores) rmSync(s.dir, { recursive: true, force: true });
   }
   return [
-    `## store: \`forge check\` and \`forge validate\` of ${scale.toLocaleString('en')} systems, SQLite and PostgreSQL, with DHCP answered meanwhile`,
+    `## store: \`forge check\` and \`forge validate\` of ${scale.toLocaleString('en')} systems, SQLite and PostgreSQL, with DHCP and TFTP answered meanwhile`,
     '',
-    'Through a real `forge serve` (GET /api/v1/check, /api/v1/validate) on a loaded store; meanwhile one DHCPINFORM after another (2 ms apart) to the same server on loopback. CPU per system from /proc/PID/stat (forge: every thread; PostgreSQL: postmaster and backends). "idle p99": 200 INFORMs before the work. Builds on one store give byte-equal validate answers (checked by the bench).',
+    'Through a real `forge serve` (GET /api/v1/check, /api/v1/validate) on a loaded store; meanwhile, side by side, one DHCPINFORM after another (2 ms apart) and one TFTP read after another (RRQ for a 136-byte file -> its DATA, then the ACK; a new port each) to the same server on loopback. CPU per system from /proc/PID/stat (forge: every thread; PostgreSQL: postmaster and backends). "idle p99": 200 INFORMs and 200 TFTP reads before the work. Builds on one store give byte-equal validate answers (checked by the bench).',
     '',
-    '| round | build | store | what | wall | forge CPU (per system) | of it, forge\'s main thread | PostgreSQL CPU (per system) | DHCP answers meanwhile | p50 | p99 | max | idle p99 | load |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| round | build | store | what | wall | forge CPU (per system) | of it, forge\'s main thread | PostgreSQL CPU (per system) | DHCP answers meanwhile | p50 | p99 | max | idle p99 | TFTP reads answered meanwhile (RRQ -> DATA) | p50 | p99 | max | idle p99 | load |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ];
 }
