@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyLayer, baseUrlOf, blendProfile, blendSystem, mergeDict } from '../../server/core/blend.js';
+import { applyLayer, baseUrlOf, blendProfile, blendSystem, jsonCopy, mergeDict } from '../../server/core/blend.js';
 import { defaultDistro, defaultInterface, defaultProfile, defaultSubnet, defaultSystem } from '../../server/core/defaults.js';
 import { INHERIT } from '../../server/core/model.js';
 import type { Distro, Profile, Settings, System } from '../../server/core/model.js';
@@ -165,4 +165,37 @@ test('blendSystem: an interface in a stored subnet takes its netmask, gateway an
   assert.deepEqual(plain['name_servers'], ['10.0.0.53']);
   const own = blendSystem(system({ ...s, gateway: '10.96.0.200', name_servers: ['9.9.9.9'] }), [profile('web', { distro: 'deb12' })], d, settings, [lab]);
   assert.deepEqual([own['gateway'], own['name_servers']], ['10.96.0.200', ['9.9.9.9']]);
+});
+
+test('jsonCopy: a deep copy of a JSON value that shares no dict or list and reads getters (settings.server follows the request)', () => {
+  const src = { a: [1, { b: ['x'] }], d: { e: { f: null } }, n: 0, s: '', t: true };
+  const c = jsonCopy(src);
+  assert.deepEqual(c, src);
+  assert.notEqual(c.a, src.a);
+  assert.notEqual(c.a[1], src.a[1]);
+  assert.notEqual(c.d.e, src.d.e);
+  (c.a[1] as { b: string[] }).b.push('y');
+  c.d.e.f = null;
+  assert.deepEqual(src.a[1], { b: ['x'] });
+  let host = '10.0.0.1';
+  const live = { ...settings };
+  Object.defineProperty(live, 'server', { enumerable: true, get: () => host });
+  host = '10.0.0.9';
+  assert.equal(jsonCopy(live).server, '10.0.0.9');
+  assert.equal(blendProfile([profile('p')], distro(), live)['server'], '10.0.0.9');
+});
+
+test('blendSystem shares no dict or list with the settings, the chain or the system (callers may edit what they get)', () => {
+  const p = profile('p', { kernel_options: { console: 'ttyS0' }, name_servers: ['10.0.0.2'] });
+  const s = system({ interfaces: { eth0: { ...defaultInterface(), mac_address: 'aa:bb:cc:dd:ee:ff', ip_address: '10.0.0.5' } } });
+  const before = JSON.stringify([settings, p, s]);
+  const v = blendSystem(s, [p], distro(), settings);
+  (v['kernel_options'] as Record<string, unknown>)['x'] = 1;
+  (v['autoinstall_meta'] as Record<string, unknown>)['x'] = 1;
+  (v['name_servers'] as unknown[]).push('x');
+  (v['interfaces'] as Record<string, { mtu: number }>)['eth0']!.mtu = 1;
+  const again = blendSystem(s, [p], distro(), settings);
+  assert.equal(JSON.stringify([settings, p, s]), before);
+  assert.equal((again['kernel_options'] as Record<string, unknown>)['x'], undefined);
+  assert.deepEqual(again['name_servers'], ['10.0.0.2']);
 });
