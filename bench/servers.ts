@@ -36,6 +36,8 @@ const DHCP_RATES = (process.env['FORGE_BENCH_SERVERS_RATES'] ?? '1000,100').spli
 const DHCP_SECONDS = Number(process.env['FORGE_BENCH_SERVERS_SECONDS'] ?? 8);
 const REPEATS = Math.max(1, Number(process.env['FORGE_BENCH_SERVERS_REPEATS'] ?? 2));
 const CLIENTS = 18_000;
+/** Namespace name prefix (the shared development machine wants each engineer's own). */
+const NS = process.env['FORGE_BENCH_NS'] ?? 'fgb';
 /** Which parts run (adds, dhcp, failover) and which configurations (their labels' indexes, 0-3), for profiling one. */
 const PARTS = new Set((process.env['FORGE_BENCH_SERVERS_PARTS'] ?? 'adds,dhcp,failover').split(','));
 
@@ -78,7 +80,7 @@ function perfRate(out: string): { rate: number; doDrop: number; raDrop: number }
 
 async function dhcpRow(cluster: PgCluster, c: Config, repeat: number, rate: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'forge-bench-servers-'));
-  const lan = await createLan('fgbsv', { serverIp: '10.98.0.1', prefixLen: 16 });
+  const lan = await createLan(`${NS}sv`, { serverIp: '10.98.0.1', prefixLen: 16 });
   const forges: NsForge[] = [];
   try {
     const url = c.store === 'pg' ? await cluster.createDatabase('bench') : '';
@@ -117,7 +119,7 @@ async function failover(cluster: PgCluster): Promise<string[]> {
   const VIP = '10.98.0.10';
   const PORT = 8080;
   const dir = mkdtempSync(join(tmpdir(), 'forge-bench-fo-'));
-  const lan: Lan = await createLan('fgbfo');
+  const lan: Lan = await createLan(`${NS}fo`);
   const rows: string[] = [];
   let pair: VipPair | undefined;
   try {
