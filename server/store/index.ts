@@ -10,7 +10,8 @@
  *     promise resolves only after the index has re-read what it touched (a
  *     client that adds a system and then PXE-boots it is never told "unknown");
  *   - other servers' writes arrive as the names PostgreSQL NOTIFYs at commit
- *     (store/postgres/changes.ts, migration 6), re-read in batches.
+ *     (store/postgres/changes.ts, migration 6), re-read in batches; the
+ *     NOTIFYs of this process's own connections are not re-read.
  * Re-reads are serialised, so a later read is never overwritten by an
  * earlier one; the documents are the database's, never rebuilt here.
  *
@@ -84,7 +85,12 @@ export class SystemIndex {
   async start(): Promise<void> {
     if (this.store.watchSystems !== undefined) {
       this.stopFeed = await this.store.watchSystems(
-        (names) => void this.refresh(names).catch(this.onError),
+        // Only other servers' writes: every write of this process's own connections goes through
+        // indexedStore below, which applies it (create) or re-reads it (the rest) after its
+        // commit, so re-reading it again at its NOTIFY was a SELECT per batch for nothing (issue
+        // 19, API adds). A later write by another server notifies after it (commit order) and is
+        // re-read as before.
+        (names) => void (names.length > 0 ? this.refresh(names).catch(this.onError) : undefined),
         () => void this.reload().catch(this.onError),
       );
     }
@@ -151,8 +157,8 @@ export class SystemIndex {
   /**
    * A system this process just created, with the document as stored: applied in the refresh
    * loop's order without a re-read (on PostgreSQL the re-read was a SELECT per write batch,
-   * issue 19 profile of API adds). The commit's NOTIFY still brings a re-read, so a write of
-   * another server in between converges as every other write does.
+   * issue 19 profile of API adds), nor at its commit's NOTIFY (this process's own). A write of
+   * another server after it notifies after it and is re-read as every other write is.
    */
   created(name: string, data: string, doc?: System): Promise<void> {
     // `doc`: the object `data` is the text of, so applying it needs no JSON.parse.

@@ -155,8 +155,8 @@ export class PgStore implements Store {
   systemDocs(q: { after: string; limit: number } | { names: readonly string[] }): Promise<SystemDoc[]> {
     return this.objects.systemDocs(q);
   }
-  async watchSystems(fn: (names: string[]) => void, reset: () => void): Promise<() => Promise<void>> {
-    const stop = await watchSystems(this.db.url, fn, reset);
+  async watchSystems(fn: (names: string[], own: string[]) => void, reset: () => void): Promise<() => Promise<void>> {
+    const stop = await watchSystems(this.db.url, fn, reset, (pid) => this.db.ownBackend(pid));
     this.watchers.add(stop);
     return async () => {
       this.watchers.delete(stop);

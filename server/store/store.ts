@@ -136,9 +136,10 @@ export interface Store {
    * server writes from now on (created, changed, renamed from or to,
    * removed), soon after each commit, in commit order; `reset` when some may
    * have been missed (the feed reconnected). Resolves with the stop function
-   * once listening (what is read after that misses no write).
+   * once listening (what is read after that misses no write). `own`: the
+   * names this process's own connections wrote (the rest are in `names`).
    */
-  watchSystems?(fn: (names: string[]) => void, reset: () => void): Promise<() => Promise<void>>;
+  watchSystems?(fn: (names: string[], own: string[]) => void, reset: () => void): Promise<() => Promise<void>>;
   /**
    * Shared stores only (PostgreSQL): `KIND:NAME` (distro, profile, subnet, window) of every
    * such row any server commits; `down` when the feed is lost, `reset` once it is back (some

@@ -17,31 +17,37 @@ export const SYSTEMS_CHANNEL = 'forge_systems';
  * some may have been missed. Resolves, with the stop function, once LISTEN
  * took effect: a caller that loads after it misses nothing written meanwhile.
  */
-export function watchSystems(url: string, fn: (names: string[]) => void, reset: () => void): Promise<() => Promise<void>> {
-  return watchChannel(url, SYSTEMS_CHANNEL, fn, reset);
+export function watchSystems(url: string, fn: (names: string[], own: string[]) => void, reset: () => void, isOwn?: (pid: number) => boolean): Promise<() => Promise<void>> {
+  return watchChannel(url, SYSTEMS_CHANNEL, fn, reset, undefined, isOwn);
 }
 
 /**
  * The same feed for one channel: `fn` gets the payloads of a turn; `down`
  * (optional) is told at once when the connection is lost, before the
  * reconnect's `reset`, so a cache stops trusting itself for the gap.
+ * `isOwn` (optional) sorts the payloads by the backend that sent them (the
+ * notification's process id, PostgreSQL protocol NotificationResponse): those
+ * of this process's own connections go to `fn`'s second list.
  */
-export async function watchChannel(url: string, channel: string, fn: (payloads: string[]) => void, reset: () => void, down?: () => void): Promise<() => Promise<void>> {
+export async function watchChannel(url: string, channel: string, fn: (payloads: string[], own: string[]) => void, reset: () => void, down?: () => void, isOwn?: (pid: number) => boolean): Promise<() => Promise<void>> {
   let client: pg.Client | undefined;
   let stopped = false;
   let batch: string[] = [];
+  let mine: string[] = [];
   const deliver = (): void => {
     const names = batch;
+    const own = mine;
     batch = [];
-    if (!stopped && names.length > 0) fn(names);
+    mine = [];
+    if (!stopped && names.length + own.length > 0) fn(names, own);
   };
   const connect = async (first: boolean): Promise<void> => {
     if (stopped) return;
     const c = new pg.Client({ connectionString: url });
     c.on('notification', (m) => {
       if (m.channel !== channel || m.payload === undefined) return;
-      if (batch.length === 0) setImmediate(deliver);
-      batch.push(m.payload);
+      if (batch.length + mine.length === 0) setImmediate(deliver);
+      (isOwn?.(m.processId) === true ? mine : batch).push(m.payload);
     });
     const retry = (): void => {
       if (stopped || client !== c) return;

@@ -42,6 +42,21 @@ export class Db {
     // An idle client's connection dropping (server restart) must not crash the process;
     // the next query gets a fresh connection or a STORAGE_UNAVAILABLE.
     this.pool.on('error', () => undefined);
+    // The backend process of each pooled connection, from its BackendKeyData (sent once at
+    // connect, before the connection runs any query): a NOTIFY carries the sending backend's
+    // pid, so the change feed can tell this process's own commits from other servers'.
+    this.pool.on('connect', (c) => {
+      if ('processID' in c && typeof c.processID === 'number') this.backends.set(c, c.processID);
+    });
+    this.pool.on('remove', (c) => this.backends.delete(c));
+  }
+
+  private readonly backends = new Map<object, number>();
+
+  /** Whether `pid` is the backend of one of this pool's connections (a NOTIFY this process caused). */
+  ownBackend(pid: number): boolean {
+    for (const p of this.backends.values()) if (p === pid) return true;
+    return false;
   }
 
   /** A storage failure as STORAGE_UNAVAILABLE naming the database (never its password). */
