@@ -6,7 +6,8 @@
     {
       "target_name": "forge_native",
       "sources": [
-        "native/forge_native.c"
+        "native/forge_native.c",
+        "native/sendfile.c"
       ],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]

@@ -19,6 +19,7 @@ static napi_value abi_version(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   if (forge_add_function(env, exports, "abiVersion", abi_version) == NULL) return NULL;
   /* Parts register here, one line each (TEAM.md). */
+  if (forge_sendfile_init(env, exports) == NULL) return NULL;
   return exports;
 }
 

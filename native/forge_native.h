@@ -5,7 +5,7 @@
 #include <node_api.h>
 
 /* Bumped when a part changes its contract with server/native/index.ts. */
-#define FORGE_NATIVE_ABI 1
+#define FORGE_NATIVE_ABI 2
 
 /* Throw a JavaScript Error for a failed N-API call and return NULL. */
 #define FORGE_NAPI(env, call)                                                  \
@@ -17,5 +17,8 @@
   } while (0)
 
 napi_value forge_add_function(napi_env env, napi_value exports, const char *name, napi_callback fn);
+
+/* native/sendfile.c: sendfile(2) for HTTP boot file bodies. */
+napi_value forge_sendfile_init(napi_env env, napi_value exports);
 
 #endif

@@ -13,11 +13,19 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** Must equal FORGE_NATIVE_ABI in native/forge_native.h. */
-export const NATIVE_ABI = 1;
+export const NATIVE_ABI = 2;
 
 /** What the addon exports; each part adds its functions here. */
 export interface NativeBinding {
   abiVersion(): number;
+  /** native/sendfile.c: once, before the first send; onDone(id, errno or 0, bytes sent) on the main thread. */
+  sendfileSetup(onDone: (id: number, errno: number, sent: number) => void, threads: number): void;
+  /** Starts sending [offset, offset + length) of the file at path to a dup() of the socket fd; returns the send's id, throws when it cannot start. */
+  sendfileStart(socketFd: number, path: string, offset: number, length: number, idleMs: number): number;
+  /** Ends a send (its onDone follows with ECANCELED); false when it already ended. */
+  sendfileCancel(id: number): boolean;
+  /** Sends not yet ended. */
+  sendfileActive(): number;
 }
 
 export type NativeStatus =

@@ -8,7 +8,9 @@
  * matches `Content-Length:` case-sensitively); HEAD with the real length
  * (EDK II asks HEAD first); single Range incl. `bytes=N-` -> 206, a range
  * outside the file -> 416; never a redirect on a boot path (GRUB and EDK II
- * fail on 3xx); files streamed from disk, never read whole into memory.
+ * fail on 3xx); files streamed from disk, never read whole into memory. The body goes by
+ * sendfile(2) where the native addon and a plain TCP socket allow (sendfile.ts), else from
+ * the shared in-memory copy (hotfiles.ts).
  */
 import { createReadStream, realpathSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -28,6 +30,7 @@ import type { BootService, Rendered } from '../../boot/provider.js';
 import { sha256Of } from '../../boot/distfiles.js';
 import { parseRange } from './range.js';
 import { hotFiles } from '../hotfiles.js';
+import { canSendfile, sendBody } from './sendfile.js';
 import { parseBootPath } from '../../boot/target.js';
 import { normalizeMac } from '../../core/mac.js';
 import { bootRootsOf, whyRefused } from '../../boot/confine.js';
@@ -124,28 +127,39 @@ export function sendFile(req: IncomingMessage, res: ServerResponse, path: string
     res.end();
     return { status, start, end };
   }
+  // sendfile(2) where the socket allows it (sendfile.ts); the page cache is then the copy in memory.
+  if (canSendfile(res.socket)) {
+    res.writeHead(status, headers);
+    sendBody(res, path, start, length, () => jsBody(res, path, size, start, end, status, headers, name));
+    return { status, start, end };
+  }
+  jsBody(res, path, size, start, end, status, headers, name);
+  return { status, start, end };
+}
+
+/** The body on the JavaScript path: slices of the in-memory copy (hotfiles.ts), or streamed from disk. */
+function jsBody(res: ServerResponse, path: string, size: number, start: number, end: number, status: number, headers: Record<string, string>, name: string): void {
   const cached = hotFiles.get(path, size);
   if (cached !== undefined) {
-    res.writeHead(status, headers);
+    if (!res.headersSent) res.writeHead(status, headers);
     writeSlices(res, cached, start, end + 1);
-    return { status, start, end };
+    return;
   }
   // Not in memory yet: wait for the one read in flight (hotfiles.ts), stream only what cannot be cached.
   void hotFiles.fetch(path, size).then((data) => {
     if (res.destroyed) return;
     if (data !== undefined) {
-      res.writeHead(status, headers);
+      if (!res.headersSent) res.writeHead(status, headers);
       writeSlices(res, data, start, end + 1);
     } else streamFile(res, path, start, end, status, headers, name);
   });
-  return { status, start, end };
 }
 
 /** A file streamed from disk (one that cannot be held in memory). */
 function streamFile(res: ServerResponse, path: string, start: number, end: number, status: number, headers: Record<string, string>, name: string): void {
   const stream = createReadStream(path, { start, end, highWaterMark: 256 * 1024 });
   stream.once('open', () => {
-    res.writeHead(status, headers);
+    if (!res.headersSent) res.writeHead(status, headers);
     stream.pipe(res);
   });
   stream.once('error', (e) => {
