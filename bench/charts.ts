@@ -131,17 +131,33 @@ export function chartsFrom(sections: Partial<Record<string, string>>): Map<strin
   };
   const dhcp = sections['dhcp'];
   if (dhcp !== undefined) {
-    // The best-rate table: one row per server, a column per repeat, then the best of all.
-    const table = tableAfter(dhcp, '| server | repeat 1');
+    // The best-rate table: one row per server, a column per repeat, then the best of all; under a
+    // CPU budget (there the server, not the machine, saturates) the rate each server achieved at the
+    // highest offered rate, one bullet per server, when no server had a clean run to chart.
+    const budgeted = /held to ([\d.]+) of a core/.exec(dhcp);
+    const part = budgeted === null ? dhcp : dhcp.slice(budgeted.index);
+    const table = tableAfter(part, '| server | repeat 1');
     const head = table[0] ?? [];
     const rows = table.slice(1);
-    add('dhcp', 'dhcp-dora', {
-      title: 'DHCP: best DORA exchanges per second with drops under 5 % (perfdhcp, 20,000 clients)',
-      unit: 'DORA/s; higher is better',
-      groups: head.slice(1),
-      // "none under 5 %" is no clean run: no bar (its 5 is the threshold, not a rate).
-      series: rows.map((r) => ({ name: r[0] ?? '', values: r.slice(1).map((c) => (c.startsWith('none') ? NaN : num(c))) })),
-    });
+    const best = rows.map((r) => ({ name: r[0] ?? '', values: r.slice(1).map((c) => (c.startsWith('none') ? NaN : num(c))) }));
+    const at = budgeted === null ? null : /Achieved at the highest offered rate \((\d+)\/s[^\n]*\n\n((?:- [^\n]*\n)+)/.exec(part);
+    if (at !== null && budgeted !== null && !best.some((s) => s.values.some(Number.isFinite))) {
+      const series = [...at[2]!.matchAll(/^- ([\w-]+): (.*\/s.*)$/gm)].map((m) => ({ name: m[1]!, values: [...m[2]!.matchAll(/([\d.]+)\/s/g)].map((v) => Number(v[1])) }));
+      add('dhcp', 'dhcp-dora', {
+        title: `DHCP: DORA exchanges per second achieved at ${at[1]} offered, each server held to ${budgeted[1]} of a core (perfdhcp, 20,000 clients)`,
+        unit: 'DORA/s; higher is better',
+        groups: (series[0]?.values ?? []).map((_, i) => `repeat ${i + 1}`),
+        series,
+      });
+    } else {
+      add('dhcp', 'dhcp-dora', {
+        title: `DHCP: best DORA exchanges per second with drops under 5 % (perfdhcp, 20,000 clients${budgeted === null ? '' : `, each server held to ${budgeted[1]} of a core`})`,
+        unit: 'DORA/s; higher is better',
+        groups: head.slice(1),
+        // "none under 5 %" is no clean run: no bar (its 5 is the threshold, not a rate).
+        series: best,
+      });
+    }
   }
   const tftp = sections['tftp'];
   if (tftp !== undefined) {
