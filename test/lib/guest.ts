@@ -43,7 +43,11 @@ export function guestKernel(): GuestKernel {
 }
 
 function fetchKernelPackage(root: string): void {
-  const pkgDir = join(CACHE_DIR, 'kpkg');
+  // Test files run two at a time (test/run.mjs), and two of them may find the
+  // kernel missing at once: each downloads into a directory of its own, unpacks
+  // beside the root and renames; the loser of the rename keeps the winner's tree.
+  const pkgDir = join(CACHE_DIR, `kpkg-${process.pid}`);
+  rmSync(pkgDir, { recursive: true, force: true });
   mkdirSync(pkgDir, { recursive: true });
   const deps = execFileSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
   const m = /Depends: (linux-image-[0-9][^\s]*)/.exec(deps);
@@ -55,8 +59,19 @@ function fetchKernelPackage(root: string): void {
   const tmp = `${root}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   execFileSync('dpkg', ['-x', join(pkgDir, deb), tmp]);
+  rmSync(pkgDir, { recursive: true, force: true });
+  if (existsSync(join(root, 'boot'))) {
+    rmSync(tmp, { recursive: true, force: true });
+    return;
+  }
   rmSync(root, { recursive: true, force: true });
-  renameSync(tmp, root);
+  try {
+    renameSync(tmp, root);
+  } catch (e) {
+    // Another file renamed its tree into place between the check and here.
+    rmSync(tmp, { recursive: true, force: true });
+    if (!existsSync(join(root, 'boot'))) throw e;
+  }
 }
 
 function findModule(modulesDir: string, name: string): string {

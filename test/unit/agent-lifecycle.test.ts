@@ -49,7 +49,9 @@ test('a wait ends at an event for the domain, times out otherwise, and never mis
       assert.equal(w.events, 2);
       const t1 = Date.now();
       assert.equal(await w.wait(5000), 'event');
-      assert.ok(Date.now() - t1 < 100);
+      // No further event comes (the script sleeps), so 'event' proves the pending one
+      // was counted; the bound only says it did not sit out the 5 s (files run two at a time).
+      assert.ok(Date.now() - t1 < 2000, `returned after ${Date.now() - t1} ms`);
       assert.equal(await w.wait(200), 'timeout');
     } finally {
       w.close();
