@@ -7,7 +7,8 @@
       "target_name": "forge_native",
       "sources": [
         "native/forge_native.c",
-        "native/sendfile.c"
+        "native/sendfile.c",
+        "native/tftp.c"
       ],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]

@@ -8,7 +8,7 @@
  * stdin closing or SIGTERM ends it.
  */
 import { createLogger } from '../server/log.js';
-import { TftpServer } from '../server/services/tftp/index.js';
+import { TftpServer, tftpPathCounts } from '../server/services/tftp/index.js';
 
 const root = process.argv[2];
 if (root === undefined) {
@@ -19,7 +19,8 @@ const server = new TftpServer({ port: 0, address: '127.0.0.1', root, log: create
 await server.start();
 process.stdout.write(`${JSON.stringify({ port: server.port })}\n`);
 process.stdin.setEncoding('utf8');
-process.stdin.on('data', () => process.stdout.write(`${JSON.stringify(server.stats)}\n`));
+// The path counts say whether the native pump served (FORGE_NATIVE_TFTP=0 or a missing addon: JavaScript).
+process.stdin.on('data', () => process.stdout.write(`${JSON.stringify({ ...server.stats, native: tftpPathCounts.native, js: tftpPathCounts.js })}\n`));
 const end = (): void => void server.close().then(() => process.exit(0));
 process.stdin.on('end', end);
 process.on('SIGTERM', end);

@@ -49,10 +49,13 @@ const PIN_MODES = ((): ('unpinned' | 'pinned')[] => {
  * (DIR/bench/tftp-serve.js, e.g. `git archive COMMIT` built with tsc) as "forge LABEL",
  * interleaved with the rest.
  */
-const BASELINES = (process.env['FORGE_BENCH_TFTP_BASELINE'] ?? '')
+const BASELINES: { name: string; dir: string; env?: Record<string, string> }[] = (process.env['FORGE_BENCH_TFTP_BASELINE'] ?? '')
   .split(',')
   .filter((x) => x.includes('='))
   .map((x) => ({ name: `forge ${x.slice(0, x.indexOf('='))}`, dir: x.slice(x.indexOf('=') + 1) }));
+// This build's JavaScript transfer beside its native pump (native/tftp.c), unless
+// FORGE_BENCH_TFTP_JS=0: the pump's gain measured in the same run, not against an old table.
+if (process.env['FORGE_BENCH_TFTP_JS'] !== '0') BASELINES.unshift({ name: 'forge js', dir: fileURLToPath(new URL('..', import.meta.url)), env: { FORGE_NATIVE_TFTP: '0' } });
 /** Extra node flags for forge's process (e.g. `--cpu-prof --cpu-prof-dir=DIR`), as in the servers bench. */
 const NODE_ARGS = (process.env['FORGE_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 
@@ -171,8 +174,8 @@ interface Started {
 }
 
 /** forge's TFTP engine in a process of its own (bench/tftp-serve.ts), so /proc shows its CPU alone. */
-async function startForgeTftp(root: string, serve = SERVE): Promise<Started & { stats: () => Promise<Record<string, number>> }> {
-  const proc = spawn(process.execPath, [...NODE_ARGS, serve, root, String(CLIENTS + 10)], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function startForgeTftp(root: string, serve = SERVE, env: Record<string, string> = {}): Promise<Started & { stats: () => Promise<Record<string, number>> }> {
+  const proc = spawn(process.execPath, [...NODE_ARGS, serve, root, String(CLIENTS + 10)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   let buf = '';
   const lines: ((l: string) => void)[] = [];
   proc.stdout?.setEncoding('utf8');
@@ -257,7 +260,7 @@ export async function run(): Promise<string> {
     const forgePid = forge.proc.pid;
     const targets: Target[] = [{ name: 'forge', port: forge.port, pid: forgePid, wrap: [], cpu: () => procCpuMs(forgePid) }];
     for (const b of BASELINES) {
-      const base = await startForgeTftp(root, join(b.dir, 'bench', 'tftp-serve.js'));
+      const base = await startForgeTftp(root, join(b.dir, 'bench', 'tftp-serve.js'), b.env);
       children.push(base.proc);
       const basePid = base.proc.pid;
       targets.push({ name: b.name, port: base.port, pid: basePid, wrap: [], cpu: () => procCpuMs(basePid) });
@@ -407,6 +410,8 @@ export async function run(): Promise<string> {
         lines.push(`| ${t.name} | ${cells.join(' | ')} |`);
       }
       lines.push('');
+      const paths = await forge.stats();
+      lines.push(`forge's transfers so far: ${paths['native'] ?? 0} by the native pump (native/tftp.c), ${paths['js'] ?? 0} by the JavaScript transfer${BASELINE_NAMES.has('forge js') ? "; 'forge js' is this build with FORGE_NATIVE_TFTP=0" : ''}.`, '');
       lines.push(
         'All runs byte-identical (sha256). tftpd-hpa 5.2 and dnsmasq 2.90 do not implement RFC 7440, so they were measured lock-step only.',
       );

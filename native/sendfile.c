@@ -235,13 +235,8 @@ static int32_t arg_i32(napi_env env, napi_value v, int *ok) {
 
 /* sendfileSetup(onDone(id, errno, sent), threads): once, before the first send. */
 static napi_value setup(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2], name;
-  FORGE_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, "FORGE_NATIVE", "sendfileSetup(onDone, threads)");
-    return NULL;
-  }
+  if (!forge_args(env, info, 2, argv, "sendfileSetup(onDone, threads)")) return NULL;
   if (on_done != NULL) {
     napi_throw_error(env, "FORGE_NATIVE", "sendfileSetup: already set up");
     return NULL;
@@ -267,11 +262,10 @@ static napi_value setup(napi_env env, napi_callback_info info) {
 
 /* sendfileStart(socketFd, path, offset, length, idleMs) -> id; throws (errno in the message) when it cannot start. */
 static napi_value start(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  FORGE_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5 || on_done == NULL) {
-    napi_throw_type_error(env, "FORGE_NATIVE", "sendfileStart(fd, path, offset, length, idleMs) after sendfileSetup");
+  if (!forge_args(env, info, 5, argv, "sendfileStart(fd, path, offset, length, idleMs)")) return NULL;
+  if (on_done == NULL) {
+    napi_throw_error(env, "FORGE_NATIVE", "sendfileStart before sendfileSetup");
     return NULL;
   }
   int ok = 1;
@@ -348,11 +342,10 @@ static napi_value start(napi_env env, napi_callback_info info) {
 
 /* sendfileCancel(id) -> whether the job was live; its onDone follows with ECANCELED (or its real end). */
 static napi_value cancel(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out;
-  FORGE_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t id = 0;
-  if (argc < 1 || napi_get_value_uint32(env, argv[0], &id) != napi_ok) {
+  if (!forge_args(env, info, 1, argv, "sendfileCancel(id)")) return NULL;
+  if (napi_get_value_uint32(env, argv[0], &id) != napi_ok) {
     napi_throw_type_error(env, "FORGE_NATIVE", "sendfileCancel(id)");
     return NULL;
   }

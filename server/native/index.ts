@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** Must equal FORGE_NATIVE_ABI in native/forge_native.h. */
-export const NATIVE_ABI = 2;
+export const NATIVE_ABI = 3;
 
 /** What the addon exports; each part adds its functions here. */
 export interface NativeBinding {
@@ -26,6 +26,35 @@ export interface NativeBinding {
   sendfileCancel(id: number): boolean;
   /** Sends not yet ended. */
   sendfileActive(): number;
+  /**
+   * native/tftp.c: once, before the first transfer. onEnd on the main thread, once per
+   * transfer: reason (0 done, 1 probe, 2 aborted, 3 OACK never acknowledged, 4 timeout,
+   * 5 stalled, 6 socket error, 7 cancelled), blocks acknowledged and in all, retransmissions,
+   * packets ignored, milliseconds, the client's ERROR code (errno for 6) and message.
+   */
+  tftpSetup(
+    onEnd: (id: number, reason: number, acked: number, of: number, retransmits: number, ignored: number, ms: number, code: number, message: string) => void,
+  ): void;
+  /** Binds the transfer's connected socket on localPort (SO_REUSEADDR) and hands the transfer to the pump; throws (code EADDRINUSE, ...) when it cannot. */
+  tftpStart(
+    localAddress: string,
+    localPort: number,
+    peerAddress: string,
+    peerPort: number,
+    data: Buffer,
+    blksize: number,
+    windowsize: number,
+    timeoutMs: number,
+    retries: number,
+    stallMs: number,
+    oack: Buffer | null,
+  ): number;
+  /** Ends a transfer (its onEnd follows with reason 7); false when it already ended. */
+  tftpCancel(id: number): boolean;
+  /** 0 waiting for ACK 0 of the OACK, 1 sending data, 2 ended or unknown. */
+  tftpState(id: number): number;
+  /** Transfers started and not yet reported. */
+  tftpActive(): number;
 }
 
 export type NativeStatus =

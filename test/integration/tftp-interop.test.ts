@@ -18,7 +18,8 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TftpServer, type TransferInfo } from '../../server/services/tftp/index.js';
+import { TftpServer, tftpPathCounts, useNativeTftp, type TransferInfo } from '../../server/services/tftp/index.js';
+import { native } from '../../server/native/index.js';
 import { startTftp, type TftpDeps } from '../../server/services/tftp.js';
 import { HotFiles } from '../../server/services/hotfiles.js';
 import { PacketCache } from '../../server/services/tftp/packets.js';
@@ -166,13 +167,16 @@ test('files from the boot-file provider come first, and completions carry the sy
   assert.equal(l.data.toString(), 'inside\n');
 });
 
-test('a file on disk is served from the in-memory copy once cached, and a replaced file is served fresh at once', async (t) => {
+for (const pump of native !== null ? [true, false] : [false]) {
+test(`a file on disk is served from the in-memory copy once cached, and a replaced file is served fresh at once (${pump ? 'native pump' : 'JavaScript transfer'})`, async (t) => {
   if (need(t, { commands: ['atftp'] })) return;
+  useNativeTftp(pump);
+  const counts = { ...tftpPathCounts };
   const hot = new HotFiles();
   const packets = new PacketCache();
   const s = new TftpServer({ port: 0, address: '127.0.0.1', root, log: memoryLogger('info'), hotFiles: hot, packetCache: packets });
   await s.start();
-  const path = join(root, 'hot.bin');
+  const path = join(root, `hot-${pump}.bin`);
   const size = 300 * 1024 + 17;
   const first = randomBytes(size);
   // Whole seconds, so the same mtime can be set again exactly below.
@@ -181,7 +185,7 @@ test('a file on disk is served from the in-memory copy once cached, and a replac
   utimesSync(path, stamp, stamp);
   const get = async (ws: number): Promise<Buffer> => {
     const local = join(out, `hot-${ws}`);
-    const r = await run('atftp', ['--option', 'blksize 1468', '--option', `windowsize ${ws}`, '-g', '-r', 'hot.bin', '-l', local, '127.0.0.1', String(s.port)]);
+    const r = await run('atftp', ['--option', 'blksize 1468', '--option', `windowsize ${ws}`, '-g', '-r', `hot-${pump}.bin`, '-l', local, '127.0.0.1', String(s.port)]);
     assert.equal(r.code, 0, r.stderr);
     return readFileSync(local);
   };
@@ -196,18 +200,22 @@ test('a file on disk is served from the in-memory copy once cached, and a replac
     utimesSync(path, stamp, stamp);
     assert.equal(sha(await get(1)), sha(first));
     assert.equal(sha(await get(16)), sha(first));
-    // Sent as slices of one datagram image (packets.ts) at blksize 1468, shared by the three.
-    const image = size + 4 * (Math.floor(size / 1468) + 1);
-    assert.deepEqual({ images: packets.size, bytes: packets.bytes }, { images: 1, bytes: image });
+    // JavaScript: sent as slices of one datagram image (packets.ts) at blksize 1468, shared by
+    // the three. The pump sends header + payload straight from the cached bytes: no image.
+    const image = pump ? 0 : size + 4 * (Math.floor(size / 1468) + 1);
+    assert.deepEqual({ images: packets.size, bytes: packets.bytes }, { images: pump ? 0 : 1, bytes: image });
+    assert.equal(pump ? tftpPathCounts.native - counts.native : tftpPathCounts.js - counts.js, 3, 'the three transfers took the path asked for');
     // A real replacement changes the mtime: served fresh at once, not the stale copy.
     utimesSync(path, stamp + 10, stamp + 10);
     assert.equal(sha(await get(8)), sha(second));
-    assert.deepEqual({ images: packets.size, bytes: packets.bytes }, { images: 1, bytes: image }, 'the new bytes replaced the image');
+    assert.deepEqual({ images: packets.size, bytes: packets.bytes }, { images: pump ? 0 : 1, bytes: image }, 'the new bytes replaced the image');
     assert.equal(s.stats.failed, 0);
   } finally {
+    useNativeTftp(true);
     await s.close();
   }
 });
+}
 
 test('traversal attempts are refused with an access violation and a warn line; the host file is never sent', async (t) => {
   const before = log.lines.length;

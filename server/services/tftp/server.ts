@@ -19,6 +19,7 @@ import {
   ErrorCode,
   MAX_BLKSIZE,
   decode,
+  encode,
   errorPacket,
   negotiate,
   type Negotiated,
@@ -32,7 +33,8 @@ import { RetransmitClock } from './clock.js';
 import { checkRequestPath, lookupInRoot } from './paths.js';
 import { packetCache, type PacketCache } from './packets.js';
 import { BufferSource, FileSource, PacketSource, toNetascii, type BlockSource } from './source.js';
-import { printable, Transfer, type Peer, type TftpStats, type TransferInfo, type TransferSockets } from './transfer.js';
+import { NativeTransfer, nativePump, tftpPathCounts } from './native.js';
+import { printable, Transfer, type ActiveTransfer, type Peer, type TftpStats, type TransferInfo, type TransferSockets } from './transfer.js';
 
 export { Transfer, type Peer, type TftpStats, type TransferInfo };
 
@@ -123,7 +125,7 @@ function optionsEqual(a: TftpOption[], b: TftpOption[]): boolean {
   return a.length === b.length && a.every((o, i) => o.name === b[i]?.name && o.value === b[i]?.value);
 }
 
-type Slot = { state: 'setup'; req: RequestPacket } | Transfer;
+type Slot = { state: 'setup'; req: RequestPacket } | ActiveTransfer;
 
 export class TftpServer {
   readonly stats: TftpStats = {
@@ -234,7 +236,7 @@ export class TftpServer {
 
   async close(): Promise<void> {
     this.closing = true;
-    for (const slot of this.slots.values()) if (slot instanceof Transfer) slot.close();
+    for (const slot of this.slots.values()) if (slot.state !== 'setup') slot.close();
     this.slots.clear();
     this.perClient.clear();
     const sock = this.socket;
@@ -276,7 +278,7 @@ export class TftpServer {
       // Some firmware sends its post-probe ERROR to port 69 instead of the
       // transfer's port: end that client's unacknowledged OACK quietly.
       const t = this.slots.get(`${peer.address}|${peer.port}`);
-      if (t instanceof Transfer && t.state === 'oack') {
+      if (t !== undefined && t.state === 'oack') {
         t.endQuietly('client sent ERROR to the listening port after the OACK');
         return;
       }
@@ -297,7 +299,15 @@ export class TftpServer {
     if (this.closing) return;
     const key = `${peer.address}|${peer.port}`;
     const client = `${peer.address}:${peer.port}`;
-    const existing = this.slots.get(key);
+    let existing = this.slots.get(key);
+    // The pump ended this port's transfer (the client's ERROR or last ACK, then at once a new
+    // RRQ from the same port) and its report is on the way: take the report first, so the
+    // new request is not mistaken for a duplicate of the ended one.
+    const ending = existing !== undefined && existing.state !== 'setup' ? existing.pendingEnd() : undefined;
+    if (ending !== undefined) {
+      await ending;
+      existing = this.slots.get(key);
+    }
     if (existing !== undefined) {
       const same = existing.req.filename === req.filename && optionsEqual(existing.req.options, req.options);
       if (same || existing.state === 'data') {
@@ -375,8 +385,11 @@ export class TftpServer {
     }
     if (this.closing) return false;
 
-    let source: BlockSource;
+    let source: BlockSource | undefined;
     let neg: Negotiated;
+    /** The file's bytes when they are in memory: the native pump can send them. */
+    let memory: Buffer | undefined;
+    const pump = nativePump();
     try {
       if (req.mode === 'netascii') {
         const raw = file.kind === 'buffer' ? file.data : file.size <= NETASCII_MAX ? await readFile(file.path) : undefined;
@@ -385,56 +398,92 @@ export class TftpServer {
           this.reply(peer, errorPacket(ErrorCode.NOT_DEFINED, 'netascii mode is limited to files up to 1 MiB; use octet'));
           return false;
         }
-        const data = toNetascii(raw);
-        neg = negotiate(req.options, data.length, this.limits);
-        source = new BufferSource(data, neg.blksize);
+        memory = toNetascii(raw);
+        neg = negotiate(req.options, memory.length, this.limits);
       } else if (file.kind === 'buffer') {
+        memory = file.data;
         neg = negotiate(req.options, file.data.length, this.limits);
-        source = new BufferSource(file.data, neg.blksize);
       } else {
         neg = negotiate(req.options, file.size, this.limits);
         // Kernels, initrds and loaders are asked for by every booting machine: from memory
         // (no thread-pool read, no promise on the window path; a request that arrives while
         // the file loads waits for that one read), from disk only when it cannot be cached.
-        const cached = await this.hot.fetch(file.path, file.size);
+        memory = await this.hot.fetch(file.path, file.size);
+        if (memory === undefined) source = await FileSource.open(file.path, file.size, neg.blksize);
+      }
+      if (source === undefined && memory !== undefined && pump === null) {
         // A cached file goes out as slices of its datagram image (packets.ts), shared by all
         // transfers at this blksize; past the image bound, as header + payload slice.
-        const image = cached !== undefined ? this.packets.get(file.path, cached, neg.blksize) : undefined;
-        source =
-          image !== undefined
-            ? new PacketSource(image)
-            : cached !== undefined
-              ? new BufferSource(cached, neg.blksize)
-              : await FileSource.open(file.path, file.size, neg.blksize);
+        const image = file.kind === 'file' && req.mode === 'octet' ? this.packets.get(file.path, memory, neg.blksize) : undefined;
+        source = image !== undefined ? new PacketSource(image) : new BufferSource(memory, neg.blksize);
       }
     } catch (e) {
       this.log.error('cannot open file', { client, file: printable(rel), error: e instanceof Error ? e.message : String(e) });
       this.reply(peer, errorPacket(ErrorCode.NOT_DEFINED, 'cannot read file'));
       return false;
     }
+    const info = { file: printable(rel), client, kind: file.kind, system: file.system };
+    const size = source?.size ?? memory?.length ?? 0;
 
-    let socks: TransferSockets;
+    let t: ActiveTransfer;
     try {
-      socks = await this.openTransferSockets(peer);
+      if (source === undefined && memory !== undefined && pump !== null) {
+        const data = memory;
+        const oack = neg.oack.length > 0 ? encode({ op: 'OACK', options: neg.oack }) : undefined;
+        const started = await this.onFreshPort(peer, false, async (socks, port) => {
+          if (this.closing) return undefined;
+          return new NativeTransfer(this, socks.strays, peer, key, req, data, neg, oack, info, { address: this.opts.address, port }, pump);
+        });
+        if (started === undefined) return false;
+        t = started;
+      } else {
+        const src = source as BlockSource;
+        const started = await this.onFreshPort(peer, true, async (socks) => {
+          if (this.closing) return undefined;
+          return new Transfer(this, socks, peer, key, req, src, neg, info);
+        });
+        if (started === undefined) {
+          src.close();
+          return false;
+        }
+        tftpPathCounts.js++;
+        t = started;
+      }
     } catch (e) {
-      source.close();
+      source?.close();
       this.log.error('cannot open a transfer socket', { client, error: e instanceof Error ? e.message : String(e) });
       this.reply(peer, errorPacket(ErrorCode.NOT_DEFINED, 'internal error'));
       return false;
     }
-    if (this.closing) {
-      source.close();
-      socks.peer.close();
-      socks.strays.close();
-      return false;
-    }
-    const info = { file: printable(rel), client, kind: file.kind, system: file.system };
-    const t = new Transfer(this, socks, peer, key, req, source, neg, info);
     this.slots.set(key, t);
     this.stats.started++;
-    this.log.debug('transfer started', { client, file: printable(rel), size: source.size, blksize: neg.blksize, windowsize: neg.windowsize });
-    t.begin();
+    this.log.debug('transfer started', { client, file: printable(rel), size, blksize: neg.blksize, windowsize: neg.windowsize, native: t instanceof NativeTransfer });
+    if (t instanceof Transfer) t.begin();
     return true;
+  }
+
+  /**
+   * Runs `start` on the sockets of a fresh port (openTransferSockets), drawing a new port when
+   * the port is taken before `start` binds on it (the native pump binds its own connected
+   * socket beside the strays socket). Sockets `start` did not take (it returned undefined or
+   * threw) are closed.
+   */
+  private async onFreshPort<T>(peer: Peer, connected: boolean, start: (socks: TransferSockets, port: number) => Promise<T | undefined>): Promise<T | undefined> {
+    let last: unknown;
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const socks = await this.openTransferSockets(peer, connected);
+      const port = socks.strays.address().port;
+      try {
+        const t = await start(socks, port);
+        if (t === undefined) closeAll(socks);
+        return t;
+      } catch (e) {
+        closeAll(socks);
+        last = e;
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+      }
+    }
+    throw last;
   }
 
   /**
@@ -453,7 +502,7 @@ export class TftpServer {
    * (no other socket on it), released, and bound again at once by the pair; a port taken by
    * someone else in between fails the bind (EADDRINUSE) and a new P is drawn.
    */
-  private async openTransferSockets(peer: Peer): Promise<TransferSockets> {
+  private async openTransferSockets(peer: Peer, connect: boolean): Promise<TransferSockets> {
     let last: unknown;
     for (let attempt = 0; attempt < 8; attempt++) {
       const probe = await this.bindUdp(0, false);
@@ -461,6 +510,11 @@ export class TftpServer {
       probe.close();
       let sockets: dgram.Socket[] = [];
       try {
+        if (!connect) {
+          // The native pump binds and connects the transfer's socket itself (native.ts).
+          const strays = await this.bindUdp(port, true);
+          return { peer: undefined, strays };
+        }
         const connected = await this.bindUdp(port, true, peer.address);
         sockets.push(connected);
         const strays = await this.bindUdp(port, true);
@@ -503,7 +557,7 @@ export class TftpServer {
   }
 
   /** Called by a transfer when it ends. */
-  release(t: Transfer): void {
+  release(t: ActiveTransfer): void {
     if (this.slots.get(t.key) === t) this.removeSlot(t.key);
   }
 
@@ -518,5 +572,15 @@ export class TftpServer {
     const n = (this.perClient.get(address) ?? 1) - 1;
     if (n <= 0) this.perClient.delete(address);
     else this.perClient.set(address, n);
+  }
+}
+
+function closeAll(socks: TransferSockets): void {
+  for (const s of [socks.peer, socks.strays]) {
+    try {
+      s?.close();
+    } catch {
+      // already closed
+    }
   }
 }

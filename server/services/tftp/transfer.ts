@@ -46,8 +46,8 @@ export interface Peer {
 
 /** The two sockets that carry one transfer's port (server.ts openTransferSockets). */
 export interface TransferSockets {
-  /** Connected to the client: every DATA, OACK and ERROR of the transfer goes out here. */
-  peer: dgram.Socket;
+  /** Connected to the client: every DATA, OACK and ERROR of the transfer goes out here (absent when the native pump connects its own). */
+  peer: dgram.Socket | undefined;
   /** Unconnected on the same port: receives what any other source sends to it. */
   strays: dgram.Socket;
 }
@@ -55,6 +55,123 @@ export interface TransferSockets {
 /** File names come from the network: escape control characters before they reach a log line. */
 export function printable(s: string): string {
   return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/**
+ * How a transfer ended, as a value. The JavaScript transfer below and the native pump
+ * (native.ts) both end in one of these, and reportEnd turns it into statistics, log lines and
+ * the completion hook, so the two paths count and log alike.
+ */
+export type TransferEnd =
+  | { kind: 'done' }
+  /** The client's ERROR after the OACK, before DATA: the PXE ROM tsize probe. */
+  | { kind: 'probe'; code: number; message: string }
+  | { kind: 'aborted'; code: number; message: string }
+  /** Ended by the engine without a line above debug (a superseded probe). */
+  | { kind: 'quiet'; reason: string }
+  | { kind: 'oack-timeout' }
+  | { kind: 'timeout'; tries: number }
+  | { kind: 'stalled' }
+  | { kind: 'socket'; error: string }
+  | { kind: 'read'; error: string };
+
+/** Where a transfer stood when it ended. */
+export interface TransferProgress {
+  acked: number;
+  of: number;
+  ms: number;
+  bytes: number;
+  blksize: number;
+  windowsize: number;
+}
+
+/** The one place a transfer's end becomes statistics, log lines and the completion hook. */
+export function reportEnd(
+  host: Pick<TransferHost, 'log' | 'stats' | 'stallMs' | 'opts'>,
+  who: { file: string; client: string; kind: 'buffer' | 'file'; system: string | undefined },
+  at: TransferProgress,
+  end: TransferEnd,
+): void {
+  const where = { client: who.client, file: who.file };
+  switch (end.kind) {
+    case 'done': {
+      host.stats.completed++;
+      host.log.info('sent file', { ...where, bytes: at.bytes, ms: at.ms, blksize: at.blksize, windowsize: at.windowsize });
+      const info: TransferInfo = { file: who.file, client: who.client, bytes: at.bytes, ms: at.ms, blksize: at.blksize, windowsize: at.windowsize, kind: who.kind };
+      if (who.system !== undefined) info.system = who.system;
+      try {
+        host.opts.onComplete?.(info);
+      } catch (e) {
+        host.log.error('onComplete hook failed', { error: e instanceof Error ? e.message : String(e) });
+      }
+      return;
+    }
+    case 'probe':
+      // The PXE ROM pattern: RRQ with tsize, OACK, ERROR, then a new RRQ.
+      // Normal, so debug only (boot-protocol-facts.md).
+      host.stats.probes++;
+      host.log.debug('client ended the transfer after the OACK (size probe)', { ...where, code: end.code, message: printable(end.message) });
+      return;
+    case 'aborted':
+      host.stats.aborted++;
+      host.log.info('client aborted the transfer', { ...where, code: end.code, message: printable(end.message), acked: at.acked });
+      return;
+    case 'quiet':
+      host.stats.probes++;
+      host.log.debug('transfer ended', { ...where, reason: end.reason });
+      return;
+    case 'stalled':
+      // The lifetime bound: however the timeout and backoff add up, a transfer
+      // without progress for stallMs frees its slot (a flood of unanswered
+      // RRQs with timeout=255 pins slots for seconds, not hours).
+      host.stats.failed++;
+      host.log.info('transfer ended: no progress', { ...where, acked: at.acked, of: at.of, ms: host.stallMs });
+      return;
+    case 'oack-timeout':
+      // Never acknowledged the OACK: most often a PXE size probe whose ERROR
+      // was lost, so not worth a warning.
+      host.stats.failed++;
+      host.log.info('client never acknowledged the OACK', where);
+      return;
+    case 'timeout':
+      host.stats.failed++;
+      host.log.warn('transfer failed: client stopped answering', { ...where, acked: at.acked, of: at.of, tries: end.tries });
+      return;
+    case 'socket':
+      host.stats.failed++;
+      host.log.warn('transfer socket error', { ...where, error: end.error });
+      return;
+    case 'read':
+      host.stats.failed++;
+      host.log.error('read failed', { ...where, error: end.error });
+      return;
+  }
+}
+
+/**
+ * RFC 1350 section 4: a packet from a foreign TID gets error 5 and does not disturb the
+ * transfer. It arrives on the unconnected socket of the port, which answers it from the same TID.
+ */
+export function answerStray(host: Pick<TransferHost, 'log' | 'stats'>, strays: dgram.Socket, from: Peer, transfer: string): void {
+  host.stats.wrongTid++;
+  host.log.debug('packet from unknown transfer ID', { from: `${from.address}:${from.port}`, transfer });
+  strays.send(errorPacket(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), from.port, from.address);
+}
+
+/** What the engine holds for a running transfer, on either path. */
+export interface ActiveTransfer {
+  readonly key: string;
+  readonly req: RequestPacket;
+  readonly state: 'oack' | 'data' | 'done';
+  /** Ends without a log line above debug (a superseded probe). */
+  endQuietly(reason: string): void;
+  /** Ends at once, counted nowhere (the server closes). */
+  close(): void;
+  /**
+   * Resolves when an end that already happened elsewhere (the native pump's thread) has been
+   * reported here; undefined when there is none pending.
+   */
+  pendingEnd(): Promise<void> | undefined;
 }
 
 /** What a transfer needs of the engine that created it. */
@@ -68,7 +185,7 @@ export interface TransferHost {
   readonly opts: { onComplete?: (info: TransferInfo) => void };
   /** The engine's one retransmission clock (clock.ts). */
   readonly clock: RetransmitClock;
-  release(t: Transfer): void;
+  release(t: ActiveTransfer): void;
 }
 
 /**
@@ -76,7 +193,7 @@ export interface TransferHost {
  * wire carries the low 16 bits, so block 65536 goes out as 0 (rollover as
  * tftpd-hpa, atftp and curl expect).
  */
-export class Transfer implements Ticking {
+export class Transfer implements Ticking, ActiveTransfer {
   state: 'oack' | 'data' | 'done' = 'oack';
   /** Highest block the client acknowledged (0 before any). */
   private base = 0;
@@ -121,6 +238,7 @@ export class Transfer implements Ticking {
     this.clock.add(this);
     this.due = this.clock.after(this.wait);
     this.lastProgress = this.clock.tick;
+    if (socks.peer === undefined) throw new Error('a JavaScript transfer needs its connected socket');
     this.sock = socks.peer;
     this.strays = socks.strays;
     const onError = (e: NodeJS.ErrnoException): void => {
@@ -132,8 +250,7 @@ export class Transfer implements Ticking {
         this.server.log.debug('client port unreachable (ICMP)', { client: this.info.client, file: this.info.file });
         return;
       }
-      this.server.log.warn('transfer socket error', { client: this.info.client, file: this.info.file, error: e.message });
-      this.fail('socket error');
+      this.end({ kind: 'socket', error: e.message });
     };
     this.sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     this.sock.on('error', onError);
@@ -155,12 +272,7 @@ export class Transfer implements Ticking {
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (rinfo.port !== this.peer.port || rinfo.address !== this.peer.address) {
-      // RFC 1350 section 4: a packet from a foreign TID gets error 5 and
-      // does not disturb the transfer. It arrives on the unconnected socket of the port,
-      // which answers it from the same TID.
-      this.server.stats.wrongTid++;
-      this.server.log.debug('packet from unknown transfer ID', { from: `${rinfo.address}:${rinfo.port}`, transfer: this.info.client });
-      this.strays.send(errorPacket(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address);
+      answerStray(this.server, this.strays, rinfo, this.info.client);
       return;
     }
     // Fast path for the common case: a well-formed ACK.
@@ -201,7 +313,7 @@ export class Transfer implements Ticking {
     this.tries = 0;
     this.lastProgress = this.clock.tick;
     if (this.base >= this.lastBlock) {
-      this.finish();
+      this.end({ kind: 'done' });
       return;
     }
     // RFC 7440 section 4: the next window starts after the acknowledged block,
@@ -220,9 +332,8 @@ export class Transfer implements Ticking {
         this.waiting = false;
         if (this.state !== 'data') return;
         if (this.src.block(from) === undefined) {
-          this.server.log.error('read failed', { client: this.info.client, file: this.info.file, error: String((this.src as FileSource).error) });
           this.sock.send(errorPacket(ErrorCode.NOT_DEFINED, 'read error'));
-          this.fail('read error');
+          this.end({ kind: 'read', error: String((this.src as FileSource).error) });
           return;
         }
         this.sendWindow();
@@ -258,29 +369,11 @@ export class Transfer implements Ticking {
     }
     this.tries++;
     if (this.clock.since(this.lastProgress) >= this.server.stallMs) {
-      // The lifetime bound: however the timeout and backoff add up, a transfer
-      // without progress for stallMs frees its slot (a flood of unanswered
-      // RRQs with timeout=255 pins slots for seconds, not hours).
-      this.server.log.info('transfer ended: no progress', { client: this.info.client, file: this.info.file, acked: this.base, of: this.lastBlock, ms: this.server.stallMs });
-      this.fail('stalled');
-      return;
-    }
-    if (this.tries > this.server.retries && this.state === 'oack') {
-      // Never acknowledged the OACK: most often a PXE size probe whose ERROR
-      // was lost, so not worth a warning.
-      this.server.log.info('client never acknowledged the OACK', { client: this.info.client, file: this.info.file });
-      this.fail('timeout');
+      this.end({ kind: 'stalled' });
       return;
     }
     if (this.tries > this.server.retries) {
-      this.server.log.warn('transfer failed: client stopped answering', {
-        client: this.info.client,
-        file: this.info.file,
-        acked: this.base,
-        of: this.lastBlock,
-        tries: this.tries - 1,
-      });
-      this.fail('timeout');
+      this.end(this.state === 'oack' ? { kind: 'oack-timeout' } : { kind: 'timeout', tries: this.tries - 1 });
       return;
     }
     this.server.stats.retransmits++;
@@ -299,59 +392,22 @@ export class Transfer implements Ticking {
   }
 
   private onClientError(code: number, message: string): void {
-    if (this.state === 'oack') {
-      // The PXE ROM pattern: RRQ with tsize, OACK, ERROR, then a new RRQ.
-      // Normal, so debug only (boot-protocol-facts.md).
-      this.server.stats.probes++;
-      this.server.log.debug('client ended the transfer after the OACK (size probe)', { client: this.info.client, file: this.info.file, code, message: printable(message) });
-    } else {
-      this.server.stats.aborted++;
-      this.server.log.info('client aborted the transfer', { client: this.info.client, file: this.info.file, code, message: printable(message), acked: this.base });
-    }
-    this.close();
+    this.end(this.state === 'oack' ? { kind: 'probe', code, message } : { kind: 'aborted', code, message });
   }
 
-  /** Ends without a log line above debug (a superseded probe). */
   endQuietly(reason: string): void {
-    if (this.state === 'done') return;
-    this.server.stats.probes++;
-    this.server.log.debug('transfer ended', { client: this.info.client, file: this.info.file, reason });
-    this.close();
+    this.end({ kind: 'quiet', reason });
   }
 
-  private finish(): void {
-    const ms = Date.now() - this.started;
-    this.server.stats.completed++;
-    this.server.log.info('sent file', {
-      client: this.info.client,
-      file: this.info.file,
-      bytes: this.src.size,
-      ms,
-      blksize: this.blksize,
-      windowsize: this.windowsize,
-    });
-    this.close();
-    const info: TransferInfo = {
-      file: this.info.file,
-      client: this.info.client,
-      bytes: this.src.size,
-      ms,
-      blksize: this.blksize,
-      windowsize: this.windowsize,
-      kind: this.info.kind,
-    };
-    if (this.info.system !== undefined) info.system = this.info.system;
-    try {
-      this.server.opts.onComplete?.(info);
-    } catch (e) {
-      this.server.log.error('onComplete hook failed', { error: e instanceof Error ? e.message : String(e) });
-    }
+  pendingEnd(): undefined {
+    return undefined;
   }
 
-  private fail(_reason: string): void {
+  private end(how: TransferEnd): void {
     if (this.state === 'done') return;
-    this.server.stats.failed++;
+    const at = { acked: this.base, of: this.lastBlock, ms: Date.now() - this.started, bytes: this.src.size, blksize: this.blksize, windowsize: this.windowsize };
     this.close();
+    reportEnd(this.server, this.info, at, how);
   }
 
   close(): void {
