@@ -3,8 +3,8 @@
  * A lock-step transfer is one ACK in and one DATA out per block: 45,000 round trips for a
  * 64 MiB file at blksize 1468. On Node's socket API each of them is a libuv wakeup, a
  * JavaScript callback and a send through libuv's queue; tftpd-hpa does a recv and a send.
- * This part moves only that loop off the event loop: one thread, one epoll set, a connected
- * socket per transfer, windows sent with one sendmmsg(2) from the file's bytes in memory
+ * This part moves only that loop off the event loop: a few threads (the count is TypeScript's),
+ * each with its own epoll set and its share of the transfers, a connected socket per transfer, windows sent with one sendmmsg(2) from the file's bytes in memory
  * (header from a constant table, payload pointing into the Node Buffer: no copy).
  *
  * What stays in TypeScript (server/services/tftp/native.ts and transfer.ts): which file, the
@@ -71,6 +71,7 @@ typedef struct xfer {
   char err_msg[MSG_MAX];
   struct xfer *next_all;  /* the table, under table_lock */
   struct xfer *next_mine; /* the pump's own list */
+  struct pumpctx *pump;   /* set at start, never changed */
 } xfer;
 
 typedef struct end_msg {
@@ -85,15 +86,25 @@ typedef struct end_msg {
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static xfer *all = NULL;   /* every live transfer, under table_lock */
-static xfer *mine = NULL;  /* pump thread only */
-static xfer *dead = NULL;  /* pump thread only: ended, freed after the current batch */
+
 static uint32_t next_id = 1;
-static int epfd = -1, wakefd = -1;
+/* One pump per thread; a transfer belongs to one pump for its life (id modulo the count), so
+ * many transfers at once use every core, as atftpd's thread per transfer does. */
+#define MAX_PUMPS 4
+typedef struct pumpctx {
+  int epfd, wakefd;
+  xfer *mine; /* this pump's transfers */
+  xfer *dead; /* ended, freed after the current batch */
+  int64_t next_check; /* no transfer of this pump is due before this */
+  pthread_t thread;
+} pumpctx;
+static pumpctx pumps[MAX_PUMPS];
+static int npumps = 0;
 static int running = 0;
-static pthread_t pump;
+/* The pump a thread runs (set once at its start); pump-only functions use it. */
+static __thread pumpctx *self = NULL;
 static napi_threadsafe_function on_end = NULL;
 static uint32_t live_js = 0; /* JS thread only: started and not yet reported */
-static int64_t next_check = INT64_MAX; /* pump only: no transfer is due before this */
 /* DATA headers of every wire block number (opcode 3, block), big-endian, made once. */
 static uint8_t headers[65536 * 4];
 
@@ -103,9 +114,9 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void wake(void) {
+static void wake(pumpctx *p) {
   uint64_t one = 1;
-  ssize_t r = write(wakefd, &one, sizeof one);
+  ssize_t r = write(p->wakefd, &one, sizeof one);
   (void)r; /* a full counter already wakes the pump */
 }
 
@@ -121,13 +132,13 @@ static void end(xfer *x, int reason, int err) {
     }
   }
   pthread_mutex_unlock(&table_lock);
-  for (xfer **p = &mine; *p != NULL; p = &(*p)->next_mine) {
+  for (xfer **p = &self->mine; *p != NULL; p = &(*p)->next_mine) {
     if (*p == x) {
       *p = x->next_mine;
       break;
     }
   }
-  if (x->started) epoll_ctl(epfd, EPOLL_CTL_DEL, x->fd, NULL);
+  if (x->started) epoll_ctl(self->epfd, EPOLL_CTL_DEL, x->fd, NULL);
   close(x->fd);
   end_msg *m = calloc(1, sizeof *m);
   if (m != NULL) {
@@ -145,14 +156,14 @@ static void end(xfer *x, int reason, int err) {
     if (napi_call_threadsafe_function(on_end, m, napi_tsfn_blocking) != napi_ok) free(m);
   }
   /* Freed after the epoll batch: a later event of the same batch may still name it. */
-  x->next_mine = dead;
-  dead = x;
+  x->next_mine = self->dead;
+  self->dead = x;
 }
 
 static void bury(void) {
-  while (dead != NULL) {
-    xfer *x = dead;
-    dead = x->next_mine;
+  while (self->dead != NULL) {
+    xfer *x = self->dead;
+    self->dead = x->next_mine;
     free(x->oack);
     free(x);
   }
@@ -161,7 +172,7 @@ static void bury(void) {
 static void rearm(xfer *x, int64_t wait, int64_t now) {
   x->wait_ms = wait;
   x->due_ms = now + wait;
-  if (x->due_ms < next_check) next_check = x->due_ms;
+  if (x->due_ms < self->next_check) self->next_check = x->due_ms;
 }
 
 /* Sends blocks [from, to] with as few sendmmsg calls as the batch allows. */
@@ -215,7 +226,7 @@ static void begin(xfer *x, int64_t now) {
   memset(&ev, 0, sizeof ev);
   ev.events = EPOLLIN;
   ev.data.ptr = x;
-  if (epoll_ctl(epfd, EPOLL_CTL_ADD, x->fd, &ev) != 0) {
+  if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, x->fd, &ev) != 0) {
     end(x, END_SOCKET, errno);
     return;
   }
@@ -314,12 +325,12 @@ static void on_timeout(xfer *x, int64_t now) {
 /* New transfers begin, cancelled ones end. */
 static void on_wake(void) {
   uint64_t v;
-  ssize_t r = read(wakefd, &v, sizeof v);
+  ssize_t r = read(self->wakefd, &v, sizeof v);
   (void)r;
   xfer *fresh = NULL;
   pthread_mutex_lock(&table_lock);
   for (xfer *x = all; x != NULL; x = x->next_all) {
-    if (!x->owned) {
+    if (!x->owned && x->pump == self) {
       x->owned = 1;
       x->next_mine = fresh; /* not on the pump's list yet: the link carries this local one */
       fresh = x;
@@ -330,35 +341,35 @@ static void on_wake(void) {
   while (fresh != NULL) {
     xfer *x = fresh;
     fresh = x->next_mine;
-    x->next_mine = mine;
-    mine = x;
+    x->next_mine = self->mine;
+    self->mine = x;
     if (__atomic_load_n(&x->cancel, __ATOMIC_ACQUIRE)) end(x, END_CANCELLED, 0);
     else begin(x, now);
   }
-  for (xfer *x = mine, *nx; x != NULL; x = nx) {
+  for (xfer *x = self->mine, *nx; x != NULL; x = nx) {
     nx = x->next_mine;
     if (__atomic_load_n(&x->cancel, __ATOMIC_ACQUIRE)) end(x, END_CANCELLED, 0);
   }
 }
 
 static void scan_due(int64_t now) {
-  next_check = INT64_MAX;
-  for (xfer *x = mine, *nx; x != NULL; x = nx) {
+  self->next_check = INT64_MAX;
+  for (xfer *x = self->mine, *nx; x != NULL; x = nx) {
     nx = x->next_mine;
     if (x->state == ST_DONE) continue;
     if (now >= x->due_ms) on_timeout(x, now);
-    else if (x->due_ms < next_check) next_check = x->due_ms;
+    else if (x->due_ms < self->next_check) self->next_check = x->due_ms;
   }
 }
 
 static void *pump_main(void *arg) {
-  (void)arg;
+  self = arg;
   struct epoll_event evs[64];
   for (;;) {
     int64_t now = now_ms();
     int wait = -1;
-    if (next_check != INT64_MAX) wait = next_check <= now ? 0 : (int)(next_check - now > 60000 ? 60000 : next_check - now);
-    int n = epoll_wait(epfd, evs, 64, wait);
+    if (self->next_check != INT64_MAX) wait = self->next_check <= now ? 0 : (int)(self->next_check - now > 60000 ? 60000 : self->next_check - now);
+    int n = epoll_wait(self->epfd, evs, 64, wait);
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; i++) {
       if (evs[i].data.ptr == NULL) {
@@ -369,7 +380,7 @@ static void *pump_main(void *arg) {
       }
     }
     now = now_ms();
-    if (now >= next_check) scan_due(now);
+    if (now >= self->next_check) scan_due(now);
     bury();
   }
   return NULL;
@@ -398,16 +409,24 @@ static void stop_pump(void *arg) {
   (void)arg;
   if (!running) return;
   __atomic_store_n(&running, 0, __ATOMIC_RELEASE);
-  wake();
-  pthread_join(pump, NULL);
+  for (int i = 0; i < npumps; i++) {
+    wake(&pumps[i]);
+    pthread_join(pumps[i].thread, NULL);
+  }
+  npumps = 0;
 }
 
-/* tftpSetup(onEnd(id, reason, acked, of, retransmits, ignored, ms, errorCode, errorMessage)): once. */
+/* tftpSetup(onEnd(id, reason, acked, of, retransmits, ignored, ms, errorCode, errorMessage), threads): once. */
 static napi_value setup(napi_env env, napi_callback_info info) {
-  napi_value argv[1], name, undef;
-  if (!forge_args(env, info, 1, argv, "tftpSetup(onEnd)")) return NULL;
+  napi_value argv[2], name, undef;
+  int32_t want = 0;
+  if (!forge_args(env, info, 2, argv, "tftpSetup(onEnd, threads)")) return NULL;
   if (on_end != NULL) {
     napi_throw_error(env, "FORGE_NATIVE", "tftpSetup: already set up");
+    return NULL;
+  }
+  if (napi_get_value_int32(env, argv[1], &want) != napi_ok || want < 1 || want > MAX_PUMPS) {
+    napi_throw_range_error(env, "FORGE_NATIVE", "tftpSetup: threads must be 1-4");
     return NULL;
   }
   for (uint32_t b = 0; b < 65536; b++) {
@@ -419,20 +438,26 @@ static napi_value setup(napi_env env, napi_callback_info info) {
   FORGE_NAPI(env, napi_create_string_utf8(env, "forge_tftp", NAPI_AUTO_LENGTH, &name));
   FORGE_NAPI(env, napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &on_end));
   FORGE_NAPI(env, napi_unref_threadsafe_function(env, on_end));
-  epfd = epoll_create1(EPOLL_CLOEXEC);
-  wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  struct epoll_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.events = EPOLLIN;
-  ev.data.ptr = NULL;
-  if (epfd < 0 || wakefd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) != 0) {
-    napi_throw_error(env, "FORGE_NATIVE", "tftpSetup: cannot create the epoll set");
-    return NULL;
-  }
   running = 1;
-  if (pthread_create(&pump, NULL, pump_main, NULL) != 0) {
+  for (int i = 0; i < want; i++) {
+    pumpctx *p = &pumps[i];
+    p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    p->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    p->next_check = INT64_MAX;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL;
+    if (p->epfd < 0 || p->wakefd < 0 || epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wakefd, &ev) != 0 || pthread_create(&p->thread, NULL, pump_main, p) != 0) {
+      if (p->epfd >= 0) close(p->epfd);
+      if (p->wakefd >= 0) close(p->wakefd);
+      break;
+    }
+    npumps++;
+  }
+  if (npumps == 0) {
     running = 0;
-    napi_throw_error(env, "FORGE_NATIVE", "tftpSetup: cannot start the pump thread");
+    napi_throw_error(env, "FORGE_NATIVE", "tftpSetup: cannot start a pump thread");
     return NULL;
   }
   napi_add_env_cleanup_hook(env, stop_pump, NULL);
@@ -545,12 +570,13 @@ static napi_value start(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&table_lock);
   x->id = next_id++;
   if (next_id == 0) next_id = 1;
+  x->pump = &pumps[x->id % (uint32_t)npumps];
   x->next_all = all;
   all = x;
   uint32_t id = x->id;
   pthread_mutex_unlock(&table_lock);
   if (live_js++ == 0) napi_ref_threadsafe_function(env, on_end);
-  wake();
+  wake(x->pump);
   napi_value out;
   FORGE_NAPI(env, napi_create_uint32(env, id, &out));
   return out;
@@ -581,9 +607,10 @@ static napi_value cancel(napi_env env, napi_callback_info info) {
   xfer *x;
   napi_value out;
   if (!id_call(env, info, "tftpCancel(id)", &x)) return NULL;
+  pumpctx *p = x != NULL ? x->pump : NULL;
   if (x != NULL) __atomic_store_n(&x->cancel, 1, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&table_lock);
-  if (x != NULL) wake();
+  if (p != NULL) wake(p);
   FORGE_NAPI(env, napi_get_boolean(env, x != NULL, &out));
   return out;
 }

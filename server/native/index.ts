@@ -27,13 +27,14 @@ export interface NativeBinding {
   /** Sends not yet ended. */
   sendfileActive(): number;
   /**
-   * native/tftp.c: once, before the first transfer. onEnd on the main thread, once per
+   * native/tftp.c: once, before the first transfer, with 1-4 pump threads. onEnd on the main thread, once per
    * transfer: reason (0 done, 1 probe, 2 aborted, 3 OACK never acknowledged, 4 timeout,
    * 5 stalled, 6 socket error, 7 cancelled), blocks acknowledged and in all, retransmissions,
    * packets ignored, milliseconds, the client's ERROR code (errno for 6) and message.
    */
   tftpSetup(
     onEnd: (id: number, reason: number, acked: number, of: number, retransmits: number, ignored: number, ms: number, code: number, message: string) => void,
+    threads: number,
   ): void;
   /** Binds the transfer's connected socket on localPort (SO_REUSEADDR) and hands the transfer to the pump; throws (code EADDRINUSE, ...) when it cannot. */
   tftpStart(

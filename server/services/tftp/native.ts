@@ -15,7 +15,7 @@
  * transfer on the JavaScript path; files streamed from disk always take it.
  */
 import type dgram from 'node:dgram';
-import { constants } from 'node:os';
+import { availableParallelism, constants } from 'node:os';
 import type { Negotiated, RequestPacket } from '../../protocol/tftp/index.js';
 import { native, type NativeBinding } from '../../native/index.js';
 import { answerStray, reportEnd, type ActiveTransfer, type Peer, type TransferEnd, type TransferHost } from './transfer.js';
@@ -38,6 +38,12 @@ interface EndReport {
 const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
 
 let enabled = process.env['FORGE_NATIVE_TFTP'] !== '0';
+/**
+ * Pump threads: one per core up to 4. A transfer stays on one thread; with one thread, 100
+ * clients at once left it runnable-but-waiting for half the run (docs/bench/tftp.md) while
+ * atftpd's thread per transfer used both cores.
+ */
+const PUMPS = Math.max(1, Math.min(4, availableParallelism()));
 let setUp = false;
 const live = new Map<number, NativeTransfer>();
 
@@ -66,7 +72,7 @@ function ensureSetUp(b: NativeBinding): void {
     live.delete(id);
     // errno for 'socket' travels in `code` (native/tftp.c end()).
     t?.onEnd({ reason: REASON[reason] ?? 'socket', acked, of, retransmits, ignored, ms, code, message });
-  });
+  }, PUMPS);
   setUp = true;
 }
 
