@@ -23,6 +23,9 @@ import { native } from '../../server/native/index.js';
 import { memoryLogger } from '../../server/log.js';
 import { ackPacket, encode, errorPacket } from '../../server/protocol/tftp/index.js';
 import { UdpPeer, tftpGet } from '../lib/tftp-client.js';
+import { need } from '../lib/env.js';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 const root = mkdtempSync(join(tmpdir(), 'fgtftp-native-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -149,6 +152,38 @@ for (const path of paths) {
     assert.equal(fds(), fdsBefore, 'no descriptor left behind');
     assert.deepEqual(log.lines.filter((l) => / error /.test(l)), []);
     useNativeTftp(true);
+  });
+}
+
+for (const path of paths) {
+  test(`${path}: IPv6 (::1) and an IPv4 client of a server on :: (v4-mapped peer), byte-identical (curl)`, { timeout: 60_000 }, async (t) => {
+    if (need(t, { commands: ['curl'] })) return;
+    useNativeTftp(path === 'native');
+    const log = memoryLogger('debug');
+    const hot = new HotFiles();
+    // Cached before the transfers, so the pump path is the one taken (a first request streams).
+    assert.ok((await hot.fetch(join(root, 'big.bin'), big.length)) !== undefined);
+    const s = new TftpServer({ port: 0, address: '::', root, log, hotFiles: hot });
+    await s.start();
+    const counts = { ...tftpPathCounts };
+    try {
+      for (const host of ['[::1]', '127.0.0.1']) {
+        const local = join(root, `curl-${path}-${host.length}.out`);
+        const r = await new Promise<string>((resolve) =>
+          execFile('curl', ['-sS', '--max-time', '20', '--tftp-blksize', '1468', '-o', local, `tftp://${host}:${s.port}/big.bin`], (e, _o, err) => resolve(e === null ? '' : `${e.message} ${err}`)),
+        );
+        assert.equal(r, '', `curl via ${host}`);
+        assert.equal(sha(readFileSync(local)), sha(big), `byte-identical via ${host}`);
+        rmSync(local);
+      }
+      await until('both complete', () => s.stats.completed === 2);
+      assert.ok(log.lines.some((l) => /sent file client=::ffff:127\.0\.0\.1:/.test(l)), 'the IPv4 client was served as a v4-mapped peer');
+      const took = path === 'native' ? tftpPathCounts.native - counts.native : tftpPathCounts.js - counts.js;
+      assert.equal(took, 2, `both by the ${path} path`);
+    } finally {
+      await s.close();
+      useNativeTftp(true);
+    }
   });
 }
 
