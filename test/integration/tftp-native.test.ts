@@ -5,8 +5,7 @@
  * - lock-step and windowed transfers past the block-number rollover, byte-identical;
  * - the PXE size probe (ERROR after the OACK), an abort mid-transfer, a client that stops
  *   ACKing (retransmissions, then the end after the retries), a duplicate ACK (no DATA for it);
- * - an identical RRQ from the same port right after the client's ERROR is served, not taken
- *   for a duplicate of the ended transfer (the pump reports its ends from another thread);
+ * - an identical RRQ from the same port after the client's ERROR is served as a new transfer;
  * - server.close() with transfers in flight ends them, and the process does not wait;
  * - no file descriptor left behind (/proc/self/fd counted before and after).
  * In CI the addon must be loaded (unit native-load), so both paths run there.
@@ -109,7 +108,7 @@ for (const path of paths) {
       p.send(errorPacket(0, 'user cancelled'), d1?.port ?? 0);
       await until('the abort ends it', () => s.stats.aborted === 1);
       assert.ok(log.lines.some((l) => /client aborted the transfer.*user cancelled/.test(l)), 'the abort is logged with the client message');
-      // An identical RRQ from the same port right after the ERROR, without waiting: served.
+      // An identical RRQ from the same port once the abort is counted: a new transfer.
       p.drain();
       p.send(encode({ op: 'RRQ', filename: 'exact.bin', mode: 'octet', options: [] }), s.port);
       const again = await p.next(2000);
