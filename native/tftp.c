@@ -78,7 +78,7 @@ typedef struct end_msg {
   uint32_t id;
   int reason;
   double acked, of, ms;
-  uint32_t retransmits, ignored, tries;
+  uint32_t retransmits, ignored;
   int err_code;
   char err_msg[MSG_MAX];
   napi_ref data_ref;
@@ -149,7 +149,6 @@ static void end(xfer *x, int reason, int err) {
     m->ms = (double)(now_ms() - x->started_ms);
     m->retransmits = x->retransmits;
     m->ignored = x->ignored;
-    m->tries = x->tries;
     m->err_code = reason == END_SOCKET ? err : x->err_code; /* errno for a socket end */
     memcpy(m->err_msg, x->err_msg, sizeof m->err_msg);
     m->data_ref = x->data_ref;

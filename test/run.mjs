@@ -76,9 +76,8 @@ const key = (f) => relative(root, f);
 const recorded = existsSync(durationsFile) ? JSON.parse(readFileSync(durationsFile, 'utf8')) : {};
 const GUESS = { e2e: 150, integration: 20, unit: 3 };
 const expected = (f) => recorded[key(f)] ?? GUESS[key(f).split('/')[0]] ?? 10;
-const exclusive = (f) => readFileSync(f, 'utf8').slice(0, 2000).includes('forge-test: exclusive');
-
-const alone = files.filter(exclusive);
+const alone = files.filter((f) => readFileSync(f, 'utf8').slice(0, 2000).includes('forge-test: exclusive'));
+const exclusive = (f) => alone.includes(f);
 const shared = files.filter((f) => !exclusive(f)).sort((a, b) => expected(b) - expected(a));
 
 const t0 = Date.now();

@@ -89,7 +89,7 @@ export class NativeTransfer implements ActiveTransfer {
   constructor(
     private readonly host: TransferHost,
     private readonly strays: dgram.Socket,
-    private readonly peer: Peer,
+    peer: Peer,
     readonly key: string,
     readonly req: RequestPacket,
     private readonly data: Buffer,
@@ -103,7 +103,6 @@ export class NativeTransfer implements ActiveTransfer {
     const timeoutMs = neg.timeout !== undefined ? neg.timeout * 1000 : host.timeoutMs;
     this.id = b.tftpStart(local.address, local.port, peer.address, peer.port, data, neg.blksize, neg.windowsize, timeoutMs, host.retries, host.stallMs, oack ?? null);
     live.set(this.id, this);
-    tftpPathCounts.native++;
     strays.on('message', (_msg, rinfo) => {
       // The connected socket in the pump takes the client's own datagrams; a duplicate that
       // raced the connect lands here and is dropped like any duplicate.

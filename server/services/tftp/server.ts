@@ -430,15 +430,16 @@ export class TftpServer {
       if (source === undefined && memory !== undefined && pump !== null) {
         const data = memory;
         const oack = neg.oack.length > 0 ? encode({ op: 'OACK', options: neg.oack }) : undefined;
-        const started = await this.onFreshPort(peer, false, async (socks, port) => {
+        const started = await this.onFreshPort(peer, false, (socks, port) => {
           if (this.closing) return undefined;
           return new NativeTransfer(this, socks.strays, peer, key, req, data, neg, oack, info, { address: this.opts.address, port }, pump);
         });
         if (started === undefined) return false;
+        tftpPathCounts.native++;
         t = started;
       } else {
         const src = source as BlockSource;
-        const started = await this.onFreshPort(peer, true, async (socks) => {
+        const started = await this.onFreshPort(peer, true, (socks) => {
           if (this.closing) return undefined;
           return new Transfer(this, socks, peer, key, req, src, neg, info);
         });
@@ -468,13 +469,13 @@ export class TftpServer {
    * socket beside the strays socket). Sockets `start` did not take (it returned undefined or
    * threw) are closed.
    */
-  private async onFreshPort<T>(peer: Peer, connected: boolean, start: (socks: TransferSockets, port: number) => Promise<T | undefined>): Promise<T | undefined> {
+  private async onFreshPort<T>(peer: Peer, connected: boolean, start: (socks: TransferSockets, port: number) => T | undefined): Promise<T | undefined> {
     let last: unknown;
     for (let attempt = 0; attempt < 8; attempt++) {
       const socks = await this.openTransferSockets(peer, connected);
       const port = socks.strays.address().port;
       try {
-        const t = await start(socks, port);
+        const t = start(socks, port);
         if (t === undefined) closeAll(socks);
         return t;
       } catch (e) {
