@@ -156,6 +156,10 @@ test('files from the boot-file provider come first, and completions carry the sy
   const r = await run('atftp', ['--option', 'tsize', '-g', '-r', 'pxelinux.cfg/default', '-l', local, '127.0.0.1', String(server.port)]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(readFileSync(local), provided);
+  // atftp exits after its final ACK; the server's completion (from the pump's thread, for a
+  // file in memory) may follow the child's exit by a moment.
+  const by = Date.now() + 5000;
+  while (!completed.some((i) => i.file === 'pxelinux.cfg/default') && Date.now() < by) await new Promise((r) => setTimeout(r, 10));
   const c = completed.find((i) => i.file === 'pxelinux.cfg/default');
   assert.equal(c?.system, 'vm1');
   assert.equal(c?.kind, 'buffer');
@@ -483,7 +487,12 @@ import { createLogger } from ${JSON.stringify(logmod)};
 const s = new TftpServer({ port: 0, address: '127.0.0.1', root: ${JSON.stringify(root)}, log: createLogger('warn', 'lossy'), timeoutMs: 300, retries: 10 });
 await s.start();
 console.log('PORT ' + s.port);
-process.on('SIGTERM', async () => { console.log('STATS ' + JSON.stringify(s.stats)); await s.close(); process.exit(0); });`;
+// The client exits right after its final ACK; the server counts it a moment later (with the
+// native pump, after the report crosses from the pump's thread): up to 3 s for that, then the stats.
+process.on('SIGTERM', async () => {
+  for (let i = 0; i < 300 && s.active > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  console.log('STATS ' + JSON.stringify(s.stats)); await s.close(); process.exit(0);
+});`;
   let child: ReturnType<typeof spawn> | undefined;
   try {
     execFileSyncQuiet('ip', ['netns', 'add', ns]);
@@ -586,6 +595,10 @@ test('startTftp: disabled -> undefined; enabled serves provider files and record
     assert.deepEqual(r.data, provided);
     const small = await tftpGet(port, 'small.bin');
     assert.equal(sha(small.data), hashes['small.bin']);
+    // The completion that records the event may follow the client's last ACK by a moment
+    // (the pump's report crosses threads): wait for it, then as long again for any other.
+    const by = Date.now() + 5000;
+    while (events.length === 0 && Date.now() < by) await new Promise((res) => setTimeout(res, 10));
     await new Promise((res) => setTimeout(res, 50));
     assert.deepEqual(events.map((e) => [e.system, e.type, e.source, e.detail?.['file']]), [['vm7', 'boot_config_served', 'tftp', 'pxelinux.cfg/default']]);
     await assert.rejects(
