@@ -38,7 +38,7 @@ import { findRadvd, startRouterAdvertiser, type RaStatus } from './services/ra.j
 import { followRequests } from './services/origin.js';
 import { bootRoutes } from './services/http/boot.js';
 import { mountPublicRows } from './services/http/route.js';
-import { buildApp } from './services/http/app.js';
+import { buildApp, firmwareFirst } from './services/http/app.js';
 import { applyTimeouts, HTTP_LISTEN_BACKLOG } from './services/http/limits.js';
 import type { Service } from './services/service.js';
 import { startTftp } from './services/tftp.js';
@@ -232,7 +232,8 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
     log,
     { metrics, accessLog: config.access_log },
   );
-  http.on('request', app);
+  // Firmware's config requests before Express (services/http/app.ts firmwareFirst), the rest through it.
+  http.on('request', firmwareFirst(app, bootHttp.firmware, log, { metrics, accessLog: config.access_log }));
 
   const services: Service[] = [];
   services.push({

@@ -187,6 +187,34 @@ test('netboot disabled -> iPXE exit, GRUB exit, pxelinux LOCALBOOT 0; unknown MA
   assert.equal(bad.statusLine, 'HTTP/1.1 400 Bad Request');
 });
 
+test('firmware configs answered before Express are byte-identical to Express\'s answers (a query sends a request through Express)', async () => {
+  const dashed = mac.replace(/:/g, '-');
+  const paths = [
+    `/boot/ipxe/${mac}`, `/boot/ipxe/${dashed.toUpperCase()}`, `/boot/ipxe/${mac}.ipxe`, '/boot/ipxe/default', '/boot/ipxe/02:00:00:00:00:01', '/boot/ipxe/not-a-mac',
+    `/boot/pxelinux.cfg/01-${dashed}`, '/boot/pxelinux.cfg/default', '/boot/pxelinux.cfg/nonsense',
+    '/boot/grub/grub.cfg', `/boot/grub/grub.cfg-01-${dashed}`, `/boot/grub/system/${mac}`, '/boot/grub/nothing/here',
+  ];
+  const comparable = (r: RawResponse): string => [r.statusLine, ...r.headers.filter((h) => !h.startsWith('Date: '))].join('\n');
+  const before = (await srv.api('GET', '/metrics')).body as string;
+  const count = (m: string, route: string): number =>
+    [...m.matchAll(new RegExp(`^forge_http_requests_total\\{[^}]*route="${route.replace(/[.*]/g, '\\$&')}"[^}]*\\} (\\d+)`, 'gm'))].reduce((a, x) => a + Number(x[1]), 0);
+  for (const method of ['GET', 'HEAD']) {
+    for (const p of paths) {
+      const direct = await raw(srv.port, get(p, '', method));
+      const viaExpress = await raw(srv.port, get(`${p}?via=express`, '', method));
+      assert.equal(comparable(direct), comparable(viaExpress), `${method} ${p}`);
+      // The iPXE script names this request's install token: the same system, the same token.
+      assert.equal(direct.body.toString('utf8'), viaExpress.body.toString('utf8'), `${method} ${p}`);
+      if (method === 'HEAD') assert.equal(direct.body.length, 0, `HEAD ${p}: no body`);
+    }
+  }
+  const after = (await srv.api('GET', '/metrics')).body as string;
+  // Both halves are counted under their route patterns: each path twice (direct, through Express) per method.
+  assert.equal(count(after, '/boot/ipxe/:mac') - count(before, '/boot/ipxe/:mac'), 2 * 2 * 6);
+  assert.equal(count(after, '/boot/pxelinux.cfg/:name') - count(before, '/boot/pxelinux.cfg/:name'), 2 * 2 * 3);
+  assert.equal(count(after, '/boot/grub/*rest') - count(before, '/boot/grub/*rest'), 2 * 2 * 4);
+});
+
 test('install tree: files served, `..` and symlinks out of the tree refused, never a redirect', async (t) => {
   const r = await raw(srv.port, get('/tree/deb12/README.txt'));
   assert.equal(r.statusLine, 'HTTP/1.1 200 OK');

@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import express from 'express';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, Express, Request, RequestHandler, Router } from 'express';
 import { hostPortRule } from '../../config.js';
 import { withServerAddress } from '../origin.js';
@@ -12,7 +13,8 @@ import { ForgeError } from '../../errors.js';
 import { storageError } from '../../store/datadir.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
-import { localEndOf, markInstallMount, markMount, observe } from './observe.js';
+import { localEndOf, markInstallMount, markMount, observe, tagRoute } from './observe.js';
+import type { FirmwareRoute } from './boot.js';
 import { INSTALL_PREFIX, INSTALL_TOKEN_LOCAL } from '../../core/access.js';
 
 /**
@@ -49,6 +51,34 @@ export interface AppRouters {
 export interface AppObservation {
   metrics: Metrics;
   accessLog: boolean;
+}
+
+/**
+ * The server's request listener: the configs firmware asks for (services/http/boot.ts
+ * `firmware`) answered directly, under the same observation (metrics, access log) and server
+ * address as through `app`; every other request goes to `app`. A handler's failure that
+ * escaped it is logged and answered 500, as the app's error handler would.
+ */
+export function firmwareFirst(app: Express, firmware: FirmwareRoute, logger: Logger, obs?: AppObservation): RequestListener {
+  const log = logger.child('http');
+  const observed = obs === undefined ? undefined : observe({ log: logger.child('http.access'), accessLog: obs.accessLog, metrics: obs.metrics });
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const hit = firmware(req, res);
+    if (hit === undefined) {
+      app(req, res);
+      return;
+    }
+    tagRoute(req, hit.route);
+    const serve = (): void => {
+      withServerAddress(serverAddressOf(req), hit.serve).catch((e: unknown) => {
+        log.error('internal error', { method: req.method, path: hit.route, err: e instanceof Error ? e.stack ?? e.message : String(e) });
+        if (res.headersSent) res.destroy();
+        else res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('INTERNAL: internal error (see the server log)\n');
+      });
+    };
+    if (observed === undefined) serve();
+    else observed(req, res, serve);
+  };
 }
 
 export function buildApp(routers: AppRouters, logger: Logger, obs?: AppObservation): Express {

@@ -7,7 +7,8 @@
  * (nginx's convention) is a client that left before the response ended,
  * as every event stream does.
  */
-import type { Request, RequestHandler, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Request, RequestHandler } from 'express';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 
@@ -49,7 +50,15 @@ export function routeTag(path: string): RequestHandler {
   };
 }
 
-export function observe(opts: { log: Logger; accessLog: boolean; metrics: Metrics }): RequestHandler {
+/** The route label of a request answered outside Express (app.ts firmwareFirst). */
+export function tagRoute(req: IncomingMessage, route: string): void {
+  (req as IncomingMessage & { [ROUTE]?: string })[ROUTE] = route;
+}
+
+/** The request as observe reads it: Express's, or a plain one answered before Express. */
+type Observed = IncomingMessage & { [ROUTE]?: string; [MOUNT]?: string; originalUrl?: string; baseUrl?: string; route?: unknown };
+
+export function observe(opts: { log: Logger; accessLog: boolean; metrics: Metrics }): (req: IncomingMessage, res: ServerResponse, next: () => void) => void {
   // The labelled series, found once per (method, route, status): prom-client hashes a label
   // object on every inc/observe (issue 19 profile of API adds).
   const series = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
@@ -60,7 +69,7 @@ export function observe(opts: { log: Logger; accessLog: boolean; metrics: Metric
       if (done) return;
       done = true;
       const seconds = (performance.now() - t0) / 1000;
-      const r = (req as Tagged)[ROUTE] ?? routeOf(req);
+      const r = (req as Observed)[ROUTE] ?? routeOf(req as Observed);
       const status = res.writableFinished ? res.statusCode : 499;
       const key = `${req.method} ${status} ${r}`;
       let s = series.get(key);
@@ -79,7 +88,7 @@ export function observe(opts: { log: Logger; accessLog: boolean; metrics: Metric
           // The local end the request arrived on: which of forge's addresses (which NIC) it used.
           server: localEndOf(req.socket),
           method: req.method,
-          path: pathOf(req.originalUrl).replace(/^\/i\/[^/]+/, '/i/********'),
+          path: pathOf((req as Observed).originalUrl ?? req.url ?? '').replace(/^\/i\/[^/]+/, '/i/********'),
           route: r,
           status,
           bytes: typeof len === 'string' ? Number(len) : typeof len === 'number' ? len : 0,
@@ -105,8 +114,8 @@ function pathOf(url: string): string {
   return q < 0 ? url : url.slice(0, q);
 }
 
-function routeOf(req: Request): string {
-  const route = (req as { route?: { path?: unknown } }).route;
+function routeOf(req: Observed): string {
+  const route = req.route as { path?: unknown } | undefined;
   if (route === undefined || typeof route.path !== 'string') return 'unmatched';
-  return `${(req as Tagged)[MOUNT] ?? req.baseUrl}${route.path}`;
+  return `${req[MOUNT] ?? req.baseUrl ?? ''}${route.path}`;
 }
