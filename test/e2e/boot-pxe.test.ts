@@ -319,6 +319,13 @@ test('3c. GRUB boots through a killed server: forge is SIGKILLed while GRUB down
   let serial: string;
   try {
     serial = await bootInstaller('vm-grub-kill', 'uefi', false, 16);
+  } catch (e) {
+    // CI r8 (stop 31): GRUB printed neither the download's failure nor a retry in 240 s. Say what
+    // both servers saw: the killed one's log, and the restarted one's TFTP counters and timeline.
+    over = true;
+    await chaos;
+    const metrics = forge === killed ? '(not restarted)' : String((await forge!.api('GET', '/metrics').catch((x: unknown) => ({ body: String(x) }))).body).split('\n').filter((l) => /^forge_tftp/.test(l)).join('\n');
+    throw new Error(`${(e as Error).message}\n--- the killed forge (${killedOut === '' ? 'not killed' : 'killed'}), log tail:\n${killedOut.slice(-3000)}\n--- the restarted forge's TFTP metrics:\n${metrics}\n--- events: ${types(await events('vm-grub-kill'))}`, { cause: e });
   } finally {
     over = true;
     await chaos;
