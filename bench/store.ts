@@ -468,6 +468,7 @@ async function scalePart(scales: number[], loadOnly: boolean): Promise<string[]>
           const layered = await serverStore(st, (e) => process.stderr.write(`index: ${String(e)}\n`));
           try {
             await layered.index.loaded();
+            await layered.cache.windowsLoaded();
             const loadMs = performance.now() - t0;
             const bytes = heapUsed() - h0;
             row('store `forge serve` runs on (index + cache, store/layers.ts): load; heap after a full GC', `${(loadMs / 1000).toFixed(1)} s; ${(bytes / 2 ** 20).toFixed(0)} MiB = **${((bytes / scale) * 100_000 / 2 ** 20).toFixed(0)} MiB per 100,000 systems**`);
@@ -544,13 +545,16 @@ async function scalePart(scales: number[], loadOnly: boolean): Promise<string[]>
             const srv = await startForge({ ...(s.backend === 'SQLite' ? { dataDir: s.dir } : { dataDir: mkdtempSync(join(tmpdir(), 'forge-bench-store-')) }), args: s.backend === 'PostgreSQL' ? ['--store', s.url] : [], nodeArgs, timeoutMs: 900_000, ...(b.bin === undefined ? {} : { bin: b.bin }) });
             try {
               const ready = (performance.now() - t0) / 1000;
-              // The index loads after `forge ready`: measure the steady state, once it is loaded
-              // (forge_system_index_ready; a build without that metric is measured at once).
+              // The index and (PostgreSQL) the install windows load after `forge ready`: measure the
+              // steady state, once both are loaded (forge_system_index_ready, forge_install_windows_cached
+              // not -1; a build without those metrics is measured at once).
               const mc = client(srv);
               try {
                 for (;;) {
-                  const m = /^forge_system_index_ready (\d)/m.exec((await mc.req('GET', '/metrics')).text);
-                  if (m === null || m[1] === '1') break;
+                  const text = (await mc.req('GET', '/metrics')).text;
+                  const m = /^forge_system_index_ready (\d)/m.exec(text);
+                  const w = /^forge_install_windows_cached (-?\d+)/m.exec(text);
+                  if ((m === null || m[1] === '1') && (w === null || w[1] !== '-1')) break;
                   await new Promise((r) => setTimeout(r, 200));
                 }
               } finally {
@@ -640,6 +644,7 @@ export async function run(): Promise<string> {
             const layered = await serverStore(st, (e) => process.stderr.write(`index: ${String(e)}\n`));
             try {
               await layered.index.loaded();
+              await layered.cache.windowsLoaded();
               await dhcpLookups(layered.store, scale, 2000);
               const d = await dhcpLookups(layered.store, scale, 20_000);
               row('DHCP lookup by MAC as an exchange makes it (system + blended boot loaders, `resolveByMac`), server store, in process', '', ms(pct(d, 50)), ms(pct(d, 99)));

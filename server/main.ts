@@ -120,6 +120,7 @@ export async function startServer(config: ForgeConfig, log: Logger, env: NodeJS.
   }
   const metrics = new Metrics({ store: rawStore, stallMinutes: config.stall_minutes });
   metrics.watchIndex(layered.index);
+  metrics.watchCache(layered.cache);
   // Served-file events written in batches off the answer path (store/events-deferred.ts).
   const deferred = deferredEvents(layered.store);
   // Every store call timed (forge_store_operation_duration_seconds).

@@ -55,6 +55,7 @@ export class Metrics {
   private dhcp: DhcpHandler | undefined;
   private tftp: TftpStats | undefined;
   private index: { stats(): { ready: boolean; systems: number } } | undefined;
+  private cache: { stats(): { windowTable: { kept: boolean; ready: boolean; windows: number } } } | undefined;
 
   constructor(opts: { store?: Store; stallMinutes?: number } = {}) {
     const registers = [this.registry];
@@ -144,6 +145,17 @@ export class Metrics {
         if (self.index !== undefined) this.set(self.index.stats().systems);
       },
     });
+    new Gauge({
+      name: 'forge_install_windows_cached',
+      help: 'install windows held whole in memory (PostgreSQL: every window, once loaded; -1 while the table is loading or out of use and reads go to the store; SQLite: 0, read per name)',
+      registers,
+      collect() {
+        if (self.cache !== undefined) {
+          const t = self.cache.stats().windowTable;
+          this.set(!t.kept ? 0 : t.ready ? t.windows : -1);
+        }
+      },
+    });
     new Counter({
       name: 'forge_tftp_requests_total',
       help: 'TFTP read requests',
@@ -228,6 +240,11 @@ export class Metrics {
   /** The in-process system index (store/index.ts): loaded or not, and how many systems it holds. */
   watchIndex(index: { stats(): { ready: boolean; systems: number } }): void {
     this.index = index;
+  }
+
+  /** The object cache (store/cache.ts): whether its whole-table install windows answer (shared stores). */
+  watchCache(cache: { stats(): { windowTable: { kept: boolean; ready: boolean; windows: number } } }): void {
+    this.cache = cache;
   }
 
   /** Every stored event (EventHub subscriber). */

@@ -75,6 +75,9 @@ export class PgStore implements Store {
   installWindows(systems: readonly string[]): Promise<InstallWindow[]> {
     return this.access.installWindows(systems);
   }
+  installWindowsPage(after: string, limit: number): Promise<InstallWindow[]> {
+    return this.access.installWindowsPage(after, limit);
+  }
   rotateInstallToken(system: string): Promise<InstallWindow> {
     return this.access.rotate(system);
   }

@@ -218,6 +218,9 @@ export class SqliteStore implements Store {
   async installWindows(systems: readonly string[]): Promise<InstallWindow[]> {
     return systems.flatMap((s) => this.installs.get(s) ?? []);
   }
+  async installWindowsPage(after: string, limit: number): Promise<InstallWindow[]> {
+    return this.installs.pageAfter(after, limit);
+  }
   rotateInstallToken(system: string): Promise<InstallWindow> {
     return this.installs.rotate(system);
   }

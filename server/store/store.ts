@@ -223,6 +223,8 @@ export interface Store {
   rotateInstallToken(system: string): Promise<InstallWindow>;
   /** The windows of these systems (those that have one), in one read: validate's page of systems. */
   installWindows(systems: readonly string[]): Promise<InstallWindow[]>;
+  /** Up to `limit` windows of the systems named after `after`, in name order: store/cache.ts loads the whole table with it. */
+  installWindowsPage(after: string, limit: number): Promise<InstallWindow[]>;
   /** `hash`: hex SHA-256 of the token (the token itself is never stored). */
   createApiToken(role: Role, comment: string, hash: string): Promise<ApiTokenInfo>;
   listApiTokens(): Promise<ApiTokenInfo[]>;

@@ -10,7 +10,7 @@
  * servers), migrations raced, the event feed, clear connection errors; and
  * an export moved SQLite -> PostgreSQL -> SQLite unchanged.
  */
-import type { NewAudit } from '../../server/core/access.js';
+import type { InstallWindow, NewAudit } from '../../server/core/access.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -132,6 +132,18 @@ for (const [backend, open] of Object.entries(backends)) {
       const page = await st.installWindows(['w1', 'w2', 'w3', 'nope']);
       assert.deepEqual([...page].sort((a, b) => a.system.localeCompare(b.system)), one.filter((w) => w !== undefined));
       assert.deepEqual(await st.installWindows([]), []);
+      // The whole table a page at a time (the object cache loads it so), in name order, byte-wise.
+      await st.create('system', { ...sys('W0', 'p'), netboot_enabled: true });
+      const paged: InstallWindow[] = [];
+      for (let after = ''; ; ) {
+        const p = await st.installWindowsPage(after, 2);
+        paged.push(...p);
+        if (p.length < 2) break;
+        after = p[p.length - 1]!.system;
+      }
+      assert.deepEqual(paged.map((w) => w.system), ['W0', 'w1', 'w2']);
+      assert.deepEqual(paged.slice(1), [...page].sort((a, b) => a.system.localeCompare(b.system)));
+      assert.deepEqual(await st.installWindowsPage('w2', 10), []);
     });
 
     test('concurrent writes succeed or fail on their own', async () => {

@@ -223,3 +223,54 @@ test('the object cache of two servers: reads come from memory, and each server s
     await b.store.close();
   }
 });
+
+test('install windows on PostgreSQL: a server answers windows it never read from its whole table, hears the other\'s changes, and reloads after its feed is cut', async () => {
+  const url = await cluster!.createDatabase();
+  const a = await serverStore(await openPgStore(url), () => undefined);
+  const b = await serverStore(await openPgStore(url), () => undefined);
+  try {
+    await a.store.create('distro', validateNew('distro', { name: 'd', kernel: '/srv/forge/k', initrd: '/srv/forge/i', breed: 'debian' }));
+    await a.store.create('profile', validateNew('profile', { name: 'p', distro: 'd' }));
+    await a.store.bulkCreate('system', Array.from({ length: 30 }, (_, n) => sys(`t${n}`, `52:54:02:01:00:${n.toString(16).padStart(2, '0')}`)));
+    const want = new Map((await a.store.installWindows(Array.from({ length: 30 }, (_, n) => `t${n}`))).map((w) => [w.system, w.token]));
+    assert.equal(want.size, 30);
+    // B hears of A's 30 windows by the feed and re-reads them; then none of them costs B a read.
+    const settled = async (who: typeof b, what: string): Promise<void> => {
+      const deadline = Date.now() + 30_000;
+      while (!(who.cache.stats().windowTable.ready && who.cache.stats().windowTable.windows === 30)) {
+        assert.ok(Date.now() < deadline, `${what}: ${JSON.stringify(who.cache.stats())}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await settled(b, 'B never held the 30 windows');
+    const m0 = b.cache.stats().misses;
+    for (const [name, token] of want) assert.equal((await b.store.installWindow(name))?.token, token, name);
+    assert.equal(b.cache.stats().misses, m0, 'every window B was asked for came from its table');
+    // A rotates one: B answers the new token once the notification is in, never a third one.
+    const rotated = await a.store.rotateInstallToken('t7');
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const t = (await b.store.installWindow('t7'))?.token;
+      if (t === rotated.token) break;
+      assert.equal(t, want.get('t7'), 'before the notification B may answer the old token, nothing else');
+      assert.ok(Date.now() < deadline, 'B never saw the rotation');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Cut the listening connections (what a database restart does): the tables go out of use,
+    // a change made meanwhile is in the reload, and both are whole again.
+    const db = /\/([^/?]+)(\?|$)/.exec(url)![1]!;
+    const cut = await cluster!.sql('postgres', `SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity WHERE datname = '${db}' AND query ILIKE 'LISTEN%forge_objects%'`);
+    assert.equal(cut.filter((r) => r['cut'] === true).length, 2, 'both servers\' object feeds were cut');
+    const again = await a.store.rotateInstallToken('t8');
+    await settled(b, 'B\'s table did not come back after its feed was cut');
+    await settled(a, 'A\'s table did not come back after its feed was cut');
+    const d2 = Date.now() + 30_000;
+    while ((await b.store.installWindow('t8'))?.token !== again.token) {
+      assert.ok(Date.now() < d2, 'B lost the change made while its feed was cut');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    await a.store.close();
+    await b.store.close();
+  }
+});

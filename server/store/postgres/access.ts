@@ -34,6 +34,14 @@ export class PgAccess {
     return this.db.query<InstallWindow & Record<string, unknown>>('SELECT system, token, opened, closed FROM install_windows WHERE system = ANY($1::text[])', [systems]);
   }
 
+  /** The column is COLLATE "C" (migration 4): byte order, as SQLite's, on the primary key's index. */
+  async installWindowsPage(after: string, limit: number): Promise<InstallWindow[]> {
+    return this.db.query<InstallWindow & Record<string, unknown>>(
+      'SELECT system, token, opened, closed FROM install_windows WHERE system > $1 ORDER BY system LIMIT $2',
+      [after, limit],
+    );
+  }
+
   /** Inside the object write's transaction. */
   async netbootChanged(c: Client, system: string, on: boolean): Promise<void> {
     const now = new Date().toISOString();

@@ -33,6 +33,7 @@ export function newInstallToken(): string {
 
 export class InstallRows {
   private readonly sel: Database.Statement;
+  private readonly page: Database.Statement;
   private readonly open: Database.Statement;
   private readonly close: Database.Statement;
 
@@ -41,6 +42,7 @@ export class InstallRows {
     private readonly queue: WriteQueue,
   ) {
     this.sel = db.prepare('SELECT system, token, opened, closed FROM install_windows WHERE system = ?');
+    this.page = db.prepare('SELECT system, token, opened, closed FROM install_windows WHERE system > ? ORDER BY system LIMIT ?');
     this.open = db.prepare(
       'INSERT INTO install_windows (system, token, opened, closed) VALUES (?, ?, ?, NULL) ON CONFLICT(system) DO UPDATE SET token = excluded.token, opened = excluded.opened, closed = NULL',
     );
@@ -49,6 +51,10 @@ export class InstallRows {
 
   get(system: string): InstallWindow | undefined {
     return this.sel.get(system) as InstallWindow | undefined;
+  }
+
+  pageAfter(after: string, limit: number): InstallWindow[] {
+    return this.page.all(after, limit) as InstallWindow[];
   }
 
   /** Inside a write: netboot turned on (a new install, a new token) or off (the window starts closing). */
