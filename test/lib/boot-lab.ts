@@ -53,7 +53,9 @@ export async function startForgeIn(lan: ForgeHost, dataDir: string, flags: strin
         ...flags,
       ];
   const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORGE_')));
-  const proc = lan.spawn(process.execPath, args, { env: baseEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  // FORGE_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`), as in forge-ns.ts: node flags for profiling a bench's server.
+  const nodeArgs = (process.env['FORGE_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const proc = lan.spawn(process.execPath, [...nodeArgs, ...args], { env: baseEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
